@@ -1,0 +1,44 @@
+//! # claimwatch
+//!
+//! Streaming healthcare claims reconciliation and 30-day readmission detection.
+//!
+//! ## Layout: the data flow, read from the folder names
+//!
+//! ```text
+//!  files / Kafka ──► codec ──► model::InputEvent ──► core ──► model::OutputEvent ──► codec ──► files / Kafka
+//!   (x12 parses raw           │ validate              │  reconcile  (claim-keyed)
+//!    835/277CA/837)           └─ bad → DeadLetter     │  readmit    (member-keyed)
+//!                                                     │  state      (dashmap hot view + sled durable)
+//! ```
+//!
+//! - [`model`]: the event contracts (Rust mirrors of `schemas/*.avsc`) and input validation.
+//! - [`codec`]: Avro (Confluent-framed) and JSON encode/decode; never panics on bad bytes.
+//! - [`refdata`]: versioned code tables (CARC, claim status categories, planned readmission,
+//!   diagnosis groups, HRRP cohorts, Charlson), loaded at start.
+//! - [`state`]: the keyed store: a `dashmap` hot view over a `sled` durable store, checkpointed
+//!   atomically together with the input offsets it reflects.
+//! - [`reconcile`]: the claim lifecycle state machine (keyed by claim id).
+//! - [`readmit`]: incremental 30-day readmission detection (keyed by member id).
+//! - [`core`]: the transport-free engine that routes events to the stages, runs event-time timers
+//!   and checkpoints; file replay, the Kafka runtime and the benchmarks all drive it.
+//! - [`generate`]: the calibrated synthetic population generator with ground truth.
+//! - [`replay`]: feeds generated or parsed files through the core in event-time order.
+//! - [`x12`]: X12 835 / 277CA / 837 parsing into model events.
+//!
+//! The core is pure and synchronous (`apply(event) -> outputs`); only `state` touches dashmap and
+//! sled, and only the runtime (a later layer) touches Kafka.
+
+pub mod codec;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod generate;
+pub mod model;
+pub mod readmit;
+pub mod reconcile;
+pub mod refdata;
+pub mod replay;
+pub mod state;
+pub mod x12;
+
+pub use error::{Error, ErrorKind};

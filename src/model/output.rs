@@ -1,0 +1,442 @@
+//! Output events. Each carries a deterministic `output_id` and `version` derived from its key and
+//! the state version that produced it (never from wall time), so a re-emitted output after a crash is
+//! byte-identical to the first and subscribers can drop duplicates.
+
+use serde::{Deserialize, Serialize};
+
+use super::{EpochDay, EpochMillis, PayerCategory};
+
+/// Lifecycle status of a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimStatus {
+    /// Submitted; nothing heard back yet.
+    Submitted,
+    /// 277CA A1 (or A0): received, not yet accepted.
+    Received,
+    /// 277CA A2 (or F*): accepted into adjudication.
+    Accepted,
+    /// 277CA P*: pending.
+    Pending,
+    /// 277CA R*: payer requests more information (not a rejection).
+    InfoRequested,
+    /// 277CA A3/A6/A7/A8 (or E*): rejected at the front door.
+    Rejected,
+    /// 835: paid in full (payer payment + patient share covers the allowed amount, no denial CARC).
+    Paid,
+    /// 835: paid, but some lines/amounts denied or under the expected amount.
+    PartiallyPaid,
+    /// 835: nothing paid and a denial CARC (or CLP02 4).
+    Denied,
+    /// 835 CLP02 23/19-21: forwarded to another payer / not this payer's claim.
+    Forwarded,
+    /// 835 CLP02 22 with no later re-adjudication: the payment was taken back.
+    Reversed,
+    /// The provider voided the claim (frequency 8).
+    Voided,
+}
+
+impl ClaimStatus {
+    pub const ALL: [ClaimStatus; 12] = [
+        Self::Submitted,
+        Self::Received,
+        Self::Accepted,
+        Self::Pending,
+        Self::InfoRequested,
+        Self::Rejected,
+        Self::Paid,
+        Self::PartiallyPaid,
+        Self::Denied,
+        Self::Forwarded,
+        Self::Reversed,
+        Self::Voided,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Received => "RECEIVED",
+            Self::Accepted => "ACCEPTED",
+            Self::Pending => "PENDING",
+            Self::InfoRequested => "INFO_REQUESTED",
+            Self::Rejected => "REJECTED",
+            Self::Paid => "PAID",
+            Self::PartiallyPaid => "PARTIALLY_PAID",
+            Self::Denied => "DENIED",
+            Self::Forwarded => "FORWARDED",
+            Self::Reversed => "REVERSED",
+            Self::Voided => "VOIDED",
+        }
+    }
+
+    /// Adjudicated by the payer (an 835 decided it).
+    pub fn is_adjudicated(self) -> bool {
+        matches!(
+            self,
+            Self::Paid | Self::PartiallyPaid | Self::Denied | Self::Forwarded
+        )
+    }
+
+    /// No more events are expected in the normal course (the claim can expire from state after
+    /// its retention period; a late event re-opens it).
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            Self::Paid | Self::Denied | Self::Voided | Self::Forwarded | Self::Rejected
+        )
+    }
+}
+
+/// What made a lifecycle update happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpdateCause {
+    Submission,
+    Acknowledgment,
+    Remittance,
+    /// A timer fired (missing acknowledgment or remittance).
+    Timer,
+}
+
+/// A condition flagged on a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimAlert {
+    /// No 277CA within the configured days of submission.
+    MissingAck,
+    /// No 835 within the configured days of submission.
+    MissingRemit,
+    /// An ack or remittance arrived for a claim whose submission we have not seen.
+    SubmissionMissing,
+    /// An 835 reported a balancing mismatch or another parser finding.
+    RemitFinding,
+}
+
+/// An amount summed under a code (CAS group, CARC category, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountByCode {
+    pub code: String,
+    pub amount_cents: i64,
+}
+
+/// The claim's reconciled view after a change. Emitted on `claimwatch.claim-lifecycle`, keyed by
+/// claim id.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimLifecycleUpdate {
+    /// `<claim_id>:<version>`: deterministic, stable across re-emission.
+    pub output_id: String,
+    pub claim_id: String,
+    /// Increments by one with every emitted change of this claim.
+    pub version: i64,
+    /// Event time of the input (or the timer deadline) that caused this update.
+    pub event_time: EpochMillis,
+    pub cause: UpdateCause,
+    pub status: ClaimStatus,
+    pub previous_status: Option<ClaimStatus>,
+    pub member_id: Option<String>,
+    pub payer_id: Option<String>,
+    pub payer_category: Option<PayerCategory>,
+    pub provider_id: Option<String>,
+    pub department: Option<String>,
+    pub encounter_id: Option<String>,
+    pub payer_claim_control_number: Option<String>,
+    pub submitted_date: Option<EpochDay>,
+    pub billed_cents: i64,
+    pub expected_cents: Option<i64>,
+    /// Net payer payment over all remittances (reversals subtract).
+    pub paid_to_date_cents: i64,
+    pub patient_responsibility_cents: i64,
+    /// (paid + patient responsibility) - expected; negative = underpaid. Absent without expected.
+    pub variance_cents: Option<i64>,
+    /// Net adjustments of the effective adjudication by CAS group (CO, PR, OA, PI, CR).
+    pub adjustments_by_group: Vec<AmountByCode>,
+    /// Net adjustments by CARC category (contractual, authorization, ...).
+    pub adjustments_by_category: Vec<AmountByCode>,
+    /// Category of the largest denial adjustment, when denied or partially paid.
+    pub denial_category: Option<String>,
+    pub carc_codes: Vec<String>,
+    pub rarc_codes: Vec<String>,
+    /// Latest 277CA status composite, as `category:code`.
+    pub ack_status: Option<String>,
+    pub days_to_ack: Option<i32>,
+    pub days_to_first_payment: Option<i32>,
+    pub days_to_final: Option<i32>,
+    /// Paid on the first adjudication with no prior rejection or denial (first-pass yield).
+    pub first_pass_paid: Option<bool>,
+    pub ack_count: i32,
+    pub remit_count: i32,
+    pub submission_count: i32,
+    pub alerts: Vec<ClaimAlert>,
+}
+
+impl std::fmt::Debug for ClaimLifecycleUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimLifecycleUpdate")
+            .field("version", &self.version)
+            .field("status", &self.status)
+            .field("cause", &self.cause)
+            .field("alerts", &self.alerts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a readmission event says about an earlier one with the same `output_key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReadmissionAction {
+    /// A readmission newly found for this index stay.
+    Detected,
+    /// The readmission for this index stay changed (another stay, planned flag, cost).
+    Updated,
+    /// An earlier detected readmission no longer holds (late transfer, cancel, correction).
+    Retracted,
+}
+
+/// A 30-day readmission, or a correction of one. Emitted on `claimwatch.readmissions`, keyed by
+/// member id; `index_encounter_id` identifies the pair within the member.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadmissionEvent {
+    /// `<member_id>:<index_encounter_id>:<version>`.
+    pub output_id: String,
+    pub member_id: String,
+    /// Increments with every event about this index stay.
+    pub version: i64,
+    pub action: ReadmissionAction,
+    pub event_time: EpochMillis,
+    pub index_encounter_id: String,
+    pub index_facility_id: String,
+    pub index_department: String,
+    pub index_admit_date: EpochDay,
+    pub index_discharge_date: EpochDay,
+    pub index_principal_dx: String,
+    /// Diagnosis group of the index stay (CCSR body system of the principal diagnosis).
+    pub index_dx_group: String,
+    /// HRRP condition cohort of the index stay (AMI, HF, PNEUMONIA, COPD, CABG, THA_TKA).
+    pub hrrp_cohort: Option<String>,
+    pub readmit_encounter_id: String,
+    pub readmit_facility_id: String,
+    pub readmit_admit_date: EpochDay,
+    pub readmit_principal_dx: String,
+    /// Days from index discharge to readmission (1..=30).
+    pub days_between: i32,
+    /// The readmission is planned (CMS planned readmission algorithm subset): it does not count.
+    pub planned: bool,
+    /// Why the readmission is planned, when it is.
+    pub planned_reason: Option<String>,
+    /// Paid amount of the readmission stay's claim, when known.
+    pub readmission_paid_cents: Option<i64>,
+}
+
+impl std::fmt::Debug for ReadmissionEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadmissionEvent")
+            .field("version", &self.version)
+            .field("action", &self.action)
+            .field("days_between", &self.days_between)
+            .field("planned", &self.planned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bad input record, with the reason it was refused. Emitted on `claimwatch.dead-letter`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Source topic or file.
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Bounded error code (e.g. `decode`, `validation`, `x12_syntax`).
+    pub error_kind: String,
+    /// Human-readable reason, without member or claim data.
+    pub message: String,
+    /// The original bytes.
+    #[serde(with = "serde_bytes_compat")]
+    pub payload: Vec<u8>,
+    pub event_time: EpochMillis,
+}
+
+/// Risk tier of a score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RiskTier {
+    Low,
+    Medium,
+    High,
+}
+
+/// One feature's signed contribution to a score.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Driver {
+    pub feature: String,
+    /// Contribution to the log-odds (coefficient x standardized value).
+    pub contribution: f64,
+    /// Plain-language explanation for an analyst.
+    pub explanation: String,
+}
+
+/// Denial risk of a submitted claim (filled by the scoring issue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DenialRiskScore {
+    pub output_id: String,
+    pub claim_id: String,
+    pub event_time: EpochMillis,
+    pub model_version: String,
+    /// True when no trained model was loaded and the payer base rate was used.
+    pub fallback: bool,
+    pub probability: f64,
+    pub tier: RiskTier,
+    pub likely_denial_category: Option<String>,
+    pub drivers: Vec<Driver>,
+}
+
+/// Readmission risk at discharge (filled by the scoring issue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadmissionRiskScore {
+    pub output_id: String,
+    pub member_id: String,
+    pub encounter_id: String,
+    pub event_time: EpochMillis,
+    pub model_version: String,
+    pub fallback: bool,
+    pub probability: f64,
+    /// 0-100.
+    pub score: i32,
+    pub tier: RiskTier,
+    pub lace_points: i32,
+    pub hospital_points: i32,
+    pub drivers: Vec<Driver>,
+}
+
+/// High-risk discharge alert for care management (filled by the scoring issue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HighRiskAlert {
+    pub output_id: String,
+    pub member_id: String,
+    pub encounter_id: String,
+    pub facility_id: String,
+    pub discharge_date: EpochDay,
+    pub event_time: EpochMillis,
+    pub probability: f64,
+    pub tier: RiskTier,
+    pub drivers: Vec<Driver>,
+    pub recommended_intervention: String,
+}
+
+/// Windowed denial KPIs per payer (filled by the observability issue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PayerKpi {
+    pub output_id: String,
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    pub window_start: EpochMillis,
+    pub window_end: EpochMillis,
+    pub version: i64,
+    pub submitted: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub paid: i64,
+    pub denied: i64,
+    pub paid_cents: i64,
+    pub denied_cents: i64,
+    pub denial_rate: f64,
+    pub first_pass_yield: f64,
+    pub top_denial_categories: Vec<AmountByCode>,
+    pub median_days_to_payment: Option<f64>,
+}
+
+/// Internal event on the member flow: the paid amount of the claim that bills an encounter.
+/// Produced by reconciliation (claim-keyed) and routed to readmission detection (member-keyed):
+/// in Kafka through a repartition topic, in replay directly.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncounterCost {
+    pub member_id: String,
+    pub encounter_id: String,
+    pub claim_id: String,
+    pub paid_cents: i64,
+    pub event_time: EpochMillis,
+}
+
+impl std::fmt::Debug for EncounterCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncounterCost")
+            .field("paid_cents", &self.paid_cents)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Avro `bytes` through serde: apache-avro and serde_avro_fast both read/write `bytes` from
+/// serde's byte-buf form.
+mod serde_bytes_compat {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+                Ok(v.as_bytes().to_vec())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = a.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// One output event of the core, tagged with its topic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputEvent {
+    ClaimLifecycle(ClaimLifecycleUpdate),
+    Readmission(ReadmissionEvent),
+    DeadLetter(DeadLetter),
+    DenialRisk(DenialRiskScore),
+    ReadmissionRisk(ReadmissionRiskScore),
+    HighRiskAlert(HighRiskAlert),
+    PayerKpi(PayerKpi),
+}
+
+impl OutputEvent {
+    /// Default topic name of this output.
+    pub fn topic(&self) -> &'static str {
+        match self {
+            Self::ClaimLifecycle(_) => "claimwatch.claim-lifecycle",
+            Self::Readmission(_) => "claimwatch.readmissions",
+            Self::DeadLetter(_) => "claimwatch.dead-letter",
+            Self::DenialRisk(_) => "claimwatch.denial-risk",
+            Self::ReadmissionRisk(_) => "claimwatch.readmission-risk",
+            Self::HighRiskAlert(_) => "claimwatch.alerts.high-risk-discharge",
+            Self::PayerKpi(_) => "claimwatch.payer-kpis",
+        }
+    }
+
+    /// The record key: claim id, member id or payer id.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::ClaimLifecycle(e) => &e.claim_id,
+            Self::Readmission(e) => &e.member_id,
+            Self::DeadLetter(e) => &e.source,
+            Self::DenialRisk(e) => &e.claim_id,
+            Self::ReadmissionRisk(e) => &e.member_id,
+            Self::HighRiskAlert(e) => &e.member_id,
+            Self::PayerKpi(e) => &e.payer_id,
+        }
+    }
+}

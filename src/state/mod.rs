@@ -1,0 +1,6 @@
+//! Keyed state (placeholder until the store lands).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("sled: {0}")]
+    Sled(String),
+}
