@@ -1,6 +1,328 @@
-//! Keyed state (placeholder until the store lands).
+//! Keyed state: a `dashmap` hot view over a `sled` durable store, one sled tree per input
+//! partition so a partition's state can move with it.
+//!
+//! - **Hot view** ([`Table`]): every live key's value in a `DashMap`, shared (`Arc`) so readers such
+//!   as an HTTP API can look at it while the partition's task writes. Writes mark the key dirty.
+//! - **Durable store** ([`PartitionStore`]): a sled tree `p<partition>` holding each table's
+//!   entries under a one-byte table prefix, plus one checkpoint record (input offsets, watermark,
+//!   sink positions). A checkpoint writes the dirty entries, the removals and the checkpoint record
+//!   in **one atomic sled batch**, then flushes: after a crash, state and offsets are consistent
+//!   with each other, never one ahead of the other.
+//! - **Hot-only mode**: a store without a tree (benchmarks, tests, replay without `--state`)
+//!   keeps the same code path minus the batch.
+//!
+//! Values are encoded with bincode (serde); the layout version is kept in the checkpoint record so a
+//! future format change can refuse or migrate old state instead of misreading it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Layout version of what this module writes to sled.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
+
+/// Errors of the state layer. Disk errors are external (retry); a corrupt entry is internal.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("sled: {0}")]
-    Sled(String),
+    Sled(#[from] sled::Error),
+    #[error("corrupt state entry in table {table} ({len} bytes): {reason}")]
+    Corrupt { table: &'static str, len: usize, reason: String },
+    #[error("state written by format version {found}, this build reads {expected}")]
+    FormatVersion { found: u32, expected: u32 },
 }
+
+fn encode<V: Serialize>(v: &V) -> Vec<u8> {
+    // Encoding plain data into a Vec cannot fail.
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("bincode encoding of plain data")
+}
+
+fn decode<V: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<V, StateError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| StateError::Corrupt { table, len: bytes.len(), reason: e.to_string() })
+}
+
+/// What a partition's state reflects: the next input offset of each source, the event-time
+/// watermark, and positions of sinks that take part in the checkpoint (replay's output files).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format_version: u32,
+    /// Next offset to read, per input source (topic or file).
+    pub offsets: BTreeMap<String, i64>,
+    /// Event-time watermark in ms.
+    pub watermark: i64,
+    /// Sink positions (e.g. output file lengths) that must match the state on restore.
+    pub sinks: BTreeMap<String, u64>,
+    /// How many checkpoints this partition has taken.
+    pub sequence: u64,
+}
+
+/// The sled database holding every partition's tree.
+#[derive(Clone)]
+pub struct StateDb {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for StateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDb").finish_non_exhaustive()
+    }
+}
+
+impl StateDb {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let db = sled::Config::new().path(dir).cache_capacity(256 * 1024 * 1024).open()?;
+        Ok(Self { db })
+    }
+
+    /// A database deleted on drop, for tests and benchmarks.
+    pub fn temporary() -> Result<Self, StateError> {
+        Ok(Self { db: sled::Config::new().temporary(true).open()? })
+    }
+
+    /// The durable store of one partition.
+    pub fn partition(&self, partition: i32) -> Result<PartitionStore, StateError> {
+        let tree = self.db.open_tree(format!("p{partition}"))?;
+        Ok(PartitionStore { partition, tree: Some(tree), db: Some(self.db.clone()) })
+    }
+
+    /// Drops a partition's durable state (after it has moved elsewhere for good).
+    pub fn drop_partition(&self, partition: i32) -> Result<(), StateError> {
+        self.db.drop_tree(format!("p{partition}"))?;
+        Ok(())
+    }
+
+    /// Bytes on disk, for metrics.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// Outcome of one checkpoint, for metrics and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    pub written: usize,
+    pub removed: usize,
+    pub bytes: usize,
+}
+
+/// The durable side of one partition (or nothing, in hot-only mode).
+pub struct PartitionStore {
+    partition: i32,
+    tree: Option<sled::Tree>,
+    db: Option<sled::Db>,
+}
+
+impl std::fmt::Debug for PartitionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionStore")
+            .field("partition", &self.partition)
+            .field("durable", &self.tree.is_some())
+            .finish()
+    }
+}
+
+impl PartitionStore {
+    /// A store that keeps nothing on disk.
+    pub fn hot_only(partition: i32) -> Self {
+        Self { partition, tree: None, db: None }
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.tree.is_some()
+    }
+
+    /// The last checkpoint, if any.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StateError> {
+        let Some(tree) = &self.tree else { return Ok(None) };
+        let Some(bytes) = tree.get(CHECKPOINT_KEY)? else { return Ok(None) };
+        let cp: Checkpoint = decode("checkpoint", &bytes)?;
+        if cp.format_version != STATE_FORMAT_VERSION {
+            return Err(StateError::FormatVersion { found: cp.format_version, expected: STATE_FORMAT_VERSION });
+        }
+        Ok(Some(cp))
+    }
+
+    /// Loads every entry of `table` from disk into its hot view.
+    pub fn load<V: Serialize + DeserializeOwned>(&self, table: &mut Table<V>) -> Result<usize, StateError> {
+        let Some(tree) = &self.tree else { return Ok(0) };
+        table.hot.clear();
+        table.dirty.clear();
+        let mut n = 0;
+        for item in tree.scan_prefix([table.prefix]) {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k[1..]).into_owned();
+            table.hot.insert(key, decode(table.name, &v)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Writes the dirty entries of `tables` and the checkpoint record atomically, then flushes.
+    /// In hot-only mode it only clears the dirty sets.
+    pub fn commit(&self, tables: &mut [&mut dyn Persist], checkpoint: &Checkpoint) -> Result<CheckpointStats, StateError> {
+        let mut stats = CheckpointStats::default();
+        let Some(tree) = &self.tree else {
+            for t in tables.iter_mut() {
+                t.clear_dirty();
+            }
+            return Ok(stats);
+        };
+        let mut batch = sled::Batch::default();
+        for t in tables.iter_mut() {
+            t.drain_dirty(&mut batch, &mut stats);
+        }
+        let mut cp = checkpoint.clone();
+        cp.format_version = STATE_FORMAT_VERSION;
+        let bytes = encode(&cp);
+        stats.bytes += bytes.len();
+        batch.insert(CHECKPOINT_KEY, bytes);
+        tree.apply_batch(batch)?;
+        if let Some(db) = &self.db {
+            db.flush()?;
+        }
+        Ok(stats)
+    }
+}
+
+/// A table whose dirty entries can be written into a checkpoint batch.
+pub trait Persist {
+    fn drain_dirty(&mut self, batch: &mut sled::Batch, stats: &mut CheckpointStats);
+    fn clear_dirty(&mut self);
+}
+
+/// One keyed table of a partition: the hot view plus the set of keys changed since the last
+/// checkpoint. Owned by the partition's task; readers share `view()`.
+pub struct Table<V> {
+    name: &'static str,
+    prefix: u8,
+    hot: Arc<DashMap<String, V, ahash::RandomState>>,
+    dirty: HashSet<String, ahash::RandomState>,
+}
+
+impl<V> std::fmt::Debug for Table<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("name", &self.name).field("len", &self.hot.len()).finish()
+    }
+}
+
+impl<V> Table<V> {
+    /// A table named `name` whose entries live under `prefix` in the partition's tree.
+    pub fn new(name: &'static str, prefix: u8) -> Self {
+        assert!(prefix != 0, "prefix 0 is reserved for the checkpoint record");
+        Self {
+            name,
+            prefix,
+            hot: Arc::new(DashMap::with_hasher(ahash::RandomState::new())),
+            dirty: HashSet::with_hasher(ahash::RandomState::new()),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Shared read access to the hot view.
+    pub fn view(&self) -> Arc<DashMap<String, V, ahash::RandomState>> {
+        Arc::clone(&self.hot)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hot.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hot.is_empty()
+    }
+
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    pub fn get(&self, key: &str) -> Option<dashmap::mapref::one::Ref<'_, String, V>> {
+        self.hot.get(key)
+    }
+
+    /// Runs `f` on the entry for `key` (created with `Default` if absent) and marks it dirty.
+    pub fn update<R>(&mut self, key: &str, f: impl FnOnce(&mut V) -> R) -> R
+    where
+        V: Default,
+    {
+        let r = match self.hot.get_mut(key) {
+            Some(mut v) => f(&mut v),
+            None => {
+                let mut v = V::default();
+                let r = f(&mut v);
+                self.hot.insert(key.to_owned(), v);
+                r
+            }
+        };
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.to_owned());
+        }
+        r
+    }
+
+    pub fn insert(&mut self, key: String, value: V) {
+        self.dirty.insert(key.clone());
+        self.hot.insert(key, value);
+    }
+
+    /// Removes `key` (a tombstone at the next checkpoint).
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let v = self.hot.remove(key).map(|(_, v)| v);
+        self.dirty.insert(key.to_owned());
+        v
+    }
+
+    /// Every key, for rebuilding indexes after a load.
+    pub fn keys(&self) -> Vec<String> {
+        self.hot.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Iterates the hot view.
+    pub fn iter(&self) -> dashmap::iter::Iter<'_, String, V, ahash::RandomState> {
+        self.hot.iter()
+    }
+}
+
+impl<V: Serialize> Persist for Table<V> {
+    fn drain_dirty(&mut self, batch: &mut sled::Batch, stats: &mut CheckpointStats) {
+        let mut key_buf = Vec::with_capacity(64);
+        for key in self.dirty.drain() {
+            key_buf.clear();
+            key_buf.push(self.prefix);
+            key_buf.extend_from_slice(key.as_bytes());
+            match self.hot.get(&key) {
+                Some(v) => {
+                    let bytes = encode(&*v);
+                    stats.bytes += bytes.len();
+                    stats.written += 1;
+                    batch.insert(key_buf.as_slice(), bytes);
+                }
+                None => {
+                    stats.removed += 1;
+                    batch.remove(key_buf.as_slice());
+                }
+            }
+        }
+    }
+
+    fn clear_dirty(&mut self) {
+        self.dirty.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;
