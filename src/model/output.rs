@@ -113,7 +113,7 @@ pub enum ClaimAlert {
 }
 
 /// An amount summed under a code (CAS group, CARC category, ...).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AmountByCode {
     pub code: String,
     pub amount_cents: i64,
@@ -121,7 +121,7 @@ pub struct AmountByCode {
 
 /// The claim's reconciled view after a change. Emitted on `claimwatch.claim-lifecycle`, keyed by
 /// claim id.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClaimLifecycleUpdate {
     /// `<claim_id>:<version>`: deterministic, stable across re-emission.
     pub output_id: String,

@@ -1,1 +1,581 @@
-//! Placeholder: filled by its own change.
+//! Claim lifecycle reconciliation, keyed by claim id (the patient control number).
+//!
+//! **Job.** Join the EHR claim export, 277CA acknowledgments and 835 remittances of one claim into
+//! one lifecycle, and emit a [`ClaimLifecycleUpdate`] whenever the reconciled view changes.
+//!
+//! **State** ([`ClaimState`], one per claim id): the distinct submissions, acknowledgments and
+//! remittances received (compact records, deduplicated by event id), the output version, the
+//! fingerprint of the last emitted view and which timers have fired.
+//!
+//! **Order independence.** The view is a pure function of the *set* of records (sorted by their
+//! business dates), never of arrival order: a 277CA or 835 may arrive before the claim, a duplicate
+//! changes nothing, a replacement (frequency 7) supersedes the submission it replaces and makes
+//! older acknowledgments stale, a void (8) ends the claim, a reversal (CLP02 22) retracts the
+//! adjudication it names and a later 835 re-adjudicates. Whatever the arrival order, the final
+//! state is the same (property-tested).
+//!
+//! **Denial** is derived from the CAS adjustments (group + CARC category from [`RefData`]), not
+//! from CLP02 alone: a claim "processed as primary" with a CO-197 and nothing paid is denied.
+//!
+//! **Timers** (event time): no acknowledgment `ack_timeout_days` after submission raises
+//! `MISSING_ACK`, no remittance after `remit_timeout_days` raises `MISSING_REMIT`. The core owns the
+//! timer index; this module says when the next timer of a claim is due ([`Reconciler::next_timer`])
+//! and what firing it does ([`Reconciler::fire_timer`]).
+//!
+//! **Emits** [`OutputEvent::ClaimLifecycle`] and, when the paid amount of a claim that bills an
+//! encounter changes, an internal [`EncounterCost`] for the member flow.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::CoreConfig;
+use crate::model::{
+    AdjustmentGroup, AmountByCode, ClaimAck, ClaimAlert, ClaimFrequency, ClaimLifecycleUpdate,
+    ClaimStatus, ClaimSubmitted, EncounterCost, EpochDay, EpochMillis, OutputEvent, PayerCategory,
+    Remittance, UpdateCause, DAY_MS,
+};
+use crate::refdata::{AckClass, RefData};
+
+#[cfg(test)]
+mod tests;
+
+/// Stable 64-bit id of an input record (its `event_id`), for deduplication.
+pub fn record_id(event_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+}
+
+/// What the reconciler keeps of a submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionRec {
+    pub id: u64,
+    pub event_time: EpochMillis,
+    pub frequency: ClaimFrequency,
+    pub submitted_date: EpochDay,
+    pub member_id: String,
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    pub provider_id: String,
+    pub department: String,
+    pub encounter_id: Option<String>,
+    pub billed_cents: i64,
+    pub expected_cents: Option<i64>,
+}
+
+/// What the reconciler keeps of a 277CA.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckRec {
+    pub id: u64,
+    pub event_time: EpochMillis,
+    pub ack_date: EpochDay,
+    pub category: String,
+    pub code: String,
+    pub payer_claim_control_number: Option<String>,
+}
+
+/// What the reconciler keeps of an 835 claim payment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemitRec {
+    pub id: u64,
+    pub event_time: EpochMillis,
+    pub payment_date: EpochDay,
+    pub status: String,
+    pub paid_cents: i64,
+    pub patient_cents: i64,
+    pub payer_claim_control_number: Option<String>,
+    /// (group, CARC, cents) of every claim- and line-level CAS triplet.
+    pub adjustments: Vec<(AdjustmentGroup, String, i64)>,
+    pub remarks: Vec<String>,
+    pub has_findings: bool,
+}
+
+impl RemitRec {
+    fn is_reversal(&self) -> bool {
+        self.status == "22"
+    }
+}
+
+/// The durable state of one claim.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaimState {
+    pub submissions: Vec<SubmissionRec>,
+    pub acks: Vec<AckRec>,
+    pub remits: Vec<RemitRec>,
+    /// Version of the last emitted update (0 = none yet).
+    pub version: i64,
+    pub last_status: Option<ClaimStatus>,
+    /// Fingerprint of the last emitted view, to emit only on change.
+    pub last_fingerprint: u64,
+    /// The missing-ack timer fired for the submission with this event time.
+    pub ack_timer_fired_for: Option<EpochMillis>,
+    /// The missing-remit timer fired for the submission with this event time.
+    pub remit_timer_fired_for: Option<EpochMillis>,
+    /// Latest event time seen for this claim (drives retention).
+    pub last_event_time: EpochMillis,
+    /// Paid amount last reported to the member flow.
+    pub reported_paid_cents: Option<i64>,
+}
+
+impl ClaimState {
+    fn contains(&self, id: u64) -> bool {
+        self.submissions.iter().any(|r| r.id == id)
+            || self.acks.iter().any(|r| r.id == id)
+            || self.remits.iter().any(|r| r.id == id)
+    }
+
+    /// The submission in force: the latest by submission date.
+    pub fn current_submission(&self) -> Option<&SubmissionRec> {
+        self.submissions
+            .iter()
+            .max_by_key(|r| (r.submitted_date, r.event_time, r.id))
+    }
+
+    /// Acknowledgments that speak about the submission in force (older ones are stale).
+    fn relevant_acks(&self) -> impl Iterator<Item = &AckRec> {
+        let cutoff = self.current_submission().map(|c| c.submitted_date);
+        self.acks
+            .iter()
+            .filter(move |a| cutoff.is_none_or(|d| a.ack_date >= d))
+    }
+}
+
+/// A claim-keyed input.
+#[derive(Clone, Copy, Debug)]
+pub enum ClaimInput<'a> {
+    Submitted(&'a ClaimSubmitted),
+    Ack(&'a ClaimAck),
+    Remit(&'a Remittance),
+}
+
+/// Which timer of a claim is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClaimTimer {
+    MissingAck,
+    MissingRemit,
+    /// The claim leaves state.
+    Expire,
+}
+
+/// Outputs of one step of the claim flow.
+#[derive(Debug, Default)]
+pub struct ClaimOutputs {
+    pub events: Vec<OutputEvent>,
+    /// Re-keyed to the member flow.
+    pub costs: Vec<EncounterCost>,
+}
+
+/// The claim lifecycle state machine. Stateless itself: state lives in [`ClaimState`].
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    refdata: Arc<RefData>,
+    ack_timeout_ms: i64,
+    remit_timeout_ms: i64,
+    closed_retention_ms: i64,
+    open_retention_ms: i64,
+}
+
+impl Reconciler {
+    pub fn new(refdata: Arc<RefData>, cfg: &CoreConfig) -> Self {
+        Self {
+            refdata,
+            ack_timeout_ms: i64::from(cfg.ack_timeout_days) * DAY_MS,
+            remit_timeout_ms: i64::from(cfg.remit_timeout_days) * DAY_MS,
+            closed_retention_ms: i64::from(cfg.closed_claim_retention_days) * DAY_MS,
+            open_retention_ms: i64::from(cfg.open_claim_retention_days) * DAY_MS,
+        }
+    }
+
+    /// Applies one input. Returns false (and changes nothing) for a duplicate record.
+    pub fn apply(
+        &self,
+        state: &mut ClaimState,
+        claim_id: &str,
+        input: ClaimInput<'_>,
+        out: &mut ClaimOutputs,
+    ) -> bool {
+        let (event_id, event_time, cause) = match input {
+            ClaimInput::Submitted(c) => (&c.event_id, c.event_time, UpdateCause::Submission),
+            ClaimInput::Ack(a) => (&a.event_id, a.event_time, UpdateCause::Acknowledgment),
+            ClaimInput::Remit(r) => (&r.event_id, r.event_time, UpdateCause::Remittance),
+        };
+        let id = record_id(event_id);
+        if state.contains(id) {
+            return false;
+        }
+        match input {
+            ClaimInput::Submitted(c) => state.submissions.push(SubmissionRec {
+                id,
+                event_time: c.event_time,
+                frequency: c.frequency,
+                submitted_date: c.submitted_date,
+                member_id: c.member_id.clone(),
+                payer_id: c.payer_id.clone(),
+                payer_category: c.payer_category,
+                provider_id: c.provider_id.clone(),
+                department: c.department.clone(),
+                encounter_id: c.encounter_id.clone(),
+                billed_cents: c.billed_cents,
+                expected_cents: c.expected_cents,
+            }),
+            ClaimInput::Ack(a) => {
+                let primary = a.statuses.first();
+                state.acks.push(AckRec {
+                    id,
+                    event_time: a.event_time,
+                    ack_date: a.ack_date,
+                    category: primary.map(|s| s.category.clone()).unwrap_or_default(),
+                    code: primary.map(|s| s.code.clone()).unwrap_or_default(),
+                    payer_claim_control_number: a.payer_claim_control_number.clone(),
+                })
+            }
+            ClaimInput::Remit(r) => state.remits.push(RemitRec {
+                id,
+                event_time: r.event_time,
+                payment_date: r.payment_date,
+                status: r.claim_status.clone(),
+                paid_cents: r.paid_cents,
+                patient_cents: r.patient_responsibility_cents,
+                payer_claim_control_number: r.payer_claim_control_number.clone(),
+                adjustments: r
+                    .all_adjustments()
+                    .map(|a| (a.group, a.reason.clone(), a.amount_cents))
+                    .collect(),
+                remarks: r
+                    .remarks
+                    .iter()
+                    .chain(r.lines.iter().flat_map(|l| l.remarks.iter()))
+                    .cloned()
+                    .collect(),
+                has_findings: !r.findings.is_empty(),
+            }),
+        }
+        state.last_event_time = state.last_event_time.max(event_time);
+        self.emit_if_changed(state, claim_id, event_time, cause, out);
+        true
+    }
+
+    /// When the claim's next timer is due, and which.
+    pub fn next_timer(&self, state: &ClaimState) -> (EpochMillis, ClaimTimer) {
+        let status = state.last_status;
+        let retention = if status.is_some_and(ClaimStatus::is_closed) {
+            self.closed_retention_ms
+        } else {
+            self.open_retention_ms
+        };
+        let mut next = (
+            state.last_event_time.saturating_add(retention),
+            ClaimTimer::Expire,
+        );
+        if let Some(cur) = state.current_submission() {
+            if cur.frequency != ClaimFrequency::Void && state.remits.is_empty() {
+                if state.ack_timer_fired_for != Some(cur.event_time)
+                    && state.relevant_acks().next().is_none()
+                {
+                    next = next.min((cur.event_time + self.ack_timeout_ms, ClaimTimer::MissingAck));
+                }
+                if state.remit_timer_fired_for != Some(cur.event_time) {
+                    next = next.min((
+                        cur.event_time + self.remit_timeout_ms,
+                        ClaimTimer::MissingRemit,
+                    ));
+                }
+            }
+        }
+        next
+    }
+
+    /// Fires a due timer. Returns false when the claim should leave state.
+    pub fn fire_timer(
+        &self,
+        state: &mut ClaimState,
+        claim_id: &str,
+        timer: ClaimTimer,
+        deadline: EpochMillis,
+        out: &mut ClaimOutputs,
+    ) -> bool {
+        let Some(cur_time) = state.current_submission().map(|c| c.event_time) else {
+            return timer != ClaimTimer::Expire;
+        };
+        match timer {
+            ClaimTimer::MissingAck => state.ack_timer_fired_for = Some(cur_time),
+            ClaimTimer::MissingRemit => state.remit_timer_fired_for = Some(cur_time),
+            ClaimTimer::Expire => return false,
+        }
+        self.emit_if_changed(state, claim_id, deadline, UpdateCause::Timer, out);
+        true
+    }
+
+    fn emit_if_changed(
+        &self,
+        state: &mut ClaimState,
+        claim_id: &str,
+        event_time: EpochMillis,
+        cause: UpdateCause,
+        out: &mut ClaimOutputs,
+    ) {
+        let mut view = self.view(state, claim_id);
+        let fingerprint = fingerprint(&view);
+        if state.version > 0 && fingerprint == state.last_fingerprint {
+            return;
+        }
+        state.version += 1;
+        state.last_fingerprint = fingerprint;
+        view.version = state.version;
+        view.output_id = format!("{claim_id}:{}", state.version);
+        view.event_time = event_time;
+        view.cause = cause;
+        view.previous_status = state.last_status;
+        state.last_status = Some(view.status);
+        if let (Some(enc), Some(member)) = (&view.encounter_id, &view.member_id) {
+            if state.reported_paid_cents != Some(view.paid_to_date_cents)
+                && !state.remits.is_empty()
+            {
+                state.reported_paid_cents = Some(view.paid_to_date_cents);
+                out.costs.push(EncounterCost {
+                    member_id: member.clone(),
+                    encounter_id: enc.clone(),
+                    claim_id: claim_id.to_owned(),
+                    paid_cents: view.paid_to_date_cents,
+                    event_time,
+                });
+            }
+        }
+        out.events.push(OutputEvent::ClaimLifecycle(view));
+    }
+
+    /// The reconciled view of a claim: a pure function of the set of records in `state` (the
+    /// volatile fields `output_id`, `version`, `event_time`, `cause`, `previous_status` are left
+    /// blank for the caller).
+    pub fn view(&self, state: &ClaimState, claim_id: &str) -> ClaimLifecycleUpdate {
+        let current = state.current_submission();
+        let first_submitted = state.submissions.iter().map(|s| s.submitted_date).min();
+
+        // Acknowledgments about the submission in force; the latest decides.
+        let latest_ack = state
+            .relevant_acks()
+            .max_by_key(|a| (a.ack_date, a.event_time, a.id));
+        let first_ack_date = state.relevant_acks().map(|a| a.ack_date).min();
+        let ever_rejected = state
+            .acks
+            .iter()
+            .any(|a| self.refdata.ack_class(&a.category) == AckClass::Rejected);
+
+        // Remittances in business order; a reversal retracts the adjudication it names (same payer
+        // claim control number) or, failing that, the latest one still in force.
+        let mut remits: Vec<&RemitRec> = state.remits.iter().collect();
+        remits.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
+        let mut active: Vec<&RemitRec> = Vec::with_capacity(remits.len());
+        for r in &remits {
+            if r.is_reversal() {
+                let named = active.iter().rposition(|a| {
+                    a.payer_claim_control_number.is_some()
+                        && a.payer_claim_control_number == r.payer_claim_control_number
+                });
+                if let Some(pos) = named.or_else(|| active.len().checked_sub(1)) {
+                    active.remove(pos);
+                }
+            } else {
+                active.push(r);
+            }
+        }
+        let paid_to_date: i64 = state.remits.iter().map(|r| r.paid_cents).sum();
+        // The primary adjudication: the latest in force that is not a secondary/tertiary one.
+        let primary = active
+            .iter()
+            .rev()
+            .find(|r| !matches!(r.status.as_str(), "2" | "3" | "20" | "21"))
+            .or(active.last())
+            .copied();
+        let patient = primary.map_or(0, |r| r.patient_cents);
+
+        let mut by_group: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut by_category: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut denial_by_category: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut carcs: Vec<String> = Vec::new();
+        let mut rarcs: Vec<String> = Vec::new();
+        for r in &active {
+            for (group, carc, amount) in &r.adjustments {
+                let category = self.refdata.adjustment_category(*group, carc);
+                *by_group.entry(group.as_str()).or_default() += amount;
+                *by_category.entry(category.as_str()).or_default() += amount;
+                if category.is_denial() {
+                    *denial_by_category.entry(category.as_str()).or_default() += amount;
+                }
+                let code = format!("{}-{carc}", group.as_str());
+                if !carcs.contains(&code) {
+                    carcs.push(code);
+                }
+            }
+            for remark in &r.remarks {
+                if !rarcs.contains(remark) {
+                    rarcs.push(remark.clone());
+                }
+            }
+        }
+        carcs.sort();
+        rarcs.sort();
+        let denial_cents: i64 = denial_by_category.values().filter(|v| **v > 0).sum();
+        let denial_category = denial_by_category
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .max_by_key(|(k, v)| (**v, std::cmp::Reverse(**k)))
+            .map(|(k, _)| (*k).to_owned());
+
+        let status = if current.is_some_and(|c| c.frequency == ClaimFrequency::Void) {
+            ClaimStatus::Voided
+        } else if !state.remits.is_empty() {
+            match primary {
+                None => ClaimStatus::Reversed,
+                Some(p) if p.status == "23" => ClaimStatus::Forwarded,
+                Some(p) if paid_to_date <= 0 => {
+                    if denial_cents > 0 || p.status == "4" {
+                        ClaimStatus::Denied
+                    } else {
+                        ClaimStatus::Paid
+                    }
+                }
+                Some(_) if denial_cents > 0 => ClaimStatus::PartiallyPaid,
+                Some(_) => ClaimStatus::Paid,
+            }
+        } else if let Some(a) = latest_ack {
+            match self.refdata.ack_class(&a.category) {
+                AckClass::Received => ClaimStatus::Received,
+                AckClass::Accepted | AckClass::Finalized => ClaimStatus::Accepted,
+                AckClass::Rejected | AckClass::NotFound | AckClass::Error => ClaimStatus::Rejected,
+                AckClass::Pending => ClaimStatus::Pending,
+                AckClass::InfoRequested => ClaimStatus::InfoRequested,
+                AckClass::Unknown => {
+                    if current.is_some() {
+                        ClaimStatus::Submitted
+                    } else {
+                        ClaimStatus::Received
+                    }
+                }
+            }
+        } else {
+            ClaimStatus::Submitted
+        };
+
+        let first_remit = remits.first();
+        let replaced_before_first_remit = first_remit.is_some_and(|r| {
+            state.submissions.iter().any(|s| {
+                s.frequency == ClaimFrequency::Replacement && s.submitted_date <= r.payment_date
+            })
+        });
+        let first_pass_paid = if let Some(r) = first_remit {
+            let denied_first = r
+                .adjustments
+                .iter()
+                .any(|(g, c, a)| *a > 0 && self.refdata.adjustment_category(*g, c).is_denial());
+            Some(
+                !ever_rejected
+                    && !replaced_before_first_remit
+                    && r.paid_cents > 0
+                    && !denied_first
+                    && !r.is_reversal(),
+            )
+        } else if status == ClaimStatus::Rejected {
+            Some(false)
+        } else {
+            None
+        };
+
+        let days = |from: Option<EpochDay>, to: Option<EpochDay>| match (from, to) {
+            (Some(f), Some(t)) => Some(t - f),
+            _ => None,
+        };
+        let first_payment_date = remits
+            .iter()
+            .find(|r| r.paid_cents > 0)
+            .map(|r| r.payment_date);
+        let final_date = if matches!(
+            status,
+            ClaimStatus::Paid | ClaimStatus::PartiallyPaid | ClaimStatus::Denied
+        ) {
+            primary.map(|p| p.payment_date)
+        } else {
+            None
+        };
+
+        let mut alerts = Vec::new();
+        if let Some(cur) = current {
+            let no_ack = state.relevant_acks().next().is_none() && state.remits.is_empty();
+            if no_ack && state.ack_timer_fired_for == Some(cur.event_time) {
+                alerts.push(ClaimAlert::MissingAck);
+            }
+            if state.remits.is_empty() && state.remit_timer_fired_for == Some(cur.event_time) {
+                alerts.push(ClaimAlert::MissingRemit);
+            }
+        } else {
+            alerts.push(ClaimAlert::SubmissionMissing);
+        }
+        if state.remits.iter().any(|r| r.has_findings) {
+            alerts.push(ClaimAlert::RemitFinding);
+        }
+
+        let expected = current.and_then(|c| c.expected_cents);
+        ClaimLifecycleUpdate {
+            output_id: String::new(),
+            claim_id: claim_id.to_owned(),
+            version: 0,
+            event_time: 0,
+            cause: UpdateCause::Submission,
+            status,
+            previous_status: None,
+            member_id: current.map(|c| c.member_id.clone()),
+            payer_id: current.map(|c| c.payer_id.clone()),
+            payer_category: current.map(|c| c.payer_category),
+            provider_id: current.map(|c| c.provider_id.clone()),
+            department: current.map(|c| c.department.clone()),
+            encounter_id: current.and_then(|c| c.encounter_id.clone()),
+            payer_claim_control_number: primary
+                .and_then(|r| r.payer_claim_control_number.clone())
+                .or_else(|| latest_ack.and_then(|a| a.payer_claim_control_number.clone())),
+            submitted_date: current.map(|c| c.submitted_date),
+            billed_cents: current.map_or(0, |c| c.billed_cents),
+            expected_cents: expected,
+            paid_to_date_cents: paid_to_date,
+            patient_responsibility_cents: patient,
+            variance_cents: match (expected, state.remits.is_empty()) {
+                (Some(e), false) => Some(paid_to_date + patient - e),
+                _ => None,
+            },
+            adjustments_by_group: amounts(by_group),
+            adjustments_by_category: amounts(by_category),
+            denial_category: if matches!(status, ClaimStatus::Denied | ClaimStatus::PartiallyPaid) {
+                denial_category
+            } else {
+                None
+            },
+            carc_codes: carcs,
+            rarc_codes: rarcs,
+            ack_status: latest_ack.map(|a| format!("{}:{}", a.category, a.code)),
+            days_to_ack: days(current.map(|c| c.submitted_date), first_ack_date),
+            days_to_first_payment: days(first_submitted, first_payment_date),
+            days_to_final: days(first_submitted, final_date),
+            first_pass_paid,
+            ack_count: state.acks.len() as i32,
+            remit_count: state.remits.len() as i32,
+            submission_count: state.submissions.len() as i32,
+            alerts,
+        }
+    }
+}
+
+fn amounts(map: BTreeMap<&'static str, i64>) -> Vec<AmountByCode> {
+    map.into_iter()
+        .map(|(code, amount_cents)| AmountByCode {
+            code: code.to_owned(),
+            amount_cents,
+        })
+        .collect()
+}
+
+/// Hash of everything in a view except the volatile fields (which `view` leaves blank).
+fn fingerprint(view: &ClaimLifecycleUpdate) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    view.hash(&mut h);
+    h.finish()
+}

@@ -32,20 +32,29 @@ pub enum StateError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
     #[error("corrupt state entry in table {table} ({len} bytes): {reason}")]
-    Corrupt { table: &'static str, len: usize, reason: String },
+    Corrupt {
+        table: &'static str,
+        len: usize,
+        reason: String,
+    },
     #[error("state written by format version {found}, this build reads {expected}")]
     FormatVersion { found: u32, expected: u32 },
 }
 
 fn encode<V: Serialize>(v: &V) -> Vec<u8> {
     // Encoding plain data into a Vec cannot fail.
-    bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("bincode encoding of plain data")
+    bincode::serde::encode_to_vec(v, bincode::config::standard())
+        .expect("bincode encoding of plain data")
 }
 
 fn decode<V: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<V, StateError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(v, _)| v)
-        .map_err(|e| StateError::Corrupt { table, len: bytes.len(), reason: e.to_string() })
+        .map_err(|e| StateError::Corrupt {
+            table,
+            len: bytes.len(),
+            reason: e.to_string(),
+        })
 }
 
 /// What a partition's state reflects: the next input offset of each source, the event-time
@@ -78,19 +87,28 @@ impl std::fmt::Debug for StateDb {
 impl StateDb {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        let db = sled::Config::new().path(dir).cache_capacity(256 * 1024 * 1024).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()?;
         Ok(Self { db })
     }
 
     /// A database deleted on drop, for tests and benchmarks.
     pub fn temporary() -> Result<Self, StateError> {
-        Ok(Self { db: sled::Config::new().temporary(true).open()? })
+        Ok(Self {
+            db: sled::Config::new().temporary(true).open()?,
+        })
     }
 
     /// The durable store of one partition.
     pub fn partition(&self, partition: i32) -> Result<PartitionStore, StateError> {
         let tree = self.db.open_tree(format!("p{partition}"))?;
-        Ok(PartitionStore { partition, tree: Some(tree), db: Some(self.db.clone()) })
+        Ok(PartitionStore {
+            partition,
+            tree: Some(tree),
+            db: Some(self.db.clone()),
+        })
     }
 
     /// Drops a partition's durable state (after it has moved elsewhere for good).
@@ -132,7 +150,11 @@ impl std::fmt::Debug for PartitionStore {
 impl PartitionStore {
     /// A store that keeps nothing on disk.
     pub fn hot_only(partition: i32) -> Self {
-        Self { partition, tree: None, db: None }
+        Self {
+            partition,
+            tree: None,
+            db: None,
+        }
     }
 
     pub fn partition(&self) -> i32 {
@@ -145,17 +167,27 @@ impl PartitionStore {
 
     /// The last checkpoint, if any.
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StateError> {
-        let Some(tree) = &self.tree else { return Ok(None) };
-        let Some(bytes) = tree.get(CHECKPOINT_KEY)? else { return Ok(None) };
+        let Some(tree) = &self.tree else {
+            return Ok(None);
+        };
+        let Some(bytes) = tree.get(CHECKPOINT_KEY)? else {
+            return Ok(None);
+        };
         let cp: Checkpoint = decode("checkpoint", &bytes)?;
         if cp.format_version != STATE_FORMAT_VERSION {
-            return Err(StateError::FormatVersion { found: cp.format_version, expected: STATE_FORMAT_VERSION });
+            return Err(StateError::FormatVersion {
+                found: cp.format_version,
+                expected: STATE_FORMAT_VERSION,
+            });
         }
         Ok(Some(cp))
     }
 
     /// Loads every entry of `table` from disk into its hot view.
-    pub fn load<V: Serialize + DeserializeOwned>(&self, table: &mut Table<V>) -> Result<usize, StateError> {
+    pub fn load<V: Serialize + DeserializeOwned>(
+        &self,
+        table: &mut Table<V>,
+    ) -> Result<usize, StateError> {
         let Some(tree) = &self.tree else { return Ok(0) };
         table.hot.clear();
         table.dirty.clear();
@@ -171,7 +203,11 @@ impl PartitionStore {
 
     /// Writes the dirty entries of `tables` and the checkpoint record atomically, then flushes.
     /// In hot-only mode it only clears the dirty sets.
-    pub fn commit(&self, tables: &mut [&mut dyn Persist], checkpoint: &Checkpoint) -> Result<CheckpointStats, StateError> {
+    pub fn commit(
+        &self,
+        tables: &mut [&mut dyn Persist],
+        checkpoint: &Checkpoint,
+    ) -> Result<CheckpointStats, StateError> {
         let mut stats = CheckpointStats::default();
         let Some(tree) = &self.tree else {
             for t in tables.iter_mut() {
@@ -213,14 +249,20 @@ pub struct Table<V> {
 
 impl<V> std::fmt::Debug for Table<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Table").field("name", &self.name).field("len", &self.hot.len()).finish()
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("len", &self.hot.len())
+            .finish()
     }
 }
 
 impl<V> Table<V> {
     /// A table named `name` whose entries live under `prefix` in the partition's tree.
     pub fn new(name: &'static str, prefix: u8) -> Self {
-        assert!(prefix != 0, "prefix 0 is reserved for the checkpoint record");
+        assert!(
+            prefix != 0,
+            "prefix 0 is reserved for the checkpoint record"
+        );
         Self {
             name,
             prefix,

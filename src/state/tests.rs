@@ -90,7 +90,15 @@ fn hot_only_store_keeps_nothing() {
 fn corrupt_entry_is_an_error_not_a_panic() {
     let db = StateDb::temporary().unwrap();
     let store = db.partition(0).unwrap();
-    store.tree.as_ref().unwrap().insert(b"tkey", vec![0xff; 3]).unwrap();
+    store
+        .tree
+        .as_ref()
+        .unwrap()
+        .insert(b"tkey", vec![0xff; 3])
+        .unwrap();
     let mut t: Table<String> = Table::new("t", b't');
-    assert!(matches!(store.load(&mut t), Err(StateError::Corrupt { .. })));
+    assert!(matches!(
+        store.load(&mut t),
+        Err(StateError::Corrupt { .. })
+    ));
 }

@@ -1,0 +1,433 @@
+//! Every rule of the lifecycle, with hand-made fixtures, and order independence as a property.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::fixtures::{ack, claim, d, remit, t};
+use crate::model::AdjustmentGroup::{CO, OA, PR};
+use crate::model::{ClaimFrequency, ClaimSubmitted};
+
+fn reconciler() -> Reconciler {
+    Reconciler::new(
+        Arc::new(RefData::embedded().unwrap()),
+        &CoreConfig::default(),
+    )
+}
+
+/// Applies inputs in order, returning the final state and every update emitted.
+fn run(inputs: &[ClaimInput<'_>]) -> (ClaimState, Vec<ClaimLifecycleUpdate>) {
+    let r = reconciler();
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in inputs {
+        r.apply(&mut state, "C1", *i, &mut out);
+    }
+    let updates = out
+        .events
+        .into_iter()
+        .map(|e| match e {
+            OutputEvent::ClaimLifecycle(u) => u,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    (state, updates)
+}
+
+fn last(inputs: &[ClaimInput<'_>]) -> ClaimLifecycleUpdate {
+    run(inputs).1.pop().expect("at least one update")
+}
+
+#[test]
+fn submission_alone_is_submitted() {
+    let c = claim("C1", "2024-03-01");
+    let u = last(&[ClaimInput::Submitted(&c)]);
+    assert_eq!(u.status, ClaimStatus::Submitted);
+    assert_eq!(u.version, 1);
+    assert_eq!(u.output_id, "C1:1");
+    assert_eq!(u.billed_cents, 100_000);
+    assert_eq!(u.expected_cents, Some(60_000));
+    assert_eq!(u.member_id.as_deref(), Some("M0001"));
+    assert_eq!(u.first_pass_paid, None);
+}
+
+#[test]
+fn a1_is_received_not_accepted_and_a2_is_accepted() {
+    let c = claim("C1", "2024-03-01");
+    let a1 = ack("C1", "2024-03-02", "A1", "19");
+    let a2 = ack("C1", "2024-03-03", "A2", "20");
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Ack(&a1)]).status,
+        ClaimStatus::Received
+    );
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&a1),
+        ClaimInput::Ack(&a2),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Accepted);
+    assert_eq!(u.days_to_ack, Some(1));
+    assert_eq!(u.ack_status.as_deref(), Some("A2:20"));
+    assert_eq!(u.payer_claim_control_number.as_deref(), Some("PCNC1"));
+}
+
+#[test]
+fn rejection_codes_reject_and_r_codes_request_information() {
+    let c = claim("C1", "2024-03-01");
+    for cat in ["A3", "A6", "A7", "A8"] {
+        let a = ack("C1", "2024-03-02", cat, "21");
+        let u = last(&[ClaimInput::Submitted(&c), ClaimInput::Ack(&a)]);
+        assert_eq!(u.status, ClaimStatus::Rejected, "{cat}");
+        assert_eq!(u.first_pass_paid, Some(false));
+    }
+    let r = ack("C1", "2024-03-02", "R3", "21");
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Ack(&r)]).status,
+        ClaimStatus::InfoRequested
+    );
+    let p = ack("C1", "2024-03-02", "P1", "20");
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Ack(&p)]).status,
+        ClaimStatus::Pending
+    );
+}
+
+#[test]
+fn paid_in_full_with_contractual_and_patient_share() {
+    let c = claim("C1", "2024-03-01");
+    let a = ack("C1", "2024-03-02", "A2", "20");
+    let rm = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        50_000,
+        &[(CO, "45", 40_000), (PR, "2", 10_000)],
+    );
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&a),
+        ClaimInput::Remit(&rm),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert_eq!(u.paid_to_date_cents, 50_000);
+    assert_eq!(u.patient_responsibility_cents, 10_000);
+    assert_eq!(u.variance_cents, Some(0));
+    assert_eq!(u.days_to_first_payment, Some(24));
+    assert_eq!(u.days_to_final, Some(24));
+    assert_eq!(u.first_pass_paid, Some(true));
+    assert_eq!(u.denial_category, None);
+    assert_eq!(u.carc_codes, vec!["CO-45".to_string(), "PR-2".to_string()]);
+    let groups: Vec<_> = u
+        .adjustments_by_group
+        .iter()
+        .map(|a| (a.code.as_str(), a.amount_cents))
+        .collect();
+    assert_eq!(groups, vec![("CO", 40_000), ("PR", 10_000)]);
+}
+
+#[test]
+fn denial_comes_from_cas_not_clp02() {
+    let c = claim("C1", "2024-03-01");
+    // Processed as primary (CLP02 1), nothing paid, CO-197: denied for authorization.
+    let rm = remit("C1", "2024-03-25", "1", 0, &[(CO, "197", 100_000)]);
+    let u = last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]);
+    assert_eq!(u.status, ClaimStatus::Denied);
+    assert_eq!(u.denial_category.as_deref(), Some("AUTHORIZATION"));
+    assert_eq!(u.first_pass_paid, Some(false));
+    assert_eq!(u.days_to_first_payment, None);
+    // Processed as primary, nothing paid, all deductible: not a denial.
+    let rm = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        0,
+        &[(CO, "45", 40_000), (PR, "1", 60_000)],
+    );
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]).status,
+        ClaimStatus::Paid
+    );
+    // CLP02 4 with no denial CARC is still denied.
+    let rm = remit("C1", "2024-03-25", "4", 0, &[(OA, "23", 100_000)]);
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]).status,
+        ClaimStatus::Denied
+    );
+}
+
+#[test]
+fn partial_payment_when_part_is_denied() {
+    let c = claim("C1", "2024-03-01");
+    let rm = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        30_000,
+        &[(CO, "45", 20_000), (CO, "50", 50_000)],
+    );
+    let u = last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]);
+    assert_eq!(u.status, ClaimStatus::PartiallyPaid);
+    assert_eq!(u.denial_category.as_deref(), Some("MEDICAL_NECESSITY"));
+    assert_eq!(u.variance_cents, Some(30_000 - 60_000));
+}
+
+#[test]
+fn reversal_retracts_and_readjudication_restores() {
+    let c = claim("C1", "2024-03-01");
+    let paid = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        50_000,
+        &[(CO, "45", 40_000), (PR, "2", 10_000)],
+    );
+    let rev = remit(
+        "C1",
+        "2024-04-05",
+        "22",
+        -50_000,
+        &[(CO, "45", -40_000), (PR, "2", -10_000)],
+    );
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&paid),
+        ClaimInput::Remit(&rev),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Reversed);
+    assert_eq!(u.paid_to_date_cents, 0);
+    let again = remit(
+        "C1",
+        "2024-04-06",
+        "1",
+        45_000,
+        &[(CO, "45", 45_000), (PR, "2", 10_000)],
+    );
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&paid),
+        ClaimInput::Remit(&rev),
+        ClaimInput::Remit(&again),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert_eq!(u.paid_to_date_cents, 45_000);
+    assert_eq!(u.remit_count, 3);
+}
+
+#[test]
+fn replacement_supersedes_and_makes_old_acks_stale() {
+    let c = claim("C1", "2024-03-01");
+    let rej = ack("C1", "2024-03-02", "A7", "21");
+    let mut rep: ClaimSubmitted = claim("C1", "2024-03-05");
+    rep.event_id = "clm-C1-2".into();
+    rep.frequency = ClaimFrequency::Replacement;
+    rep.billed_cents = 90_000;
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&rej),
+        ClaimInput::Submitted(&rep),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Submitted);
+    assert_eq!(u.billed_cents, 90_000);
+    assert_eq!(u.submission_count, 2);
+    let acc = ack("C1", "2024-03-06", "A2", "20");
+    let rm = remit(
+        "C1",
+        "2024-03-30",
+        "1",
+        50_000,
+        &[(CO, "45", 30_000), (PR, "2", 10_000)],
+    );
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&rej),
+        ClaimInput::Submitted(&rep),
+        ClaimInput::Ack(&acc),
+        ClaimInput::Remit(&rm),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert_eq!(
+        u.first_pass_paid,
+        Some(false),
+        "rejected first: not first-pass"
+    );
+}
+
+#[test]
+fn void_ends_the_claim() {
+    let c = claim("C1", "2024-03-01");
+    let mut void = claim("C1", "2024-03-04");
+    void.event_id = "clm-C1-void".into();
+    void.frequency = ClaimFrequency::Void;
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Submitted(&void)]).status,
+        ClaimStatus::Voided
+    );
+}
+
+#[test]
+fn ack_and_remit_before_the_claim_and_duplicates_change_nothing() {
+    let c = claim("C1", "2024-03-01");
+    let a = ack("C1", "2024-03-02", "A2", "20");
+    let rm = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        50_000,
+        &[(CO, "45", 40_000), (PR, "2", 10_000)],
+    );
+    let (_, early) = run(&[ClaimInput::Remit(&rm)]);
+    assert_eq!(early[0].alerts, vec![ClaimAlert::SubmissionMissing]);
+    assert_eq!(early[0].status, ClaimStatus::Paid);
+    let (state, updates) = run(&[
+        ClaimInput::Ack(&a),
+        ClaimInput::Remit(&rm),
+        ClaimInput::Remit(&rm),
+        ClaimInput::Submitted(&c),
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&a),
+    ]);
+    assert_eq!(updates.len(), 3, "duplicates emit nothing");
+    assert_eq!(state.remits.len(), 1);
+    let u = updates.last().unwrap();
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert!(u.alerts.is_empty());
+}
+
+#[test]
+fn timers_flag_missing_ack_and_remit_and_clear_on_arrival() {
+    let r = reconciler();
+    let c = claim("C1", "2024-03-01");
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    r.apply(&mut state, "C1", ClaimInput::Submitted(&c), &mut out);
+    let (due, timer) = r.next_timer(&state);
+    assert_eq!(timer, ClaimTimer::MissingAck);
+    assert_eq!(due, t("2024-03-01") + 5 * DAY_MS);
+    assert!(r.fire_timer(&mut state, "C1", timer, due, &mut out));
+    let (due2, timer2) = r.next_timer(&state);
+    assert_eq!(timer2, ClaimTimer::MissingRemit);
+    assert_eq!(due2, t("2024-03-01") + 45 * DAY_MS);
+    let a = ack("C1", "2024-03-08", "A2", "20");
+    r.apply(&mut state, "C1", ClaimInput::Ack(&a), &mut out);
+    assert!(r.fire_timer(&mut state, "C1", timer2, due2, &mut out));
+    let updates: Vec<_> = out
+        .events
+        .iter()
+        .map(|e| match e {
+            OutputEvent::ClaimLifecycle(u) => u.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(updates[1].alerts, vec![ClaimAlert::MissingAck]);
+    assert_eq!(updates[1].cause, UpdateCause::Timer);
+    assert!(updates[2].alerts.is_empty(), "ack clears MISSING_ACK");
+    assert_eq!(updates[3].alerts, vec![ClaimAlert::MissingRemit]);
+    // After the remit, only the retention timer is left.
+    let rm = remit("C1", "2024-04-20", "1", 50_000, &[(CO, "45", 50_000)]);
+    r.apply(&mut state, "C1", ClaimInput::Remit(&rm), &mut out);
+    let (exp, timer3) = r.next_timer(&state);
+    assert_eq!(timer3, ClaimTimer::Expire);
+    assert_eq!(exp, t("2024-04-20") + 120 * DAY_MS);
+    assert!(!r.fire_timer(&mut state, "C1", timer3, exp, &mut out));
+}
+
+#[test]
+fn encounter_cost_goes_to_the_member_flow_once_per_change() {
+    let r = reconciler();
+    let mut c = claim("C1", "2024-03-01");
+    c.encounter_id = Some("E1".into());
+    let rm = remit("C1", "2024-03-25", "1", 50_000, &[(CO, "45", 50_000)]);
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    r.apply(&mut state, "C1", ClaimInput::Submitted(&c), &mut out);
+    assert!(out.costs.is_empty());
+    r.apply(&mut state, "C1", ClaimInput::Remit(&rm), &mut out);
+    assert_eq!(out.costs.len(), 1);
+    assert_eq!(out.costs[0].paid_cents, 50_000);
+    assert_eq!(out.costs[0].encounter_id, "E1");
+}
+
+#[test]
+fn state_round_trips_through_bincode() {
+    let c = claim("C1", "2024-03-01");
+    let rm = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        50_000,
+        &[(CO, "45", 40_000), (PR, "2", 10_000)],
+    );
+    let (state, _) = run(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]);
+    let bytes = bincode::serde::encode_to_vec(&state, bincode::config::standard()).unwrap();
+    let (back, _): (ClaimState, _) =
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+    assert_eq!(back, state);
+    let _ = d("2024-01-01");
+}
+
+/// A pool of records of one claim, covering every kind of event.
+fn pool() -> (Vec<ClaimSubmitted>, Vec<ClaimAck>, Vec<Remittance>) {
+    let c = claim("C1", "2024-03-01");
+    let mut rep = claim("C1", "2024-03-05");
+    rep.event_id = "clm-C1-2".into();
+    rep.frequency = ClaimFrequency::Replacement;
+    rep.billed_cents = 90_000;
+    let acks = vec![
+        ack("C1", "2024-03-02", "A1", "19"),
+        ack("C1", "2024-03-03", "A7", "21"),
+        ack("C1", "2024-03-06", "A2", "20"),
+        ack("C1", "2024-03-07", "R3", "21"),
+    ];
+    let remits = vec![
+        remit("C1", "2024-03-25", "1", 0, &[(CO, "16", 100_000)]),
+        remit(
+            "C1",
+            "2024-04-02",
+            "1",
+            50_000,
+            &[(CO, "45", 30_000), (PR, "2", 10_000)],
+        ),
+        remit(
+            "C1",
+            "2024-04-10",
+            "22",
+            -50_000,
+            &[(CO, "45", -30_000), (PR, "2", -10_000)],
+        ),
+        remit(
+            "C1",
+            "2024-04-12",
+            "1",
+            48_000,
+            &[(CO, "45", 32_000), (PR, "2", 10_000)],
+        ),
+        remit("C1", "2024-04-20", "2", 5_000, &[(OA, "23", 5_000)]),
+    ];
+    (vec![c, rep], acks, remits)
+}
+
+proptest! {
+    /// Whatever the arrival order (and with duplicates), the final state's view is the same.
+    #[test]
+    fn final_view_is_independent_of_arrival_order(
+        order in Just((0..11usize).collect::<Vec<_>>()).prop_shuffle(),
+        subset in proptest::collection::vec(any::<bool>(), 11),
+        dup in 0..11usize,
+    ) {
+        let (subs, acks, remits) = pool();
+        let all: Vec<ClaimInput<'_>> = subs.iter().map(ClaimInput::Submitted)
+            .chain(acks.iter().map(ClaimInput::Ack))
+            .chain(remits.iter().map(ClaimInput::Remit))
+            .collect();
+        let chosen: Vec<usize> = (0..11).filter(|i| subset[*i]).collect();
+        prop_assume!(!chosen.is_empty());
+        let sorted: Vec<ClaimInput<'_>> = chosen.iter().map(|i| all[*i]).collect();
+        let mut shuffled: Vec<ClaimInput<'_>> = order.iter().filter(|i| subset[**i]).map(|i| all[*i]).collect();
+        shuffled.push(all[chosen[dup % chosen.len()]]);
+        let r = reconciler();
+        let (a, _) = run(&sorted);
+        let (b, _) = run(&shuffled);
+        prop_assert_eq!(r.view(&a, "C1"), r.view(&b, "C1"));
+    }
+}
