@@ -1,1 +1,507 @@
-//! The engine (placeholder).
+//! The transport-free engine: events in, state changes and output events out.
+//!
+//! A [`Partition`] owns the keyed state of one input partition (claim-keyed and member-keyed tables,
+//! co-partitioned by their own keys), its event-time timers, its watermark and the input offsets its
+//! state reflects. It is driven the same way by file replay, the Kafka runtime and the benchmarks:
+//! [`Partition::apply`] for each input event, [`Partition::apply_cost`] for records re-keyed from
+//! the claim flow to the member flow, [`Partition::advance_to`] when the stream is quiet (wall-clock
+//! fallback), and [`Partition::checkpoint`] to make state and offsets durable together.
+//!
+//! **Time.** Each partition's watermark is the largest `event_time` it has seen. Before an event is
+//! applied the watermark moves up to the event's time and every timer due by then fires, so a
+//! timer's effect lands in the same place relative to the partition's events on every run.
+//! Timers are never stored: they are derived from state ([`Reconciler::next_timer`],
+//! [`Detector::next_prune`]) and the index is rebuilt when a partition is loaded.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::config::CoreConfig;
+use crate::model::{EncounterCost, EpochMillis, InputEvent, OutputEvent};
+use crate::readmit::{Detector, MemberState};
+use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
+use crate::refdata::RefData;
+use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateError, Table};
+
+/// Kafka's default partitioner for keyed records (murmur2, as the Java client and librdkafka's
+/// `murmur2_random` compute it), so replay places keys where the service's producers do.
+pub fn partition_for(key: &str, partitions: u32) -> i32 {
+    let h = murmur2::murmur2(key.as_bytes(), murmur2::KAFKA_SEED) & 0x7fff_ffff;
+    (h % partitions.max(1)) as i32
+}
+
+/// The immutable logic shared by every partition.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub config: CoreConfig,
+    pub refdata: Arc<RefData>,
+    pub reconciler: Reconciler,
+    pub detector: Detector,
+}
+
+impl Engine {
+    pub fn new(config: CoreConfig, refdata: Arc<RefData>) -> Self {
+        Self {
+            reconciler: Reconciler::new(Arc::clone(&refdata), &config),
+            detector: Detector::new(Arc::clone(&refdata), &config),
+            config,
+            refdata,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum TimerOwner {
+    Claim,
+    Member,
+}
+
+/// Counters of one partition, for summaries and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub events: u64,
+    pub duplicates: u64,
+    pub timers_fired: u64,
+    pub claims_expired: u64,
+    pub members_expired: u64,
+    pub checkpoints: u64,
+}
+
+/// The state and timers of one partition.
+pub struct Partition {
+    id: i32,
+    store: PartitionStore,
+    claims: Table<ClaimState>,
+    members: Table<MemberState>,
+    timers: BTreeSet<(EpochMillis, TimerOwner, String)>,
+    scheduled: HashMap<(TimerOwner, String), EpochMillis, ahash::RandomState>,
+    checkpoint: Checkpoint,
+    since_checkpoint: u64,
+    stats: PartitionStats,
+    claim_out: ClaimOutputs,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("id", &self.id)
+            .field("claims", &self.claims.len())
+            .field("members", &self.members.len())
+            .field("timers", &self.timers.len())
+            .field("watermark", &self.checkpoint.watermark)
+            .finish()
+    }
+}
+
+impl Partition {
+    /// Opens a partition over `store`, restoring state, offsets, watermark and timers from the last
+    /// checkpoint when the store is durable.
+    pub fn open(id: i32, store: PartitionStore, engine: &Engine) -> Result<Self, StateError> {
+        let mut claims = Table::new("claims", b'c');
+        let mut members = Table::new("members", b'm');
+        store.load(&mut claims)?;
+        store.load(&mut members)?;
+        let checkpoint = store.checkpoint()?.unwrap_or_default();
+        let mut p = Self {
+            id,
+            store,
+            claims,
+            members,
+            timers: BTreeSet::new(),
+            scheduled: HashMap::with_hasher(ahash::RandomState::new()),
+            checkpoint,
+            since_checkpoint: 0,
+            stats: PartitionStats::default(),
+            claim_out: ClaimOutputs::default(),
+        };
+        for key in p.claims.keys() {
+            p.reschedule_claim(engine, &key);
+        }
+        for key in p.members.keys() {
+            p.reschedule_member(engine, &key);
+        }
+        Ok(p)
+    }
+
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    pub fn watermark(&self) -> EpochMillis {
+        self.checkpoint.watermark
+    }
+
+    /// Next offset to read per source, as of the last applied event.
+    pub fn offsets(&self) -> &BTreeMap<String, i64> {
+        &self.checkpoint.offsets
+    }
+
+    /// Sink positions recorded in the last checkpoint.
+    pub fn sinks(&self) -> &BTreeMap<String, u64> {
+        &self.checkpoint.sinks
+    }
+
+    pub fn stats(&self) -> &PartitionStats {
+        &self.stats
+    }
+
+    pub fn claims(&self) -> &Table<ClaimState> {
+        &self.claims
+    }
+
+    pub fn members(&self) -> &Table<MemberState> {
+        &self.members
+    }
+
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Events applied since the last checkpoint.
+    pub fn since_checkpoint(&self) -> u64 {
+        self.since_checkpoint
+    }
+
+    /// Applies one validated input event read from `source` at `offset`. Outputs go to `out`;
+    /// records for the member flow (which may live in another partition) go to `costs`.
+    pub fn apply(
+        &mut self,
+        engine: &Engine,
+        event: &InputEvent,
+        source: &str,
+        offset: i64,
+        out: &mut Vec<OutputEvent>,
+        costs: &mut Vec<EncounterCost>,
+    ) {
+        self.advance_to(engine, event.event_time(), out, costs);
+        self.stats.events += 1;
+        self.since_checkpoint += 1;
+        match self.checkpoint.offsets.get_mut(source) {
+            Some(o) => *o = (*o).max(offset + 1),
+            None => {
+                self.checkpoint
+                    .offsets
+                    .insert(source.to_owned(), offset + 1);
+            }
+        }
+        let input = match event {
+            InputEvent::Claim(c) => ClaimInput::Submitted(c),
+            InputEvent::Ack(a) => ClaimInput::Ack(a),
+            InputEvent::Remit(r) => ClaimInput::Remit(r),
+            InputEvent::Encounter(e) => {
+                let key = e.member_id.as_str();
+                let detector = &engine.detector;
+                self.members
+                    .update(key, |st| detector.apply(st, key, e, out));
+                self.reschedule_member(engine, key);
+                return;
+            }
+        };
+        let key = event.key();
+        let reconciler = &engine.reconciler;
+        let claim_out = &mut self.claim_out;
+        let applied = self
+            .claims
+            .update(key, |st| reconciler.apply(st, key, input, claim_out));
+        if !applied {
+            self.stats.duplicates += 1;
+        }
+        out.append(&mut self.claim_out.events);
+        costs.append(&mut self.claim_out.costs);
+        self.reschedule_claim(engine, key);
+    }
+
+    /// Applies a record re-keyed from the claim flow (the member must hash to this partition).
+    pub fn apply_cost(
+        &mut self,
+        engine: &Engine,
+        cost: &EncounterCost,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let key = cost.member_id.as_str();
+        let detector = &engine.detector;
+        self.members
+            .update(key, |st| detector.apply_cost(st, key, cost, out));
+        self.reschedule_member(engine, key);
+    }
+
+    /// Moves the watermark to `now` (if later) and fires every timer due by then.
+    pub fn advance_to(
+        &mut self,
+        engine: &Engine,
+        now: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+        costs: &mut Vec<EncounterCost>,
+    ) {
+        if now <= self.checkpoint.watermark {
+            return;
+        }
+        self.checkpoint.watermark = now;
+        while let Some((due, _, _)) = self.timers.first() {
+            if *due > now {
+                break;
+            }
+            let Some((due, owner, key)) = self.timers.pop_first() else {
+                break;
+            };
+            self.scheduled.remove(&(owner, key.clone()));
+            self.stats.timers_fired += 1;
+            match owner {
+                TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
+                TimerOwner::Member => self.fire_member(engine, &key, due),
+            }
+        }
+    }
+
+    fn fire_claim(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        due: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+        costs: &mut Vec<EncounterCost>,
+    ) {
+        let reconciler = &engine.reconciler;
+        let Some(timer) = self.claims.get(key).map(|st| reconciler.next_timer(&st)) else {
+            return;
+        };
+        if timer.0 > due {
+            // The state moved on since this was scheduled.
+            self.reschedule_claim(engine, key);
+            return;
+        }
+        let claim_out = &mut self.claim_out;
+        let keep = self.claims.update(key, |st| {
+            reconciler.fire_timer(st, key, timer.1, due, claim_out)
+        });
+        out.append(&mut self.claim_out.events);
+        costs.append(&mut self.claim_out.costs);
+        if keep {
+            self.reschedule_claim(engine, key);
+        } else {
+            debug_assert_eq!(timer.1, ClaimTimer::Expire);
+            self.claims.remove(key);
+            self.stats.claims_expired += 1;
+        }
+    }
+
+    fn fire_member(&mut self, engine: &Engine, key: &str, due: EpochMillis) {
+        let detector = &engine.detector;
+        let keep = self.members.update(key, |st| detector.prune(st, due));
+        if keep {
+            self.reschedule_member(engine, key);
+        } else {
+            self.members.remove(key);
+            self.stats.members_expired += 1;
+        }
+    }
+
+    fn schedule(&mut self, owner: TimerOwner, key: &str, due: Option<EpochMillis>) {
+        let slot = (owner, key.to_owned());
+        let old = self.scheduled.get(&slot).copied();
+        if old == due {
+            return;
+        }
+        if let Some(old) = old {
+            self.timers.remove(&(old, owner, slot.1.clone()));
+        }
+        match due {
+            Some(due) => {
+                self.timers.insert((due, owner, slot.1.clone()));
+                self.scheduled.insert(slot, due);
+            }
+            None => {
+                self.scheduled.remove(&slot);
+            }
+        }
+    }
+
+    fn reschedule_claim(&mut self, engine: &Engine, key: &str) {
+        let due = self
+            .claims
+            .get(key)
+            .map(|st| engine.reconciler.next_timer(&st).0);
+        self.schedule(TimerOwner::Claim, key, due);
+    }
+
+    fn reschedule_member(&mut self, engine: &Engine, key: &str) {
+        let due = self
+            .members
+            .get(key)
+            .map(|st| engine.detector.next_prune(&st));
+        self.schedule(TimerOwner::Member, key, due);
+    }
+
+    /// Writes dirty state, offsets, watermark and `sinks` atomically (and flushes).
+    pub fn checkpoint(
+        &mut self,
+        sinks: &BTreeMap<String, u64>,
+    ) -> Result<CheckpointStats, StateError> {
+        self.checkpoint.sinks = sinks.clone();
+        self.checkpoint.sequence += 1;
+        let stats = self
+            .store
+            .commit(&mut [&mut self.claims, &mut self.members], &self.checkpoint)?;
+        self.since_checkpoint = 0;
+        self.stats.checkpoints += 1;
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::{ack, claim, remit, stay, t};
+    use crate::model::{AdjustmentGroup::CO, ClaimAlert, ClaimStatus, DAY_MS};
+    use crate::state::StateDb;
+
+    #[test]
+    fn partitioner_matches_kafka_murmur2() {
+        // Vectors from the Java client's UtilsTest (murmur2 of the UTF-8 bytes).
+        assert_eq!(
+            murmur2::murmur2(b"21", murmur2::KAFKA_SEED) as i32,
+            -973_932_308
+        );
+        assert_eq!(
+            murmur2::murmur2(b"foobar", murmur2::KAFKA_SEED) as i32,
+            -790_332_482
+        );
+        assert_eq!(
+            murmur2::murmur2(b"a-little-bit-long-string", murmur2::KAFKA_SEED) as i32,
+            -985_981_536
+        );
+        for n in [1, 4, 12] {
+            assert!((0..n as i32).contains(&partition_for("C00001", n)));
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(
+            CoreConfig::default(),
+            Arc::new(RefData::embedded().unwrap()),
+        )
+    }
+
+    fn lifecycle(out: &[OutputEvent]) -> Vec<(ClaimStatus, Vec<ClaimAlert>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                OutputEvent::ClaimLifecycle(u) => Some((u.status, u.alerts.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timers_fire_on_event_time_before_the_event_that_passes_them() {
+        let engine = engine();
+        let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        p.apply(
+            &engine,
+            &InputEvent::Claim(claim("C1", "2024-03-01")),
+            "ehr.claims",
+            0,
+            &mut out,
+            &mut costs,
+        );
+        // Another claim's event 10 days later moves the watermark past C1's ack deadline.
+        p.apply(
+            &engine,
+            &InputEvent::Claim(claim("C2", "2024-03-11")),
+            "ehr.claims",
+            1,
+            &mut out,
+            &mut costs,
+        );
+        let seen = lifecycle(&out);
+        assert_eq!(
+            seen[1],
+            (ClaimStatus::Submitted, vec![ClaimAlert::MissingAck])
+        );
+        // The wall-clock fallback fires the remit timer on a quiet stream.
+        out.clear();
+        p.advance_to(&engine, t("2024-03-01") + 46 * DAY_MS, &mut out, &mut costs);
+        assert!(lifecycle(&out)
+            .iter()
+            .any(|(_, a)| a.contains(&ClaimAlert::MissingRemit)));
+    }
+
+    #[test]
+    fn restart_restores_state_offsets_and_timers() {
+        let engine = engine();
+        let db = StateDb::temporary().unwrap();
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        {
+            let mut p = Partition::open(2, db.partition(2).unwrap(), &engine).unwrap();
+            p.apply(
+                &engine,
+                &InputEvent::Claim(claim("C1", "2024-03-01")),
+                "ehr.claims",
+                7,
+                &mut out,
+                &mut costs,
+            );
+            p.apply(
+                &engine,
+                &InputEvent::Ack(ack("C1", "2024-03-02", "A2", "20")),
+                "x12.277ca",
+                3,
+                &mut out,
+                &mut costs,
+            );
+            p.apply(
+                &engine,
+                &InputEvent::Encounter(stay(
+                    "M1",
+                    "E1",
+                    "F1",
+                    "2024-01-01",
+                    "2024-01-05",
+                    "01",
+                    "I5023",
+                )),
+                "ehr.encounters",
+                0,
+                &mut out,
+                &mut costs,
+            );
+            p.checkpoint(&BTreeMap::new()).unwrap();
+            // Not checkpointed: lost on restart, re-read from offset 8.
+            p.apply(
+                &engine,
+                &InputEvent::Claim(claim("C9", "2024-03-02")),
+                "ehr.claims",
+                8,
+                &mut out,
+                &mut costs,
+            );
+        }
+        let mut p = Partition::open(2, db.partition(2).unwrap(), &engine).unwrap();
+        assert_eq!(p.offsets()["ehr.claims"], 8);
+        assert_eq!(p.offsets()["x12.277ca"], 4);
+        assert_eq!(p.claims().len(), 1);
+        assert_eq!(p.members().len(), 1);
+        assert_eq!(
+            p.pending_timers(),
+            2,
+            "C1's remit timer and M1's prune timer"
+        );
+        assert_eq!(p.watermark(), t("2024-03-02"));
+        out.clear();
+        p.apply(
+            &engine,
+            &InputEvent::Remit(remit(
+                "C1",
+                "2024-03-20",
+                "1",
+                60_000,
+                &[(CO, "45", 40_000)],
+            )),
+            "x12.835",
+            0,
+            &mut out,
+            &mut costs,
+        );
+        assert_eq!(lifecycle(&out), vec![(ClaimStatus::Paid, vec![])]);
+    }
+}

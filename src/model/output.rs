@@ -194,7 +194,7 @@ pub enum ReadmissionAction {
 
 /// A 30-day readmission, or a correction of one. Emitted on `claimwatch.readmissions`, keyed by
 /// member id; `index_encounter_id` identifies the pair within the member.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReadmissionEvent {
     /// `<member_id>:<index_encounter_id>:<version>`.
     pub output_id: String,
