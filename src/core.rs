@@ -162,6 +162,19 @@ impl Partition {
         self.since_checkpoint
     }
 
+    /// Records that the record at `offset` of `source` has been dealt with (e.g. dead-lettered)
+    /// without reaching this partition's state.
+    pub fn note_offset(&mut self, source: &str, offset: i64) {
+        match self.checkpoint.offsets.get_mut(source) {
+            Some(o) => *o = (*o).max(offset + 1),
+            None => {
+                self.checkpoint
+                    .offsets
+                    .insert(source.to_owned(), offset + 1);
+            }
+        }
+    }
+
     /// Applies one validated input event read from `source` at `offset`. Outputs go to `out`;
     /// records for the member flow (which may live in another partition) go to `costs`.
     pub fn apply(

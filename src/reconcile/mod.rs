@@ -564,6 +564,25 @@ impl Reconciler {
     }
 }
 
+impl Reconciler {
+    /// The claim's first adjudication (in business order, reversals aside) was a denial: nothing
+    /// paid and a denial CARC or CLP02 4. `false` before any 835.
+    pub fn first_adjudication_denied(&self, state: &ClaimState) -> bool {
+        let first = state
+            .remits
+            .iter()
+            .filter(|r| !r.is_reversal())
+            .min_by_key(|r| (r.payment_date, r.event_time, r.id));
+        first.is_some_and(|r| {
+            r.paid_cents <= 0
+                && (r.status == "4"
+                    || r.adjustments.iter().any(|(g, c, a)| {
+                        *a > 0 && self.refdata.adjustment_category(*g, c).is_denial()
+                    }))
+        })
+    }
+}
+
 fn amounts(map: BTreeMap<&'static str, i64>) -> Vec<AmountByCode> {
     map.into_iter()
         .map(|(code, amount_cents)| AmountByCode {

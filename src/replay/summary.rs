@@ -1,0 +1,247 @@
+//! The summary of a replay: what came in, what went out, and the population's figures computed
+//! from the final state (the same numbers `claimwatch demo` prints for the service).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::core::{Engine, Partition};
+use crate::model::{ClaimStatus, DAY_MS};
+use crate::refdata::AckClass;
+
+/// Figures of a finished replay.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub input_records: BTreeMap<String, u64>,
+    pub dead_letters: u64,
+    pub duplicates_ignored: u64,
+    pub timers_fired: u64,
+    pub outputs: BTreeMap<String, u64>,
+    pub claims: ClaimFigures,
+    pub readmissions: ReadmissionFigures,
+}
+
+/// Claim figures over the claims in state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClaimFigures {
+    pub claims: u64,
+    pub by_status: BTreeMap<String, u64>,
+    /// Claims with at least one 835.
+    pub adjudicated: u64,
+    /// Share of adjudicated claims whose first adjudication was a denial (CAS-derived).
+    pub initial_denial_rate: f64,
+    /// Share of adjudicated claims denied in their final state.
+    pub final_denial_rate: f64,
+    /// Share of acknowledged claims rejected at the front door at least once.
+    pub front_door_rejection_rate: f64,
+    /// Paid on the first pass / claims with a first-pass outcome.
+    pub first_pass_yield: f64,
+    pub median_days_to_ack: Option<i32>,
+    pub median_days_to_first_payment: Option<i32>,
+    pub paid_cents: i64,
+    pub missing_ack_open: u64,
+    pub missing_remit_open: u64,
+}
+
+/// Readmission figures over the members in state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReadmissionFigures {
+    pub members: u64,
+    pub acute_inpatient_stays: u64,
+    pub index_stays: u64,
+    /// Index stays whose 30-day window closed before the last event.
+    pub matured_index_stays: u64,
+    pub unplanned_readmissions: u64,
+    pub planned_readmissions: u64,
+    /// Unplanned readmissions / matured index stays.
+    pub readmission_rate: f64,
+    pub by_hrrp_cohort: BTreeMap<String, (u64, u64)>,
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        (n as f64 / d as f64 * 10_000.0).round() / 10_000.0
+    }
+}
+
+fn median(mut v: Vec<i32>) -> Option<i32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(v[v.len() / 2])
+}
+
+impl Summary {
+    /// Computes the figures from the partitions' final state.
+    pub fn compute(
+        engine: &Engine,
+        partitions: &[Partition],
+        input_records: BTreeMap<String, u64>,
+        dead_letters: u64,
+        outputs: &BTreeMap<&'static str, u64>,
+    ) -> Self {
+        let mut s = Summary {
+            input_records,
+            dead_letters,
+            outputs: outputs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Default::default()
+        };
+        let (mut acked, mut rejected, mut fp_yes, mut fp_all, mut init_denied, mut final_denied) =
+            (0, 0, 0, 0, 0, 0);
+        let (mut ack_days, mut pay_days) = (Vec::new(), Vec::new());
+        let window = i32::try_from(engine.config.readmission_window_days).unwrap_or(30);
+        for p in partitions {
+            s.duplicates_ignored += p.stats().duplicates;
+            s.timers_fired += p.stats().timers_fired;
+            let watermark_day = (p.watermark().div_euclid(DAY_MS)) as i32;
+            for entry in p.claims().iter() {
+                let (key, st) = (entry.key(), entry.value());
+                let view = engine.reconciler.view(st, key);
+                let c = &mut s.claims;
+                c.claims += 1;
+                *c.by_status
+                    .entry(view.status.as_str().to_owned())
+                    .or_default() += 1;
+                c.paid_cents += view.paid_to_date_cents;
+                if !st.remits.is_empty() {
+                    c.adjudicated += 1;
+                    if engine.reconciler.first_adjudication_denied(st) {
+                        init_denied += 1;
+                    }
+                    if view.status == ClaimStatus::Denied {
+                        final_denied += 1;
+                    }
+                }
+                if !st.acks.is_empty() {
+                    acked += 1;
+                    if st
+                        .acks
+                        .iter()
+                        .any(|a| engine.refdata.ack_class(&a.category) == AckClass::Rejected)
+                    {
+                        rejected += 1;
+                    }
+                }
+                if let Some(fp) = view.first_pass_paid {
+                    fp_all += 1;
+                    fp_yes += u64::from(fp);
+                }
+                ack_days.extend(view.days_to_ack);
+                pay_days.extend(view.days_to_first_payment);
+                for a in &view.alerts {
+                    match a {
+                        crate::model::ClaimAlert::MissingAck => c.missing_ack_open += 1,
+                        crate::model::ClaimAlert::MissingRemit => c.missing_remit_open += 1,
+                        _ => {}
+                    }
+                }
+            }
+            for entry in p.members().iter() {
+                let st = entry.value();
+                let r = &mut s.readmissions;
+                r.members += 1;
+                r.acute_inpatient_stays +=
+                    st.stays.iter().filter(|s| s.is_acute_inpatient()).count() as u64;
+                for d in engine.detector.decide(&st.stays) {
+                    r.index_stays += 1;
+                    let matured = d
+                        .index
+                        .discharge_date
+                        .is_some_and(|dd| dd + window < watermark_day);
+                    let cohort = engine
+                        .refdata
+                        .hrrp_cohort(
+                            &d.index.principal_dx,
+                            &d.index.secondary_dx,
+                            &d.index.procedures,
+                        )
+                        .map(|c| c.as_str().to_owned());
+                    let unplanned = matches!(d.readmission, Some((_, _, None)));
+                    match d.readmission {
+                        Some((_, _, Some(_))) => r.planned_readmissions += 1,
+                        Some((_, _, None)) => r.unplanned_readmissions += 1,
+                        None => {}
+                    }
+                    if matured {
+                        r.matured_index_stays += 1;
+                        if let Some(c) = cohort {
+                            let e = r.by_hrrp_cohort.entry(c).or_default();
+                            e.0 += 1;
+                            e.1 += u64::from(unplanned);
+                        }
+                    }
+                }
+            }
+        }
+        let c = &mut s.claims;
+        c.initial_denial_rate = ratio(init_denied, c.adjudicated);
+        c.final_denial_rate = ratio(final_denied, c.adjudicated);
+        c.front_door_rejection_rate = ratio(rejected, acked);
+        c.first_pass_yield = ratio(fp_yes, fp_all);
+        c.median_days_to_ack = median(ack_days);
+        c.median_days_to_first_payment = median(pay_days);
+        let r = &mut s.readmissions;
+        r.readmission_rate = ratio(r.unplanned_readmissions, r.index_stays);
+        s
+    }
+
+    /// A human-readable rendering.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let c = &self.claims;
+        let r = &self.readmissions;
+        o.push_str("input records:\n");
+        for (k, v) in &self.input_records {
+            o.push_str(&format!("  {k:<22} {v:>10}\n"));
+        }
+        o.push_str(&format!(
+            "  {:<22} {:>10}\n  {:<22} {:>10}\n",
+            "dead letters", self.dead_letters, "duplicates ignored", self.duplicates_ignored
+        ));
+        o.push_str("outputs:\n");
+        for (k, v) in &self.outputs {
+            o.push_str(&format!("  {k:<38} {v:>10}\n"));
+        }
+        o.push_str(&format!(
+            "claims: {} ({} adjudicated)\n",
+            c.claims, c.adjudicated
+        ));
+        for (k, v) in &c.by_status {
+            o.push_str(&format!("  {k:<16} {v:>8}\n"));
+        }
+        o.push_str(&format!(
+            "  initial denial rate {:.1} %, final denial rate {:.1} %, front-door rejection rate {:.1} %, first-pass yield {:.1} %\n",
+            c.initial_denial_rate * 100.0,
+            c.final_denial_rate * 100.0,
+            c.front_door_rejection_rate * 100.0,
+            c.first_pass_yield * 100.0
+        ));
+        o.push_str(&format!(
+            "  median days to ack {}, to first payment {}; open MISSING_ACK {}, MISSING_REMIT {}; paid ${:.2}\n",
+            c.median_days_to_ack.map_or("-".into(), |d| d.to_string()),
+            c.median_days_to_first_payment.map_or("-".into(), |d| d.to_string()),
+            c.missing_ack_open,
+            c.missing_remit_open,
+            c.paid_cents as f64 / 100.0
+        ));
+        o.push_str(&format!(
+            "readmissions: {} members, {} acute stays, {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} %\n",
+            r.members,
+            r.acute_inpatient_stays,
+            r.index_stays,
+            r.unplanned_readmissions,
+            r.planned_readmissions,
+            r.readmission_rate * 100.0
+        ));
+        for (k, (n, re)) in &r.by_hrrp_cohort {
+            o.push_str(&format!(
+                "  {k:<10} {n:>6} index stays, {re:>5} readmitted ({:.1} %)\n",
+                ratio(*re, *n) * 100.0
+            ));
+        }
+        o
+    }
+}
