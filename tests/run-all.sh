@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine with only the Rust toolchain: installs what the tests
+# need, then runs formatting, lint and every test. README.md's second command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+
+# Components the checks below need (present on the standard image; installed if missing).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "tests"
+# Unit tests beside the code, integration and property tests in tests/, doc tests. (Benchmarks are
+# compiled by the lint step and run on their own: see BENCHMARKS.md.)
+cargo test --locked --no-fail-fast
