@@ -33,15 +33,17 @@ fn spec() -> impl Strategy<Value = StaySpec> {
         prop::option::weighted(0.15, prop::sample::select(vec!["01", "02", "20"])),
         prop::bool::weighted(0.08),
     )
-        .prop_map(|(gap, los, facility, disposition, dx, update_disposition, cancel)| StaySpec {
-            gap,
-            los,
-            facility,
-            disposition,
-            dx,
-            update_disposition,
-            cancel,
-        })
+        .prop_map(
+            |(gap, los, facility, disposition, dx, update_disposition, cancel)| StaySpec {
+                gap,
+                los,
+                facility,
+                disposition,
+                dx,
+                update_disposition,
+                cancel,
+            },
+        )
 }
 
 /// The records of one member: admission, discharge, maybe a correction and a cancel per stay.
@@ -53,7 +55,15 @@ fn records(specs: &[StaySpec]) -> Vec<Encounter> {
         let discharge = admit + s.los;
         day = discharge;
         let fmt = claimwatch::model::format_day;
-        let mut dis = stay("M1", &format!("E{i}"), &format!("F{}", s.facility), &fmt(admit), &fmt(discharge), s.disposition, s.dx);
+        let mut dis = stay(
+            "M1",
+            &format!("E{i}"),
+            &format!("F{}", s.facility),
+            &fmt(admit),
+            &fmt(discharge),
+            s.disposition,
+            s.dx,
+        );
         // Facility F3 is not an acute care hospital.
         dis.acute_care_facility = s.facility != 3;
         let mut adm = dis.clone();
@@ -93,9 +103,17 @@ fn reference(records: &[Encounter], refdata: &RefData) -> BTreeMap<String, (Stri
     };
     let mut latest: BTreeMap<&str, &Encounter> = BTreeMap::new();
     for r in records {
-        let key = (r.event_time, rank(r), claimwatch::reconcile::record_id(&r.event_id));
+        let key = (
+            r.event_time,
+            rank(r),
+            claimwatch::reconcile::record_id(&r.event_id),
+        );
         let replace = latest.get(r.encounter_id.as_str()).is_none_or(|cur| {
-            (cur.event_time, rank(cur), claimwatch::reconcile::record_id(&cur.event_id)) < key
+            (
+                cur.event_time,
+                rank(cur),
+                claimwatch::reconcile::record_id(&cur.event_id),
+            ) < key
         });
         if replace {
             latest.insert(&r.encounter_id, r);
@@ -104,7 +122,11 @@ fn reference(records: &[Encounter], refdata: &RefData) -> BTreeMap<String, (Stri
     let valid: Vec<&Encounter> = latest
         .values()
         .copied()
-        .filter(|e| e.event_type != EncounterEventType::Cancel && e.acute_care_facility && e.discharge_date.is_some())
+        .filter(|e| {
+            e.event_type != EncounterEventType::Cancel
+                && e.acute_care_facility
+                && e.discharge_date.is_some()
+        })
         .collect();
     let continues = |a: &Encounter, b: &Encounter| {
         let gap = b.admit_date - a.discharge_date.unwrap();
@@ -116,20 +138,36 @@ fn reference(records: &[Encounter], refdata: &RefData) -> BTreeMap<String, (Stri
     };
     let mut out = BTreeMap::new();
     for s in &valid {
-        let continued = valid.iter().any(|t| t.encounter_id != s.encounter_id && t.admit_date >= s.admit_date && continues(s, t));
+        let continued = valid.iter().any(|t| {
+            t.encounter_id != s.encounter_id && t.admit_date >= s.admit_date && continues(s, t)
+        });
         let disp = s.discharge_disposition.as_deref().unwrap_or("");
-        if continued || ["20", "07", "02", "40", "41", "42"].contains(&disp) || refdata.index_exclusion(&s.principal_dx).is_some() {
+        if continued
+            || ["20", "07", "02", "40", "41", "42"].contains(&disp)
+            || refdata.index_exclusion(&s.principal_dx).is_some()
+        {
             continue;
         }
         let dis = s.discharge_date.unwrap();
         let first = valid
             .iter()
-            .filter(|r| !valid.iter().any(|p| p.encounter_id != r.encounter_id && p.admit_date <= r.admit_date && continues(p, r)))
+            .filter(|r| {
+                !valid.iter().any(|p| {
+                    p.encounter_id != r.encounter_id
+                        && p.admit_date <= r.admit_date
+                        && continues(p, r)
+                })
+            })
             .filter(|r| (1..=30).contains(&(r.admit_date - dis)))
             .min_by_key(|r| (r.admit_date, r.discharge_date, r.encounter_id.clone()));
         if let Some(r) = first {
-            let planned = refdata.planned_readmission(&r.principal_dx, &r.procedures).is_some();
-            out.insert(s.encounter_id.clone(), (r.encounter_id.clone(), r.admit_date - dis, planned));
+            let planned = refdata
+                .planned_readmission(&r.principal_dx, &r.procedures)
+                .is_some();
+            out.insert(
+                s.encounter_id.clone(),
+                (r.encounter_id.clone(), r.admit_date - dis, planned),
+            );
         }
     }
     out

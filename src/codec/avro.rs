@@ -370,4 +370,27 @@ mod tests {
             let _ = codec.decode_datum::<ClaimAck>(SchemaKind::ClaimAck, &bytes);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn mutated_valid_records_never_panic(
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY, 0u8..3), 1..8),
+        ) {
+            let codec = AvroCodec::new();
+            let mut r = fixtures::remit("C1", "2024-03-20", "1", 50_000, &[(CO, "45", 40_000), (PR, "2", 10_000)]);
+            r.remarks = vec!["N130".into(), "M51".into()];
+            let mut bytes = Vec::new();
+            codec.encode_framed(SchemaKind::Remittance, &r, &mut bytes).unwrap();
+            for (pos, byte, op) in edits {
+                let i = pos % (bytes.len() + 1);
+                match op {
+                    0 if i < bytes.len() => bytes[i] = byte,
+                    1 => bytes.insert(i, byte),
+                    _ => bytes.truncate(i.max(1)),
+                }
+            }
+            let _ = codec.decode_framed::<Remittance>(SchemaKind::Remittance, &bytes);
+            let _ = crate::codec::json::decode::<Remittance>(&bytes);
+        }
+    }
 }
