@@ -74,7 +74,8 @@ pub struct Partition {
     claims: Table<ClaimState>,
     members: Table<MemberState>,
     timers: BTreeSet<(EpochMillis, TimerOwner, String)>,
-    scheduled: HashMap<(TimerOwner, String), EpochMillis, ahash::RandomState>,
+    /// When each key's timer is due, per owner (looked up by `&str`, no allocation).
+    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 2],
     checkpoint: Checkpoint,
     since_checkpoint: u64,
     stats: PartitionStats,
@@ -108,7 +109,10 @@ impl Partition {
             claims,
             members,
             timers: BTreeSet::new(),
-            scheduled: HashMap::with_hasher(ahash::RandomState::new()),
+            scheduled: [
+                HashMap::with_hasher(ahash::RandomState::new()),
+                HashMap::with_hasher(ahash::RandomState::new()),
+            ],
             checkpoint,
             since_checkpoint: 0,
             stats: PartitionStats::default(),
@@ -257,7 +261,7 @@ impl Partition {
             let Some((due, owner, key)) = self.timers.pop_first() else {
                 break;
             };
-            self.scheduled.remove(&(owner, key.clone()));
+            self.scheduled[owner as usize].remove(&key);
             self.stats.timers_fired += 1;
             match owner {
                 TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
@@ -310,21 +314,26 @@ impl Partition {
     }
 
     fn schedule(&mut self, owner: TimerOwner, key: &str, due: Option<EpochMillis>) {
-        let slot = (owner, key.to_owned());
-        let old = self.scheduled.get(&slot).copied();
+        let slots = &mut self.scheduled[owner as usize];
+        let old = slots.get(key).copied();
         if old == due {
             return;
         }
         if let Some(old) = old {
-            self.timers.remove(&(old, owner, slot.1.clone()));
+            self.timers.remove(&(old, owner, key.to_owned()));
         }
         match due {
             Some(due) => {
-                self.timers.insert((due, owner, slot.1.clone()));
-                self.scheduled.insert(slot, due);
+                self.timers.insert((due, owner, key.to_owned()));
+                match slots.get_mut(key) {
+                    Some(slot) => *slot = due,
+                    None => {
+                        slots.insert(key.to_owned(), due);
+                    }
+                }
             }
             None => {
-                self.scheduled.remove(&slot);
+                slots.remove(key);
             }
         }
     }

@@ -28,7 +28,6 @@
 //! index stay. Stays older than the look-back leave state; the member leaves when none is left.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -393,7 +392,5 @@ fn chained(a: &StayRec, b: &StayRec) -> bool {
 
 /// Hash of a readmission event's content (the caller leaves the volatile fields blank).
 fn fingerprint(ev: &ReadmissionEvent) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    ev.hash(&mut h);
-    h.finish()
+    crate::state::fingerprint(ev)
 }

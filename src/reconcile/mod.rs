@@ -25,8 +25,6 @@
 //! **Emits** [`OutputEvent::ClaimLifecycle`] and, when the paid amount of a claim that bills an
 //! encounter changes, an internal [`EncounterCost`] for the member flow.
 
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -390,37 +388,49 @@ impl Reconciler {
             .copied();
         let patient = primary.map_or(0, |r| r.patient_cents);
 
-        let mut by_group: BTreeMap<&'static str, i64> = BTreeMap::new();
-        let mut by_category: BTreeMap<&'static str, i64> = BTreeMap::new();
-        let mut denial_by_category: BTreeMap<&'static str, i64> = BTreeMap::new();
-        let mut carcs: Vec<String> = Vec::new();
-        let mut rarcs: Vec<String> = Vec::new();
+        // Small linear maps: a claim has a handful of distinct codes, and this runs on every event.
+        let mut by_group: Vec<(&'static str, i64)> = Vec::new();
+        let mut by_category: Vec<(&'static str, i64)> = Vec::new();
+        let mut denial_by_category: Vec<(&'static str, i64)> = Vec::new();
+        let mut carc_pairs: Vec<(AdjustmentGroup, &str)> = Vec::new();
+        let mut rarc_refs: Vec<&str> = Vec::new();
         for r in &active {
             for (group, carc, amount) in &r.adjustments {
                 let category = self.refdata.adjustment_category(*group, carc);
-                *by_group.entry(group.as_str()).or_default() += amount;
-                *by_category.entry(category.as_str()).or_default() += amount;
+                add(&mut by_group, group.as_str(), *amount);
+                add(&mut by_category, category.as_str(), *amount);
                 if category.is_denial() {
-                    *denial_by_category.entry(category.as_str()).or_default() += amount;
+                    add(&mut denial_by_category, category.as_str(), *amount);
                 }
-                let code = format!("{}-{carc}", group.as_str());
-                if !carcs.contains(&code) {
-                    carcs.push(code);
+                if !carc_pairs
+                    .iter()
+                    .any(|(g, c)| g == group && *c == carc.as_str())
+                {
+                    carc_pairs.push((*group, carc));
                 }
             }
             for remark in &r.remarks {
-                if !rarcs.contains(remark) {
-                    rarcs.push(remark.clone());
+                if !rarc_refs.contains(&remark.as_str()) {
+                    rarc_refs.push(remark);
                 }
             }
         }
-        carcs.sort();
-        rarcs.sort();
-        let denial_cents: i64 = denial_by_category.values().filter(|v| **v > 0).sum();
+        carc_pairs.sort_unstable();
+        rarc_refs.sort_unstable();
+        let carcs: Vec<String> = carc_pairs
+            .iter()
+            .map(|(g, c)| format!("{}-{c}", g.as_str()))
+            .collect();
+        let rarcs: Vec<String> = rarc_refs.iter().map(|r| (*r).to_owned()).collect();
+        let denial_cents: i64 = denial_by_category
+            .iter()
+            .map(|(_, v)| *v)
+            .filter(|v| *v > 0)
+            .sum();
         let denial_category = denial_by_category
             .iter()
-            .filter(|(_, v)| **v > 0)
-            .max_by_key(|(k, v)| (**v, std::cmp::Reverse(**k)))
+            .filter(|(_, v)| *v > 0)
+            .max_by_key(|(k, v)| (*v, std::cmp::Reverse(*k)))
             .map(|(k, _)| (*k).to_owned());
 
         let status = if current.is_some_and(|c| c.frequency == ClaimFrequency::Void) {
@@ -583,7 +593,16 @@ impl Reconciler {
     }
 }
 
-fn amounts(map: BTreeMap<&'static str, i64>) -> Vec<AmountByCode> {
+fn add(map: &mut Vec<(&'static str, i64)>, code: &'static str, amount: i64) {
+    match map.iter_mut().find(|(k, _)| *k == code) {
+        Some((_, v)) => *v += amount,
+        None => map.push((code, amount)),
+    }
+}
+
+/// Amounts sorted by code, for a deterministic output.
+fn amounts(mut map: Vec<(&'static str, i64)>) -> Vec<AmountByCode> {
+    map.sort_unstable();
     map.into_iter()
         .map(|(code, amount_cents)| AmountByCode {
             code: code.to_owned(),
@@ -592,9 +611,9 @@ fn amounts(map: BTreeMap<&'static str, i64>) -> Vec<AmountByCode> {
         .collect()
 }
 
-/// Hash of everything in a view except the volatile fields (which `view` leaves blank).
+/// Hash of everything in a view except the volatile fields (which `view` leaves blank): xxh3 over
+/// the view's bincode bytes, written into a reused per-thread buffer. Stable across processes and
+/// releases of the hasher, so it can be persisted in state.
 fn fingerprint(view: &ClaimLifecycleUpdate) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    view.hash(&mut h);
-    h.finish()
+    crate::state::fingerprint(view)
 }

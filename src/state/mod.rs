@@ -57,6 +57,21 @@ fn decode<V: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<V, S
         })
 }
 
+/// A stable 64-bit fingerprint of a value: xxh3 of its bincode encoding, written into a reused
+/// per-thread buffer (no allocation once warm). Used to emit an output only when it changed.
+pub fn fingerprint<V: Serialize>(v: &V) -> u64 {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+    }
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        // Encoding plain data into a Vec cannot fail.
+        bincode::serde::encode_into_std_write(v, buf, bincode::config::standard())
+            .expect("bincode encoding of plain data");
+        xxhash_rust::xxh3::xxh3_64(buf)
+    })
+}
+
 /// What a partition's state reflects: the next input offset of each source, the event-time
 /// watermark, and positions of sinks that take part in the checkpoint (replay's output files).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
