@@ -83,6 +83,31 @@ fn opts(input: &Path, out: &Path, state: Option<&Path>, stop_after: Option<u64>)
     }
 }
 
+/// The outputs of the fixture population are checked in: any change to what replay emits shows
+/// up as a diff here. Regenerate deliberately with `UPDATE_GOLDEN=1 cargo test --test replay`.
+#[test]
+fn outputs_match_the_checked_in_golden_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir_all(&input).unwrap();
+    write_inputs(&input, Format::Json);
+    let out = tmp.path().join("out");
+    run(&opts(&input, &out, None, None)).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for (topic, bytes) in outputs(&out) {
+        let path = golden.join(format!("{topic}.jsonl"));
+        if update {
+            fs::create_dir_all(&golden).unwrap();
+            fs::write(&path, &bytes).unwrap();
+            continue;
+        }
+        let expected = fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+        assert!(bytes == expected, "{topic} differs from {}", path.display());
+    }
+}
+
 #[test]
 fn same_input_gives_byte_identical_output_in_both_formats() {
     let tmp = tempfile::tempdir().unwrap();
