@@ -13,7 +13,7 @@
 //! Timers are never stored: they are derived from state ([`Reconciler::next_timer`],
 //! [`Detector::next_prune`]) and the index is rebuilt when a partition is loaded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::CoreConfig;
@@ -73,8 +73,11 @@ pub struct Partition {
     store: PartitionStore,
     claims: Table<ClaimState>,
     members: Table<MemberState>,
-    timers: BTreeSet<(EpochMillis, TimerOwner, String)>,
-    /// When each key's timer is due, per owner (looked up by `&str`, no allocation).
+    /// Due timers in a deterministic order: (due, owner, stable hash of the key) -> keys (sorted;
+    /// almost always one). Ordering by a stable hash rather than the key lets a timer be found and
+    /// moved by `&str` without allocating, and keeps the firing order identical after a restart.
+    timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
+    /// When each key's timer is due, per owner; looked up by `&str`.
     scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 2],
     checkpoint: Checkpoint,
     since_checkpoint: u64,
@@ -108,7 +111,7 @@ impl Partition {
             store,
             claims,
             members,
-            timers: BTreeSet::new(),
+            timers: BTreeMap::new(),
             scheduled: [
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
@@ -254,18 +257,20 @@ impl Partition {
             return;
         }
         self.checkpoint.watermark = now;
-        while let Some((due, _, _)) = self.timers.first() {
+        while let Some(((due, _, _), _)) = self.timers.first_key_value() {
             if *due > now {
                 break;
             }
-            let Some((due, owner, key)) = self.timers.pop_first() else {
+            let Some(((due, owner, _), keys)) = self.timers.pop_first() else {
                 break;
             };
-            self.scheduled[owner as usize].remove(&key);
-            self.stats.timers_fired += 1;
-            match owner {
-                TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
-                TimerOwner::Member => self.fire_member(engine, &key, due),
+            for key in keys {
+                self.scheduled[owner as usize].remove(&key);
+                self.stats.timers_fired += 1;
+                match owner {
+                    TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
+                    TimerOwner::Member => self.fire_member(engine, &key, due),
+                }
             }
         }
     }
@@ -319,18 +324,37 @@ impl Partition {
         if old == due {
             return;
         }
+        let hash = crate::reconcile::record_id(key);
+        // Take the key string (and, when it empties, the vector) of the timer being moved, so a
+        // reschedule allocates nothing.
+        let mut reuse: Option<(String, Vec<String>)> = None;
         if let Some(old) = old {
-            self.timers.remove(&(old, owner, key.to_owned()));
+            if let std::collections::btree_map::Entry::Occupied(mut entry) =
+                self.timers.entry((old, owner, hash))
+            {
+                if let Some(pos) = entry.get().iter().position(|k| k == key) {
+                    let taken = entry.get_mut().remove(pos);
+                    let spare = if entry.get().is_empty() {
+                        entry.remove()
+                    } else {
+                        Vec::new()
+                    };
+                    reuse = Some((taken, spare));
+                }
+            }
         }
         match due {
             Some(due) => {
-                self.timers.insert((due, owner, key.to_owned()));
                 match slots.get_mut(key) {
                     Some(slot) => *slot = due,
                     None => {
                         slots.insert(key.to_owned(), due);
                     }
                 }
+                let (owned, spare) = reuse.unwrap_or_else(|| (key.to_owned(), Vec::new()));
+                let keys = self.timers.entry((due, owner, hash)).or_insert(spare);
+                let pos = keys.binary_search(&owned).unwrap_or_else(|p| p);
+                keys.insert(pos, owned);
             }
             None => {
                 slots.remove(key);

@@ -350,7 +350,7 @@ impl Detector {
                 ev.event_time = event_time;
                 ev.output_id = format!("{member_id}:{key}:{}", rec.version);
                 rec.last = ev.clone();
-                out.push(OutputEvent::Readmission(ev));
+                out.push(OutputEvent::Readmission(Box::new(ev)));
             }
         }
         for (key, mut ev) in current {
@@ -374,7 +374,7 @@ impl Detector {
                     last: ev.clone(),
                 },
             );
-            out.push(OutputEvent::Readmission(ev));
+            out.push(OutputEvent::Readmission(Box::new(ev)));
         }
     }
 }

@@ -23,7 +23,7 @@ fn run(events: &[Encounter]) -> (MemberState, Vec<ReadmissionEvent>) {
     let evs = out
         .into_iter()
         .map(|o| match o {
-            OutputEvent::Readmission(r) => r,
+            OutputEvent::Readmission(r) => *r,
             other => panic!("unexpected {other:?}"),
         })
         .collect();

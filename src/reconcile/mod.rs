@@ -321,7 +321,11 @@ impl Reconciler {
         state.version += 1;
         state.last_fingerprint = fingerprint;
         view.version = state.version;
-        view.output_id = format!("{claim_id}:{}", state.version);
+        let mut id = String::with_capacity(claim_id.len() + 8);
+        id.push_str(claim_id);
+        id.push(':');
+        crate::state::push_int(&mut id, state.version);
+        view.output_id = id;
         view.event_time = event_time;
         view.cause = cause;
         view.previous_status = state.last_status;
@@ -340,7 +344,7 @@ impl Reconciler {
                 });
             }
         }
-        out.events.push(OutputEvent::ClaimLifecycle(view));
+        out.events.push(OutputEvent::ClaimLifecycle(Box::new(view)));
     }
 
     /// The reconciled view of a claim: a pure function of the set of records in `state` (the
@@ -419,7 +423,13 @@ impl Reconciler {
         rarc_refs.sort_unstable();
         let carcs: Vec<String> = carc_pairs
             .iter()
-            .map(|(g, c)| format!("{}-{c}", g.as_str()))
+            .map(|(g, c)| {
+                let mut code = String::with_capacity(3 + c.len());
+                code.push_str(g.as_str());
+                code.push('-');
+                code.push_str(c);
+                code
+            })
             .collect();
         let rarcs: Vec<String> = rarc_refs.iter().map(|r| (*r).to_owned()).collect();
         let denial_cents: i64 = denial_by_category
@@ -561,7 +571,13 @@ impl Reconciler {
             },
             carc_codes: carcs,
             rarc_codes: rarcs,
-            ack_status: latest_ack.map(|a| format!("{}:{}", a.category, a.code)),
+            ack_status: latest_ack.map(|a| {
+                let mut s = String::with_capacity(a.category.len() + a.code.len() + 1);
+                s.push_str(&a.category);
+                s.push(':');
+                s.push_str(&a.code);
+                s
+            }),
             days_to_ack: days(current.map(|c| c.submitted_date), first_ack_date),
             days_to_first_payment: days(first_submitted, first_payment_date),
             days_to_final: days(first_submitted, final_date),
@@ -611,9 +627,7 @@ fn amounts(mut map: Vec<(&'static str, i64)>) -> Vec<AmountByCode> {
         .collect()
 }
 
-/// Hash of everything in a view except the volatile fields (which `view` leaves blank): xxh3 over
-/// the view's bincode bytes, written into a reused per-thread buffer. Stable across processes and
-/// releases of the hasher, so it can be persisted in state.
+/// Fingerprint of a view (the volatile fields are blank when called).
 fn fingerprint(view: &ClaimLifecycleUpdate) -> u64 {
     crate::state::fingerprint(view)
 }

@@ -28,7 +28,7 @@ fn run(inputs: &[ClaimInput<'_>]) -> (ClaimState, Vec<ClaimLifecycleUpdate>) {
         .events
         .into_iter()
         .map(|e| match e {
-            OutputEvent::ClaimLifecycle(u) => u,
+            OutputEvent::ClaimLifecycle(u) => *u,
             other => panic!("unexpected {other:?}"),
         })
         .collect();
@@ -315,7 +315,7 @@ fn timers_flag_missing_ack_and_remit_and_clear_on_arrival() {
         .events
         .iter()
         .map(|e| match e {
-            OutputEvent::ClaimLifecycle(u) => u.clone(),
+            OutputEvent::ClaimLifecycle(u) => (**u).clone(),
             _ => unreachable!(),
         })
         .collect();
@@ -408,6 +408,7 @@ fn pool() -> (Vec<ClaimSubmitted>, Vec<ClaimAck>, Vec<Remittance>) {
 }
 
 proptest! {
+    #![proptest_config(proptest::test_runner::Config { failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"))), ..proptest::test_runner::Config::default() })]
     /// Whatever the arrival order (and with duplicates), the final state's view is the same.
     #[test]
     fn final_view_is_independent_of_arrival_order(

@@ -57,19 +57,22 @@ fn decode<V: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<V, S
         })
 }
 
-/// A stable 64-bit fingerprint of a value: xxh3 of its bincode encoding, written into a reused
-/// per-thread buffer (no allocation once warm). Used to emit an output only when it changed.
-pub fn fingerprint<V: Serialize>(v: &V) -> u64 {
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
-    }
-    BUF.with_borrow_mut(|buf| {
-        buf.clear();
-        // Encoding plain data into a Vec cannot fail.
-        bincode::serde::encode_into_std_write(v, buf, bincode::config::standard())
-            .expect("bincode encoding of plain data");
-        xxhash_rust::xxh3::xxh3_64(buf)
-    })
+/// A 64-bit fingerprint of a value, to emit an output only when it changed. FxHash over the
+/// value's `Hash`: deterministic across processes (it is persisted in state), allocation-free and
+/// a few instructions per word. A change confined to one word always changes the fingerprint (each
+/// step of the hash is a bijection of the running state); a collision of two views that differ in
+/// several places is possible in principle and would skip one update. An algorithm change of the
+/// hasher would re-emit each key's current view once.
+pub fn fingerprint<V: std::hash::Hash>(v: &V) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// Appends `value` in decimal to `out` (no formatting machinery on hot paths).
+pub fn push_int(out: &mut String, value: i64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// What a partition's state reflects: the next input offset of each source, the event-time
@@ -101,12 +104,28 @@ impl std::fmt::Debug for StateDb {
 
 impl StateDb {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// sled holds an exclusive file lock; a database dropped a moment ago in this process (a
+    /// partition reopened after a rebalance, a test restart) can still hold it while its flusher
+    /// thread stops, so a lock conflict is retried for up to two seconds before it is reported.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()?;
-        Ok(Self { db })
+        let mut attempts = 0;
+        loop {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(256 * 1024 * 1024)
+                .open()
+            {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && attempts < 40 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A database deleted on drop, for tests and benchmarks.
