@@ -28,6 +28,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::config::CoreConfig;
 use crate::model::{
@@ -366,9 +367,9 @@ impl Reconciler {
 
         // Remittances in business order; a reversal retracts the adjudication it names (same payer
         // claim control number) or, failing that, the latest one still in force.
-        let mut remits: Vec<&RemitRec> = state.remits.iter().collect();
+        let mut remits: SmallVec<[&RemitRec; 8]> = state.remits.iter().collect();
         remits.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
-        let mut active: Vec<&RemitRec> = Vec::with_capacity(remits.len());
+        let mut active: SmallVec<[&RemitRec; 8]> = SmallVec::new();
         for r in &remits {
             if r.is_reversal() {
                 let named = active.iter().rposition(|a| {
@@ -393,11 +394,11 @@ impl Reconciler {
         let patient = primary.map_or(0, |r| r.patient_cents);
 
         // Small linear maps: a claim has a handful of distinct codes, and this runs on every event.
-        let mut by_group: Vec<(&'static str, i64)> = Vec::new();
-        let mut by_category: Vec<(&'static str, i64)> = Vec::new();
-        let mut denial_by_category: Vec<(&'static str, i64)> = Vec::new();
-        let mut carc_pairs: Vec<(AdjustmentGroup, &str)> = Vec::new();
-        let mut rarc_refs: Vec<&str> = Vec::new();
+        let mut by_group: Codes = SmallVec::new();
+        let mut by_category: Codes = SmallVec::new();
+        let mut denial_by_category: Codes = SmallVec::new();
+        let mut carc_pairs: SmallVec<[(AdjustmentGroup, &str); 8]> = SmallVec::new();
+        let mut rarc_refs: SmallVec<[&str; 8]> = SmallVec::new();
         for r in &active {
             for (group, carc, amount) in &r.adjustments {
                 let category = self.refdata.adjustment_category(*group, carc);
@@ -609,7 +610,10 @@ impl Reconciler {
     }
 }
 
-fn add(map: &mut Vec<(&'static str, i64)>, code: &'static str, amount: i64) {
+/// A small map from code to amount, kept on the stack.
+type Codes = SmallVec<[(&'static str, i64); 8]>;
+
+fn add(map: &mut Codes, code: &'static str, amount: i64) {
     match map.iter_mut().find(|(k, _)| *k == code) {
         Some((_, v)) => *v += amount,
         None => map.push((code, amount)),
@@ -617,7 +621,7 @@ fn add(map: &mut Vec<(&'static str, i64)>, code: &'static str, amount: i64) {
 }
 
 /// Amounts sorted by code, for a deterministic output.
-fn amounts(mut map: Vec<(&'static str, i64)>) -> Vec<AmountByCode> {
+fn amounts(mut map: Codes) -> Vec<AmountByCode> {
     map.sort_unstable();
     map.into_iter()
         .map(|(code, amount_cents)| AmountByCode {
