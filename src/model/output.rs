@@ -82,7 +82,12 @@ impl ClaimStatus {
     pub fn is_closed(self) -> bool {
         matches!(
             self,
-            Self::Paid | Self::Denied | Self::Voided | Self::Forwarded | Self::Rejected
+            Self::Paid
+                | Self::PartiallyPaid
+                | Self::Denied
+                | Self::Voided
+                | Self::Forwarded
+                | Self::Rejected
         )
     }
 }

@@ -450,6 +450,15 @@ impl Reconciler {
             match primary {
                 None => ClaimStatus::Reversed,
                 Some(p) if p.status == "23" => ClaimStatus::Forwarded,
+                // Nothing paid, but part of the claim allowed and applied to the patient's share
+                // (deductible): the allowed part was adjudicated, not denied.
+                Some(_) if paid_to_date <= 0 && patient > 0 => {
+                    if denial_cents > 0 {
+                        ClaimStatus::PartiallyPaid
+                    } else {
+                        ClaimStatus::Paid
+                    }
+                }
                 Some(p) if paid_to_date <= 0 => {
                     if denial_cents > 0 || p.status == "4" {
                         ClaimStatus::Denied
@@ -593,7 +602,8 @@ impl Reconciler {
 
 impl Reconciler {
     /// The claim's first adjudication (in business order, reversals aside) was a denial: nothing
-    /// paid and a denial CARC or CLP02 4. `false` before any 835.
+    /// paid, nothing applied to the patient's share, and a denial CARC or CLP02 4. `false` before
+    /// any 835.
     pub fn first_adjudication_denied(&self, state: &ClaimState) -> bool {
         let first = state
             .remits
@@ -602,6 +612,7 @@ impl Reconciler {
             .min_by_key(|r| (r.payment_date, r.event_time, r.id));
         first.is_some_and(|r| {
             r.paid_cents <= 0
+                && r.patient_cents <= 0
                 && (r.status == "4"
                     || r.adjustments.iter().any(|(g, c, a)| {
                         *a > 0 && self.refdata.adjustment_category(*g, c).is_denial()

@@ -157,6 +157,25 @@ fn denial_comes_from_cas_not_clp02() {
 }
 
 #[test]
+fn nothing_paid_but_deductible_applied_with_a_denied_line_is_partial_not_denied() {
+    let c = claim("C1", "2024-03-01");
+    let rm = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        0,
+        &[(CO, "45", 20_000), (PR, "1", 50_000), (CO, "50", 30_000)],
+    );
+    assert_eq!(
+        last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]).status,
+        ClaimStatus::PartiallyPaid
+    );
+    let r = reconciler();
+    let (state, _) = run(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&rm)]);
+    assert!(!r.first_adjudication_denied(&state));
+}
+
+#[test]
 fn partial_payment_when_part_is_denied() {
     let c = claim("C1", "2024-03-01");
     let rm = remit(

@@ -130,7 +130,12 @@ impl RefData {
         {
             return Some("ALWAYS_PLANNED_PROCEDURE");
         }
-        if procedures.iter().any(|p| p.starts_with("0SR")) && !principal_dx.starts_with('S') {
+        if procedures
+            .iter()
+            .any(|p| p.starts_with("0SR") || p.starts_with("0270"))
+            && !principal_dx.starts_with('S')
+            && !principal_dx.starts_with("I21")
+        {
             return Some("POTENTIALLY_PLANNED_PROCEDURE");
         }
         None
@@ -140,7 +145,7 @@ impl RefData {
             Some("PSYCHIATRIC")
         } else if dx.starts_with("Z5189") {
             Some("REHABILITATION")
-        } else if dx.starts_with('C') {
+        } else if dx.starts_with('C') || dx.starts_with("Z511") {
             Some("CANCER_TREATMENT")
         } else {
             None

@@ -21,7 +21,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use summary::Summary;
+pub use summary::{OutputTally, Summary};
 
 use crate::codec::json;
 use crate::config::CoreConfig;
@@ -182,6 +182,18 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
     let mut dead_letters = 0u64;
     let (mut out, mut costs) = (Vec::with_capacity(16), Vec::with_capacity(4));
     let mut stopped_early = false;
+    let mut tally = OutputTally::default();
+    if resuming {
+        // The summary covers the whole replay: re-read what earlier pieces emitted.
+        let path = opts.out.join("claimwatch.claim-lifecycle.jsonl");
+        if let Ok(text) = fs::read(&path) {
+            for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                if let Ok(u) = json::decode::<crate::model::ClaimLifecycleUpdate>(line) {
+                    tally.observe(&OutputEvent::ClaimLifecycle(Box::new(u)));
+                }
+            }
+        }
+    }
     let checkpoint_every = opts.config.checkpoint_every_events;
     // Each step takes the head with the smallest (time, stream, offset).
     while let Some(i) = (0..heads.len())
@@ -227,6 +239,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
             p.note_offset(source, rec.offset);
         }
         for o in out.drain(..) {
+            tally.observe(&o);
             sinks.write(&o)?;
         }
         read_this_run += 1;
@@ -250,6 +263,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
         records_per_stream,
         dead_letters,
         &sinks.counts,
+        &tally,
     );
     let path = sinks.dir.join("replay-summary.json");
     fs::write(

@@ -5,9 +5,42 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use std::collections::HashMap;
+
 use crate::core::{Engine, Partition};
-use crate::model::{ClaimStatus, DAY_MS};
-use crate::refdata::AckClass;
+use crate::model::{ClaimAlert, ClaimLifecycleUpdate, ClaimStatus, OutputEvent, DAY_MS};
+
+/// What the summary keeps of each claim's emitted lifecycle (claims leave state after their
+/// retention period, so claim figures are computed from what was emitted, not from final state).
+#[derive(Clone, Debug, Default)]
+struct ClaimTrack {
+    last: Option<ClaimLifecycleUpdate>,
+    /// The status right after the first remittance was applied.
+    first_adjudication: Option<ClaimStatus>,
+    ever_rejected: bool,
+    acknowledged: bool,
+}
+
+/// Running tally of the lifecycle outputs of a replay.
+#[derive(Debug, Default)]
+pub struct OutputTally {
+    claims: HashMap<String, ClaimTrack>,
+}
+
+impl OutputTally {
+    pub fn observe(&mut self, event: &OutputEvent) {
+        let OutputEvent::ClaimLifecycle(u) = event else {
+            return;
+        };
+        let t = self.claims.entry(u.claim_id.clone()).or_default();
+        if t.first_adjudication.is_none() && u.remit_count > 0 {
+            t.first_adjudication = Some(u.status);
+        }
+        t.ever_rejected |= u.status == ClaimStatus::Rejected;
+        t.acknowledged |= u.ack_count > 0;
+        t.last = Some((**u).clone());
+    }
+}
 
 /// Figures of a finished replay.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -74,6 +107,45 @@ fn median(mut v: Vec<i32>) -> Option<i32> {
     Some(v[v.len() / 2])
 }
 
+impl ClaimFigures {
+    fn from_tally(tally: &OutputTally) -> Self {
+        let mut c = ClaimFigures::default();
+        let (mut acked, mut rejected, mut fp_yes, mut fp_all, mut init_denied, mut final_denied) =
+            (0, 0, 0, 0, 0, 0);
+        let (mut ack_days, mut pay_days) = (Vec::new(), Vec::new());
+        for t in tally.claims.values() {
+            let Some(u) = &t.last else { continue };
+            c.claims += 1;
+            *c.by_status.entry(u.status.as_str().to_owned()).or_default() += 1;
+            c.paid_cents += u.paid_to_date_cents;
+            if u.remit_count > 0 {
+                c.adjudicated += 1;
+                init_denied += u64::from(t.first_adjudication == Some(ClaimStatus::Denied));
+                final_denied += u64::from(u.status == ClaimStatus::Denied);
+            }
+            if t.acknowledged {
+                acked += 1;
+                rejected += u64::from(t.ever_rejected);
+            }
+            if let Some(fp) = u.first_pass_paid {
+                fp_all += 1;
+                fp_yes += u64::from(fp);
+            }
+            ack_days.extend(u.days_to_ack);
+            pay_days.extend(u.days_to_first_payment);
+            c.missing_ack_open += u64::from(u.alerts.contains(&ClaimAlert::MissingAck));
+            c.missing_remit_open += u64::from(u.alerts.contains(&ClaimAlert::MissingRemit));
+        }
+        c.initial_denial_rate = ratio(init_denied, c.adjudicated);
+        c.final_denial_rate = ratio(final_denied, c.adjudicated);
+        c.front_door_rejection_rate = ratio(rejected, acked);
+        c.first_pass_yield = ratio(fp_yes, fp_all);
+        c.median_days_to_ack = median(ack_days);
+        c.median_days_to_first_payment = median(pay_days);
+        c
+    }
+}
+
 impl Summary {
     /// Computes the figures from the partitions' final state.
     pub fn compute(
@@ -82,6 +154,7 @@ impl Summary {
         input_records: BTreeMap<String, u64>,
         dead_letters: u64,
         outputs: &BTreeMap<&'static str, u64>,
+        tally: &OutputTally,
     ) -> Self {
         let mut s = Summary {
             input_records,
@@ -89,56 +162,11 @@ impl Summary {
             outputs: outputs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             ..Default::default()
         };
-        let (mut acked, mut rejected, mut fp_yes, mut fp_all, mut init_denied, mut final_denied) =
-            (0, 0, 0, 0, 0, 0);
-        let (mut ack_days, mut pay_days) = (Vec::new(), Vec::new());
         let window = i32::try_from(engine.config.readmission_window_days).unwrap_or(30);
         for p in partitions {
             s.duplicates_ignored += p.stats().duplicates;
             s.timers_fired += p.stats().timers_fired;
             let watermark_day = (p.watermark().div_euclid(DAY_MS)) as i32;
-            for entry in p.claims().iter() {
-                let (key, st) = (entry.key(), entry.value());
-                let view = engine.reconciler.view(st, key);
-                let c = &mut s.claims;
-                c.claims += 1;
-                *c.by_status
-                    .entry(view.status.as_str().to_owned())
-                    .or_default() += 1;
-                c.paid_cents += view.paid_to_date_cents;
-                if !st.remits.is_empty() {
-                    c.adjudicated += 1;
-                    if engine.reconciler.first_adjudication_denied(st) {
-                        init_denied += 1;
-                    }
-                    if view.status == ClaimStatus::Denied {
-                        final_denied += 1;
-                    }
-                }
-                if !st.acks.is_empty() {
-                    acked += 1;
-                    if st
-                        .acks
-                        .iter()
-                        .any(|a| engine.refdata.ack_class(&a.category) == AckClass::Rejected)
-                    {
-                        rejected += 1;
-                    }
-                }
-                if let Some(fp) = view.first_pass_paid {
-                    fp_all += 1;
-                    fp_yes += u64::from(fp);
-                }
-                ack_days.extend(view.days_to_ack);
-                pay_days.extend(view.days_to_first_payment);
-                for a in &view.alerts {
-                    match a {
-                        crate::model::ClaimAlert::MissingAck => c.missing_ack_open += 1,
-                        crate::model::ClaimAlert::MissingRemit => c.missing_remit_open += 1,
-                        _ => {}
-                    }
-                }
-            }
             for entry in p.members().iter() {
                 let st = entry.value();
                 let r = &mut s.readmissions;
@@ -176,13 +204,7 @@ impl Summary {
                 }
             }
         }
-        let c = &mut s.claims;
-        c.initial_denial_rate = ratio(init_denied, c.adjudicated);
-        c.final_denial_rate = ratio(final_denied, c.adjudicated);
-        c.front_door_rejection_rate = ratio(rejected, acked);
-        c.first_pass_yield = ratio(fp_yes, fp_all);
-        c.median_days_to_ack = median(ack_days);
-        c.median_days_to_first_payment = median(pay_days);
+        s.claims = ClaimFigures::from_tally(tally);
         let r = &mut s.readmissions;
         r.readmission_rate = ratio(r.unplanned_readmissions, r.index_stays);
         s
