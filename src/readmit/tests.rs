@@ -127,7 +127,24 @@ fn planned_readmission_is_reported_as_planned_and_ends_the_window() {
         s["E1"].planned_reason.as_deref(),
         Some("ALWAYS_PLANNED_DIAGNOSIS")
     );
-    // The planned stay is itself an index: E3 is its unplanned readmission.
+    // A maintenance chemotherapy stay is medical treatment of cancer: not an index stay itself.
+    assert!(!s.contains_key("E2"));
+    assert_eq!(s.len(), 1);
+}
+
+#[test]
+fn a_planned_stay_can_itself_be_an_index_stay() {
+    let a = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023");
+    // A staged PCI (potentially planned procedure, non-acute principal diagnosis).
+    let mut pci = stay("M1", "E2", "F1", "2024-01-10", "2024-01-11", "01", "I25110");
+    pci.procedures = vec!["0270046".into()];
+    let unplanned = stay("M1", "E3", "F1", "2024-01-20", "2024-01-25", "01", "I5023");
+    let s = standing(&run(&[a, pci, unplanned]).1);
+    assert!(s["E1"].planned);
+    assert_eq!(
+        s["E1"].planned_reason.as_deref(),
+        Some("POTENTIALLY_PLANNED_PROCEDURE")
+    );
     assert!(!s["E2"].planned);
     assert_eq!(s["E2"].readmit_encounter_id, "E3");
 }
