@@ -422,10 +422,7 @@ mod tests {
     }
 
     fn engine() -> Engine {
-        Engine::new(
-            CoreConfig::default(),
-            Arc::new(RefData::embedded().unwrap()),
-        )
+        Engine::new(CoreConfig::default(), RefData::shared())
     }
 
     fn lifecycle(out: &[OutputEvent]) -> Vec<(ClaimStatus, Vec<ClaimAlert>)> {

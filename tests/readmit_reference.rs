@@ -178,7 +178,7 @@ proptest! {
         order_seed in any::<u64>(),
         dups in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
     ) {
-        let refdata = Arc::new(RefData::embedded().unwrap());
+        let refdata = RefData::shared();
         let detector = Detector::new(Arc::clone(&refdata), &CoreConfig::default());
         let recs = records(&specs);
         let mut arrival = recs.clone();

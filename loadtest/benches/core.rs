@@ -96,10 +96,7 @@ fn engine(checkpoint_every_events: u64) -> Engine {
         checkpoint_every_events,
         ..CoreConfig::default()
     };
-    Engine::new(
-        config,
-        Arc::new(RefData::embedded().expect("reference data")),
-    )
+    Engine::new(config, RefData::shared())
 }
 
 /// Feeds every event through the partitions, checkpointing as configured. Returns outputs.

@@ -95,6 +95,7 @@ pub fn simulate(
     out: &mut MemberOutput,
 ) -> Vec<Visit> {
     let refdata = shared_refdata();
+    let refdata = &*refdata;
     let home = ACUTE_FACILITIES[rng.gen_range(0..ACUTE_FACILITIES.len())];
     let mut sim = Sim {
         rng,
@@ -113,9 +114,8 @@ pub fn simulate(
     sim.visits
 }
 
-fn shared_refdata() -> &'static RefData {
-    static REFDATA: std::sync::OnceLock<RefData> = std::sync::OnceLock::new();
-    REFDATA.get_or_init(|| RefData::embedded().expect("embedded reference data parses"))
+fn shared_refdata() -> std::sync::Arc<RefData> {
+    RefData::shared()
 }
 
 fn logistic(x: f64) -> f64 {
@@ -495,7 +495,7 @@ impl<R: Rng> Sim<'_, R> {
                     ("N186".into(), "SURGERY", 6.0, vec!["0TY00Z0".into()], "652")
                 } else {
                     (
-                        "I25110".into(),
+                        "I2510".into(),
                         "CARDIOLOGY",
                         1.0,
                         vec!["0270046".into()],

@@ -1,16 +1,11 @@
 //! Every rule of the definition with hand-made stays, and out-of-order corrections.
 
-use std::sync::Arc;
-
 use super::*;
 use crate::model::fixtures::{stay, t};
 use crate::model::{Encounter, ReadmissionAction};
 
 fn detector() -> Detector {
-    Detector::new(
-        Arc::new(RefData::embedded().unwrap()),
-        &CoreConfig::default(),
-    )
+    Detector::new(RefData::shared(), &CoreConfig::default())
 }
 
 fn run(events: &[Encounter]) -> (MemberState, Vec<ReadmissionEvent>) {
@@ -136,7 +131,7 @@ fn planned_readmission_is_reported_as_planned_and_ends_the_window() {
 fn a_planned_stay_can_itself_be_an_index_stay() {
     let a = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023");
     // A staged PCI (potentially planned procedure, non-acute principal diagnosis).
-    let mut pci = stay("M1", "E2", "F1", "2024-01-10", "2024-01-11", "01", "I25110");
+    let mut pci = stay("M1", "E2", "F1", "2024-01-10", "2024-01-11", "01", "I2510");
     pci.procedures = vec!["0270046".into()];
     let unplanned = stay("M1", "E3", "F1", "2024-01-20", "2024-01-25", "01", "I5023");
     let s = standing(&run(&[a, pci, unplanned]).1);

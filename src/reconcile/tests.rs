@@ -1,7 +1,5 @@
 //! Every rule of the lifecycle, with hand-made fixtures, and order independence as a property.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::*;
@@ -10,10 +8,7 @@ use crate::model::AdjustmentGroup::{CO, OA, PR};
 use crate::model::{ClaimFrequency, ClaimSubmitted};
 
 fn reconciler() -> Reconciler {
-    Reconciler::new(
-        Arc::new(RefData::embedded().unwrap()),
-        &CoreConfig::default(),
-    )
+    Reconciler::new(RefData::shared(), &CoreConfig::default())
 }
 
 /// Applies inputs in order, returning the final state and every update emitted.

@@ -1,11 +1,39 @@
-//! TEMPORARY stand-in with the agreed API; replaced by the refdata change (data-file driven).
-#![allow(missing_docs)]
+//! Versioned reference data: the code tables the core interprets, loaded at start.
+//!
+//! Each table is a data file in `src/refdata/data/` that names its source and version in its
+//! header comments. The files are compiled in (so the binary needs nothing at run time) and parsed
+//! at start by [`RefData::embedded`]; [`RefData::load_dir`] overrides any of them from a directory,
+//! so a new CARC list (they change several times a year) ships without a rebuild.
+//!
+//! | file | what |
+//! |---|---|
+//! | `carc.csv` | CARC codes, description, claimwatch denial category |
+//! | `rarc_codes.txt`, `claim_status_codes.txt` | known RARC and 277 claim status codes |
+//! | `claim_status_category.csv` | 277CA status category → class (A1 received ≠ accepted; R = info request) |
+//! | `readmission_rules.csv` | planned readmission, acute diagnosis and index exclusion prefixes |
+//! | `potentially_planned_icd10pcs.txt`, `acute_dx_icd10cm.txt` | the CMS planned-readmission code lists |
+//! | `hrrp_cohorts.csv` | HRRP condition cohorts |
+//! | `body_systems.csv` | diagnosis groups (CCSR body systems by chapter) |
+//! | `charlson_quan2005.csv` | Charlson comorbidities (Quan 2005 ICD-10 algorithm) |
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
 use crate::model::AdjustmentGroup;
 
-#[derive(Debug, thiserror::Error)]
-#[error("refdata: {0}")]
-pub struct RefDataError(String);
+#[cfg(test)]
+mod tests;
 
+/// A table could not be read: which file, which line, why.
+#[derive(Debug, thiserror::Error)]
+#[error("reference table {file}, line {line}: {reason}")]
+pub struct RefDataError {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Denial reporting category of a CARC (claimwatch's own assignment; see `carc.csv`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CarcCategory {
     Contractual,
@@ -21,7 +49,23 @@ pub enum CarcCategory {
     NonCovered,
     Other,
 }
+
 impl CarcCategory {
+    pub const ALL: [CarcCategory; 12] = [
+        Self::Contractual,
+        Self::PatientResponsibility,
+        Self::Eligibility,
+        Self::Authorization,
+        Self::MedicalNecessity,
+        Self::Coding,
+        Self::TimelyFiling,
+        Self::Duplicate,
+        Self::MissingInformation,
+        Self::Bundling,
+        Self::NonCovered,
+        Self::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Contractual => "CONTRACTUAL",
@@ -38,6 +82,12 @@ impl CarcCategory {
             Self::Other => "OTHER",
         }
     }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// A denial category: everything but contractual write-offs, patient share and other.
     pub fn is_denial(self) -> bool {
         !matches!(
             self,
@@ -45,6 +95,8 @@ impl CarcCategory {
         )
     }
 }
+
+/// Class of a 277CA claim status category code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckClass {
     Received,
@@ -57,7 +109,26 @@ pub enum AckClass {
     NotFound,
     Unknown,
 }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+
+impl AckClass {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "RECEIVED" => Self::Received,
+            "ACCEPTED" => Self::Accepted,
+            "REJECTED" => Self::Rejected,
+            "PENDING" => Self::Pending,
+            "INFO_REQUESTED" => Self::InfoRequested,
+            "ERROR" => Self::Error,
+            "FINALIZED" => Self::Finalized,
+            "NOT_FOUND" => Self::NotFound,
+            "UNKNOWN" => Self::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// HRRP condition cohort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HrrpCohort {
     Ami,
     HeartFailure,
@@ -66,6 +137,7 @@ pub enum HrrpCohort {
     Cabg,
     ThaTka,
 }
+
 impl HrrpCohort {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,120 +149,486 @@ impl HrrpCohort {
             Self::ThaTka => "THA_TKA",
         }
     }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Ami,
+            Self::HeartFailure,
+            Self::Pneumonia,
+            Self::Copd,
+            Self::Cabg,
+            Self::ThaTka,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
+    fn is_procedural(self) -> bool {
+        matches!(self, Self::Cabg | Self::ThaTka)
+    }
 }
 
+/// One CARC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CarcInfo {
+    pub code: String,
+    pub description: String,
+    pub category: CarcCategory,
+}
+
+/// A Charlson comorbidity present in a set of diagnoses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CharlsonCondition {
+    pub name: String,
+    pub weight: u32,
+}
+
+/// Charlson conditions of a set of diagnoses and the index (sum of weights after the hierarchy).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Charlson {
+    pub conditions: Vec<CharlsonCondition>,
+    pub index: u32,
+}
+
+/// Codes normalised for lookup: upper case, no dot, no spaces.
+fn normalise(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// Prefix lookup: the longest prefix of `code` present in `map`.
+fn longest_prefix<'m, V>(map: &'m HashMap<String, V>, code: &str) -> Option<&'m V> {
+    let code = normalise(code);
+    (1..=code.len()).rev().find_map(|n| map.get(&code[..n]))
+}
+
+/// All the reference tables.
 #[derive(Debug, Default)]
-pub struct RefData;
-impl RefData {
-    pub fn embedded() -> Result<RefData, RefDataError> {
-        Ok(RefData)
+pub struct RefData {
+    versions: Vec<(String, String)>,
+    carc: HashMap<String, CarcInfo>,
+    rarc: HashSet<String>,
+    claim_status_codes: HashSet<String>,
+    ack_classes: HashMap<String, AckClass>,
+    always_planned_dx: HashMap<String, ()>,
+    always_planned_px: HashMap<String, ()>,
+    potentially_planned_px: HashMap<String, ()>,
+    potentially_planned_px_codes: HashSet<String>,
+    acute_dx: HashMap<String, ()>,
+    acute_dx_codes: HashSet<String>,
+    exclusions: HashMap<String, &'static str>,
+    /// (cohort, principal prefix, secondary prefix or "", procedural)
+    cohorts: Vec<(HrrpCohort, String, String)>,
+    body_systems: Vec<(String, String, &'static str)>,
+    charlson: Vec<(String, u32, Vec<String>)>,
+}
+
+/// The shipped tables, compiled in.
+const EMBEDDED: [(&str, &str); 10] = [
+    ("carc.csv", include_str!("data/carc.csv")),
+    ("rarc_codes.txt", include_str!("data/rarc_codes.txt")),
+    (
+        "claim_status_codes.txt",
+        include_str!("data/claim_status_codes.txt"),
+    ),
+    (
+        "claim_status_category.csv",
+        include_str!("data/claim_status_category.csv"),
+    ),
+    (
+        "readmission_rules.csv",
+        include_str!("data/readmission_rules.csv"),
+    ),
+    (
+        "potentially_planned_icd10pcs.txt",
+        include_str!("data/potentially_planned_icd10pcs.txt"),
+    ),
+    (
+        "acute_dx_icd10cm.txt",
+        include_str!("data/acute_dx_icd10cm.txt"),
+    ),
+    ("hrrp_cohorts.csv", include_str!("data/hrrp_cohorts.csv")),
+    ("body_systems.csv", include_str!("data/body_systems.csv")),
+    (
+        "charlson_quan2005.csv",
+        include_str!("data/charlson_quan2005.csv"),
+    ),
+];
+
+/// Body-system labels are a closed set: intern them as `&'static str`.
+const BODY_SYSTEMS: [&str; 22] = [
+    "INF", "NEO", "BLD", "END", "MBD", "NVS", "EYE", "EAR", "CIR", "RSP", "DIG", "SKN", "MUS",
+    "GEN", "PRG", "PNL", "MAL", "SYM", "INJ", "EXT", "FAC", "UNK",
+];
+
+fn err(file: &str, line: u64, reason: impl Into<String>) -> RefDataError {
+    RefDataError {
+        file: file.to_owned(),
+        line,
+        reason: reason.into(),
     }
+}
+
+/// The version line of a table: its first comment line mentioning a source, else the first line.
+fn version_of(text: &str) -> String {
+    let comments: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    comments
+        .iter()
+        .find(|l| l.contains("Source") || l.contains("Derived from") || l.contains("as published"))
+        .or(comments.first())
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+/// Rows of a CSV table (comment lines start with `#`), with the header checked.
+fn rows(file: &str, text: &str, header: &[&str]) -> Result<Vec<(u64, Vec<String>)>, RefDataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let got: Vec<String> = reader
+        .headers()
+        .map_err(|e| err(file, 0, e.to_string()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if got != header {
+        return Err(err(file, 0, format!("header {got:?}, expected {header:?}")));
+    }
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record =
+            record.map_err(|e| err(file, e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line());
+        out.push((line, record.iter().map(|s| s.trim().to_owned()).collect()));
+    }
+    Ok(out)
+}
+
+/// Codes of a one-code-per-line list (comments and blank lines skipped).
+fn codes(file: &str, text: &str) -> Result<HashSet<String>, RefDataError> {
+    let mut out = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !line.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(err(file, i as u64 + 1, format!("not a code: {line:?}")));
+        }
+        out.insert(line.to_ascii_uppercase());
+    }
+    Ok(out)
+}
+
+impl RefData {
+    /// The tables shipped in the binary.
+    pub fn embedded() -> Result<RefData, RefDataError> {
+        Self::build(|name| {
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| (*t).to_owned()))
+        })
+    }
+
+    /// The shipped tables, parsed once per process and shared.
+    pub fn shared() -> std::sync::Arc<RefData> {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<RefData>> = std::sync::OnceLock::new();
+        // The embedded tables are checked by the tests: failing to parse them is a build defect.
+        SHARED
+            .get_or_init(|| {
+                std::sync::Arc::new(RefData::embedded().expect("embedded reference data parses"))
+            })
+            .clone()
+    }
+
+    /// The shipped tables, each overridden by a file of the same name in `dir` when present.
+    pub fn load_dir(dir: &Path) -> Result<RefData, RefDataError> {
+        Self::build(|name| {
+            let path = dir.join(name);
+            if path.exists() {
+                std::fs::read_to_string(&path)
+                    .map(Some)
+                    .map_err(|e| err(name, 0, e.to_string()))
+            } else {
+                Ok(EMBEDDED
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, t)| (*t).to_owned()))
+            }
+        })
+    }
+
+    fn build(
+        source: impl Fn(&str) -> Result<Option<String>, RefDataError>,
+    ) -> Result<RefData, RefDataError> {
+        let text = |name: &str| -> Result<String, RefDataError> {
+            source(name)?.ok_or_else(|| err(name, 0, "missing table"))
+        };
+        let mut r = RefData::default();
+        for (name, _) in EMBEDDED {
+            r.versions.push((name.to_owned(), version_of(&text(name)?)));
+        }
+
+        let f = "carc.csv";
+        for (line, row) in rows(f, &text(f)?, &["code", "category", "description"])? {
+            let category = CarcCategory::parse(&row[1])
+                .ok_or_else(|| err(f, line, format!("unknown category {:?}", row[1])))?;
+            let code = normalise(&row[0]);
+            if code.is_empty() {
+                return Err(err(f, line, "empty code"));
+            }
+            r.carc.insert(
+                code.clone(),
+                CarcInfo {
+                    code,
+                    description: row[2].clone(),
+                    category,
+                },
+            );
+        }
+        r.rarc = codes("rarc_codes.txt", &text("rarc_codes.txt")?)?;
+        r.claim_status_codes = codes("claim_status_codes.txt", &text("claim_status_codes.txt")?)?;
+        let f = "claim_status_category.csv";
+        for (line, row) in rows(f, &text(f)?, &["code", "class", "description"])? {
+            let class = AckClass::parse(&row[1])
+                .ok_or_else(|| err(f, line, format!("unknown class {:?}", row[1])))?;
+            r.ack_classes.insert(normalise(&row[0]), class);
+        }
+        let f = "readmission_rules.csv";
+        for (line, row) in rows(f, &text(f)?, &["kind", "prefix", "ccs", "description"])? {
+            let prefix = normalise(&row[1]);
+            match row[0].as_str() {
+                "ALWAYS_PLANNED_DX" => drop(r.always_planned_dx.insert(prefix, ())),
+                "ALWAYS_PLANNED_PX" => drop(r.always_planned_px.insert(prefix, ())),
+                "POTENTIALLY_PLANNED_PX" => drop(r.potentially_planned_px.insert(prefix, ())),
+                "ACUTE_DX" => drop(r.acute_dx.insert(prefix, ())),
+                "EXCLUDE_CANCER_TREATMENT" => drop(r.exclusions.insert(prefix, "CANCER_TREATMENT")),
+                "EXCLUDE_PSYCHIATRIC" => drop(r.exclusions.insert(prefix, "PSYCHIATRIC")),
+                "EXCLUDE_REHABILITATION" => drop(r.exclusions.insert(prefix, "REHABILITATION")),
+                other => return Err(err(f, line, format!("unknown kind {other:?}"))),
+            }
+        }
+        r.potentially_planned_px_codes = codes(
+            "potentially_planned_icd10pcs.txt",
+            &text("potentially_planned_icd10pcs.txt")?,
+        )?;
+        r.acute_dx_codes = codes("acute_dx_icd10cm.txt", &text("acute_dx_icd10cm.txt")?)?;
+        let f = "hrrp_cohorts.csv";
+        for (line, row) in rows(
+            f,
+            &text(f)?,
+            &["cohort", "kind", "prefix", "secondary", "description"],
+        )? {
+            let cohort = HrrpCohort::parse(&row[0])
+                .ok_or_else(|| err(f, line, format!("unknown cohort {:?}", row[0])))?;
+            let secondary = match row[1].as_str() {
+                "PRINCIPAL" | "PROCEDURE" => String::new(),
+                "PRINCIPAL_WITH_SECONDARY" if !row[3].is_empty() => normalise(&row[3]),
+                other => return Err(err(f, line, format!("bad kind/secondary {other:?}"))),
+            };
+            if (row[1] == "PROCEDURE") != cohort.is_procedural() {
+                return Err(err(
+                    f,
+                    line,
+                    "procedural cohorts are matched on procedures, the others on diagnoses",
+                ));
+            }
+            r.cohorts.push((cohort, normalise(&row[2]), secondary));
+        }
+        let f = "body_systems.csv";
+        for (line, row) in rows(
+            f,
+            &text(f)?,
+            &["first", "last", "body_system", "description"],
+        )? {
+            let system = BODY_SYSTEMS
+                .iter()
+                .find(|s| **s == row[2])
+                .ok_or_else(|| err(f, line, format!("unknown body system {:?}", row[2])))?;
+            r.body_systems
+                .push((normalise(&row[0]), normalise(&row[1]), system));
+        }
+        let f = "charlson_quan2005.csv";
+        for (line, row) in rows(f, &text(f)?, &["condition", "weight", "prefixes"])? {
+            let weight: u32 = row[1]
+                .parse()
+                .map_err(|_| err(f, line, format!("bad weight {:?}", row[1])))?;
+            r.charlson.push((
+                row[0].clone(),
+                weight,
+                row[2].split_whitespace().map(normalise).collect(),
+            ));
+        }
+        Ok(r)
+    }
+
+    /// (table, version) pairs for logs and summaries.
+    pub fn versions(&self) -> Vec<(String, String)> {
+        self.versions.clone()
+    }
+
+    pub fn carc(&self, code: &str) -> Option<&CarcInfo> {
+        self.carc
+            .get(code)
+            .or_else(|| self.carc.get(&normalise(code)))
+    }
+
+    /// Category of a CAS triplet: a PR group patient-share CARC is patient responsibility; otherwise
+    /// the CARC's category (unknown codes: OTHER).
     pub fn adjustment_category(&self, group: AdjustmentGroup, carc: &str) -> CarcCategory {
-        if group == AdjustmentGroup::PR {
+        let category = self.carc(carc).map_or(CarcCategory::Other, |c| c.category);
+        if group == AdjustmentGroup::PR
+            && matches!(
+                category,
+                CarcCategory::PatientResponsibility
+                    | CarcCategory::Other
+                    | CarcCategory::Contractual
+            )
+        {
             return CarcCategory::PatientResponsibility;
         }
-        match carc {
-            "45" | "253" => CarcCategory::Contractual,
-            "16" => CarcCategory::MissingInformation,
-            "29" => CarcCategory::TimelyFiling,
-            "50" => CarcCategory::MedicalNecessity,
-            "15" | "197" => CarcCategory::Authorization,
-            "4" | "11" => CarcCategory::Coding,
-            "18" => CarcCategory::Duplicate,
-            "97" => CarcCategory::Bundling,
-            "27" => CarcCategory::Eligibility,
-            "96" => CarcCategory::NonCovered,
-            _ => CarcCategory::Other,
-        }
+        category
     }
-    pub fn ack_class(&self, c: &str) -> AckClass {
-        match c {
-            "A0" | "A1" => AckClass::Received,
-            "A2" | "A5" => AckClass::Accepted,
-            "A3" | "A6" | "A7" | "A8" => AckClass::Rejected,
-            "A4" => AckClass::NotFound,
-            _ if c.starts_with('P') => AckClass::Pending,
-            _ if c.starts_with('R') => AckClass::InfoRequested,
-            _ if c.starts_with('E') => AckClass::Error,
-            _ if c.starts_with('F') => AckClass::Finalized,
-            _ => AckClass::Unknown,
-        }
+
+    pub fn is_known_rarc(&self, code: &str) -> bool {
+        self.rarc.contains(code)
     }
+
+    pub fn is_known_claim_status_code(&self, code: &str) -> bool {
+        self.claim_status_codes.contains(code)
+    }
+
+    /// Class of a 277CA STC01-1 category code.
+    pub fn ack_class(&self, status_category: &str) -> AckClass {
+        self.ack_classes
+            .get(status_category)
+            .copied()
+            .unwrap_or(AckClass::Unknown)
+    }
+
+    /// Why a readmission stay is planned (CMS Planned Readmission Algorithm subset), if it is.
     pub fn planned_readmission(
         &self,
         principal_dx: &str,
         procedures: &[String],
     ) -> Option<&'static str> {
-        if principal_dx.starts_with("Z511") {
+        if longest_prefix(&self.always_planned_dx, principal_dx).is_some() {
             return Some("ALWAYS_PLANNED_DIAGNOSIS");
         }
         if procedures
             .iter()
-            .any(|p| p.starts_with("0TY0") || p.starts_with("0TY1"))
+            .any(|p| longest_prefix(&self.always_planned_px, p).is_some())
         {
             return Some("ALWAYS_PLANNED_PROCEDURE");
         }
-        if procedures
-            .iter()
-            .any(|p| p.starts_with("0SR") || p.starts_with("0270"))
-            && !principal_dx.starts_with('S')
-            && !principal_dx.starts_with("I21")
-        {
+        let potentially = procedures.iter().any(|p| {
+            self.potentially_planned_px_codes.contains(&normalise(p))
+                || longest_prefix(&self.potentially_planned_px, p).is_some()
+        });
+        if potentially && !self.is_acute_dx(principal_dx) {
             return Some("POTENTIALLY_PLANNED_PROCEDURE");
         }
         None
     }
-    pub fn index_exclusion(&self, dx: &str) -> Option<&'static str> {
-        if dx.starts_with('F') {
-            Some("PSYCHIATRIC")
-        } else if dx.starts_with("Z5189") {
-            Some("REHABILITATION")
-        } else if dx.starts_with('C') || dx.starts_with("Z511") {
-            Some("CANCER_TREATMENT")
-        } else {
-            None
-        }
+
+    /// An acute principal diagnosis (a potentially planned procedure is then not planned).
+    pub fn is_acute_dx(&self, dx: &str) -> bool {
+        self.acute_dx_codes.contains(&normalise(dx)) || longest_prefix(&self.acute_dx, dx).is_some()
     }
+
+    /// Why a stay with this principal diagnosis cannot be an index stay, if it cannot.
+    pub fn index_exclusion(&self, principal_dx: &str) -> Option<&'static str> {
+        longest_prefix(&self.exclusions, principal_dx).copied()
+    }
+
+    /// HRRP cohort of a stay; procedural cohorts first.
     pub fn hrrp_cohort(
         &self,
-        dx: &str,
-        _secondary: &[String],
+        principal_dx: &str,
+        secondary_dx: &[String],
         procedures: &[String],
     ) -> Option<HrrpCohort> {
-        if procedures.iter().any(|p| p.starts_with("021")) {
-            return Some(HrrpCohort::Cabg);
-        }
-        if procedures.iter().any(|p| {
-            p.starts_with("0SR9")
-                || p.starts_with("0SRB")
-                || p.starts_with("0SRC")
-                || p.starts_with("0SRD")
-        }) {
-            return Some(HrrpCohort::ThaTka);
-        }
-        if dx.starts_with("I21") || dx.starts_with("I22") {
-            Some(HrrpCohort::Ami)
-        } else if dx.starts_with("I50") || dx == "I110" {
-            Some(HrrpCohort::HeartFailure)
-        } else if ["J12", "J13", "J14", "J15", "J16", "J18"]
+        let principal = normalise(principal_dx);
+        let procedural = self
+            .cohorts
             .iter()
-            .any(|p| dx.starts_with(p))
-        {
-            Some(HrrpCohort::Pneumonia)
-        } else if dx.starts_with("J44") {
-            Some(HrrpCohort::Copd)
-        } else {
-            None
+            .filter(|(c, _, _)| c.is_procedural())
+            .find(|(_, prefix, _)| {
+                procedures
+                    .iter()
+                    .any(|p| normalise(p).starts_with(prefix.as_str()))
+            });
+        if let Some((c, _, _)) = procedural {
+            return Some(*c);
         }
+        self.cohorts
+            .iter()
+            .filter(|(c, _, _)| !c.is_procedural())
+            .filter(|(_, prefix, _)| principal.starts_with(prefix.as_str()))
+            .find(|(_, _, secondary)| {
+                secondary.is_empty()
+                    || secondary_dx
+                        .iter()
+                        .any(|s| normalise(s).starts_with(secondary.as_str()))
+            })
+            .map(|(c, _, _)| *c)
     }
+
+    /// Diagnosis group: CCSR body system of the ICD-10-CM chapter (`UNK` when none).
     pub fn dx_body_system(&self, dx: &str) -> &'static str {
-        match dx.as_bytes().first() {
-            Some(b'I') => "CIR",
-            Some(b'J') => "RSP",
-            Some(b'C') => "NEO",
-            Some(b'F') => "MBD",
-            Some(b'E') => "END",
-            _ => "UNK",
+        let code = normalise(dx);
+        let Some(category) = code.get(..3) else {
+            return "UNK";
+        };
+        self.body_systems
+            .iter()
+            .find(|(first, last, _)| first.as_str() <= category && category <= last.as_str())
+            .map_or("UNK", |(_, _, s)| s)
+    }
+
+    /// Charlson conditions and index of a set of diagnoses (Quan 2005 with the hierarchy).
+    pub fn charlson(&self, dx: &[String]) -> Charlson {
+        let codes: Vec<String> = dx.iter().map(|d| normalise(d)).collect();
+        let mut present: Vec<(&str, u32)> = self
+            .charlson
+            .iter()
+            .filter(|(_, _, prefixes)| {
+                codes
+                    .iter()
+                    .any(|c| prefixes.iter().any(|p| c.starts_with(p.as_str())))
+            })
+            .map(|(name, w, _)| (name.as_str(), *w))
+            .collect();
+        let has = |present: &[(&str, u32)], n: &str| present.iter().any(|(p, _)| *p == n);
+        for (higher, lower) in [
+            (
+                "DIABETES_WITH_COMPLICATIONS",
+                "DIABETES_WITHOUT_COMPLICATIONS",
+            ),
+            ("MODERATE_SEVERE_LIVER_DISEASE", "MILD_LIVER_DISEASE"),
+            ("METASTATIC_SOLID_TUMOR", "ANY_MALIGNANCY"),
+        ] {
+            if has(&present, higher) {
+                present.retain(|(p, _)| *p != lower);
+            }
+        }
+        Charlson {
+            index: present.iter().map(|(_, w)| w).sum(),
+            conditions: present
+                .into_iter()
+                .map(|(name, weight)| CharlsonCondition {
+                    name: name.to_owned(),
+                    weight,
+                })
+                .collect(),
         }
     }
 }

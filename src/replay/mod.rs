@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub use summary::{OutputTally, Summary};
 
@@ -135,7 +134,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
     opts.config
         .validate()
         .map_err(|p| Error::Config(p.join("; ")))?;
-    let refdata = Arc::new(RefData::embedded().map_err(|e| Error::RefData(e.to_string()))?);
+    let refdata = RefData::shared();
     let engine = Engine::new(opts.config.clone(), refdata);
     let n = opts.config.partitions;
     let db = opts.state.as_deref().map(StateDb::open).transpose()?;
