@@ -267,6 +267,45 @@ mod tests {
         assert_eq!(written, bytes[5..]);
     }
 
+    /// Every field of every schema, nested records included, says what it is.
+    #[test]
+    fn every_field_has_a_doc_string() {
+        fn walk(v: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(o) => {
+                    if let Some(fields) = o.get("fields").and_then(|f| f.as_array()) {
+                        for f in fields {
+                            let name = f["name"].as_str().unwrap_or("?");
+                            if f.get("doc")
+                                .and_then(|d| d.as_str())
+                                .is_none_or(str::is_empty)
+                            {
+                                missing.push(format!("{path}.{name}"));
+                            }
+                            walk(&f["type"], &format!("{path}.{name}"), missing);
+                        }
+                    }
+                    if let Some(items) = o.get("items") {
+                        walk(items, path, missing);
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|t| walk(t, path, missing)),
+                _ => {}
+            }
+        }
+        let mut missing = Vec::new();
+        for k in SchemaKind::ALL {
+            let v: serde_json::Value = serde_json::from_str(k.text()).unwrap();
+            assert!(
+                v["doc"].as_str().is_some_and(|d| !d.is_empty()),
+                "{} has no doc",
+                k.name()
+            );
+            walk(&v, k.name(), &mut missing);
+        }
+        assert!(missing.is_empty(), "fields without doc: {missing:?}");
+    }
+
     #[test]
     fn every_shipped_schema_parses_in_both_crates() {
         for k in SchemaKind::ALL {

@@ -51,5 +51,7 @@ pub enum Format {
     /// Avro binary datum in the Confluent frame (magic byte 0, 4-byte schema id).
     Avro,
     /// One JSON object per record (per line in files).
+    #[value(alias = "jsonl")]
+    #[serde(alias = "jsonl")]
     Json,
 }

@@ -16,9 +16,11 @@
 //! | `body_systems.csv` | diagnosis groups (CCSR body systems by chapter) |
 //! | `charlson_quan2005.csv` | Charlson comorbidities (Quan 2005 ICD-10 algorithm) |
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+/// Lookups run on every adjustment of every event: a fast, deterministic hasher.
+type HashMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+type HashSet<K> = std::collections::HashSet<K, rustc_hash::FxBuildHasher>;
 use crate::model::AdjustmentGroup;
 
 #[cfg(test)]
@@ -313,7 +315,7 @@ fn rows(file: &str, text: &str, header: &[&str]) -> Result<Vec<(u64, Vec<String>
 
 /// Codes of a one-code-per-line list (comments and blank lines skipped).
 fn codes(file: &str, text: &str) -> Result<HashSet<String>, RefDataError> {
-    let mut out = HashSet::new();
+    let mut out = HashSet::default();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {

@@ -251,7 +251,10 @@ fn derived_lists_equal_their_sources() {
     let source = |file: &str| -> HashSet<String> {
         let text = std::fs::read_to_string(shared.join(file)).unwrap();
         let mut reader = csv::Reader::from_reader(text.as_bytes());
-        reader.records().map(|r| r.unwrap()[0].to_owned()).collect()
+        reader
+            .records()
+            .map(|r| r.unwrap()[0].to_owned())
+            .collect::<HashSet<String>>()
     };
     let r = r();
     assert_eq!(
