@@ -250,7 +250,7 @@ impl Summary {
             c.paid_cents as f64 / 100.0
         ));
         o.push_str(&format!(
-            "readmissions: {} members, {} acute stays, {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} %\n",
+            "readmissions (stays still in state, i.e. within member_lookback_days of the last event): {} members, {} acute stays, {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} %\n",
             r.members,
             r.acute_inpatient_stays,
             r.index_stays,
