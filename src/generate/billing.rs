@@ -695,25 +695,12 @@ impl<R: Rng> Biller<'_, R> {
                 }
                 allowed - patient
             };
-            r.lines.push(ServiceLinePayment {
-                procedure_code: if line.procedure_code.is_empty() {
-                    line.revenue_code.clone().unwrap_or_default()
-                } else {
-                    line.procedure_code.clone()
-                },
-                modifiers: line.modifiers.clone(),
-                revenue_code: line.revenue_code.clone(),
-                charge_cents: line.charge_cents,
-                paid_cents: paid,
-                units: Some(line.units),
-                service_date: line.service_date,
-                adjustments,
-                remarks: if Some(i) == denied_line {
-                    vec!["M15".into()]
-                } else {
-                    vec![]
-                },
-            });
+            let remarks = if Some(i) == denied_line {
+                vec!["M15".into()]
+            } else {
+                vec![]
+            };
+            r.lines.push(line_payment(line, paid, adjustments, remarks));
         }
         r.paid_cents = r.lines.iter().map(|l| l.paid_cents).sum();
         r.patient_responsibility_cents = r
@@ -741,26 +728,13 @@ impl<R: Rng> Biller<'_, R> {
             AdjustmentGroup::CO
         };
         for line in &claim.lines {
-            r.lines.push(ServiceLinePayment {
-                procedure_code: if line.procedure_code.is_empty() {
-                    line.revenue_code.clone().unwrap_or_default()
-                } else {
-                    line.procedure_code.clone()
-                },
-                modifiers: line.modifiers.clone(),
-                revenue_code: line.revenue_code.clone(),
-                charge_cents: line.charge_cents,
-                paid_cents: 0,
-                units: Some(line.units),
-                service_date: line.service_date,
-                adjustments: vec![Adjustment {
-                    group,
-                    reason: d.1.into(),
-                    amount_cents: line.charge_cents,
-                    quantity: None,
-                }],
-                remarks: vec![],
-            });
+            let denial = Adjustment {
+                group,
+                reason: d.1.into(),
+                amount_cents: line.charge_cents,
+                quantity: None,
+            };
+            r.lines.push(line_payment(line, 0, vec![denial], vec![]));
         }
         r.remarks = d.2.iter().map(|s| (*s).to_owned()).collect();
         r
@@ -787,6 +761,31 @@ impl<R: Rng> Biller<'_, R> {
             self.out.remits.push(r.clone());
         }
         self.out.remits.push(r);
+    }
+}
+
+/// The 835 service line for a submitted line: the adjudicated code is the procedure code, or the
+/// revenue code of a room-and-board style institutional line that has none.
+fn line_payment(
+    line: &ClaimLine,
+    paid_cents: i64,
+    adjustments: Vec<Adjustment>,
+    remarks: Vec<String>,
+) -> ServiceLinePayment {
+    ServiceLinePayment {
+        procedure_code: if line.procedure_code.is_empty() {
+            line.revenue_code.clone().unwrap_or_default()
+        } else {
+            line.procedure_code.clone()
+        },
+        modifiers: line.modifiers.clone(),
+        revenue_code: line.revenue_code.clone(),
+        charge_cents: line.charge_cents,
+        paid_cents,
+        units: Some(line.units),
+        service_date: line.service_date,
+        adjustments,
+        remarks,
     }
 }
 
