@@ -101,8 +101,11 @@ impl Partition {
     /// Opens a partition over `store`, restoring state, offsets, watermark and timers from the last
     /// checkpoint when the store is durable.
     pub fn open(id: i32, store: PartitionStore, engine: &Engine) -> Result<Self, StateError> {
-        let mut claims = Table::new("claims", b'c');
-        let mut members = Table::new("members", b'm');
+        let (mut claims, mut members) = (Table::new("claims", b'c'), Table::new("members", b'm'));
+        if !store.is_durable() {
+            claims = claims.without_dirty_tracking();
+            members = members.without_dirty_tracking();
+        }
         store.load(&mut claims)?;
         store.load(&mut members)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();

@@ -279,6 +279,8 @@ pub struct Table<V> {
     prefix: u8,
     hot: Arc<DashMap<String, V, ahash::RandomState>>,
     dirty: HashSet<String, ahash::RandomState>,
+    /// False for a table without a durable store: nothing to write, so nothing to remember.
+    track_dirty: bool,
 }
 
 impl<V> std::fmt::Debug for Table<V> {
@@ -302,7 +304,15 @@ impl<V> Table<V> {
             prefix,
             hot: Arc::new(DashMap::with_hasher(ahash::RandomState::new())),
             dirty: HashSet::with_hasher(ahash::RandomState::new()),
+            track_dirty: true,
         }
+    }
+
+    /// Stops remembering changed keys (for a partition without a durable store).
+    pub fn without_dirty_tracking(mut self) -> Self {
+        self.track_dirty = false;
+        self.dirty = HashSet::with_hasher(ahash::RandomState::new());
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -344,21 +354,25 @@ impl<V> Table<V> {
                 r
             }
         };
-        if !self.dirty.contains(key) {
+        if self.track_dirty && !self.dirty.contains(key) {
             self.dirty.insert(key.to_owned());
         }
         r
     }
 
     pub fn insert(&mut self, key: String, value: V) {
-        self.dirty.insert(key.clone());
+        if self.track_dirty {
+            self.dirty.insert(key.clone());
+        }
         self.hot.insert(key, value);
     }
 
     /// Removes `key` (a tombstone at the next checkpoint).
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let v = self.hot.remove(key).map(|(_, v)| v);
-        self.dirty.insert(key.to_owned());
+        if self.track_dirty {
+            self.dirty.insert(key.to_owned());
+        }
         v
     }
 
