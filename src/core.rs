@@ -21,7 +21,7 @@ use crate::model::{EncounterCost, EpochMillis, InputEvent, OutputEvent};
 use crate::readmit::{Detector, MemberState};
 use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
 use crate::refdata::RefData;
-use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateError, Table};
+use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateChange, StateError, Table};
 
 /// Kafka's default partitioner for keyed records (murmur2, as the Java client and librdkafka's
 /// `murmur2_random` compute it), so replay places keys where the service's producers do.
@@ -29,6 +29,10 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
     let h = murmur2::murmur2(key.as_bytes(), murmur2::KAFKA_SEED) & 0x7fff_ffff;
     (h % partitions.max(1)) as i32
 }
+
+/// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
+/// `claimwatch.changelog.<name>`.
+pub const TABLES: [(&str, u8); 2] = [("claims", b'c'), ("members", b'm')];
 
 /// The immutable logic shared by every partition.
 #[derive(Debug, Clone)]
@@ -65,6 +69,8 @@ pub struct PartitionStats {
     pub claims_expired: u64,
     pub members_expired: u64,
     pub checkpoints: u64,
+    /// Re-keyed costs dropped because their member had left state long before they arrived.
+    pub stale_costs: u64,
 }
 
 /// The state and timers of one partition.
@@ -73,6 +79,9 @@ pub struct Partition {
     store: PartitionStore,
     claims: Table<ClaimState>,
     members: Table<MemberState>,
+    /// Entries written by checkpoints since the last [`Partition::take_changes`], when a changelog
+    /// is kept.
+    changes: Option<Vec<StateChange>>,
     /// Due timers in a deterministic order: (due, owner, stable hash of the key) -> keys (sorted;
     /// almost always one). Ordering by a stable hash rather than the key lets a timer be found and
     /// moved by `&str` without allocating, and keeps the firing order identical after a restart.
@@ -101,7 +110,10 @@ impl Partition {
     /// Opens a partition over `store`, restoring state, offsets, watermark and timers from the last
     /// checkpoint when the store is durable.
     pub fn open(id: i32, store: PartitionStore, engine: &Engine) -> Result<Self, StateError> {
-        let (mut claims, mut members) = (Table::new("claims", b'c'), Table::new("members", b'm'));
+        let (mut claims, mut members) = (
+            Table::new(TABLES[0].0, TABLES[0].1),
+            Table::new(TABLES[1].0, TABLES[1].1),
+        );
         if !store.is_durable() {
             claims = claims.without_dirty_tracking();
             members = members.without_dirty_tracking();
@@ -123,6 +135,7 @@ impl Partition {
             since_checkpoint: 0,
             stats: PartitionStats::default(),
             claim_out: ClaimOutputs::default(),
+            changes: None,
         };
         for key in p.claims.keys() {
             p.reschedule_claim(engine, &key);
@@ -135,6 +148,21 @@ impl Partition {
 
     pub fn id(&self) -> i32 {
         self.id
+    }
+
+    /// Keeps what each checkpoint writes, for a changelog (see [`Partition::take_changes`]).
+    pub fn capture_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// What the checkpoints since the last call wrote or removed, in write order.
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The last checkpoint record (offsets, watermark, sequence).
+    pub fn checkpoint_record(&self) -> &Checkpoint {
+        &self.checkpoint
     }
 
     pub fn watermark(&self) -> EpochMillis {
@@ -242,10 +270,30 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) {
         let key = cost.member_id.as_str();
+        // A cost that arrives (through the repartition topic) after the member's stays have left
+        // the look-back would only recreate an empty member: replay, which applies costs at their
+        // own time, pruned it together with the stays.
+        let lookback_ms = i64::from(engine.config.member_lookback_days) * crate::model::DAY_MS;
+        if cost.event_time < self.checkpoint.watermark.saturating_sub(lookback_ms)
+            && self.members.get(key).is_none()
+        {
+            self.stats.stale_costs += 1;
+            return;
+        }
         let detector = &engine.detector;
         self.members
             .update(key, |st| detector.apply_cost(st, key, cost, out));
         self.reschedule_member(engine, key);
+        // Costs do not move the watermark, so a prune already due (a member with no stays in
+        // the look-back) is done now rather than at the next event: the partition's state is then
+        // the same whenever the cost arrived.
+        let watermark = self.checkpoint.watermark;
+        if let Some(&due) = self.scheduled[TimerOwner::Member as usize].get(key) {
+            if due <= watermark {
+                self.schedule(TimerOwner::Member, key, None);
+                self.fire_member(engine, key, watermark);
+            }
+        }
     }
 
     /// Moves the watermark to `now` (if later) and fires every timer due by then.
@@ -390,7 +438,11 @@ impl Partition {
         self.checkpoint.sequence += 1;
         let stats = self
             .store
-            .commit(&mut [&mut self.claims, &mut self.members], &self.checkpoint)?;
+            .commit(
+                &mut [&mut self.claims, &mut self.members],
+                &self.checkpoint,
+                self.changes.as_mut(),
+            )?;
         self.since_checkpoint = 0;
         self.stats.checkpoints += 1;
         Ok(stats)

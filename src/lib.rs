@@ -39,6 +39,7 @@ pub mod reconcile;
 pub mod refdata;
 pub mod replay;
 pub mod state;
+pub mod runtime;
 pub mod x12;
 
 pub use error::{Error, ErrorKind};

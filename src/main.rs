@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use claimwatch::codec::Format;
 use claimwatch::config::CoreConfig;
 use claimwatch::replay::{self, ReplayOptions};
+use claimwatch::runtime::{self, RuntimeConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +57,156 @@ enum Command {
         #[arg(long)]
         partitions: Option<u32>,
     },
+    /// Run the service: consume the input topics in a consumer group, produce the outputs.
+    Run {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Topic administration.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Publish stream files (from `generate` or `x12 parse`) to the input topics.
+    Produce {
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Payload format of the published records.
+        #[arg(long, value_enum, default_value_t = Format::Avro)]
+        format: Format,
+        /// At most this many records per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Pace by event time, `speedup` times faster than real time.
+        #[arg(long)]
+        pace_speedup: Option<f64>,
+    },
+    /// Everything in one process on an embedded Kafka (librdkafka's mock cluster): generate a
+    /// population, produce it, run the service on it, show progress and the summary.
+    Demo {
+        #[arg(long, default_value_t = 2000)]
+        members: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        partitions: u32,
+        /// Where to keep the generated files, state and summary (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print plain log lines instead of a live progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicsCommand {
+    /// Create every input, output, internal and changelog topic that does not exist yet.
+    Create {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Check that the topics exist with the right partition counts.
+    Check {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+}
+
+/// Connection and configuration flags shared by the Kafka commands; they override the config
+/// file and `CLAIMWATCH_*` variables.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct KafkaArgs {
+    /// Service configuration file (TOML); see README "Configuration".
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Bootstrap servers (`brokers`).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Consumer group id (`group_id`).
+    #[arg(long)]
+    group: Option<String>,
+    /// State directory (`state_dir`).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Partitions of the keyed topics (`topics.partitions` and `core.partitions`).
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Output payload format for every output topic (`output_format`).
+    #[arg(long, value_enum)]
+    output_format: Option<Format>,
+    /// A librdkafka property for every client, e.g. `-X security.protocol=SASL_SSL`.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    kafka: Vec<String>,
+}
+
+impl KafkaArgs {
+    fn load(&self) -> anyhow::Result<RuntimeConfig> {
+        use figment::providers::Serialized;
+        let mut f = RuntimeConfig::figment(self.config.as_deref());
+        if let Some(b) = &self.brokers {
+            f = f.merge(Serialized::default("brokers", b));
+        }
+        if let Some(g) = &self.group {
+            f = f.merge(Serialized::default("group_id", g));
+        }
+        if let Some(d) = &self.state_dir {
+            f = f.merge(Serialized::default("state_dir", d));
+        }
+        if let Some(p) = self.partitions {
+            f = f
+                .merge(Serialized::default("topics.partitions", p))
+                .merge(Serialized::default("core.partitions", p));
+        }
+        if let Some(o) = self.output_format {
+            f = f.merge(Serialized::default("output_format", o));
+        }
+        let mut c: RuntimeConfig = f.extract().context("configuration")?;
+        for kv in &self.kafka {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("-X {kv}: expected KEY=VALUE"))?;
+            c.kafka.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        if let Err(problems) = c.validate() {
+            anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+        }
+        Ok(c)
+    }
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Rebalance callbacks and checkpoints block a worker for a moment; keep a spare.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(4);
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?)
+}
+
+async fn until_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }
 
 fn init_logging(json: bool) {
@@ -126,6 +277,79 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Run { kafka } => {
+            let config = kafka.load()?;
+            tokio_runtime()?.block_on(async move {
+                let service = runtime::Service::start(config).await?;
+                tracing::info!("running; SIGTERM or Ctrl-C stops after a final checkpoint");
+                until_signal().await;
+                tracing::info!("stopping");
+                service.shutdown().await;
+                anyhow::Ok(())
+            })
+        }
+        Command::Topics { command } => match command {
+            TopicsCommand::Create { kafka } => {
+                let config = kafka.load()?;
+                let created =
+                    tokio_runtime()?.block_on(runtime::topics::create(&config))?;
+                if created.is_empty() {
+                    println!("all topics exist");
+                } else {
+                    println!("created: {}", created.join(", "));
+                }
+                Ok(())
+            }
+            TopicsCommand::Check { kafka } => {
+                let config = kafka.load()?;
+                runtime::topics::check(&config)?;
+                println!("all topics exist with the expected partition counts");
+                Ok(())
+            }
+        },
+        Command::Produce {
+            input,
+            kafka,
+            format,
+            rate,
+            pace_speedup,
+        } => {
+            let config = kafka.load()?;
+            let pace = match (rate, pace_speedup) {
+                (Some(r), _) => runtime::produce::Pace::Rate(r),
+                (None, Some(s)) => runtime::produce::Pace::EventTime { speedup: s },
+                (None, None) => runtime::produce::Pace::Unlimited,
+            };
+            let started = std::time::Instant::now();
+            let produced = tokio_runtime()?.block_on(runtime::produce::produce_dir(
+                &config, &input, format, pace,
+            ))?;
+            for (topic, n) in &produced.per_topic {
+                println!("{topic}: {n}");
+            }
+            println!(
+                "produced {} records ({} undecodable, sent as-is) in {:.2} s",
+                produced.total(),
+                produced.undecodable,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Demo {
+            members,
+            seed,
+            partitions,
+            dir,
+            no_progress,
+        } => tokio_runtime()?.block_on(claimwatch::runtime::demo::run(
+            claimwatch::runtime::demo::DemoOptions {
+                members,
+                seed,
+                partitions,
+                dir,
+                progress: !no_progress,
+            },
+        )),
     }
 }
 

@@ -165,6 +165,16 @@ pub struct CheckpointStats {
     pub bytes: usize,
 }
 
+/// One entry written or removed by a checkpoint, for the changelog topic of its table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    /// Table name (`claims`, `members`): the changelog topic is `claimwatch.changelog.<table>`.
+    pub table: &'static str,
+    pub key: String,
+    /// The encoded value (the same bytes as on disk), or `None` for a removal (a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
 /// The durable side of one partition (or nothing, in hot-only mode).
 pub struct PartitionStore {
     partition: i32,
@@ -237,10 +247,13 @@ impl PartitionStore {
 
     /// Writes the dirty entries of `tables` and the checkpoint record atomically, then flushes.
     /// In hot-only mode it only clears the dirty sets.
+    ///
+    /// With `changes`, every written or removed entry is also appended there (for the changelog).
     pub fn commit(
         &self,
         tables: &mut [&mut dyn Persist],
         checkpoint: &Checkpoint,
+        mut changes: Option<&mut Vec<StateChange>>,
     ) -> Result<CheckpointStats, StateError> {
         let mut stats = CheckpointStats::default();
         let Some(tree) = &self.tree else {
@@ -251,7 +264,7 @@ impl PartitionStore {
         };
         let mut batch = sled::Batch::default();
         for t in tables.iter_mut() {
-            t.drain_dirty(&mut batch, &mut stats);
+            t.drain_dirty(&mut batch, &mut stats, changes.as_deref_mut());
         }
         let mut cp = checkpoint.clone();
         cp.format_version = STATE_FORMAT_VERSION;
@@ -264,11 +277,68 @@ impl PartitionStore {
         }
         Ok(stats)
     }
+
+    /// Replaces everything this partition holds on disk with `entries` (table prefix, key, encoded
+    /// value) and `checkpoint`, atomically: a restore from the changelog.
+    pub fn restore(
+        &self,
+        entries: impl IntoIterator<Item = (u8, String, Vec<u8>)>,
+        checkpoint: &Checkpoint,
+    ) -> Result<usize, StateError> {
+        let Some(tree) = &self.tree else {
+            return Ok(0);
+        };
+        let mut batch = sled::Batch::default();
+        for item in tree.iter().keys() {
+            batch.remove(item?);
+        }
+        let mut n = 0;
+        let mut key_buf = Vec::with_capacity(64);
+        for (prefix, key, value) in entries {
+            key_buf.clear();
+            key_buf.push(prefix);
+            key_buf.extend_from_slice(key.as_bytes());
+            batch.insert(key_buf.as_slice(), value);
+            n += 1;
+        }
+        let mut cp = checkpoint.clone();
+        cp.format_version = STATE_FORMAT_VERSION;
+        batch.insert(CHECKPOINT_KEY, encode(&cp));
+        tree.apply_batch(batch)?;
+        if let Some(db) = &self.db {
+            db.flush()?;
+        }
+        Ok(n)
+    }
+}
+
+/// Encodes a checkpoint record as stored (for the changelog's checkpoint marker).
+pub fn encode_checkpoint(checkpoint: &Checkpoint) -> Vec<u8> {
+    let mut cp = checkpoint.clone();
+    cp.format_version = STATE_FORMAT_VERSION;
+    encode(&cp)
+}
+
+/// Decodes a checkpoint record written by [`encode_checkpoint`], checking its format version.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, StateError> {
+    let cp: Checkpoint = decode("checkpoint", bytes)?;
+    if cp.format_version != STATE_FORMAT_VERSION {
+        return Err(StateError::FormatVersion {
+            found: cp.format_version,
+            expected: STATE_FORMAT_VERSION,
+        });
+    }
+    Ok(cp)
 }
 
 /// A table whose dirty entries can be written into a checkpoint batch.
 pub trait Persist {
-    fn drain_dirty(&mut self, batch: &mut sled::Batch, stats: &mut CheckpointStats);
+    fn drain_dirty(
+        &mut self,
+        batch: &mut sled::Batch,
+        stats: &mut CheckpointStats,
+        changes: Option<&mut Vec<StateChange>>,
+    );
     fn clear_dirty(&mut self);
 }
 
@@ -388,23 +458,35 @@ impl<V> Table<V> {
 }
 
 impl<V: Serialize> Persist for Table<V> {
-    fn drain_dirty(&mut self, batch: &mut sled::Batch, stats: &mut CheckpointStats) {
+    fn drain_dirty(
+        &mut self,
+        batch: &mut sled::Batch,
+        stats: &mut CheckpointStats,
+        mut changes: Option<&mut Vec<StateChange>>,
+    ) {
         let mut key_buf = Vec::with_capacity(64);
         for key in self.dirty.drain() {
             key_buf.clear();
             key_buf.push(self.prefix);
             key_buf.extend_from_slice(key.as_bytes());
-            match self.hot.get(&key) {
-                Some(v) => {
-                    let bytes = encode(&*v);
+            let value = self.hot.get(&key).map(|v| encode(&*v));
+            match &value {
+                Some(bytes) => {
                     stats.bytes += bytes.len();
                     stats.written += 1;
-                    batch.insert(key_buf.as_slice(), bytes);
+                    batch.insert(key_buf.as_slice(), bytes.as_slice());
                 }
                 None => {
                     stats.removed += 1;
                     batch.remove(key_buf.as_slice());
                 }
+            }
+            if let Some(changes) = changes.as_deref_mut() {
+                changes.push(StateChange {
+                    table: self.name,
+                    key,
+                    value,
+                });
             }
         }
     }

@@ -51,7 +51,7 @@ proptest! {
                 Op::Checkpoint(offset) => {
                     let mut cp = Checkpoint::default();
                     cp.offsets.insert("in".into(), offset);
-                    store.commit(&mut [&mut table, &mut other], &cp).unwrap();
+                    store.commit(&mut [&mut table, &mut other], &cp, None).unwrap();
                     durable = live.clone();
                     durable_offset = Some(offset);
                 }
@@ -80,7 +80,7 @@ fn hot_only_store_keeps_nothing() {
     let store = PartitionStore::hot_only(0);
     let mut t: Table<u32> = Table::new("t", b't');
     t.insert("a".into(), 1);
-    let stats = store.commit(&mut [&mut t], &Checkpoint::default()).unwrap();
+    let stats = store.commit(&mut [&mut t], &Checkpoint::default(), None).unwrap();
     assert_eq!(stats, CheckpointStats::default());
     assert_eq!(t.dirty_len(), 0);
     assert!(store.checkpoint().unwrap().is_none());

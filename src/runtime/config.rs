@@ -1,0 +1,399 @@
+//! Service configuration: one serde tree layered (with `figment`) from built-in defaults, an
+//! optional TOML file, `CLAIMWATCH_*` environment variables (`__` separates levels, e.g.
+//! `CLAIMWATCH_TOPICS__CLAIMS=prod.ehr.claims`) and command-line flags, in that order.
+//!
+//! Any librdkafka property can be passed through: `[kafka]` applies to every client, `[consumer]`
+//! and `[producer]` to one kind (SASL/TLS settings go there: `security.protocol`,
+//! `sasl.mechanisms`, `ssl.ca.location`, ...). The service's own delivery settings
+//! (`enable.idempotence`, `acks`, manual commits) are applied last and cannot be weakened.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Format;
+use crate::config::CoreConfig;
+use crate::model::InputStream;
+
+/// Everything `claimwatch run` needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group id; every instance of one deployment uses the same.
+    pub group_id: String,
+    /// Directory of the durable state (sled); one per instance.
+    pub state_dir: PathBuf,
+    pub topics: Topics,
+    /// Output payload formats, per output topic name (default Avro). Inputs are recognised per
+    /// record: a Confluent-framed Avro datum (first byte 0) or a JSON object.
+    pub output_formats: BTreeMap<String, Format>,
+    /// The default output format.
+    pub output_format: Format,
+    /// librdkafka properties for every client.
+    pub kafka: BTreeMap<String, String>,
+    /// librdkafka properties for the consumers only.
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only.
+    pub producer: BTreeMap<String, String>,
+    /// Take a checkpoint (await deliveries, write state, changelog, commit) at least this often.
+    pub checkpoint_interval_ms: u64,
+    /// How long a partition task waits for a quiet input before processing the others without
+    /// it (the Kafka Streams `max.task.idle.ms` trade-off: order across topics vs latency).
+    pub max_task_idle_ms: u64,
+    /// When every input of a partition is idle, advance its event-time watermark to wall-clock
+    /// time minus this lateness so timers (missing ack/remit) still fire. `None` (the default)
+    /// keeps time purely event-driven, as replay does; set it for live feeds.
+    pub idle_wall_clock_lateness_ms: Option<u64>,
+    /// Graceful shutdown must finish (drain, checkpoint, commit) within this long.
+    pub shutdown_timeout_ms: u64,
+    /// Confluent-compatible Schema Registry; without it the ids in `schemas/` are used.
+    pub schema_registry: Option<SchemaRegistryConfig>,
+    /// HTTP listen address for `/metrics` and health; `None` disables the server.
+    pub http_listen: Option<String>,
+    /// The transport-free core's settings (partitions must equal the input topics' count).
+    pub core: CoreConfig,
+}
+
+/// Schema Registry access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    pub url: String,
+    /// Register our output schemas under `<topic>-value` at start (else only look them up).
+    #[serde(default)]
+    pub auto_register: bool,
+    #[serde(default)]
+    pub basic_auth_user: Option<String>,
+    #[serde(default)]
+    pub basic_auth_password: Option<String>,
+}
+
+/// Topic names. Inputs, the internal repartition topic and changelogs must all have
+/// `partitions` partitions (co-partitioning), which `topics create` does and `run` checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    pub claims: String,
+    pub encounters: String,
+    pub acks: String,
+    pub remits: String,
+    /// Raw X12 interchanges (one per message); consumed once X12 ingestion is built in.
+    pub raw_x12: String,
+    /// Internal repartition topic: paid amounts re-keyed from claims to members.
+    pub encounter_cost: String,
+    pub claim_lifecycle: String,
+    pub readmissions: String,
+    pub denial_risk: String,
+    pub readmission_risk: String,
+    pub high_risk_alerts: String,
+    pub payer_kpis: String,
+    pub dead_letter: String,
+    /// Changelog topics are `<changelog_prefix><table>` (compacted).
+    pub changelog_prefix: String,
+    /// Partitions of the keyed topics, created by `topics create`.
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self {
+            claims: InputStream::Claims.name().into(),
+            encounters: InputStream::Encounters.name().into(),
+            acks: InputStream::Acks.name().into(),
+            remits: InputStream::Remits.name().into(),
+            raw_x12: "x12.raw".into(),
+            encounter_cost: "claimwatch.internal.encounter-cost".into(),
+            claim_lifecycle: "claimwatch.claim-lifecycle".into(),
+            readmissions: "claimwatch.readmissions".into(),
+            denial_risk: "claimwatch.denial-risk".into(),
+            readmission_risk: "claimwatch.readmission-risk".into(),
+            high_risk_alerts: "claimwatch.alerts.high-risk-discharge".into(),
+            payer_kpis: "claimwatch.payer-kpis".into(),
+            dead_letter: "claimwatch.dead-letter".into(),
+            changelog_prefix: "claimwatch.changelog.".into(),
+            partitions: 4,
+            replication_factor: 1,
+        }
+    }
+}
+
+impl Topics {
+    /// The topic an input stream is read from.
+    pub fn input(&self, stream: InputStream) -> &str {
+        match stream {
+            InputStream::Claims => &self.claims,
+            InputStream::Encounters => &self.encounters,
+            InputStream::Acks => &self.acks,
+            InputStream::Remits => &self.remits,
+        }
+    }
+
+    /// The configured name of an output topic given its default name ([`crate::model::OutputEvent::topic`]).
+    pub fn output(&self, default_name: &str) -> &str {
+        match default_name {
+            "claimwatch.claim-lifecycle" => &self.claim_lifecycle,
+            "claimwatch.readmissions" => &self.readmissions,
+            "claimwatch.denial-risk" => &self.denial_risk,
+            "claimwatch.readmission-risk" => &self.readmission_risk,
+            "claimwatch.alerts.high-risk-discharge" => &self.high_risk_alerts,
+            "claimwatch.payer-kpis" => &self.payer_kpis,
+            "claimwatch.dead-letter" => &self.dead_letter,
+            _ => &self.dead_letter,
+        }
+    }
+
+    /// The changelog topic of a state table.
+    pub fn changelog(&self, table: &str) -> String {
+        format!("{}{table}", self.changelog_prefix)
+    }
+
+    /// Topics a partition task consumes, in merge order (ties in event time go to the earlier).
+    /// The four input streams come first in [`InputStream::ALL`] order, as replay merges them.
+    pub fn consumed(&self) -> Vec<String> {
+        let mut v: Vec<String> = InputStream::ALL
+            .iter()
+            .map(|s| self.input(*s).to_owned())
+            .collect();
+        v.push(self.encounter_cost.clone());
+        v
+    }
+
+    /// Every output topic (keyed by claim, member or payer; any partition count).
+    pub fn outputs(&self) -> Vec<String> {
+        vec![
+            self.claim_lifecycle.clone(),
+            self.readmissions.clone(),
+            self.denial_risk.clone(),
+            self.readmission_risk.clone(),
+            self.high_risk_alerts.clone(),
+            self.payer_kpis.clone(),
+            self.dead_letter.clone(),
+        ]
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            group_id: "claimwatch".into(),
+            state_dir: PathBuf::from("claimwatch-state"),
+            topics: Topics::default(),
+            output_formats: BTreeMap::new(),
+            output_format: Format::Avro,
+            kafka: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+            // Bounds the re-emission after a crash and the commit latency; a checkpoint costs one
+            // sled flush and one produce round trip per partition.
+            checkpoint_interval_ms: 1_000,
+            max_task_idle_ms: 200,
+            idle_wall_clock_lateness_ms: None,
+            shutdown_timeout_ms: 30_000,
+            schema_registry: None,
+            http_listen: Some("127.0.0.1:9464".into()),
+            core: CoreConfig::default(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Defaults, then `file` (TOML), then `CLAIMWATCH_*` variables. Flags are merged by the caller
+    /// with [`RuntimeConfig::figment`].
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut f = Figment::from(Serialized::defaults(RuntimeConfig::default()));
+        if let Some(path) = file {
+            f = f.merge(Toml::file_exact(path));
+        }
+        f.merge(Env::prefixed("CLAIMWATCH_").split("__").ignore(&["log_json"]))
+    }
+
+    /// Loads the layered configuration and validates it.
+    pub fn load(figment: Figment) -> Result<Self, String> {
+        let c: RuntimeConfig = figment.extract().map_err(|e| {
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        c.validate().map_err(|p| p.join("; "))?;
+        Ok(c)
+    }
+
+    /// Every problem, not just the first.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = match self.core.validate() {
+            Ok(()) => Vec::new(),
+            Err(p) => p,
+        };
+        if self.brokers.trim().is_empty() {
+            problems.push("brokers must not be empty".into());
+        }
+        if self.group_id.trim().is_empty() {
+            problems.push("group_id must not be empty".into());
+        }
+        if self.topics.partitions <= 0 {
+            problems.push("topics.partitions must be > 0".into());
+        }
+        if self.core.partitions as i32 != self.topics.partitions {
+            problems.push(format!(
+                "core.partitions ({}) must equal topics.partitions ({}): replay and the service hash keys the same way",
+                self.core.partitions, self.topics.partitions
+            ));
+        }
+        if self.checkpoint_interval_ms == 0 {
+            problems.push("checkpoint_interval_ms must be > 0".into());
+        }
+        let mut names = self.topics.consumed();
+        names.extend(self.topics.outputs());
+        let mut seen = std::collections::BTreeSet::new();
+        for n in &names {
+            if n.is_empty() {
+                problems.push("topic names must not be empty".into());
+            } else if !seen.insert(n) {
+                problems.push(format!("topic {n} is configured twice"));
+            }
+        }
+        for key in self.kafka.keys().chain(self.consumer.keys()) {
+            if matches!(
+                key.as_str(),
+                "enable.auto.commit" | "enable.auto.offset.store" | "group.id"
+            ) {
+                problems.push(format!(
+                    "{key} is managed by claimwatch (offsets are committed after checkpoints)"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The output format of a topic.
+    pub fn format_of(&self, topic: &str) -> Format {
+        self.output_formats
+            .get(topic)
+            .copied()
+            .unwrap_or(self.output_format)
+    }
+
+    /// Consumer properties: pass-through first, then ours.
+    pub fn consumer_properties(&self) -> BTreeMap<String, String> {
+        let mut p = self.kafka.clone();
+        p.extend(self.consumer.clone());
+        p.insert("bootstrap.servers".into(), self.brokers.clone());
+        p.insert("group.id".into(), self.group_id.clone());
+        p.insert("enable.auto.commit".into(), "false".into());
+        p.insert("enable.auto.offset.store".into(), "false".into());
+        p.insert("enable.partition.eof".into(), "true".into());
+        // Co-partitioning: the range assignor gives one consumer the same partition number of
+        // every input topic (they all have the same count); sticky/round-robin would not.
+        p.insert("partition.assignment.strategy".into(), "range".into());
+        p.entry("auto.offset.reset".into())
+            .or_insert_with(|| "earliest".into());
+        p.entry("session.timeout.ms".into())
+            .or_insert_with(|| "10000".into());
+        p.entry("heartbeat.interval.ms".into())
+            .or_insert_with(|| "1000".into());
+        p.entry("fetch.wait.max.ms".into())
+            .or_insert_with(|| "50".into());
+        p
+    }
+
+    /// Producer properties: pass-through first, then the delivery guarantees.
+    pub fn producer_properties(&self) -> BTreeMap<String, String> {
+        let mut p = self.kafka.clone();
+        p.extend(self.producer.clone());
+        p.insert("bootstrap.servers".into(), self.brokers.clone());
+        p.insert("enable.idempotence".into(), "true".into());
+        p.insert("acks".into(), "all".into());
+        // Java-compatible key placement, so our outputs land where a Java producer's would.
+        p.entry("partitioner".into())
+            .or_insert_with(|| "murmur2_random".into());
+        p.entry("linger.ms".into()).or_insert_with(|| "5".into());
+        p.entry("compression.type".into())
+            .or_insert_with(|| "lz4".into());
+        // Keep retrying through broker outages; the checkpoint waits for the acknowledgements.
+        p.entry("message.timeout.ms".into())
+            .or_insert_with(|| "0".into());
+        p
+    }
+}
+
+/// Builds an rdkafka client config from properties.
+pub fn client_config(props: &BTreeMap<String, String>) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        RuntimeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn layers_file_then_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "cw.toml",
+                r#"
+                brokers = "file:9092"
+                group_id = "from-file"
+                [topics]
+                claims = "prod.claims"
+                [kafka]
+                "security.protocol" = "SASL_SSL"
+                "#,
+            )?;
+            jail.set_env("CLAIMWATCH_GROUP_ID", "from-env");
+            jail.set_env("CLAIMWATCH_TOPICS__REMITS", "prod.835");
+            let c = RuntimeConfig::load(RuntimeConfig::figment(Some(Path::new("cw.toml"))))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.brokers, "file:9092");
+            assert_eq!(c.group_id, "from-env");
+            assert_eq!(c.topics.claims, "prod.claims");
+            assert_eq!(c.topics.remits, "prod.835");
+            assert_eq!(c.consumer_properties()["security.protocol"], "SASL_SSL");
+            assert_eq!(c.producer_properties()["enable.idempotence"], "true");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let mut c = RuntimeConfig::default();
+        c.brokers.clear();
+        c.topics.remits = c.topics.claims.clone();
+        c.core.partitions = 8;
+        c.kafka
+            .insert("enable.auto.commit".into(), "true".into());
+        let p = c.validate().unwrap_err();
+        assert_eq!(p.len(), 4, "{p:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cw.toml", "brokerz = \"x\"\n")?;
+            let e = RuntimeConfig::load(RuntimeConfig::figment(Some(Path::new("cw.toml"))))
+                .unwrap_err();
+            assert!(e.contains("brokerz"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,494 @@
+//! The Kafka runtime (`claimwatch run`): the transport-free core driven by a consumer group.
+//!
+//! ```text
+//!  ehr.claims ─┐                       one task per partition number p
+//!  x12.277ca  ─┤ (claim id)            ┌──────────────────────────────────────────┐
+//!  x12.835    ─┼── partition p ───────►│ merge by event time → core::Partition p  │──► outputs (keyed)
+//!  ehr.encounters (member id) ─────────►│  dashmap hot view / sled / timers        │──► changelog p
+//!  internal.encounter-cost (member id) ►│                                          │──► internal.encounter-cost
+//!                                       └──────────────────────────────────────────┘
+//! ```
+//!
+//! - **Co-partitioning.** Claim topics are keyed by claim id, encounters by member id, all with the
+//!   same partition count; the range assignor gives one instance partition p of every input, so
+//!   task p sees every record of its keys. Paid amounts needed by the member flow are re-keyed
+//!   through the internal topic (as Kafka Streams repartitions), never through shared memory.
+//! - **State follows partitions.** On assignment a partition's state comes from the local sled
+//!   store when its checkpoint is at least as new as the group's committed offsets, else from the
+//!   changelog topics ([`changelog`]); consumption starts at the checkpoint's offsets. On
+//!   revocation the task checkpoints and commits before the partition is released.
+//! - **Delivery.** At least once with deterministic output ids: see [`task`].
+
+pub mod changelog;
+pub mod config;
+pub mod demo;
+pub mod produce;
+mod task;
+pub mod topics;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+pub use config::RuntimeConfig;
+
+use crate::codec::AvroCodec;
+use crate::core::{Engine, Partition};
+use crate::model::InputStream;
+use crate::refdata::RefData;
+use crate::replay::OutputTally;
+use crate::state::StateDb;
+use task::{Control, InputSpec, Task};
+
+pub(crate) type KafkaConsumer = StreamConsumer<Ctx>;
+
+/// Live counters of the service (progress display, tests, metrics).
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Input records handled (good and bad).
+    pub consumed: AtomicU64,
+    /// Output records queued for delivery (all topics but the changelogs).
+    pub produced: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub changelog_records: AtomicU64,
+    pub consume_errors: AtomicU64,
+    pub delivery_errors: AtomicU64,
+    /// Partitions rewound to their last checkpoint after a failed delivery or commit.
+    pub recoveries: AtomicU64,
+    pub rebalances: AtomicU64,
+    /// Partition numbers currently owned.
+    pub assigned: AtomicUsize,
+    /// Partitions restored from the changelog (not from the local store).
+    pub restored_from_changelog: AtomicU64,
+    pub restored_entries: AtomicU64,
+    /// True when assigned partitions are restored and running.
+    pub ready: AtomicBool,
+    /// Counters of each partition's core as its task last stopped (summaries).
+    pub partition_stats: Mutex<std::collections::BTreeMap<i32, crate::core::PartitionStats>>,
+}
+
+/// Everything the partition tasks share.
+pub(crate) struct Shared {
+    pub config: RuntimeConfig,
+    pub engine: Engine,
+    pub codec: AvroCodec,
+    pub producer: FutureProducer,
+    pub db: StateDb,
+    pub status: Arc<Status>,
+    /// Lifecycle tally and per-topic output counts for the demo's summary (off in production).
+    pub tally: Option<Mutex<(OutputTally, std::collections::BTreeMap<&'static str, u64>)>>,
+    pub inputs: Vec<(String, Option<InputStream>)>,
+}
+
+struct TaskHandle {
+    control: mpsc::UnboundedSender<Control>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// The consumer's context: runs rebalances (restore on assign, checkpoint on revoke).
+pub(crate) struct Ctx {
+    shared: Arc<Shared>,
+    consumer: OnceLock<Weak<KafkaConsumer>>,
+    tasks: Mutex<HashMap<i32, TaskHandle>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            return;
+        }
+        // Transport errors (broker down, all brokers down) are retried by librdkafka.
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.shared.status.rebalances.fetch_add(1, Ordering::Relaxed);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                tokio::task::block_in_place(|| self.on_assign(base, tpl));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tokio::task::block_in_place(|| self.stop_tasks(None));
+                if let Err(e) = base.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                let _ = base.unassign();
+            }
+        }
+    }
+}
+
+fn partition_numbers(tpl: &TopicPartitionList) -> Vec<i32> {
+    let mut ps: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    ps.sort_unstable();
+    ps.dedup();
+    ps
+}
+
+impl Ctx {
+    fn on_assign(&self, base: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let status = &self.shared.status;
+        status.ready.store(false, Ordering::SeqCst);
+        let started = Instant::now();
+        let mut opened = Vec::new();
+        for p in partition_numbers(tpl) {
+            match self.open_partition(base, p) {
+                Ok(partition) => {
+                    for (topic, _) in &self.shared.inputs {
+                        if tpl.find_partition(topic, p).is_none() {
+                            continue;
+                        }
+                        let offset = partition
+                            .offsets()
+                            .get(topic)
+                            .map_or(Offset::Stored, |o| Offset::Offset(*o));
+                        if let Err(e) = tpl.set_partition_offset(topic, p, offset) {
+                            tracing::error!(topic, partition = p, error = %e, "setting start offset");
+                        }
+                    }
+                    opened.push(partition);
+                }
+                Err(e) => {
+                    // Without its state the partition cannot be processed correctly: leave it
+                    // unassigned in this process and let the group move it (we stay not ready).
+                    tracing::error!(partition = p, error = %e, "restoring partition failed");
+                    for (topic, _) in &self.shared.inputs {
+                        let _ = tpl.set_partition_offset(topic, p, Offset::Invalid);
+                    }
+                }
+            }
+        }
+        if let Err(e) = base.assign(tpl) {
+            tracing::error!(error = %e, "assign failed");
+            return;
+        }
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for partition in opened {
+            let p = partition.id();
+            let mut specs = Vec::new();
+            let mut queues = Vec::new();
+            for (topic, stream) in &self.shared.inputs {
+                if tpl.find_partition(topic, p).is_none() {
+                    continue;
+                }
+                match consumer.split_partition_queue(topic, p) {
+                    Some(q) => {
+                        specs.push(InputSpec {
+                            topic: topic.clone(),
+                            stream: *stream,
+                        });
+                        queues.push(q);
+                    }
+                    None => tracing::error!(topic, partition = p, "no partition queue"),
+                }
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = Task::new(
+                Arc::clone(&self.shared),
+                Arc::clone(&consumer),
+                partition,
+                specs,
+                queues,
+                rx,
+            );
+            let join = self.runtime.spawn(task.run());
+            tasks.insert(p, TaskHandle { control: tx, join });
+        }
+        status.assigned.store(tasks.len(), Ordering::SeqCst);
+        status.ready.store(true, Ordering::SeqCst);
+        tracing::info!(
+            partitions = ?tasks.keys().collect::<std::collections::BTreeSet<_>>(),
+            ms = started.elapsed().as_millis() as u64,
+            "partitions assigned and restored"
+        );
+    }
+
+    /// Opens partition `p`'s state: local when current, else rebuilt from the changelog.
+    fn open_partition(
+        &self,
+        base: &BaseConsumer<Self>,
+        p: i32,
+    ) -> Result<Partition, crate::Error> {
+        let shared = &self.shared;
+        let store = shared.db.partition(p)?;
+        let local = store.checkpoint()?;
+        let mut want = TopicPartitionList::new();
+        for (topic, _) in &shared.inputs {
+            want.add_partition(topic, p);
+        }
+        let committed = base
+            .committed_offsets(want, Duration::from_secs(30))
+            .map_err(|e| crate::Error::Internal(format!("committed offsets: {e}")))?;
+        let mut behind = false;
+        for e in committed.elements() {
+            if let Offset::Offset(c) = e.offset() {
+                let mine = local
+                    .as_ref()
+                    .and_then(|cp| cp.offsets.get(e.topic()).copied())
+                    .unwrap_or(0);
+                if mine < c {
+                    behind = true;
+                }
+            }
+        }
+        if behind {
+            let r = changelog::restore(&shared.config, p, Duration::from_secs(120))
+                .map_err(|e| crate::Error::Internal(format!("changelog restore: {e}")))?;
+            let cp = r.checkpoint.clone().unwrap_or_default();
+            let n = store.restore(r.entries, &cp)?;
+            shared
+                .status
+                .restored_from_changelog
+                .fetch_add(1, Ordering::Relaxed);
+            shared
+                .status
+                .restored_entries
+                .fetch_add(n as u64, Ordering::Relaxed);
+            tracing::info!(
+                partition = p,
+                entries = n,
+                records = r.records,
+                ms = r.elapsed.as_millis() as u64,
+                "restored from changelog"
+            );
+        }
+        let mut partition = Partition::open(p, store, &shared.engine)?;
+        partition.capture_changes();
+        Ok(partition)
+    }
+
+    /// Stops tasks (all, or `only`), each after a final checkpoint and synchronous commit.
+    fn stop_tasks(&self, only: Option<&[i32]>) {
+        let handles: Vec<(i32, TaskHandle)> = {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<i32> = tasks
+                .keys()
+                .copied()
+                .filter(|p| only.is_none_or(|o| o.contains(p)))
+                .collect();
+            keys.into_iter()
+                .filter_map(|p| tasks.remove(&p).map(|h| (p, h)))
+                .collect()
+        };
+        if handles.is_empty() {
+            return;
+        }
+        self.shared.status.ready.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_millis(self.shared.config.shutdown_timeout_ms);
+        let mut waits = Vec::new();
+        for (p, h) in &handles {
+            let (tx, rx) = std::sync::mpsc::channel();
+            if h.control.send(Control::Stop(tx)).is_ok() {
+                waits.push((*p, rx));
+            }
+        }
+        for (p, rx) in waits {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                tracing::error!(partition = p, "partition did not stop in time; its uncommitted work will be re-processed by the next owner");
+            }
+        }
+        for (_, h) in handles {
+            h.join.abort();
+        }
+        let left = self.tasks.lock().map(|t| t.len()).unwrap_or(0);
+        self.shared.status.assigned.store(left, Ordering::SeqCst);
+    }
+}
+
+/// A running service; dropped or [`Service::shutdown`] to stop.
+pub struct Service {
+    consumer: Arc<KafkaConsumer>,
+    ctx_tasks: Arc<Shared>,
+    pub status: Arc<Status>,
+    main: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Topics(#[from] topics::TopicError),
+    #[error(transparent)]
+    Core(#[from] crate::Error),
+}
+
+impl Service {
+    /// Starts consuming. Must be called inside a multi-threaded tokio runtime.
+    pub async fn start(config: RuntimeConfig) -> Result<Self, StartError> {
+        Self::start_with(config, false).await
+    }
+
+    /// Starts consuming; with `tally`, keeps the lifecycle tally the demo summarises.
+    pub async fn start_with(config: RuntimeConfig, tally: bool) -> Result<Self, StartError> {
+        config
+            .validate()
+            .map_err(|p| StartError::Config(p.join("; ")))?;
+        let producer: FutureProducer =
+            config::client_config(&config.producer_properties()).create()?;
+        let check_cfg = config.clone();
+        tokio::task::spawn_blocking(move || topics::check(&check_cfg))
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))??;
+        std::fs::create_dir_all(&config.state_dir).map_err(crate::Error::from)?;
+        let db = StateDb::open(&config.state_dir).map_err(crate::Error::from)?;
+        let codec = match &config.schema_registry {
+            Some(_) => {
+                return Err(StartError::Config(
+                    "schema_registry is not supported yet: leave it unset to use the ids in schemas/".into(),
+                ))
+            }
+            None => AvroCodec::new(),
+        };
+        let inputs: Vec<(String, Option<InputStream>)> = InputStream::ALL
+            .iter()
+            .map(|s| (config.topics.input(*s).to_owned(), Some(*s)))
+            .chain(std::iter::once((config.topics.encounter_cost.clone(), None)))
+            .collect();
+        let status = Arc::new(Status::default());
+        let shared = Arc::new(Shared {
+            engine: Engine::new(config.core.clone(), RefData::shared()),
+            codec,
+            producer,
+            db,
+            status: Arc::clone(&status),
+            tally: tally.then(|| Mutex::new(Default::default())),
+            inputs,
+            config,
+        });
+        let ctx = Ctx {
+            shared: Arc::clone(&shared),
+            consumer: OnceLock::new(),
+            tasks: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let consumer: Arc<KafkaConsumer> = Arc::new(
+            config::client_config(&shared.config.consumer_properties()).create_with_context(ctx)?,
+        );
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+        let names: Vec<&str> = shared.inputs.iter().map(|(t, _)| t.as_str()).collect();
+        consumer.subscribe(&names)?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let c = Arc::clone(&consumer);
+        let sh = Arc::clone(&shared);
+        let main = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = c.recv() => route_stray(&sh, &c, r),
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+        Ok(Self {
+            consumer,
+            ctx_tasks: shared,
+            status,
+            main,
+            stop,
+        })
+    }
+
+    /// The demo's lifecycle tally and output counts per topic (unless started without them).
+    pub fn take_tally(&self) -> Option<(OutputTally, std::collections::BTreeMap<&'static str, u64>)> {
+        self.ctx_tasks
+            .tally
+            .as_ref()
+            .and_then(|t| t.lock().ok().map(|mut t| std::mem::take(&mut *t)))
+    }
+
+    /// Stops fetching, checkpoints and commits every partition, leaves the group.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.main.await;
+        let consumer = self.consumer;
+        tokio::task::spawn_blocking(move || {
+            consumer.context().stop_tasks(None);
+            consumer.unsubscribe();
+            drop(consumer);
+        })
+        .await
+        .ok();
+        let producer = self.ctx_tasks.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            let _ = producer.flush(Duration::from_secs(10));
+        })
+        .await
+        .ok();
+    }
+}
+
+/// A record on the consumer's main queue belongs to a partition whose queue was split after it
+/// was fetched; hand it to its task.
+fn route_stray(
+    shared: &Shared,
+    consumer: &KafkaConsumer,
+    r: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
+) {
+    use rdkafka::Message;
+    let m = match r {
+        Ok(m) => m,
+        Err(KafkaError::PartitionEOF(_)) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "consumer error");
+            shared.status.consume_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let Some(input) = shared.inputs.iter().position(|(t, _)| t == m.topic()) else {
+        return;
+    };
+    let spec = InputSpec {
+        topic: shared.inputs[input].0.clone(),
+        stream: shared.inputs[input].1,
+    };
+    let rec = task::decode_message(shared, &spec, &m);
+    let tasks = consumer
+        .context()
+        .tasks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match tasks.get(&m.partition()) {
+        Some(h) => {
+            let _ = h.control.send(Control::Stray {
+                topic: spec.topic,
+                message: rec,
+            });
+        }
+        None => tracing::warn!(
+            topic = m.topic(),
+            partition = m.partition(),
+            "record for a partition without a task; it will be re-read by its owner"
+        ),
+    }
+}

@@ -1,0 +1,742 @@
+//! One task per assigned partition number: it owns that partition's state and the partition
+//! queues of every consumed topic (all co-partitioned), merges them in event-time order, drives the
+//! core, produces the outputs and checkpoints.
+//!
+//! **Order.** Records are taken by `(event time, topic index, offset)` (replay's order) once every
+//! input has a buffered record or has reached its end; an input that stays empty for
+//! `max_task_idle_ms` while others have data is passed over (latency over strict order, like Kafka
+//! Streams' `max.task.idle.ms`). A bad record sorts at its input's last good event time.
+//!
+//! **Checkpoint** (every `checkpoint_interval_ms`, on revocation and at shutdown), in this order:
+//! 1. await the broker's acknowledgement of every output produced so far (a failed dead-letter
+//!    write stops here too);
+//! 2. write the dirty state, the input offsets and the watermark to sled in one atomic batch;
+//! 3. write the same entries to the changelog topics, then a checkpoint marker, and await them;
+//! 4. commit the input offsets to the consumer group.
+//!
+//! An input offset is therefore committed only after its outputs and its state are durable; after
+//! a crash the partition resumes from its checkpoint and re-emits at most what came after it, with
+//! the same output ids and versions. If an acknowledgement fails, the task rewinds to its last
+//! checkpoint (state reloaded from sled, queues seeked back) and retries after a pause.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::{wire, Ctx, Shared};
+use crate::codec::DecodeError;
+use crate::core::Partition;
+use crate::model::{DeadLetter, EncounterCost, InputEvent, InputStream, OutputEvent};
+use crate::state::StateChange;
+
+pub(crate) type PartitionQueue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<Ctx>;
+
+/// Key of the checkpoint marker in the changelog (not a valid claim or member id: ids are
+/// printable).
+pub const CHECKPOINT_MARKER_KEY: &[u8] = b"\0checkpoint";
+
+/// Largest original payload copied into a dead letter; longer ones are cut (and say so).
+const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
+
+/// Records buffered per input before the task stops pulling from it (backpressure: librdkafka
+/// then stops fetching the partition once its own queue is full).
+const BUFFER_CAP: usize = 4096;
+
+/// Messages to a running task.
+pub(crate) enum Control {
+    /// Checkpoint, commit synchronously and end; the sender learns when it is done.
+    Stop(std::sync::mpsc::Sender<()>),
+    /// A record that arrived on the consumer's main queue (fetched before its partition queue was
+    /// split off); merged into the input's buffer by offset.
+    Stray { topic: String, message: RecordIn },
+}
+
+/// What the task needs of one consumed record.
+pub(crate) struct RecordIn {
+    offset: i64,
+    event_time: Option<i64>,
+    body: Result<Body, DecodeError>,
+    /// Original bytes, key and headers of a bad record (for the dead letter).
+    raw: Option<Box<RawParts>>,
+}
+
+pub(crate) struct RawParts {
+    payload: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+enum Body {
+    Event(InputEvent),
+    Cost(EncounterCost),
+}
+
+/// One consumed topic of the task's partition.
+pub(crate) struct InputSpec {
+    pub topic: String,
+    /// `None` for the internal repartition topic.
+    pub stream: Option<InputStream>,
+}
+
+struct Buffered {
+    rec: RecordIn,
+    order_time: i64,
+}
+
+struct InputState {
+    buf: VecDeque<Buffered>,
+    eof: bool,
+    /// Event time of the last good record (bad ones sort there).
+    last_time: i64,
+}
+
+pub(crate) fn decode_message(
+    shared: &Shared,
+    spec: &InputSpec,
+    msg: &BorrowedMessage<'_>,
+) -> RecordIn {
+    let payload = msg.payload().unwrap_or_default();
+    let body = match spec.stream {
+        Some(stream) => wire::decode_input(&shared.codec, stream, payload).map(Body::Event),
+        None => wire::decode_cost(&shared.codec, payload).map(Body::Cost),
+    };
+    let event_time = match &body {
+        Ok(Body::Event(e)) => Some(e.event_time()),
+        Ok(Body::Cost(c)) => Some(c.event_time),
+        Err(_) => None,
+    };
+    let raw = body.is_err().then(|| {
+        let mut headers = Vec::new();
+        if let Some(h) = msg.headers() {
+            for hd in h.iter() {
+                headers.push((hd.key.to_owned(), hd.value.unwrap_or_default().to_vec()));
+            }
+        }
+        Box::new(RawParts {
+            payload: payload.to_vec(),
+            headers,
+        })
+    });
+    RecordIn {
+        offset: msg.offset(),
+        event_time,
+        body,
+        raw,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error("delivery to the broker failed: {0}")]
+    Delivery(KafkaError),
+    #[error("delivery cancelled (producer closed)")]
+    Cancelled,
+    #[error("state store: {0}")]
+    State(#[from] crate::state::StateError),
+    #[error("commit: {0}")]
+    Commit(KafkaError),
+}
+
+pub(crate) struct Task {
+    shared: Arc<Shared>,
+    consumer: Arc<super::KafkaConsumer>,
+    partition: Partition,
+    specs: Vec<InputSpec>,
+    queues: Vec<PartitionQueue>,
+    inputs: Vec<InputState>,
+    control: mpsc::UnboundedReceiver<Control>,
+    pending: Vec<DeliveryFuture>,
+    out: Vec<OutputEvent>,
+    costs: Vec<EncounterCost>,
+    buf: Vec<u8>,
+    /// Records handled since the last checkpoint.
+    unsaved: u64,
+    idle_since: Option<Instant>,
+    /// An output that could not even be queued; the next checkpoint fails with it.
+    failed_enqueue: Option<KafkaError>,
+}
+
+impl Task {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        consumer: Arc<super::KafkaConsumer>,
+        partition: Partition,
+        specs: Vec<InputSpec>,
+        queues: Vec<PartitionQueue>,
+        control: mpsc::UnboundedReceiver<Control>,
+    ) -> Self {
+        let inputs = specs
+            .iter()
+            .map(|_| InputState {
+                buf: VecDeque::new(),
+                eof: false,
+                last_time: i64::MIN,
+            })
+            .collect();
+        Self {
+            shared,
+            consumer,
+            partition,
+            specs,
+            queues,
+            inputs,
+            control,
+            pending: Vec::new(),
+            out: Vec::with_capacity(16),
+            costs: Vec::with_capacity(4),
+            buf: Vec::with_capacity(4096),
+            unsaved: 0,
+            idle_since: None,
+            failed_enqueue: None,
+        }
+    }
+
+    fn id(&self) -> i32 {
+        self.partition.id()
+    }
+
+    /// Runs until stopped.
+    pub(crate) async fn run(mut self) {
+        let every = Duration::from_millis(self.shared.config.checkpoint_interval_ms);
+        let mut next_checkpoint = tokio::time::Instant::now() + every;
+        loop {
+            self.pull_ready();
+            let processed = self.process_batch();
+            if tokio::time::Instant::now() >= next_checkpoint {
+                next_checkpoint = tokio::time::Instant::now() + every;
+                if let Err(e) = self.checkpoint(CommitMode::Async).await {
+                    self.recover(e).await;
+                    continue;
+                }
+            }
+            // Control messages first: a stop must not wait behind a busy stream.
+            while let Ok(c) = self.control.try_recv() {
+                if self.handle_control(c).await {
+                    return;
+                }
+            }
+            if processed > 0 {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if !self.await_work(next_checkpoint).await {
+                return;
+            }
+        }
+    }
+
+    /// Takes whatever the partition queues hold without waiting.
+    fn pull_ready(&mut self) {
+        for i in 0..self.queues.len() {
+            while self.inputs[i].buf.len() < BUFFER_CAP {
+                let Some(r) = self.queues[i].recv().now_or_never() else {
+                    break;
+                };
+                let rec = match r {
+                    Ok(m) => Some(decode_message(&self.shared, &self.specs[i], &m)),
+                    Err(e) => {
+                        self.on_queue_error(i, e);
+                        None
+                    }
+                };
+                if let Some(rec) = rec {
+                    self.push(i, rec);
+                }
+            }
+        }
+    }
+
+    fn on_queue_error(&mut self, i: usize, e: KafkaError) {
+        match e {
+            KafkaError::PartitionEOF(_) => self.inputs[i].eof = true,
+            e => {
+                // Fetch errors are retried by librdkafka; report and keep going.
+                tracing::warn!(partition = self.id(), topic = %self.specs[i].topic, error = %e, "consume error");
+                self.shared.status.consume_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn push(&mut self, i: usize, rec: RecordIn) {
+        let input = &mut self.inputs[i];
+        input.eof = false;
+        if let Some(t) = rec.event_time {
+            input.last_time = input.last_time.max(t);
+        }
+        let order_time = rec.event_time.unwrap_or(input.last_time);
+        // Records normally arrive in offset order; a stray from the main queue may not.
+        match input.buf.back() {
+            Some(b) if b.rec.offset >= rec.offset => {
+                if input.buf.iter().any(|b| b.rec.offset == rec.offset) {
+                    return;
+                }
+                let at = input.buf.partition_point(|b| b.rec.offset < rec.offset);
+                input.buf.insert(at, Buffered { rec, order_time });
+            }
+            _ => input.buf.push_back(Buffered { rec, order_time }),
+        }
+    }
+
+    /// The input whose head comes first, if the merge may proceed.
+    fn next_input(&mut self) -> Option<usize> {
+        let all_ready = self.inputs.iter().all(|i| !i.buf.is_empty() || i.eof);
+        let any = self.inputs.iter().any(|i| !i.buf.is_empty());
+        if !any {
+            self.idle_since = None;
+            return None;
+        }
+        if !all_ready {
+            let idle = Duration::from_millis(self.shared.config.max_task_idle_ms);
+            let since = *self.idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < idle {
+                return None;
+            }
+        } else {
+            self.idle_since = None;
+        }
+        (0..self.inputs.len())
+            .filter(|i| !self.inputs[*i].buf.is_empty())
+            .min_by_key(|i| {
+                let h = &self.inputs[*i].buf[0];
+                (h.order_time, *i, h.rec.offset)
+            })
+    }
+
+    /// Processes records while the merge allows, up to a batch.
+    fn process_batch(&mut self) -> usize {
+        let mut n = 0;
+        while n < 1024 {
+            let Some(i) = self.next_input() else { break };
+            let Some(b) = self.inputs[i].buf.pop_front() else {
+                break;
+            };
+            self.process(i, b);
+            n += 1;
+        }
+        n
+    }
+
+    fn process(&mut self, i: usize, b: Buffered) {
+        let shared = Arc::clone(&self.shared);
+        let engine = &shared.engine;
+        let topic = self.specs[i].topic.as_str();
+        let rec = b.rec;
+        self.unsaved += 1;
+        shared.status.consumed.fetch_add(1, Ordering::Relaxed);
+        match rec.body {
+            Ok(Body::Event(event)) => {
+                self.partition.apply(
+                    engine,
+                    &event,
+                    topic,
+                    rec.offset,
+                    &mut self.out,
+                    &mut self.costs,
+                );
+            }
+            Ok(Body::Cost(cost)) => {
+                self.partition.apply_cost(engine, &cost, &mut self.out);
+                self.partition.note_offset(topic, rec.offset);
+            }
+            Err(e) => {
+                self.partition.note_offset(topic, rec.offset);
+                let raw = rec.raw.map(|r| *r).unwrap_or(RawParts {
+                    payload: Vec::new(),
+                    headers: Vec::new(),
+                });
+                self.dead_letter(i, rec.offset, b.order_time, &e, raw);
+            }
+        }
+        let outs = std::mem::take(&mut self.out);
+        for o in &outs {
+            self.send_output(o, None);
+        }
+        self.out = outs;
+        self.out.clear();
+        let costs = std::mem::take(&mut self.costs);
+        for c in &costs {
+            self.send_cost(c);
+        }
+        self.costs = costs;
+        self.costs.clear();
+    }
+
+    fn dead_letter(
+        &mut self,
+        i: usize,
+        offset: i64,
+        order_time: i64,
+        e: &DecodeError,
+        raw: RawParts,
+    ) {
+        let status = &self.shared.status;
+        status.dead_letters.fetch_add(1, Ordering::Relaxed);
+        let topic = self.specs[i].topic.clone();
+        tracing::debug!(partition = self.id(), %topic, offset, kind = e.code(), error = %e, "dead-lettered input record");
+        let mut message = e.to_string();
+        let mut payload = raw.payload;
+        if payload.len() > MAX_DEAD_LETTER_PAYLOAD {
+            message.push_str(&format!(
+                " (payload of {} bytes cut to {MAX_DEAD_LETTER_PAYLOAD})",
+                payload.len()
+            ));
+            payload.truncate(MAX_DEAD_LETTER_PAYLOAD);
+        }
+        let dl = OutputEvent::DeadLetter(DeadLetter {
+            source: topic.clone(),
+            partition: self.id(),
+            offset,
+            error_kind: e.code().to_owned(),
+            message,
+            payload,
+            event_time: if order_time == i64::MIN {
+                0
+            } else {
+                order_time
+            },
+        });
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &raw.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        let partition = self.id().to_string();
+        let offset_s = offset.to_string();
+        for (k, v) in [
+            ("claimwatch.source.topic", topic.as_str()),
+            ("claimwatch.source.partition", partition.as_str()),
+            ("claimwatch.source.offset", offset_s.as_str()),
+            ("claimwatch.error.kind", e.code()),
+        ] {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        self.send_output(&dl, Some(headers));
+    }
+
+    fn send_output(&mut self, event: &OutputEvent, headers: Option<OwnedHeaders>) {
+        let shared = Arc::clone(&self.shared);
+        let topic = shared.config.topics.output(event.topic());
+        let format = shared.config.format_of(topic);
+        self.buf.clear();
+        if let Err(e) = wire::encode_output(&shared.codec, event, format, &mut self.buf) {
+            // Our own outputs always fit our own schemas (tested); this is a defect.
+            tracing::error!(topic, error = %e, "output does not fit its schema; skipped");
+            return;
+        }
+        if let Some(t) = &shared.tally {
+            if let Ok(mut t) = t.lock() {
+                t.0.observe(event);
+                *t.1.entry(event.topic()).or_default() += 1;
+            }
+        }
+        let payload = std::mem::take(&mut self.buf);
+        self.produce(topic, event.key().as_bytes(), Some(&payload), None, headers);
+        self.buf = payload;
+        shared.status.produced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn send_cost(&mut self, cost: &EncounterCost) {
+        let shared = Arc::clone(&self.shared);
+        self.buf.clear();
+        wire::encode_cost(&shared.codec, cost, &mut self.buf);
+        let target = crate::core::partition_for(&cost.member_id, shared.config.core.partitions);
+        let payload = std::mem::take(&mut self.buf);
+        self.produce(
+            &shared.config.topics.encounter_cost,
+            cost.member_id.as_bytes(),
+            Some(&payload),
+            Some(target),
+            None,
+        );
+        self.buf = payload;
+    }
+
+    /// Queues one record; waits (without blocking the thread) while librdkafka's queue is full.
+    fn produce(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        payload: Option<&[u8]>,
+        partition: Option<i32>,
+        headers: Option<OwnedHeaders>,
+    ) {
+        let mut attempt = 0u32;
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
+            if let Some(h) = headers.clone() {
+                record = record.headers(h);
+            }
+            match self.shared.producer.send_result(record) {
+                Ok(f) => {
+                    self.pending.push(f);
+                    return;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // The producer's own thread delivers; give it a moment. Blocking here is the
+                    // backpressure: the task stops consuming while the producer is saturated.
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(50))));
+                }
+                Err((e, _)) => {
+                    // Not retriable at enqueue time (e.g. record too large): a failed delivery
+                    // that the next checkpoint reports, so the offset is not committed.
+                    tracing::error!(topic, error = %e, "could not enqueue output");
+                    self.shared.status.delivery_errors.fetch_add(1, Ordering::Relaxed);
+                    self.failed_enqueue = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for input, a control message or the next checkpoint. False when the task must end.
+    async fn await_work(&mut self, next_checkpoint: tokio::time::Instant) -> bool {
+        let idle_deadline = self.idle_since.map(|s| {
+            tokio::time::Instant::from_std(
+                s + Duration::from_millis(self.shared.config.max_task_idle_ms),
+            )
+        });
+        let wake_at = match idle_deadline {
+            Some(d) => d.min(next_checkpoint),
+            None => next_checkpoint,
+        };
+        enum Woke {
+            Record(usize, Result<RecordIn, KafkaError>),
+            Control(Option<Control>),
+            Timer,
+        }
+        let woke = {
+            let shared = &self.shared;
+            let specs = &self.specs;
+            let inputs = &self.inputs;
+            let control = &mut self.control;
+            let waits: Vec<_> = self
+                .queues
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| inputs[*i].buf.len() < BUFFER_CAP)
+                .map(|(i, q)| {
+                    async move {
+                        let r = q.recv().await;
+                        (i, r.map(|m| decode_message(shared, &specs[i], &m)))
+                    }
+                    .boxed()
+                })
+                .collect();
+            if waits.is_empty() {
+                tokio::select! {
+                    c = control.recv() => Woke::Control(c),
+                    _ = tokio::time::sleep_until(wake_at) => Woke::Timer,
+                }
+            } else {
+                tokio::select! {
+                    ((i, r), _, _) = futures::future::select_all(waits) => Woke::Record(i, r),
+                    c = control.recv() => Woke::Control(c),
+                    _ = tokio::time::sleep_until(wake_at) => Woke::Timer,
+                }
+            }
+        };
+        match woke {
+            Woke::Record(i, Ok(rec)) => self.push(i, rec),
+            Woke::Record(i, Err(e)) => self.on_queue_error(i, e),
+            Woke::Control(c) => return self.control_or_end(c).await,
+            Woke::Timer => self.maybe_advance_wall_clock(),
+        }
+        true
+    }
+
+    async fn control_or_end(&mut self, c: Option<Control>) -> bool {
+        match c {
+            Some(c) => !self.handle_control(c).await,
+            // The service dropped the handle: end without a final checkpoint.
+            None => false,
+        }
+    }
+
+    /// True when the task ends.
+    async fn handle_control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Stop(done) => {
+                let mut attempts = 0;
+                loop {
+                    match self.checkpoint(CommitMode::Sync).await {
+                        Ok(()) => break,
+                        Err(e) if attempts < 3 => {
+                            attempts += 1;
+                            tracing::warn!(partition = self.id(), error = %e, "final checkpoint failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        Err(e) => {
+                            // Nothing is lost: the offsets were not committed past the last good
+                            // checkpoint, so the next owner re-processes from there.
+                            tracing::error!(partition = self.id(), error = %e, "final checkpoint failed; the next owner resumes from the previous one");
+                            break;
+                        }
+                    }
+                }
+                if let Ok(mut s) = self.shared.status.partition_stats.lock() {
+                    s.insert(self.id(), self.partition.stats().clone());
+                }
+                let _ = done.send(());
+                true
+            }
+            Control::Stray { topic, message } => {
+                if let Some(i) = self.specs.iter().position(|s| s.topic == topic) {
+                    self.push(i, message);
+                }
+                false
+            }
+        }
+    }
+
+    /// With `idle_wall_clock_lateness_ms` set and every input at its end, moves event time to
+    /// wall-clock time minus the lateness so timers fire on a quiet stream.
+    fn maybe_advance_wall_clock(&mut self) {
+        let Some(lateness) = self.shared.config.idle_wall_clock_lateness_ms else {
+            return;
+        };
+        if !self.inputs.iter().all(|i| i.eof && i.buf.is_empty()) {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis() - lateness as i64;
+        if now > self.partition.watermark() {
+            let shared = Arc::clone(&self.shared);
+            self.partition
+                .advance_to(&shared.engine, now, &mut self.out, &mut self.costs);
+            self.unsaved += 1;
+            let outs = std::mem::take(&mut self.out);
+            for o in &outs {
+                self.send_output(o, None);
+            }
+            let costs = std::mem::take(&mut self.costs);
+            for c in &costs {
+                self.send_cost(c);
+            }
+        }
+    }
+
+    /// Makes everything handled so far durable and commits it (see the module docs).
+    async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), TaskError> {
+        if let Some(e) = self.failed_enqueue.take() {
+            return Err(TaskError::Delivery(e));
+        }
+        if self.unsaved == 0 && self.pending.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        for f in self.pending.drain(..) {
+            match f.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(TaskError::Delivery(e)),
+                Err(_) => return Err(TaskError::Cancelled),
+            }
+        }
+        let stats = tokio::task::block_in_place(|| self.partition.checkpoint(&BTreeMap::new()))?;
+        let changes = self.partition.take_changes();
+        self.write_changelog(&changes);
+        for f in self.pending.drain(..) {
+            match f.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(TaskError::Delivery(e)),
+                Err(_) => return Err(TaskError::Cancelled),
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, offset) in self.partition.offsets() {
+            tpl.add_partition_offset(topic, self.id(), Offset::Offset(*offset))
+                .map_err(TaskError::Commit)?;
+        }
+        if tpl.count() > 0 {
+            self.consumer.commit(&tpl, mode).map_err(TaskError::Commit)?;
+        }
+        self.unsaved = 0;
+        let status = &self.shared.status;
+        status.checkpoints.fetch_add(1, Ordering::Relaxed);
+        status
+            .changelog_records
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            partition = self.id(),
+            written = stats.written,
+            removed = stats.removed,
+            bytes = stats.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint"
+        );
+        Ok(())
+    }
+
+    fn write_changelog(&mut self, changes: &[StateChange]) {
+        let shared = Arc::clone(&self.shared);
+        let p = self.id();
+        for c in changes {
+            let topic = shared.config.topics.changelog(c.table);
+            self.produce(&topic, c.key.as_bytes(), c.value.as_deref(), Some(p), None);
+        }
+        let marker = crate::state::encode_checkpoint(self.partition.checkpoint_record());
+        let topic = shared.config.topics.changelog(crate::core::TABLES[0].0);
+        self.produce(&topic, CHECKPOINT_MARKER_KEY, Some(&marker), Some(p), None);
+    }
+
+    /// After a failed checkpoint: drop what is not durable, reload the last checkpoint and read
+    /// again from its offsets.
+    async fn recover(&mut self, e: TaskError) {
+        let status = &self.shared.status;
+        status.recoveries.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(partition = self.id(), error = %e, "checkpoint failed; rewinding to the last durable checkpoint");
+        self.pending.clear();
+        self.unsaved = 0;
+        let id = self.id();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let reopened = tokio::task::block_in_place(|| {
+                let store = self.shared.db.partition(id)?;
+                let mut p = Partition::open(id, store, &self.shared.engine)?;
+                p.capture_changes();
+                Ok::<_, crate::state::StateError>(p)
+            });
+            match reopened {
+                Ok(p) => {
+                    self.partition = p;
+                    break;
+                }
+                Err(e) => tracing::error!(partition = id, error = %e, "reopening state failed"),
+            }
+        }
+        for (i, spec) in self.specs.iter().enumerate() {
+            self.inputs[i].buf.clear();
+            self.inputs[i].eof = false;
+            let offset = self
+                .partition
+                .offsets()
+                .get(&spec.topic)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            if let Err(e) = self
+                .consumer
+                .seek(&spec.topic, id, offset, Duration::from_secs(10))
+            {
+                tracing::error!(partition = id, topic = %spec.topic, error = %e, "seek failed");
+            }
+        }
+    }
+}
