@@ -157,7 +157,10 @@ impl Partition {
 
     /// What the checkpoints since the last call wrote or removed, in write order.
     pub fn take_changes(&mut self) -> Vec<StateChange> {
-        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The last checkpoint record (offsets, watermark, sequence).
@@ -436,13 +439,11 @@ impl Partition {
     ) -> Result<CheckpointStats, StateError> {
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
-        let stats = self
-            .store
-            .commit(
-                &mut [&mut self.claims, &mut self.members],
-                &self.checkpoint,
-                self.changes.as_mut(),
-            )?;
+        let stats = self.store.commit(
+            &mut [&mut self.claims, &mut self.members],
+            &self.checkpoint,
+            self.changes.as_mut(),
+        )?;
         self.since_checkpoint = 0;
         self.stats.checkpoints += 1;
         Ok(stats)

@@ -38,8 +38,8 @@ pub mod readmit;
 pub mod reconcile;
 pub mod refdata;
 pub mod replay;
-pub mod state;
 pub mod runtime;
+pub mod state;
 pub mod x12;
 
 pub use error::{Error, ErrorKind};

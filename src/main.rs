@@ -179,7 +179,9 @@ impl KafkaArgs {
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // Rebalance callbacks and checkpoints block a worker for a moment; keep a spare.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(4);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(4);
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -291,8 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topics { command } => match command {
             TopicsCommand::Create { kafka } => {
                 let config = kafka.load()?;
-                let created =
-                    tokio_runtime()?.block_on(runtime::topics::create(&config))?;
+                let created = tokio_runtime()?.block_on(runtime::topics::create(&config))?;
                 if created.is_empty() {
                     println!("all topics exist");
                 } else {
@@ -321,9 +322,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => runtime::produce::Pace::Unlimited,
             };
             let started = std::time::Instant::now();
-            let produced = tokio_runtime()?.block_on(runtime::produce::produce_dir(
-                &config, &input, format, pace,
-            ))?;
+            let produced = tokio_runtime()?
+                .block_on(runtime::produce::produce_dir(&config, &input, format, pace))?;
             for (topic, n) in &produced.per_topic {
                 println!("{topic}: {n}");
             }

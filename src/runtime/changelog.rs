@@ -95,13 +95,15 @@ pub fn restore(
                     if done[i] {
                         continue;
                     }
-                    let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-                    let pos = positions
-                        .find_partition(topic, partition)
-                        .and_then(|e| match e.offset() {
-                            Offset::Offset(o) => Some(o),
-                            _ => None,
-                        });
+                    let (_, high) =
+                        consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+                    let pos =
+                        positions
+                            .find_partition(topic, partition)
+                            .and_then(|e| match e.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            });
                     if high == 0 || pos.is_some_and(|p| p >= high) {
                         done[i] = true;
                     }

@@ -211,7 +211,11 @@ impl RuntimeConfig {
         if let Some(path) = file {
             f = f.merge(Toml::file_exact(path));
         }
-        f.merge(Env::prefixed("CLAIMWATCH_").split("__").ignore(&["log_json"]))
+        f.merge(
+            Env::prefixed("CLAIMWATCH_")
+                .split("__")
+                .ignore(&["log_json"]),
+        )
     }
 
     /// Loads the layered configuration and validates it.
@@ -338,6 +342,7 @@ pub fn client_config(props: &BTreeMap<String, String>) -> rdkafka::ClientConfig 
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API
 mod tests {
     use super::*;
 
@@ -380,8 +385,7 @@ mod tests {
         c.brokers.clear();
         c.topics.remits = c.topics.claims.clone();
         c.core.partitions = 8;
-        c.kafka
-            .insert("enable.auto.commit".into(), "true".into());
+        c.kafka.insert("enable.auto.commit".into(), "true".into());
         let p = c.validate().unwrap_err();
         assert_eq!(p.len(), 4, "{p:?}");
     }

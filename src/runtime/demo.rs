@@ -141,9 +141,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let (tally, counts) = service.take_tally().unwrap_or_default();
     let consumed = status.consumed.load(Ordering::Relaxed);
     service.shutdown().await;
-    println!(
-        "service processed {consumed} records (inputs + internal repartition) in {secs:.1} s"
-    );
+    println!("service processed {consumed} records (inputs + internal repartition) in {secs:.1} s");
 
     let engine = Engine::new(config.core.clone(), RefData::shared());
     let db = StateDb::open(&state)?;

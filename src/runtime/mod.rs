@@ -121,7 +121,10 @@ impl ConsumerContext for Ctx {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        self.shared.status.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .status
+            .rebalances
+            .fetch_add(1, Ordering::Relaxed);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tokio::task::block_in_place(|| self.on_assign(base, tpl));
@@ -229,11 +232,7 @@ impl Ctx {
     }
 
     /// Opens partition `p`'s state: local when current, else rebuilt from the changelog.
-    fn open_partition(
-        &self,
-        base: &BaseConsumer<Self>,
-        p: i32,
-    ) -> Result<Partition, crate::Error> {
+    fn open_partition(&self, base: &BaseConsumer<Self>, p: i32) -> Result<Partition, crate::Error> {
         let shared = &self.shared;
         let store = shared.db.partition(p)?;
         let local = store.checkpoint()?;
@@ -299,7 +298,8 @@ impl Ctx {
             return;
         }
         self.shared.status.ready.store(false, Ordering::SeqCst);
-        let deadline = Instant::now() + Duration::from_millis(self.shared.config.shutdown_timeout_ms);
+        let deadline =
+            Instant::now() + Duration::from_millis(self.shared.config.shutdown_timeout_ms);
         let mut waits = Vec::new();
         for (p, h) in &handles {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -363,17 +363,19 @@ impl Service {
         std::fs::create_dir_all(&config.state_dir).map_err(crate::Error::from)?;
         let db = StateDb::open(&config.state_dir).map_err(crate::Error::from)?;
         let codec = match &config.schema_registry {
-            Some(_) => {
-                return Err(StartError::Config(
-                    "schema_registry is not supported yet: leave it unset to use the ids in schemas/".into(),
-                ))
-            }
+            Some(_) => return Err(StartError::Config(
+                "schema_registry is not supported yet: leave it unset to use the ids in schemas/"
+                    .into(),
+            )),
             None => AvroCodec::new(),
         };
         let inputs: Vec<(String, Option<InputStream>)> = InputStream::ALL
             .iter()
             .map(|s| (config.topics.input(*s).to_owned(), Some(*s)))
-            .chain(std::iter::once((config.topics.encounter_cost.clone(), None)))
+            .chain(std::iter::once((
+                config.topics.encounter_cost.clone(),
+                None,
+            )))
             .collect();
         let status = Arc::new(Status::default());
         let shared = Arc::new(Shared {
@@ -419,7 +421,9 @@ impl Service {
     }
 
     /// The demo's lifecycle tally and output counts per topic (unless started without them).
-    pub fn take_tally(&self) -> Option<(OutputTally, std::collections::BTreeMap<&'static str, u64>)> {
+    pub fn take_tally(
+        &self,
+    ) -> Option<(OutputTally, std::collections::BTreeMap<&'static str, u64>)> {
         self.ctx_tasks
             .tally
             .as_ref()
@@ -482,7 +486,7 @@ fn route_stray(
         Some(h) => {
             let _ = h.control.send(Control::Stray {
                 topic: spec.topic,
-                message: rec,
+                message: Box::new(rec),
             });
         }
         None => tracing::warn!(

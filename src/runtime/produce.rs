@@ -72,7 +72,11 @@ pub async fn produce_dir(
     let mut sent = 0u64;
     while let Some(i) = (0..heads.len())
         .filter(|i| heads[*i].is_some())
-        .min_by_key(|i| heads[*i].as_ref().map(|r| (r.order_time, r.stream, r.offset)))
+        .min_by_key(|i| {
+            heads[*i]
+                .as_ref()
+                .map(|r| (r.order_time, r.stream, r.offset))
+        })
     {
         let rec = heads[i].take().expect("selected head exists");
         heads[i] = readers[i].next().transpose()?;
@@ -120,9 +124,12 @@ pub async fn produce_dir(
                     pending.push(f);
                     break;
                 }
-                Err((rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ), _)) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => tokio::time::sleep(Duration::from_millis(2)).await,
                 Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
             }
         }

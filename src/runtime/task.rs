@@ -58,7 +58,10 @@ pub(crate) enum Control {
     Stop(std::sync::mpsc::Sender<()>),
     /// A record that arrived on the consumer's main queue (fetched before its partition queue was
     /// split off); merged into the input's buffer by offset.
-    Stray { topic: String, message: RecordIn },
+    Stray {
+        topic: String,
+        message: Box<RecordIn>,
+    },
 }
 
 /// What the task needs of one consumed record.
@@ -75,6 +78,7 @@ pub(crate) struct RawParts {
     headers: Vec<(String, Vec<u8>)>,
 }
 
+#[allow(clippy::large_enum_variant)] // the common case; boxing it would allocate per record
 enum Body {
     Event(InputEvent),
     Cost(EncounterCost),
@@ -261,7 +265,10 @@ impl Task {
             e => {
                 // Fetch errors are retried by librdkafka; report and keep going.
                 tracing::warn!(partition = self.id(), topic = %self.specs[i].topic, error = %e, "consume error");
-                self.shared.status.consume_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .status
+                    .consume_errors
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -501,7 +508,10 @@ impl Task {
                     // Not retriable at enqueue time (e.g. record too large): a failed delivery
                     // that the next checkpoint reports, so the offset is not committed.
                     tracing::error!(topic, error = %e, "could not enqueue output");
-                    self.shared.status.delivery_errors.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .status
+                        .delivery_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     self.failed_enqueue = Some(e);
                     return;
                 }
@@ -520,6 +530,7 @@ impl Task {
             Some(d) => d.min(next_checkpoint),
             None => next_checkpoint,
         };
+        #[allow(clippy::large_enum_variant)] // lives for one wake-up on the stack
         enum Woke {
             Record(usize, Result<RecordIn, KafkaError>),
             Control(Option<Control>),
@@ -602,7 +613,7 @@ impl Task {
             }
             Control::Stray { topic, message } => {
                 if let Some(i) = self.specs.iter().position(|s| s.topic == topic) {
-                    self.push(i, message);
+                    self.push(i, *message);
                 }
                 false
             }
@@ -667,7 +678,9 @@ impl Task {
                 .map_err(TaskError::Commit)?;
         }
         if tpl.count() > 0 {
-            self.consumer.commit(&tpl, mode).map_err(TaskError::Commit)?;
+            self.consumer
+                .commit(&tpl, mode)
+                .map_err(TaskError::Commit)?;
         }
         self.unsaved = 0;
         let status = &self.shared.status;

@@ -140,7 +140,10 @@ pub async fn create(config: &RuntimeConfig) -> Result<Vec<String>, TopicError> {
         })
         .collect();
     let results = admin
-        .create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
         .await?;
     let mut created = Vec::new();
     for r in results {

@@ -167,9 +167,10 @@ pub fn decode_output(
         "claimwatch.dead-letter" => {
             OutputEvent::DeadLetter(dec!(SchemaKind::DeadLetter, crate::model::DeadLetter))
         }
-        "claimwatch.denial-risk" => {
-            OutputEvent::DenialRisk(dec!(SchemaKind::DenialRiskScore, crate::model::DenialRiskScore))
-        }
+        "claimwatch.denial-risk" => OutputEvent::DenialRisk(dec!(
+            SchemaKind::DenialRiskScore,
+            crate::model::DenialRiskScore
+        )),
         "claimwatch.readmission-risk" => OutputEvent::ReadmissionRisk(dec!(
             SchemaKind::ReadmissionRiskScore,
             crate::model::ReadmissionRiskScore
@@ -194,7 +195,15 @@ mod tests {
         let codec = AvroCodec::new();
         for event in [
             InputEvent::Claim(claim("C1", "2024-03-01")),
-            InputEvent::Encounter(stay("M1", "E1", "2024-03-01", "2024-03-04")),
+            InputEvent::Encounter(stay(
+                "M1",
+                "E1",
+                "F1",
+                "2024-03-01",
+                "2024-03-04",
+                "01",
+                "I5023",
+            )),
         ] {
             for format in [Format::Avro, Format::Json] {
                 let mut buf = Vec::new();
@@ -219,7 +228,15 @@ mod tests {
         let mut buf = Vec::new();
         encode_input(
             &codec,
-            &InputEvent::Encounter(stay("M1", "E1", "2024-03-01", "2024-03-04")),
+            &InputEvent::Encounter(stay(
+                "M1",
+                "E1",
+                "F1",
+                "2024-03-01",
+                "2024-03-04",
+                "01",
+                "I5023",
+            )),
             Format::Avro,
             &mut buf,
         )

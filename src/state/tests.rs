@@ -80,7 +80,9 @@ fn hot_only_store_keeps_nothing() {
     let store = PartitionStore::hot_only(0);
     let mut t: Table<u32> = Table::new("t", b't');
     t.insert("a".into(), 1);
-    let stats = store.commit(&mut [&mut t], &Checkpoint::default(), None).unwrap();
+    let stats = store
+        .commit(&mut [&mut t], &Checkpoint::default(), None)
+        .unwrap();
     assert_eq!(stats, CheckpointStats::default());
     assert_eq!(t.dirty_len(), 0);
     assert!(store.checkpoint().unwrap().is_none());

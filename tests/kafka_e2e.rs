@@ -1,0 +1,233 @@
+//! End to end on a real Kafka-protocol broker (Tansu): generate -> produce -> run -> read every
+//! output topic, compared with `claimwatch replay` on the same files; plus bad input.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use claimwatch::codec::{AvroCodec, Format, SchemaKind};
+use claimwatch::model::{DeadLetter, OutputEvent};
+use claimwatch::replay::{self, ReplayOptions};
+use claimwatch::runtime::{produce, topics, Service};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use support::*;
+
+const PARTITIONS: u32 = 4;
+
+async fn run_until_quiet(service: &Service, inputs: u64) {
+    let status = std::sync::Arc::clone(&service.status);
+    let mut last = (0, std::time::Instant::now());
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let c = status.consumed.load(Ordering::Relaxed);
+        if c != last.0 {
+            last = (c, std::time::Instant::now());
+        }
+        if c >= inputs && last.1.elapsed() > Duration::from_secs(3) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "service consumed {c} of {inputs} inputs in 240 s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_on_tansu_equals_replay() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    claimwatch::generate::write::generate_to_dir(400, 7, &input, Format::Json).unwrap();
+    let config = config(&broker, "e2e", &dir.path().join("state"), PARTITIONS);
+    let created = topics::create(&config).await.unwrap();
+    assert_eq!(created.len(), topics::all(&config).len(), "{created:?}");
+    let cfg = config.clone();
+    tokio::task::spawn_blocking(move || topics::check(&cfg))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let produced = produce::produce_dir(&config, &input, Format::Avro, produce::Pace::Unlimited)
+        .await
+        .unwrap();
+    let service = Service::start(config.clone()).await.unwrap();
+    run_until_quiet(&service, produced.total()).await;
+    assert_eq!(service.status.dead_letters.load(Ordering::Relaxed), 0);
+    service.shutdown().await;
+
+    let replay_out = dir.path().join("replay");
+    replay::run(&ReplayOptions {
+        input: input.clone(),
+        out: replay_out.clone(),
+        state: None,
+        config: config.core.clone(),
+        stop_after: None,
+    })
+    .unwrap();
+
+    let b = broker.bootstrap.clone();
+    let (lifecycle, readmissions) = tokio::task::spawn_blocking(move || {
+        (
+            read_outputs(&b, "claimwatch.claim-lifecycle", Duration::from_secs(3)),
+            read_outputs(&b, "claimwatch.readmissions", Duration::from_secs(2)),
+        )
+    })
+    .await
+    .unwrap();
+    let expected = replay_outputs(&replay_out, "claimwatch.claim-lifecycle");
+    assert!(
+        expected.len() > 1000,
+        "a real population: {}",
+        expected.len()
+    );
+    let (got, dups) = by_key(&lifecycle);
+    let (want, _) = by_key(&expected);
+    assert_eq!(dups, 0, "one uninterrupted run emits no duplicates");
+    assert_eq!(got.len(), want.len(), "claims with lifecycle updates");
+    for (k, w) in &want {
+        assert_eq!(
+            got.get(k),
+            Some(w),
+            "lifecycle of one claim differs from replay"
+        );
+    }
+    let got = final_readmissions(&readmissions);
+    let want = final_readmissions(&replay_outputs(&replay_out, "claimwatch.readmissions"));
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "final readmission records differ from replay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_goes_to_the_dead_letter_topic_and_good_input_flows() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    claimwatch::generate::write::generate_to_dir(60, 3, &input, Format::Json).unwrap();
+    let config = config(&broker, "bad-input", &dir.path().join("state"), PARTITIONS);
+    topics::create(&config).await.unwrap();
+    let produced = produce::produce_dir(&config, &input, Format::Avro, produce::Pace::Unlimited)
+        .await
+        .unwrap();
+
+    // Bad records of every kind, spread over partitions.
+    let codec = AvroCodec::new();
+    let mut wrong_schema = Vec::new();
+    codec
+        .encode_framed(
+            SchemaKind::DeadLetter,
+            &DeadLetter {
+                source: "x".into(),
+                partition: 0,
+                offset: 0,
+                error_kind: "x".into(),
+                message: "x".into(),
+                payload: vec![],
+                event_time: 0,
+            },
+            &mut wrong_schema,
+        )
+        .unwrap();
+    let mut truncated = Vec::new();
+    let claim = claimwatch::model::fixtures::claim("BAD-1", "2024-03-01");
+    codec
+        .encode_framed(SchemaKind::ClaimSubmitted, &claim, &mut truncated)
+        .unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let mut negative = claim.clone();
+    negative.claim_id = "BAD-2".into();
+    negative.billed_cents = -5;
+    let negative = serde_json::to_vec(&negative).unwrap();
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("ehr.claims", b"\xde\xad\xbe\xef garbage".to_vec(), "decode"),
+        ("ehr.claims", truncated, "decode"),
+        ("x12.835", vec![0, 0, 0, 0x30, 0x39, 1, 2], "schema"),
+        ("x12.277ca", wrong_schema, "schema"),
+        ("ehr.claims", negative, "validation"),
+        (
+            "ehr.encounters",
+            b"{\"not\": \"an encounter\"}".to_vec(),
+            "decode",
+        ),
+        ("x12.835", Vec::new(), "decode"),
+    ];
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    for (i, (topic, payload, _)) in bad.iter().enumerate() {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .key("k")
+                    .payload(payload)
+                    .partition(i as i32 % PARTITIONS as i32),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let service = Service::start(config.clone()).await.unwrap();
+    run_until_quiet(&service, produced.total() + bad.len() as u64).await;
+    assert_eq!(
+        service.status.dead_letters.load(Ordering::Relaxed),
+        bad.len() as u64
+    );
+    service.shutdown().await;
+
+    let b = broker.bootstrap.clone();
+    let (dead, lifecycle) = tokio::task::spawn_blocking(move || {
+        (
+            read_topic(&b, "claimwatch.dead-letter", Duration::from_secs(2)),
+            read_outputs(&b, "claimwatch.claim-lifecycle", Duration::from_secs(2)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        dead.len(),
+        bad.len(),
+        "every bad record is dead-lettered once"
+    );
+    let mut kinds: Vec<(String, String)> = dead
+        .iter()
+        .map(|(_, _, _, v)| {
+            match claimwatch::runtime::wire::decode_output(&codec, "claimwatch.dead-letter", v)
+                .unwrap()
+            {
+                OutputEvent::DeadLetter(d) => {
+                    // The original bytes travel with the reason.
+                    assert!(bad
+                        .iter()
+                        .any(|(t, p, _)| *t == d.source && *p == d.payload));
+                    assert!(!d.message.is_empty());
+                    (d.source, d.error_kind)
+                }
+                _ => unreachable!(),
+            }
+        })
+        .collect();
+    kinds.sort();
+    let mut want: Vec<(String, String)> = bad
+        .iter()
+        .map(|(t, _, k)| ((*t).to_owned(), (*k).to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(kinds, want);
+    // Every good claim still produced its lifecycle.
+    let replay_out = dir.path().join("replay");
+    replay::run(&ReplayOptions {
+        input,
+        out: replay_out.clone(),
+        state: None,
+        config: config.core.clone(),
+        stop_after: None,
+    })
+    .unwrap();
+    let (got, _) = by_key(&lifecycle);
+    let (want, _) = by_key(&replay_outputs(&replay_out, "claimwatch.claim-lifecycle"));
+    assert_eq!(got.len(), want.len());
+}

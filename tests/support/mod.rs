@@ -1,0 +1,244 @@
+//! Shared helpers of the real-broker tests: a Tansu broker on a free port, the service's config
+//! for it, and readers of the output topics.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use claimwatch::codec::AvroCodec;
+use claimwatch::model::OutputEvent;
+use claimwatch::runtime::{wire, RuntimeConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The Tansu binary: `$CLAIMWATCH_TANSU`, else installed by `tests/support/install-tansu.sh`.
+pub fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("CLAIMWATCH_TANSU") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("tests/support/install-tansu.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running tests/support/install-tansu.sh");
+    assert!(
+        out.status.success(),
+        "installing Tansu failed (needs python3 + pip and PyPI access)"
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A Tansu broker with in-memory storage, stopped (by pid) on drop.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub fn start() -> Self {
+        let bin = tansu_binary();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tansu");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            bootstrap: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} tansu");
+    }
+
+    /// Simulates an outage: the process stops answering (its memory storage survives).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The service's configuration for a test broker: short session timeout (group joins take about
+/// half of it on Tansu) and frequent checkpoints.
+pub fn config(broker: &Broker, group: &str, state_dir: &Path, partitions: u32) -> RuntimeConfig {
+    let mut c = RuntimeConfig {
+        brokers: broker.bootstrap.clone(),
+        group_id: group.into(),
+        state_dir: state_dir.to_owned(),
+        checkpoint_interval_ms: 300,
+        http_listen: None,
+        ..RuntimeConfig::default()
+    };
+    c.topics.partitions = partitions as i32;
+    c.core.partitions = partitions;
+    c.consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    c.consumer
+        .insert("heartbeat.interval.ms".into(), "500".into());
+    c
+}
+
+/// Reads every record of `topic` (all partitions) until nothing new arrives for `quiet`.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    quiet: Duration,
+) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "claimwatch-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("tpl");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                out.push((
+                    m.partition(),
+                    m.offset(),
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out.sort_by_key(|r| (r.0, r.1));
+    out
+}
+
+/// Decoded outputs of a claimwatch output topic, in per-partition offset order.
+pub fn read_outputs(bootstrap: &str, topic: &str, quiet: Duration) -> Vec<OutputEvent> {
+    let codec = AvroCodec::new();
+    read_topic(bootstrap, topic, quiet)
+        .into_iter()
+        .map(|(_, _, _, v)| wire::decode_output(&codec, topic, &v).expect("our own output decodes"))
+        .collect()
+}
+
+/// Replay's outputs of one topic (JSON lines written by `claimwatch replay`).
+pub fn replay_outputs(dir: &Path, topic: &str) -> Vec<OutputEvent> {
+    let codec = AvroCodec::new();
+    let text = std::fs::read(dir.join(format!("{topic}.jsonl"))).unwrap_or_default();
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| wire::decode_output(&codec, topic, l).expect("replay output decodes"))
+        .collect()
+}
+
+/// Lifecycle updates grouped by claim, in per-key order, duplicates (same output id) dropped, as
+/// JSON text for readable diffs.
+pub fn by_key(events: &[OutputEvent]) -> (BTreeMap<String, Vec<String>>, usize) {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut dups = 0;
+    for e in events {
+        let (id, json) = match e {
+            OutputEvent::ClaimLifecycle(u) => (u.output_id.clone(), serde_json::to_string(u)),
+            OutputEvent::Readmission(r) => (r.output_id.clone(), serde_json::to_string(r)),
+            other => (format!("{other:?}"), Ok(format!("{other:?}"))),
+        };
+        if !seen.insert(id) {
+            dups += 1;
+            continue;
+        }
+        map.entry(e.key().to_owned())
+            .or_default()
+            .push(json.expect("serialises"));
+    }
+    (map, dups)
+}
+
+/// The last readmission record per (member, index stay), without its version and id: what a
+/// subscriber's table holds once every update is applied.
+pub fn final_readmissions(events: &[OutputEvent]) -> BTreeMap<(String, String), String> {
+    let mut map = BTreeMap::new();
+    for e in events {
+        if let OutputEvent::Readmission(r) = e {
+            let mut v = serde_json::to_value(&**r).expect("serialises");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("version");
+                o.remove("output_id");
+                o.remove("event_time");
+            }
+            let key = (r.member_id.clone(), r.index_encounter_id.clone());
+            let keep = map
+                .get(&key)
+                .map_or(true, |(ver, _): &(i64, String)| r.version >= *ver);
+            if keep {
+                map.insert(key, (r.version, v.to_string()));
+            }
+        }
+    }
+    map.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+/// Waits until `done()` holds, panicking with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
