@@ -225,7 +225,7 @@ pub fn final_readmissions(events: &[OutputEvent]) -> BTreeMap<(String, String), 
             let key = (r.member_id.clone(), r.index_encounter_id.clone());
             let keep = map
                 .get(&key)
-                .map_or(true, |(ver, _): &(i64, String)| r.version >= *ver);
+                .is_none_or(|(ver, _): &(i64, String)| r.version >= *ver);
             if keep {
                 map.insert(key, (r.version, v.to_string()));
             }
