@@ -234,6 +234,37 @@ pub fn final_readmissions(events: &[OutputEvent]) -> BTreeMap<(String, String), 
     map.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
+/// The last lifecycle update per claim, without the fields that depend on the order in which
+/// records of different topics arrived (version, id, cause, previous status, event time): what a
+/// subscriber's table of claims holds once every update is applied. The claim view itself is a
+/// function of the set of records (see `reconcile`), so this is the same in any arrival order.
+pub fn final_lifecycle(events: &[OutputEvent]) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for e in events {
+        if let OutputEvent::ClaimLifecycle(u) = e {
+            let mut v = serde_json::to_value(&**u).expect("serialises");
+            if let Some(o) = v.as_object_mut() {
+                for f in [
+                    "version",
+                    "output_id",
+                    "cause",
+                    "previous_status",
+                    "event_time",
+                ] {
+                    o.remove(f);
+                }
+            }
+            let keep = map
+                .get(&u.claim_id)
+                .is_none_or(|(ver, _)| u.version >= *ver);
+            if keep {
+                map.insert(u.claim_id.clone(), (u.version, v.to_string()));
+            }
+        }
+    }
+    map.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
 /// Waits until `done()` holds, panicking with `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -1,0 +1,258 @@
+//! Failover on a real broker (Tansu), with the service as separate `claimwatch run` processes:
+//! instances are killed with SIGKILL mid-stream, partitions move, state is restored from the
+//! changelog, and the outputs still converge to replay's (duplicates counted, none lost).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use claimwatch::codec::Format;
+use claimwatch::model::OutputEvent;
+use claimwatch::replay::{self, ReplayOptions};
+use claimwatch::runtime::{produce, topics, RuntimeConfig};
+use support::*;
+
+const PARTITIONS: u32 = 4;
+
+fn write_config(config: &RuntimeConfig, path: &Path) {
+    // Only what differs from the defaults; the rest comes from the binary's own defaults.
+    let text = format!(
+        "brokers = \"{}\"\ngroup_id = \"{}\"\nstate_dir = \"{}\"\ncheckpoint_interval_ms = 300\n\
+         [topics]\npartitions = {p}\n[core]\npartitions = {p}\n\
+         [consumer]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+        config.brokers,
+        config.group_id,
+        config.state_dir.display(),
+        p = PARTITIONS,
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+fn spawn(config_file: &Path, log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_claimwatch"))
+        .args(["run", "--config"])
+        .arg(config_file)
+        .env("RUST_LOG", "info")
+        .env("CLAIMWATCH_HTTP_LISTEN", "")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn stop(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap()
+}
+
+struct Expected {
+    lifecycle: std::collections::BTreeMap<String, String>,
+    readmissions: std::collections::BTreeMap<(String, String), String>,
+}
+
+fn replay_expected(input: &Path, out: &Path, config: &RuntimeConfig) -> Expected {
+    replay::run(&ReplayOptions {
+        input: input.to_owned(),
+        out: out.to_owned(),
+        state: None,
+        config: config.core.clone(),
+        stop_after: None,
+    })
+    .unwrap();
+    let lifecycle = replay_outputs(out, "claimwatch.claim-lifecycle");
+    Expected {
+        lifecycle: final_lifecycle(&lifecycle),
+        readmissions: final_readmissions(&replay_outputs(out, "claimwatch.readmissions")),
+    }
+}
+
+/// Distinct lifecycle output ids (a re-emission after a crash repeats an id).
+fn ids(events: &[OutputEvent]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::ClaimLifecycle(u) => Some(u.output_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until the lifecycle topic holds every update replay emitted; returns (records read,
+/// distinct updates).
+/// Waits until every claim's final lifecycle and every final readmission record equal replay's;
+/// returns (lifecycle records read, distinct output ids).
+fn converge(broker: &Broker, want: &Expected, logs: &Path) -> (usize, usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = read_outputs(
+            &broker.bootstrap,
+            "claimwatch.claim-lifecycle",
+            Duration::from_millis(1500),
+        );
+        let finals = final_lifecycle(&got);
+        if finals == want.lifecycle {
+            let readmissions = final_readmissions(&read_outputs(
+                &broker.bootstrap,
+                "claimwatch.readmissions",
+                Duration::from_secs(2),
+            ));
+            assert_eq!(readmissions, want.readmissions);
+            return (got.len(), ids(&got).len());
+        }
+        if std::time::Instant::now() > deadline {
+            let missing = want
+                .lifecycle
+                .keys()
+                .filter(|k| !finals.contains_key(*k))
+                .count();
+            let differ = want
+                .lifecycle
+                .iter()
+                .filter(|(k, v)| finals.get(*k).is_some_and(|g| g != *v))
+                .count();
+            for entry in std::fs::read_dir(logs).unwrap() {
+                let p = entry.unwrap().path();
+                if p.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    eprintln!(
+                        "--- {}\n{}",
+                        p.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+            }
+            if let Some((k, v)) = want
+                .lifecycle
+                .iter()
+                .find(|(k, v)| finals.get(*k).is_some_and(|g| g != *v))
+            {
+                eprintln!("replay:  {v}\nservice: {}", finals[k]);
+            }
+            panic!(
+                "did not converge: {missing} of {} claims missing, {differ} with a different final state",
+                want.lifecycle.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn setup(members: usize, seed: u64) -> (Broker, tempfile::TempDir, RuntimeConfig, Expected, u64) {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    claimwatch::generate::write::generate_to_dir(members, seed, &input, Format::Json).unwrap();
+    let config = config(&broker, "failover", &dir.path().join("unused"), PARTITIONS);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(topics::create(&config)).unwrap();
+    let want = replay_expected(&input, &dir.path().join("replay"), &config);
+    let records = {
+        let mut n = 0;
+        for entry in std::fs::read_dir(&input).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "jsonl") && !p.to_string_lossy().contains("truth")
+            {
+                n += std::fs::read_to_string(&p).unwrap().lines().count() as u64;
+            }
+        }
+        n
+    };
+    (broker, dir, config, want, records)
+}
+
+fn produce_paced(config: &RuntimeConfig, input: &Path, rate: f64) -> std::thread::JoinHandle<u64> {
+    let config = config.clone();
+    let input = input.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(produce::produce_dir(
+            &config,
+            &input,
+            Format::Avro,
+            produce::Pace::Rate(rate),
+        ))
+        .unwrap()
+        .total()
+    })
+}
+
+#[test]
+fn two_instances_one_killed_mid_stream_then_restarted() {
+    let (broker, dir, config, want, records) = setup(300, 11);
+    let (a_cfg, b_cfg) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    let mut ca = config.clone();
+    ca.state_dir = dir.path().join("state-a");
+    write_config(&ca, &a_cfg);
+    let mut cb = config.clone();
+    cb.state_dir = dir.path().join("state-b");
+    write_config(&cb, &b_cfg);
+    let mut a = spawn(&a_cfg, &dir.path().join("a.log"));
+    let mut b = spawn(&b_cfg, &dir.path().join("b.log"));
+    std::thread::sleep(Duration::from_secs(8)); // both join and split the partitions
+                                                // About 8 s of input.
+    let producer = produce_paced(&config, &dir.path().join("input"), records as f64 / 8.0);
+    std::thread::sleep(Duration::from_secs(4));
+    kill9(&mut a);
+    let produced = producer.join().unwrap();
+    assert_eq!(produced, records);
+    let (read, distinct) = converge(&broker, &want, dir.path());
+    println!(
+        "after kill -9 of one of two instances: {read} lifecycle records, {distinct} distinct, {} duplicates",
+        read - distinct
+    );
+    // The killed instance comes back: partitions rebalance to it (restored from its stale local
+    // store or the changelog) and nothing is lost or changed.
+    let mut a = spawn(&a_cfg, &dir.path().join("a2.log"));
+    std::thread::sleep(Duration::from_secs(10));
+    let b_log = std::fs::read_to_string(dir.path().join("b.log")).unwrap();
+    assert!(
+        b_log.contains("restored from changelog"),
+        "the survivor restored the dead instance's partitions from the changelog"
+    );
+    let (read2, distinct2) = converge(&broker, &want, dir.path());
+    println!("after the restart: {read2} records, {distinct2} distinct");
+    assert!(stop(&mut a).success(), "SIGTERM exits 0");
+    assert!(stop(&mut b).success(), "SIGTERM exits 0");
+    let logs = std::fs::read_to_string(dir.path().join("a2.log")).unwrap();
+    assert!(
+        logs.contains("partitions assigned"),
+        "the restarted instance took partitions back"
+    );
+}
+
+#[test]
+fn single_instance_crashes_at_several_points_and_converges() {
+    let (broker, dir, config, want, records) = setup(250, 23);
+    let cfg_file = dir.path().join("one.toml");
+    let mut c = config.clone();
+    c.state_dir = dir.path().join("state");
+    write_config(&c, &cfg_file);
+    let producer = produce_paced(&config, &dir.path().join("input"), records as f64 / 10.0);
+    // Crash after different amounts of progress; each restart resumes from its checkpoint.
+    for (i, wait_ms) in [2500u64, 1700, 3100].into_iter().enumerate() {
+        let mut p = spawn(&cfg_file, &dir.path().join(format!("run{i}.log")));
+        std::thread::sleep(Duration::from_millis(wait_ms + 3000));
+        kill9(&mut p);
+    }
+    producer.join().unwrap();
+    let mut p = spawn(&cfg_file, &dir.path().join("final.log"));
+    let (read, distinct) = converge(&broker, &want, dir.path());
+    println!(
+        "after three crashes: {read} lifecycle records, {distinct} distinct, {} duplicates",
+        read - distinct
+    );
+    assert!(stop(&mut p).success());
+}
