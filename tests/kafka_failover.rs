@@ -256,3 +256,30 @@ fn single_instance_crashes_at_several_points_and_converges() {
     );
     assert!(stop(&mut p).success());
 }
+
+#[test]
+fn broker_outage_of_20_seconds_mid_stream_is_survived() {
+    let (broker, dir, config, want, records) = setup(200, 31);
+    let cfg_file = dir.path().join("one.toml");
+    let mut c = config.clone();
+    c.state_dir = dir.path().join("state");
+    write_config(&c, &cfg_file);
+    let mut p = spawn(&cfg_file, &dir.path().join("run.log"));
+    std::thread::sleep(Duration::from_secs(5));
+    let producer = produce_paced(&config, &dir.path().join("input"), records as f64 / 6.0);
+    std::thread::sleep(Duration::from_secs(3));
+    broker.pause();
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(
+        p.try_wait().unwrap().is_none(),
+        "the service is still running during the outage"
+    );
+    broker.resume();
+    producer.join().unwrap();
+    let (read, distinct) = converge(&broker, &want, dir.path());
+    println!(
+        "after a 20 s broker outage: {read} lifecycle records, {distinct} distinct, {} duplicates",
+        read - distinct
+    );
+    assert!(stop(&mut p).success(), "SIGTERM exits 0");
+}
