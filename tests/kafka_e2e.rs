@@ -99,6 +99,85 @@ async fn service_on_tansu_equals_replay() {
     let want = final_readmissions(&replay_outputs(&replay_out, "claimwatch.readmissions"));
     assert!(!want.is_empty());
     assert_eq!(got, want, "final readmission records differ from replay");
+
+    // A Python subscriber decodes the same messages with its standard Avro library (fastavro).
+    let b = broker.bootstrap.clone();
+    let raw = tokio::task::spawn_blocking(move || {
+        read_topic(&b, "claimwatch.readmissions", Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let decoded = decode_in_python(dir.path(), &raw);
+    assert_eq!(decoded.len(), readmissions.len());
+    for (py, ours) in decoded.iter().zip(&readmissions) {
+        let OutputEvent::Readmission(r) = ours else {
+            unreachable!()
+        };
+        assert_eq!(py["output_id"], r.output_id.as_str());
+        assert_eq!(py["version"], r.version);
+        assert_eq!(py["index_encounter_id"], r.index_encounter_id.as_str());
+        assert_eq!(py["days_between"], r.days_between);
+        assert_eq!(
+            py["readmission_paid_cents"].as_i64(),
+            r.readmission_paid_cents
+        );
+    }
+}
+
+/// Decodes Confluent-framed messages with fastavro in a Python virtualenv (installed by
+/// tests/support/python-env.sh).
+fn decode_in_python(
+    dir: &std::path::Path,
+    raw: &[(i32, i64, Vec<u8>, Vec<u8>)],
+) -> Vec<serde_json::Value> {
+    use std::process::Command;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = Command::new("bash")
+        .arg(root.join("tests/support/python-env.sh"))
+        .output()
+        .expect("python-env.sh");
+    assert!(
+        py.status.success(),
+        "creating the Python environment failed"
+    );
+    let python = String::from_utf8_lossy(&py.stdout).trim().to_owned();
+    let ids: serde_json::Map<String, serde_json::Value> = SchemaKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                k.default_id().to_string(),
+                serde_json::Value::String(
+                    root.join(format!("schemas/{}.avsc", k.name()))
+                        .display()
+                        .to_string(),
+                ),
+            )
+        })
+        .collect();
+    let ids_file = dir.join("schema-ids.json");
+    std::fs::write(&ids_file, serde_json::to_vec(&ids).unwrap()).unwrap();
+    let mut frames = Vec::new();
+    for (_, _, _, v) in raw {
+        frames.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        frames.extend_from_slice(v);
+    }
+    let frames_file = dir.join("messages.bin");
+    std::fs::write(&frames_file, frames).unwrap();
+    let out = Command::new(python)
+        .arg(root.join("tests/support/decode_with_fastavro.py"))
+        .arg(&ids_file)
+        .arg(&frames_file)
+        .output()
+        .expect("running the Python decoder");
+    assert!(
+        out.status.success(),
+        "fastavro failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
