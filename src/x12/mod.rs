@@ -1,1 +1,439 @@
-//! Placeholder: filled by its own change.
+//! X12 ingestion: 835 (005010X221A1), 277CA (005010X214) and 837P/837I
+//! (005010X222A2 / 005010X223A3) into model events.
+//!
+//! [`parse_each`] streams events to a callback (memory bounded by the largest
+//! transaction set, not the file); [`parse`] collects them. Envelope problems and
+//! balancing problems are *findings* (located, the run continues); structural
+//! problems that lose data (missing SE/IEA, an unreadable ISA) are *errors*; in
+//! both cases good transaction sets in the same file still produce events.
+
+mod r277ca;
+mod r835;
+mod r837;
+pub mod synth;
+mod write;
+pub use write::{write_277ca, write_835, write_837};
+pub mod tokenizer;
+
+use crate::model::{EpochMillis, InputEvent};
+pub use r835::PlbAdjustment;
+use tokenizer::parse_date;
+use tokenizer::{Segment, Tokenizer};
+
+/// A located, non-fatal observation (envelope mismatch, balancing, sample defect).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub source: String,
+    /// ISA13 of the interchange ("" before the first ISA).
+    pub interchange: String,
+    /// 1-based segment number in the file.
+    pub segment: usize,
+    pub code: String,
+    pub message: String,
+}
+
+/// A located structural error: the affected transaction set produced no events.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: interchange {interchange}, segment {segment}: {code}: {message}")]
+pub struct X12Error {
+    pub source_name: String,
+    pub interchange: String,
+    pub segment: usize,
+    pub code: String,
+    pub message: String,
+}
+
+/// Per-file summary returned alongside the events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<X12Error>,
+    /// PLB provider-level adjustments (not per claim), per 835 transaction set.
+    pub plb: Vec<PlbAdjustment>,
+    pub interchanges: usize,
+    pub transactions: usize,
+    pub segments: usize,
+}
+
+/// Result of [`parse`].
+#[derive(Clone, Debug, Default)]
+pub struct ParseOutput {
+    pub events: Vec<InputEvent>,
+    pub findings: Vec<Finding>,
+    pub errors: Vec<X12Error>,
+    pub plb: Vec<PlbAdjustment>,
+    pub interchanges: usize,
+    pub transactions: usize,
+    pub segments: usize,
+}
+
+/// Parses a whole file into events plus findings and errors. Never panics.
+pub fn parse(bytes: &[u8], source: &str) -> ParseOutput {
+    let mut events = Vec::new();
+    let s = parse_each(bytes, source, |e| events.push(e));
+    ParseOutput {
+        events,
+        findings: s.findings,
+        errors: s.errors,
+        plb: s.plb,
+        interchanges: s.interchanges,
+        transactions: s.transactions,
+        segments: s.segments,
+    }
+}
+
+/// Context shared by the transaction parsers.
+pub(crate) struct Ctx<'s> {
+    pub source: &'s str,
+    pub isa13: String,
+    pub event_time: EpochMillis,
+    pub st02: String,
+    pub summary: Summary,
+    pub seg_no: usize,
+}
+
+impl Ctx<'_> {
+    pub fn finding(&mut self, code: &str, message: String) {
+        self.summary.findings.push(Finding {
+            source: self.source.to_string(),
+            interchange: self.isa13.clone(),
+            segment: self.seg_no,
+            code: code.to_string(),
+            message,
+        });
+    }
+    pub fn error(&mut self, code: &str, message: String) {
+        self.summary.errors.push(X12Error {
+            source_name: self.source.to_string(),
+            interchange: self.isa13.clone(),
+            segment: self.seg_no,
+            code: code.to_string(),
+            message,
+        });
+    }
+}
+
+enum Tx {
+    R835(Box<r835::Tx835>),
+    R277(Box<r277ca::Buffered>),
+    R837(Box<r837::Tx837>),
+    Other,
+}
+
+impl Tx {
+    fn segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) {
+        match self {
+            Tx::R835(t) => t.segment(ctx, seg),
+            Tx::R277(t) => t.segment(ctx, seg),
+            Tx::R837(t) => t.segment(ctx, seg),
+            Tx::Other => {}
+        }
+    }
+    fn finish(self, ctx: &mut Ctx<'_>, emit: &mut dyn FnMut(InputEvent)) {
+        match self {
+            Tx::R835(t) => t.finish(ctx, emit),
+            Tx::R277(t) => t.finish(ctx, emit),
+            Tx::R837(t) => t.finish(ctx, emit),
+            Tx::Other => {}
+        }
+    }
+}
+
+/// Interchange date/time as ms since epoch (date `CCYYMMDD` or `YYMMDD`, time `HHMM[SS]`).
+pub(crate) fn datetime_ms(date: &str, time: &str) -> Option<EpochMillis> {
+    let day = if date.len() == 6 {
+        parse_date(&format!("20{date}"))?
+    } else {
+        parse_date(date)?
+    };
+    let t = time.as_bytes();
+    let num = |a: usize| -> i64 {
+        t.get(a..a + 2)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    };
+    let (h, m, s) = (num(0), num(2), num(4));
+    Some(crate::model::start_of_day(day) + ((h * 60 + m) * 60 + s) * 1000)
+}
+
+/// A non-event output of [`parse_stream`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Report {
+    Finding(Finding),
+    Error(X12Error),
+    Plb(PlbAdjustment),
+}
+
+/// Streams events to `emit`; returns the findings, errors and PLB summary (which
+/// are kept in memory: use [`parse_stream`] for constant memory).
+pub fn parse_each(bytes: &[u8], source: &str, emit: impl FnMut(InputEvent)) -> Summary {
+    run(bytes, source, emit, None)
+}
+
+/// Fully streaming: events to `emit`, findings/errors/PLB to `report` as they
+/// occur. Memory is bounded by the largest transaction set, not the file size;
+/// the returned summary holds only counts.
+pub fn parse_stream(
+    bytes: &[u8],
+    source: &str,
+    emit: impl FnMut(InputEvent),
+    mut report: impl FnMut(Report),
+) -> Summary {
+    run(bytes, source, emit, Some(&mut report))
+}
+
+fn drain(s: &mut Summary, report: &mut Option<&mut dyn FnMut(Report)>) {
+    if let Some(r) = report.as_mut() {
+        for f in s.findings.drain(..) {
+            r(Report::Finding(f));
+        }
+        for e in s.errors.drain(..) {
+            r(Report::Error(e));
+        }
+        for p in s.plb.drain(..) {
+            r(Report::Plb(p));
+        }
+    }
+}
+
+fn run(
+    bytes: &[u8],
+    source: &str,
+    mut emit: impl FnMut(InputEvent),
+    mut report: Option<&mut dyn FnMut(Report)>,
+) -> Summary {
+    let mut ctx = Ctx {
+        source,
+        isa13: String::new(),
+        event_time: 0,
+        st02: String::new(),
+        summary: Summary::default(),
+        seg_no: 0,
+    };
+    let mut in_isa = false;
+    let mut in_gs = false;
+    let mut gs06 = String::new();
+    let mut gs_count = 0usize; // GS groups in this interchange
+    let mut st_count = 0usize; // ST sets in this group
+    let mut tx: Option<Tx> = None;
+    let mut st_segs = 0usize;
+    let mut gs_version = String::new();
+    let mut isa_time: EpochMillis = 0;
+
+    for seg in Tokenizer::new(bytes) {
+        if report.is_some()
+            && !(ctx.summary.findings.is_empty()
+                && ctx.summary.errors.is_empty()
+                && ctx.summary.plb.is_empty())
+        {
+            drain(&mut ctx.summary, &mut report);
+        }
+        ctx.seg_no += 1;
+        ctx.summary.segments += 1;
+        if tx.is_some() {
+            st_segs += 1;
+        }
+        let id = seg.id();
+        match id {
+            b"ISA" => {
+                if let Some(t) = tx.take() {
+                    ctx.error(
+                        "missing_se",
+                        format!(
+                            "transaction set {} has no SE before ISA; its events are dropped",
+                            ctx.st02
+                        ),
+                    );
+                    drop(t);
+                }
+                if in_isa {
+                    ctx.error(
+                        "missing_iea",
+                        format!("interchange {} has no IEA", ctx.isa13),
+                    );
+                }
+                in_isa = true;
+                in_gs = false;
+                gs_count = 0;
+                ctx.summary.interchanges += 1;
+                ctx.isa13 = seg.el(13).trim().to_string();
+                isa_time = datetime_ms(seg.el(9), seg.el(10)).unwrap_or(0);
+                ctx.event_time = isa_time;
+                if seg.len() != 16 {
+                    ctx.finding(
+                        "isa_elements",
+                        format!("ISA has {} elements, expected 16", seg.len()),
+                    );
+                }
+            }
+            b"IEA" => {
+                if let Some(_t) = tx.take() {
+                    ctx.error(
+                        "missing_se",
+                        format!(
+                            "transaction set {} has no SE; its events are dropped",
+                            ctx.st02
+                        ),
+                    );
+                }
+                if in_gs {
+                    ctx.finding("missing_ge", format!("group {gs06} has no GE"));
+                    in_gs = false;
+                }
+                if !in_isa {
+                    ctx.finding("unexpected_iea", "IEA without ISA".into());
+                }
+                if seg.el(2).trim() != ctx.isa13 {
+                    ctx.finding(
+                        "iea02_mismatch",
+                        format!("IEA02 {} != ISA13 {}", seg.el(2), ctx.isa13),
+                    );
+                }
+                if seg.el(1).trim().parse::<usize>().ok() != Some(gs_count) {
+                    ctx.finding(
+                        "iea01_count",
+                        format!("IEA01 {} != {} functional groups", seg.el(1), gs_count),
+                    );
+                }
+                in_isa = false;
+            }
+            b"GS" => {
+                if let Some(_t) = tx.take() {
+                    ctx.error(
+                        "missing_se",
+                        format!(
+                            "transaction set {} has no SE; its events are dropped",
+                            ctx.st02
+                        ),
+                    );
+                }
+                if in_gs {
+                    ctx.finding("missing_ge", format!("group {gs06} has no GE"));
+                }
+                in_gs = true;
+                gs_count += 1;
+                st_count = 0;
+                gs06 = seg.el(6).to_string();
+                gs_version = seg.el(8).to_string();
+                ctx.event_time = datetime_ms(seg.el(4), seg.el(5)).unwrap_or(isa_time);
+            }
+            b"GE" => {
+                if let Some(_t) = tx.take() {
+                    ctx.error(
+                        "missing_se",
+                        format!(
+                            "transaction set {} has no SE; its events are dropped",
+                            ctx.st02
+                        ),
+                    );
+                }
+                if seg.el(2) != gs06 {
+                    ctx.finding(
+                        "ge02_mismatch",
+                        format!("GE02 {} != GS06 {}", seg.el(2), gs06),
+                    );
+                }
+                if seg.el(1).parse::<usize>().ok() != Some(st_count) {
+                    ctx.finding(
+                        "ge01_count",
+                        format!("GE01 {} != {} transaction sets", seg.el(1), st_count),
+                    );
+                }
+                in_gs = false;
+            }
+            b"ST" => {
+                if let Some(_t) = tx.take() {
+                    ctx.error(
+                        "missing_se",
+                        format!(
+                            "transaction set {} has no SE; its events are dropped",
+                            ctx.st02
+                        ),
+                    );
+                }
+                st_count += 1;
+                st_segs = 1;
+                ctx.summary.transactions += 1;
+                ctx.st02 = seg.el(2).to_string();
+                let version = if seg.el(3).is_empty() {
+                    gs_version.as_str()
+                } else {
+                    seg.el(3)
+                };
+                tx = Some(match seg.el(1) {
+                    "835" => Tx::R835(Box::default()),
+                    "277" => Tx::R277(Box::default()),
+                    "837" => Tx::R837(Box::new(r837::Tx837::new(version))),
+                    other => {
+                        ctx.finding(
+                            "unsupported_transaction",
+                            format!("transaction set {other} is not parsed"),
+                        );
+                        Tx::Other
+                    }
+                });
+                if !version.starts_with("00501") && !version.is_empty() {
+                    ctx.finding(
+                        "version",
+                        format!("version {version} is not 5010; parsed on a best-effort basis"),
+                    );
+                }
+            }
+            b"SE" => match tx.take() {
+                Some(t) => {
+                    if seg.el(1).parse::<usize>().ok() != Some(st_segs) {
+                        ctx.finding(
+                            "se01_count",
+                            format!("SE01 {} != {} segments", seg.el(1), st_segs),
+                        );
+                    }
+                    if seg.el(2) != ctx.st02 {
+                        ctx.finding(
+                            "se02_mismatch",
+                            format!("SE02 {} != ST02 {}", seg.el(2), ctx.st02),
+                        );
+                    }
+                    t.finish(&mut ctx, &mut emit);
+                }
+                None => ctx.finding("unexpected_se", "SE without ST".into()),
+            },
+            _ => match tx.as_mut() {
+                Some(t) => t.segment(&mut ctx, &seg),
+                None => {
+                    if !id.is_empty()
+                        && id.len() <= 3
+                        && id.iter().all(|c| c.is_ascii_alphanumeric())
+                    {
+                        ctx.finding(
+                            "segment_outside_transaction",
+                            format!("segment {} outside ST/SE", String::from_utf8_lossy(id)),
+                        );
+                    } else {
+                        ctx.error(
+                            "garbage",
+                            "unreadable data outside a transaction set".into(),
+                        );
+                    }
+                }
+            },
+        }
+    }
+    ctx.seg_no += 1;
+    if tx.is_some() {
+        ctx.error(
+            "missing_se",
+            format!(
+                "transaction set {} has no SE at end of file; its events are dropped",
+                ctx.st02
+            ),
+        );
+    }
+    if in_isa {
+        ctx.error(
+            "missing_iea",
+            format!("interchange {} has no IEA at end of file", ctx.isa13),
+        );
+    }
+    ctx.summary
+}

@@ -1,0 +1,222 @@
+//! Sample files: every file in ../shared/x12-samples parses; concrete values read
+//! by hand from the fixtures copied into tests/fixtures/x12.
+
+use claimwatch::model::{parse_day, AdjustmentGroup, InputEvent};
+use claimwatch::x12::{parse, ParseOutput};
+
+fn fixture(p: &str) -> ParseOutput {
+    let path = format!("{}/tests/fixtures/x12/{p}", env!("CARGO_MANIFEST_DIR"));
+    parse(&std::fs::read(&path).unwrap(), p)
+}
+
+fn remits(o: &ParseOutput) -> Vec<&claimwatch::model::Remittance> {
+    o.events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Remit(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "maps") {
+                walk(&p, out);
+            }
+        } else {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if !name.contains("LICENSE") && !name.ends_with(".md") && !name.ends_with(".xml") {
+                out.push(p);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_shared_sample_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/x12-samples");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    if files.is_empty() {
+        eprintln!("../shared/x12-samples not present; skipping");
+        return;
+    }
+    for f in files {
+        let b = std::fs::read(&f).unwrap();
+        let o = parse(&b, &f.to_string_lossy());
+        let name = f.to_string_lossy();
+        assert!(o.interchanges >= 1, "{name}: no interchange");
+        if name.contains("fail_no_IEA") {
+            assert!(o.errors.iter().any(|e| e.code == "missing_iea"), "{name}");
+        } else {
+            assert!(o.errors.is_empty(), "{name}: {:?}", o.errors);
+        }
+        let is_4010 = name.contains("pyx12");
+        if (name.ends_with(".835") || name.contains("835-example")) && !is_4010 {
+            assert!(!remits(&o).is_empty(), "{name}: no remittance");
+        }
+        if name.contains("837") {
+            assert!(
+                o.events.iter().any(|e| matches!(e, InputEvent::Claim(_))),
+                "{name}: no claim"
+            );
+        }
+    }
+}
+
+#[test]
+fn chs_835_values() {
+    let o = fixture("chs-cds-aiml/test.835");
+    let r = remits(&o);
+    assert_eq!(r.len(), 1);
+    let c = r[0];
+    assert_eq!(c.event_id, "x12:835:000000001:0001:1");
+    assert_eq!(c.claim_id, "PATIENTACCOUNT01");
+    assert_eq!(c.claim_status, "1");
+    assert_eq!(c.charge_cents, 200_000);
+    assert_eq!(c.paid_cents, 150_050);
+    assert_eq!(c.patient_responsibility_cents, 49_950);
+    assert_eq!(c.claim_filing_indicator.as_deref(), Some("15"));
+    assert_eq!(c.payer_claim_control_number.as_deref(), Some("CLAIM12345"));
+    assert_eq!(c.facility_code.as_deref(), Some("11"));
+    assert_eq!(c.frequency.as_deref(), Some("1"));
+    assert_eq!(c.payer_id, "FAKE PAYER INC");
+    assert_eq!(c.payment_trace.as_deref(), Some("CHK12345"));
+    assert_eq!(c.payment_date, parse_day("20260121").unwrap());
+    assert_eq!(c.adjustments.len(), 1);
+    assert_eq!(c.adjustments[0].group, AdjustmentGroup::PR);
+    assert_eq!(c.adjustments[0].reason, "2");
+    assert_eq!(c.adjustments[0].amount_cents, 49_950);
+    assert_eq!(c.lines.len(), 2);
+    assert_eq!(c.lines[0].procedure_code, "99214");
+    assert_eq!(c.lines[0].charge_cents, 120_000);
+    assert_eq!(c.lines[0].paid_cents, 80_000);
+    assert_eq!(c.lines[0].units, Some(1.0));
+    assert_eq!(c.lines[0].service_date, parse_day("20260115"));
+    assert_eq!(c.lines[1].adjustments[0].group, AdjustmentGroup::CO);
+    assert_eq!(c.lines[1].adjustments[0].reason, "45");
+    assert_eq!(c.lines[1].adjustments[0].amount_cents, 9_950);
+    // Lines balance; the claim does not (claim CAS PR2 499.50 plus line CAS 499.50).
+    assert!(!c.findings.iter().any(|f| f.starts_with("line_balance")));
+    assert!(c
+        .findings
+        .iter()
+        .any(|f| f == "claim_balance: CLP03-CAS 1001.00 != CLP04 1500.50"));
+    // The sample's SE01 says 17 for 16 segments.
+    assert!(o
+        .findings
+        .iter()
+        .any(|f| f.code == "se01_count" && f.interchange == "000000001"));
+}
+
+#[test]
+fn tigershark_835_plb_and_separators() {
+    let o = fixture("tigershark/835-example.txt");
+    let r = remits(&o);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].charge_cents, 20_002);
+    assert_eq!(r[1].charge_cents, 2_327_656);
+    assert_eq!(r[1].paid_cents, 1_200_065);
+    assert_eq!(o.plb.len(), 1);
+    assert_eq!(o.plb[0].reason, "WO");
+    assert_eq!(o.plb[0].amount_cents, -36_119);
+    assert_eq!(o.plb[0].provider_id, "743238060");
+    assert!(o.findings.iter().any(|f| f.code == "transaction_balance"));
+    assert!(r[0]
+        .findings
+        .iter()
+        .any(|f| f.starts_with("transaction_balance: BPR02 12345.67")));
+}
+
+#[test]
+fn managed_care_impossible_bpr16() {
+    let o = fixture("linuxforhealth-x12/managed-care.835");
+    let r = remits(&o);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].charge_cents, 80_000);
+    assert_eq!(r[0].paid_cents, 45_000);
+    assert_eq!(r[0].adjustments[0].reason, "A2");
+    assert!(o
+        .findings
+        .iter()
+        .any(|f| f.code == "bad_date" && f.message.contains("20002316")));
+}
+
+#[test]
+fn imsweb_277ca_values() {
+    let o = fixture("imsweb/x12_277CA_accepted.txt");
+    assert!(o.errors.is_empty());
+    let acks: Vec<_> = o
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Ack(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 1);
+    let a = acks[0];
+    assert_eq!(a.claim_id, "5781");
+    assert_eq!(a.payer_id.as_deref(), Some("141797357"));
+    assert_eq!(
+        a.payer_claim_control_number.as_deref(),
+        Some("1107000000014420")
+    );
+    assert_eq!(a.statuses.len(), 1);
+    assert_eq!(a.statuses[0].category, "A2");
+    assert_eq!(a.statuses[0].code, "20");
+    assert_eq!(a.billed_cents, Some(12_500));
+    assert_eq!(a.ack_date, parse_day("20110311").unwrap());
+}
+
+#[test]
+fn no_iea_is_a_located_error() {
+    let o = fixture("pyx12/fail_no_IEA.source.x12");
+    let e = o.errors.iter().find(|e| e.code == "missing_iea").unwrap();
+    assert_eq!(e.interchange, "000010121");
+    assert_eq!(e.source_name, "pyx12/fail_no_IEA.source.x12");
+    assert!(e.segment > 0);
+    assert!(e.to_string().contains("000010121"));
+}
+
+#[test]
+fn mult_isa_envelopes() {
+    let o = fixture("pyx12/mult_isa.source.x12");
+    assert!(o.interchanges >= 2);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+}
+
+#[test]
+fn demo_837p_values() {
+    let o = fixture("linuxforhealth-x12/demo.example1.837");
+    let c = o
+        .events
+        .iter()
+        .find_map(|e| match e {
+            InputEvent::Claim(c) => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(c.claim_id, "26463774");
+    assert_eq!(c.billed_cents, 10_000);
+    assert_eq!(c.member_id, "JS00111223333");
+    assert_eq!(c.payer_id, "999996666");
+    assert_eq!(c.provider_id, "1912301953");
+    assert_eq!(c.place_of_service.as_deref(), Some("11"));
+    assert_eq!(
+        c.diagnosis_codes,
+        vec!["0340".to_string(), "V7389".to_string()]
+    );
+    assert_eq!(c.lines.len(), 4);
+    assert_eq!(c.lines[0].procedure_code, "99213");
+    assert_eq!(c.lines[0].charge_cents, 4_000);
+    assert_eq!(c.service_date, parse_day("20061003").unwrap());
+    assert_eq!(c.department, "UNKNOWN");
+    assert_eq!(c.expected_cents, None);
+}
