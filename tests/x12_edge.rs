@@ -182,7 +182,10 @@ fn receiver_level_rejection_propagates_to_claims() {
     ]
     .concat();
     let o = parse(f.as_bytes(), "t");
-    assert!(o.findings.is_empty(), "{:?}", o.findings);
+    // CLAIM-B has no STC of its own (STC is required in 2200D): a located finding.
+    assert_eq!(o.findings.len(), 1, "{:?}", o.findings);
+    assert_eq!(o.findings[0].code, "missing_stc");
+    assert_eq!(o.findings[0].segment, 20);
     let acks: Vec<_> = o
         .events
         .iter()
@@ -197,10 +200,13 @@ fn receiver_level_rejection_propagates_to_claims() {
     assert_eq!(acks[0].clearinghouse_trace.as_deref(), Some("TRACE-A"));
     assert_eq!(acks[0].payer_claim_control_number.as_deref(), Some("PCN-A"));
     assert_eq!(acks[0].billed_cents, Some(1000));
+    // The receiver-level rejection comes first: the core reads the first status as primary.
     assert_eq!(acks[0].statuses.len(), 2);
-    assert_eq!(acks[0].statuses[0].category, "A1");
-    assert_eq!(acks[0].statuses[1].category, "A3");
-    assert_eq!(acks[0].statuses[1].entity.as_deref(), Some("41"));
+    assert_eq!(acks[0].statuses[0].category, "A3");
+    assert_eq!(acks[0].statuses[0].code, "24");
+    assert_eq!(acks[0].statuses[0].entity.as_deref(), Some("41"));
+    assert_eq!(acks[0].statuses[1].category, "A1");
+    assert_eq!(acks[0].statuses[1].code, "19");
     assert_eq!(acks[1].claim_id, "CLAIM-B");
     assert_eq!(acks[1].statuses.len(), 1);
     assert_eq!(acks[1].statuses[0].code, "24");

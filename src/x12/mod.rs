@@ -2,10 +2,21 @@
 //! (005010X222A2 / 005010X223A3) into model events.
 //!
 //! [`parse_each`] streams events to a callback (memory bounded by the largest
-//! transaction set, not the file); [`parse`] collects them. Envelope problems and
+//! transaction set, not the file); [`parse`] collects them; [`parse_interchange`]
+//! is the entry point of the Kafka runtime for the `x12.raw` topic (one interchange
+//! per message). Envelope problems, unknown or misplaced segments, code-set and
 //! balancing problems are *findings* (located, the run continues); structural
-//! problems that lose data (missing SE/IEA, an unreadable ISA) are *errors*; in
-//! both cases good transaction sets in the same file still produce events.
+//! problems that lose data (missing SE/IEA, an unreadable segment outside a
+//! transaction set, an event that fails [`crate::model::validate`]) are *errors*:
+//! each names the byte range of the input it concerns ([`X12Error::raw`]), which
+//! goes to the dead-letter output. In both cases good transaction sets in the same
+//! file still produce events, and every emitted event passes validation.
+//!
+//! Code meanings (CARC, RARC, 277 status categories and codes, CLP02) come from the
+//! versioned tables of [`crate::refdata`]; unknown codes are findings on the event.
+//!
+//! PHI: findings and errors name envelope control numbers, event ids and codes,
+//! never member ids, names or claim ids.
 
 mod r277ca;
 mod r835;
@@ -15,7 +26,8 @@ mod write;
 pub use write::{write_277ca, write_835, write_837};
 pub mod tokenizer;
 
-use crate::model::{EpochMillis, InputEvent};
+use crate::model::{validate, EpochMillis, InputEvent};
+use crate::refdata::RefData;
 pub use r835::PlbAdjustment;
 use tokenizer::parse_date;
 use tokenizer::{Segment, Tokenizer};
@@ -32,7 +44,8 @@ pub struct Finding {
     pub message: String,
 }
 
-/// A located structural error: the affected transaction set produced no events.
+/// A located structural error: the affected transaction set (or event) produced no
+/// events; `range` is the part of the input that goes to the dead-letter output.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{source_name}: interchange {interchange}, segment {segment}: {code}: {message}")]
 pub struct X12Error {
@@ -41,6 +54,17 @@ pub struct X12Error {
     pub segment: usize,
     pub code: String,
     pub message: String,
+    /// Byte range of the input this error concerns (a transaction set, an
+    /// interchange or one segment).
+    pub range: std::ops::Range<usize>,
+}
+
+impl X12Error {
+    /// The raw input this error concerns, for the dead-letter output.
+    pub fn raw<'a>(&self, input: &'a [u8]) -> &'a [u8] {
+        let end = self.range.end.min(input.len());
+        input.get(self.range.start.min(end)..end).unwrap_or(&[])
+    }
 }
 
 /// Per-file summary returned alongside the events.
@@ -67,6 +91,40 @@ pub struct ParseOutput {
     pub segments: usize,
 }
 
+/// Parses one message of the raw-X12 Kafka topic (`x12.raw`, one interchange per
+/// message) for the streaming runtime: the events to route to the core (each one
+/// already validated), the findings to report, and the errors whose
+/// [`X12Error::raw`] bytes go to the dead-letter topic. `source` labels the message
+/// in findings (e.g. `x12.raw/3/1042` for partition 3, offset 1042). A message with
+/// more than one interchange is still parsed whole, with a finding. Never panics;
+/// memory is bounded by the message.
+pub fn parse_interchange(bytes: &[u8], source: &str) -> ParseOutput {
+    let mut out = parse(bytes, source);
+    if out.interchanges > 1 {
+        out.findings.push(Finding {
+            source: source.to_string(),
+            interchange: String::new(),
+            segment: 0,
+            code: "multiple_interchanges".into(),
+            message: format!(
+                "message holds {} interchanges; expected one per message",
+                out.interchanges
+            ),
+        });
+    }
+    if out.interchanges == 0 && out.errors.is_empty() {
+        out.errors.push(X12Error {
+            source_name: source.to_string(),
+            interchange: String::new(),
+            segment: 0,
+            code: "no_interchange".into(),
+            message: "message holds no ISA interchange".into(),
+            range: 0..bytes.len(),
+        });
+    }
+    out
+}
+
 /// Parses a whole file into events plus findings and errors. Never panics.
 pub fn parse(bytes: &[u8], source: &str) -> ParseOutput {
     let mut events = Vec::new();
@@ -90,6 +148,9 @@ pub(crate) struct Ctx<'s> {
     pub st02: String,
     pub summary: Summary,
     pub seg_no: usize,
+    /// Byte offset of the current segment.
+    pub seg_offset: usize,
+    pub refdata: &'s RefData,
 }
 
 impl Ctx<'_> {
@@ -102,13 +163,14 @@ impl Ctx<'_> {
             message,
         });
     }
-    pub fn error(&mut self, code: &str, message: String) {
+    pub fn error(&mut self, code: &str, message: String, range: std::ops::Range<usize>) {
         self.summary.errors.push(X12Error {
             source_name: self.source.to_string(),
             interchange: self.isa13.clone(),
             segment: self.seg_no,
             code: code.to_string(),
             message,
+            range,
         });
     }
 }
@@ -121,7 +183,41 @@ enum Tx {
 }
 
 impl Tx {
+    fn name(&self) -> &'static str {
+        match self {
+            Tx::R835(_) => "835",
+            Tx::R277(_) => "277",
+            Tx::R837(_) => "837",
+            Tx::Other => "",
+        }
+    }
+
     fn segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) {
+        let id = seg.id();
+        let known = match self {
+            Tx::R835(_) => r835::known_segment(id),
+            Tx::R277(_) => r277ca::known_segment(id),
+            Tx::R837(_) => r837::known_segment(id),
+            Tx::Other => true,
+        };
+        if !known {
+            let name = self.name();
+            if id.len() >= 2 && id.len() <= 3 && id.iter().all(u8::is_ascii_alphanumeric) {
+                ctx.finding(
+                    "unknown_segment",
+                    format!(
+                        "segment {} is not part of the {name} implementation guide; ignored",
+                        String::from_utf8_lossy(id)
+                    ),
+                );
+            } else {
+                ctx.finding(
+                    "unreadable_segment",
+                    format!("unreadable segment in transaction set {name}; ignored"),
+                );
+            }
+            return;
+        }
         match self {
             Tx::R835(t) => t.segment(ctx, seg),
             Tx::R277(t) => t.segment(ctx, seg),
@@ -203,6 +299,7 @@ fn run(
     mut emit: impl FnMut(InputEvent),
     mut report: Option<&mut dyn FnMut(Report)>,
 ) -> Summary {
+    let refdata = RefData::shared();
     let mut ctx = Ctx {
         source,
         isa13: String::new(),
@@ -210,7 +307,12 @@ fn run(
         st02: String::new(),
         summary: Summary::default(),
         seg_no: 0,
+        seg_offset: 0,
+        refdata: &refdata,
     };
+    // Byte offsets of the open ISA and ST, for dead-letter ranges.
+    let mut isa_start = 0usize;
+    let mut st_start = 0usize;
     let mut in_isa = false;
     let mut in_gs = false;
     let mut gs06 = String::new();
@@ -230,6 +332,7 @@ fn run(
             drain(&mut ctx.summary, &mut report);
         }
         ctx.seg_no += 1;
+        ctx.seg_offset = seg.offset;
         ctx.summary.segments += 1;
         if tx.is_some() {
             st_segs += 1;
@@ -244,6 +347,7 @@ fn run(
                             "transaction set {} has no SE before ISA; its events are dropped",
                             ctx.st02
                         ),
+                        st_start..seg.offset,
                     );
                     drop(t);
                 }
@@ -251,8 +355,10 @@ fn run(
                     ctx.error(
                         "missing_iea",
                         format!("interchange {} has no IEA", ctx.isa13),
+                        isa_start..seg.offset,
                     );
                 }
+                isa_start = seg.offset;
                 in_isa = true;
                 in_gs = false;
                 gs_count = 0;
@@ -275,6 +381,7 @@ fn run(
                             "transaction set {} has no SE; its events are dropped",
                             ctx.st02
                         ),
+                        st_start..seg.offset,
                     );
                 }
                 if in_gs {
@@ -306,6 +413,7 @@ fn run(
                             "transaction set {} has no SE; its events are dropped",
                             ctx.st02
                         ),
+                        st_start..seg.offset,
                     );
                 }
                 if in_gs {
@@ -326,6 +434,7 @@ fn run(
                             "transaction set {} has no SE; its events are dropped",
                             ctx.st02
                         ),
+                        st_start..seg.offset,
                     );
                 }
                 if seg.el(2) != gs06 {
@@ -350,10 +459,12 @@ fn run(
                             "transaction set {} has no SE; its events are dropped",
                             ctx.st02
                         ),
+                        st_start..seg.offset,
                     );
                 }
                 st_count += 1;
                 st_segs = 1;
+                st_start = seg.offset;
                 ctx.summary.transactions += 1;
                 ctx.st02 = seg.el(2).to_string();
                 let version = if seg.el(3).is_empty() {
@@ -363,7 +474,7 @@ fn run(
                 };
                 tx = Some(match seg.el(1) {
                     "835" => Tx::R835(Box::default()),
-                    "277" => Tx::R277(Box::default()),
+                    "277" => Tx::R277(Box::new(r277ca::Buffered::new(version))),
                     "837" => Tx::R837(Box::new(r837::Tx837::new(version))),
                     other => {
                         ctx.finding(
@@ -394,7 +505,24 @@ fn run(
                             format!("SE02 {} != ST02 {}", seg.el(2), ctx.st02),
                         );
                     }
-                    t.finish(&mut ctx, &mut emit);
+                    let range = st_start..seg.offset + seg.raw.len();
+                    // Every event leaves the parser valid; an invalid one is a
+                    // dead letter naming its transaction set.
+                    let mut rejected: Vec<(String, String)> = Vec::new();
+                    {
+                        let mut checked = |e: InputEvent| match validate(&e) {
+                            Ok(()) => emit(e),
+                            Err(v) => rejected.push((e.event_id().to_string(), v.to_string())),
+                        };
+                        t.finish(&mut ctx, &mut checked);
+                    }
+                    for (id, why) in rejected {
+                        ctx.error(
+                            "invalid_event",
+                            format!("{id} is not a valid event and was not emitted: {why}"),
+                            range.clone(),
+                        );
+                    }
                 }
                 None => ctx.finding("unexpected_se", "SE without ST".into()),
             },
@@ -413,6 +541,7 @@ fn run(
                         ctx.error(
                             "garbage",
                             "unreadable data outside a transaction set".into(),
+                            seg.offset..seg.offset + seg.raw.len(),
                         );
                     }
                 }
@@ -427,13 +556,16 @@ fn run(
                 "transaction set {} has no SE at end of file; its events are dropped",
                 ctx.st02
             ),
+            st_start..bytes.len(),
         );
     }
     if in_isa {
         ctx.error(
             "missing_iea",
             format!("interchange {} has no IEA at end of file", ctx.isa13),
+            isa_start..bytes.len(),
         );
     }
+    drain(&mut ctx.summary, &mut report);
     ctx.summary
 }

@@ -1,4 +1,12 @@
 //! 835 (005010X221A1) health care claim payment/advice → one `Remittance` per CLP.
+//!
+//! Loops by segment order: header (BPR, TRN, CUR, REF, DTM), 1000A payer and 1000B
+//! payee (N1 ...), 2000 header number (LX, TS3, TS2), 2100 claim (CLP, CAS, NM1, MIA,
+//! MOA, REF, DTM, PER, AMT, QTY), 2110 service line (SVC, DTM, CAS, REF, AMT, QTY,
+//! LQ), then PLB. Findings: unknown or misplaced segments, CLP02 / CARC / RARC codes
+//! not in the reference tables, CAS group CR (not a 5010 code), CAS triplets with a
+//! reason but no amount, and the three balancing rules (line, claim, transaction),
+//! which are reported and never "fixed".
 
 use super::tokenizer::{parse_cents, parse_date, Segment};
 use super::Ctx;
@@ -59,16 +67,85 @@ fn money(c: i64) -> String {
     )
 }
 
-fn cas(ctx: &mut Ctx<'_>, seg: &Segment<'_>, out: &mut Vec<Adjustment>) {
+/// Segments of the 005010X221A1 guide (from the pyx12 map of the guide).
+pub(crate) fn known_segment(id: &[u8]) -> bool {
+    matches!(
+        id,
+        b"BPR"
+            | b"TRN"
+            | b"CUR"
+            | b"REF"
+            | b"DTM"
+            | b"N1"
+            | b"N3"
+            | b"N4"
+            | b"PER"
+            | b"RDM"
+            | b"LX"
+            | b"TS3"
+            | b"TS2"
+            | b"CLP"
+            | b"CAS"
+            | b"NM1"
+            | b"MIA"
+            | b"MOA"
+            | b"AMT"
+            | b"QTY"
+            | b"SVC"
+            | b"LQ"
+            | b"PLB"
+    )
+}
+
+/// Parses a CAS segment: one group and up to six (reason, amount, quantity)
+/// triplets (CAS02..CAS19). Code-set problems go to `notes` (the claim's findings).
+fn cas(ctx: &mut Ctx<'_>, seg: &Segment<'_>, out: &mut Vec<Adjustment>, notes: &mut Vec<String>) {
     let Some(group) = AdjustmentGroup::parse(seg.el(1)) else {
-        ctx.finding("cas_group", format!("unknown CAS group {:?}", seg.el(1)));
+        ctx.finding(
+            "cas_group",
+            format!("unknown CAS group {:?}; segment ignored", seg.el(1)),
+        );
+        notes.push(format!(
+            "cas_group: unknown CAS group {:?} (adjustments not counted)",
+            seg.el(1)
+        ));
         return;
     };
+    if group == AdjustmentGroup::CR {
+        notes.push("cas_group: CR is not a 005010 group code".to_string());
+    }
+    if seg.len() > 19 {
+        ctx.finding(
+            "cas_elements",
+            format!(
+                "CAS has {} elements; at most 19 (six triplets)",
+                seg.len()
+            ),
+        );
+    }
     for k in 0..6 {
         let base = 2 + k * 3;
         let reason = seg.el(base);
         if reason.is_empty() {
+            if !seg.el(base + 1).is_empty() {
+                notes.push(format!(
+                    "cas_triplet: CAS{:02} amount without a reason code",
+                    base + 1
+                ));
+            }
             continue;
+        }
+        if seg.el(base + 1).is_empty() {
+            notes.push(format!(
+                "cas_triplet: {}-{reason} has no amount",
+                group.as_str()
+            ));
+        }
+        if ctx.refdata.carc(reason).is_none() {
+            notes.push(format!(
+                "unknown_carc: {}-{reason} is not in the CARC table",
+                group.as_str()
+            ));
         }
         let amount_cents = amount(ctx, seg.el(base + 1), "CAS amount");
         let quantity = seg.opt(base + 2).and_then(|q| q.parse::<f64>().ok());
@@ -78,6 +155,13 @@ fn cas(ctx: &mut Ctx<'_>, seg: &Segment<'_>, out: &mut Vec<Adjustment>) {
             amount_cents,
             quantity,
         });
+    }
+}
+
+/// Checks a remark code against the RARC table.
+fn rarc(ctx: &Ctx<'_>, code: &str, notes: &mut Vec<String>) {
+    if !ctx.refdata.is_known_rarc(code) {
+        notes.push(format!("unknown_rarc: {code} is not in the RARC table"));
     }
 }
 
@@ -118,6 +202,12 @@ impl Tx835 {
                 let charge = amount(ctx, seg.el(3), "CLP03");
                 let paid = amount(ctx, seg.el(4), "CLP04");
                 let pr = amount(ctx, seg.el(5), "CLP05");
+                if ctx.refdata.claim_payment_status(seg.el(2)).is_none() {
+                    ctx.finding(
+                        "clp02_code",
+                        format!("CLP02 {:?} is not a 005010 claim status code", seg.el(2)),
+                    );
+                }
                 let payer_id = self
                     .payer_id
                     .clone()
@@ -145,33 +235,60 @@ impl Tx835 {
                     payment_trace: None,
                     findings: Vec::new(),
                 });
+                if let Some(c) = self.claims.last_mut() {
+                    if ctx.refdata.claim_payment_status(&c.claim_status).is_none() {
+                        c.findings.push(format!(
+                            "clp02_code: {:?} is not a 005010 claim status code",
+                            c.claim_status
+                        ));
+                    }
+                }
             }
             b"CAS" => {
                 let mut adj = Vec::new();
-                cas(ctx, seg, &mut adj);
-                if let Some(c) = self.claim() {
-                    match c.lines.last_mut() {
-                        Some(l) => l.adjustments.extend(adj),
-                        None => c.adjustments.extend(adj),
+                let mut notes = Vec::new();
+                cas(ctx, seg, &mut adj, &mut notes);
+                match self.claim() {
+                    Some(c) => {
+                        match c.lines.last_mut() {
+                            Some(l) => l.adjustments.extend(adj),
+                            None => c.adjustments.extend(adj),
+                        }
+                        c.findings.extend(notes);
                     }
+                    None => ctx.finding(
+                        "unexpected_segment",
+                        "CAS before any CLP; ignored".into(),
+                    ),
                 }
             }
-            b"MIA" => {
-                if let Some(c) = self.claims.last_mut() {
-                    for n in [5, 20, 21, 22, 23] {
-                        if let Some(r) = seg.opt(n) {
-                            c.remarks.push(r.to_string());
-                        }
+            b"MIA" | b"MOA" => {
+                // MIA05, MIA20-23 and MOA03-07 are remark codes (RARC).
+                let els: &[usize] = if seg.id() == b"MIA" {
+                    &[5, 20, 21, 22, 23]
+                } else {
+                    &[3, 4, 5, 6, 7]
+                };
+                let mut notes = Vec::new();
+                let mut codes = Vec::new();
+                for &n in els {
+                    if let Some(r) = seg.opt(n) {
+                        rarc(ctx, r, &mut notes);
+                        codes.push(r.to_string());
                     }
                 }
-            }
-            b"MOA" => {
-                if let Some(c) = self.claims.last_mut() {
-                    for n in 3..=7 {
-                        if let Some(r) = seg.opt(n) {
-                            c.remarks.push(r.to_string());
-                        }
+                match self.claims.last_mut() {
+                    Some(c) if c.lines.is_empty() => {
+                        c.remarks.extend(codes);
+                        c.findings.extend(notes);
                     }
+                    _ => ctx.finding(
+                        "unexpected_segment",
+                        format!(
+                            "{} outside a claim's header (before CLP or after SVC); ignored",
+                            String::from_utf8_lossy(seg.id())
+                        ),
+                    ),
                 }
             }
             b"SVC" => {
@@ -247,10 +364,24 @@ impl Tx835 {
                 }
             }
             b"LQ" => {
-                if let Some(l) = self.claims.last_mut().and_then(|c| c.lines.last_mut()) {
-                    if let Some(r) = seg.opt(2) {
-                        l.remarks.push(r.to_string());
+                // LQ01 HE: RARC (kept); RX: NCPDP reject/payment codes (not RARC).
+                let is_rarc = seg.el(1) == "HE";
+                let code = seg.opt(2);
+                let mut notes = Vec::new();
+                if let (true, Some(r)) = (is_rarc, code) {
+                    rarc(ctx, r, &mut notes);
+                }
+                match self.claims.last_mut() {
+                    Some(c) if !c.lines.is_empty() => {
+                        if let (true, Some(r), Some(l)) = (is_rarc, code, c.lines.last_mut()) {
+                            l.remarks.push(r.to_string());
+                        }
+                        c.findings.extend(notes);
                     }
+                    _ => ctx.finding(
+                        "unexpected_segment",
+                        "LQ outside a service line; ignored".into(),
+                    ),
                 }
             }
             b"PLB" => {

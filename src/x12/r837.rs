@@ -5,6 +5,16 @@
 //! SBR09 (MA/MB → Medicare, 16 → MedicareAdvantage, MC → Medicaid, ZZ/09 → SelfPay,
 //! CI/BL/HM/12-15/17/AM/CH/DS/FI/LM/OF/TV/VA/WC → Commercial, else Other).
 //! `service_date` = claim DTP*434/472 start, else the earliest line date, else BHT04.
+//!
+//! Payer and subscriber come from the 2000B subscriber loop (SBR, 2010BA NM1*IL,
+//! 2010BB NM1*PR): that payer is the one this claim is submitted to. Inside a claim,
+//! an SBR opens a 2320 other-subscriber (coordination of benefits) loop: its SBR,
+//! 2330A NM1*IL, 2330B NM1*PR and REF describe *another* payer (e.g. the primary that
+//! already paid, when this claim goes to the secondary) and never replace the
+//! claim's own payer, subscriber, payer category or references; it lasts until the
+//! next LX or HL. Diagnoses: HI principal (ABK/BK) first, then other (ABF/BF) and
+//! external cause (ABN/BN); admitting (ABJ) and reason-for-visit (APR) codes are
+//! not claim diagnoses and are skipped; HI*DR is the DRG.
 
 use super::tokenizer::{component, parse_cents, parse_date, Segment};
 use super::Ctx;
@@ -24,6 +34,59 @@ pub(crate) struct Tx837 {
     claims: Vec<ClaimSubmitted>,
     claim_dates: Vec<(Option<i32>, Option<i32>)>,
     line_no: i32,
+    /// Inside a 2320/2330x other-subscriber (COB) loop of the current claim.
+    in_cob: bool,
+    /// A CLM has been read since the last HL (2300 and below).
+    in_claim: bool,
+}
+
+/// Segments of the 005010X222A2 and 005010X223A3 guides.
+pub(crate) fn known_segment(id: &[u8]) -> bool {
+    matches!(
+        id,
+        b"BHT"
+            | b"NM1"
+            | b"PER"
+            | b"HL"
+            | b"PRV"
+            | b"CUR"
+            | b"N3"
+            | b"N4"
+            | b"REF"
+            | b"SBR"
+            | b"PAT"
+            | b"DMG"
+            | b"CLM"
+            | b"DTP"
+            | b"CL1"
+            | b"PWK"
+            | b"CN1"
+            | b"AMT"
+            | b"K3"
+            | b"NTE"
+            | b"CR1"
+            | b"CR2"
+            | b"CR3"
+            | b"CRC"
+            | b"HI"
+            | b"HCP"
+            | b"OI"
+            | b"MIA"
+            | b"MOA"
+            | b"CAS"
+            | b"LX"
+            | b"SV1"
+            | b"SV2"
+            | b"SV5"
+            | b"MEA"
+            | b"QTY"
+            | b"PS1"
+            | b"LIN"
+            | b"CTP"
+            | b"SVD"
+            | b"LQ"
+            | b"FRM"
+    )
 }
 
 fn category(sbr09: &str) -> PayerCategory {
@@ -45,9 +108,8 @@ fn range(s: &str) -> (Option<i32>, Option<i32>) {
     }
 }
 
-const DX_QUALS: &[&str] = &[
-    "ABK", "BK", "ABJ", "BJ", "APR", "PR", "ABN", "BN", "ABF", "BF",
-];
+/// Claim diagnosis qualifiers: principal, other, external cause (ICD-10 and ICD-9).
+const DX_QUALS: &[&str] = &["ABK", "BK", "ABF", "BF", "ABN", "BN"];
 
 impl Tx837 {
     pub(crate) fn new(version: &str) -> Self {
@@ -67,29 +129,46 @@ impl Tx837 {
             claims: Vec::new(),
             claim_dates: Vec::new(),
             line_no: 0,
+            in_cob: false,
+            in_claim: false,
         }
     }
 
     pub(crate) fn segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) {
         let csep = seg.sep.component;
+        if self.in_cob {
+            // 2320 / 2330A-G: another payer's data; only LX or HL end the loop.
+            match seg.id() {
+                b"LX" | b"HL" => self.in_cob = false,
+                _ => return,
+            }
+        }
         match seg.id() {
             b"BHT" => self.bht_date = parse_date(seg.el(4)),
             b"HL" => {
+                self.in_claim = false;
                 self.level = seg.el(3).to_string();
                 if self.level == "20" {
                     self.billing_npi.clear();
                 }
             }
-            b"SBR" => self.payer_category = category(seg.el(9)),
+            b"SBR" => {
+                if !self.in_claim {
+                    self.payer_category = category(seg.el(9));
+                } else {
+                    // SBR after CLM in the same HL: the 2320 other-subscriber loop.
+                    self.in_cob = true;
+                }
+            }
             b"NM1" => {
                 self.nm1 = seg.el(1).to_string();
                 match seg.el(1) {
                     "85" if self.level == "20" => self.billing_npi = seg.el(9).to_string(),
-                    "IL" => self.member_id = seg.el(9).to_string(),
-                    "PR" if self.claims.is_empty() || self.level == "22" => {
+                    "IL" if !self.in_claim => self.member_id = seg.el(9).to_string(),
+                    "PR" if !self.in_claim => {
                         self.payer_id = seg.opt(9).or(seg.opt(3)).unwrap_or("").to_string()
                     }
-                    "77" | "FA" => {
+                    "77" | "FA" if self.in_claim => {
                         if let Some(c) = self.claims.last_mut() {
                             c.facility_id = seg.opt(9).map(str::to_string);
                         }
@@ -98,6 +177,7 @@ impl Tx837 {
                 }
             }
             b"CLM" => {
+                self.in_claim = true;
                 self.line_no = 0;
                 let billed = parse_cents(seg.el(2)).unwrap_or_else(|| {
                     ctx.finding("bad_amount", format!("CLM02 {:?}", seg.el(2)));
@@ -136,7 +216,7 @@ impl Tx837 {
                 });
                 self.claim_dates.push((None, None));
             }
-            b"DTP" => {
+            b"DTP" if self.in_claim => {
                 let q = seg.el(1);
                 let (a, b) = range(seg.el(3));
                 let Some(c) = self.claims.last_mut() else {
@@ -152,7 +232,7 @@ impl Tx837 {
                     }
                 }
             }
-            b"REF" => {
+            b"REF" if self.in_claim => {
                 if let Some(c) = self.claims.last_mut() {
                     if !c.lines.is_empty() {
                         return;
@@ -164,7 +244,7 @@ impl Tx837 {
                     }
                 }
             }
-            b"HI" => {
+            b"HI" if self.in_claim => {
                 if let Some(c) = self.claims.last_mut() {
                     for n in 1..=12 {
                         let comp = seg.el(n);
@@ -207,7 +287,14 @@ impl Tx837 {
                 } else {
                     self.claims.last().map_or(0, |c| c.lines.len() as i32 + 1)
                 };
-                if let Some(c) = self.claims.last_mut() {
+                let Some(c) = self.claims.last_mut().filter(|_| self.in_claim) else {
+                    ctx.finding(
+                        "unexpected_segment",
+                        "service line outside a claim; ignored".into(),
+                    );
+                    return;
+                };
+                {
                     c.lines.push(ClaimLine {
                         line_number,
                         procedure_code: code,
