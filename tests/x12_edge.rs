@@ -75,8 +75,8 @@ fn bom_crlf_indentation_multiple_envelopes() {
     assert!(o.findings.is_empty(), "{:?}", o.findings);
     assert_eq!(o.interchanges, 2);
     assert_eq!(r.len(), 2);
-    assert_eq!(r[0].event_id, "x12:835:000000007:0001:1");
-    assert_eq!(r[1].event_id, "x12:835:000000008:0001:1");
+    assert_eq!(r[0].event_id, "x12:835:SENDER:000000007:0001:1");
+    assert_eq!(r[1].event_id, "x12:835:SENDER:000000008:0001:1");
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn envelope_mismatches_are_located_findings_and_missing_se_drops_only_that_set()
         .iter()
         .any(|e| e.code == "missing_se" && e.interchange == "000000007"));
     assert_eq!(o.events.len(), 1);
-    assert_eq!(o.events[0].event_id(), "x12:835:000000008:0001:1");
+    assert_eq!(o.events[0].event_id(), "x12:835:SENDER:000000008:0001:1");
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn chs_835_values() {
     let r = remits(&o);
     assert_eq!(r.len(), 1);
     let c = r[0];
-    assert_eq!(c.event_id, "x12:835:000000001:0001:1");
+    assert_eq!(c.event_id, "x12:835:SENDERID:000000001:0001:1");
     assert_eq!(c.claim_id, "PATIENTACCOUNT01");
     assert_eq!(c.claim_status, "1");
     assert_eq!(c.charge_cents, 200_000);

@@ -18,6 +18,7 @@
 //! PHI: findings and errors name envelope control numbers, event ids and codes,
 //! never member ids, names or claim ids.
 
+pub mod files;
 mod r277ca;
 mod r835;
 mod r837;
@@ -33,7 +34,7 @@ use tokenizer::parse_date;
 use tokenizer::{Segment, Tokenizer};
 
 /// A located, non-fatal observation (envelope mismatch, balancing, sample defect).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub source: String,
     /// ISA13 of the interchange ("" before the first ISA).
@@ -46,7 +47,7 @@ pub struct Finding {
 
 /// A located structural error: the affected transaction set (or event) produced no
 /// events; `range` is the part of the input that goes to the dead-letter output.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{source_name}: interchange {interchange}, segment {segment}: {code}: {message}")]
 pub struct X12Error {
     pub source_name: String,
@@ -151,9 +152,21 @@ pub(crate) struct Ctx<'s> {
     /// Byte offset of the current segment.
     pub seg_offset: usize,
     pub refdata: &'s RefData,
+    /// ISA06 interchange sender id (control numbers are unique per sender only).
+    pub isa06: String,
 }
 
 impl Ctx<'_> {
+    /// Event id of the `ordinal`-th event of the current transaction set:
+    /// `x12:<set>:<ISA06 sender>:<ISA13>:<ST02>:<ordinal>`, stable across re-parses
+    /// of the same interchange (so a file parsed twice is deduplicated by the core).
+    pub fn event_id(&self, set: &str, ordinal: usize) -> String {
+        format!(
+            "x12:{set}:{}:{}:{}:{ordinal}",
+            self.isa06, self.isa13, self.st02
+        )
+    }
+
     pub fn finding(&mut self, code: &str, message: String) {
         self.summary.findings.push(Finding {
             source: self.source.to_string(),
@@ -235,7 +248,8 @@ impl Tx {
     }
 }
 
-/// Interchange date/time as ms since epoch (date `CCYYMMDD` or `YYMMDD`, time `HHMM[SS]`).
+/// Interchange date/time as ms since epoch (date `CCYYMMDD` or `YYMMDD`, time
+/// `HHMM[SS[D[D]]]`: decimal seconds are tenths or hundredths).
 pub(crate) fn datetime_ms(date: &str, time: &str) -> Option<EpochMillis> {
     let day = if date.len() == 6 {
         parse_date(&format!("20{date}"))?
@@ -250,7 +264,14 @@ pub(crate) fn datetime_ms(date: &str, time: &str) -> Option<EpochMillis> {
             .unwrap_or(0)
     };
     let (h, m, s) = (num(0), num(2), num(4));
-    Some(crate::model::start_of_day(day) + ((h * 60 + m) * 60 + s) * 1000)
+    let frac_ms = match t.get(6..) {
+        Some([d]) if d.is_ascii_digit() => i64::from(d - b'0') * 100,
+        Some([d1, d2]) if d1.is_ascii_digit() && d2.is_ascii_digit() => {
+            i64::from(d1 - b'0') * 100 + i64::from(d2 - b'0') * 10
+        }
+        _ => 0,
+    };
+    Some(crate::model::start_of_day(day) + ((h * 60 + m) * 60 + s) * 1000 + frac_ms)
 }
 
 /// A non-event output of [`parse_stream`].
@@ -309,6 +330,7 @@ fn run(
         seg_no: 0,
         seg_offset: 0,
         refdata: &refdata,
+        isa06: String::new(),
     };
     // Byte offsets of the open ISA and ST, for dead-letter ranges.
     let mut isa_start = 0usize;
@@ -364,6 +386,7 @@ fn run(
                 gs_count = 0;
                 ctx.summary.interchanges += 1;
                 ctx.isa13 = seg.el(13).trim().to_string();
+                ctx.isa06 = seg.el(6).trim().to_string();
                 isa_time = datetime_ms(seg.el(9), seg.el(10)).unwrap_or(0);
                 ctx.event_time = isa_time;
                 if seg.len() != 16 {

@@ -150,10 +150,7 @@ impl Tx277 {
                     self.ordinal += 1;
                     self.claim = Some(Pending {
                         ack: ClaimAck {
-                            event_id: format!(
-                                "x12:277:{}:{}:{}",
-                                ctx.isa13, ctx.st02, self.ordinal
-                            ),
+                            event_id: ctx.event_id("277", self.ordinal),
                             event_time: ctx.event_time,
                             claim_id: String::new(),
                             payer_id: self.payer_id.clone(),
@@ -217,7 +214,13 @@ impl Tx277 {
                             format!("STC category {category:?} is not in the category table"),
                         );
                     }
-                    if !code.is_empty() && !ctx.refdata.is_known_claim_status_code(&code) {
+                    // STC01-4 "RX": the status code is an NCPDP reject/payment code,
+                    // not a claim status code (code source 508).
+                    let ncpdp = component(comp, csep, 4) == "RX";
+                    if !code.is_empty()
+                        && !ncpdp
+                        && !ctx.refdata.is_known_claim_status_code(&code)
+                    {
                         ctx.finding(
                             "unknown_status_code",
                             format!("STC status code {code:?} is not in the status code table"),

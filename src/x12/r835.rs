@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::model::{Adjustment, AdjustmentGroup, InputEvent, Remittance, ServiceLinePayment};
 
 /// One PLB provider-level adjustment (PLB03..PLB14 pairs).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PlbAdjustment {
     pub source: String,
     pub interchange: String,
@@ -215,7 +215,7 @@ impl Tx835 {
                     .or_else(|| self.payer_name.clone())
                     .unwrap_or_default();
                 self.claims.push(Remittance {
-                    event_id: format!("x12:835:{}:{}:{}", ctx.isa13, ctx.st02, ord),
+                    event_id: ctx.event_id("835", ord),
                     event_time: ctx.event_time,
                     claim_id: seg.el(1).to_string(),
                     payer_id,

@@ -188,7 +188,7 @@ impl Tx837 {
                 let freq = component(c5, csep, 3);
                 let ord = self.claims.len() + 1;
                 self.claims.push(ClaimSubmitted {
-                    event_id: format!("x12:837:{}:{}:{}", ctx.isa13, ctx.st02, ord),
+                    event_id: ctx.event_id("837", ord),
                     event_time: ctx.event_time,
                     claim_id: seg.el(1).to_string(),
                     member_id: self.member_id.clone(),
