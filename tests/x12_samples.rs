@@ -220,3 +220,215 @@ fn demo_837p_values() {
     assert_eq!(c.department, "UNKNOWN");
     assert_eq!(c.expected_cents, None);
 }
+
+/// Reads a file of `../shared/x12-samples` directly (None when the folder is absent).
+fn shared(p: &str) -> Option<ParseOutput> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/x12-samples")
+        .join(p);
+    let Ok(b) = std::fs::read(&path) else {
+        eprintln!("{} not present; skipping", path.display());
+        return None;
+    };
+    Some(parse(&b, p))
+}
+
+fn claims(o: &ParseOutput) -> Vec<&claimwatch::model::ClaimSubmitted> {
+    o.events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Claim(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn acks(o: &ParseOutput) -> Vec<&claimwatch::model::ClaimAck> {
+    o.events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Ack(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn medicare_part_a_plb_balances() {
+    let Some(o) = shared("linuxforhealth-x12/835_005010X221A1/medicare-part-a.835") else {
+        return;
+    };
+    assert!(o.errors.is_empty() && o.findings.is_empty(), "{:?}", o.findings);
+    let r = remits(&o);
+    assert_eq!(r.len(), 2);
+    // CLP*666123*1*211366.97*138018.40**MA*1999999444444*11*1 / CAS*CO*45*73348.57
+    assert_eq!(r[0].claim_id, "666123");
+    assert_eq!(r[0].charge_cents, 21_136_697);
+    assert_eq!(r[0].paid_cents, 13_801_840);
+    assert_eq!(r[0].claim_filing_indicator.as_deref(), Some("MA"));
+    assert_eq!(
+        r[0].payer_claim_control_number.as_deref(),
+        Some("1999999444444")
+    );
+    assert_eq!(r[0].adjustments[0].group, AdjustmentGroup::CO);
+    assert_eq!(r[0].adjustments[0].reason, "45");
+    assert_eq!(r[0].adjustments[0].amount_cents, 7_334_857);
+    // No N104 on N1*PR: the payer id is REF*2U.
+    assert_eq!(r[0].payer_id, "999");
+    assert_eq!(r[0].payment_trace.as_deref(), Some("12345"));
+    assert_eq!(r[0].payment_date, parse_day("20020913").unwrap());
+    // CLP*777777*1*15000.00*11980.33**MB*1999999444445*13*1 / MOA***MA02
+    assert_eq!(r[1].facility_code.as_deref(), Some("13"));
+    assert_eq!(r[1].remarks, vec!["MA02".to_string()]);
+    assert!(r.iter().all(|c| c.findings.is_empty()), "{:?}", r[1].findings);
+    // PLB*6543210903*20021231*CV:CP*-1.27: BPR02 150000.00 = 138018.40 + 11980.33 + 1.27.
+    assert_eq!(o.plb.len(), 1);
+    assert_eq!(o.plb[0].provider_id, "6543210903");
+    assert_eq!(o.plb[0].reason, "CV");
+    assert_eq!(o.plb[0].reference.as_deref(), Some("CP"));
+    assert_eq!(o.plb[0].amount_cents, -127);
+    assert_eq!(o.plb[0].fiscal_period_date, parse_day("20021231"));
+}
+
+#[test]
+fn pyx12_denied_claim_line_cas_and_lq() {
+    let Some(o) = shared("pyx12/835_mult_loops.txt") else {
+        return;
+    };
+    assert!(o.errors.is_empty() && o.findings.is_empty(), "{:?}", o.findings);
+    let r = remits(&o);
+    assert_eq!(r.len(), 1);
+    let c = r[0];
+    assert_eq!(c.claim_id, "2005555A");
+    assert_eq!(c.claim_status, "4");
+    assert_eq!(c.charge_cents, 91_539);
+    assert_eq!(c.paid_cents, 0);
+    assert_eq!(c.payer_id, "PAYER");
+    assert!(c.adjustments.is_empty());
+    assert_eq!(c.lines.len(), 3);
+    let l0 = &c.lines[0];
+    assert_eq!(l0.procedure_code, "T1005");
+    assert_eq!(l0.charge_cents, 50_004);
+    assert_eq!(l0.units, Some(68.0));
+    assert_eq!(l0.service_date, parse_day("20031129"));
+    assert_eq!(l0.adjustments[0].group, AdjustmentGroup::CO);
+    assert_eq!(l0.adjustments[0].reason, "16");
+    assert_eq!(l0.remarks, vec!["N14".to_string()]);
+    assert_eq!(c.lines[1].adjustments[0].group, AdjustmentGroup::OA);
+    assert_eq!(c.lines[1].adjustments[0].reason, "A7");
+    assert_eq!(c.lines[2].adjustments[0].amount_cents, 28_755);
+    // Every level balances; the only findings are the code-set warnings for A7, a
+    // CARC that is no longer in the published list (refdata/data/carc.csv).
+    assert_eq!(
+        c.findings,
+        vec!["unknown_carc: OA-A7 is not in the CARC table".to_string(); 2]
+    );
+}
+
+#[test]
+fn pyx12_reversal_and_transaction_imbalance() {
+    let Some(o) = shared("pyx12/835id.source.x12") else {
+        return;
+    };
+    let r = remits(&o);
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[0].claim_status, "22");
+    assert!(r[0].is_reversal());
+    assert_eq!(r[0].charge_cents, -31_000);
+    assert_eq!(r[0].paid_cents, -21_000);
+    assert_eq!(r[1].claim_status, "1");
+    assert_eq!(r[1].paid_cents, 20_000);
+    assert_eq!(r[2].paid_cents, -50_025);
+    assert_eq!(o.plb.len(), 3);
+    assert_eq!(
+        o.plb.iter().map(|p| p.amount_cents).sum::<i64>(),
+        -100_810 + 2_421 + 595
+    );
+    // SOURCES.md: this sample does not balance at the transaction level.
+    assert!(o.findings.iter().any(|f| f.code == "transaction_balance"));
+}
+
+#[test]
+fn x212_claim_status_levels() {
+    let Some(o) = shared("linuxforhealth-x12/277_005010X212/claim-level-status.277") else {
+        return;
+    };
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let a = acks(&o);
+    assert_eq!(a.len(), 3);
+    // HL*4*3*22*0 ... TRN*2*ABCXYZ1 / STC*P3:317*20050913**8513.88 / REF*1K / REF*EJ*SM123456
+    assert_eq!(a[0].claim_id, "SM123456");
+    assert_eq!(a[0].payer_id.as_deref(), Some("12345"));
+    assert_eq!(a[0].statuses[0].category, "P3");
+    assert_eq!(a[0].statuses[0].code, "317");
+    assert_eq!(a[0].billed_cents, Some(851_388));
+    assert_eq!(a[0].ack_date, parse_day("20050913").unwrap());
+    assert_eq!(
+        a[0].payer_claim_control_number.as_deref(),
+        Some("05347006051")
+    );
+    assert_eq!(a[1].claim_id, "J0234567");
+    assert_eq!(a[1].statuses[0].category, "F0");
+    assert_eq!(a[1].statuses[0].code, "3");
+    // The third claim sits under a dependent (HL 23) of subscriber HL*7 (HL04 = 1).
+    assert_eq!(a[2].statuses[0].category, "F2");
+    assert_eq!(a[2].statuses[0].entity.as_deref(), Some("QC"));
+}
+
+#[test]
+fn x212_receiver_and_provider_level_errors_are_not_claims() {
+    let Some(o) = shared("linuxforhealth-x12/277_005010X212/information-receiver-level-status.277")
+    else {
+        return;
+    };
+    assert!(o.events.is_empty());
+    assert!(o.errors.is_empty());
+    let Some(o) = shared("linuxforhealth-x12/277_005010X212/provider-level-status.277") else {
+        return;
+    };
+    let a = acks(&o);
+    // Only HL 4 is a claim; the provider-level E0 of HL 5 (no claims under it) is not.
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].claim_id, "SM123456");
+    assert_eq!(a[0].statuses.len(), 1);
+}
+
+#[test]
+fn cob_837_keeps_the_destination_payer_and_subscriber() {
+    let Some(o) = shared("linuxforhealth-x12/837_005010X222A2/demo.cob.example4.837") else {
+        return;
+    };
+    assert!(o.errors.is_empty() && o.findings.is_empty(), "{:?}", o.findings);
+    let c = claims(&o);
+    assert_eq!(c.len(), 1);
+    // 2000B SBR*S ... MB, 2010BA NM1*IL ... MI*102200221B1, 2010BB NM1*PR*2*MEDICARE*****PI*10234;
+    // the 2320/2330 loop (SBR*P ... COMMERCE, NM1*IL ... COM188-404777, NM1*PR ... 59999) is the
+    // other payer and must not replace them.
+    assert_eq!(c[0].claim_id, "101KEN6055");
+    assert_eq!(c[0].payer_id, "10234");
+    assert_eq!(c[0].member_id, "102200221B1");
+    assert_eq!(c[0].payer_category, claimwatch::model::PayerCategory::Medicare);
+    assert_eq!(c[0].billed_cents, 12_000);
+    assert_eq!(c[0].diagnosis_codes, vec!["71516", "71906"]);
+    assert_eq!(c[0].lines.len(), 1);
+    assert_eq!(c[0].lines[0].procedure_code, "99203");
+    assert_eq!(c[0].lines[0].modifiers, vec!["25"]);
+    assert_eq!(c[0].lines[0].service_date, parse_day("20050119"));
+}
+
+#[test]
+fn institutional_837_two_claims() {
+    let Some(o) = shared("linuxforhealth-x12/837_005010X223A3/two-claims-single-provider.837i")
+    else {
+        return;
+    };
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let c = claims(&o);
+    assert_eq!(c.len(), 2);
+    assert!(c
+        .iter()
+        .all(|c| c.claim_type == claimwatch::model::ClaimType::Institutional));
+    assert_eq!(c[0].billed_cents, 8_995);
+    assert_eq!(c[1].billed_cents, 5_000);
+    assert!(c.iter().all(|c| c.lines.iter().all(|l| l.revenue_code.is_some())));
+}
