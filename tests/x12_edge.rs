@@ -211,3 +211,121 @@ fn receiver_level_rejection_propagates_to_claims() {
     assert_eq!(acks[1].statuses.len(), 1);
     assert_eq!(acks[1].statuses[0].code, "24");
 }
+
+#[test]
+fn unknown_and_misplaced_segments_are_located_findings() {
+    let body = [
+        "BPR*I*80*C*ACH************20260121",
+        "TRN*1*T1*1",
+        "N1*PR*PAYER*XV*P1",
+        "CAS*CO*45*5",
+        "ZZZ*1*2",
+        "LX*1",
+        "CLP*C1*1*100*80*20*MC",
+        "CAS*PR*2*20",
+        "LQ*HE*N14",
+        "HI*ABK:I10",
+    ];
+    let f = tx835(ISA, "000000007", &body);
+    let o = parse(f.as_bytes(), "t");
+    let found: Vec<(&str, usize)> = o
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.segment))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("unexpected_segment", 7), // CAS before any CLP
+            ("unknown_segment", 8),    // ZZZ
+            ("unexpected_segment", 12), // LQ outside a service line
+            ("unknown_segment", 13),   // HI is an 837 segment
+        ]
+    );
+    assert!(o.findings.iter().all(|f| f.interchange == "000000007"));
+    assert!(o.findings[1].message.contains("ZZZ"));
+    // The claim itself is still parsed and balances.
+    let (r, _) = remits(f.as_bytes());
+    assert_eq!(r.len(), 1);
+    assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+}
+
+#[test]
+fn cob_loop_does_not_leak_into_the_next_claim() {
+    let f = [
+        ISA,
+        "GS*HC*S*R*20260121*1400*9*X*005010X222A2~",
+        "ST*837*0001*005010X222A2~",
+        "BHT*0019*00*1*20260121*1400*CH~",
+        "HL*1**20*1~",
+        "NM1*85*2*PROV*****XX*1111111111~",
+        "HL*2*1*22*0~",
+        "SBR*P*18*******CI~",
+        "NM1*IL*1*DOE*JANE****MI*MEMBER1~",
+        "NM1*PR*2*PRIMARY*****PI*PAYER-P~",
+        "CLM*CLAIM-1*100***11:B:1*Y*A*Y*Y~",
+        "HI*ABK:J189~",
+        "SBR*S*01*******MB~",
+        "NM1*IL*1*DOE*JOHN****MI*OTHER-MEMBER~",
+        "NM1*PR*2*SECONDARY*****PI*PAYER-S~",
+        "REF*F8*OTHER-PAYER-CLAIM~",
+        "LX*1~",
+        "SV1*HC:99213*100*UN*1~",
+        "DTP*472*D8*20260110~",
+        "CLM*CLAIM-2*50***11:B:1*Y*A*Y*Y~",
+        "LX*1~",
+        "SV1*HC:99212*50*UN*1~",
+        "DTP*472*D8*20260111~",
+        "SE*22*0001~",
+        "GE*1*9~",
+        "IEA*1*000000007~",
+    ]
+    .concat();
+    let o = parse(f.as_bytes(), "t");
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.findings.is_empty(), "{:?}", o.findings);
+    let c: Vec<_> = o
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Claim(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(c.len(), 2);
+    for c in &c {
+        assert_eq!(c.payer_id, "PAYER-P");
+        assert_eq!(c.member_id, "MEMBER1");
+        assert_eq!(
+            c.payer_category,
+            claimwatch::model::PayerCategory::Commercial
+        );
+        assert_eq!(c.original_payer_claim_id, None);
+    }
+    assert_eq!(c[0].lines.len(), 1);
+    assert_eq!(c[0].diagnosis_codes, vec!["J189"]);
+    assert_eq!(c[1].lines[0].procedure_code, "99212");
+}
+
+#[test]
+fn parse_interchange_for_the_raw_topic() {
+    use claimwatch::x12::parse_interchange;
+    let msg = tx835(ISA, "000000007", REVERSAL);
+    let o = parse_interchange(msg.as_bytes(), "x12.raw/0/5");
+    assert_eq!(o.events.len(), 1);
+    assert!(o.errors.is_empty());
+
+    let o = parse_interchange(b"not x12 at all", "x12.raw/0/6");
+    assert!(o.events.is_empty());
+    assert_eq!(o.errors.len(), 1);
+    assert_eq!(o.errors[0].raw(b"not x12 at all"), b"not x12 at all");
+
+    // Truncated: no SE/GE/IEA. The error's range is the whole interchange.
+    let cut = &msg[..msg.find("SE*").unwrap()];
+    let o = parse_interchange(cut.as_bytes(), "x12.raw/0/7");
+    assert!(o.events.is_empty());
+    let codes: Vec<_> = o.errors.iter().map(|e| e.code.as_str()).collect();
+    assert_eq!(codes, vec!["missing_se", "missing_iea"]);
+    assert_eq!(o.errors[1].raw(cut.as_bytes()), cut.as_bytes());
+    assert_eq!(o.errors[0].interchange, "000000007");
+}
