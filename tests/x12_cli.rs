@@ -73,7 +73,10 @@ fn generated_x12_parses_and_replays() {
     assert_eq!(summary["input_records"]["ehr.claims"], g.claims.len());
     assert_eq!(summary["input_records"]["x12.277ca"], g.acks.len());
     assert_eq!(summary["input_records"]["x12.835"], g.remits.len());
-    assert_eq!(summary["input_records"]["ehr.encounters"], g.encounters.len());
+    assert_eq!(
+        summary["input_records"]["ehr.encounters"],
+        g.encounters.len()
+    );
     assert_eq!(summary["dead_letters"], 0);
     assert!(lines(&rep.join("claimwatch.claim-lifecycle.jsonl")) > 0);
 }

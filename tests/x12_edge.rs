@@ -236,10 +236,10 @@ fn unknown_and_misplaced_segments_are_located_findings() {
     assert_eq!(
         found,
         vec![
-            ("unexpected_segment", 7), // CAS before any CLP
-            ("unknown_segment", 8),    // ZZZ
+            ("unexpected_segment", 7),  // CAS before any CLP
+            ("unknown_segment", 8),     // ZZZ
             ("unexpected_segment", 12), // LQ outside a service line
-            ("unknown_segment", 13),   // HI is an 837 segment
+            ("unknown_segment", 13),    // HI is an 837 segment
         ]
     );
     assert!(o.findings.iter().all(|f| f.interchange == "000000007"));

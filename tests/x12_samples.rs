@@ -258,7 +258,11 @@ fn medicare_part_a_plb_balances() {
     let Some(o) = shared("linuxforhealth-x12/835_005010X221A1/medicare-part-a.835") else {
         return;
     };
-    assert!(o.errors.is_empty() && o.findings.is_empty(), "{:?}", o.findings);
+    assert!(
+        o.errors.is_empty() && o.findings.is_empty(),
+        "{:?}",
+        o.findings
+    );
     let r = remits(&o);
     assert_eq!(r.len(), 2);
     // CLP*666123*1*211366.97*138018.40**MA*1999999444444*11*1 / CAS*CO*45*73348.57
@@ -280,7 +284,11 @@ fn medicare_part_a_plb_balances() {
     // CLP*777777*1*15000.00*11980.33**MB*1999999444445*13*1 / MOA***MA02
     assert_eq!(r[1].facility_code.as_deref(), Some("13"));
     assert_eq!(r[1].remarks, vec!["MA02".to_string()]);
-    assert!(r.iter().all(|c| c.findings.is_empty()), "{:?}", r[1].findings);
+    assert!(
+        r.iter().all(|c| c.findings.is_empty()),
+        "{:?}",
+        r[1].findings
+    );
     // PLB*6543210903*20021231*CV:CP*-1.27: BPR02 150000.00 = 138018.40 + 11980.33 + 1.27.
     assert_eq!(o.plb.len(), 1);
     assert_eq!(o.plb[0].provider_id, "6543210903");
@@ -295,7 +303,11 @@ fn pyx12_denied_claim_line_cas_and_lq() {
     let Some(o) = shared("pyx12/835_mult_loops.txt") else {
         return;
     };
-    assert!(o.errors.is_empty() && o.findings.is_empty(), "{:?}", o.findings);
+    assert!(
+        o.errors.is_empty() && o.findings.is_empty(),
+        "{:?}",
+        o.findings
+    );
     let r = remits(&o);
     assert_eq!(r.len(), 1);
     let c = r[0];
@@ -398,7 +410,11 @@ fn cob_837_keeps_the_destination_payer_and_subscriber() {
     let Some(o) = shared("linuxforhealth-x12/837_005010X222A2/demo.cob.example4.837") else {
         return;
     };
-    assert!(o.errors.is_empty() && o.findings.is_empty(), "{:?}", o.findings);
+    assert!(
+        o.errors.is_empty() && o.findings.is_empty(),
+        "{:?}",
+        o.findings
+    );
     let c = claims(&o);
     assert_eq!(c.len(), 1);
     // 2000B SBR*S ... MB, 2010BA NM1*IL ... MI*102200221B1, 2010BB NM1*PR*2*MEDICARE*****PI*10234;
@@ -407,7 +423,10 @@ fn cob_837_keeps_the_destination_payer_and_subscriber() {
     assert_eq!(c[0].claim_id, "101KEN6055");
     assert_eq!(c[0].payer_id, "10234");
     assert_eq!(c[0].member_id, "102200221B1");
-    assert_eq!(c[0].payer_category, claimwatch::model::PayerCategory::Medicare);
+    assert_eq!(
+        c[0].payer_category,
+        claimwatch::model::PayerCategory::Medicare
+    );
     assert_eq!(c[0].billed_cents, 12_000);
     assert_eq!(c[0].diagnosis_codes, vec!["71516", "71906"]);
     assert_eq!(c[0].lines.len(), 1);
@@ -430,5 +449,7 @@ fn institutional_837_two_claims() {
         .all(|c| c.claim_type == claimwatch::model::ClaimType::Institutional));
     assert_eq!(c[0].billed_cents, 8_995);
     assert_eq!(c[1].billed_cents, 5_000);
-    assert!(c.iter().all(|c| c.lines.iter().all(|l| l.revenue_code.is_some())));
+    assert!(c
+        .iter()
+        .all(|c| c.lines.iter().all(|l| l.revenue_code.is_some())));
 }

@@ -236,7 +236,10 @@ pub fn parse_files(inputs: &[PathBuf], out: &Path) -> io::Result<RunSummary> {
             }),
         };
         let path = unique_report_path(out, input, &mut used_names);
-        fs::write(&path, serde_json::to_vec_pretty(&report).map_err(io::Error::other)?)?;
+        fs::write(
+            &path,
+            serde_json::to_vec_pretty(&report).map_err(io::Error::other)?,
+        )?;
     }
     for (_, mut w) in writers {
         w.flush()?;

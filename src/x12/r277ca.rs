@@ -29,8 +29,18 @@ use crate::refdata::AckClass;
 pub(crate) fn known_segment(id: &[u8]) -> bool {
     matches!(
         id,
-        b"BHT" | b"HL" | b"NM1" | b"PER" | b"TRN" | b"STC" | b"REF" | b"DTP" | b"QTY" | b"AMT"
-            | b"SVC" | b"DMG"
+        b"BHT"
+            | b"HL"
+            | b"NM1"
+            | b"PER"
+            | b"TRN"
+            | b"STC"
+            | b"REF"
+            | b"DTP"
+            | b"QTY"
+            | b"AMT"
+            | b"SVC"
+            | b"DMG"
     )
 }
 
@@ -217,9 +227,7 @@ impl Tx277 {
                     // STC01-4 "RX": the status code is an NCPDP reject/payment code,
                     // not a claim status code (code source 508).
                     let ncpdp = component(comp, csep, 4) == "RX";
-                    if !code.is_empty()
-                        && !ncpdp
-                        && !ctx.refdata.is_known_claim_status_code(&code)
+                    if !code.is_empty() && !ncpdp && !ctx.refdata.is_known_claim_status_code(&code)
                     {
                         ctx.finding(
                             "unknown_status_code",
@@ -263,10 +271,7 @@ impl Tx277 {
                             .filter(|s| rd.ack_class(&s.category) == AckClass::Rejected),
                     );
                 } else {
-                    ctx.finding(
-                        "unexpected_segment",
-                        "STC before any HL; ignored".into(),
-                    );
+                    ctx.finding("unexpected_segment", "STC before any HL; ignored".into());
                 }
             }
             b"REF" => {

@@ -117,10 +117,7 @@ fn cas(ctx: &mut Ctx<'_>, seg: &Segment<'_>, out: &mut Vec<Adjustment>, notes: &
     if seg.len() > 19 {
         ctx.finding(
             "cas_elements",
-            format!(
-                "CAS has {} elements; at most 19 (six triplets)",
-                seg.len()
-            ),
+            format!("CAS has {} elements; at most 19 (six triplets)", seg.len()),
         );
     }
     for k in 0..6 {
@@ -256,10 +253,7 @@ impl Tx835 {
                         }
                         c.findings.extend(notes);
                     }
-                    None => ctx.finding(
-                        "unexpected_segment",
-                        "CAS before any CLP; ignored".into(),
-                    ),
+                    None => ctx.finding("unexpected_segment", "CAS before any CLP; ignored".into()),
                 }
             }
             b"MIA" | b"MOA" => {

@@ -18,8 +18,8 @@
 //!   revenue code, `payer_category` is written as SBR09 (MB, 16, MC, CI, ZZ, none).
 
 use crate::model::{
-    day_of, format_day, ClaimAck, ClaimFrequency, ClaimSubmitted, ClaimType, EpochDay,
-    EpochMillis, PayerCategory, Remittance, DAY_MS,
+    day_of, format_day, ClaimAck, ClaimFrequency, ClaimSubmitted, ClaimType, EpochDay, EpochMillis,
+    PayerCategory, Remittance, DAY_MS,
 };
 
 fn money(c: i64) -> String {
