@@ -329,3 +329,28 @@ fn parse_interchange_for_the_raw_topic() {
     assert_eq!(o.errors[1].raw(cut.as_bytes()), cut.as_bytes());
     assert_eq!(o.errors[0].interchange, "000000007");
 }
+
+#[test]
+fn receiver_rejection_without_claims_is_a_finding() {
+    let f = [
+        ISA,
+        "GS*HN*S*R*20260121*1400*9*X*005010X214~",
+        "ST*277*0001*005010X214~",
+        "BHT*0085*08*1*20260121*1400*TH~",
+        "HL*1**20*1~",
+        "NM1*PR*2*PAYER*****PI*P9~",
+        "HL*2*1*21*0~",
+        "NM1*41*2*SUB*****46*X~",
+        "TRN*2*BATCH1~",
+        "STC*A3:24:41*20260121*U~",
+        "SE*9*0001~",
+        "GE*1*9~",
+        "IEA*1*000000007~",
+    ]
+    .concat();
+    let o = parse(f.as_bytes(), "t");
+    assert!(o.events.is_empty());
+    assert_eq!(o.findings.len(), 1, "{:?}", o.findings);
+    assert_eq!(o.findings[0].code, "rejection_without_claims");
+    assert!(o.findings[0].message.contains("A3:24"));
+}

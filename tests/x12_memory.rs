@@ -1,7 +1,7 @@
 //! Peak-memory check for the streaming API: parser overhead (VmHWM after parsing
 //! minus VmHWM after building the input) must not grow with the input size.
 //!
-//! `X12_MEM_MB=256 CARGO_TARGET_DIR=/work/target-x12 cargo test --release --test x12_memory -- --ignored --nocapture`
+//! `X12_MEM_MB=256 cargo test --release --test x12_memory -- --ignored --nocapture`
 //! (also run under `/usr/bin/time -v` for the process peak).
 
 use claimwatch::x12::{parse_stream, synth::repeat_interchanges};

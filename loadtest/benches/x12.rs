@@ -1,7 +1,7 @@
 //! MB/s of 835 parsed to events on one core, on a large input made by repeating
 //! whole interchanges of the public samples with fresh control numbers.
 //!
-//! `CARGO_TARGET_DIR=/work/target-x12 cargo bench --bench x12`
+//! `cargo bench --bench x12 -- --warm-up-time 1 --measurement-time 3`
 
 use claimwatch::x12::{parse_each, synth::repeat_interchanges};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -49,6 +49,8 @@ struct Hl {
     parent: String,
     /// Rejection statuses at this level, inherited by the claims under it.
     rejections: Vec<ClaimStatusCode>,
+    /// A claim under this HL inherited its rejections.
+    applied: bool,
 }
 
 struct Pending {
@@ -116,7 +118,8 @@ impl Tx277 {
             if guard > 64 || pid.is_empty() {
                 break;
             }
-            if let Some(h) = self.hls.iter().rev().find(|h| h.id == pid) {
+            if let Some(h) = self.hls.iter_mut().rev().find(|h| h.id == pid) {
+                h.applied = true;
                 for s in &h.rejections {
                     if !inherited.contains(s) {
                         inherited.push(s.clone());
@@ -149,6 +152,7 @@ impl Tx277 {
                     id: seg.el(1).to_string(),
                     parent: seg.el(2).to_string(),
                     rejections: Vec::new(),
+                    applied: false,
                 });
                 let hl = self.hls.len() - 1;
                 self.current_hl = Some(hl);
@@ -312,6 +316,19 @@ impl Buffered {
     pub(crate) fn finish(mut self, ctx: &mut Ctx<'_>, emit: &mut dyn FnMut(InputEvent)) {
         let out = &mut self.out;
         self.inner.flush(ctx, &mut |e| out.push(e));
+        for h in &self.inner.hls {
+            if let (false, Some(s)) = (h.applied, h.rejections.first()) {
+                // A batch rejected above claim level with no claim HL under it: the
+                // claims cannot be identified from this 277CA.
+                ctx.finding(
+                    "rejection_without_claims",
+                    format!(
+                        "HL {} rejects with {}:{} but lists no claims; no claim event emitted",
+                        h.id, s.category, s.code
+                    ),
+                );
+            }
+        }
         for e in self.out {
             emit(e);
         }
