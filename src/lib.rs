@@ -23,7 +23,8 @@
 //!   and checkpoints; file replay, the Kafka runtime and the benchmarks all drive it.
 //! - [`generate`]: the calibrated synthetic population generator with ground truth.
 //! - [`replay`]: feeds generated or parsed files through the core in event-time order.
-//! - [`x12`]: X12 835 / 277CA / 837 parsing into model events.
+//! - [`x12`]: X12 835 / 277CA / 837 parsing into model events (files: `claimwatch x12 parse`;
+//!   Kafka `x12.raw`: [`x12::parse_interchange`]) and writing them back (`generate --format x12`).
 //!
 //! The core is pure and synchronous (`apply(event) -> outputs`); only `state` touches dashmap and
 //! sled, and only the runtime (a later layer) touches Kafka.

@@ -35,8 +35,13 @@ enum Command {
         seed: u64,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Json)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = GenerateFormat::Json)]
+        format: GenerateFormat,
+    },
+    /// X12 EDI files: 837, 277CA and 835.
+    X12 {
+        #[command(subcommand)]
+        command: X12Command,
     },
     /// Feed stream files through the core in event-time order and write the outputs.
     Replay {
@@ -211,6 +216,32 @@ async fn until_signal() {
     }
 }
 
+/// Output format of `generate`: the stream formats, or X12 EDI files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GenerateFormat {
+    /// JSON lines, one file per stream.
+    #[value(alias = "jsonl")]
+    Json,
+    /// Avro object container files, one per stream.
+    Avro,
+    /// 837 / 277CA / 835 files (encounters as JSON lines); make them replayable
+    /// with `claimwatch x12 parse --out` into the same directory.
+    X12,
+}
+
+#[derive(Subcommand, Debug)]
+enum X12Command {
+    /// Parse X12 files into the stream files `replay --input DIR` reads, a findings
+    /// report per file and a dead-letter file.
+    Parse {
+        /// 835, 277CA and 837 files (several interchanges per file are fine).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "x12-out")]
+        out: PathBuf,
+    },
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -240,7 +271,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             out,
             format,
-        } => claimwatch::generate::write::generate_to_dir(members, seed, &out, format),
+        } => match format {
+            GenerateFormat::Json => {
+                claimwatch::generate::write::generate_to_dir(members, seed, &out, Format::Json)
+            }
+            GenerateFormat::Avro => {
+                claimwatch::generate::write::generate_to_dir(members, seed, &out, Format::Avro)
+            }
+            GenerateFormat::X12 => {
+                claimwatch::generate::write::generate_x12_to_dir(members, seed, &out)
+            }
+        },
+        Command::X12 {
+            command: X12Command::Parse { files, out },
+        } => {
+            let started = std::time::Instant::now();
+            let s = claimwatch::x12::files::parse_files(&files, &out)?;
+            let events: u64 = s.events.values().sum();
+            for (stream, n) in &s.events {
+                println!("{stream}: {n} events");
+            }
+            println!(
+                "parsed {} files into {events} events in {:.2} s: {} findings, {} dead letters; outputs in {}",
+                s.files,
+                started.elapsed().as_secs_f64(),
+                s.findings,
+                s.dead_letters,
+                out.display()
+            );
+            if s.dead_letters > 0 {
+                tracing::warn!(
+                    dead_letters = s.dead_letters,
+                    file = claimwatch::x12::files::DEAD_LETTER_FILE,
+                    "some transaction sets could not be parsed"
+                );
+            }
+            Ok(())
+        }
         Command::Replay {
             input,
             out,

@@ -26,6 +26,57 @@ pub fn write_population(g: &Generated, dir: &Path, format: Format) -> anyhow::Re
     Ok(())
 }
 
+/// File names of the X12 rendering of a population (see [`write_population_x12`]).
+pub const X12_FILES: [&str; 3] = ["claims.837", "acks.277", "remits.835"];
+
+/// Writes `g` into `dir` as X12: the claims as 837P/837I (`claims.837`), the
+/// acknowledgments as 277CA (`acks.277`), the remittances as 835 (`remits.835`);
+/// the encounters (which have no X12 form) as `ehr.encounters.jsonl`, plus
+/// `truth.json` and `calibration.json`. `claimwatch x12 parse` of the three files
+/// into the same directory makes it replayable; what X12 does not carry (the
+/// claim's department, encounter id and expected amount, professional revenue
+/// codes) is listed in `x12::write`.
+pub fn write_population_x12(g: &Generated, dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Separate control-number ranges per file, so every ISA13 is unique.
+    fs::write(dir.join(X12_FILES[0]), crate::x12::write_837(&g.claims, 1))?;
+    fs::write(
+        dir.join(X12_FILES[1]),
+        crate::x12::write_277ca(&g.acks, 300_000_000),
+    )?;
+    fs::write(
+        dir.join(X12_FILES[2]),
+        crate::x12::write_835(&g.remits, 600_000_000),
+    )?;
+    write_stream(dir, InputStream::Encounters, Format::Json, &g.encounters)?;
+    fs::write(dir.join("truth.json"), serde_json::to_vec(&g.truth)?)?;
+    fs::write(
+        dir.join("calibration.json"),
+        serde_json::to_vec_pretty(&g.stats)?,
+    )?;
+    Ok(())
+}
+
+/// `claimwatch generate --format x12`: like [`generate_to_dir`], writing X12 files.
+pub fn generate_x12_to_dir(members: usize, seed: u64, dir: &Path) -> anyhow::Result<()> {
+    let g = generate(&GenerateConfig {
+        members,
+        seed,
+        ..GenerateConfig::default()
+    });
+    write_population_x12(&g, dir)?;
+    println!("{}", g.stats.render());
+    println!(
+        "generated {} claims (837), {} acknowledgments (277CA), {} remittances (835) and {} encounters (JSON) into {}",
+        g.claims.len(),
+        g.acks.len(),
+        g.remits.len(),
+        g.encounters.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// `claimwatch generate`: generate, write, print the calibration report.
 pub fn generate_to_dir(
     members: usize,

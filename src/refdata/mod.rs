@@ -10,6 +10,7 @@
 //! | `carc.csv` | CARC codes, description, claimwatch denial category |
 //! | `rarc_codes.txt`, `claim_status_codes.txt` | known RARC and 277 claim status codes |
 //! | `claim_status_category.csv` | 277CA status category → class (A1 received ≠ accepted; R = info request) |
+//! | `claim_payment_status.csv` | 835 CLP02 claim status codes and their meaning |
 //! | `readmission_rules.csv` | planned readmission, acute diagnosis and index exclusion prefixes |
 //! | `potentially_planned_icd10pcs.txt`, `acute_dx_icd10cm.txt` | the CMS planned-readmission code lists |
 //! | `hrrp_cohorts.csv` | HRRP condition cohorts |
@@ -214,6 +215,8 @@ pub struct RefData {
     rarc: HashSet<String>,
     claim_status_codes: HashSet<String>,
     ack_classes: HashMap<String, AckClass>,
+    ack_descriptions: HashMap<String, String>,
+    claim_payment_status: HashMap<String, String>,
     always_planned_dx: HashMap<String, ()>,
     always_planned_px: HashMap<String, ()>,
     potentially_planned_px: HashMap<String, ()>,
@@ -228,7 +231,7 @@ pub struct RefData {
 }
 
 /// The shipped tables, compiled in.
-const EMBEDDED: [(&str, &str); 10] = [
+const EMBEDDED: [(&str, &str); 11] = [
     ("carc.csv", include_str!("data/carc.csv")),
     ("rarc_codes.txt", include_str!("data/rarc_codes.txt")),
     (
@@ -238,6 +241,10 @@ const EMBEDDED: [(&str, &str); 10] = [
     (
         "claim_status_category.csv",
         include_str!("data/claim_status_category.csv"),
+    ),
+    (
+        "claim_payment_status.csv",
+        include_str!("data/claim_payment_status.csv"),
     ),
     (
         "readmission_rules.csv",
@@ -403,6 +410,16 @@ impl RefData {
             let class = AckClass::parse(&row[1])
                 .ok_or_else(|| err(f, line, format!("unknown class {:?}", row[1])))?;
             r.ack_classes.insert(normalise(&row[0]), class);
+            r.ack_descriptions
+                .insert(normalise(&row[0]), row[2].clone());
+        }
+        let f = "claim_payment_status.csv";
+        for (line, row) in rows(f, &text(f)?, &["code", "description"])? {
+            if row[0].is_empty() {
+                return Err(err(f, line, "empty code"));
+            }
+            r.claim_payment_status
+                .insert(row[0].clone(), row[1].clone());
         }
         let f = "readmission_rules.csv";
         for (line, row) in rows(f, &text(f)?, &["kind", "prefix", "ccs", "description"])? {
@@ -506,6 +523,18 @@ impl RefData {
 
     pub fn is_known_claim_status_code(&self, code: &str) -> bool {
         self.claim_status_codes.contains(code)
+    }
+
+    /// Description of a 277CA claim status category code (STC01-1), if known.
+    pub fn ack_category_description(&self, status_category: &str) -> Option<&str> {
+        self.ack_descriptions
+            .get(status_category)
+            .map(String::as_str)
+    }
+
+    /// Description of an 835 claim status code (CLP02), if it is a 5010 code.
+    pub fn claim_payment_status(&self, clp02: &str) -> Option<&str> {
+        self.claim_payment_status.get(clp02).map(String::as_str)
     }
 
     /// Class of a 277CA STC01-1 category code.

@@ -1,0 +1,427 @@
+//! Zero-allocation X12 tokenizer: segments and elements borrow from the input.
+//!
+//! Separators are read from each ISA segment: element = ISA byte 4, repetition =
+//! ISA11, component = ISA16, segment terminator = the first byte after ISA16 (if
+//! that is a line break followed by a non-alphanumeric byte, as in files that
+//! write the terminator at the start of each line, that byte is the terminator).
+
+use memchr::{memchr, memchr_iter};
+
+/// Delimiters of one interchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Separators {
+    pub element: u8,
+    pub component: u8,
+    pub repetition: u8,
+    pub segment: u8,
+}
+
+impl Default for Separators {
+    fn default() -> Self {
+        Self {
+            element: b'*',
+            component: b':',
+            repetition: b'^',
+            segment: b'~',
+        }
+    }
+}
+
+/// One segment, borrowed from the input.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    /// Segment bytes without the terminator (and without surrounding whitespace).
+    pub raw: &'a [u8],
+    /// Separators in force for this segment.
+    pub sep: Separators,
+    /// Byte offset of the segment in the input.
+    pub offset: usize,
+    /// Positions of the first `MAX_FAST` element separators (computed once).
+    seps: [u32; MAX_FAST],
+    nseps: u8,
+    /// The segment as text when it is valid UTF-8 (validated once).
+    text: Option<&'a str>,
+}
+
+/// Elements indexable in O(1); later ones are found by scanning.
+const MAX_FAST: usize = 24;
+
+impl<'a> Segment<'a> {
+    /// Builds a segment, splitting its elements once (no allocation).
+    pub fn new(raw: &'a [u8], sep: Separators, offset: usize) -> Self {
+        let mut seps = [0u32; MAX_FAST];
+        let mut nseps = 0u8;
+        if raw.len() < u32::MAX as usize {
+            for p in memchr_iter(sep.element, raw) {
+                if nseps as usize == MAX_FAST {
+                    break;
+                }
+                seps[nseps as usize] = p as u32;
+                nseps += 1;
+            }
+        }
+        Self {
+            raw,
+            sep,
+            offset,
+            seps,
+            nseps,
+            text: std::str::from_utf8(raw).ok(),
+        }
+    }
+}
+
+fn as_str(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+impl<'a> Segment<'a> {
+    /// Segment identifier (element 0).
+    pub fn id(&self) -> &'a [u8] {
+        if self.nseps == 0 {
+            self.raw
+        } else {
+            &self.raw[..self.seps[0] as usize]
+        }
+    }
+
+    /// Element `n` (1-based as in the implementation guides; 0 = id), "" if absent.
+    pub fn el(&self, n: usize) -> &'a str {
+        let Some(text) = self.text else {
+            return as_str(self.el_bytes(n));
+        };
+        let b = self.el_bytes(n);
+        if b.is_empty() {
+            return "";
+        }
+        // `b` is a sub-slice of `raw`: same offsets in `text` (ASCII separators
+        // always fall on char boundaries).
+        let start = b.as_ptr() as usize - self.raw.as_ptr() as usize;
+        text.get(start..start + b.len()).unwrap_or("")
+    }
+
+    /// Element `n` as bytes.
+    pub fn el_bytes(&self, n: usize) -> &'a [u8] {
+        let raw = self.raw;
+        let k = self.nseps as usize;
+        if raw.len() < u32::MAX as usize && (k < MAX_FAST || n + 1 < MAX_FAST) {
+            if n > k {
+                return &[];
+            }
+            let start = if n == 0 {
+                0
+            } else {
+                self.seps[n - 1] as usize + 1
+            };
+            let end = if n < k {
+                self.seps[n] as usize
+            } else {
+                raw.len()
+            };
+            return &raw[start..end];
+        }
+        let mut start = 0usize;
+        let mut idx = 0usize;
+        for pos in memchr_iter(self.sep.element, raw) {
+            if idx == n {
+                return &raw[start..pos];
+            }
+            idx += 1;
+            start = pos + 1;
+        }
+        if idx == n {
+            &raw[start..]
+        } else {
+            &[]
+        }
+    }
+
+    /// Non-empty element `n`.
+    pub fn opt(&self, n: usize) -> Option<&'a str> {
+        let s = self.el(n);
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// Component `c` (1-based) of element `n`.
+    pub fn comp(&self, n: usize, c: usize) -> &'a str {
+        component(self.el(n), self.sep.component, c)
+    }
+
+    /// Number of elements after the id.
+    pub fn len(&self) -> usize {
+        memchr_iter(self.sep.element, self.raw).count()
+    }
+
+    /// True when the segment has no elements after the id.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Component `c` (1-based) of a composite, "" if absent.
+pub fn component(s: &str, sep: u8, c: usize) -> &str {
+    if c == 0 {
+        return "";
+    }
+    s.split(sep as char).nth(c - 1).unwrap_or("")
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b'\r' | b'\n' | b' ' | b'\t')
+}
+
+/// Reads the separators from an ISA segment starting at `isa` (bytes "ISA" + element sep).
+/// Returns the separators and the offset just after the ISA terminator.
+pub fn read_isa(bytes: &[u8], isa: usize) -> Option<(Separators, usize)> {
+    let element = *bytes.get(isa + 3)?;
+    if element.is_ascii_alphanumeric() || is_ws(element) {
+        return None;
+    }
+    // Find the 16th element separator: ISA16 is the byte after it.
+    let mut count = 0;
+    let mut p16 = None;
+    let mut p11 = None;
+    let window = &bytes[isa..bytes.len().min(isa + 200)];
+    for (i, &b) in window.iter().enumerate() {
+        if b == element {
+            count += 1;
+            if count == 11 {
+                p11 = Some(isa + i + 1);
+            }
+            if count == 16 {
+                p16 = Some(isa + i + 1);
+                break;
+            }
+        }
+    }
+    let p16 = p16?;
+    let component = *bytes.get(p16)?;
+    let repetition = p11.and_then(|p| bytes.get(p).copied()).unwrap_or(b'^');
+    let mut term_pos = p16 + 1;
+    let mut segment = *bytes.get(term_pos)?;
+    if is_ws(segment) {
+        let mut q = term_pos;
+        while q < bytes.len() && is_ws(bytes[q]) {
+            q += 1;
+        }
+        if let Some(&b) = bytes.get(q) {
+            if !b.is_ascii_alphanumeric() && b != element {
+                segment = b;
+                term_pos = q;
+            }
+        }
+    }
+    Some((
+        Separators {
+            element,
+            component,
+            repetition: if repetition.is_ascii_alphanumeric() {
+                0
+            } else {
+                repetition
+            },
+            segment,
+        },
+        term_pos + 1,
+    ))
+}
+
+/// Streaming segment iterator over a whole file (possibly several interchanges).
+pub struct Tokenizer<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    sep: Separators,
+}
+
+impl<'a> Tokenizer<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        let pos = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        Self {
+            bytes,
+            pos,
+            sep: Separators::default(),
+        }
+    }
+
+    /// Separators currently in force.
+    pub fn separators(&self) -> Separators {
+        self.sep
+    }
+}
+
+impl<'a> Iterator for Tokenizer<'a> {
+    type Item = Segment<'a>;
+
+    fn next(&mut self) -> Option<Segment<'a>> {
+        let b = self.bytes;
+        loop {
+            // Skip whitespace, stray terminators and BOMs between segments.
+            while self.pos < b.len() && (is_ws(b[self.pos]) || b[self.pos] == self.sep.segment) {
+                self.pos += 1;
+            }
+            if b[self.pos..].starts_with(&[0xEF, 0xBB, 0xBF]) {
+                self.pos += 3;
+                continue;
+            }
+            break;
+        }
+        if self.pos >= b.len() {
+            return None;
+        }
+        let start = self.pos;
+        if b[start..].starts_with(b"ISA") {
+            if let Some((sep, next)) = read_isa(b, start) {
+                self.sep = sep;
+                self.pos = next;
+                let end = next - 1;
+                let mut raw = &b[start..end];
+                while let Some((&last, rest)) = raw.split_last() {
+                    if is_ws(last) {
+                        raw = rest;
+                    } else {
+                        break;
+                    }
+                }
+                return Some(Segment::new(raw, sep, start));
+            }
+        }
+        let end = match memchr(self.sep.segment, &b[start..]) {
+            Some(i) => start + i,
+            None => b.len(),
+        };
+        self.pos = (end + 1).min(b.len());
+        let mut raw = &b[start..end];
+        while let Some((&last, rest)) = raw.split_last() {
+            if is_ws(last) {
+                raw = rest;
+            } else {
+                break;
+            }
+        }
+        Some(Segment::new(raw, self.sep, start))
+    }
+}
+
+/// Parses a decimal amount into cents exactly ("-12.5" → -1250). Fractions beyond
+/// cents must be zero, otherwise `None`.
+pub fn parse_cents(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = match body.find('.') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if int.len() > 15 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for c in int.bytes() {
+        v = v * 10 + i64::from(c - b'0');
+    }
+    let fb = frac.as_bytes();
+    let d1 = fb.first().map_or(0, |c| i64::from(c - b'0'));
+    let d2 = fb.get(1).map_or(0, |c| i64::from(c - b'0'));
+    if fb.len() > 2 && fb[2..].iter().any(|&c| c != b'0') {
+        return None;
+    }
+    v = v * 100 + d1 * 10 + d2;
+    Some(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cents() {
+        assert_eq!(parse_cents("1500.50"), Some(150050));
+        assert_eq!(parse_cents("-12.5"), Some(-1250));
+        assert_eq!(parse_cents("2000"), Some(200000));
+        assert_eq!(parse_cents(".5"), Some(50));
+        assert_eq!(parse_cents("1.005"), None);
+        assert_eq!(parse_cents("1.000"), Some(100));
+        assert_eq!(parse_cents("x"), None);
+        assert_eq!(parse_cents(""), None);
+    }
+
+    #[test]
+    fn terminator_at_line_start() {
+        let f = b"ISA|00|          |00|          |ZZ|A              |ZZ|B              |120323|1938|U|00401|000015442|1|P|^\n~GS|HP|A|B\n~ST|835|0001\n~";
+        let segs: Vec<_> = Tokenizer::new(f).collect();
+        assert_eq!(segs.len(), 3);
+        assert_eq!(segs[1].id(), b"GS");
+        assert_eq!(segs[2].el(2), "0001");
+        assert_eq!(segs[0].sep.segment, b'~');
+        assert_eq!(segs[0].el(16), "^");
+    }
+}
+
+/// `CCYYMMDD` → days since 1970-01-01, validated (no chrono format parsing on the
+/// hot path); other shapes fall back to [`crate::model::parse_day`].
+pub fn parse_date(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 8 || !b.iter().all(u8::is_ascii_digit) {
+        return crate::model::parse_day(s);
+    }
+    let n =
+        |r: std::ops::Range<usize>| b[r].iter().fold(0i64, |a, &c| a * 10 + i64::from(c - b'0'));
+    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
+    if !(1..=12).contains(&m) || d < 1 {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let dim = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][(m - 1) as usize];
+    if d > dim {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    i32::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn matches_chrono() {
+        for s in [
+            "19700101", "20260121", "20000229", "19000228", "20991231", "00010101", "99991231",
+        ] {
+            assert_eq!(super::parse_date(s), crate::model::parse_day(s), "{s}");
+        }
+        for s in ["20002316", "19000229", "20260132", "20260001", "10010100"] {
+            assert_eq!(super::parse_date(s), None, "{s}");
+        }
+    }
+}
