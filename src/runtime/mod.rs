@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod produce;
 mod task;
+pub use task::INPUT_TIMESTAMP_HEADER;
 pub mod topics;
 pub mod wire;
 

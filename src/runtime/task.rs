@@ -45,6 +45,9 @@ pub(crate) type PartitionQueue = rdkafka::consumer::stream_consumer::StreamParti
 /// printable).
 pub const CHECKPOINT_MARKER_KEY: &[u8] = b"\0checkpoint";
 
+/// Header carrying the Kafka timestamp (ms, decimal) of the input message that caused an output.
+pub const INPUT_TIMESTAMP_HEADER: &str = "claimwatch.input.timestamp";
+
 /// Largest original payload copied into a dead letter; longer ones are cut (and say so).
 const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
 
@@ -67,6 +70,9 @@ pub(crate) enum Control {
 /// What the task needs of one consumed record.
 pub(crate) struct RecordIn {
     offset: i64,
+    /// The input message's Kafka timestamp (ms), copied to the outputs it causes as the
+    /// `claimwatch.input.timestamp` header, for end-to-end latency.
+    timestamp: Option<i64>,
     event_time: Option<i64>,
     body: Result<Body, DecodeError>,
     /// Original bytes, key and headers of a bad record (for the dead letter).
@@ -132,6 +138,7 @@ pub(crate) fn decode_message(
     });
     RecordIn {
         offset: msg.offset(),
+        timestamp: msg.timestamp().to_millis(),
         event_time,
         body,
         raw,
@@ -337,6 +344,7 @@ impl Task {
         let engine = &shared.engine;
         let topic = self.specs[i].topic.as_str();
         let rec = b.rec;
+        let input_ts = rec.timestamp;
         self.unsaved += 1;
         shared.status.consumed.fetch_add(1, Ordering::Relaxed);
         match rec.body {
@@ -364,8 +372,17 @@ impl Task {
             }
         }
         let outs = std::mem::take(&mut self.out);
-        for o in &outs {
-            self.send_output(o, None);
+        if !outs.is_empty() {
+            let ts = input_ts.map(|t| t.to_string());
+            for o in &outs {
+                let headers = ts.as_deref().map(|t| {
+                    OwnedHeaders::new_with_capacity(1).insert(Header {
+                        key: INPUT_TIMESTAMP_HEADER,
+                        value: Some(t),
+                    })
+                });
+                self.send_output(o, headers);
+            }
         }
         self.out = outs;
         self.out.clear();

@@ -1,0 +1,405 @@
+//! Kafka load test: on the same generated input and in the same run, measures
+//! 1. raw pass-through: consume the input topics and re-produce the same bytes with the service's
+//!    client settings, no processing;
+//! 2. the full pipeline (`claimwatch run`'s code) on the same records;
+//! 3. end-to-end latency (input produced -> output received by a subscriber) at a fixed offered
+//!    rate of half the pipeline's maximum, with the consumer lag sampled every second;
+//! 4. restore of 1,000,000 state entries from a changelog topic;
+//! plus the process's peak RSS.
+//!
+//! ```sh
+//! cargo bench --bench pipeline                       # librdkafka's mock cluster
+//! cargo bench --bench pipeline -- --tansu            # a real Kafka-protocol broker (Tansu)
+//! cargo bench --bench pipeline -- --members 5000 --restore-entries 200000   # smaller
+//! ```
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use claimwatch::codec::Format;
+use claimwatch::core::{Engine, Partition};
+use claimwatch::refdata::RefData;
+use claimwatch::runtime::{changelog, produce, topics, RuntimeConfig, Service};
+use claimwatch::state::StateDb;
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+struct Args {
+    tansu: bool,
+    members: usize,
+    partitions: u32,
+    restore_entries: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        tansu: false,
+        members: 20_000,
+        partitions: 4,
+        restore_entries: 1_000_000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let next = |i: usize| argv.get(i + 1).and_then(|v| v.parse().ok());
+        match argv[i].as_str() {
+            "--tansu" => a.tansu = true,
+            "--members" => {
+                a.members = next(i).expect("--members N");
+                i += 1;
+            }
+            "--partitions" => {
+                a.partitions = next(i).expect("--partitions N") as u32;
+                i += 1;
+            }
+            "--restore-entries" => {
+                a.restore_entries = next(i).expect("--restore-entries N");
+                i += 1;
+            }
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+    a
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// Consumes `total` records from the input topics and re-produces the bytes unchanged.
+async fn pass_through(config: &RuntimeConfig, total: u64) -> f64 {
+    let mut props = config.consumer_properties();
+    props.insert("group.id".into(), "loadtest-pass-through".into());
+    props.insert("enable.partition.eof".into(), "false".into());
+    let consumer: StreamConsumer = claimwatch::runtime::config::client_config(&props)
+        .create()
+        .unwrap();
+    let producer: FutureProducer =
+        claimwatch::runtime::config::client_config(&config.producer_properties())
+            .create()
+            .unwrap();
+    let inputs = config.topics.consumed();
+    let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&names).unwrap();
+    let mut stream = consumer.stream();
+    let mut pending = Vec::with_capacity(16_384);
+    let mut n = 0u64;
+    let mut first: Option<Instant> = None;
+    while n < total {
+        let m = stream.next().await.unwrap().unwrap();
+        first.get_or_insert_with(Instant::now);
+        let mut rec = FutureRecord::<[u8], [u8]>::to("loadtest.passthrough")
+            .payload(m.payload().unwrap_or_default())
+            .partition(m.partition());
+        if let Some(k) = m.key() {
+            rec = rec.key(k);
+        }
+        loop {
+            match producer.send_result(rec) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((_, r)) => {
+                    rec = r;
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            }
+        }
+        n += 1;
+        if pending.len() >= 16_384 {
+            for f in pending.drain(..) {
+                f.await.unwrap().unwrap();
+            }
+        }
+    }
+    for f in pending.drain(..) {
+        f.await.unwrap().unwrap();
+    }
+    let secs = first.unwrap().elapsed().as_secs_f64();
+    total as f64 / secs
+}
+
+/// Runs the service until it has consumed `inputs` records and gone quiet; returns its rate on
+/// the inputs (first to last record consumed).
+async fn pipeline_rate(service: &Service, before: u64, inputs: u64) -> f64 {
+    let status = Arc::clone(&service.status);
+    let mut first = None;
+    let mut last = (before, Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let c = status.consumed.load(Ordering::Relaxed);
+        if c > before && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if c != last.0 {
+            last = (c, Instant::now());
+        }
+        if c - before >= inputs && last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    inputs as f64 / (last.1 - first.unwrap()).as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let mut _mock = None;
+    let mut _tansu = None;
+    let brokers = if a.tansu {
+        let b = support::Broker::start();
+        let s = b.bootstrap.clone();
+        _tansu = Some(b);
+        s
+    } else {
+        let m = MockCluster::new(1).unwrap();
+        let s = m.bootstrap_servers();
+        _mock = Some(m);
+        s
+    };
+    let mut config = RuntimeConfig {
+        brokers,
+        group_id: "loadtest-pipeline".into(),
+        state_dir: dir.path().join("state"),
+        http_listen: None,
+        ..RuntimeConfig::default()
+    };
+    config.topics.partitions = a.partitions as i32;
+    config.core.partitions = a.partitions;
+    let mut all_topics: Vec<String> = topics::all(&config).into_iter().map(|t| t.name).collect();
+    all_topics.push("loadtest.passthrough".into());
+    let mut lt = config.clone();
+    lt.topics.changelog_prefix = "loadtest.changelog.".into();
+    all_topics.extend(
+        topics::all(&lt)
+            .into_iter()
+            .filter(|t| t.compacted)
+            .map(|t| t.name),
+    );
+    match &_mock {
+        Some(m) => {
+            for t in &all_topics {
+                m.create_topic(t, a.partitions as i32, 1).unwrap();
+            }
+        }
+        None => {
+            topics::create(&config).await.unwrap();
+            topics::create(&lt).await.unwrap();
+            let mut extra = config.clone();
+            extra.topics.dead_letter = "loadtest.passthrough".into();
+            topics::create(&extra).await.unwrap();
+        }
+    }
+    let broker_name = if a.tansu { "Tansu" } else { "mock cluster" };
+    println!("broker: {broker_name}, {} partitions", a.partitions);
+
+    // The same input for both runs.
+    let input = dir.path().join("input");
+    claimwatch::generate::write::generate_to_dir(a.members, 7, &input, Format::Json).unwrap();
+    let t = Instant::now();
+    let produced = produce::produce_dir(&config, &input, Format::Avro, produce::Pace::Unlimited)
+        .await
+        .unwrap();
+    let total = produced.total();
+    println!(
+        "input: {} members, {total} records, produced in {:.1} s",
+        a.members,
+        t.elapsed().as_secs_f64()
+    );
+
+    let pass = pass_through(&config, total).await;
+    println!("pass-through (consume + re-produce, no processing): {pass:>9.0} records/s");
+
+    let service = Service::start(config.clone()).await.unwrap();
+    let pipe = pipeline_rate(&service, 0, total).await;
+    println!("pipeline (decode, core, outputs, checkpoints):     {pipe:>9.0} records/s");
+    println!("ratio pipeline / pass-through: {:.2}", pipe / pass);
+
+    // Latency at half the pipeline's maximum, on a second population.
+    let rate = pipe / 2.0;
+    let input2 = dir.path().join("input2");
+    claimwatch::generate::write::generate_to_dir(a.members / 4, 8, &input2, Format::Json).unwrap();
+    let mut props = config.consumer_properties();
+    props.insert("group.id".into(), "loadtest-latency".into());
+    props.insert("enable.partition.eof".into(), "false".into());
+    props.insert("fetch.wait.max.ms".into(), "5".into());
+    let reader: StreamConsumer = claimwatch::runtime::config::client_config(&props)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for topic in [&config.topics.claim_lifecycle, &config.topics.readmissions] {
+        for p in 0..a.partitions as i32 {
+            tpl.add_partition_offset(topic, p, Offset::End).unwrap();
+        }
+    }
+    reader.assign(&tpl).unwrap();
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let lat = Arc::clone(&latencies);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_reader = Arc::clone(&stop);
+    let reader_task = tokio::spawn(async move {
+        let mut stream = reader.stream();
+        while !stop_reader.load(Ordering::Relaxed) {
+            let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(200), stream.next()).await
+            else {
+                continue;
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let ts = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == claimwatch::runtime::INPUT_TIMESTAMP_HEADER)
+                    .and_then(|h| h.value)
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<i64>().ok())
+            });
+            if let Some(ts) = ts {
+                lat.lock().unwrap().push((now - ts) as f64);
+            }
+        }
+    });
+    let status = Arc::clone(&service.status);
+    let before = status.consumed.load(Ordering::Relaxed);
+    let sampler = {
+        let status = Arc::clone(&status);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let consumed = status.consumed.load(Ordering::Relaxed) - before;
+                let offered = (started.elapsed().as_secs_f64() * rate) as u64;
+                samples.push(offered.saturating_sub(consumed));
+                if samples.len() > 600 {
+                    break samples;
+                }
+            }
+        })
+    };
+    let t = Instant::now();
+    let p2 = produce::produce_dir(&config, &input2, Format::Avro, produce::Pace::Rate(rate))
+        .await
+        .unwrap();
+    let offered_secs = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    reader_task.await.unwrap();
+    sampler.abort();
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort_by(f64::total_cmp);
+    println!(
+        "latency at {rate:.0} records/s offered ({} records over {offered_secs:.0} s), input produced -> output received, {} outputs: p50 {:.0} ms, p99 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms",
+        p2.total(),
+        l.len(),
+        percentile(&l, 0.5),
+        percentile(&l, 0.99),
+        percentile(&l, 0.999),
+        l.last().copied().unwrap_or(f64::NAN)
+    );
+    service.shutdown().await;
+    println!(
+        "peak RSS of this process (broker included when mock): {} MiB",
+        rss_kib("VmHWM:") / 1024
+    );
+
+    // Restore: one changelog partition with `restore_entries` claim states.
+    let sample = support::read_topic(
+        &config.brokers,
+        &config.topics.changelog("claims"),
+        Duration::from_millis(500),
+    )
+    .into_iter()
+    .find(|(_, _, k, v)| !v.is_empty() && !k.starts_with(b"\0"))
+    .map(|(_, _, _, v)| v)
+    .expect("a claim state in the changelog");
+    let producer: FutureProducer =
+        claimwatch::runtime::config::client_config(&config.producer_properties())
+            .create()
+            .unwrap();
+    let topic = lt.topics.changelog("claims");
+    let mut pending = Vec::with_capacity(50_000);
+    for i in 0..a.restore_entries {
+        let key = format!("RESTORE-{i:09}");
+        let mut rec = FutureRecord::<str, [u8]>::to(&topic)
+            .key(&key)
+            .payload(&sample)
+            .partition(0);
+        loop {
+            match producer.send_result(rec) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((_, r)) => {
+                    rec = r;
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            }
+        }
+        if pending.len() >= 50_000 {
+            for f in pending.drain(..) {
+                f.await.unwrap().unwrap();
+            }
+        }
+    }
+    for f in pending.drain(..) {
+        f.await.unwrap().unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let lt2 = lt.clone();
+    let (read, write, open, n) = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let r = changelog::restore(&lt2, 0, Duration::from_secs(300)).unwrap();
+        let read = t.elapsed();
+        let db = StateDb::open(&dir.path().join("restore")).unwrap();
+        let store = db.partition(0).unwrap();
+        let t = Instant::now();
+        let n = store
+            .restore(r.entries, &r.checkpoint.unwrap_or_default())
+            .unwrap();
+        let write = t.elapsed();
+        let engine = Engine::new(lt2.core.clone(), RefData::shared());
+        let t = Instant::now();
+        let p = Partition::open(0, store, &engine).unwrap();
+        assert_eq!(p.claims().len(), n);
+        (read, write, t.elapsed(), n)
+    })
+    .await
+    .unwrap();
+    let total_restore = read + write + open;
+    println!(
+        "restore of {n} entries from the changelog: {:.1} s ({:.0} entries/s): read {:.1} s, sled write {:.1} s, load into the hot view + timers {:.1} s",
+        total_restore.as_secs_f64(),
+        n as f64 / total_restore.as_secs_f64(),
+        read.as_secs_f64(),
+        write.as_secs_f64(),
+        open.as_secs_f64()
+    );
+}
