@@ -154,7 +154,7 @@ impl ScoringConfig {
         if self.history_window_days == 0 {
             problems.push("scoring.history_window_days must be > 0".into());
         }
-        if !(self.history_prior_claims >= 0.0) {
+        if self.history_prior_claims.is_nan() || self.history_prior_claims < 0.0 {
             problems.push("scoring.history_prior_claims must be >= 0".into());
         }
         if self.interventions.is_empty() {

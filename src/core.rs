@@ -290,7 +290,6 @@ impl Partition {
                     &mut self.score,
                     c,
                     Some(&st),
-                    &engine.reconciler,
                     denial_category.as_deref(),
                     &mut scored,
                     &mut self.training,
@@ -302,7 +301,6 @@ impl Partition {
                 &mut self.score,
                 key,
                 &st,
-                &engine.reconciler,
                 event.event_time(),
                 denial_category.as_deref(),
                 &mut self.training,
@@ -489,18 +487,16 @@ impl Partition {
     ) -> Result<CheckpointStats, StateError> {
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
-        let stats = self
-            .store
-            .commit(
-                &mut [
-                    &mut self.claims,
-                    &mut self.members,
-                    &mut self.score.history,
-                    &mut self.score.claims,
-                    &mut self.score.stays,
-                ],
-                &self.checkpoint,
-            )?;
+        let stats = self.store.commit(
+            &mut [
+                &mut self.claims,
+                &mut self.members,
+                &mut self.score.history,
+                &mut self.score.claims,
+                &mut self.score.stays,
+            ],
+            &self.checkpoint,
+        )?;
         self.since_checkpoint = 0;
         self.stats.checkpoints += 1;
         Ok(stats)

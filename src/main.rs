@@ -171,7 +171,10 @@ fn train(
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
     let work = out.join("work");
-    eprintln!("[1/3] replaying {} to collect matured labels", input.display());
+    eprintln!(
+        "[1/3] replaying {} to collect matured labels",
+        input.display()
+    );
     replay::run(&ReplayOptions {
         input: input.to_owned(),
         out: work.clone(),

@@ -261,7 +261,8 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
                         crate::score::ModelKind::Denial => &mut *denial,
                         crate::score::ModelKind::Readmission => &mut *readmission,
                     };
-                    serde_json::to_writer(&mut *w, &ex).map_err(|e| Error::Internal(e.to_string()))?;
+                    serde_json::to_writer(&mut *w, &ex)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
                     w.write_all(b"\n")?;
                 }
             }

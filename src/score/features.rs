@@ -67,8 +67,12 @@ pub const READMIT_NUMERIC: [&str; 15] = [
 ];
 
 /// Categorical readmission features, in order.
-pub const READMIT_CATEGORICAL: [&str; 4] =
-    ["discharge_disposition", "hrrp_cohort", "department", "payer_category"];
+pub const READMIT_CATEGORICAL: [&str; 4] = [
+    "discharge_disposition",
+    "hrrp_cohort",
+    "department",
+    "payer_category",
+];
 
 /// The code family of a claim: the 3-character CPT family of its largest professional line, or
 /// for an institutional claim `INST` plus `-ER` (emergency room revenue code 045x) and `-OR`
@@ -254,7 +258,10 @@ pub fn denial_features(
             claim.payer_id.clone(),
             claim.payer_category.as_str().to_owned(),
             family.to_owned(),
-            claim.place_of_service.clone().unwrap_or_else(|| "NONE".into()),
+            claim
+                .place_of_service
+                .clone()
+                .unwrap_or_else(|| "NONE".into()),
             claim.department.clone(),
             match claim.claim_type {
                 ClaimType::Institutional => "INSTITUTIONAL",

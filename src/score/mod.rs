@@ -46,16 +46,16 @@ use crate::model::{
     ReadmissionRiskScore, RiskTier,
 };
 use crate::readmit::{Detector, MemberState, StayRec};
-use crate::reconcile::{ClaimState, Reconciler};
+use crate::reconcile::ClaimState;
 use crate::refdata::{CarcCategory, RefData};
 use crate::state::Table;
 
 use features::{
-    code_family, denial_features, history_keys, readmit_features, shrunk, sigmoid,
-    DenialHistory, RawFeatures, RollingCounts, Transparent, PRIOR_DENIAL_RATE,
+    code_family, denial_features, history_keys, readmit_features, shrunk, sigmoid, DenialHistory,
+    RawFeatures, RollingCounts, Transparent, PRIOR_DENIAL_RATE,
 };
-pub use model::{LogisticModel, ModelKind};
 use model::{round6, top_drivers, Scored};
+pub use model::{LogisticModel, ModelKind};
 
 /// The shipped default models, trained on generated data (`claimwatch train`), so the core
 /// scores from the first event without any file.
@@ -96,10 +96,16 @@ impl Models {
             if !path.exists() {
                 return Ok(None);
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let m = LogisticModel::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let m =
+                LogisticModel::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             if m.kind != kind {
-                return Err(format!("{}: holds a {} model", path.display(), m.kind.as_str()));
+                return Err(format!(
+                    "{}: holds a {} model",
+                    path.display(),
+                    m.kind.as_str()
+                ));
             }
             Ok(Some(Arc::new(m)))
         };
@@ -136,6 +142,9 @@ pub struct PendingDenial {
     pub baseline_probability: f64,
     /// History keys to credit with the outcome: payer, provider, code family, all.
     pub keys: Vec<String>,
+    /// Only remittances paid on or after this day decide the label: a replacement's outcome is
+    /// the adjudication after it, not the denial of the claim it replaces.
+    pub outcome_from_day: EpochDay,
 }
 
 /// A scored stay awaiting the close of its readmission window.
@@ -325,7 +334,6 @@ impl Scorer {
         t: &mut ScoreTables,
         claim: &ClaimSubmitted,
         state: Option<&ClaimState>,
-        reconciler: &Reconciler,
         denial_category: Option<&str>,
         out: &mut Vec<OutputEvent>,
         training: &mut Vec<TrainingExample>,
@@ -355,6 +363,11 @@ impl Scorer {
                 features: f,
                 baseline_probability: base,
                 keys: keys.to_vec(),
+                outcome_from_day: if claim.frequency == ClaimFrequency::Replacement {
+                    claim.submitted_date
+                } else {
+                    EpochDay::MIN
+                },
             },
         );
         if let Some(state) = state {
@@ -362,7 +375,6 @@ impl Scorer {
                 t,
                 &claim.claim_id,
                 state,
-                reconciler,
                 claim.event_time,
                 denial_category,
                 training,
@@ -378,7 +390,6 @@ impl Scorer {
         t: &mut ScoreTables,
         claim_id: &str,
         state: &ClaimState,
-        reconciler: &Reconciler,
         now: EpochMillis,
         denial_category: Option<&str>,
         training: &mut Vec<TrainingExample>,
@@ -386,10 +397,16 @@ impl Scorer {
         let Some(status) = state.last_status else {
             return;
         };
+        let Some(from_day) = t.claims.get(claim_id).map(|p| p.outcome_from_day) else {
+            return;
+        };
         let (rejected, label) = match status {
             ClaimStatus::Rejected => (true, true),
             ClaimStatus::Paid | ClaimStatus::PartiallyPaid | ClaimStatus::Denied => {
-                (false, reconciler.first_adjudication_denied(state))
+                match self.first_adjudication_denied(state, from_day) {
+                    Some(denied) => (false, denied),
+                    None => return,
+                }
             }
             ClaimStatus::Voided | ClaimStatus::Forwarded | ClaimStatus::Reversed => {
                 t.claims.remove(claim_id);
@@ -409,7 +426,8 @@ impl Scorer {
         };
         let today = day_of(now);
         let window = self.window_days;
-        let cat_index = category.and_then(|c| CarcCategory::ALL.iter().position(|k| k.as_str() == c));
+        let cat_index =
+            category.and_then(|c| CarcCategory::ALL.iter().position(|k| k.as_str() == c));
         for key in &p.keys {
             t.history.update(key, |c| {
                 let d = c.day_mut(today, window);
@@ -437,6 +455,25 @@ impl Scorer {
         }
     }
 
+    /// Whether the first adjudication paid on or after `from_day` (reversals aside) was a denial:
+    /// nothing paid, nothing applied to the patient's share, and a denial CARC category (CAS
+    /// group + CARC, as `reconcile` defines it) or CLP02 4. `None` before such an 835.
+    fn first_adjudication_denied(&self, state: &ClaimState, from_day: EpochDay) -> Option<bool> {
+        let first = state
+            .remits
+            .iter()
+            .filter(|r| r.status != "22" && r.payment_date >= from_day)
+            .min_by_key(|r| (r.payment_date, r.event_time, r.id))?;
+        Some(
+            first.paid_cents <= 0
+                && first.patient_cents <= 0
+                && (first.status == "4"
+                    || first.adjustments.iter().any(|(g, c, a)| {
+                        *a > 0 && self.refdata.adjustment_category(*g, c).is_denial()
+                    })),
+        )
+    }
+
     /// Scores a discharge's extracted features (the pure part).
     pub fn score_readmission(
         &self,
@@ -460,7 +497,12 @@ impl Scorer {
             }
             None => {
                 let s = lace_scored(f, tr);
-                let names = ["lace_length_of_stay", "lace_acuity", "lace_comorbidity", "lace_ed_visits"];
+                let names = [
+                    "lace_length_of_stay",
+                    "lace_acuity",
+                    "lace_comorbidity",
+                    "lace_ed_visits",
+                ];
                 let d = top_drivers(
                     &s,
                     self.cfg.max_drivers,
@@ -532,7 +574,11 @@ impl Scorer {
         if !self.cfg.enabled || e.event_type == EncounterEventType::Cancel {
             return;
         }
-        let Some(index) = member.stays.iter().find(|s| s.encounter_id == e.encounter_id) else {
+        let Some(index) = member
+            .stays
+            .iter()
+            .find(|s| s.encounter_id == e.encounter_id)
+        else {
             return;
         };
         let Some(discharge) = index.discharge_date else {
@@ -541,8 +587,7 @@ impl Scorer {
         if !index.is_acute_inpatient() || !detector.can_be_index(index) {
             return;
         }
-        if t
-            .stays
+        if t.stays
             .get(member_id)
             .is_some_and(|p| p.scored.iter().any(|(id, _)| *id == e.encounter_id))
         {
@@ -608,9 +653,14 @@ impl Scorer {
             .into_iter()
             .partition(|s| self.window_close(s.discharge_date) <= now);
         p.pending = rest;
-        let decisions = member.map(|m| detector.decide(&m.stays)).unwrap_or_default();
+        let decisions = member
+            .map(|m| detector.decide(&m.stays))
+            .unwrap_or_default();
         for s in due {
-            let Some(d) = decisions.iter().find(|d| d.index.encounter_id == s.encounter_id) else {
+            let Some(d) = decisions
+                .iter()
+                .find(|d| d.index.encounter_id == s.encounter_id)
+            else {
                 continue;
             };
             let readmit = d.readmission.filter(|(_, _, planned)| planned.is_none());
@@ -694,9 +744,17 @@ fn explain_denial(i: usize, c: f64, f: &RawFeatures) -> String {
         5 if x > 0.0 => "replacement claim (frequency 7)".to_owned(),
         5 => "original claim".to_owned(),
         6 => format!("payer {} denial rate {} (last 30 days)", cat(0), pct(x)),
-        7 => format!("payer {} front-door rejection rate {} (last 30 days)", cat(0), pct(x)),
+        7 => format!(
+            "payer {} front-door rejection rate {} (last 30 days)",
+            cat(0),
+            pct(x)
+        ),
         8 => format!("rendering provider's denial rate {} (last 30 days)", pct(x)),
-        9 => format!("code family {} denial rate {} (last 30 days)", cat(2), pct(x)),
+        9 => format!(
+            "code family {} denial rate {} (last 30 days)",
+            cat(2),
+            pct(x)
+        ),
         10 => format!("payer {}", cat(0)),
         11 => format!("payer category {}", cat(1)),
         12 => format!("code family {}", cat(2)),

@@ -156,7 +156,10 @@ impl LogisticModel {
     pub fn from_json(text: &str) -> Result<Self, String> {
         let m: LogisticModel = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if m.format != MODEL_FORMAT {
-            return Err(format!("model format {} (this build reads {MODEL_FORMAT})", m.format));
+            return Err(format!(
+                "model format {} (this build reads {MODEL_FORMAT})",
+                m.format
+            ));
         }
         let names: Vec<&str> = m.numeric.iter().map(|n| n.name.as_str()).collect();
         let cats: Vec<&str> = m.categorical.iter().map(|c| c.name.as_str()).collect();
@@ -166,11 +169,10 @@ impl LogisticModel {
                 m.kind.as_str()
             ));
         }
-        if m
-            .categorical
+        if m.categorical
             .iter()
             .any(|c| c.level_contributions.len() != c.levels.len() + 1)
-            || m.numeric.iter().any(|n| !(n.std > 0.0))
+            || m.numeric.iter().any(|n| n.std.is_nan() || n.std <= 0.0)
         {
             return Err("malformed model: category slots or standard deviations".into());
         }

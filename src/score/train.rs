@@ -48,7 +48,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         Self {
             train_fraction: 0.7,
-            l2_alpha: 1.0,
+            l2_alpha: 5.0,
             category_cap: 12,
             min_level_count: 30,
             max_oversampling: 10,
@@ -117,7 +117,9 @@ impl Encoder {
         for j in 0..nc {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             for r in rows {
-                *counts.entry(r.features.categorical[j].as_str()).or_default() += 1;
+                *counts
+                    .entry(r.features.categorical[j].as_str())
+                    .or_default() += 1;
             }
             let mut by: Vec<(&str, usize)> = counts.into_iter().collect();
             by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -148,7 +150,14 @@ impl Encoder {
             let mean = raw.iter().map(|r| r[c]).sum::<f64>() / n;
             let var = raw.iter().map(|r| (r[c] - mean).powi(2)).sum::<f64>() / n;
             e.means[c] = mean;
-            e.stds[c] = if var.sqrt() > 1e-9 { var.sqrt() } else { 1.0 };
+            // One-hot slots are centred but not scaled: scaling a rare level by its tiny standard
+            // deviation would give one record a huge standardized value (and the fit a huge
+            // contribution from a handful of examples).
+            e.stds[c] = if c >= nn || var.sqrt() <= 1e-9 {
+                1.0
+            } else {
+                var.sqrt()
+            };
         }
         e
     }
@@ -176,7 +185,12 @@ impl Encoder {
     }
 }
 
-fn fit_lr(x: Array2<f64>, y: Array1<bool>, alpha: f64, iters: u64) -> Result<(f64, Vec<f64>), String> {
+fn fit_lr(
+    x: Array2<f64>,
+    y: Array1<bool>,
+    alpha: f64,
+    iters: u64,
+) -> Result<(f64, Vec<f64>), String> {
     let ds = Dataset::new(x, y);
     let m = LogisticRegression::default()
         .alpha(alpha)
@@ -279,7 +293,11 @@ fn top_decile_lift(probs: &[f64], labels: &[bool]) -> f64 {
     let mut idx: Vec<usize> = (0..probs.len()).collect();
     idx.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]).then(a.cmp(b)));
     let k = (probs.len() / 10).max(1);
-    let top = idx[..k.min(idx.len())].iter().filter(|i| labels[**i]).count() as f64 / k as f64;
+    let top = idx[..k.min(idx.len())]
+        .iter()
+        .filter(|i| labels[**i])
+        .count() as f64
+        / k as f64;
     let all = labels.iter().filter(|l| **l).count() as f64 / labels.len().max(1) as f64;
     if all > 0.0 {
         top / all
@@ -404,9 +422,15 @@ pub fn fit(
 
     // Evaluation on the later slice.
     let labels: Vec<bool> = eval.iter().map(|r| r.label).collect();
-    let probs: Vec<f64> = eval.iter().map(|r| model.score(&r.features).probability).collect();
+    let probs: Vec<f64> = eval
+        .iter()
+        .map(|r| model.score(&r.features).probability)
+        .collect();
     let xe = enc.matrix(eval);
-    let raw_p: Vec<f64> = raw_logit(&xe).iter().map(|z| super::features::sigmoid(*z)).collect();
+    let raw_p: Vec<f64> = raw_logit(&xe)
+        .iter()
+        .map(|z| super::features::sigmoid(*z))
+        .collect();
     let (ece_before, _) = ece(&raw_p, &labels);
     let (ece_after, bins) = ece(&probs, &labels);
     model.calibration.ece_before = round6(ece_before);
@@ -416,15 +440,23 @@ pub fn fit(
     let mut baselines = Vec::new();
     match kind {
         ModelKind::Readmission => {
-            let lace: Vec<f64> = eval.iter().map(|r| f64::from(r.lace_points.unwrap_or(0))).collect();
-            let hosp: Vec<f64> =
-                eval.iter().map(|r| f64::from(r.hospital_points.unwrap_or(0))).collect();
+            let lace: Vec<f64> = eval
+                .iter()
+                .map(|r| f64::from(r.lace_points.unwrap_or(0)))
+                .collect();
+            let hosp: Vec<f64> = eval
+                .iter()
+                .map(|r| f64::from(r.hospital_points.unwrap_or(0)))
+                .collect();
             baselines.push(("lace_auc".to_owned(), round6(auc(&lace, &labels))));
             baselines.push(("hospital_auc".to_owned(), round6(auc(&hosp, &labels))));
         }
         ModelKind::Denial => {
             let base: Vec<f64> = eval.iter().map(|r| r.baseline_probability).collect();
-            baselines.push(("payer_base_rate_auc".to_owned(), round6(auc(&base, &labels))));
+            baselines.push((
+                "payer_base_rate_auc".to_owned(),
+                round6(auc(&base, &labels)),
+            ));
         }
     }
     let mut oracle_auc = None;
@@ -509,12 +541,20 @@ pub fn report(m: &LogisticModel) -> String {
         let _ = writeln!(s, "  {:<32} {:+.4}", n.name, n.coefficient);
     }
     for c in &m.categorical {
-        for (l, v) in c.levels.iter().chain(std::iter::once(&"other".to_owned())).zip(&c.level_contributions) {
+        for (l, v) in c
+            .levels
+            .iter()
+            .chain(std::iter::once(&"other".to_owned()))
+            .zip(&c.level_contributions)
+        {
             let _ = writeln!(s, "  {:<32} {:+.4}", format!("{}={l}", c.name), v);
         }
     }
     s
 }
+
+/// True probabilities by example id.
+pub type Truth = HashMap<String, f64>;
 
 /// Reads a training store file (JSON lines of [`TrainingExample`]).
 pub fn read_examples(path: &std::path::Path) -> Result<Vec<TrainingExample>, String> {
@@ -527,9 +567,7 @@ pub fn read_examples(path: &std::path::Path) -> Result<Vec<TrainingExample>, Str
 
 /// The generator's true probabilities from `truth.json` (denial by claim id, readmission by
 /// encounter id), when the input directory has one.
-pub fn read_truth(
-    path: &std::path::Path,
-) -> Result<(HashMap<String, f64>, HashMap<String, f64>), String> {
+pub fn read_truth(path: &std::path::Path) -> Result<(Truth, Truth), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let collect = |list: &str, key: &str| -> HashMap<String, f64> {
@@ -542,5 +580,8 @@ pub fn read_truth(
             })
             .unwrap_or_default()
     };
-    Ok((collect("denials", "claim_id"), collect("readmissions", "encounter_id")))
+    Ok((
+        collect("denials", "claim_id"),
+        collect("readmissions", "encounter_id"),
+    ))
 }
