@@ -5,7 +5,8 @@
 //! 3. end-to-end latency (input produced -> output received by a subscriber) at a fixed offered
 //!    rate of half the pipeline's maximum, with the consumer lag sampled every second;
 //! 4. restore of 1,000,000 state entries from a changelog topic;
-//! plus the process's peak RSS.
+//!
+//! It also reports the process's peak RSS.
 //!
 //! ```sh
 //! cargo bench --bench pipeline                       # librdkafka's mock cluster

@@ -26,6 +26,149 @@ pub struct CoreConfig {
     pub readmission_window_days: u32,
     /// Take a durable checkpoint after this many events per partition.
     pub checkpoint_every_events: u64,
+    /// Risk scoring: tiers, rolling history, alert interventions (see [`ScoringConfig`]).
+    pub scoring: ScoringConfig,
+}
+
+/// Probability cut-offs of the risk tiers: `p >= high` is HIGH, `p >= medium` is MEDIUM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierThresholds {
+    pub medium: f64,
+    pub high: f64,
+}
+
+/// A care-management intervention recommended on a high-risk discharge alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intervention {
+    /// Short name shown on the alert, e.g. "follow-up call within 7 days".
+    pub name: String,
+    /// Recommended when the readmission probability is at least this (the first matching row of
+    /// the table, which is ordered from the most to the least intensive, wins).
+    pub min_probability: f64,
+    /// Cost per member, in cents.
+    pub cost_cents: i64,
+    /// Expected relative reduction of the readmission probability (0.2 = 20 % fewer).
+    pub expected_relative_reduction: f64,
+    /// Where the cost and effect assumption comes from.
+    pub source: String,
+}
+
+/// Settings of risk scoring (`score` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringConfig {
+    /// Score claims at submission and stays at discharge. Off: no risk outputs at all.
+    pub enabled: bool,
+    /// Tiers of the denial probability.
+    pub denial_tiers: TierThresholds,
+    /// Tiers of the readmission probability; HIGH raises a high-risk discharge alert.
+    pub readmission_tiers: TierThresholds,
+    /// Window of the rolling in-stream denial history (payer, provider, code family).
+    pub history_window_days: u32,
+    /// Pseudo-count of the prior that shrinks a rolling rate towards the overall rate while a key
+    /// has few decided claims (a new provider's first denial is not a 100 % denial rate).
+    pub history_prior_claims: f64,
+    /// Drivers reported per score (largest absolute contributions first).
+    pub max_drivers: usize,
+    /// Interventions for high-risk discharge alerts, most intensive first.
+    pub interventions: Vec<Intervention>,
+    /// Keep matured training examples (features at scoring time + label) for `claimwatch train`.
+    pub collect_training: bool,
+}
+
+fn default_denial_tiers() -> TierThresholds {
+    // Initial denial rates are 10-15 % (DOMAIN.md §1): MEDIUM from about the base rate, HIGH at
+    // roughly 2.5x it, where a pre-submission scrub is worth an analyst's time.
+    TierThresholds {
+        medium: 0.15,
+        high: 0.35,
+    }
+}
+
+fn default_readmission_tiers() -> TierThresholds {
+    // National 30-day readmission rates are 14-20 % (DOMAIN.md §2): MEDIUM from about the base
+    // rate, HIGH at about twice it (roughly the top decile of discharges on generated data).
+    TierThresholds {
+        medium: 0.15,
+        high: 0.30,
+    }
+}
+
+fn default_interventions() -> Vec<Intervention> {
+    vec![
+        Intervention {
+            name: "care coordination (transitional care with a nurse navigator for 30 days)".into(),
+            min_probability: 0.45,
+            cost_cents: 45_000,
+            expected_relative_reduction: 0.30,
+            source: "assumption from transitional care programme literature (Naylor 2004, Coleman 2006 report 30-50 % fewer readmissions); replace with local figures".into(),
+        },
+        Intervention {
+            name: "medication reconciliation by a pharmacist within 72 hours".into(),
+            min_probability: 0.35,
+            cost_cents: 12_000,
+            expected_relative_reduction: 0.15,
+            source: "assumption from pharmacist-led reconciliation studies (10-20 % fewer readmissions); replace with local figures".into(),
+        },
+        Intervention {
+            name: "follow-up call within 7 days".into(),
+            min_probability: 0.0,
+            cost_cents: 2_500,
+            expected_relative_reduction: 0.08,
+            source: "assumption from post-discharge phone follow-up studies (small effects, 5-10 %); replace with local figures".into(),
+        },
+    ]
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            denial_tiers: default_denial_tiers(),
+            readmission_tiers: default_readmission_tiers(),
+            // "Recent" in revenue-cycle dashboards is the last 30 days.
+            history_window_days: 30,
+            history_prior_claims: 20.0,
+            max_drivers: 5,
+            interventions: default_interventions(),
+            collect_training: false,
+        }
+    }
+}
+
+impl ScoringConfig {
+    fn validate(&self, problems: &mut Vec<String>) {
+        for (name, t) in [
+            ("denial_tiers", &self.denial_tiers),
+            ("readmission_tiers", &self.readmission_tiers),
+        ] {
+            if !(0.0 < t.medium && t.medium <= t.high && t.high <= 1.0) {
+                problems.push(format!(
+                    "scoring.{name} must satisfy 0 < medium <= high <= 1, got {} / {}",
+                    t.medium, t.high
+                ));
+            }
+        }
+        if self.history_window_days == 0 {
+            problems.push("scoring.history_window_days must be > 0".into());
+        }
+        if self.history_prior_claims.is_nan() || self.history_prior_claims < 0.0 {
+            problems.push("scoring.history_prior_claims must be >= 0".into());
+        }
+        if self.interventions.is_empty() {
+            problems.push("scoring.interventions must have at least one row".into());
+        }
+        for i in &self.interventions {
+            if !(0.0..=1.0).contains(&i.expected_relative_reduction) || i.cost_cents < 0 {
+                problems.push(format!(
+                    "scoring.interventions '{}': effect must be 0..=1 and cost >= 0",
+                    i.name
+                ));
+            }
+        }
+    }
 }
 
 fn default_ack_timeout_days() -> u32 {
@@ -61,6 +204,7 @@ impl Default for CoreConfig {
             // CMS: unplanned readmission 1-30 days after the index discharge.
             readmission_window_days: 30,
             checkpoint_every_events: 100_000,
+            scoring: ScoringConfig::default(),
         }
     }
 }
@@ -94,6 +238,7 @@ impl CoreConfig {
         if self.checkpoint_every_events == 0 {
             problems.push("checkpoint_every_events must be > 0".into());
         }
+        self.scoring.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

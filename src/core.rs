@@ -21,6 +21,7 @@ use crate::model::{EncounterCost, EpochMillis, InputEvent, OutputEvent};
 use crate::readmit::{Detector, MemberState};
 use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
 use crate::refdata::RefData;
+use crate::score::{Models, ScoreTables, Scorer, TrainingExample};
 use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateChange, StateError, Table};
 
 /// Kafka's default partitioner for keyed records (murmur2, as the Java client and librdkafka's
@@ -32,7 +33,13 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 2] = [("claims", b'c'), ("members", b'm')];
+pub const TABLES: [(&str, u8); 5] = [
+    ("claims", b'c'),
+    ("members", b'm'),
+    ("score_history", b'h'),
+    ("score_pending_claims", b's'),
+    ("score_pending_stays", b'r'),
+];
 
 /// The immutable logic shared by every partition.
 #[derive(Debug, Clone)]
@@ -41,13 +48,21 @@ pub struct Engine {
     pub refdata: Arc<RefData>,
     pub reconciler: Reconciler,
     pub detector: Detector,
+    pub scorer: Scorer,
 }
 
 impl Engine {
+    /// An engine scoring with the models compiled into the binary.
     pub fn new(config: CoreConfig, refdata: Arc<RefData>) -> Self {
+        Self::with_models(config, refdata, Models::embedded())
+    }
+
+    /// An engine scoring with the given models (`Models::none()`: transparent fallback only).
+    pub fn with_models(config: CoreConfig, refdata: Arc<RefData>, models: Models) -> Self {
         Self {
             reconciler: Reconciler::new(Arc::clone(&refdata), &config),
             detector: Detector::new(Arc::clone(&refdata), &config),
+            scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             config,
             refdata,
         }
@@ -92,6 +107,9 @@ pub struct Partition {
     since_checkpoint: u64,
     stats: PartitionStats,
     claim_out: ClaimOutputs,
+    score: ScoreTables,
+    /// Matured training examples not yet taken by the caller.
+    training: Vec<TrainingExample>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -118,8 +136,12 @@ impl Partition {
             claims = claims.without_dirty_tracking();
             members = members.without_dirty_tracking();
         }
+        let mut score = ScoreTables::new(store.is_durable());
         store.load(&mut claims)?;
         store.load(&mut members)?;
+        store.load(&mut score.history)?;
+        store.load(&mut score.claims)?;
+        store.load(&mut score.stays)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         let mut p = Self {
             id,
@@ -136,11 +158,13 @@ impl Partition {
             stats: PartitionStats::default(),
             claim_out: ClaimOutputs::default(),
             changes: None,
+            score,
+            training: Vec::new(),
         };
         for key in p.claims.keys() {
             p.reschedule_claim(engine, &key);
         }
-        for key in p.members.keys() {
+        for key in p.members.keys().into_iter().chain(p.score.stays.keys()) {
             p.reschedule_member(engine, &key);
         }
         Ok(p)
@@ -192,6 +216,16 @@ impl Partition {
 
     pub fn members(&self) -> &Table<MemberState> {
         &self.members
+    }
+
+    /// Takes the training examples matured since the last call (the training store's sink).
+    pub fn take_training(&mut self) -> Vec<TrainingExample> {
+        std::mem::take(&mut self.training)
+    }
+
+    /// The scoring tables (rolling history, pending scores).
+    pub fn score_tables(&self) -> &ScoreTables {
+        &self.score
     }
 
     pub fn pending_timers(&self) -> usize {
@@ -247,6 +281,11 @@ impl Partition {
                 let detector = &engine.detector;
                 self.members
                     .update(key, |st| detector.apply(st, key, e, out));
+                if let Some(st) = self.members.get(key) {
+                    engine
+                        .scorer
+                        .on_encounter(&mut self.score, key, e, &st, detector, out);
+                }
                 self.reschedule_member(engine, key);
                 return;
             }
@@ -259,10 +298,51 @@ impl Partition {
             .update(key, |st| reconciler.apply(st, key, input, claim_out));
         if !applied {
             self.stats.duplicates += 1;
+        } else {
+            self.score_claim_event(engine, key, event);
         }
         out.append(&mut self.claim_out.events);
         costs.append(&mut self.claim_out.costs);
         self.reschedule_claim(engine, key);
+    }
+
+    /// Scores a submission and matures a pending denial label when the outcome became final.
+    fn score_claim_event(&mut self, engine: &Engine, key: &str, event: &InputEvent) {
+        if !engine.config.scoring.enabled {
+            return;
+        }
+        let denial_category = self.claim_out.events.iter().rev().find_map(|o| match o {
+            OutputEvent::ClaimLifecycle(u) => Some(u.denial_category.clone()),
+            _ => None,
+        });
+        let denial_category = denial_category.flatten();
+        let Some(st) = self.claims.get(key) else {
+            return;
+        };
+        let scorer = &engine.scorer;
+        match event {
+            InputEvent::Claim(c) => {
+                let mut scored = Vec::with_capacity(1);
+                scorer.on_claim(
+                    &mut self.score,
+                    c,
+                    Some(&st),
+                    denial_category.as_deref(),
+                    &mut scored,
+                    &mut self.training,
+                );
+                drop(st);
+                self.claim_out.events.append(&mut scored);
+            }
+            _ => scorer.on_claim_outcome(
+                &mut self.score,
+                key,
+                &st,
+                event.event_time(),
+                denial_category.as_deref(),
+                &mut self.training,
+            ),
+        }
     }
 
     /// Applies a record re-keyed from the claim flow (the member must hash to this partition).
@@ -357,12 +437,32 @@ impl Partition {
         } else {
             debug_assert_eq!(timer.1, ClaimTimer::Expire);
             self.claims.remove(key);
+            self.score.claims.remove(key);
             self.stats.claims_expired += 1;
         }
     }
 
     fn fire_member(&mut self, engine: &Engine, key: &str, due: EpochMillis) {
         let detector = &engine.detector;
+        if engine
+            .scorer
+            .next_due(&self.score, key)
+            .is_some_and(|d| d <= due)
+        {
+            let member = self.members.get(key).map(|m| m.clone());
+            engine.scorer.mature_stays(
+                &mut self.score,
+                key,
+                member.as_ref(),
+                detector,
+                due,
+                &mut self.training,
+            );
+        }
+        if self.members.get(key).is_none() {
+            self.reschedule_member(engine, key);
+            return;
+        }
         let keep = self.members.update(key, |st| detector.prune(st, due));
         if keep {
             self.reschedule_member(engine, key);
@@ -425,10 +525,15 @@ impl Partition {
     }
 
     fn reschedule_member(&mut self, engine: &Engine, key: &str) {
-        let due = self
+        let prune = self
             .members
             .get(key)
             .map(|st| engine.detector.next_prune(&st));
+        let mature = engine.scorer.next_due(&self.score, key);
+        let due = match (prune, mature) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.schedule(TimerOwner::Member, key, due);
     }
 
@@ -440,7 +545,13 @@ impl Partition {
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
         let stats = self.store.commit(
-            &mut [&mut self.claims, &mut self.members],
+            &mut [
+                &mut self.claims,
+                &mut self.members,
+                &mut self.score.history,
+                &mut self.score.claims,
+                &mut self.score.stays,
+            ],
             &self.checkpoint,
             self.changes.as_mut(),
         )?;

@@ -19,6 +19,8 @@
 //!   atomically together with the input offsets it reflects.
 //! - [`reconcile`]: the claim lifecycle state machine (keyed by claim id).
 //! - [`readmit`]: incremental 30-day readmission detection (keyed by member id).
+//! - [`score`]: risk scoring in the core: features as of scoring time, logistic models with
+//!   drivers, LACE/HOSPITAL, high-risk alerts, training labels maturing in the stream, `train`.
 //! - [`core`]: the transport-free engine that routes events to the stages, runs event-time timers
 //!   and checkpoints; file replay, the Kafka runtime and the benchmarks all drive it.
 //! - [`generate`]: the calibrated synthetic population generator with ground truth.
@@ -40,6 +42,7 @@ pub mod reconcile;
 pub mod refdata;
 pub mod replay;
 pub mod runtime;
+pub mod score;
 pub mod state;
 pub mod x12;
 

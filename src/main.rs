@@ -62,6 +62,22 @@ enum Command {
         #[arg(long)]
         partitions: Option<u32>,
     },
+    /// Train the risk models: replay a generated population through the core collecting matured
+    /// training examples (features as at scoring time + label), fit on the earlier 70 % of time,
+    /// evaluate on the later 30 %, and write versioned model files and reports to --out.
+    Train {
+        /// Generated population (stream files; `truth.json` there gives the oracle AUC).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Which model(s) to train.
+        #[arg(long, value_enum, default_value_t = TrainWhich::Both)]
+        model: TrainWhich,
+        /// Core configuration file (JSON), as for replay.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the service: consume the input topics in a consumer group, produce the outputs.
     Run {
         #[command(flatten)]
@@ -242,6 +258,13 @@ enum X12Command {
     },
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum TrainWhich {
+    Denial,
+    Readmission,
+    Both,
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -417,7 +440,85 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: !no_progress,
             },
         )),
+        Command::Train {
+            input,
+            out,
+            model,
+            config,
+        } => train(&input, &out, model, config.as_ref()),
     }
+}
+
+fn train(
+    input: &std::path::Path,
+    out: &std::path::Path,
+    which: TrainWhich,
+    config: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    use claimwatch::score::{train, ModelKind};
+    let mut config = load_config(config)?;
+    config.scoring.collect_training = true;
+    if let Err(problems) = config.validate() {
+        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    let work = out.join("work");
+    eprintln!(
+        "[1/3] replaying {} to collect matured labels",
+        input.display()
+    );
+    replay::run(&ReplayOptions {
+        input: input.to_owned(),
+        out: work.clone(),
+        state: None,
+        config: config.clone(),
+        stop_after: None,
+    })?;
+    let truth_path = input.join("truth.json");
+    let truth = if truth_path.exists() {
+        Some(train::read_truth(&truth_path).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
+    let kinds: &[ModelKind] = match which {
+        TrainWhich::Denial => &[ModelKind::Denial],
+        TrainWhich::Readmission => &[ModelKind::Readmission],
+        TrainWhich::Both => &[ModelKind::Denial, ModelKind::Readmission],
+    };
+    for (step, kind) in kinds.iter().enumerate() {
+        let file = match kind {
+            ModelKind::Denial => replay::TRAINING_FILES[0],
+            ModelKind::Readmission => replay::TRAINING_FILES[1],
+        };
+        let examples = train::read_examples(&work.join(file)).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "[{}/3] fitting the {} model on {} matured examples",
+            step + 2,
+            kind.as_str(),
+            examples.len()
+        );
+        let t = match kind {
+            ModelKind::Denial => &config.scoring.denial_tiers,
+            ModelKind::Readmission => &config.scoring.readmission_tiers,
+        };
+        let opts = train::TrainOptions {
+            thresholds: (t.medium, t.high),
+            source: format!("claimwatch train --input {}", input.display()),
+            ..Default::default()
+        };
+        let truth = truth.as_ref().map(|(d, r)| match kind {
+            ModelKind::Denial => d,
+            ModelKind::Readmission => r,
+        });
+        let model = train::fit(*kind, &examples, truth, &opts).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(out)?;
+        let path = out.join(format!("{}.json", kind.as_str()));
+        std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;
+        let report = train::report(&model);
+        std::fs::write(out.join(format!("{}-report.txt", kind.as_str())), &report)?;
+        println!("{report}");
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -279,42 +279,68 @@ pub struct Driver {
     pub explanation: String,
 }
 
-/// Denial risk of a submitted claim (filled by the scoring issue).
+/// Denial risk of a submitted claim, scored at submission. Emitted on `claimwatch.denial-risk`,
+/// keyed by claim id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DenialRiskScore {
+    /// `<claim_id>:risk:<submission event id>`: one score per submission.
     pub output_id: String,
     pub claim_id: String,
+    /// Scoring time: the submission's event time.
     pub event_time: EpochMillis,
     pub model_version: String,
-    /// True when no trained model was loaded and the payer base rate was used.
+    /// True when no trained model was loaded and the payer's rolling base rate was used.
     pub fallback: bool,
+    /// Calibrated probability of a denial on first adjudication or a front-door rejection.
     pub probability: f64,
     pub tier: RiskTier,
+    /// Most likely denial category (CARC category, e.g. AUTHORIZATION).
     pub likely_denial_category: Option<String>,
+    /// Largest signed contributions to the logit.
     pub drivers: Vec<Driver>,
+    /// ORIGINAL or REPLACEMENT (voids are not scored).
+    pub frequency: String,
+    /// The transparent baseline: this payer's rolling denial-or-rejection rate.
+    pub baseline_probability: f64,
 }
 
-/// Readmission risk at discharge (filled by the scoring issue).
+/// Readmission risk at discharge of a stay that can be an index stay. Emitted on
+/// `claimwatch.readmission-risk`, keyed by member id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReadmissionRiskScore {
+    /// `<member_id>:<encounter_id>:risk`: one score per stay.
     pub output_id: String,
     pub member_id: String,
     pub encounter_id: String,
+    /// Scoring time: the discharge record's event time.
     pub event_time: EpochMillis,
     pub model_version: String,
+    /// True when no trained model was loaded and the LACE curve was used.
     pub fallback: bool,
+    /// Calibrated probability of an unplanned readmission within the window.
     pub probability: f64,
-    /// 0-100.
+    /// 0-100 (the probability in percent, rounded).
     pub score: i32,
     pub tier: RiskTier,
+    /// LACE index (0-19).
     pub lace_points: i32,
+    /// HOSPITAL score (0-13).
     pub hospital_points: i32,
     pub drivers: Vec<Driver>,
+    /// LACE band: LOW (0-4), MODERATE (5-9), HIGH (>= 10).
+    pub lace_band: String,
+    /// HOSPITAL band: LOW (0-4), INTERMEDIATE (5-6), HIGH (>= 7).
+    pub hospital_band: String,
+    /// HRRP condition cohort of the stay, when any.
+    pub hrrp_cohort: Option<String>,
+    pub discharge_date: EpochDay,
 }
 
-/// High-risk discharge alert for care management (filled by the scoring issue).
+/// High-risk discharge alert for care management: one per stay. Emitted on
+/// `claimwatch.alerts.high-risk-discharge`, keyed by member id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HighRiskAlert {
+    /// `<member_id>:<encounter_id>:alert`.
     pub output_id: String,
     pub member_id: String,
     pub encounter_id: String,
@@ -324,7 +350,16 @@ pub struct HighRiskAlert {
     pub probability: f64,
     pub tier: RiskTier,
     pub drivers: Vec<Driver>,
+    /// The first row of the configured intervention table the probability qualifies for.
     pub recommended_intervention: String,
+    /// Cost of the intervention per member, cents.
+    pub intervention_cost_cents: i64,
+    /// Expected relative reduction of the readmission probability.
+    pub intervention_expected_reduction: f64,
+    /// Where the cost and effect assumption comes from.
+    pub intervention_source: String,
+    pub model_version: String,
+    pub fallback: bool,
 }
 
 /// Windowed denial KPIs per payer (filled by the observability issue).

@@ -276,6 +276,12 @@ impl Detector {
         decisions
     }
 
+    /// The stay could be an index stay on its own (alive, not AMA, not transferred out, principal
+    /// diagnosis not excluded); transfer chaining is decided by [`Detector::decide`].
+    pub fn can_be_index(&self, s: &StayRec) -> bool {
+        self.eligible_index(s)
+    }
+
     fn eligible_index(&self, s: &StayRec) -> bool {
         let disp = s.disposition.as_deref().unwrap_or("");
         !(disposition::is_expired(disp)

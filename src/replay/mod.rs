@@ -63,6 +63,10 @@ pub const OUTPUT_FILES: [&str; 7] = [
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
+/// Training store files written when `scoring.collect_training` is on (not resumable: a replay
+/// that stops early and resumes rewrites them from the resume point; train from a full replay).
+pub const TRAINING_FILES: [&str; 2] = ["training.denial.jsonl", "training.readmission.jsonl"];
+
 struct Sinks {
     dir: PathBuf,
     files: BTreeMap<&'static str, (BufWriter<File>, u64)>,
@@ -194,6 +198,15 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
         }
     }
     let checkpoint_every = opts.config.checkpoint_every_events;
+    // The training store: matured examples (features at scoring time + label), one file per model.
+    let mut training = if opts.config.scoring.collect_training {
+        let open = |name: &str| -> io::Result<BufWriter<File>> {
+            Ok(BufWriter::new(File::create(opts.out.join(name))?))
+        };
+        Some((open(TRAINING_FILES[0])?, open(TRAINING_FILES[1])?))
+    } else {
+        None
+    };
     // Each step takes the head with the smallest (time, stream, offset).
     while let Some(i) = (0..heads.len())
         .filter(|i| heads[*i].is_some())
@@ -241,6 +254,19 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
             tally.observe(&o);
             sinks.write(&o)?;
         }
+        if let Some((denial, readmission)) = training.as_mut() {
+            for p in &mut partitions {
+                for ex in p.take_training() {
+                    let w = match ex.kind {
+                        crate::score::ModelKind::Denial => &mut *denial,
+                        crate::score::ModelKind::Readmission => &mut *readmission,
+                    };
+                    serde_json::to_writer(&mut *w, &ex)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    w.write_all(b"\n")?;
+                }
+            }
+        }
         read_this_run += 1;
         let stop = opts.stop_after.is_some_and(|s| read_this_run >= s);
         if db.is_some() && (read_this_run % checkpoint_every == 0 || stop) {
@@ -250,6 +276,10 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
             stopped_early = heads.iter().any(Option::is_some);
             break;
         }
+    }
+    if let Some((mut denial, mut readmission)) = training {
+        denial.flush()?;
+        readmission.flush()?;
     }
     if db.is_some() {
         checkpoint_all(&mut partitions, &mut sinks)?;

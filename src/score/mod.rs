@@ -1,0 +1,828 @@
+//! Risk scoring in the core: denial risk at claim submission, readmission risk at discharge,
+//! high-risk discharge alerts, and training labels that mature in the stream.
+//!
+//! **Job.** On every submitted claim (originals and replacements; voids are not scored) emit a
+//! [`DenialRiskScore`]; on every discharge of a stay that can be an index stay emit a
+//! [`ReadmissionRiskScore`] with LACE and HOSPITAL alongside, and a [`HighRiskAlert`] with a
+//! recommended intervention when the tier is HIGH (once per stay). Each score carries the model
+//! version, a calibrated probability, a tier from [`ScoringConfig`] thresholds and the top
+//! drivers: signed per-feature contributions to the logit (coefficient x standardized value) in
+//! words. Without a trained model the transparent score is used and `fallback` says so: the
+//! payer's rolling denial rate for claims, the LACE curve for discharges.
+//!
+//! **State** (three tables of the partition, checkpointed with the rest):
+//! - `history` keyed `payer:<id>` / `provider:<id>` / `family:<code family>` / `all`: rolling
+//!   daily counts of matured claim outcomes (by CARC category) and of submissions with a prior
+//!   authorization. Read at submission **as of the end of the previous day**; written when a
+//!   claim's outcome matures, so a claim never sees its own outcome.
+//! - `pending_claims` keyed by claim id: the features as they were at scoring time, until the
+//!   outcome is final (front-door rejection, or first adjudication: denied by CAS group + CARC
+//!   category as in `reconcile`).
+//! - `pending_stays` keyed by member id: scored stays awaiting the close of their readmission
+//!   window (a member timer, event time), and the stays already scored (one score per stay).
+//!
+//! **Training.** When a label matures the core appends a [`TrainingExample`] (the stored
+//! features + label) to the partition's training store, drained by the caller (`replay` writes
+//! them when `scoring.collect_training` is on); `claimwatch train` fits on them ([`train`]).
+//!
+//! **Emits** [`OutputEvent::DenialRisk`], [`OutputEvent::ReadmissionRisk`],
+//! [`OutputEvent::HighRiskAlert`].
+
+pub mod features;
+pub mod model;
+pub mod train;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CoreConfig, ScoringConfig, TierThresholds};
+use crate::core::TABLES;
+use crate::model::{
+    day_of, start_of_day, ClaimFrequency, ClaimStatus, ClaimSubmitted, DenialRiskScore, Driver,
+    Encounter, EncounterEventType, EpochDay, EpochMillis, HighRiskAlert, OutputEvent,
+    ReadmissionRiskScore, RiskTier,
+};
+use crate::readmit::{Detector, MemberState, StayRec};
+use crate::reconcile::ClaimState;
+use crate::refdata::{CarcCategory, RefData};
+use crate::state::Table;
+
+use features::{
+    code_family, denial_features, history_keys, readmit_features, shrunk, sigmoid, DenialHistory,
+    RawFeatures, RollingCounts, Transparent, PRIOR_DENIAL_RATE,
+};
+use model::{round6, top_drivers, Scored};
+pub use model::{LogisticModel, ModelKind};
+
+/// The shipped default models, trained on generated data (`claimwatch train`), so the core
+/// scores from the first event without any file.
+const EMBEDDED_DENIAL: &str = include_str!("models/denial.json");
+const EMBEDDED_READMISSION: &str = include_str!("models/readmission.json");
+
+/// The models in use; `None` means the transparent fallback.
+#[derive(Clone, Debug, Default)]
+pub struct Models {
+    pub denial: Option<Arc<LogisticModel>>,
+    pub readmission: Option<Arc<LogisticModel>>,
+}
+
+impl Models {
+    /// The models compiled into the binary (none when the shipped file is a placeholder).
+    pub fn embedded() -> Self {
+        let load = |text: &str, kind: ModelKind| {
+            LogisticModel::from_json(text)
+                .ok()
+                .filter(|m| m.kind == kind)
+                .map(Arc::new)
+        };
+        Self {
+            denial: load(EMBEDDED_DENIAL, ModelKind::Denial),
+            readmission: load(EMBEDDED_READMISSION, ModelKind::Readmission),
+        }
+    }
+
+    /// No trained model: every score is the transparent fallback.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Loads `denial.json` and `readmission.json` from a directory (either may be absent).
+    pub fn load_dir(dir: &std::path::Path) -> Result<Self, String> {
+        let load = |kind: ModelKind| -> Result<Option<Arc<LogisticModel>>, String> {
+            let path = dir.join(format!("{}.json", kind.as_str()));
+            if !path.exists() {
+                return Ok(None);
+            }
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let m =
+                LogisticModel::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if m.kind != kind {
+                return Err(format!(
+                    "{}: holds a {} model",
+                    path.display(),
+                    m.kind.as_str()
+                ));
+            }
+            Ok(Some(Arc::new(m)))
+        };
+        Ok(Self {
+            denial: load(ModelKind::Denial)?,
+            readmission: load(ModelKind::Readmission)?,
+        })
+    }
+}
+
+/// One matured training example: the features as they were at scoring time and the label.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingExample {
+    pub kind: ModelKind,
+    /// Claim id (denial) or encounter id (readmission): joins to the generator's truth.
+    pub id: String,
+    pub scored_at: EpochMillis,
+    pub matured_at: EpochMillis,
+    pub features: RawFeatures,
+    pub label: bool,
+    /// Denial category of a denial / days to the readmission, when positive.
+    pub label_detail: Option<String>,
+    /// The transparent score's probability at scoring time (payer base rate; LACE curve).
+    pub baseline_probability: f64,
+    pub lace_points: Option<i32>,
+    pub hospital_points: Option<i32>,
+}
+
+/// A scored claim awaiting its outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PendingDenial {
+    pub scored_at: EpochMillis,
+    pub features: RawFeatures,
+    pub baseline_probability: f64,
+    /// History keys to credit with the outcome: payer, provider, code family, all.
+    pub keys: Vec<String>,
+    /// Only remittances paid on or after this day decide the label: a replacement's outcome is
+    /// the adjudication after it, not the denial of the claim it replaces.
+    pub outcome_from_day: EpochDay,
+}
+
+/// A scored stay awaiting the close of its readmission window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingStay {
+    pub encounter_id: String,
+    pub discharge_date: EpochDay,
+    pub scored_at: EpochMillis,
+    pub features: RawFeatures,
+    pub transparent: Transparent,
+    pub baseline_probability: f64,
+}
+
+/// Scoring state of one member.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PendingStays {
+    pub pending: Vec<PendingStay>,
+    /// Stays already scored, with their discharge day (one score and one alert per stay).
+    pub scored: Vec<(String, EpochDay)>,
+}
+
+/// The scoring tables of a partition.
+pub struct ScoreTables {
+    pub history: Table<RollingCounts>,
+    pub claims: Table<PendingDenial>,
+    pub stays: Table<PendingStays>,
+}
+
+impl ScoreTables {
+    pub fn new(durable: bool) -> Self {
+        let mut t = Self {
+            history: Table::new(TABLES[2].0, TABLES[2].1),
+            claims: Table::new(TABLES[3].0, TABLES[3].1),
+            stays: Table::new(TABLES[4].0, TABLES[4].1),
+        };
+        if !durable {
+            t.history = t.history.without_dirty_tracking();
+            t.claims = t.claims.without_dirty_tracking();
+            t.stays = t.stays.without_dirty_tracking();
+        }
+        t
+    }
+}
+
+/// Risk scoring. Stateless itself: state lives in [`ScoreTables`].
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    refdata: Arc<RefData>,
+    cfg: ScoringConfig,
+    window_days: i32,
+    readmit_window_days: i32,
+    models: Models,
+}
+
+fn tier(p: f64, t: &TierThresholds) -> RiskTier {
+    if p >= t.high {
+        RiskTier::High
+    } else if p >= t.medium {
+        RiskTier::Medium
+    } else {
+        RiskTier::Low
+    }
+}
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", x * 100.0)
+}
+
+impl Scorer {
+    pub fn new(refdata: Arc<RefData>, cfg: &CoreConfig, models: Models) -> Self {
+        Self {
+            refdata,
+            window_days: cfg.scoring.history_window_days as i32,
+            readmit_window_days: cfg.readmission_window_days as i32,
+            cfg: cfg.scoring.clone(),
+            models,
+        }
+    }
+
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+
+    pub fn config(&self) -> &ScoringConfig {
+        &self.cfg
+    }
+
+    /// The rolling history of a claim's keys as of the end of the day before `today`.
+    pub fn history_for(
+        &self,
+        history: &Table<RollingCounts>,
+        keys: &[String; 4],
+        today: EpochDay,
+    ) -> DenialHistory {
+        let sums = |k: &str| {
+            history
+                .get(k)
+                .map(|c| c.sums(today - 1, self.window_days))
+                .unwrap_or_default()
+        };
+        DenialHistory {
+            payer: sums(&keys[0]),
+            provider: sums(&keys[1]),
+            family: sums(&keys[2]),
+            all: sums(&keys[3]),
+        }
+    }
+
+    /// Scores a submission's features (the pure part: model or fallback, tier, drivers).
+    pub fn score_denial(
+        &self,
+        claim: &ClaimSubmitted,
+        f: &RawFeatures,
+        h: &DenialHistory,
+    ) -> (DenialRiskScore, f64) {
+        let base = shrunk(
+            h.all.denied,
+            h.all.decided,
+            PRIOR_DENIAL_RATE,
+            self.cfg.history_prior_claims,
+        );
+        let payer_rate = f.numeric[6];
+        let (probability, version, fallback, drivers) = match &self.models.denial {
+            Some(m) => {
+                let s = m.score(f);
+                let d = top_drivers(
+                    &s,
+                    self.cfg.max_drivers,
+                    |i| m.feature_name(i).to_owned(),
+                    |i, c| explain_denial(i, c, f),
+                );
+                (s.probability, m.version.clone(), false, d)
+            }
+            None => {
+                // Transparent: the payer's shrunk rolling rate; one driver carries the difference
+                // from the overall rate, so intercept (overall) + driver = logit.
+                let c = logit(payer_rate) - logit(base);
+                (
+                    payer_rate,
+                    "fallback-payer-base-rate".to_owned(),
+                    true,
+                    vec![Driver {
+                        feature: "payer_denial_rate_30d".into(),
+                        contribution: round6(c),
+                        explanation: explain_denial(6, c, f),
+                    }],
+                )
+            }
+        };
+        let mut id = String::with_capacity(claim.claim_id.len() + 16);
+        id.push_str(&claim.claim_id);
+        id.push_str(":risk:");
+        id.push_str(&claim.event_id);
+        (
+            DenialRiskScore {
+                output_id: id,
+                claim_id: claim.claim_id.clone(),
+                event_time: claim.event_time,
+                model_version: version,
+                fallback,
+                probability: round6(probability),
+                tier: tier(probability, &self.cfg.denial_tiers),
+                likely_denial_category: features::likely_denial_category(f, &h.payer)
+                    .map(str::to_owned),
+                drivers,
+                frequency: match claim.frequency {
+                    ClaimFrequency::Replacement => "REPLACEMENT",
+                    _ => "ORIGINAL",
+                }
+                .to_owned(),
+                baseline_probability: round6(payer_rate),
+            },
+            payer_rate,
+        )
+    }
+
+    /// A submitted claim: score it, remember its features, credit the code family's prior-auth
+    /// counts, and mature its label at once if its outcome is already in state (late export).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_claim(
+        &self,
+        t: &mut ScoreTables,
+        claim: &ClaimSubmitted,
+        state: Option<&ClaimState>,
+        denial_category: Option<&str>,
+        out: &mut Vec<OutputEvent>,
+        training: &mut Vec<TrainingExample>,
+    ) {
+        if !self.cfg.enabled || claim.frequency == ClaimFrequency::Void {
+            t.claims.remove(&claim.claim_id);
+            return;
+        }
+        let family = code_family(claim);
+        let keys = history_keys(claim, &family);
+        let today = day_of(claim.event_time);
+        let h = self.history_for(&t.history, &keys, today);
+        let f = denial_features(claim, &family, &h, self.cfg.history_prior_claims);
+        let (score, base) = self.score_denial(claim, &f, &h);
+        out.push(OutputEvent::DenialRisk(score));
+        let with_auth = f.numeric[3] > 0.0;
+        let window = self.window_days;
+        t.history.update(&keys[2], |c| {
+            let d = c.day_mut(today, window);
+            d.submitted += 1;
+            d.submitted_with_auth += u32::from(with_auth);
+        });
+        t.claims.insert(
+            claim.claim_id.clone(),
+            PendingDenial {
+                scored_at: claim.event_time,
+                features: f,
+                baseline_probability: base,
+                keys: keys.to_vec(),
+                outcome_from_day: if claim.frequency == ClaimFrequency::Replacement {
+                    claim.submitted_date
+                } else {
+                    EpochDay::MIN
+                },
+            },
+        );
+        if let Some(state) = state {
+            self.on_claim_outcome(
+                t,
+                &claim.claim_id,
+                state,
+                claim.event_time,
+                denial_category,
+                training,
+            );
+        }
+    }
+
+    /// After any claim event: if the claim has a pending score and its outcome is now final,
+    /// write the training example and credit the rolling history.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_claim_outcome(
+        &self,
+        t: &mut ScoreTables,
+        claim_id: &str,
+        state: &ClaimState,
+        now: EpochMillis,
+        denial_category: Option<&str>,
+        training: &mut Vec<TrainingExample>,
+    ) {
+        let Some(status) = state.last_status else {
+            return;
+        };
+        let Some(from_day) = t.claims.get(claim_id).map(|p| p.outcome_from_day) else {
+            return;
+        };
+        let (rejected, label) = match status {
+            ClaimStatus::Rejected => (true, true),
+            ClaimStatus::Paid | ClaimStatus::PartiallyPaid | ClaimStatus::Denied => {
+                match self.first_adjudication_denied(state, from_day) {
+                    Some(denied) => (false, denied),
+                    None => return,
+                }
+            }
+            ClaimStatus::Voided | ClaimStatus::Forwarded | ClaimStatus::Reversed => {
+                t.claims.remove(claim_id);
+                return;
+            }
+            _ => return,
+        };
+        let Some(p) = t.claims.remove(claim_id) else {
+            return;
+        };
+        let category = if rejected {
+            Some("FRONT_DOOR_REJECTION")
+        } else if label {
+            denial_category
+        } else {
+            None
+        };
+        let today = day_of(now);
+        let window = self.window_days;
+        let cat_index =
+            category.and_then(|c| CarcCategory::ALL.iter().position(|k| k.as_str() == c));
+        for key in &p.keys {
+            t.history.update(key, |c| {
+                let d = c.day_mut(today, window);
+                d.decided += 1;
+                d.denied += u32::from(label);
+                d.rejected += u32::from(rejected);
+                if let Some(i) = cat_index {
+                    d.by_category[i] += 1;
+                }
+            });
+        }
+        if self.cfg.collect_training {
+            training.push(TrainingExample {
+                kind: ModelKind::Denial,
+                id: claim_id.to_owned(),
+                scored_at: p.scored_at,
+                matured_at: now,
+                features: p.features,
+                label,
+                label_detail: category.map(str::to_owned),
+                baseline_probability: p.baseline_probability,
+                lace_points: None,
+                hospital_points: None,
+            });
+        }
+    }
+
+    /// Whether the first adjudication paid on or after `from_day` (reversals aside) was a denial:
+    /// nothing paid, nothing applied to the patient's share, and a denial CARC category (CAS
+    /// group + CARC, as `reconcile` defines it) or CLP02 4. `None` before such an 835.
+    fn first_adjudication_denied(&self, state: &ClaimState, from_day: EpochDay) -> Option<bool> {
+        let first = state
+            .remits
+            .iter()
+            .filter(|r| r.status != "22" && r.payment_date >= from_day)
+            .min_by_key(|r| (r.payment_date, r.event_time, r.id))?;
+        Some(
+            first.paid_cents <= 0
+                && first.patient_cents <= 0
+                && (first.status == "4"
+                    || first.adjustments.iter().any(|(g, c, a)| {
+                        *a > 0 && self.refdata.adjustment_category(*g, c).is_denial()
+                    })),
+        )
+    }
+
+    /// Scores a discharge's extracted features (the pure part).
+    pub fn score_readmission(
+        &self,
+        member_id: &str,
+        index: &StayRec,
+        event_time: EpochMillis,
+        x: &features::ReadmitExtract,
+    ) -> (ReadmissionRiskScore, Option<HighRiskAlert>) {
+        let f = &x.features;
+        let tr = x.transparent;
+        let (probability, version, fallback, drivers) = match &self.models.readmission {
+            Some(m) => {
+                let s = m.score(f);
+                let d = top_drivers(
+                    &s,
+                    self.cfg.max_drivers,
+                    |i| m.feature_name(i).to_owned(),
+                    |i, c| explain_readmit(i, c, f),
+                );
+                (s.probability, m.version.clone(), false, d)
+            }
+            None => {
+                let s = lace_scored(f, tr);
+                let names = [
+                    "lace_length_of_stay",
+                    "lace_acuity",
+                    "lace_comorbidity",
+                    "lace_ed_visits",
+                ];
+                let d = top_drivers(
+                    &s,
+                    self.cfg.max_drivers,
+                    |i| names[i].to_owned(),
+                    |i, c| explain_lace(i, c, f),
+                );
+                (s.probability, "fallback-lace".to_owned(), true, d)
+            }
+        };
+        let discharge = index.discharge_date.unwrap_or(index.admit_date);
+        let tier = tier(probability, &self.cfg.readmission_tiers);
+        let cohort = f.categorical[1].clone();
+        let score = ReadmissionRiskScore {
+            output_id: format!("{member_id}:{}:risk", index.encounter_id),
+            member_id: member_id.to_owned(),
+            encounter_id: index.encounter_id.clone(),
+            event_time,
+            model_version: version.clone(),
+            fallback,
+            probability: round6(probability),
+            score: (probability * 100.0).round() as i32,
+            tier,
+            lace_points: tr.lace,
+            hospital_points: tr.hospital,
+            drivers,
+            lace_band: tr.lace_band().to_owned(),
+            hospital_band: tr.hospital_band().to_owned(),
+            hrrp_cohort: (cohort != "NONE").then_some(cohort),
+            discharge_date: discharge,
+        };
+        let alert = (tier == RiskTier::High).then(|| {
+            let row = self
+                .cfg
+                .interventions
+                .iter()
+                .find(|i| probability >= i.min_probability)
+                .or(self.cfg.interventions.last());
+            HighRiskAlert {
+                output_id: format!("{member_id}:{}:alert", index.encounter_id),
+                member_id: member_id.to_owned(),
+                encounter_id: index.encounter_id.clone(),
+                facility_id: index.facility_id.clone(),
+                discharge_date: discharge,
+                event_time,
+                probability: score.probability,
+                tier,
+                drivers: score.drivers.clone(),
+                recommended_intervention: row.map(|r| r.name.clone()).unwrap_or_default(),
+                intervention_cost_cents: row.map_or(0, |r| r.cost_cents),
+                intervention_expected_reduction: row.map_or(0.0, |r| r.expected_relative_reduction),
+                intervention_source: row.map(|r| r.source.clone()).unwrap_or_default(),
+                model_version: version,
+                fallback,
+            }
+        });
+        (score, alert)
+    }
+
+    /// After an encounter record: score the stay once, at its discharge, if it can be an index.
+    pub fn on_encounter(
+        &self,
+        t: &mut ScoreTables,
+        member_id: &str,
+        e: &Encounter,
+        member: &MemberState,
+        detector: &Detector,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if !self.cfg.enabled || e.event_type == EncounterEventType::Cancel {
+            return;
+        }
+        let Some(index) = member
+            .stays
+            .iter()
+            .find(|s| s.encounter_id == e.encounter_id)
+        else {
+            return;
+        };
+        let Some(discharge) = index.discharge_date else {
+            return;
+        };
+        if !index.is_acute_inpatient() || !detector.can_be_index(index) {
+            return;
+        }
+        if t.stays
+            .get(member_id)
+            .is_some_and(|p| p.scored.iter().any(|(id, _)| *id == e.encounter_id))
+        {
+            return;
+        }
+        let x = readmit_features(
+            &self.refdata,
+            index,
+            &member.stays,
+            e.payer_category.map(|c| c.as_str()),
+        );
+        let (score, alert) = self.score_readmission(member_id, index, e.event_time, &x);
+        out.push(OutputEvent::ReadmissionRisk(score));
+        if let Some(a) = alert {
+            out.push(OutputEvent::HighRiskAlert(a));
+        }
+        let keep_from = discharge - 400;
+        t.stays.update(member_id, |p| {
+            p.scored.retain(|(_, d)| *d >= keep_from);
+            p.scored.push((e.encounter_id.clone(), discharge));
+            p.pending.push(PendingStay {
+                encounter_id: e.encounter_id.clone(),
+                discharge_date: discharge,
+                scored_at: e.event_time,
+                baseline_probability: x.transparent.lace_probability(),
+                features: x.features,
+                transparent: x.transparent,
+            });
+        });
+    }
+
+    /// When the member's earliest pending readmission window closes (event time).
+    pub fn next_due(&self, t: &ScoreTables, member_id: &str) -> Option<EpochMillis> {
+        t.stays.get(member_id).and_then(|p| {
+            p.pending
+                .iter()
+                .map(|s| self.window_close(s.discharge_date))
+                .min()
+        })
+    }
+
+    fn window_close(&self, discharge: EpochDay) -> EpochMillis {
+        start_of_day(discharge + self.readmit_window_days + 1)
+    }
+
+    /// Matures every pending stay whose window closed by `now`: label = the detector's decision
+    /// (an unplanned readmission within the window). A stay that is no longer an index (a late
+    /// transfer or cancel) is dropped without a label.
+    pub fn mature_stays(
+        &self,
+        t: &mut ScoreTables,
+        member_id: &str,
+        member: Option<&MemberState>,
+        detector: &Detector,
+        now: EpochMillis,
+        training: &mut Vec<TrainingExample>,
+    ) {
+        let Some(mut p) = t.stays.get(member_id).map(|p| p.clone()) else {
+            return;
+        };
+        let (due, rest): (Vec<PendingStay>, Vec<PendingStay>) = p
+            .pending
+            .into_iter()
+            .partition(|s| self.window_close(s.discharge_date) <= now);
+        p.pending = rest;
+        let decisions = member
+            .map(|m| detector.decide(&m.stays))
+            .unwrap_or_default();
+        for s in due {
+            let Some(d) = decisions
+                .iter()
+                .find(|d| d.index.encounter_id == s.encounter_id)
+            else {
+                continue;
+            };
+            let readmit = d.readmission.filter(|(_, _, planned)| planned.is_none());
+            if self.cfg.collect_training {
+                training.push(TrainingExample {
+                    kind: ModelKind::Readmission,
+                    id: s.encounter_id,
+                    scored_at: s.scored_at,
+                    matured_at: now,
+                    features: s.features,
+                    label: readmit.is_some(),
+                    label_detail: readmit.map(|(_, days, _)| format!("{days} days")),
+                    baseline_probability: s.baseline_probability,
+                    lace_points: Some(s.transparent.lace),
+                    hospital_points: Some(s.transparent.hospital),
+                });
+            }
+        }
+        let now_day = day_of(now);
+        p.scored.retain(|(_, d)| *d >= now_day - 400);
+        if p.pending.is_empty() && p.scored.is_empty() {
+            t.stays.remove(member_id);
+        } else {
+            t.stays.insert(member_id.to_owned(), p);
+        }
+    }
+}
+
+/// LACE as a scored logit: intercept of the fallback curve plus 0.192 x points per component.
+fn lace_scored(f: &RawFeatures, tr: Transparent) -> Scored {
+    let los = f.numeric[3] as i32;
+    let l = match los {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 3,
+        4..=6 => 4,
+        7..=13 => 5,
+        _ => 7,
+    };
+    let a = if f.numeric[4] > 0.0 { 3 } else { 0 };
+    let e = (f.numeric[7] as i32).min(4);
+    let c = tr.lace - l - a - e;
+    let w = 0.192;
+    let contributions: Vec<(usize, f64)> = [l, a, c, e]
+        .iter()
+        .enumerate()
+        .map(|(i, pts)| (i, w * f64::from(*pts)))
+        .collect();
+    let z = -3.9 + contributions.iter().map(|(_, c)| c).sum::<f64>();
+    Scored {
+        probability: sigmoid(z),
+        logit: z,
+        intercept: -3.9,
+        contributions,
+    }
+}
+
+fn direction(c: f64) -> &'static str {
+    if c >= 0.0 {
+        "raises risk"
+    } else {
+        "lowers risk"
+    }
+}
+
+fn explain_denial(i: usize, c: f64, f: &RawFeatures) -> String {
+    let x = f.numeric.get(i).copied().unwrap_or(0.0);
+    let cat = |j: usize| f.categorical.get(j).map_or("?", String::as_str);
+    let what = match i {
+        0 => format!("billed amount ${:.0}", x.exp()),
+        1 => format!("{x:.0} service line(s)"),
+        2 => format!("{x:.0} diagnosis code(s) on the claim"),
+        3 if x > 0.0 => "prior authorization reference present".to_owned(),
+        3 => "no prior authorization reference".to_owned(),
+        4 if x > 0.0 => format!(
+            "no prior authorization on a code family that carries one on {} of recent claims",
+            pct(x)
+        ),
+        4 => "prior authorization present or not usual for this code family".to_owned(),
+        5 if x > 0.0 => "replacement claim (frequency 7)".to_owned(),
+        5 => "original claim".to_owned(),
+        6 => format!("payer {} denial rate {} (last 30 days)", cat(0), pct(x)),
+        7 => format!(
+            "payer {} front-door rejection rate {} (last 30 days)",
+            cat(0),
+            pct(x)
+        ),
+        8 => format!("rendering provider's denial rate {} (last 30 days)", pct(x)),
+        9 => format!(
+            "code family {} denial rate {} (last 30 days)",
+            cat(2),
+            pct(x)
+        ),
+        10 => format!("payer {}", cat(0)),
+        11 => format!("payer category {}", cat(1)),
+        12 => format!("code family {}", cat(2)),
+        13 => format!("place of service {}", cat(3)),
+        14 => format!("department {}", cat(4)),
+        15 => format!("{} claim", cat(5).to_ascii_lowercase()),
+        _ => "other".to_owned(),
+    };
+    format!("{what}: {}", direction(c))
+}
+
+fn disposition_words(code: &str) -> &str {
+    match code {
+        "01" => "home (self-care)",
+        "03" => "a skilled nursing facility",
+        "06" => "home with home health",
+        "62" => "inpatient rehabilitation",
+        "50" | "51" => "hospice",
+        "04" => "an intermediate care facility",
+        _ => code,
+    }
+}
+
+fn explain_readmit(i: usize, c: f64, f: &RawFeatures) -> String {
+    let x = f.numeric.get(i).copied().unwrap_or(0.0);
+    let yes = x > 0.0;
+    let cat = |j: usize| f.categorical.get(j).map_or("?", String::as_str);
+    let what = match i {
+        0 => format!("age {x:.0}"),
+        1 if yes => "female".to_owned(),
+        1 => "male or sex unknown".to_owned(),
+        2 => format!("Charlson comorbidity index {x:.0}"),
+        3 => format!("length of stay {x:.0} days"),
+        4 if yes => "emergency or urgent admission".to_owned(),
+        4 => "elective admission".to_owned(),
+        5 => format!("{x:.0} admission(s) in the prior 6 months"),
+        6 => format!("{x:.0} admission(s) in the prior 12 months"),
+        7 => format!("{x:.0} ED visit(s) in the prior 6 months"),
+        8 => format!("{x:.0} ED visit(s) in the prior 12 months"),
+        9 if yes => "haemoglobin below 12 g/dL at discharge".to_owned(),
+        9 => "haemoglobin not low at discharge".to_owned(),
+        10 if yes => "sodium below 135 mmol/L at discharge".to_owned(),
+        10 => "sodium not low at discharge".to_owned(),
+        11 if yes => "discharge labs missing".to_owned(),
+        11 => "discharge labs present".to_owned(),
+        12 if yes => "cancer in the diagnosis history".to_owned(),
+        12 => "no cancer in the diagnosis history".to_owned(),
+        13 if yes => "procedure during the stay".to_owned(),
+        13 => "no procedure during the stay".to_owned(),
+        14 if yes => "aged 75 or over".to_owned(),
+        14 => "under 75".to_owned(),
+        15 => format!("discharged to {}", disposition_words(cat(0))),
+        16 if cat(1) == "NONE" => "not in an HRRP condition cohort".to_owned(),
+        16 => format!("HRRP cohort {}", cat(1)),
+        17 => format!("discharging service {}", cat(2)),
+        18 => format!("payer category {}", cat(3)),
+        _ => "other".to_owned(),
+    };
+    format!("{what}: {}", direction(c))
+}
+
+fn explain_lace(i: usize, c: f64, f: &RawFeatures) -> String {
+    let what = match i {
+        0 => format!("LACE length of stay ({:.0} days)", f.numeric[3]),
+        1 => "LACE acute admission".to_owned(),
+        2 => format!("LACE comorbidity (Charlson {:.0})", f.numeric[2]),
+        _ => format!("LACE ED visits in the prior 6 months ({:.0})", f.numeric[7]),
+    };
+    format!("{what}: {}", direction(c))
+}
