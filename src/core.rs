@@ -41,6 +41,52 @@ pub const TABLES: [(&str, u8); 5] = [
     ("score_pending_stays", b'r'),
 ];
 
+/// The keyed tables of one partition before it is assembled.
+struct Tables {
+    claims: Table<ClaimState>,
+    members: Table<MemberState>,
+    score: ScoreTables,
+}
+
+impl Tables {
+    fn new(durable: bool) -> Self {
+        let (mut claims, mut members) = (
+            Table::new(TABLES[0].0, TABLES[0].1),
+            Table::new(TABLES[1].0, TABLES[1].1),
+        );
+        if !durable {
+            claims = claims.without_dirty_tracking();
+            members = members.without_dirty_tracking();
+        }
+        Self {
+            claims,
+            members,
+            score: ScoreTables::new(durable),
+        }
+    }
+
+    fn load_encoded(&mut self, entries: &[(u8, String, Vec<u8>)]) -> Result<(), StateError> {
+        fn of(
+            entries: &[(u8, String, Vec<u8>)],
+            prefix: u8,
+        ) -> impl Iterator<Item = (&str, &[u8])> {
+            entries
+                .iter()
+                .filter(move |(p, _, _)| *p == prefix)
+                .map(|(_, k, v)| (k.as_str(), v.as_slice()))
+        }
+        self.claims
+            .load_encoded(of(entries, self.claims.prefix()))?;
+        self.members
+            .load_encoded(of(entries, self.members.prefix()))?;
+        let s = &mut self.score;
+        s.history.load_encoded(of(entries, s.history.prefix()))?;
+        s.claims.load_encoded(of(entries, s.claims.prefix()))?;
+        s.stays.load_encoded(of(entries, s.stays.prefix()))?;
+        Ok(())
+    }
+}
+
 /// The immutable logic shared by every partition.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -128,21 +174,65 @@ impl Partition {
     /// Opens a partition over `store`, restoring state, offsets, watermark and timers from the last
     /// checkpoint when the store is durable.
     pub fn open(id: i32, store: PartitionStore, engine: &Engine) -> Result<Self, StateError> {
-        let (mut claims, mut members) = (
-            Table::new(TABLES[0].0, TABLES[0].1),
-            Table::new(TABLES[1].0, TABLES[1].1),
-        );
-        if !store.is_durable() {
-            claims = claims.without_dirty_tracking();
-            members = members.without_dirty_tracking();
-        }
-        let mut score = ScoreTables::new(store.is_durable());
-        store.load(&mut claims)?;
-        store.load(&mut members)?;
-        store.load(&mut score.history)?;
-        store.load(&mut score.claims)?;
-        store.load(&mut score.stays)?;
+        let mut tables = Tables::new(store.is_durable());
+        store.load(&mut tables.claims)?;
+        store.load(&mut tables.members)?;
+        store.load(&mut tables.score.history)?;
+        store.load(&mut tables.score.claims)?;
+        store.load(&mut tables.score.stays)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
+        Ok(Self::assemble(id, store, engine, tables, checkpoint))
+    }
+
+    /// Opens a partition from restored entries `(table prefix, key, encoded value)` (a changelog
+    /// read), replacing what `store` held: the entries are written to disk on one thread while
+    /// they are decoded into the hot view on another.
+    pub fn open_restored(
+        id: i32,
+        store: PartitionStore,
+        engine: &Engine,
+        entries: &[(u8, String, Vec<u8>)],
+        checkpoint: &Checkpoint,
+    ) -> Result<Self, StateError> {
+        let tables = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                store.restore(
+                    entries
+                        .iter()
+                        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice())),
+                    checkpoint,
+                )
+            });
+            let mut tables = Tables::new(store.is_durable());
+            let decoded = tables.load_encoded(entries);
+            let written = writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            written?;
+            decoded?;
+            Ok::<_, StateError>(tables)
+        })?;
+        Ok(Self::assemble(
+            id,
+            store,
+            engine,
+            tables,
+            checkpoint.clone(),
+        ))
+    }
+
+    fn assemble(
+        id: i32,
+        store: PartitionStore,
+        engine: &Engine,
+        tables: Tables,
+        checkpoint: Checkpoint,
+    ) -> Self {
+        let Tables {
+            claims,
+            members,
+            score,
+        } = tables;
         let mut p = Self {
             id,
             store,
@@ -167,7 +257,7 @@ impl Partition {
         for key in p.members.keys().into_iter().chain(p.score.stays.keys()) {
             p.reschedule_member(engine, &key);
         }
-        Ok(p)
+        p
     }
 
     pub fn id(&self) -> i32 {

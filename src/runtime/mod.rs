@@ -260,11 +260,13 @@ impl Ctx {
                 }
             }
         }
-        if behind {
+        let mut partition = if behind {
             let r = changelog::restore(&shared.config, p, Duration::from_secs(120))
                 .map_err(|e| crate::Error::Internal(format!("changelog restore: {e}")))?;
             let cp = r.checkpoint.clone().unwrap_or_default();
-            let n = store.restore(r.entries, &cp)?;
+            let started = Instant::now();
+            let partition = Partition::open_restored(p, store, &shared.engine, &r.entries, &cp)?;
+            let n = r.entries.len();
             shared
                 .status
                 .restored_from_changelog
@@ -277,11 +279,14 @@ impl Ctx {
                 partition = p,
                 entries = n,
                 records = r.records,
-                ms = r.elapsed.as_millis() as u64,
+                read_ms = r.elapsed.as_millis() as u64,
+                load_ms = started.elapsed().as_millis() as u64,
                 "restored from changelog"
             );
-        }
-        let mut partition = Partition::open(p, store, &shared.engine)?;
+            partition
+        } else {
+            Partition::open(p, store, &shared.engine)?
+        };
         partition.capture_changes();
         Ok(partition)
     }

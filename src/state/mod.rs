@@ -280,9 +280,9 @@ impl PartitionStore {
 
     /// Replaces everything this partition holds on disk with `entries` (table prefix, key, encoded
     /// value) and `checkpoint`, atomically: a restore from the changelog.
-    pub fn restore(
+    pub fn restore<'a>(
         &self,
-        entries: impl IntoIterator<Item = (u8, String, Vec<u8>)>,
+        entries: impl IntoIterator<Item = (u8, &'a str, &'a [u8])>,
         checkpoint: &Checkpoint,
     ) -> Result<usize, StateError> {
         let Some(tree) = &self.tree else {
@@ -444,6 +444,27 @@ impl<V> Table<V> {
             self.dirty.insert(key.to_owned());
         }
         v
+    }
+
+    /// Fills the hot view from encoded entries (a changelog restore), without marking them dirty.
+    pub fn load_encoded<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<usize, StateError>
+    where
+        V: DeserializeOwned,
+    {
+        let mut n = 0;
+        for (key, bytes) in entries {
+            self.hot.insert(key.to_owned(), decode(self.name, bytes)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The key prefix of this table on disk.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
     }
 
     /// Every key, for rebuilding indexes after a load.
