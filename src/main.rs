@@ -256,6 +256,17 @@ enum X12Command {
         #[arg(long, default_value = "x12-out")]
         out: PathBuf,
     },
+    /// Parse X12 files and publish their events to the input topics (errors to the dead-letter
+    /// topic, with their location and raw bytes).
+    Publish {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Payload format of the published records.
+        #[arg(long, value_enum, default_value_t = Format::Avro)]
+        format: Format,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,6 +340,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "some transaction sets could not be parsed"
                 );
             }
+            Ok(())
+        }
+        Command::X12 {
+            command:
+                X12Command::Publish {
+                    files,
+                    kafka,
+                    format,
+                },
+        } => {
+            let config = kafka.load()?;
+            let r = tokio_runtime()?
+                .block_on(runtime::x12ingest::publish_files(&config, &files, format))?;
+            for (topic, n) in &r.per_topic {
+                println!("{topic}: {n}");
+            }
+            println!(
+                "published {} events from {} files: {} findings, {} dead letters",
+                r.per_topic.values().sum::<u64>(),
+                files.len(),
+                r.findings,
+                r.dead_letters
+            );
             Ok(())
         }
         Command::Replay {

@@ -310,3 +310,76 @@ async fn bad_input_goes_to_the_dead_letter_topic_and_good_input_flows() {
     let (want, _) = by_key(&replay_outputs(&replay_out, "claimwatch.claim-lifecycle"));
     assert_eq!(got.len(), want.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raw_x12_messages_are_parsed_in_stream() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let x12_dir = dir.path().join("x12");
+    claimwatch::generate::write::generate_x12_to_dir(40, 5, &x12_dir).unwrap();
+    let files: Vec<std::path::PathBuf> = claimwatch::generate::write::X12_FILES
+        .iter()
+        .map(|f| x12_dir.join(f))
+        .collect();
+    // What the same files give through `x12 parse` + `replay`.
+    let parsed_dir = dir.path().join("parsed");
+    claimwatch::x12::files::parse_files(&files, &parsed_dir).unwrap();
+    let config = config(&broker, "raw-x12", &dir.path().join("state"), PARTITIONS);
+    let replay_out = dir.path().join("replay");
+    replay::run(&ReplayOptions {
+        input: parsed_dir,
+        out: replay_out.clone(),
+        state: None,
+        config: config.core.clone(),
+        stop_after: None,
+    })
+    .unwrap();
+    let want = final_lifecycle(&replay_outputs(&replay_out, "claimwatch.claim-lifecycle"));
+    assert!(want.len() > 50);
+
+    topics::create(&config).await.unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap();
+    let mut expected_events = 0u64;
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        expected_events += claimwatch::x12::parse(&bytes, "t").events.len() as u64;
+        producer
+            .send(BaseRecord::to("x12.raw").key("f").payload(&bytes))
+            .unwrap();
+    }
+    let garbage = b"ISA*00*not really an interchange~".to_vec();
+    producer
+        .send(BaseRecord::to("x12.raw").key("g").payload(&garbage))
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let service = Service::start(config.clone()).await.unwrap();
+    run_until_quiet(&service, expected_events).await;
+    service.shutdown().await;
+    let b = broker.bootstrap.clone();
+    let (lifecycle, dead) = tokio::task::spawn_blocking(move || {
+        (
+            read_outputs(&b, "claimwatch.claim-lifecycle", Duration::from_secs(2)),
+            read_outputs(&b, "claimwatch.dead-letter", Duration::from_secs(2)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(final_lifecycle(&lifecycle), want);
+    let dl: Vec<&DeadLetter> = dead
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::DeadLetter(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        dl.iter()
+            .any(|d| d.source == "x12.raw" && d.error_kind.starts_with("x12_")),
+        "the malformed interchange is dead-lettered: {dl:?}"
+    );
+}

@@ -27,6 +27,7 @@ mod task;
 pub use task::INPUT_TIMESTAMP_HEADER;
 pub mod topics;
 pub mod wire;
+pub mod x12ingest;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,6 +69,8 @@ pub struct Status {
     /// Partitions rewound to their last checkpoint after a failed delivery or commit.
     pub recoveries: AtomicU64,
     pub rebalances: AtomicU64,
+    /// Messages read from the raw-X12 topic.
+    pub x12_messages: AtomicU64,
     /// Partition numbers currently owned.
     pub assigned: AtomicUsize,
     /// Partitions restored from the changelog (not from the local store).
@@ -337,6 +340,7 @@ pub struct Service {
     ctx_tasks: Arc<Shared>,
     pub status: Arc<Status>,
     main: tokio::task::JoinHandle<()>,
+    x12: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -367,9 +371,13 @@ impl Service {
         let producer: FutureProducer =
             config::client_config(&config.producer_properties()).create()?;
         let check_cfg = config.clone();
-        tokio::task::spawn_blocking(move || topics::check(&check_cfg))
-            .await
-            .map_err(|e| StartError::Config(e.to_string()))??;
+        let have = tokio::task::spawn_blocking(move || {
+            topics::check(&check_cfg)?;
+            topics::describe(&check_cfg)
+        })
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))??;
+        let raw_x12 = have.contains_key(&config.topics.raw_x12);
         std::fs::create_dir_all(&config.state_dir).map_err(crate::Error::from)?;
         let db = StateDb::open(&config.state_dir).map_err(crate::Error::from)?;
         let codec = match &config.schema_registry {
@@ -413,6 +421,17 @@ impl Service {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let c = Arc::clone(&consumer);
         let sh = Arc::clone(&shared);
+        let x12 = if raw_x12 {
+            let (cfg, st, stop_rx) = (shared.config.clone(), Arc::clone(&status), stopped.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = x12ingest::run_raw_consumer(cfg, st, stop_rx).await {
+                    tracing::error!(error = %e, "raw X12 consumer stopped");
+                }
+            }))
+        } else {
+            tracing::info!(topic = %shared.config.topics.raw_x12, "raw X12 topic absent: in-stream X12 parsing off");
+            None
+        };
         let main = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -426,6 +445,7 @@ impl Service {
             ctx_tasks: shared,
             status,
             main,
+            x12,
             stop,
         })
     }
@@ -444,6 +464,9 @@ impl Service {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.main.await;
+        if let Some(x12) = self.x12 {
+            let _ = x12.await;
+        }
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
             consumer.context().stop_tasks(None);
