@@ -36,6 +36,14 @@ pub struct Published {
     pub findings: u64,
 }
 
+/// Where parsed bytes came from: a file (partition and offset -1) or a topic message.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub source: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Produces parsed X12 to the input and dead-letter topics.
 pub struct X12Publisher {
     config: RuntimeConfig,
@@ -79,18 +87,20 @@ impl X12Publisher {
         }
     }
 
-    /// Queues the events and dead letters of one parse of `input` (labelled `source`, located at
-    /// `partition`/`offset` when it came from a topic).
+    /// Queues the events and dead letters of one parse of `input`.
     pub async fn queue(
         &self,
         parsed: &ParseOutput,
         input: &[u8],
-        source: &str,
-        partition: i32,
-        offset: i64,
+        origin: Origin<'_>,
         pending: &mut Vec<DeliveryFuture>,
         report: &mut Published,
     ) {
+        let Origin {
+            source,
+            partition,
+            offset,
+        } = origin;
         let n = self.config.core.partitions;
         let mut buf = Vec::with_capacity(2048);
         for event in &parsed.events {
@@ -155,7 +165,17 @@ pub async fn publish_files(
         let source = file.display().to_string();
         let parsed = crate::x12::parse(&bytes, &source);
         publisher
-            .queue(&parsed, &bytes, &source, -1, -1, &mut pending, &mut report)
+            .queue(
+                &parsed,
+                &bytes,
+                Origin {
+                    source: &source,
+                    partition: -1,
+                    offset: -1,
+                },
+                &mut pending,
+                &mut report,
+            )
             .await;
         settle(&mut pending).await?;
     }
@@ -202,7 +222,13 @@ pub async fn run_raw_consumer(
                 status.x12_messages.fetch_add(1, Ordering::Relaxed);
                 let before = report.dead_letters;
                 publisher
-                    .queue(&parsed, bytes, m.topic(), m.partition(), m.offset(), &mut pending, &mut report)
+                    .queue(
+                        &parsed,
+                        bytes,
+                        Origin { source: m.topic(), partition: m.partition(), offset: m.offset() },
+                        &mut pending,
+                        &mut report,
+                    )
                     .await;
                 status
                     .dead_letters
