@@ -140,6 +140,8 @@ pub struct Partition {
     store: PartitionStore,
     claims: Table<ClaimState>,
     members: Table<MemberState>,
+    /// A restore's background write to disk (see [`Partition::open_restored`]).
+    restore_writer: Option<std::thread::JoinHandle<Result<usize, StateError>>>,
     /// Entries written by checkpoints since the last [`Partition::take_changes`], when a changelog
     /// is kept.
     changes: Option<Vec<StateChange>>,
@@ -185,40 +187,45 @@ impl Partition {
     }
 
     /// Opens a partition from restored entries `(table prefix, key, encoded value)` (a changelog
-    /// read), replacing what `store` held: the entries are written to disk on one thread while
-    /// they are decoded into the hot view on another.
+    /// read), replacing what `store` held. The entries are decoded into the hot view here, and
+    /// written to disk by a background thread at the same time: the partition can process events
+    /// at once, and its first [`Partition::checkpoint`] waits for that write before it records
+    /// anything, so disk never holds offsets newer than its state.
     pub fn open_restored(
         id: i32,
         store: PartitionStore,
         engine: &Engine,
-        entries: &[(u8, String, Vec<u8>)],
+        entries: Vec<(u8, String, Vec<u8>)>,
         checkpoint: &Checkpoint,
     ) -> Result<Self, StateError> {
-        let tables = std::thread::scope(|scope| {
-            let writer = scope.spawn(|| {
-                store.restore(
-                    entries
-                        .iter()
-                        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice())),
-                    checkpoint,
-                )
-            });
-            let mut tables = Tables::new(store.is_durable());
-            let decoded = tables.load_encoded(entries);
-            let written = writer
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            written?;
-            decoded?;
-            Ok::<_, StateError>(tables)
-        })?;
-        Ok(Self::assemble(
-            id,
-            store,
-            engine,
-            tables,
-            checkpoint.clone(),
-        ))
+        let entries = Arc::new(entries);
+        let writer = {
+            let (store, entries, cp) = (store.clone(), Arc::clone(&entries), checkpoint.clone());
+            std::thread::Builder::new()
+                .name(format!("restore-p{id}"))
+                .spawn(move || {
+                    store.restore(
+                        entries
+                            .iter()
+                            .map(|(p, k, v)| (*p, k.as_str(), v.as_slice())),
+                        &cp,
+                    )
+                })
+                .map_err(|e| StateError::Io(e.to_string()))?
+        };
+        let mut tables = Tables::new(store.is_durable());
+        tables.load_encoded(&entries)?;
+        let mut p = Self::assemble(id, store, engine, tables, checkpoint.clone());
+        p.restore_writer = Some(writer);
+        Ok(p)
+    }
+
+    /// Waits for a restore's background write to disk, if one is running.
+    pub fn wait_for_restore_write(&mut self) -> Result<(), StateError> {
+        if let Some(w) = self.restore_writer.take() {
+            w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        }
+        Ok(())
     }
 
     fn assemble(
@@ -250,6 +257,7 @@ impl Partition {
             changes: None,
             score,
             training: Vec::new(),
+            restore_writer: None,
         };
         for key in p.claims.keys() {
             p.reschedule_claim(engine, &key);
@@ -632,6 +640,7 @@ impl Partition {
         &mut self,
         sinks: &BTreeMap<String, u64>,
     ) -> Result<CheckpointStats, StateError> {
+        self.wait_for_restore_write()?;
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
         let stats = self.store.commit(

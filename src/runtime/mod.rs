@@ -268,8 +268,8 @@ impl Ctx {
                 .map_err(|e| crate::Error::Internal(format!("changelog restore: {e}")))?;
             let cp = r.checkpoint.clone().unwrap_or_default();
             let started = Instant::now();
-            let partition = Partition::open_restored(p, store, &shared.engine, &r.entries, &cp)?;
-            let n = r.entries.len();
+            let (n, records, read) = (r.entries.len(), r.records, r.elapsed);
+            let partition = Partition::open_restored(p, store, &shared.engine, r.entries, &cp)?;
             shared
                 .status
                 .restored_from_changelog
@@ -281,8 +281,8 @@ impl Ctx {
             tracing::info!(
                 partition = p,
                 entries = n,
-                records = r.records,
-                read_ms = r.elapsed.as_millis() as u64,
+                records,
+                read_ms = read.as_millis() as u64,
                 load_ms = started.elapsed().as_millis() as u64,
                 "restored from changelog"
             );

@@ -39,6 +39,8 @@ pub enum StateError {
     },
     #[error("state written by format version {found}, this build reads {expected}")]
     FormatVersion { found: u32, expected: u32 },
+    #[error("io: {0}")]
+    Io(String),
 }
 
 fn encode<V: Serialize>(v: &V) -> Vec<u8> {
@@ -175,7 +177,8 @@ pub struct StateChange {
     pub value: Option<Vec<u8>>,
 }
 
-/// The durable side of one partition (or nothing, in hot-only mode).
+/// The durable side of one partition (or nothing, in hot-only mode). Clones share the tree.
+#[derive(Clone)]
 pub struct PartitionStore {
     partition: i32,
     tree: Option<sled::Tree>,
@@ -279,7 +282,12 @@ impl PartitionStore {
     }
 
     /// Replaces everything this partition holds on disk with `entries` (table prefix, key, encoded
-    /// value) and `checkpoint`, atomically: a restore from the changelog.
+    /// value) and `checkpoint`: a restore from the changelog.
+    ///
+    /// Crash-safe without one giant batch (sled applies huge batches slowly): the old checkpoint
+    /// record goes first (durably), then the old entries and the new ones in batches of
+    /// [`RESTORE_BATCH`], and the new checkpoint record last. A crash in between leaves a store
+    /// without a checkpoint, which the next start treats as empty and restores again.
     pub fn restore<'a>(
         &self,
         entries: impl IntoIterator<Item = (u8, &'a str, &'a [u8])>,
@@ -288,9 +296,17 @@ impl PartitionStore {
         let Some(tree) = &self.tree else {
             return Ok(0);
         };
+        tree.remove(CHECKPOINT_KEY)?;
+        tree.flush()?;
         let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
         for item in tree.iter().keys() {
             batch.remove(item?);
+            in_batch += 1;
+            if in_batch == RESTORE_BATCH {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
         }
         let mut n = 0;
         let mut key_buf = Vec::with_capacity(64);
@@ -300,17 +316,26 @@ impl PartitionStore {
             key_buf.extend_from_slice(key.as_bytes());
             batch.insert(key_buf.as_slice(), value);
             n += 1;
+            in_batch += 1;
+            if in_batch == RESTORE_BATCH {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
         }
+        tree.apply_batch(batch)?;
+        tree.flush()?;
         let mut cp = checkpoint.clone();
         cp.format_version = STATE_FORMAT_VERSION;
-        batch.insert(CHECKPOINT_KEY, encode(&cp));
-        tree.apply_batch(batch)?;
+        tree.insert(CHECKPOINT_KEY, encode(&cp))?;
         if let Some(db) = &self.db {
             db.flush()?;
         }
         Ok(n)
     }
 }
+
+/// Entries per sled batch during a restore.
+pub const RESTORE_BATCH: usize = 8192;
 
 /// Encodes a checkpoint record as stored (for the changelog's checkpoint marker).
 pub fn encode_checkpoint(checkpoint: &Checkpoint) -> Vec<u8> {
