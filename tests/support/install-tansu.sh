@@ -5,6 +5,10 @@
 # Idempotent: reuses target/tansu/tansu when it is already there and runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# Test binaries run in parallel: one installer at a time.
+mkdir -p target
+exec 9>"target/tansu.lock"
+flock 9
 dest="target/tansu"
 bin="$dest/tansu"
 if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
