@@ -25,8 +25,11 @@
 //! A `Metrics` is a plain value: tests build as many as they like, each with its own registry.
 
 mod business;
+pub mod exposition;
 pub mod http;
 mod kafka;
+#[doc(hidden)]
+pub mod sample;
 pub mod labels;
 #[cfg(test)]
 mod tests;
