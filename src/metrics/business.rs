@@ -23,7 +23,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 
-use prometheus::{Counter, Gauge, GaugeVec, Histogram, IntCounter, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    Counter, Gauge, GaugeVec, Histogram, IntCounter, IntGauge, IntGaugeVec, Registry,
+};
 
 use super::labels::{
     self, ar_bucket_index, carc_category_index, carc_group_index, cohort_index, payer_index,
@@ -399,16 +401,8 @@ impl Kpi {
             if let Some(prev) = u.previous_status {
                 self.by_status[status_index(prev)].dec();
             }
-            let was_open = u.previous_status.is_some_and(|s| !s.is_closed());
-            let is_open = !status.is_closed();
-            if was_open != is_open {
-                if let Some(day) = u.submitted_date {
-                    let sign = if is_open { 1 } else { -1 };
-                    let mut a = self.aging.lock().unwrap_or_else(|e| e.into_inner());
-                    a.add(day, sign, sign * u.billed_cents);
-                }
-            }
         }
+        self.age(u, changed);
         if u.cause == UpdateCause::Acknowledgment && u.ack_count == 1 {
             if let Some(d) = u.days_to_ack {
                 self.time_to_ack[p].observe(f64::from(d.max(0)) * DAY_S);
@@ -440,7 +434,10 @@ impl Kpi {
         };
         self.adjudications[p * ADJUDICATED.len() + outcome].inc();
         for a in &u.adjustments_by_group {
-            add_cents(&self.adjustment_dollars[carc_group_index(&a.code)], a.amount_cents);
+            add_cents(
+                &self.adjustment_dollars[carc_group_index(&a.code)],
+                a.amount_cents,
+            );
         }
         if matches!(status, ClaimStatus::Denied | ClaimStatus::PartiallyPaid) {
             for a in &u.adjustments_by_category {
@@ -458,6 +455,33 @@ impl Kpi {
             self.variance[p].observe(v as f64 / 100.0);
             add_cents(&self.underpaid[p], -v);
         }
+    }
+
+    /// A/R aging: a claim enters when it is open with a known submission date and leaves when it
+    /// closes. The submission date is known from the claim's first submission on; when that
+    /// submission arrives after an acknowledgment already opened the claim (the "submission
+    /// missing" case), the claim enters then.
+    fn age(&self, u: &ClaimLifecycleUpdate, changed: bool) {
+        let Some(day) = u.submitted_date else {
+            return;
+        };
+        let was_open = u.previous_status.is_some_and(|s| !s.is_closed());
+        let is_open = !u.status.is_closed();
+        let late_submission =
+            u.cause == UpdateCause::Submission && u.submission_count == 1 && was_open && is_open;
+        let sign = if late_submission {
+            1
+        } else if changed && was_open != is_open {
+            if is_open {
+                1
+            } else {
+                -1
+            }
+        } else {
+            return;
+        };
+        let mut a = self.aging.lock().unwrap_or_else(|e| e.into_inner());
+        a.add(day, sign, sign * u.billed_cents);
     }
 
     fn readmission(&self, e: &ReadmissionEvent) {
@@ -486,7 +510,10 @@ impl Kpi {
         }
         self.model_fallback[model].set(i64::from(fallback));
         let known = {
-            let v = self.model_versions.read().unwrap_or_else(|e| e.into_inner());
+            let v = self
+                .model_versions
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             v[model].as_deref() == Some(version)
         };
         if !known {

@@ -114,7 +114,10 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
                 if !is_name(key) || key.starts_with("__") {
                     return Err(err("bad label name"));
                 }
-                let mut chars = r[eq + 1..].strip_prefix('"').ok_or_else(|| err("unquoted label value"))?.char_indices();
+                let mut chars = r[eq + 1..]
+                    .strip_prefix('"')
+                    .ok_or_else(|| err("unquoted label value"))?
+                    .char_indices();
                 let mut value = String::new();
                 let end = loop {
                     match chars.next() {

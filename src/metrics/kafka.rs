@@ -47,7 +47,10 @@ impl Metrics {
         now.dedup();
         let mut series = self.lag_series.lock().unwrap_or_else(|e| e.into_inner());
         for (t, id) in series.iter() {
-            if now.binary_search_by(|(t2, id2)| (t2.as_str(), *id2).cmp(&(t.as_str(), *id))).is_err() {
+            if now
+                .binary_search_by(|(t2, id2)| (t2.as_str(), *id2).cmp(&(t.as_str(), *id)))
+                .is_err()
+            {
                 let _ = self
                     .consumer_lag
                     .remove_label_values(&[t.as_str(), b.format(*id)]);

@@ -28,9 +28,9 @@ mod business;
 pub mod exposition;
 pub mod http;
 mod kafka;
+pub mod labels;
 #[doc(hidden)]
 pub mod sample;
-pub mod labels;
 #[cfg(test)]
 mod tests;
 
@@ -262,7 +262,10 @@ pub(crate) fn histogram_vec(
     labels: &[&str],
     buckets: &[f64],
 ) -> Result<HistogramVec, MetricsError> {
-    let m = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)?;
+    let m = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )?;
     r.register(Box::new(m.clone()))?;
     Ok(m)
 }
@@ -334,7 +337,8 @@ impl Metrics {
             &["stage"],
             &STAGE_BUCKETS,
         )?;
-        let stage_duration = std::array::from_fn(|i| stage.with_label_values(&[Stage::ALL[i].as_str()]));
+        let stage_duration =
+            std::array::from_fn(|i| stage.with_label_values(&[Stage::ALL[i].as_str()]));
         let e2e = histogram_vec(
             &r,
             "claimwatch_pipeline_end_to_end_latency_seconds",

@@ -6,8 +6,7 @@ use super::exposition::{parse, Scrape};
 use super::sample::{sample_outputs, SYNTHETIC_IDS};
 use super::*;
 use crate::model::{
-    AmountByCode, ClaimLifecycleUpdate, ClaimStatus, PayerCategory, ReadmissionAction,
-    UpdateCause,
+    AmountByCode, ClaimLifecycleUpdate, ClaimStatus, PayerCategory, ReadmissionAction, UpdateCause,
 };
 
 fn scrape(m: &Metrics) -> Scrape {
@@ -72,8 +71,10 @@ fn scrape_of_a_generated_population_parses_and_follows_the_naming_rules() {
             assert!(
                 ALLOWED_LABELS.contains(&k.as_str())
                     || (x.name == "claimwatch_build_info" && k == "version")
-                    || (x.name.starts_with("claimwatch_model_") && (k == "model" || k == "version" || k == "tier"))
-                    || (x.name.starts_with("claimwatch_readmissions_") && (k == "action" || k == "planned")),
+                    || (x.name.starts_with("claimwatch_model_")
+                        && (k == "model" || k == "version" || k == "tier"))
+                    || (x.name.starts_with("claimwatch_readmissions_")
+                        && (k == "action" || k == "planned")),
                 "{} has label {k}",
                 x.name
             );
@@ -111,7 +112,11 @@ fn scrape_of_a_generated_population_parses_and_follows_the_naming_rules() {
         Some(1.0)
     );
     assert_eq!(
-        value(&s, "claimwatch_model_fallback_active", &[("model", "denial")]),
+        value(
+            &s,
+            "claimwatch_model_fallback_active",
+            &[("model", "denial")]
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -147,10 +152,16 @@ fn no_identifier_is_a_label_value() {
         }
     }
     for v in &values {
-        assert!(!sample.identifiers.contains(v), "identifier {v:?} is a label value");
+        assert!(
+            !sample.identifiers.contains(v),
+            "identifier {v:?} is a label value"
+        );
         assert!(!SYNTHETIC_IDS.contains(&v.as_str()), "{v:?}");
         assert!(
-            !sample.identifiers.iter().any(|id| id.len() > 4 && v.contains(id.as_str())),
+            !sample
+                .identifiers
+                .iter()
+                .any(|id| id.len() > 4 && v.contains(id.as_str())),
             "label value {v:?} contains an identifier"
         );
     }
@@ -225,16 +236,41 @@ fn lifecycle_kpis_count_each_moment_once() {
     m.observe_output(&ack2);
 
     let s = scrape(&m);
-    assert_eq!(value(&s, "claimwatch_claims_by_status", &[("status", "ACCEPTED")]), Some(1.0));
-    assert_eq!(value(&s, "claimwatch_claims_by_status", &[("status", "SUBMITTED")]), Some(0.0));
     assert_eq!(
-        value(&s, "claimwatch_claims_time_to_ack_seconds_count", &[("payer_category", "MEDICAID")]),
+        value(&s, "claimwatch_claims_by_status", &[("status", "ACCEPTED")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_claims_by_status",
+            &[("status", "SUBMITTED")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_claims_time_to_ack_seconds_count",
+            &[("payer_category", "MEDICAID")]
+        ),
         Some(1.0)
     );
     // Open for 40 days as of the watermark (submitted day 19 760, event day 19 800).
-    assert_eq!(value(&s, "claimwatch_revenue_ar_open_claims", &[("age_bucket", "31-60")]), Some(1.0));
     assert_eq!(
-        value(&s, "claimwatch_revenue_ar_outstanding_dollars", &[("age_bucket", "31-60")]),
+        value(
+            &s,
+            "claimwatch_revenue_ar_open_claims",
+            &[("age_bucket", "31-60")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_revenue_ar_outstanding_dollars",
+            &[("age_bucket", "31-60")]
+        ),
         Some(1000.0)
     );
 
@@ -248,50 +284,113 @@ fn lifecycle_kpis_count_each_moment_once() {
         u.days_to_first_payment = Some(20);
         u.denial_category = Some("AUTHORIZATION".into());
         u.adjustments_by_category = vec![
-            AmountByCode { code: "AUTHORIZATION".into(), amount_cents: 30_000 },
-            AmountByCode { code: "CONTRACTUAL".into(), amount_cents: 20_000 },
+            AmountByCode {
+                code: "AUTHORIZATION".into(),
+                amount_cents: 30_000,
+            },
+            AmountByCode {
+                code: "CONTRACTUAL".into(),
+                amount_cents: 20_000,
+            },
         ];
-        u.adjustments_by_group = vec![AmountByCode { code: "CO".into(), amount_cents: 50_000 }];
+        u.adjustments_by_group = vec![AmountByCode {
+            code: "CO".into(),
+            amount_cents: 50_000,
+        }];
     }
     m.observe_output(&denied);
     let s = scrape(&m);
     let mc = ("payer_category", "MEDICAID");
-    assert_eq!(value(&s, "claimwatch_claims_by_status", &[("status", "ACCEPTED")]), Some(0.0));
-    assert_eq!(value(&s, "claimwatch_claims_by_status", &[("status", "PARTIALLY_PAID")]), Some(1.0));
     assert_eq!(
-        value(&s, "claimwatch_claims_first_pass_total", &[mc, ("outcome", "not_paid")]),
-        Some(1.0)
-    );
-    assert_eq!(value(&s, "claimwatch_claims_first_pass_total", &[mc, ("outcome", "paid")]), Some(0.0));
-    assert_eq!(
-        value(&s, "claimwatch_claims_adjudications_total", &[mc, ("outcome", "PARTIALLY_PAID")]),
-        Some(1.0)
+        value(&s, "claimwatch_claims_by_status", &[("status", "ACCEPTED")]),
+        Some(0.0)
     );
     assert_eq!(
-        value(&s, "claimwatch_revenue_denied_dollars_total", &[mc, ("denial_category", "AUTHORIZATION")]),
+        value(
+            &s,
+            "claimwatch_claims_by_status",
+            &[("status", "PARTIALLY_PAID")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_claims_first_pass_total",
+            &[mc, ("outcome", "not_paid")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_claims_first_pass_total",
+            &[mc, ("outcome", "paid")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_claims_adjudications_total",
+            &[mc, ("outcome", "PARTIALLY_PAID")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_revenue_denied_dollars_total",
+            &[mc, ("denial_category", "AUTHORIZATION")]
+        ),
         Some(300.0)
     );
     // Contractual write-offs are not denials and have no denial series.
     assert_eq!(
-        value(&s, "claimwatch_revenue_denied_dollars_total", &[("denial_category", "CONTRACTUAL")]),
+        value(
+            &s,
+            "claimwatch_revenue_denied_dollars_total",
+            &[("denial_category", "CONTRACTUAL")]
+        ),
         None
     );
     assert_eq!(
-        value(&s, "claimwatch_revenue_denials_total", &[mc, ("denial_category", "AUTHORIZATION")]),
+        value(
+            &s,
+            "claimwatch_revenue_denials_total",
+            &[mc, ("denial_category", "AUTHORIZATION")]
+        ),
         Some(1.0)
     );
-    assert_eq!(value(&s, "claimwatch_revenue_underpaid_dollars_total", &[mc]), Some(300.0));
     assert_eq!(
-        value(&s, "claimwatch_revenue_adjustment_dollars_total", &[("carc_group", "CO")]),
+        value(&s, "claimwatch_revenue_underpaid_dollars_total", &[mc]),
+        Some(300.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_revenue_adjustment_dollars_total",
+            &[("carc_group", "CO")]
+        ),
         Some(500.0)
     );
-    assert_eq!(value(&s, "claimwatch_claims_time_to_payment_seconds_count", &[mc]), Some(1.0));
+    assert_eq!(
+        value(&s, "claimwatch_claims_time_to_payment_seconds_count", &[mc]),
+        Some(1.0)
+    );
     assert_eq!(
         value(&s, "claimwatch_claims_time_to_payment_seconds_sum", &[mc]),
         Some(20.0 * 86_400.0)
     );
     // Closed: out of A/R.
-    assert_eq!(value(&s, "claimwatch_revenue_ar_open_claims", &[("age_bucket", "31-60")]), Some(0.0));
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_revenue_ar_open_claims",
+            &[("age_bucket", "31-60")]
+        ),
+        Some(0.0)
+    );
     assert_eq!(
         value(
             &s,
@@ -321,7 +420,9 @@ fn readmissions_count_by_cohort_and_action() {
         .iter()
         .filter(|x| {
             x.name == "claimwatch_readmissions_events_total"
-                && x.labels.iter().any(|(k, v)| k == "action" && v == "DETECTED")
+                && x.labels
+                    .iter()
+                    .any(|(k, v)| k == "action" && v == "DETECTED")
         })
         .map(|x| x.value)
         .sum();
@@ -363,7 +464,11 @@ fn consumer_lag_follows_the_assignment() {
     assert_eq!(value(&s, lag, &[("partition", "1")]), Some(20.0));
     assert_eq!(value(&s, lag, &[("partition", "-1")]), None);
     assert_eq!(
-        value(&s, "claimwatch_kafka_client_queue_messages", &[("client", "consumer")]),
+        value(
+            &s,
+            "claimwatch_kafka_client_queue_messages",
+            &[("client", "consumer")]
+        ),
         Some(5.0)
     );
     // Partition 1 revoked, partition 0's lag unknown for a moment.
@@ -394,35 +499,92 @@ fn runtime_hooks_show_in_the_scrape() {
     m.set_model_quality("denial", 0.71, 0.03, 0.08);
     let s = scrape(&m);
     assert_eq!(
-        value(&s, "claimwatch_pipeline_consumed_records_total", &[("topic", "ehr.claims")]),
+        value(
+            &s,
+            "claimwatch_pipeline_consumed_records_total",
+            &[("topic", "ehr.claims")]
+        ),
         Some(3.0)
     );
     assert_eq!(
-        value(&s, "claimwatch_pipeline_consumed_records_total", &[("topic", "x12.835")]),
+        value(
+            &s,
+            "claimwatch_pipeline_consumed_records_total",
+            &[("topic", "x12.835")]
+        ),
         Some(0.0)
     );
     assert_eq!(
-        value(&s, "claimwatch_pipeline_processing_duration_seconds_count", &[("stage", "core")]),
+        value(
+            &s,
+            "claimwatch_pipeline_processing_duration_seconds_count",
+            &[("stage", "core")]
+        ),
         Some(1.0)
     );
-    assert_eq!(value(&s, "claimwatch_checkpoint_runs_total", &[("outcome", "error")]), Some(1.0));
-    assert_eq!(value(&s, "claimwatch_checkpoint_size_bytes_sum", &[]), Some(5000.0));
-    assert!(value(&s, "claimwatch_checkpoint_last_success_timestamp_seconds", &[]).unwrap() > 1.6e9);
     assert_eq!(
-        value(&s, "claimwatch_state_entries", &[("store", "claims"), ("partition", "1")]),
+        value(
+            &s,
+            "claimwatch_checkpoint_runs_total",
+            &[("outcome", "error")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "claimwatch_checkpoint_size_bytes_sum", &[]),
+        Some(5000.0)
+    );
+    assert!(
+        value(
+            &s,
+            "claimwatch_checkpoint_last_success_timestamp_seconds",
+            &[]
+        )
+        .unwrap()
+            > 1.6e9
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_state_entries",
+            &[("store", "claims"), ("partition", "1")]
+        ),
         Some(42.0)
     );
-    assert_eq!(value(&s, "claimwatch_state_entries", &[("store", "other")]), Some(1.0));
-    assert_eq!(value(&s, "claimwatch_state_restored_entries_total", &[]), Some(9.0));
-    assert_eq!(value(&s, "claimwatch_model_auc_ratio", &[("model", "denial")]), Some(0.71));
-    assert!(value(&s, "claimwatch_model_auc_ratio", &[("model", "readmission")]).unwrap().is_nan());
     assert_eq!(
-        value(&s, "claimwatch_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
+        value(&s, "claimwatch_state_entries", &[("store", "other")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "claimwatch_state_restored_entries_total", &[]),
+        Some(9.0)
+    );
+    assert_eq!(
+        value(&s, "claimwatch_model_auc_ratio", &[("model", "denial")]),
+        Some(0.71)
+    );
+    assert!(value(
+        &s,
+        "claimwatch_model_auc_ratio",
+        &[("model", "readmission")]
+    )
+    .unwrap()
+    .is_nan());
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
         Some(1.0)
     );
     m.forget_partition(1);
     assert_eq!(
-        value(&scrape(&m), "claimwatch_state_entries", &[("store", "claims")]),
+        value(
+            &scrape(&m),
+            "claimwatch_state_entries",
+            &[("store", "claims")]
+        ),
         None
     );
 }
@@ -479,4 +641,68 @@ async fn http_endpoints_answer_with_the_right_codes() {
         .expect("server stops on shutdown")
         .unwrap()
         .unwrap();
+}
+
+#[test]
+fn status_gauge_and_ar_aging_match_the_final_claims() {
+    let m = Metrics::new().unwrap();
+    let sample = sample_outputs(150, 5);
+    let mut last: std::collections::HashMap<&str, &ClaimLifecycleUpdate> = Default::default();
+    let mut watermark = i64::MIN;
+    for o in &sample.outputs {
+        m.observe_output(o);
+        if let OutputEvent::ClaimLifecycle(u) = o {
+            last.insert(&u.claim_id, u);
+            watermark = watermark.max(u.event_time);
+        }
+    }
+    let s = scrape(&m);
+    for st in ClaimStatus::ALL {
+        let want = last.values().filter(|u| u.status == st).count() as f64;
+        assert_eq!(
+            value(
+                &s,
+                "claimwatch_claims_by_status",
+                &[("status", st.as_str())]
+            ),
+            Some(want),
+            "{st:?}"
+        );
+    }
+    let today = crate::model::day_of(watermark);
+    let mut want = [0f64; 5];
+    let mut dollars = [0f64; 5];
+    for u in last.values() {
+        if let (false, Some(d)) = (u.status.is_closed(), u.submitted_date) {
+            let b = labels::ar_bucket_index(today - d);
+            want[b] += 1.0;
+            dollars[b] += u.billed_cents as f64 / 100.0;
+        }
+    }
+    assert!(
+        want.iter().sum::<f64>() > 0.0,
+        "the sample leaves some claims open"
+    );
+    for (i, b) in labels::AR_BUCKETS.iter().enumerate() {
+        assert_eq!(
+            value(
+                &s,
+                "claimwatch_revenue_ar_open_claims",
+                &[("age_bucket", b)]
+            ),
+            Some(want[i]),
+            "{b}"
+        );
+        let got = value(
+            &s,
+            "claimwatch_revenue_ar_outstanding_dollars",
+            &[("age_bucket", b)],
+        )
+        .unwrap();
+        assert!(
+            (got - dollars[i]).abs() < 0.01,
+            "{b}: {got} vs {}",
+            dollars[i]
+        );
+    }
 }
