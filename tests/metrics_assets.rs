@@ -136,7 +136,8 @@ fn dashboard_queries() -> Vec<(String, String)> {
             }
         }
     }
-    let v: serde_json::Value = serde_json::from_str(&read("deploy/grafana/claimwatch.json")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/claimwatch.json")).unwrap();
     let mut out = Vec::new();
     walk(&v, &mut out);
     out
@@ -259,7 +260,8 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
 
 #[test]
 fn dashboard_has_the_four_rows() {
-    let v: serde_json::Value = serde_json::from_str(&read("deploy/grafana/claimwatch.json")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/claimwatch.json")).unwrap();
     let rows: Vec<&str> = v["panels"]
         .as_array()
         .unwrap()
@@ -269,7 +271,12 @@ fn dashboard_has_the_four_rows() {
         .collect();
     assert_eq!(
         rows,
-        ["Pipeline health", "Revenue cycle", "Readmissions and care management", "Model"]
+        [
+            "Pipeline health",
+            "Revenue cycle",
+            "Readmissions and care management",
+            "Model"
+        ]
     );
     let mut ids = BTreeSet::new();
     for p in v["panels"].as_array().unwrap() {
@@ -436,7 +443,13 @@ fn manifests_and_compose_file_validate() {
     );
     // The probes and scrape annotations point at the endpoints the server serves.
     let sts = read("deploy/k8s/statefulset.yaml");
-    for needle in ["/health/live", "/health/ready", "prometheus.io/scrape", "9464", "volumeClaimTemplates"] {
+    for needle in [
+        "/health/live",
+        "/health/ready",
+        "prometheus.io/scrape",
+        "9464",
+        "volumeClaimTemplates",
+    ] {
         assert!(sts.contains(needle), "statefulset.yaml lacks {needle}");
     }
 }
