@@ -25,6 +25,8 @@
 //!   and checkpoints; file replay, the Kafka runtime and the benchmarks all drive it.
 //! - [`generate`]: the calibrated synthetic population generator with ground truth.
 //! - [`replay`]: feeds generated or parsed files through the core in event-time order.
+//! - [`metrics`]: every Prometheus metric on an explicit registry, fed by the runtime and by
+//!   `observe_output`; the `/metrics` and `/health/*` HTTP server.
 //! - [`x12`]: X12 835 / 277CA / 837 parsing into model events (files: `claimwatch x12 parse`;
 //!   Kafka `x12.raw`: [`x12::parse_interchange`]) and writing them back (`generate --format x12`).
 //!
@@ -36,6 +38,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod generate;
+pub mod metrics;
 pub mod model;
 pub mod readmit;
 pub mod reconcile;

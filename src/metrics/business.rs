@@ -1,0 +1,579 @@
+//! Business KPIs read off the output events: the claim lifecycle (status gauge, adjudications,
+//! first-pass yield, denials, variance, time to ack and payment, A/R aging), readmissions, scores
+//! and high-risk alerts.
+//!
+//! Outputs carry the claim's *current* view, not a delta, so each KPI is counted at the one update
+//! that marks its moment (see the README's metric table for each rule):
+//! - a **status transition** is an update whose `status` differs from `previous_status`;
+//! - an **adjudication** is a remittance-caused transition into PAID, PARTIALLY_PAID, DENIED or
+//!   FORWARDED; denied dollars, adjustments and variance are counted there;
+//! - **first pass** is counted at the first remittance (`remit_count == 1`), from
+//!   `first_pass_paid` (which already says whether the claim was rejected or replaced before);
+//! - **time to ack** at the first acknowledgment, **time to payment** at the transition into PAID or
+//!   PARTIALLY_PAID.
+//!
+//! Delivery is at least once, so after a crash a few outputs are observed twice: the counters can
+//! over-count by the outputs re-emitted since the last checkpoint.
+//!
+//! The status gauge and the A/R aging are net sums of transitions *observed by this process*: a
+//! claim whose earlier updates were seen by another instance (before a rebalance or a restart) is
+//! subtracted from a status it was never added to here. The aging clamps each bucket at zero; the
+//! status gauge does not (its sum over instances is right), and dashboards `sum` it.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, RwLock};
+
+use prometheus::{
+    Counter, Gauge, GaugeVec, Histogram, IntCounter, IntGauge, IntGaugeVec, Registry,
+};
+
+use super::labels::{
+    self, ar_bucket_index, carc_category_index, carc_group_index, cohort_index, payer_index,
+    status_index, AR_BUCKETS, CARC_GROUPS, HRRP_COHORTS, MODELS, PAYER_CATEGORIES,
+    READMISSION_ACTIONS, RISK_TIERS,
+};
+use super::{
+    add_cents, counter, counter_vec, float_counter_vec, float_gauge_vec, gauge_vec, histogram,
+    histogram_vec, resolve, MetricsError,
+};
+use crate::model::{
+    day_of, ClaimLifecycleUpdate, ClaimStatus, EpochDay, OutputEvent, ReadmissionAction,
+    ReadmissionEvent, RiskTier, UpdateCause,
+};
+use crate::refdata::CarcCategory;
+
+const P: usize = PAYER_CATEGORIES.len();
+const S: usize = ClaimStatus::ALL.len();
+const C: usize = CarcCategory::ALL.len();
+const DAY_S: f64 = 86_400.0;
+
+/// Day-sized buckets for time to ack / payment (1 day to 1 year), in seconds.
+const DAY_BUCKETS: [f64; 12] = [
+    DAY_S,
+    2.0 * DAY_S,
+    3.0 * DAY_S,
+    5.0 * DAY_S,
+    7.0 * DAY_S,
+    14.0 * DAY_S,
+    21.0 * DAY_S,
+    30.0 * DAY_S,
+    45.0 * DAY_S,
+    60.0 * DAY_S,
+    90.0 * DAY_S,
+    365.0 * DAY_S,
+];
+/// Readmission interval: 1..=30 days.
+const READMIT_BUCKETS: [f64; 7] = [
+    DAY_S,
+    3.0 * DAY_S,
+    7.0 * DAY_S,
+    14.0 * DAY_S,
+    21.0 * DAY_S,
+    30.0 * DAY_S,
+    31.0 * DAY_S,
+];
+/// Paid minus expected, dollars; negative = underpaid.
+const VARIANCE_BUCKETS: [f64; 13] = [
+    -10_000.0, -1_000.0, -500.0, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 500.0, 1_000.0,
+    10_000.0,
+];
+const PROBABILITY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// The adjudicated outcomes (the `outcome` label of adjudications).
+const ADJUDICATED: [ClaimStatus; 4] = [
+    ClaimStatus::Paid,
+    ClaimStatus::PartiallyPaid,
+    ClaimStatus::Denied,
+    ClaimStatus::Forwarded,
+];
+
+/// Open claims and their billed dollars by submission day, for A/R aging.
+#[derive(Debug, Default)]
+pub struct ArAging {
+    by_day: BTreeMap<EpochDay, (i64, i64)>,
+}
+
+impl ArAging {
+    fn add(&mut self, day: EpochDay, claims: i64, cents: i64) {
+        let e = self.by_day.entry(day).or_default();
+        e.0 += claims;
+        e.1 += cents;
+        if *e == (0, 0) {
+            self.by_day.remove(&day);
+        }
+    }
+
+    /// (claims, cents) per aging bucket as of `today`, each clamped at zero.
+    pub fn buckets(&self, today: EpochDay) -> [(i64, i64); 5] {
+        let mut out = [(0i64, 0i64); 5];
+        for (day, (n, cents)) in &self.by_day {
+            let b = ar_bucket_index(today - day);
+            out[b].0 += n;
+            out[b].1 += cents;
+        }
+        out.map(|(n, c)| (n.max(0), c.max(0)))
+    }
+}
+
+pub(crate) struct Kpi {
+    by_status: [IntGauge; S],
+    transitions: Vec<IntCounter>,
+    adjudications: Vec<IntCounter>,
+    first_pass: Vec<IntCounter>,
+    time_to_ack: [Histogram; P],
+    time_to_payment: [Histogram; P],
+    denied_dollars: Vec<Option<Counter>>,
+    denials: Vec<Option<IntCounter>>,
+    adjustment_dollars: [Counter; 6],
+    variance: [Histogram; P],
+    underpaid: [Counter; P],
+    ar_claims: [IntGauge; 5],
+    ar_dollars: [Gauge; 5],
+    aging: Mutex<ArAging>,
+
+    readmissions: Vec<IntCounter>,
+    readmit_interval: Histogram,
+    high_risk_alerts: IntCounter,
+    payer_kpi_windows: [IntCounter; 6],
+
+    model_info: IntGaugeVec,
+    model_versions: RwLock<[Option<String>; 2]>,
+    model_fallback: [IntGauge; 2],
+    scores: Vec<IntCounter>,
+    predicted: [Histogram; 2],
+    model_quality: [GaugeVec; 3],
+}
+
+impl Kpi {
+    pub(crate) fn new(r: &Registry) -> Result<Self, MetricsError> {
+        let statuses: [&str; S] = ClaimStatus::ALL.map(|s| s.as_str());
+        let by_status_vec = gauge_vec(
+            r,
+            "claimwatch_claims_by_status",
+            "Claims whose latest status is this one (net of the status transitions this instance observed).",
+            &["status"],
+        )?;
+        let transitions_vec = counter_vec(
+            r,
+            "claimwatch_claims_status_transitions_total",
+            "Claims entering a lifecycle status, by status and payer category.",
+            &["status", "payer_category"],
+        )?;
+        let mut transitions = Vec::with_capacity(S * P);
+        for s in statuses {
+            for p in PAYER_CATEGORIES {
+                transitions.push(transitions_vec.with_label_values(&[s, p]));
+            }
+        }
+        let adj_vec = counter_vec(
+            r,
+            "claimwatch_claims_adjudications_total",
+            "Adjudication decisions (a remittance moving a claim to PAID, PARTIALLY_PAID, DENIED or FORWARDED), by payer category and outcome.",
+            &["payer_category", "outcome"],
+        )?;
+        let mut adjudications = Vec::with_capacity(P * ADJUDICATED.len());
+        for p in PAYER_CATEGORIES {
+            for s in ADJUDICATED {
+                adjudications.push(adj_vec.with_label_values(&[p, s.as_str()]));
+            }
+        }
+        let fp_vec = counter_vec(
+            r,
+            "claimwatch_claims_first_pass_total",
+            "Claims at their first remittance, by payer category and outcome: paid (first-pass yield) or not_paid (rejected, replaced or denied first).",
+            &["payer_category", "outcome"],
+        )?;
+        let mut first_pass = Vec::with_capacity(P * 2);
+        for p in PAYER_CATEGORIES {
+            for o in ["not_paid", "paid"] {
+                first_pass.push(fp_vec.with_label_values(&[p, o]));
+            }
+        }
+        let tta = histogram_vec(
+            r,
+            "claimwatch_claims_time_to_ack_seconds",
+            "Submission to first 277CA acknowledgment (business days of the claim, in seconds), by payer category.",
+            &["payer_category"],
+            &DAY_BUCKETS,
+        )?;
+        let ttp = histogram_vec(
+            r,
+            "claimwatch_claims_time_to_payment_seconds",
+            "Submission to first payment (business days of the claim, in seconds), by payer category.",
+            &["payer_category"],
+            &DAY_BUCKETS,
+        )?;
+        let denied_vec = float_counter_vec(
+            r,
+            "claimwatch_revenue_denied_dollars_total",
+            "Dollars adjusted under a denial CARC category at adjudication, by payer category and denial category.",
+            &["payer_category", "denial_category"],
+        )?;
+        let denials_vec = counter_vec(
+            r,
+            "claimwatch_revenue_denials_total",
+            "Claims denied in full or in part at adjudication, by payer category and the category of the largest denial.",
+            &["payer_category", "denial_category"],
+        )?;
+        let mut denied_dollars = Vec::with_capacity(P * C);
+        let mut denials = Vec::with_capacity(P * C);
+        for p in PAYER_CATEGORIES {
+            for c in CarcCategory::ALL {
+                let denial = c.is_denial();
+                denied_dollars.push(denial.then(|| denied_vec.with_label_values(&[p, c.as_str()])));
+                denials.push(denial.then(|| denials_vec.with_label_values(&[p, c.as_str()])));
+            }
+        }
+        let adj_dollars = float_counter_vec(
+            r,
+            "claimwatch_revenue_adjustment_dollars_total",
+            "Dollars adjusted at adjudication, by CAS group (CARC group: CO, PR, OA, PI, CR).",
+            &["carc_group"],
+        )?;
+        let var = histogram_vec(
+            r,
+            "claimwatch_revenue_payment_variance_dollars",
+            "Paid plus patient responsibility minus the expected (contracted) amount at adjudication; negative = underpaid.",
+            &["payer_category"],
+            &VARIANCE_BUCKETS,
+        )?;
+        let under = float_counter_vec(
+            r,
+            "claimwatch_revenue_underpaid_dollars_total",
+            "Dollars paid under the expected amount at adjudication, by payer category.",
+            &["payer_category"],
+        )?;
+        let ar_claims = gauge_vec(
+            r,
+            "claimwatch_revenue_ar_open_claims",
+            "Open (not yet closed) claims by days since submission, as of the event-time watermark.",
+            &["age_bucket"],
+        )?;
+        let ar_dollars = float_gauge_vec(
+            r,
+            "claimwatch_revenue_ar_outstanding_dollars",
+            "Billed dollars of open claims by days since submission, as of the event-time watermark.",
+            &["age_bucket"],
+        )?;
+
+        let readmit_vec = counter_vec(
+            r,
+            "claimwatch_readmissions_events_total",
+            "30-day readmission events, by action (DETECTED, UPDATED, RETRACTED), HRRP cohort of the index stay and planned flag.",
+            &["action", "hrrp_cohort", "planned"],
+        )?;
+        let mut readmissions = Vec::with_capacity(3 * HRRP_COHORTS.len() * 2);
+        for a in READMISSION_ACTIONS {
+            for c in HRRP_COHORTS {
+                for planned in ["false", "true"] {
+                    readmissions.push(readmit_vec.with_label_values(&[a, c, planned]));
+                }
+            }
+        }
+        let readmit_interval = histogram(
+            r,
+            "claimwatch_readmissions_interval_seconds",
+            "Index discharge to unplanned readmission, for detected readmissions (days, in seconds).",
+            &READMIT_BUCKETS,
+        )?;
+        let high_risk_alerts = counter(
+            r,
+            "claimwatch_care_high_risk_alerts_total",
+            "High-risk discharge alerts emitted to care management.",
+        )?;
+        let kpi_vec = counter_vec(
+            r,
+            "claimwatch_payer_kpi_windows_total",
+            "Payer KPI windows emitted (claimwatch.payer-kpis), by payer category.",
+            &["payer_category"],
+        )?;
+
+        let model_info = gauge_vec(
+            r,
+            "claimwatch_model_info",
+            "Always 1; the model version that scored the latest output of each model.",
+            &["model", "version"],
+        )?;
+        let fallback = gauge_vec(
+            r,
+            "claimwatch_model_fallback_active",
+            "1 when the latest score of the model came from the base-rate fallback (no trained model loaded).",
+            &["model"],
+        )?;
+        let scores_vec = counter_vec(
+            r,
+            "claimwatch_model_scores_total",
+            "Scores emitted, by model and risk tier.",
+            &["model", "tier"],
+        )?;
+        let mut scores = Vec::with_capacity(6);
+        for m in MODELS {
+            for t in RISK_TIERS {
+                scores.push(scores_vec.with_label_values(&[m, t]));
+            }
+        }
+        let predicted = histogram_vec(
+            r,
+            "claimwatch_model_predicted_risk_ratio",
+            "Predicted probabilities, by model.",
+            &["model"],
+            &PROBABILITY_BUCKETS,
+        )?;
+        let auc = float_gauge_vec(
+            r,
+            "claimwatch_model_auc_ratio",
+            "Rolling ROC AUC of the model against observed outcomes.",
+            &["model"],
+        )?;
+        let ece = float_gauge_vec(
+            r,
+            "claimwatch_model_calibration_error_ratio",
+            "Rolling expected calibration error of the model.",
+            &["model"],
+        )?;
+        let psi = float_gauge_vec(
+            r,
+            "claimwatch_model_feature_drift_psi",
+            "Largest population stability index of the model's features against training.",
+            &["model"],
+        )?;
+        for m in MODELS {
+            // Present from the start so the dashboard and the drift alerts see the series; NaN
+            // until the scoring stage reports.
+            auc.with_label_values(&[m]).set(f64::NAN);
+            ece.with_label_values(&[m]).set(f64::NAN);
+            psi.with_label_values(&[m]).set(f64::NAN);
+        }
+
+        Ok(Self {
+            by_status: resolve(&statuses, |s| by_status_vec.with_label_values(&[s])),
+            transitions,
+            adjudications,
+            first_pass,
+            time_to_ack: resolve(&PAYER_CATEGORIES, |p| tta.with_label_values(&[p])),
+            time_to_payment: resolve(&PAYER_CATEGORIES, |p| ttp.with_label_values(&[p])),
+            denied_dollars,
+            denials,
+            adjustment_dollars: resolve(&CARC_GROUPS, |g| adj_dollars.with_label_values(&[g])),
+            variance: resolve(&PAYER_CATEGORIES, |p| var.with_label_values(&[p])),
+            underpaid: resolve(&PAYER_CATEGORIES, |p| under.with_label_values(&[p])),
+            ar_claims: resolve(&AR_BUCKETS, |b| ar_claims.with_label_values(&[b])),
+            ar_dollars: resolve(&AR_BUCKETS, |b| ar_dollars.with_label_values(&[b])),
+            aging: Mutex::new(ArAging::default()),
+            readmissions,
+            readmit_interval,
+            high_risk_alerts,
+            payer_kpi_windows: std::array::from_fn(|i| {
+                kpi_vec.with_label_values(&[PAYER_CATEGORIES[i]])
+            }),
+            model_info,
+            model_versions: RwLock::new([None, None]),
+            model_fallback: resolve(&MODELS, |m| fallback.with_label_values(&[m])),
+            scores,
+            predicted: resolve(&MODELS, |m| predicted.with_label_values(&[m])),
+            model_quality: [auc, ece, psi],
+        })
+    }
+
+    pub(crate) fn observe(&self, event: &OutputEvent) {
+        match event {
+            OutputEvent::ClaimLifecycle(u) => self.claim(u),
+            OutputEvent::Readmission(e) => self.readmission(e),
+            OutputEvent::DenialRisk(s) => {
+                self.score(0, &s.model_version, s.fallback, s.tier, s.probability)
+            }
+            OutputEvent::ReadmissionRisk(s) => {
+                self.score(1, &s.model_version, s.fallback, s.tier, s.probability)
+            }
+            OutputEvent::HighRiskAlert(_) => self.high_risk_alerts.inc(),
+            OutputEvent::PayerKpi(k) => self.payer_kpi_windows[k.payer_category as usize].inc(),
+            OutputEvent::DeadLetter(_) => {}
+        }
+    }
+
+    fn claim(&self, u: &ClaimLifecycleUpdate) {
+        let p = payer_index(u.payer_category);
+        let status = u.status;
+        let changed = u.previous_status != Some(status);
+        if changed {
+            self.by_status[status_index(status)].inc();
+            self.transitions[status_index(status) * P + p].inc();
+            if let Some(prev) = u.previous_status {
+                self.by_status[status_index(prev)].dec();
+            }
+        }
+        self.age(u, changed);
+        if u.cause == UpdateCause::Acknowledgment && u.ack_count == 1 {
+            if let Some(d) = u.days_to_ack {
+                self.time_to_ack[p].observe(f64::from(d.max(0)) * DAY_S);
+            }
+        }
+        if u.cause != UpdateCause::Remittance {
+            return;
+        }
+        if u.remit_count == 1 {
+            if let Some(paid) = u.first_pass_paid {
+                self.first_pass[p * 2 + usize::from(paid)].inc();
+            }
+        }
+        if !changed {
+            return;
+        }
+        let paid_now = matches!(status, ClaimStatus::Paid | ClaimStatus::PartiallyPaid);
+        let paid_before = matches!(
+            u.previous_status,
+            Some(ClaimStatus::Paid | ClaimStatus::PartiallyPaid)
+        );
+        if paid_now && !paid_before {
+            if let Some(d) = u.days_to_first_payment {
+                self.time_to_payment[p].observe(f64::from(d.max(0)) * DAY_S);
+            }
+        }
+        let Some(outcome) = ADJUDICATED.iter().position(|s| *s == status) else {
+            return;
+        };
+        self.adjudications[p * ADJUDICATED.len() + outcome].inc();
+        for a in &u.adjustments_by_group {
+            add_cents(
+                &self.adjustment_dollars[carc_group_index(&a.code)],
+                a.amount_cents,
+            );
+        }
+        if matches!(status, ClaimStatus::Denied | ClaimStatus::PartiallyPaid) {
+            for a in &u.adjustments_by_category {
+                if let Some(c) = &self.denied_dollars[p * C + carc_category_index(&a.code)] {
+                    add_cents(c, a.amount_cents);
+                }
+            }
+            if let Some(cat) = &u.denial_category {
+                if let Some(c) = &self.denials[p * C + carc_category_index(cat)] {
+                    c.inc();
+                }
+            }
+        }
+        if let Some(v) = u.variance_cents {
+            self.variance[p].observe(v as f64 / 100.0);
+            add_cents(&self.underpaid[p], -v);
+        }
+    }
+
+    /// A/R aging: a claim enters when it is open with a known submission date and leaves when it
+    /// closes. The submission date is known from the claim's first submission on; when that
+    /// submission arrives after an acknowledgment already opened the claim (the "submission
+    /// missing" case), the claim enters then.
+    fn age(&self, u: &ClaimLifecycleUpdate, changed: bool) {
+        let Some(day) = u.submitted_date else {
+            return;
+        };
+        let was_open = u.previous_status.is_some_and(|s| !s.is_closed());
+        let is_open = !u.status.is_closed();
+        let late_submission =
+            u.cause == UpdateCause::Submission && u.submission_count == 1 && was_open && is_open;
+        let sign = if late_submission {
+            1
+        } else if changed && was_open != is_open {
+            if is_open {
+                1
+            } else {
+                -1
+            }
+        } else {
+            return;
+        };
+        let mut a = self.aging.lock().unwrap_or_else(|e| e.into_inner());
+        a.add(day, sign, sign * u.billed_cents);
+    }
+
+    fn readmission(&self, e: &ReadmissionEvent) {
+        let a = match e.action {
+            ReadmissionAction::Detected => 0,
+            ReadmissionAction::Updated => 1,
+            ReadmissionAction::Retracted => 2,
+        };
+        let c = cohort_index(e.hrrp_cohort.as_deref());
+        self.readmissions[(a * HRRP_COHORTS.len() + c) * 2 + usize::from(e.planned)].inc();
+        if e.action == ReadmissionAction::Detected && !e.planned {
+            self.readmit_interval
+                .observe(f64::from(e.days_between.max(0)) * DAY_S);
+        }
+    }
+
+    fn score(&self, model: usize, version: &str, fallback: bool, tier: RiskTier, p: f64) {
+        let t = match tier {
+            RiskTier::Low => 0,
+            RiskTier::Medium => 1,
+            RiskTier::High => 2,
+        };
+        self.scores[model * RISK_TIERS.len() + t].inc();
+        if p.is_finite() {
+            self.predicted[model].observe(p);
+        }
+        self.model_fallback[model].set(i64::from(fallback));
+        let known = {
+            let v = self
+                .model_versions
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            v[model].as_deref() == Some(version)
+        };
+        if !known {
+            // A new model version: rare (a deploy or a reload), so the allocation is fine here.
+            let mut v = self
+                .model_versions
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let version = if version.len() <= 64 && !version.is_empty() {
+                version
+            } else {
+                labels::OTHER
+            };
+            if let Some(old) = v[model].take() {
+                let _ = self.model_info.remove_label_values(&[MODELS[model], &old]);
+            }
+            self.model_info
+                .with_label_values(&[MODELS[model], version])
+                .set(1);
+            v[model] = Some(version.to_owned());
+        }
+    }
+
+    pub(crate) fn set_model_quality(&self, model: &str, auc: f64, ece: f64, psi: f64) {
+        if !MODELS.contains(&model) {
+            return;
+        }
+        for (g, v) in self.model_quality.iter().zip([auc, ece, psi]) {
+            g.with_label_values(&[model]).set(v);
+        }
+    }
+
+    /// Recomputes the A/R aging gauges as of the event-time watermark.
+    pub(crate) fn refresh(&self, watermark_ms: i64) {
+        if watermark_ms == i64::MIN {
+            return;
+        }
+        let today = day_of(watermark_ms);
+        let buckets = self
+            .aging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .buckets(today);
+        for (i, (n, cents)) in buckets.into_iter().enumerate() {
+            self.ar_claims[i].set(n);
+            self.ar_dollars[i].set(cents as f64 / 100.0);
+        }
+    }
+}
+
+/// An output's event time, whether wall-clock latency means anything for it (not for timer
+/// deadlines or window ends), and whether it moves the event-time watermark.
+pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
+    match e {
+        OutputEvent::ClaimLifecycle(u) => (u.event_time, u.cause != UpdateCause::Timer, true),
+        OutputEvent::Readmission(r) => (r.event_time, true, true),
+        OutputEvent::DeadLetter(d) => (d.event_time, true, false),
+        OutputEvent::DenialRisk(s) => (s.event_time, true, false),
+        OutputEvent::ReadmissionRisk(s) => (s.event_time, true, false),
+        OutputEvent::HighRiskAlert(a) => (a.event_time, true, false),
+        OutputEvent::PayerKpi(k) => (k.window_end, false, false),
+    }
+}

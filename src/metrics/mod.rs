@@ -1,0 +1,699 @@
+//! Prometheus metrics: every metric claimwatch exports, on one explicit registry, and the HTTP
+//! server that exposes them with the health endpoints.
+//!
+//! ```text
+//!  runtime (Kafka) ──► Metrics::topic(..).consumed / observe_stage / checkpoint / rebalance ...
+//!  every output    ──► Metrics::observe_output(&OutputEvent)   (pipeline counts + business KPIs)
+//!  librdkafka      ──► Metrics::observe_librdkafka_stats(&Statistics)   (consumer lag)
+//!  GET /metrics    ◄── Metrics::render()   (http::serve: /metrics, /health/live, /health/ready)
+//! ```
+//!
+//! **Names.** `claimwatch_<subsystem>_<name>_<unit>`: counters end in `_total`, units are base units
+//! (`_seconds`, `_bytes`; money in `_dollars`, counts of things in `_records`/`_claims`). The README's
+//! "Metrics" section is the canonical list (a test checks it against a scrape).
+//!
+//! **Labels** are bounded: every value is an enum's name, one of the fixed lists in [`labels`], or
+//! passes through a [`labels::Bounded`] set (topic names, dead-letter reason codes, model
+//! versions). Never a claim, member, provider or encounter id: a test scrapes a generated
+//! population and looks for them.
+//!
+//! **Cost.** The handles for the fixed label sets are resolved once in [`Metrics::new`] and kept in
+//! arrays indexed by enum position, so [`Metrics::observe_output`] does a few atomic adds and no
+//! allocation. Per-topic handles for the runtime are resolved once per partition task with
+//! [`Metrics::topic`].
+//!
+//! A `Metrics` is a plain value: tests build as many as they like, each with its own registry.
+
+mod business;
+pub mod exposition;
+pub mod http;
+mod kafka;
+pub mod labels;
+#[doc(hidden)]
+pub mod sample;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub use http::{router, serve, serve_listener, ReadyFn};
+
+use crate::model::OutputEvent;
+use labels::Bounded;
+
+/// A metric could not be created or registered (a defect: names are fixed).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// The content type of the Prometheus text exposition format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A timed processing stage of the pipeline (the `stage` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Bytes to a model event (Avro/JSON decode and validation).
+    Decode,
+    /// The core: reconciliation, readmission detection, timers.
+    Core,
+    /// A model output to bytes.
+    Encode,
+    /// Handing records to the producer (including waits on a full queue).
+    Produce,
+    /// Awaiting the broker's acknowledgements at a checkpoint.
+    Deliver,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Self::Decode,
+        Self::Core,
+        Self::Encode,
+        Self::Produce,
+        Self::Deliver,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decode => "decode",
+            Self::Core => "core",
+            Self::Encode => "encode",
+            Self::Produce => "produce",
+            Self::Deliver => "deliver",
+        }
+    }
+}
+
+/// What a rebalance callback did (the `event` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rebalance {
+    Assign,
+    Revoke,
+    Error,
+}
+
+/// Where a partition's state came from on assignment (the `source` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// The local sled store was current.
+    Local,
+    /// Rebuilt from the changelog topics.
+    Changelog,
+}
+
+/// Pre-resolved counters of one consumed topic, kept by a partition task.
+#[derive(Clone, Debug)]
+pub struct TopicMetrics {
+    pub consumed: IntCounter,
+    pub produced: IntCounter,
+}
+
+/// Every metric of claimwatch. Cheap to share (`Arc<Metrics>`); all methods take `&self`.
+pub struct Metrics {
+    registry: Registry,
+
+    // Pipeline.
+    pub(crate) consumed: IntCounterVec,
+    pub(crate) produced: IntCounterVec,
+    produced_by_output: [IntCounter; 7],
+    stage_duration: [Histogram; 5],
+    e2e_latency: [Histogram; 7],
+    dead_letters: IntCounterVec,
+    pub(crate) watermark_ms: AtomicI64,
+    watermark: Gauge,
+    service_ready: IntGauge,
+    topics: Bounded,
+    reasons: Bounded,
+
+    // Kafka.
+    pub(crate) consumer_lag: IntGaugeVec,
+    pub(crate) lag_series: Mutex<Vec<(String, i32)>>,
+    pub(crate) client_queue_messages: IntGaugeVec,
+    pub(crate) client_queue_bytes: IntGaugeVec,
+    rebalances: [IntCounter; 3],
+    commits_ok: IntCounter,
+    commits_err: IntCounter,
+    assigned_partitions: IntGauge,
+    consume_errors: IntCounter,
+    delivery_errors: IntCounter,
+
+    // Checkpoints and state.
+    checkpoint_duration: Histogram,
+    checkpoint_size: Histogram,
+    checkpoint_ok: IntCounter,
+    checkpoint_err: IntCounter,
+    checkpoint_last_success: Gauge,
+    recoveries: IntCounter,
+    state_entries: IntGaugeVec,
+    state_disk: IntGauge,
+    restores: [IntCounter; 2],
+    restored_entries: IntCounter,
+
+    // Business KPIs (see `business.rs`).
+    pub(crate) kpi: business::Kpi,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Bucket boundaries of the per-record stage timings (10 µs to 1 s).
+const STAGE_BUCKETS: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.01, 0.05, 0.25,
+    1.0,
+];
+/// End-to-end latency: 10 ms to 1 h (replayed history lands in +Inf).
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0,
+];
+/// Checkpoint duration: 1 ms to 1 min.
+const CHECKPOINT_BUCKETS: [f64; 11] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 60.0,
+];
+/// Checkpoint size: 1 KiB to 256 MiB, by powers of 4.
+const SIZE_BUCKETS: [f64; 10] = [
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+];
+
+pub(crate) fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let m = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn float_counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<CounterVec, MetricsError> {
+    let m = CounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
+    let m = IntCounter::new(name, help)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let m = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn float_gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeVec, MetricsError> {
+    let m = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn int_gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+    let m = IntGauge::new(name, help)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> Result<Gauge, MetricsError> {
+    let m = Gauge::new(name, help)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> Result<HistogramVec, MetricsError> {
+    let m = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+pub(crate) fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> Result<Histogram, MetricsError> {
+    let m = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+/// The handles of `vec` for each value of one label, in order.
+pub(crate) fn resolve<const N: usize, M, F>(values: &[&str; N], get: F) -> [M; N]
+where
+    F: Fn(&str) -> M,
+{
+    std::array::from_fn(|i| get(values[i]))
+}
+
+/// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
+pub(crate) const OUTPUT_TOPICS: [&str; 7] = [
+    "claimwatch.claim-lifecycle",
+    "claimwatch.readmissions",
+    "claimwatch.dead-letter",
+    "claimwatch.denial-risk",
+    "claimwatch.readmission-risk",
+    "claimwatch.alerts.high-risk-discharge",
+    "claimwatch.payer-kpis",
+];
+
+pub(crate) fn output_index(e: &OutputEvent) -> usize {
+    match e {
+        OutputEvent::ClaimLifecycle(_) => 0,
+        OutputEvent::Readmission(_) => 1,
+        OutputEvent::DeadLetter(_) => 2,
+        OutputEvent::DenialRisk(_) => 3,
+        OutputEvent::ReadmissionRisk(_) => 4,
+        OutputEvent::HighRiskAlert(_) => 5,
+        OutputEvent::PayerKpi(_) => 6,
+    }
+}
+
+impl Metrics {
+    /// Creates every metric on a new registry of its own.
+    pub fn new() -> Result<Self, MetricsError> {
+        let r = Registry::new();
+
+        let consumed = counter_vec(
+            &r,
+            "claimwatch_pipeline_consumed_records_total",
+            "Input records consumed (good and bad), by topic.",
+            &["topic"],
+        )?;
+        let produced = counter_vec(
+            &r,
+            "claimwatch_pipeline_produced_records_total",
+            "Output records handed to the producer, by logical topic.",
+            &["topic"],
+        )?;
+        let produced_by_output = resolve(&OUTPUT_TOPICS, |t| produced.with_label_values(&[t]));
+        let stage = histogram_vec(
+            &r,
+            "claimwatch_pipeline_processing_duration_seconds",
+            "Time spent per record in each processing stage.",
+            &["stage"],
+            &STAGE_BUCKETS,
+        )?;
+        let stage_duration =
+            std::array::from_fn(|i| stage.with_label_values(&[Stage::ALL[i].as_str()]));
+        let e2e = histogram_vec(
+            &r,
+            "claimwatch_pipeline_end_to_end_latency_seconds",
+            "Wall-clock time from an input event's timestamp to its output being produced, by output topic.",
+            &["topic"],
+            &LATENCY_BUCKETS,
+        )?;
+        let e2e_latency = resolve(&OUTPUT_TOPICS, |t| e2e.with_label_values(&[t]));
+        let dead_letters = counter_vec(
+            &r,
+            "claimwatch_pipeline_dead_letters_total",
+            "Input records refused and dead-lettered, by reason code and source topic.",
+            &["reason", "topic"],
+        )?;
+        let watermark = gauge(
+            &r,
+            "claimwatch_pipeline_watermark_timestamp_seconds",
+            "Largest event time among the outputs observed (the event-time clock A/R aging uses).",
+        )?;
+        let service_ready = int_gauge(
+            &r,
+            "claimwatch_service_ready",
+            "1 when partitions are assigned and their state restored (as /health/ready).",
+        )?;
+        let build_info = gauge_vec(
+            &r,
+            "claimwatch_build_info",
+            "Always 1; the labels name the build.",
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        let consumer_lag = gauge_vec(
+            &r,
+            "claimwatch_kafka_consumer_lag_records",
+            "Records between the consumer's position and the partition's high watermark (librdkafka statistics).",
+            &["topic", "partition"],
+        )?;
+        let client_queue_messages = gauge_vec(
+            &r,
+            "claimwatch_kafka_client_queue_messages",
+            "Messages waiting in librdkafka's queues, by client type (librdkafka statistics msg_cnt).",
+            &["client"],
+        )?;
+        let client_queue_bytes = gauge_vec(
+            &r,
+            "claimwatch_kafka_client_queue_bytes",
+            "Bytes waiting in librdkafka's queues, by client type (librdkafka statistics msg_size).",
+            &["client"],
+        )?;
+        let rebalance = counter_vec(
+            &r,
+            "claimwatch_kafka_rebalances_total",
+            "Consumer group rebalance callbacks, by event (assign, revoke, error).",
+            &["event"],
+        )?;
+        let rebalances = resolve(&["assign", "revoke", "error"], |e| {
+            rebalance.with_label_values(&[e])
+        });
+        let commits = counter_vec(
+            &r,
+            "claimwatch_kafka_commits_total",
+            "Offset commits to the consumer group, by outcome (ok, error).",
+            &["outcome"],
+        )?;
+        let assigned_partitions = int_gauge(
+            &r,
+            "claimwatch_kafka_assigned_partitions",
+            "Partition numbers currently owned by this instance.",
+        )?;
+        let consume_errors = counter(
+            &r,
+            "claimwatch_kafka_consume_errors_total",
+            "Errors returned by the consumer (retried by librdkafka).",
+        )?;
+        let delivery_errors = counter(
+            &r,
+            "claimwatch_kafka_delivery_errors_total",
+            "Outputs that could not be enqueued or delivered to the broker.",
+        )?;
+
+        let checkpoint_duration = histogram(
+            &r,
+            "claimwatch_checkpoint_duration_seconds",
+            "Duration of a checkpoint: deliveries awaited, state and changelog written, offsets committed.",
+            &CHECKPOINT_BUCKETS,
+        )?;
+        let checkpoint_size = histogram(
+            &r,
+            "claimwatch_checkpoint_size_bytes",
+            "Bytes of state written by a checkpoint.",
+            &SIZE_BUCKETS,
+        )?;
+        let checkpoints = counter_vec(
+            &r,
+            "claimwatch_checkpoint_runs_total",
+            "Checkpoints attempted, by outcome (ok, error).",
+            &["outcome"],
+        )?;
+        let checkpoint_last_success = gauge(
+            &r,
+            "claimwatch_checkpoint_last_success_timestamp_seconds",
+            "Unix time of the last successful checkpoint of any partition.",
+        )?;
+        let recoveries = counter(
+            &r,
+            "claimwatch_checkpoint_recoveries_total",
+            "Partitions rewound to their last checkpoint after a failed delivery or commit.",
+        )?;
+        let state_entries = gauge_vec(
+            &r,
+            "claimwatch_state_entries",
+            "Keys held in the hot state, by store (claims, members) and partition.",
+            &["store", "partition"],
+        )?;
+        let state_disk = int_gauge(
+            &r,
+            "claimwatch_state_disk_bytes",
+            "Size of the sled state directory on disk.",
+        )?;
+        let restore = counter_vec(
+            &r,
+            "claimwatch_state_restores_total",
+            "Partition state opened on assignment, by source (local, changelog).",
+            &["source"],
+        )?;
+        let restores = resolve(&["local", "changelog"], |s| restore.with_label_values(&[s]));
+        let restored_entries = counter(
+            &r,
+            "claimwatch_state_restored_entries_total",
+            "State entries rebuilt from the changelog topics.",
+        )?;
+
+        let kpi = business::Kpi::new(&r)?;
+
+        Ok(Self {
+            consumed,
+            produced_by_output,
+            produced,
+            stage_duration,
+            e2e_latency,
+            dead_letters,
+            watermark_ms: AtomicI64::new(i64::MIN),
+            watermark,
+            service_ready,
+            topics: Bounded::new(64, 249),
+            reasons: Bounded::new(32, 64),
+            consumer_lag,
+            lag_series: Mutex::new(Vec::new()),
+            client_queue_messages,
+            client_queue_bytes,
+            rebalances,
+            commits_ok: commits.with_label_values(&["ok"]),
+            commits_err: commits.with_label_values(&["error"]),
+            assigned_partitions,
+            consume_errors,
+            delivery_errors,
+            checkpoint_duration,
+            checkpoint_size,
+            checkpoint_ok: checkpoints.with_label_values(&["ok"]),
+            checkpoint_err: checkpoints.with_label_values(&["error"]),
+            checkpoint_last_success,
+            recoveries,
+            state_entries,
+            state_disk,
+            restores,
+            restored_entries,
+            kpi,
+            registry: r,
+        })
+    }
+
+    /// The registry, for adding process collectors or gathering directly.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Refreshes the derived gauges (A/R aging, watermark) and encodes every metric in the
+    /// Prometheus text format.
+    pub fn render(&self) -> String {
+        self.refresh();
+        let mut buf = Vec::with_capacity(32 * 1024);
+        // Encoding our own well-formed families into a Vec cannot fail.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    fn refresh(&self) {
+        let w = self.watermark_ms.load(Ordering::Relaxed);
+        if w != i64::MIN {
+            self.watermark.set(w as f64 / 1000.0);
+        }
+        self.kpi.refresh(w);
+    }
+
+    /// Sets `claimwatch_service_ready` (the HTTP server does at every scrape).
+    pub fn set_ready(&self, ready: bool) {
+        self.service_ready.set(i64::from(ready));
+    }
+
+    // ---- pipeline ----------------------------------------------------------------------------
+
+    /// The counters of one topic (consumed input or produced internal topic). Resolve once per
+    /// task; topic names past the first 64 share the label `other`.
+    pub fn topic(&self, topic: &str) -> TopicMetrics {
+        let t = self.topics.get(topic);
+        TopicMetrics {
+            consumed: self.consumed.with_label_values(&[t]),
+            produced: self.produced.with_label_values(&[t]),
+        }
+    }
+
+    /// Pre-creates the consumed series of the input topics so that dashboards show zeros before
+    /// the first record.
+    pub fn register_inputs<'a>(&self, topics: impl IntoIterator<Item = &'a str>) {
+        for t in topics {
+            let _ = self.topic(t);
+        }
+    }
+
+    /// Time one record spent in a stage.
+    pub fn observe_stage(&self, stage: Stage, elapsed: Duration) {
+        self.stage_duration[stage as usize].observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an output handed to the producer and updates the business KPIs it carries. Call
+    /// once per output event (the dead letters included), after it was queued for delivery.
+    pub fn observe_output(&self, event: &OutputEvent) {
+        let i = output_index(event);
+        self.produced_by_output[i].inc();
+        let (event_time, timed, clock) = business::event_time(event);
+        if event_time > 0 {
+            if clock {
+                self.watermark_ms.fetch_max(event_time, Ordering::Relaxed);
+            }
+            if timed {
+                let now = now_ms();
+                if now >= event_time {
+                    self.e2e_latency[i].observe((now - event_time) as f64 / 1000.0);
+                }
+            }
+        }
+        match event {
+            OutputEvent::DeadLetter(d) => {
+                let reason = self.reasons.get(&d.error_kind);
+                let topic = self.topics.get(&d.source);
+                self.dead_letters.with_label_values(&[reason, topic]).inc();
+            }
+            other => self.kpi.observe(other),
+        }
+    }
+
+    // ---- kafka -------------------------------------------------------------------------------
+
+    pub fn rebalance(&self, event: Rebalance) {
+        self.rebalances[event as usize].inc();
+    }
+
+    pub fn commit(&self, ok: bool) {
+        if ok {
+            self.commits_ok.inc()
+        } else {
+            self.commits_err.inc()
+        }
+    }
+
+    pub fn set_assigned_partitions(&self, n: usize) {
+        self.assigned_partitions.set(n as i64);
+    }
+
+    pub fn consume_error(&self) {
+        self.consume_errors.inc();
+    }
+
+    pub fn delivery_error(&self) {
+        self.delivery_errors.inc();
+    }
+
+    // ---- checkpoints and state ---------------------------------------------------------------
+
+    /// A successful checkpoint: its duration and the bytes of state it wrote.
+    pub fn checkpoint_done(&self, elapsed: Duration, bytes: usize) {
+        self.checkpoint_duration.observe(elapsed.as_secs_f64());
+        self.checkpoint_size.observe(bytes as f64);
+        self.checkpoint_ok.inc();
+        self.checkpoint_last_success.set(now_ms() as f64 / 1000.0);
+    }
+
+    /// A failed checkpoint (the task will rewind: call [`Metrics::recovery`] too if it does).
+    pub fn checkpoint_failed(&self) {
+        self.checkpoint_err.inc();
+    }
+
+    pub fn recovery(&self) {
+        self.recoveries.inc();
+    }
+
+    /// Keys in a partition's hot state (`store`: a table name of `core::TABLES`).
+    pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {
+        let mut b = itoa::Buffer::new();
+        let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {
+            store
+        } else {
+            labels::OTHER
+        };
+        self.state_entries
+            .with_label_values(&[store, b.format(partition)])
+            .set(entries as i64);
+    }
+
+    /// Drops the series of a partition this instance no longer owns.
+    pub fn forget_partition(&self, partition: i32) {
+        let mut b = itoa::Buffer::new();
+        let p = b.format(partition);
+        for (t, _) in crate::core::TABLES {
+            let _ = self.state_entries.remove_label_values(&[t, p]);
+        }
+    }
+
+    pub fn set_state_disk_bytes(&self, bytes: u64) {
+        self.state_disk.set(bytes as i64);
+    }
+
+    /// A partition's state opened on assignment; `entries` rebuilt when from the changelog.
+    pub fn restored(&self, source: RestoreSource, entries: usize) {
+        self.restores[source as usize].inc();
+        if source == RestoreSource::Changelog {
+            self.restored_entries.inc_by(entries as u64);
+        }
+    }
+
+    // ---- model -------------------------------------------------------------------------------
+
+    /// Rolling quality of a scoring model, from the scoring stage's evaluator: AUC, expected
+    /// calibration error, and the largest population stability index over its features.
+    /// `model`: `denial` or `readmission`.
+    pub fn set_model_quality(&self, model: &str, auc: f64, ece: f64, max_feature_psi: f64) {
+        self.kpi.set_model_quality(model, auc, ece, max_feature_psi);
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A float counter of dollars from cents (counters only go up: negative amounts are ignored).
+pub(crate) fn add_cents(c: &Counter, cents: i64) {
+    if cents > 0 {
+        c.inc_by(cents as f64 / 100.0);
+    }
+}
