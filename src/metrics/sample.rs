@@ -113,6 +113,8 @@ fn synthetic(t: i64) -> Vec<OutputEvent> {
             tier: RiskTier::Medium,
             likely_denial_category: Some("AUTHORIZATION".into()),
             drivers: Vec::new(),
+            frequency: "ORIGINAL".into(),
+            baseline_probability: 0.12,
         }),
         OutputEvent::ReadmissionRisk(ReadmissionRiskScore {
             output_id: "SYNTH-M1:E1:1".into(),
@@ -127,6 +129,10 @@ fn synthetic(t: i64) -> Vec<OutputEvent> {
             lace_points: 12,
             hospital_points: 5,
             drivers: Vec::new(),
+            lace_band: "HIGH".into(),
+            hospital_band: "INTERMEDIATE".into(),
+            hrrp_cohort: Some("HF".into()),
+            discharge_date: crate::model::day_of(t),
         }),
         OutputEvent::HighRiskAlert(HighRiskAlert {
             output_id: "SYNTH-M1:E1:alert".into(),
@@ -139,6 +145,11 @@ fn synthetic(t: i64) -> Vec<OutputEvent> {
             tier: RiskTier::High,
             drivers: Vec::new(),
             recommended_intervention: "transitional care call within 48 h".into(),
+            intervention_cost_cents: 15_000,
+            intervention_expected_reduction: 0.1,
+            intervention_source: "assumption".into(),
+            model_version: "readmit-2024.1".into(),
+            fallback: false,
         }),
         OutputEvent::PayerKpi(PayerKpi {
             output_id: "SYNTH-P1:w".into(),
