@@ -5,8 +5,10 @@
 
 pub mod avro;
 pub mod json;
+pub mod registry;
 
 pub use avro::{AvroCodec, SchemaKind};
+pub use registry::{RegistryClient, RegistryCodec, RegistryError};
 
 /// Why bytes could not be turned into an event.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -23,6 +25,18 @@ pub enum DecodeError {
         found_kind: &'static str,
         expected: &'static str,
     },
+    /// The message's writer schema (fetched from the Schema Registry) cannot be read as the
+    /// expected schema under Avro's resolution rules, or is not usable Avro at all.
+    #[error("writer schema id {id} cannot be read as {expected}: {reason}")]
+    IncompatibleWriter {
+        id: u32,
+        expected: &'static str,
+        reason: String,
+    },
+    /// The Schema Registry could not be asked for a writer schema (unreachable, timed out,
+    /// refused); the message itself may be fine.
+    #[error("{0}")]
+    Registry(String),
     #[error("avro: {0}")]
     Avro(String),
     #[error("json: {0}")]
@@ -36,7 +50,10 @@ impl DecodeError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Empty | Self::Frame(_) | Self::Avro(_) | Self::Json(_) => "decode",
-            Self::UnknownSchemaId(_) | Self::WrongSchema { .. } => "schema",
+            Self::UnknownSchemaId(_)
+            | Self::WrongSchema { .. }
+            | Self::IncompatibleWriter { .. } => "schema",
+            Self::Registry(_) => "registry",
             Self::Invalid(_) => "validation",
         }
     }

@@ -357,6 +357,54 @@ pub enum StartError {
     Core(#[from] crate::Error),
 }
 
+/// The codec with our schemas' ids in the Schema Registry (subjects `<topic>-value`): output
+/// schemas are registered with `auto_register`, else must be registered; input schemas must be
+/// registered by their producers, since the consumers decode only the version we ship (reading
+/// other registered versions is `codec::RegistryCodec`, not wired into the consumers yet).
+fn registry_codec(
+    registry: &config::SchemaRegistryConfig,
+    topics: &config::Topics,
+) -> Result<AvroCodec, StartError> {
+    use crate::codec::registry::{topic_subject, RegistryClient, SchemaIds, DEFAULT_TIMEOUT};
+    use crate::codec::SchemaKind as K;
+    let auth = registry
+        .basic_auth_user
+        .as_deref()
+        .map(|u| (u, registry.basic_auth_password.as_deref().unwrap_or("")));
+    let client = RegistryClient::new(&registry.url, auth, DEFAULT_TIMEOUT)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let topic = |kind: K| -> &str {
+        match kind {
+            K::ClaimSubmitted => &topics.claims,
+            K::Encounter => &topics.encounters,
+            K::ClaimAck => &topics.acks,
+            K::Remittance => &topics.remits,
+            K::ClaimLifecycleUpdate => &topics.claim_lifecycle,
+            K::ReadmissionEvent => &topics.readmissions,
+            K::DeadLetter => &topics.dead_letter,
+            K::DenialRiskScore => &topics.denial_risk,
+            K::ReadmissionRiskScore => &topics.readmission_risk,
+            K::HighRiskAlert => &topics.high_risk_alerts,
+            K::PayerKpi => &topics.payer_kpis,
+            K::EncounterCost => &topics.encounter_cost,
+        }
+    };
+    let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let missing: Vec<String> = ids
+        .missing()
+        .into_iter()
+        .map(|k| format!("{} ({})", topic_subject(topic(k)), k.name()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(StartError::Config(format!(
+            "schema registry: input schemas not registered: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(ids.codec())
+}
+
 impl Service {
     /// Starts consuming. Must be called inside a multi-threaded tokio runtime.
     pub async fn start(config: RuntimeConfig) -> Result<Self, StartError> {
@@ -381,10 +429,12 @@ impl Service {
         std::fs::create_dir_all(&config.state_dir).map_err(crate::Error::from)?;
         let db = StateDb::open(&config.state_dir).map_err(crate::Error::from)?;
         let codec = match &config.schema_registry {
-            Some(_) => return Err(StartError::Config(
-                "schema_registry is not supported yet: leave it unset to use the ids in schemas/"
-                    .into(),
-            )),
+            Some(registry) => {
+                let (registry, topics) = (registry.clone(), config.topics.clone());
+                tokio::task::spawn_blocking(move || registry_codec(&registry, &topics))
+                    .await
+                    .map_err(|e| StartError::Config(e.to_string()))??
+            }
             None => AvroCodec::new(),
         };
         let inputs: Vec<(String, Option<InputStream>)> = InputStream::ALL
