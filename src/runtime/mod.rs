@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     pub config: RuntimeConfig,
     pub engine: Engine,
     pub codec: AvroCodec,
+    /// With a Schema Registry: decodes inputs written with any registered version of our
+    /// schemas that can be read as ours.
+    pub registry: Option<crate::codec::registry::RegistryCodec>,
     pub producer: FutureProducer,
     pub db: StateDb,
     pub status: Arc<Status>,
@@ -364,7 +367,7 @@ pub enum StartError {
 fn registry_codec(
     registry: &config::SchemaRegistryConfig,
     topics: &config::Topics,
-) -> Result<AvroCodec, StartError> {
+) -> Result<(AvroCodec, crate::codec::registry::RegistryCodec), StartError> {
     use crate::codec::registry::{topic_subject, RegistryClient, SchemaIds, DEFAULT_TIMEOUT};
     use crate::codec::SchemaKind as K;
     let auth = registry
@@ -402,7 +405,8 @@ fn registry_codec(
             missing.join(", ")
         )));
     }
-    Ok(ids.codec())
+    let decoder = crate::codec::registry::RegistryCodec::new(ids.codec(), Arc::new(client));
+    Ok((ids.codec(), decoder))
 }
 
 impl Service {
@@ -428,14 +432,16 @@ impl Service {
         let raw_x12 = have.contains_key(&config.topics.raw_x12);
         std::fs::create_dir_all(&config.state_dir).map_err(crate::Error::from)?;
         let db = StateDb::open(&config.state_dir).map_err(crate::Error::from)?;
-        let codec = match &config.schema_registry {
+        let (codec, registry) = match &config.schema_registry {
             Some(registry) => {
                 let (registry, topics) = (registry.clone(), config.topics.clone());
-                tokio::task::spawn_blocking(move || registry_codec(&registry, &topics))
-                    .await
-                    .map_err(|e| StartError::Config(e.to_string()))??
+                let (codec, decoder) =
+                    tokio::task::spawn_blocking(move || registry_codec(&registry, &topics))
+                        .await
+                        .map_err(|e| StartError::Config(e.to_string()))??;
+                (codec, Some(decoder))
             }
-            None => AvroCodec::new(),
+            None => (AvroCodec::new(), None),
         };
         let inputs: Vec<(String, Option<InputStream>)> = InputStream::ALL
             .iter()
@@ -449,6 +455,7 @@ impl Service {
         let shared = Arc::new(Shared {
             engine: Engine::new(config.core.clone(), RefData::shared()),
             codec,
+            registry,
             producer,
             db,
             status: Arc::clone(&status),

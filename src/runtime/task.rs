@@ -116,7 +116,11 @@ pub(crate) fn decode_message(
 ) -> RecordIn {
     let payload = msg.payload().unwrap_or_default();
     let body = match spec.stream {
-        Some(stream) => wire::decode_input(&shared.codec, stream, payload).map(Body::Event),
+        Some(stream) => match &shared.registry {
+            Some(registry) => wire::decode_input(registry, stream, payload),
+            None => wire::decode_input(&shared.codec, stream, payload),
+        }
+        .map(Body::Event),
         None => wire::decode_cost(&shared.codec, payload).map(Body::Cost),
     };
     let event_time = match &body {

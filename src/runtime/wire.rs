@@ -2,6 +2,7 @@
 //! datum starts with the magic byte 0, a JSON object with `{`), outputs are written in the format
 //! configured for their topic.
 
+use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent, InputStream,
@@ -29,9 +30,39 @@ fn detect(bytes: &[u8]) -> Result<Format, DecodeError> {
     }
 }
 
+/// Reads a Confluent-framed datum: [`AvroCodec`] knows only our own schema ids,
+/// [`RegistryCodec`] also any registered version of them that can be read as ours.
+pub trait FramedDecoder {
+    fn decode_framed<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        bytes: &[u8],
+    ) -> Result<T, DecodeError>;
+}
+
+impl FramedDecoder for AvroCodec {
+    fn decode_framed<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        bytes: &[u8],
+    ) -> Result<T, DecodeError> {
+        AvroCodec::decode_framed(self, kind, bytes)
+    }
+}
+
+impl FramedDecoder for RegistryCodec {
+    fn decode_framed<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        bytes: &[u8],
+    ) -> Result<T, DecodeError> {
+        RegistryCodec::decode_framed(self, kind, bytes)
+    }
+}
+
 /// Decodes and validates one input record of `stream`.
 pub fn decode_input(
-    codec: &AvroCodec,
+    codec: &impl FramedDecoder,
     stream: InputStream,
     bytes: &[u8],
 ) -> Result<InputEvent, DecodeError> {
