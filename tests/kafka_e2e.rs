@@ -42,7 +42,9 @@ async fn service_on_tansu_equals_replay() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input");
     claimwatch::generate::write::generate_to_dir(400, 7, &input, Format::Json).unwrap();
-    let config = config(&broker, "e2e", &dir.path().join("state"), PARTITIONS);
+    let mut config = config(&broker, "e2e", &dir.path().join("state"), PARTITIONS);
+    let http = free_http_addr();
+    config.http_listen = Some(http.clone());
     let created = topics::create(&config).await.unwrap();
     assert_eq!(created.len(), topics::all(&config).len(), "{created:?}");
     let cfg = config.clone();
@@ -57,6 +59,41 @@ async fn service_on_tansu_equals_replay() {
     let service = Service::start(config.clone()).await.unwrap();
     run_until_quiet(&service, produced.total()).await;
     assert_eq!(service.status.dead_letters.load(Ordering::Relaxed), 0);
+    // The service's own HTTP endpoints while it runs.
+    let addr = http.clone();
+    let (ready, metrics) = tokio::task::spawn_blocking(move || {
+        (
+            http_get(&addr, "/health/ready"),
+            http_get(&addr, "/metrics"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(ready.0, 200, "ready once partitions are restored");
+    assert_eq!(metrics.0, 200);
+    let scrape = claimwatch::metrics::exposition::parse(&metrics.1).unwrap();
+    for name in [
+        "claimwatch_pipeline_consumed_records_total",
+        "claimwatch_claims_by_status",
+        "claimwatch_checkpoint_duration_seconds",
+    ] {
+        assert!(
+            scrape.names().iter().any(|n| n.starts_with(name)),
+            "{name} missing from the scrape"
+        );
+    }
+    // No identifier from the input in the metrics.
+    let claims = std::fs::read_to_string(input.join("ehr.claims.jsonl")).unwrap();
+    for line in claims.lines().take(200) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for field in ["claim_id", "member_id"] {
+            let id = v[field].as_str().unwrap();
+            assert!(
+                !metrics.1.contains(id),
+                "an identifier leaked into /metrics"
+            );
+        }
+    }
     service.shutdown().await;
 
     let replay_out = dir.path().join("replay");

@@ -309,6 +309,9 @@ impl RuntimeConfig {
             .or_insert_with(|| "1000".into());
         p.entry("fetch.wait.max.ms".into())
             .or_insert_with(|| "50".into());
+        // Consumer lag per partition for the metrics.
+        p.entry("statistics.interval.ms".into())
+            .or_insert_with(|| "15000".into());
         p
     }
 

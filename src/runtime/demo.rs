@@ -62,7 +62,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         group_id: "claimwatch-demo".into(),
         state_dir: state.clone(),
         checkpoint_interval_ms: 500,
-        http_listen: None,
+        // /metrics and /health on the usual port, or any free one if it is taken.
+        http_listen: Some(match std::net::TcpListener::bind("127.0.0.1:9464") {
+            Ok(_) => "127.0.0.1:9464".to_owned(),
+            Err(_) => std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .to_string(),
+        }),
         ..RuntimeConfig::default()
     };
     config.topics.partitions = opts.partitions as i32;
@@ -90,6 +96,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let service = Service::start_with(config.clone(), true).await?;
+    if let Some(addr) = &config.http_listen {
+        println!("metrics: http://{addr}/metrics  health: http://{addr}/health/ready");
+    }
     let status = std::sync::Arc::clone(&service.status);
     let total = produced.total();
     let bar = if opts.progress {

@@ -93,6 +93,7 @@ pub(crate) struct Shared {
     pub producer: FutureProducer,
     pub db: StateDb,
     pub status: Arc<Status>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Lifecycle tally and per-topic output counts for the demo's summary (off in production).
     pub tally: Option<Mutex<(OutputTally, std::collections::BTreeMap<&'static str, u64>)>>,
     pub inputs: Vec<(String, Option<InputStream>)>,
@@ -112,6 +113,10 @@ pub(crate) struct Ctx {
 }
 
 impl ClientContext for Ctx {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.shared.metrics.observe_librdkafka_stats(&statistics);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(
             error,
@@ -138,15 +143,24 @@ impl ConsumerContext for Ctx {
             .fetch_add(1, Ordering::Relaxed);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.shared
+                    .metrics
+                    .rebalance(crate::metrics::Rebalance::Assign);
                 tokio::task::block_in_place(|| self.on_assign(base, tpl));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.shared
+                    .metrics
+                    .rebalance(crate::metrics::Rebalance::Revoke);
                 tokio::task::block_in_place(|| self.stop_tasks(None));
                 if let Err(e) = base.unassign() {
                     tracing::error!(error = %e, "unassign failed");
                 }
             }
             other => {
+                self.shared
+                    .metrics
+                    .rebalance(crate::metrics::Rebalance::Error);
                 tracing::error!(error = ?other, "rebalance error");
                 let _ = base.unassign();
             }
@@ -235,6 +249,8 @@ impl Ctx {
         }
         status.assigned.store(tasks.len(), Ordering::SeqCst);
         status.ready.store(true, Ordering::SeqCst);
+        self.shared.metrics.set_assigned_partitions(tasks.len());
+        self.shared.metrics.set_ready(true);
         tracing::info!(
             partitions = ?tasks.keys().collect::<std::collections::BTreeSet<_>>(),
             ms = started.elapsed().as_millis() as u64,
@@ -278,6 +294,9 @@ impl Ctx {
                 .restored_from_changelog
                 .fetch_add(1, Ordering::Relaxed);
             shared
+                .metrics
+                .restored(crate::metrics::RestoreSource::Changelog, n);
+            shared
                 .status
                 .restored_entries
                 .fetch_add(n as u64, Ordering::Relaxed);
@@ -291,6 +310,9 @@ impl Ctx {
             );
             partition
         } else {
+            shared
+                .metrics
+                .restored(crate::metrics::RestoreSource::Local, 0);
             Partition::open(p, store, &shared.engine)?
         };
         partition.capture_changes();
@@ -329,11 +351,14 @@ impl Ctx {
                 tracing::error!(partition = p, "partition did not stop in time; its uncommitted work will be re-processed by the next owner");
             }
         }
-        for (_, h) in handles {
+        for (p, h) in handles {
             h.join.abort();
+            self.shared.metrics.forget_partition(p);
         }
         let left = self.tasks.lock().map(|t| t.len()).unwrap_or(0);
         self.shared.status.assigned.store(left, Ordering::SeqCst);
+        self.shared.metrics.set_assigned_partitions(left);
+        self.shared.metrics.set_ready(false);
     }
 }
 
@@ -344,7 +369,9 @@ pub struct Service {
     pub status: Arc<Status>,
     main: tokio::task::JoinHandle<()>,
     x12: Option<tokio::task::JoinHandle<()>>,
+    http: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why the service could not start.
@@ -452,7 +479,12 @@ impl Service {
             )))
             .collect();
         let status = Arc::new(Status::default());
+        let metrics = Arc::new(
+            crate::metrics::Metrics::new().map_err(|e| StartError::Config(e.to_string()))?,
+        );
+        metrics.register_inputs(inputs.iter().map(|(t, _)| t.as_str()));
         let shared = Arc::new(Shared {
+            metrics: Arc::clone(&metrics),
             engine: Engine::new(config.core.clone(), RefData::shared()),
             codec,
             registry,
@@ -489,6 +521,37 @@ impl Service {
             tracing::info!(topic = %shared.config.topics.raw_x12, "raw X12 topic absent: in-stream X12 parsing off");
             None
         };
+        let http = match shared
+            .config
+            .http_listen
+            .as_deref()
+            .filter(|a| !a.is_empty())
+        {
+            Some(addr) => {
+                let addr: std::net::SocketAddr = addr
+                    .parse()
+                    .map_err(|e| StartError::Config(format!("http_listen {addr}: {e}")))?;
+                let st = Arc::clone(&status);
+                let ready: crate::metrics::http::ReadyFn =
+                    Arc::new(move || st.ready.load(Ordering::SeqCst));
+                let mut stop_rx = stopped.clone();
+                let m = Arc::clone(&metrics);
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartError::Config(format!("http_listen {addr}: {e}")))?;
+                Some(tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = stop_rx.changed().await;
+                    };
+                    if let Err(e) =
+                        crate::metrics::http::serve_listener(listener, m, ready, shutdown).await
+                    {
+                        tracing::error!(error = %e, "metrics server stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         let main = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -503,7 +566,9 @@ impl Service {
             status,
             main,
             x12,
+            http,
             stop,
+            metrics,
         })
     }
 
@@ -523,6 +588,9 @@ impl Service {
         let _ = self.main.await;
         if let Some(x12) = self.x12 {
             let _ = x12.await;
+        }
+        if let Some(http) = self.http {
+            let _ = http.await;
         }
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
@@ -556,6 +624,7 @@ fn route_stray(
         Err(e) => {
             tracing::warn!(error = %e, "consumer error");
             shared.status.consume_errors.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.consume_error();
             return;
         }
     };

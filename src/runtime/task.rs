@@ -178,6 +178,8 @@ pub(crate) struct Task {
     idle_since: Option<Instant>,
     /// An output that could not even be queued; the next checkpoint fails with it.
     failed_enqueue: Option<KafkaError>,
+    /// Per consumed topic, resolved once.
+    topic_metrics: Vec<crate::metrics::TopicMetrics>,
 }
 
 impl Task {
@@ -189,6 +191,10 @@ impl Task {
         queues: Vec<PartitionQueue>,
         control: mpsc::UnboundedReceiver<Control>,
     ) -> Self {
+        let topic_metrics = specs
+            .iter()
+            .map(|s| shared.metrics.topic(&s.topic))
+            .collect();
         let inputs = specs
             .iter()
             .map(|_| InputState {
@@ -212,6 +218,7 @@ impl Task {
             unsaved: 0,
             idle_since: None,
             failed_enqueue: None,
+            topic_metrics,
         }
     }
 
@@ -351,6 +358,8 @@ impl Task {
         let input_ts = rec.timestamp;
         self.unsaved += 1;
         shared.status.consumed.fetch_add(1, Ordering::Relaxed);
+        self.topic_metrics[i].consumed.inc();
+        let core_started = Instant::now();
         match rec.body {
             Ok(Body::Event(event)) => {
                 self.partition.apply(
@@ -375,6 +384,9 @@ impl Task {
                 self.dead_letter(i, rec.offset, b.order_time, &e, raw);
             }
         }
+        shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Core, core_started.elapsed());
         let outs = std::mem::take(&mut self.out);
         if !outs.is_empty() {
             let ts = input_ts.map(|t| t.to_string());
@@ -475,6 +487,7 @@ impl Task {
         self.produce(topic, event.key().as_bytes(), Some(&payload), None, headers);
         self.buf = payload;
         shared.status.produced.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.observe_output(event);
     }
 
     fn send_cost(&mut self, cost: &EncounterCost) {
@@ -737,6 +750,8 @@ impl Task {
     async fn recover(&mut self, e: TaskError) {
         let status = &self.shared.status;
         status.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.checkpoint_failed();
+        self.shared.metrics.recovery();
         tracing::error!(partition = self.id(), error = %e, "checkpoint failed; rewinding to the last durable checkpoint");
         self.pending.clear();
         self.unsaved = 0;
