@@ -187,10 +187,10 @@ impl Partition {
     }
 
     /// Opens a partition from restored entries `(table prefix, key, encoded value)` (a changelog
-    /// read), replacing what `store` held. The entries are decoded into the hot view here, and
-    /// written to disk by a background thread at the same time: the partition can process events
-    /// at once, and its first [`Partition::checkpoint`] waits for that write before it records
-    /// anything, so disk never holds offsets newer than its state.
+    /// read), replacing what `store` held. The entries are decoded into the hot view here, then
+    /// written to disk by a background thread: the partition can process events at once, and its
+    /// first [`Partition::checkpoint`] waits for that write before it records anything, so disk
+    /// never holds offsets newer than its state.
     pub fn open_restored(
         id: i32,
         store: PartitionStore,
@@ -198,24 +198,23 @@ impl Partition {
         entries: Vec<(u8, String, Vec<u8>)>,
         checkpoint: &Checkpoint,
     ) -> Result<Self, StateError> {
-        let entries = Arc::new(entries);
-        let writer = {
-            let (store, entries, cp) = (store.clone(), Arc::clone(&entries), checkpoint.clone());
-            std::thread::Builder::new()
-                .name(format!("restore-p{id}"))
-                .spawn(move || {
-                    store.restore(
-                        entries
-                            .iter()
-                            .map(|(p, k, v)| (*p, k.as_str(), v.as_slice())),
-                        &cp,
-                    )
-                })
-                .map_err(|e| StateError::Io(e.to_string()))?
-        };
         let mut tables = Tables::new(store.is_durable());
         tables.load_encoded(&entries)?;
-        let mut p = Self::assemble(id, store, engine, tables, checkpoint.clone());
+        let mut p = Self::assemble(id, store.clone(), engine, tables, checkpoint.clone());
+        // The disk write starts once the hot view is built: on two cores, decoding alone is what
+        // stands between the assignment and processing.
+        let cp = checkpoint.clone();
+        let writer = std::thread::Builder::new()
+            .name(format!("restore-p{id}"))
+            .spawn(move || {
+                store.restore(
+                    entries
+                        .iter()
+                        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice())),
+                    &cp,
+                )
+            })
+            .map_err(|e| StateError::Io(e.to_string()))?;
         p.restore_writer = Some(writer);
         Ok(p)
     }
