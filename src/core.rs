@@ -41,6 +41,25 @@ pub const TABLES: [(&str, u8); 5] = [
     ("score_pending_stays", b'r'),
 ];
 
+/// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
+pub struct PreparedCheckpoint {
+    store: PartitionStore,
+    commit: crate::state::PreparedCommit,
+    record: Checkpoint,
+}
+
+impl PreparedCheckpoint {
+    /// The offsets, watermark and sequence this checkpoint records.
+    pub fn record(&self) -> &Checkpoint {
+        &self.record
+    }
+
+    /// Writes it atomically and flushes.
+    pub fn write(self) -> Result<CheckpointStats, StateError> {
+        self.store.apply(self.commit)
+    }
+}
+
 /// The keyed tables of one partition before it is assembled.
 struct Tables {
     claims: Table<ClaimState>,
@@ -639,10 +658,20 @@ impl Partition {
         &mut self,
         sinks: &BTreeMap<String, u64>,
     ) -> Result<CheckpointStats, StateError> {
+        self.prepare_checkpoint(sinks)?.write()
+    }
+
+    /// Takes a checkpoint of the current state without writing it: the partition can go on
+    /// processing while [`PreparedCheckpoint::write`] runs elsewhere. Checkpoints must be written
+    /// in the order they were prepared.
+    pub fn prepare_checkpoint(
+        &mut self,
+        sinks: &BTreeMap<String, u64>,
+    ) -> Result<PreparedCheckpoint, StateError> {
         self.wait_for_restore_write()?;
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
-        let stats = self.store.commit(
+        let commit = self.store.prepare(
             &mut [
                 &mut self.claims,
                 &mut self.members,
@@ -652,10 +681,14 @@ impl Partition {
             ],
             &self.checkpoint,
             self.changes.as_mut(),
-        )?;
+        );
         self.since_checkpoint = 0;
         self.stats.checkpoints += 1;
-        Ok(stats)
+        Ok(PreparedCheckpoint {
+            store: self.store.clone(),
+            commit,
+            record: self.checkpoint.clone(),
+        })
     }
 }
 

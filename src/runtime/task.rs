@@ -180,6 +180,8 @@ pub(crate) struct Task {
     failed_enqueue: Option<KafkaError>,
     /// Per consumed topic, resolved once.
     topic_metrics: Vec<crate::metrics::TopicMetrics>,
+    /// The checkpoint job in flight, if any.
+    in_flight: Option<tokio::task::JoinHandle<Result<(), TaskError>>>,
 }
 
 impl Task {
@@ -219,6 +221,7 @@ impl Task {
             idle_since: None,
             failed_enqueue: None,
             topic_metrics,
+            in_flight: None,
         }
     }
 
@@ -680,69 +683,42 @@ impl Task {
         }
     }
 
-    /// Makes everything handled so far durable and commits it (see the module docs).
+    /// Makes everything handled so far durable and commits it (see the module docs). The state is
+    /// snapshotted here; waiting for acknowledgements, the sled write, the changelog and the commit
+    /// run as a job beside the task, which goes on processing. One job at a time: the next
+    /// checkpoint first waits for the previous one. With [`CommitMode::Sync`] it also waits for
+    /// its own job (revocation, shutdown).
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), TaskError> {
+        if let Some(job) = self.in_flight.take() {
+            job.await.map_err(|_| TaskError::Cancelled)??;
+        }
         if let Some(e) = self.failed_enqueue.take() {
             return Err(TaskError::Delivery(e));
         }
         if self.unsaved == 0 && self.pending.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        for f in self.pending.drain(..) {
-            match f.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(TaskError::Delivery(e)),
-                Err(_) => return Err(TaskError::Cancelled),
-            }
-        }
-        let stats = tokio::task::block_in_place(|| self.partition.checkpoint(&BTreeMap::new()))?;
+        let prepared =
+            tokio::task::block_in_place(|| self.partition.prepare_checkpoint(&BTreeMap::new()))?;
         let changes = self.partition.take_changes();
-        self.write_changelog(&changes);
-        for f in self.pending.drain(..) {
-            match f.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(TaskError::Delivery(e)),
-                Err(_) => return Err(TaskError::Cancelled),
-            }
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (topic, offset) in self.partition.offsets() {
-            tpl.add_partition_offset(topic, self.id(), Offset::Offset(*offset))
-                .map_err(TaskError::Commit)?;
-        }
-        if tpl.count() > 0 {
-            self.consumer
-                .commit(&tpl, mode)
-                .map_err(TaskError::Commit)?;
-        }
         self.unsaved = 0;
-        let status = &self.shared.status;
-        status.checkpoints.fetch_add(1, Ordering::Relaxed);
-        status
-            .changelog_records
-            .fetch_add(changes.len() as u64, Ordering::Relaxed);
-        tracing::debug!(
-            partition = self.id(),
-            written = stats.written,
-            removed = stats.removed,
-            bytes = stats.bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "checkpoint"
-        );
-        Ok(())
-    }
-
-    fn write_changelog(&mut self, changes: &[StateChange]) {
-        let shared = Arc::clone(&self.shared);
-        let p = self.id();
-        for c in changes {
-            let topic = shared.config.topics.changelog(c.table);
-            self.produce(&topic, c.key.as_bytes(), c.value.as_deref(), Some(p), None);
+        let job = CheckpointJob {
+            shared: Arc::clone(&self.shared),
+            consumer: Arc::clone(&self.consumer),
+            partition: self.id(),
+            outputs: std::mem::take(&mut self.pending),
+            prepared,
+            changes,
+            mode,
+            started: Instant::now(),
+        };
+        let handle = tokio::spawn(job.run());
+        if matches!(mode, CommitMode::Sync) {
+            handle.await.map_err(|_| TaskError::Cancelled)??;
+        } else {
+            self.in_flight = Some(handle);
         }
-        let marker = crate::state::encode_checkpoint(self.partition.checkpoint_record());
-        let topic = shared.config.topics.changelog(crate::core::TABLES[0].0);
-        self.produce(&topic, CHECKPOINT_MARKER_KEY, Some(&marker), Some(p), None);
+        Ok(())
     }
 
     /// After a failed checkpoint: drop what is not durable, reload the last checkpoint and read
@@ -753,6 +729,9 @@ impl Task {
         self.shared.metrics.checkpoint_failed();
         self.shared.metrics.recovery();
         tracing::error!(partition = self.id(), error = %e, "checkpoint failed; rewinding to the last durable checkpoint");
+        if let Some(job) = self.in_flight.take() {
+            job.abort();
+        }
         self.pending.clear();
         self.unsaved = 0;
         let id = self.id();
@@ -785,6 +764,136 @@ impl Task {
                 .seek(&spec.topic, id, offset, Duration::from_secs(10))
             {
                 tracing::error!(partition = id, topic = %spec.topic, error = %e, "seek failed");
+            }
+        }
+    }
+}
+
+/// The part of a checkpoint that waits: see [`Task::checkpoint`].
+struct CheckpointJob {
+    shared: Arc<Shared>,
+    consumer: Arc<super::KafkaConsumer>,
+    partition: i32,
+    /// Deliveries of every output produced before the snapshot.
+    outputs: Vec<DeliveryFuture>,
+    prepared: crate::core::PreparedCheckpoint,
+    changes: Vec<StateChange>,
+    mode: CommitMode,
+    started: Instant,
+}
+
+async fn settle(futures: Vec<DeliveryFuture>) -> Result<(), TaskError> {
+    for f in futures {
+        match f.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(TaskError::Delivery(e)),
+            Err(_) => return Err(TaskError::Cancelled),
+        }
+    }
+    Ok(())
+}
+
+impl CheckpointJob {
+    async fn run(self) -> Result<(), TaskError> {
+        let CheckpointJob {
+            shared,
+            consumer,
+            partition,
+            outputs,
+            prepared,
+            changes,
+            mode,
+            started,
+        } = self;
+        // 1. Every output up to the snapshot is acknowledged.
+        settle(outputs).await?;
+        // 2. State and offsets on disk, atomically.
+        let record = prepared.record().clone();
+        let stats = tokio::task::spawn_blocking(move || prepared.write())
+            .await
+            .map_err(|_| TaskError::Cancelled)??;
+        // 3. The same entries, then the marker, on the changelog.
+        let mut acks = Vec::with_capacity(changes.len() + 1);
+        for c in &changes {
+            let topic = shared.config.topics.changelog(c.table);
+            acks.push(
+                enqueue(
+                    &shared,
+                    &topic,
+                    c.key.as_bytes(),
+                    c.value.as_deref(),
+                    partition,
+                )
+                .await?,
+            );
+        }
+        let marker = crate::state::encode_checkpoint(&record);
+        let topic = shared.config.topics.changelog(crate::core::TABLES[0].0);
+        acks.push(
+            enqueue(
+                &shared,
+                &topic,
+                CHECKPOINT_MARKER_KEY,
+                Some(&marker),
+                partition,
+            )
+            .await?,
+        );
+        settle(acks).await?;
+        // 4. The offsets, to the group.
+        let mut tpl = TopicPartitionList::new();
+        for (topic, offset) in &record.offsets {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*offset))
+                .map_err(TaskError::Commit)?;
+        }
+        if tpl.count() > 0 {
+            let r = consumer.commit(&tpl, mode);
+            shared.metrics.commit(r.is_ok());
+            r.map_err(TaskError::Commit)?;
+        }
+        let status = &shared.status;
+        status.checkpoints.fetch_add(1, Ordering::Relaxed);
+        status
+            .changelog_records
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        shared
+            .metrics
+            .checkpoint_done(started.elapsed(), stats.bytes);
+        tracing::debug!(
+            partition,
+            written = stats.written,
+            removed = stats.removed,
+            bytes = stats.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint"
+        );
+        Ok(())
+    }
+}
+
+/// Queues one record on the producer, waiting while its queue is full.
+async fn enqueue(
+    shared: &Shared,
+    topic: &str,
+    key: &[u8],
+    payload: Option<&[u8]>,
+    partition: i32,
+) -> Result<DeliveryFuture, TaskError> {
+    loop {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+            .key(key)
+            .partition(partition);
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
+        match shared.producer.send_result(record) {
+            Ok(f) => return Ok(f),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => {
+                shared.metrics.delivery_error();
+                return Err(TaskError::Delivery(e));
             }
         }
     }

@@ -177,6 +177,13 @@ pub struct StateChange {
     pub value: Option<Vec<u8>>,
 }
 
+/// A checkpoint taken from the tables but not yet written (see [`PartitionStore::prepare`]).
+#[must_use = "a prepared checkpoint is only durable once applied"]
+pub struct PreparedCommit {
+    batch: Option<sled::Batch>,
+    pub stats: CheckpointStats,
+}
+
 /// The durable side of one partition (or nothing, in hot-only mode). Clones share the tree.
 #[derive(Clone)]
 pub struct PartitionStore {
@@ -256,15 +263,28 @@ impl PartitionStore {
         &self,
         tables: &mut [&mut dyn Persist],
         checkpoint: &Checkpoint,
-        mut changes: Option<&mut Vec<StateChange>>,
+        changes: Option<&mut Vec<StateChange>>,
     ) -> Result<CheckpointStats, StateError> {
+        let prepared = self.prepare(tables, checkpoint, changes);
+        self.apply(prepared)
+    }
+
+    /// The first half of [`PartitionStore::commit`]: takes the dirty entries (encoded as they are
+    /// now) and the checkpoint record into a batch, so the tables can change again while
+    /// [`PartitionStore::apply`] writes it.
+    pub fn prepare(
+        &self,
+        tables: &mut [&mut dyn Persist],
+        checkpoint: &Checkpoint,
+        mut changes: Option<&mut Vec<StateChange>>,
+    ) -> PreparedCommit {
         let mut stats = CheckpointStats::default();
-        let Some(tree) = &self.tree else {
+        if self.tree.is_none() {
             for t in tables.iter_mut() {
                 t.clear_dirty();
             }
-            return Ok(stats);
-        };
+            return PreparedCommit { batch: None, stats };
+        }
         let mut batch = sled::Batch::default();
         for t in tables.iter_mut() {
             t.drain_dirty(&mut batch, &mut stats, changes.as_deref_mut());
@@ -274,11 +294,21 @@ impl PartitionStore {
         let bytes = encode(&cp);
         stats.bytes += bytes.len();
         batch.insert(CHECKPOINT_KEY, bytes);
-        tree.apply_batch(batch)?;
-        if let Some(db) = &self.db {
-            db.flush()?;
+        PreparedCommit {
+            batch: Some(batch),
+            stats,
         }
-        Ok(stats)
+    }
+
+    /// The second half of [`PartitionStore::commit`]: writes the batch atomically and flushes.
+    pub fn apply(&self, prepared: PreparedCommit) -> Result<CheckpointStats, StateError> {
+        if let (Some(tree), Some(batch)) = (&self.tree, prepared.batch) {
+            tree.apply_batch(batch)?;
+            if let Some(db) = &self.db {
+                db.flush()?;
+            }
+        }
+        Ok(prepared.stats)
     }
 
     /// Replaces everything this partition holds on disk with `entries` (table prefix, key, encoded
