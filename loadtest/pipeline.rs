@@ -246,7 +246,7 @@ async fn main() {
     // Latency at half the pipeline's maximum, on a second population.
     let rate = pipe / 2.0;
     let input2 = dir.path().join("input2");
-    claimwatch::generate::write::generate_to_dir(a.members / 4, 8, &input2, Format::Json).unwrap();
+    claimwatch::generate::write::generate_to_dir(a.members / 2, 8, &input2, Format::Json).unwrap();
     let mut props = config.consumer_properties();
     props.insert("group.id".into(), "loadtest-latency".into());
     props.insert("enable.partition.eof".into(), "false".into());
@@ -288,19 +288,23 @@ async fn main() {
     });
     let status = Arc::clone(&service.status);
     let before = status.consumed.load(Ordering::Relaxed);
+    let offered_total = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    // Consumer lag over time: records offered so far minus records the service consumed.
+    let lag = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
     let sampler = {
-        let status = Arc::clone(&status);
+        let (status, lag) = (Arc::clone(&status), Arc::clone(&lag));
+        let offered_total = Arc::clone(&offered_total);
         tokio::spawn(async move {
             let started = Instant::now();
-            let mut samples = Vec::new();
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 let consumed = status.consumed.load(Ordering::Relaxed) - before;
-                let offered = (started.elapsed().as_secs_f64() * rate) as u64;
-                samples.push(offered.saturating_sub(consumed));
-                if samples.len() > 600 {
-                    break samples;
-                }
+                let offered = ((started.elapsed().as_secs_f64() * rate) as u64)
+                    .min(offered_total.load(Ordering::Relaxed));
+                lag.lock().unwrap().push((
+                    started.elapsed().as_secs_f64(),
+                    offered.saturating_sub(consumed),
+                ));
             }
         })
     };
@@ -309,10 +313,22 @@ async fn main() {
         .await
         .unwrap();
     let offered_secs = t.elapsed().as_secs_f64();
+    offered_total.store(p2.total(), Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     reader_task.await.unwrap();
     sampler.abort();
+    let series = lag.lock().unwrap().clone();
+    let max_lag = series.iter().map(|s| s.1).max().unwrap_or(0);
+    let shown: Vec<String> = series
+        .iter()
+        .step_by((series.len() / 12).max(1))
+        .map(|(t, l)| format!("{t:.1}s:{l}"))
+        .collect();
+    println!(
+        "consumer lag during the offered run (records offered - consumed): max {max_lag}; {}",
+        shown.join(" ")
+    );
     let mut l = latencies.lock().unwrap().clone();
     l.sort_by(f64::total_cmp);
     println!(
