@@ -31,16 +31,41 @@ fn write_config(config: &RuntimeConfig, path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
-fn spawn(config_file: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_claimwatch"))
-        .args(["run", "--config"])
-        .arg(config_file)
-        .env("RUST_LOG", "info")
-        .env("CLAIMWATCH_HTTP_LISTEN", "")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+/// A `claimwatch run` process, killed when dropped (a failing test leaves no instance behind).
+struct Instance(Child);
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Instance {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Instance {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn(config_file: &Path, log: &Path) -> Instance {
+    Instance(
+        Command::new(env!("CARGO_BIN_EXE_claimwatch"))
+            .args(["run", "--config"])
+            .arg(config_file)
+            .env("RUST_LOG", "info")
+            .env("CLAIMWATCH_HTTP_LISTEN", "")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn kill9(child: &mut Child) {
