@@ -277,8 +277,14 @@ impl Partition {
             training: Vec::new(),
             restore_writer: None,
         };
-        for key in p.claims.keys() {
-            p.reschedule_claim(engine, &key);
+        // One pass over the claims computes every due time (no second lookup per key).
+        let dues: Vec<(String, EpochMillis)> = p
+            .claims
+            .iter()
+            .map(|e| (e.key().clone(), engine.reconciler.next_timer(e.value()).0))
+            .collect();
+        for (key, due) in dues {
+            p.schedule(TimerOwner::Claim, &key, Some(due));
         }
         for key in p.members.keys().into_iter().chain(p.score.stays.keys()) {
             p.reschedule_member(engine, &key);

@@ -502,19 +502,46 @@ impl<V> Table<V> {
     }
 
     /// Fills the hot view from encoded entries (a changelog restore), without marking them dirty.
+    /// Large restores are decoded on every core (the hot view takes concurrent inserts).
     pub fn load_encoded<'a>(
         &mut self,
         entries: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<usize, StateError>
     where
-        V: DeserializeOwned,
+        V: DeserializeOwned + Send + Sync,
     {
-        let mut n = 0;
-        for (key, bytes) in entries {
-            self.hot.insert(key.to_owned(), decode(self.name, bytes)?);
-            n += 1;
+        let entries: Vec<(&str, &[u8])> = entries.into_iter().collect();
+        if self.hot.is_empty() && entries.len() > 1024 {
+            // Sized once instead of rehashing its way up (nobody reads the view yet).
+            self.hot = Arc::new(DashMap::with_capacity_and_hasher(
+                entries.len(),
+                ahash::RandomState::new(),
+            ));
         }
-        Ok(n)
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let (hot, name) = (&*self.hot, self.name);
+        let load = |chunk: &[(&str, &[u8])]| -> Result<(), StateError> {
+            for (key, bytes) in chunk {
+                hot.insert((*key).to_owned(), decode(name, bytes)?);
+            }
+            Ok(())
+        };
+        if threads == 1 || entries.len() < 20_000 {
+            load(&entries)?;
+        } else {
+            let chunk = entries.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = entries
+                    .chunks(chunk)
+                    .map(|c| scope.spawn(move || load(c)))
+                    .collect();
+                for w in workers {
+                    w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                }
+                Ok::<_, StateError>(())
+            })?;
+        }
+        Ok(entries.len())
     }
 
     /// The key prefix of this table on disk.
