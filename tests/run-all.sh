@@ -9,6 +9,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain"
 cargo --version
 rustc --version
+# A fresh clone gains nothing from incremental compilation, and its cache is the largest thing
+# a build writes. Free disk is printed so that a run that fills it is easy to recognise.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | tail -n 1
 
 # Components the checks below need (present on the standard image; installed if missing).
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
