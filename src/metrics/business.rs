@@ -15,6 +15,13 @@
 //! Delivery is at least once, so after a crash a few outputs are observed twice: the counters can
 //! over-count by the outputs re-emitted since the last checkpoint.
 //!
+//! **Departments.** The claim counts by status, the denials and the readmissions carry the
+//! `department` label: the claim's department (service line) from its submission, the index
+//! stay's department for a readmission, `UNKNOWN` while a claim has no submission yet, bounded
+//! by [`labels::DEPARTMENT_CAP`] (`other` past it). Those three families resolve their handles
+//! per observation (a hash of the label values and a read lock; no allocation once the series
+//! exists) since departments come from the data; the rest stays pre-resolved.
+//!
 //! The status gauge and the A/R aging are net sums of transitions *observed by this process*: a
 //! claim whose earlier updates were seen by another instance (before a rebalance or a restart) is
 //! subtracted from a status it was never added to here. The aging clamps each bucket at zero; the
@@ -24,13 +31,13 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 
 use prometheus::{
-    Counter, Gauge, GaugeVec, Histogram, IntCounter, IntGauge, IntGaugeVec, Registry,
+    Counter, Gauge, GaugeVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 
 use super::labels::{
     self, ar_bucket_index, carc_category_index, carc_group_index, cohort_index, payer_index,
-    status_index, AR_BUCKETS, CARC_GROUPS, HRRP_COHORTS, MODELS, PAYER_CATEGORIES,
-    READMISSION_ACTIONS, RISK_TIERS,
+    status_index, Bounded, AR_BUCKETS, CARC_GROUPS, DEPARTMENT_CAP, DEPARTMENT_MAX_LEN,
+    HRRP_COHORTS, MODELS, PAYER_CATEGORIES, READMISSION_ACTIONS, RISK_TIERS, UNKNOWN,
 };
 use super::{
     add_cents, counter, counter_vec, float_counter_vec, float_gauge_vec, gauge_vec, histogram,
@@ -116,14 +123,16 @@ impl ArAging {
 }
 
 pub(crate) struct Kpi {
-    by_status: [IntGauge; S],
+    /// `status`, `department`.
+    by_status: IntGaugeVec,
     transitions: Vec<IntCounter>,
     adjudications: Vec<IntCounter>,
     first_pass: Vec<IntCounter>,
     time_to_ack: [Histogram; P],
     time_to_payment: [Histogram; P],
     denied_dollars: Vec<Option<Counter>>,
-    denials: Vec<Option<IntCounter>>,
+    /// `payer_category`, `denial_category`, `department`.
+    denials: IntCounterVec,
     adjustment_dollars: [Counter; 6],
     variance: [Histogram; P],
     underpaid: [Counter; P],
@@ -131,7 +140,9 @@ pub(crate) struct Kpi {
     ar_dollars: [Gauge; 5],
     aging: Mutex<ArAging>,
 
-    readmissions: Vec<IntCounter>,
+    /// `action`, `hrrp_cohort`, `planned`, `department`.
+    readmissions: IntCounterVec,
+    departments: Bounded,
     readmit_interval: Histogram,
     high_risk_alerts: IntCounter,
     payer_kpi_windows: [IntCounter; 6],
@@ -150,9 +161,13 @@ impl Kpi {
         let by_status_vec = gauge_vec(
             r,
             "claimwatch_claims_by_status",
-            "Claims whose latest status is this one (net of the status transitions this instance observed).",
-            &["status"],
+            "Claims whose latest status is this one (net of the status transitions this instance observed), by department.",
+            &["status", "department"],
         )?;
+        for s in statuses {
+            // Zeros before the first claim, so that dashboards show every status.
+            by_status_vec.with_label_values(&[s, UNKNOWN]);
+        }
         let transitions_vec = counter_vec(
             r,
             "claimwatch_claims_status_transitions_total",
@@ -212,16 +227,17 @@ impl Kpi {
         let denials_vec = counter_vec(
             r,
             "claimwatch_revenue_denials_total",
-            "Claims denied in full or in part at adjudication, by payer category and the category of the largest denial.",
-            &["payer_category", "denial_category"],
+            "Claims denied in full or in part at adjudication, by payer category, the category of the largest denial and department.",
+            &["payer_category", "denial_category", "department"],
         )?;
         let mut denied_dollars = Vec::with_capacity(P * C);
-        let mut denials = Vec::with_capacity(P * C);
         for p in PAYER_CATEGORIES {
             for c in CarcCategory::ALL {
                 let denial = c.is_denial();
                 denied_dollars.push(denial.then(|| denied_vec.with_label_values(&[p, c.as_str()])));
-                denials.push(denial.then(|| denials_vec.with_label_values(&[p, c.as_str()])));
+                if denial {
+                    denials_vec.with_label_values(&[p, c.as_str(), UNKNOWN]);
+                }
             }
         }
         let adj_dollars = float_counter_vec(
@@ -259,14 +275,13 @@ impl Kpi {
         let readmit_vec = counter_vec(
             r,
             "claimwatch_readmissions_events_total",
-            "30-day readmission events, by action (DETECTED, UPDATED, RETRACTED), HRRP cohort of the index stay and planned flag.",
-            &["action", "hrrp_cohort", "planned"],
+            "30-day readmission events, by action (DETECTED, UPDATED, RETRACTED), HRRP cohort and department of the index stay, and planned flag.",
+            &["action", "hrrp_cohort", "planned", "department"],
         )?;
-        let mut readmissions = Vec::with_capacity(3 * HRRP_COHORTS.len() * 2);
         for a in READMISSION_ACTIONS {
             for c in HRRP_COHORTS {
                 for planned in ["false", "true"] {
-                    readmissions.push(readmit_vec.with_label_values(&[a, c, planned]));
+                    readmit_vec.with_label_values(&[a, c, planned, UNKNOWN]);
                 }
             }
         }
@@ -346,21 +361,22 @@ impl Kpi {
         }
 
         Ok(Self {
-            by_status: resolve(&statuses, |s| by_status_vec.with_label_values(&[s])),
+            by_status: by_status_vec,
             transitions,
             adjudications,
             first_pass,
             time_to_ack: resolve(&PAYER_CATEGORIES, |p| tta.with_label_values(&[p])),
             time_to_payment: resolve(&PAYER_CATEGORIES, |p| ttp.with_label_values(&[p])),
             denied_dollars,
-            denials,
+            denials: denials_vec,
             adjustment_dollars: resolve(&CARC_GROUPS, |g| adj_dollars.with_label_values(&[g])),
             variance: resolve(&PAYER_CATEGORIES, |p| var.with_label_values(&[p])),
             underpaid: resolve(&PAYER_CATEGORIES, |p| under.with_label_values(&[p])),
             ar_claims: resolve(&AR_BUCKETS, |b| ar_claims.with_label_values(&[b])),
             ar_dollars: resolve(&AR_BUCKETS, |b| ar_dollars.with_label_values(&[b])),
             aging: Mutex::new(ArAging::default()),
-            readmissions,
+            readmissions: readmit_vec,
+            departments: Bounded::new(DEPARTMENT_CAP, DEPARTMENT_MAX_LEN),
             readmit_interval,
             high_risk_alerts,
             payer_kpi_windows: std::array::from_fn(|i| {
@@ -391,16 +407,42 @@ impl Kpi {
         }
     }
 
+    /// The `department` label value of a claim's or a stay's department.
+    fn department<'a>(&self, d: Option<&'a str>) -> &'a str {
+        d.map_or(UNKNOWN, |d| self.departments.get(d))
+    }
+
     fn claim(&self, u: &ClaimLifecycleUpdate) {
         let p = payer_index(u.payer_category);
         let status = u.status;
         let changed = u.previous_status != Some(status);
+        let dept = self.department(u.department.as_deref());
+        // The department comes with the submission: an update that brings the first submission
+        // of a claim already seen (acknowledged or remitted first) moves the claim out of
+        // UNKNOWN. (A replacement that changes the department keeps the claim under the old one
+        // until its next status change: rare, and the sum over departments stays right.)
+        let prev_dept = if u.cause == UpdateCause::Submission && u.submission_count == 1 {
+            UNKNOWN
+        } else {
+            dept
+        };
         if changed {
-            self.by_status[status_index(status)].inc();
+            self.by_status
+                .with_label_values(&[status.as_str(), dept])
+                .inc();
             self.transitions[status_index(status) * P + p].inc();
             if let Some(prev) = u.previous_status {
-                self.by_status[status_index(prev)].dec();
+                self.by_status
+                    .with_label_values(&[prev.as_str(), prev_dept])
+                    .dec();
             }
+        } else if prev_dept != dept {
+            self.by_status
+                .with_label_values(&[status.as_str(), dept])
+                .inc();
+            self.by_status
+                .with_label_values(&[status.as_str(), prev_dept])
+                .dec();
         }
         self.age(u, changed);
         if u.cause == UpdateCause::Acknowledgment && u.ack_count == 1 {
@@ -446,8 +488,11 @@ impl Kpi {
                 }
             }
             if let Some(cat) = &u.denial_category {
-                if let Some(c) = &self.denials[p * C + carc_category_index(cat)] {
-                    c.inc();
+                let c = CarcCategory::ALL[carc_category_index(cat)];
+                if c.is_denial() {
+                    self.denials
+                        .with_label_values(&[PAYER_CATEGORIES[p], c.as_str(), dept])
+                        .inc();
                 }
             }
         }
@@ -491,7 +536,15 @@ impl Kpi {
             ReadmissionAction::Retracted => 2,
         };
         let c = cohort_index(e.hrrp_cohort.as_deref());
-        self.readmissions[(a * HRRP_COHORTS.len() + c) * 2 + usize::from(e.planned)].inc();
+        let dept = self.department(Some(e.index_department.as_str()));
+        self.readmissions
+            .with_label_values(&[
+                READMISSION_ACTIONS[a],
+                HRRP_COHORTS[c],
+                if e.planned { "true" } else { "false" },
+                dept,
+            ])
+            .inc();
         if e.action == ReadmissionAction::Detected && !e.planned {
             self.readmit_interval
                 .observe(f64::from(e.days_between.max(0)) * DAY_S);

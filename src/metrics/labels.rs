@@ -1,6 +1,6 @@
 //! Label values: the fixed vocabularies every label is drawn from, and a guard for the few labels
 //! whose values come from configuration or data (topic names, dead-letter reason codes, model
-//! versions), so that no input can create an unbounded number of series.
+//! versions, departments), so that no input can create an unbounded number of series.
 //!
 //! Every label value in claimwatch's metrics comes from one of these: an enum's `as_str`, a fixed
 //! list below, or a [`Bounded`] set. None is ever a claim, member, provider or encounter id.
@@ -101,6 +101,14 @@ pub fn ar_bucket_index(age_days: i32) -> usize {
     }
 }
 
+/// Departments (service lines: CARDIOLOGY, ONCOLOGY, ...) come from the claims and encounters:
+/// the first [`DEPARTMENT_CAP`] distinct codes an instance sees are label values, later ones share
+/// [`OTHER`], and a claim whose submission has not arrived yet is [`UNKNOWN`]. A hospital has a
+/// few dozen service lines at most; the generator uses about a dozen.
+pub const DEPARTMENT_CAP: usize = 32;
+/// Longest department code kept as a label value (longer ones are [`OTHER`]).
+pub const DEPARTMENT_MAX_LEN: usize = 40;
+
 /// A label whose values come from configuration or data: the first `cap` distinct valid values
 /// pass through, everything after (or anything that does not look like a code) becomes `other`.
 ///
@@ -195,5 +203,18 @@ mod tests {
         assert_eq!(b.get("has space"), OTHER);
         assert_eq!(b.get(""), OTHER);
         assert_eq!(Bounded::new(9, 4).get("toolong"), OTHER);
+    }
+
+    #[test]
+    fn departments_are_bounded_codes() {
+        let d = Bounded::new(DEPARTMENT_CAP, DEPARTMENT_MAX_LEN);
+        assert_eq!(d.get("PRIMARY_CARE"), "PRIMARY_CARE");
+        // Free text (a name, a sentence) is never a label value.
+        assert_eq!(d.get("Dr. Smith's clinic"), OTHER);
+        for i in 0..DEPARTMENT_CAP * 2 {
+            d.get(&format!("DEPT_{i}"));
+        }
+        assert_eq!(d.get("ONE_TOO_MANY"), OTHER);
+        assert_eq!(d.get("PRIMARY_CARE"), "PRIMARY_CARE");
     }
 }

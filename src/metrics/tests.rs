@@ -26,9 +26,25 @@ fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|x| x.value)
 }
 
+/// The sum of the samples of `name` that have `labels` (over the labels not given), or `None`.
+fn sum(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for x in &s.samples {
+        if x.name == name
+            && labels
+                .iter()
+                .all(|(k, v)| x.labels.iter().any(|(k2, v2)| k2 == k && v2 == v))
+        {
+            *found.get_or_insert(0.0) += x.value;
+        }
+    }
+    found
+}
+
 /// Label names any claimwatch metric may use: all bounded (see `labels.rs`).
-const ALLOWED_LABELS: [&str; 16] = [
+const ALLOWED_LABELS: [&str; 17] = [
     "topic",
+    "department",
     "partition",
     "stage",
     "reason",
@@ -660,7 +676,7 @@ fn status_gauge_and_ar_aging_match_the_final_claims() {
     for st in ClaimStatus::ALL {
         let want = last.values().filter(|u| u.status == st).count() as f64;
         assert_eq!(
-            value(
+            sum(
                 &s,
                 "claimwatch_claims_by_status",
                 &[("status", st.as_str())]
@@ -668,6 +684,21 @@ fn status_gauge_and_ar_aging_match_the_final_claims() {
             Some(want),
             "{st:?}"
         );
+        // And by department: the department of each claim's last update.
+        for d in ["CARDIOLOGY", "PRIMARY_CARE", labels::UNKNOWN] {
+            let want = last
+                .values()
+                .filter(|u| u.status == st)
+                .filter(|u| u.department.as_deref().unwrap_or(labels::UNKNOWN) == d)
+                .count() as f64;
+            let got = sum(
+                &s,
+                "claimwatch_claims_by_status",
+                &[("status", st.as_str()), ("department", d)],
+            )
+            .unwrap_or(0.0);
+            assert_eq!(got, want, "{st:?} {d}");
+        }
     }
     let today = crate::model::day_of(watermark);
     let mut want = [0f64; 5];
@@ -705,4 +736,38 @@ fn status_gauge_and_ar_aging_match_the_final_claims() {
             dollars[i]
         );
     }
+}
+
+#[test]
+fn a_late_submission_moves_the_claim_out_of_the_unknown_department() {
+    use ClaimStatus::*;
+    let m = Metrics::new().unwrap();
+    // Acknowledged before its submission arrived: no department yet.
+    let mut ack = update(1, Accepted, None, UpdateCause::Acknowledgment);
+    lifecycle(&mut ack).department = None;
+    lifecycle(&mut ack).submission_count = 0;
+    m.observe_output(&ack);
+    let by = |s: &Scrape, d: &str| {
+        value(
+            s,
+            "claimwatch_claims_by_status",
+            &[("status", "ACCEPTED"), ("department", d)],
+        )
+    };
+    assert_eq!(by(&scrape(&m), labels::UNKNOWN), Some(1.0));
+    // The submission brings the department; the status does not change.
+    m.observe_output(&update(
+        2,
+        Accepted,
+        Some(Accepted),
+        UpdateCause::Submission,
+    ));
+    let s = scrape(&m);
+    assert_eq!(by(&s, labels::UNKNOWN), Some(0.0));
+    assert_eq!(by(&s, "CARDIOLOGY"), Some(1.0));
+    // A later status change leaves CARDIOLOGY, not UNKNOWN.
+    m.observe_output(&update(3, Paid, Some(Accepted), UpdateCause::Remittance));
+    let s = scrape(&m);
+    assert_eq!(by(&s, "CARDIOLOGY"), Some(0.0));
+    assert_eq!(by(&s, labels::UNKNOWN), Some(0.0));
 }
