@@ -510,6 +510,20 @@ fn check(prom: &Prometheus) -> Vec<String> {
             Err(e) => failures.push(format!("template variable {label}: {e}")),
         }
     }
+    // The department breakdowns carry real departments, not only the UNKNOWN series that exist
+    // from the start.
+    for metric in [
+        "claimwatch_claims_by_status",
+        "claimwatch_revenue_denials_total",
+        "claimwatch_readmissions_events_total",
+    ] {
+        let q = format!("count by (department) ({metric}{{department!~\"UNKNOWN|other\"}})");
+        match prom.query(&q) {
+            Ok(v) if !v.is_empty() => {}
+            Ok(_) => failures.push(format!("{metric}: no series with a known department")),
+            Err(e) => failures.push(format!("{q}: {e}")),
+        }
+    }
 
     // Rules: every group of alerts.yml loaded, every rule healthy (evaluated without error).
     let (want_groups, want_rules) = rule_file_outline(&read("deploy/prometheus/alerts.yml"));
