@@ -543,14 +543,19 @@ fn train(
             ModelKind::Denial => d,
             ModelKind::Readmission => r,
         });
-        let model = train::fit(*kind, &examples, truth, &opts).map_err(anyhow::Error::msg)?;
+        let (model, evaluation) =
+            train::fit_evaluated(*kind, &examples, truth, &opts).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(out)?;
         let path = out.join(format!("{}.json", kind.as_str()));
         std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;
         let report = train::report(&model);
         std::fs::write(out.join(format!("{}-report.txt", kind.as_str())), &report)?;
+        let html =
+            claimwatch::score::html::render(&model, &evaluation).map_err(anyhow::Error::msg)?;
+        let html_path = out.join(format!("{}-report.html", kind.as_str()));
+        std::fs::write(&html_path, html)?;
         println!("{report}");
-        println!("wrote {}", path.display());
+        println!("wrote {} and {}", path.display(), html_path.display());
     }
     Ok(())
 }
