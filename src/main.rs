@@ -61,6 +61,10 @@ enum Command {
         /// Override the number of partitions.
         #[arg(long)]
         partitions: Option<u32>,
+        /// Score with the models of this directory (`denial.json`, `readmission.json` from
+        /// `claimwatch train`) instead of the compiled-in defaults.
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
     /// Train the risk models: replay a generated population through the core collecting matured
     /// training examples (features as at scoring time + label), fit on the earlier 70 % of time,
@@ -372,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stop_after,
             config,
             partitions,
+            models,
         } => {
             let mut config = load_config(config.as_ref())?;
             if let Some(p) = partitions {
@@ -380,17 +385,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Err(problems) = config.validate() {
                 anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
             }
+            let models = match &models {
+                Some(dir) => {
+                    claimwatch::score::reload::ModelWatcher::start(dir)
+                        .map_err(anyhow::Error::msg)?
+                        .1
+                }
+                None => claimwatch::score::Models::embedded(),
+            };
             let started = std::time::Instant::now();
-            let report = replay::run(&ReplayOptions {
-                input,
-                out: out.clone(),
-                state,
-                config,
-                stop_after,
-            })?;
+            let report = replay::run_with_models(
+                &ReplayOptions {
+                    input,
+                    out: out.clone(),
+                    state,
+                    config,
+                    stop_after,
+                },
+                models,
+            )?;
             let secs = started.elapsed().as_secs_f64();
             let records: u64 = report.summary.input_records.values().sum();
             println!("{}", report.summary.render());
+            for (kind, snap) in ["denial", "readmission"].iter().zip(&report.monitor) {
+                if let Some(s) = snap {
+                    println!("{}", monitor_line(kind, s));
+                }
+            }
             println!(
                 "replayed {records} records in {secs:.2} s ({:.0} records/s){}; outputs in {}",
                 records as f64 / secs.max(1e-9),
@@ -481,6 +502,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
         } => train(&input, &out, model, config.as_ref()),
     }
+}
+
+/// One line of the model monitoring windows at the end of a replay (what the service's
+/// `claimwatch_model_*` gauges would show).
+fn monitor_line(kind: &str, s: &claimwatch::score::monitor::ModelSnapshot) -> String {
+    let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
+    let psi = s.psi();
+    let max = psi
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    format!(
+        "monitor {kind} ({}): {} matured labels, AUC {}, ECE {}; drift over {} scores: {}",
+        s.version,
+        s.labels.count(),
+        f(s.labels.auc()),
+        f(s.labels.ece()),
+        s.drift.scores,
+        match max {
+            Some((n, v)) => format!("max PSI {v:.4} ({n})"),
+            None if psi.is_empty() => "unavailable (no training reference)".to_owned(),
+            None => "too few scores".to_owned(),
+        }
+    )
 }
 
 fn train(
