@@ -509,22 +509,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn monitor_line(kind: &str, s: &claimwatch::score::monitor::ModelSnapshot) -> String {
     let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
     let psi = s.psi();
-    let max = psi
-        .iter()
-        .filter_map(|(n, v)| v.map(|v| (n, v)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let mut top: Vec<(&String, f64)> = psi.iter().filter_map(|(n, v)| v.map(|v| (n, v))).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let drift = if !top.is_empty() {
+        let list: Vec<String> = top
+            .iter()
+            .take(4)
+            .map(|(n, v)| format!("{n} {v:.3}"))
+            .collect();
+        format!("largest PSI {}", list.join(", "))
+    } else if psi.is_empty() {
+        "unavailable (no training reference)".to_owned()
+    } else {
+        "too few scores".to_owned()
+    };
     format!(
-        "monitor {kind} ({}): {} matured labels, AUC {}, ECE {}; drift over {} scores: {}",
+        "monitor {kind} ({}): {} matured labels, AUC {}, ECE {}; drift over {} scores: {drift}",
         s.version,
         s.labels.count(),
         f(s.labels.auc()),
         f(s.labels.ece()),
         s.drift.scores,
-        match max {
-            Some((n, v)) => format!("max PSI {v:.4} ({n})"),
-            None if psi.is_empty() => "unavailable (no training reference)".to_owned(),
-            None => "too few scores".to_owned(),
-        }
     )
 }
 

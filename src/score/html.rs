@@ -177,7 +177,16 @@ fn reliability_svg(m: &LogisticModel) -> Result<String, String> {
     Ok(buf)
 }
 
-/// Metrics of a score on the evaluation set, for the comparison table.
+/// A header row.
+fn head(s: &mut String, cells: &[&str]) {
+    s.push_str("<tr>");
+    for c in cells {
+        let _ = write!(s, "<th>{}</th>", esc(c));
+    }
+    s.push_str("</tr>\n");
+}
+
+/// A row: a header cell, then values.
 fn row(s: &mut String, name: &str, cells: &[String]) {
     let _ = write!(s, "<tr><th>{}</th>", esc(name));
     for c in cells {
@@ -254,16 +263,16 @@ th{{background:#f4f4f4;text-align:left}}td.l{{text-align:left}}.charts{{display:
 
     // Metric table: the model, each baseline, the oracle.
     s.push_str("<h2>Metrics</h2>\n<table>\n");
-    row(
+    head(
         &mut s,
-        "score",
         &[
-            "AUC-ROC".into(),
-            "AUC-PR".into(),
-            "ECE".into(),
-            format!("precision at HIGH ≥ {:.2}", m.thresholds.1),
-            "recall at HIGH".into(),
-            "top-decile lift".into(),
+            "score",
+            "AUC-ROC",
+            "AUC-PR",
+            "ECE",
+            &format!("precision at HIGH ≥ {:.2}", m.thresholds.1),
+            "recall at HIGH",
+            "top-decile lift",
         ],
     );
     row(
@@ -339,15 +348,7 @@ th{{background:#f4f4f4;text-align:left}}td.l{{text-align:left}}.charts{{display:
 
     // Reliability bins as numbers too.
     s.push_str("<h3>Reliability bins</h3>\n<table>\n");
-    row(
-        &mut s,
-        "bin",
-        &[
-            "examples".into(),
-            "mean predicted".into(),
-            "observed".into(),
-        ],
-    );
+    head(&mut s, &["bin", "examples", "mean predicted", "observed"]);
     for b in &m.calibration.bins {
         row(
             &mut s,
