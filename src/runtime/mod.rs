@@ -733,3 +733,68 @@ fn route_stray(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CoreConfig;
+    use crate::score::{reload::ModelWatcher, LogisticModel, Models};
+
+    /// The service's reload task: a new artifact is swapped into the scorer every partition task
+    /// shares, a malformed one is counted as refused and leaves the model in use.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reload_task_swaps_valid_models_and_counts_refused_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Models::embedded().denial.unwrap();
+        let path = dir.path().join("denial.json");
+        std::fs::write(&path, serde_json::to_string(shipped.as_ref()).unwrap()).unwrap();
+        let (watcher, models) = ModelWatcher::start(dir.path()).unwrap();
+        let engine = Engine::with_models(CoreConfig::default(), RefData::shared(), models);
+        let metrics = Arc::new(crate::metrics::Metrics::new().unwrap());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(watch_models(
+            watcher,
+            engine.scorer.clone(),
+            Arc::clone(&metrics),
+            Duration::from_millis(20),
+            stopped,
+        ));
+        let version = || {
+            engine
+                .scorer
+                .models()
+                .denial
+                .as_ref()
+                .unwrap()
+                .version
+                .clone()
+        };
+        let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !ok() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let mut v2 = LogisticModel::clone(&shipped);
+        v2.version = "denial-lr-20990101-task".into();
+        // Rename over the old file, as the README recommends.
+        let tmp = dir.path().join(".denial.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string(&v2).unwrap()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        wait_for("the reload", &|| version() == v2.version);
+        std::fs::write(&path, "not a model").unwrap();
+        wait_for("the refusal", &|| {
+            metrics
+                .render()
+                .contains("claimwatch_model_reloads_total{model=\"denial\",outcome=\"refused\"} 1")
+        });
+        assert_eq!(version(), v2.version, "the previous model keeps scoring");
+        assert!(metrics
+            .render()
+            .contains("claimwatch_model_reloads_total{model=\"denial\",outcome=\"loaded\"} 1"));
+        let _ = stop.send(true);
+        task.await.unwrap();
+        assert!(ModelWatcher::start(&dir.path().join("absent")).is_err());
+    }
+}

@@ -50,6 +50,9 @@ impl ModelWatcher {
     /// fallback for that model). Unlike a reload, a malformed file here is an error: the service
     /// does not start on a model directory it cannot read.
     pub fn start(dir: &Path) -> Result<(Self, Models), String> {
+        if !dir.is_dir() {
+            return Err(format!("{}: not a directory", dir.display()));
+        }
         let mut w = Self {
             dir: dir.to_owned(),
             seen: [None, None],
