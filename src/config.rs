@@ -76,6 +76,11 @@ pub struct ScoringConfig {
     pub interventions: Vec<Intervention>,
     /// Keep matured training examples (features at scoring time + label) for `claimwatch train`.
     pub collect_training: bool,
+    /// Matured labels per model and partition in the rolling AUC / calibration window
+    /// (`score::monitor`: a ring of the last N (score, label) pairs).
+    pub monitor_window_labels: u32,
+    /// Days of scored events (by event time) in the feature-drift window.
+    pub drift_window_days: u32,
 }
 
 fn default_denial_tiers() -> TierThresholds {
@@ -133,6 +138,11 @@ impl Default for ScoringConfig {
             history_prior_claims: 20.0,
             max_drivers: 5,
             interventions: default_interventions(),
+            // About a week of matured claims of a small partition; enough for an AUC to within
+            // a few hundredths, recent enough to show a degradation within days.
+            monitor_window_labels: 5_000,
+            // A week: every weekday's mix in the recent population, as PSI checks usually use.
+            drift_window_days: 7,
             collect_training: false,
         }
     }
@@ -156,6 +166,12 @@ impl ScoringConfig {
         }
         if self.history_prior_claims.is_nan() || self.history_prior_claims < 0.0 {
             problems.push("scoring.history_prior_claims must be >= 0".into());
+        }
+        if self.monitor_window_labels == 0 {
+            problems.push("scoring.monitor_window_labels must be > 0".into());
+        }
+        if self.drift_window_days == 0 {
+            problems.push("scoring.drift_window_days must be > 0".into());
         }
         if self.interventions.is_empty() {
             problems.push("scoring.interventions must have at least one row".into());

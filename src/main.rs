@@ -61,6 +61,10 @@ enum Command {
         /// Override the number of partitions.
         #[arg(long)]
         partitions: Option<u32>,
+        /// Score with the models of this directory (`denial.json`, `readmission.json` from
+        /// `claimwatch train`) instead of the compiled-in defaults.
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
     /// Train the risk models: replay a generated population through the core collecting matured
     /// training examples (features as at scoring time + label), fit on the earlier 70 % of time,
@@ -372,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stop_after,
             config,
             partitions,
+            models,
         } => {
             let mut config = load_config(config.as_ref())?;
             if let Some(p) = partitions {
@@ -380,17 +385,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Err(problems) = config.validate() {
                 anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
             }
+            let models = match &models {
+                Some(dir) => {
+                    claimwatch::score::reload::ModelWatcher::start(dir)
+                        .map_err(anyhow::Error::msg)?
+                        .1
+                }
+                None => claimwatch::score::Models::embedded(),
+            };
             let started = std::time::Instant::now();
-            let report = replay::run(&ReplayOptions {
-                input,
-                out: out.clone(),
-                state,
-                config,
-                stop_after,
-            })?;
+            let report = replay::run_with_models(
+                &ReplayOptions {
+                    input,
+                    out: out.clone(),
+                    state,
+                    config,
+                    stop_after,
+                },
+                models,
+            )?;
             let secs = started.elapsed().as_secs_f64();
             let records: u64 = report.summary.input_records.values().sum();
             println!("{}", report.summary.render());
+            for (kind, snap) in ["denial", "readmission"].iter().zip(&report.monitor) {
+                if let Some(s) = snap {
+                    println!("{}", monitor_line(kind, s));
+                }
+            }
             println!(
                 "replayed {records} records in {secs:.2} s ({:.0} records/s){}; outputs in {}",
                 records as f64 / secs.max(1e-9),
@@ -483,6 +504,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// One line of the model monitoring windows at the end of a replay (what the service's
+/// `claimwatch_model_*` gauges would show).
+fn monitor_line(kind: &str, s: &claimwatch::score::monitor::ModelSnapshot) -> String {
+    let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
+    let psi = s.psi();
+    let mut top: Vec<(&String, f64)> = psi.iter().filter_map(|(n, v)| v.map(|v| (n, v))).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let drift = if !top.is_empty() {
+        let list: Vec<String> = top
+            .iter()
+            .take(4)
+            .map(|(n, v)| format!("{n} {v:.3}"))
+            .collect();
+        format!("largest PSI {}", list.join(", "))
+    } else if psi.is_empty() {
+        "unavailable (no training reference)".to_owned()
+    } else {
+        "too few scores".to_owned()
+    };
+    format!(
+        "monitor {kind} ({}): {} matured labels, AUC {}, ECE {}; drift over {} scores: {drift}",
+        s.version,
+        s.labels.count(),
+        f(s.labels.auc()),
+        f(s.labels.ece()),
+        s.drift.scores,
+    )
+}
+
 fn train(
     input: &std::path::Path,
     out: &std::path::Path,
@@ -543,14 +593,19 @@ fn train(
             ModelKind::Denial => d,
             ModelKind::Readmission => r,
         });
-        let model = train::fit(*kind, &examples, truth, &opts).map_err(anyhow::Error::msg)?;
+        let (model, evaluation) =
+            train::fit_evaluated(*kind, &examples, truth, &opts).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(out)?;
         let path = out.join(format!("{}.json", kind.as_str()));
         std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;
         let report = train::report(&model);
         std::fs::write(out.join(format!("{}-report.txt", kind.as_str())), &report)?;
+        let html =
+            claimwatch::score::html::render(&model, &evaluation).map_err(anyhow::Error::msg)?;
+        let html_path = out.join(format!("{}-report.html", kind.as_str()));
+        std::fs::write(&html_path, html)?;
         println!("{report}");
-        println!("wrote {}", path.display());
+        println!("wrote {} and {}", path.display(), html_path.display());
     }
     Ok(())
 }

@@ -6,6 +6,8 @@
 //!   extraction from the member's stays (Charlson, prior utilisation, LACE, HOSPITAL), score,
 //!   drivers, alert.
 //! - `score/*_model_only`: the model's dot product and contributions alone.
+//! - `score/denial_drift_record`: what monitoring adds to each score of a model that carries a
+//!   drift reference: its features counted into the reference bins of the day (`score::monitor`).
 //!
 //! Run: `cargo bench --bench score` (figures in BENCHMARKS.md).
 
@@ -60,6 +62,32 @@ fn bench(c: &mut Criterion) {
     let dm = models.denial.clone().unwrap();
     g.bench_function("denial_model_only", |b| {
         b.iter(|| black_box(dm.score(black_box(&f))))
+    });
+    // The shipped model with a reference like `claimwatch train` writes: nine edges per numeric
+    // feature (normal deciles around the training mean), every category level plus other.
+    let mut referenced = claimwatch::score::LogisticModel::clone(&dm);
+    let z = [-1.28, -0.84, -0.52, -0.25, 0.0, 0.25, 0.52, 0.84, 1.28];
+    referenced.reference =
+        referenced
+            .numeric
+            .iter()
+            .map(|n| claimwatch::score::model::FeatureReference {
+                name: n.name.clone(),
+                edges: z.iter().map(|k| n.mean + k * n.std).collect(),
+                shares: vec![0.1; 10],
+            })
+            .chain(referenced.categorical.iter().map(|c| {
+                claimwatch::score::model::FeatureReference {
+                    name: c.name.clone(),
+                    edges: Vec::new(),
+                    shares: vec![1.0 / (c.levels.len() + 1) as f64; c.levels.len() + 1],
+                }
+            }))
+            .collect();
+    let referenced = std::sync::Arc::new(referenced);
+    let mut monitor = claimwatch::score::monitor::Monitor::new(5_000, 7);
+    g.bench_function("denial_drift_record", |b| {
+        b.iter(|| monitor.scored(0, Some(&referenced), black_box(&f), 19_800))
     });
 
     // A member with a year of history: 3 prior stays and 4 ED visits.

@@ -153,6 +153,8 @@ pub(crate) struct Kpi {
     scores: Vec<IntCounter>,
     predicted: [Histogram; 2],
     model_quality: [GaugeVec; 3],
+    /// The monitoring windows of the partitions and the reload counters.
+    pub(crate) monitor: super::model::ModelMetrics,
 }
 
 impl Kpi {
@@ -359,6 +361,7 @@ impl Kpi {
             ece.with_label_values(&[m]).set(f64::NAN);
             psi.with_label_values(&[m]).set(f64::NAN);
         }
+        let monitor = super::model::ModelMetrics::new(r, auc.clone(), ece.clone(), psi.clone())?;
 
         Ok(Self {
             by_status: by_status_vec,
@@ -388,6 +391,7 @@ impl Kpi {
             scores,
             predicted: resolve(&MODELS, |m| predicted.with_label_values(&[m])),
             model_quality: [auc, ece, psi],
+            monitor,
         })
     }
 
@@ -599,8 +603,10 @@ impl Kpi {
         }
     }
 
-    /// Recomputes the A/R aging gauges as of the event-time watermark.
+    /// Recomputes the A/R aging gauges as of the event-time watermark, and the model monitoring
+    /// gauges from the partitions' windows.
     pub(crate) fn refresh(&self, watermark_ms: i64) {
+        self.monitor.refresh();
         if watermark_ms == i64::MIN {
             return;
         }

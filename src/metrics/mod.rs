@@ -29,6 +29,7 @@ pub mod exposition;
 pub mod http;
 mod kafka;
 pub mod labels;
+pub mod model;
 #[doc(hidden)]
 pub mod sample;
 #[cfg(test)]
@@ -660,6 +661,7 @@ impl Metrics {
         for (t, _) in crate::core::TABLES {
             let _ = self.state_entries.remove_label_values(&[t, p]);
         }
+        self.kpi.monitor.forget_partition(partition);
     }
 
     pub fn set_state_disk_bytes(&self, bytes: u64) {
@@ -681,6 +683,21 @@ impl Metrics {
     /// `model`: `denial` or `readmission`.
     pub fn set_model_quality(&self, model: &str, auc: f64, ece: f64, max_feature_psi: f64) {
         self.kpi.set_model_quality(model, auc, ece, max_feature_psi);
+    }
+
+    /// A partition's model monitoring windows (`score::monitor`), as of its last checkpoint; the
+    /// gauges are the merge of every partition's at the next scrape.
+    pub fn set_partition_monitor(
+        &self,
+        partition: i32,
+        snapshot: [Option<crate::score::monitor::ModelSnapshot>; 2],
+    ) {
+        self.kpi.monitor.set_partition(partition, snapshot);
+    }
+
+    /// A changed model file was loaded (`loaded`) or refused.
+    pub fn model_reload(&self, kind: crate::score::ModelKind, loaded: bool) {
+        self.kpi.monitor.reload(kind, loaded);
     }
 }
 

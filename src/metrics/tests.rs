@@ -87,8 +87,9 @@ fn scrape_of_a_generated_population_parses_and_follows_the_naming_rules() {
             assert!(
                 ALLOWED_LABELS.contains(&k.as_str())
                     || (x.name == "claimwatch_build_info" && k == "version")
+                    // feature: the build's feature names (every artifact must match them); bin: 10.
                     || (x.name.starts_with("claimwatch_model_")
-                        && (k == "model" || k == "version" || k == "tier"))
+                        && ["model", "version", "tier", "feature", "bin"].contains(&k.as_str()))
                     || (x.name.starts_with("claimwatch_readmissions_")
                         && (k == "action" || k == "planned")),
                 "{} has label {k}",
@@ -770,4 +771,78 @@ fn a_late_submission_moves_the_claim_out_of_the_unknown_department() {
     let s = scrape(&m);
     assert_eq!(by(&s, "CARDIOLOGY"), Some(0.0));
     assert_eq!(by(&s, labels::UNKNOWN), Some(0.0));
+}
+
+#[test]
+fn model_monitoring_gauges_merge_the_partitions_windows() {
+    use crate::score::monitor::Monitor;
+    use crate::score::Models;
+    let m = Metrics::new().unwrap();
+    let model = Models::embedded().denial.unwrap();
+    let (mut a, mut b) = (Monitor::new(100, 7), Monitor::new(100, 7));
+    // Partition 0: perfectly ranked; partition 1: one inversion.
+    a.matured(0, Some(&model), 0.05, false);
+    a.matured(0, Some(&model), 0.55, true);
+    b.matured(0, Some(&model), 0.35, false);
+    b.matured(0, Some(&model), 0.25, true);
+    m.set_partition_monitor(0, a.snapshot());
+    m.set_partition_monitor(1, b.snapshot());
+    let s = scrape(&m);
+    let auc = value(&s, "claimwatch_model_auc_ratio", &[("model", "denial")]).unwrap();
+    // Pairs (pos, neg): 0.55 beats 0.05 and 0.35; 0.25 beats 0.05 only: 3 of 4.
+    assert!((auc - 0.75).abs() < 1e-12, "{auc}");
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_model_monitor_window_labels",
+            &[("model", "denial")]
+        ),
+        Some(4.0)
+    );
+    let observed = value(
+        &s,
+        "claimwatch_model_reliability_observed_ratio",
+        &[("model", "denial"), ("bin", "0.5-0.6")],
+    );
+    assert_eq!(observed, Some(1.0));
+    // The shipped model has no drift reference: drift unavailable.
+    assert!(value(
+        &s,
+        "claimwatch_model_feature_drift_psi",
+        &[("model", "denial")]
+    )
+    .unwrap()
+    .is_nan());
+    assert!(value(
+        &s,
+        "claimwatch_model_feature_psi",
+        &[("model", "denial"), ("feature", "payer")]
+    )
+    .unwrap()
+    .is_nan());
+    // Readmission: no partition reported, still NaN.
+    assert!(value(
+        &s,
+        "claimwatch_model_auc_ratio",
+        &[("model", "readmission")]
+    )
+    .unwrap()
+    .is_nan());
+    // A partition that leaves takes its window with it.
+    m.forget_partition(1);
+    let s = scrape(&m);
+    assert_eq!(
+        value(&s, "claimwatch_model_auc_ratio", &[("model", "denial")]),
+        Some(1.0)
+    );
+    m.model_reload(crate::score::ModelKind::Denial, false);
+    let s = scrape(&m);
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_model_reloads_total",
+            &[("model", "denial"), ("outcome", "refused")]
+        ),
+        Some(1.0)
+    );
 }

@@ -49,6 +49,9 @@ pub struct ReplayReport {
     /// True when `stop_after` ended the run before the input did.
     pub stopped_early: bool,
     pub summary: Summary,
+    /// The model monitoring windows at the end, merged over partitions: `[denial, readmission]`
+    /// (as the service's metrics report them).
+    pub monitor: [Option<crate::score::monitor::ModelSnapshot>; 2],
 }
 
 /// The output topics replay writes, in a fixed order.
@@ -133,13 +136,21 @@ impl Sinks {
     }
 }
 
-/// Runs a replay.
+/// Runs a replay with the models compiled into the binary.
 pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
+    run_with_models(opts, crate::score::Models::embedded())
+}
+
+/// Runs a replay scoring with `models` (e.g. a trained directory's, see `score::reload`).
+pub fn run_with_models(
+    opts: &ReplayOptions,
+    models: crate::score::Models,
+) -> Result<ReplayReport, Error> {
     opts.config
         .validate()
         .map_err(|p| Error::Config(p.join("; ")))?;
     let refdata = RefData::shared();
-    let engine = Engine::new(opts.config.clone(), refdata);
+    let engine = Engine::with_models(opts.config.clone(), refdata, models);
     let n = opts.config.partitions;
     let db = opts.state.as_deref().map(StateDb::open).transpose()?;
     let mut partitions = Vec::with_capacity(n as usize);
@@ -299,9 +310,19 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplayReport, Error> {
         &path,
         serde_json::to_vec_pretty(&summary).map_err(|e| Error::Internal(e.to_string()))?,
     )?;
+    let monitor = std::array::from_fn(|k| {
+        crate::score::monitor::merge_snapshots(
+            partitions
+                .iter()
+                .filter_map(|p| p.score_tables().monitor.model(k).snapshot())
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+    });
     Ok(ReplayReport {
         stopped_early,
         summary,
+        monitor,
     })
 }
 

@@ -55,6 +55,13 @@ pub struct RuntimeConfig {
     pub schema_registry: Option<SchemaRegistryConfig>,
     /// HTTP listen address for `/metrics` and health; `None` disables the server.
     pub http_listen: Option<String>,
+    /// Directory of the risk models (`denial.json`, `readmission.json`, as `claimwatch train
+    /// --out` writes them). `None`: the models compiled into the binary. A model absent from the
+    /// directory is scored by its transparent fallback.
+    pub model_dir: Option<PathBuf>,
+    /// How often the model directory is checked for new artifacts (hot reload, see
+    /// `score::reload`); 0 disables the reload.
+    pub model_reload_interval_ms: u64,
     /// The transport-free core's settings (partitions must equal the input topics' count).
     pub core: CoreConfig,
 }
@@ -198,6 +205,9 @@ impl Default for RuntimeConfig {
             shutdown_timeout_ms: 30_000,
             schema_registry: None,
             http_listen: Some("127.0.0.1:9464".into()),
+            model_dir: None,
+            // A new model is picked up within seconds of being written; two stat calls a poll.
+            model_reload_interval_ms: 10_000,
             core: CoreConfig::default(),
         }
     }

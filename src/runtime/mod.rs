@@ -370,6 +370,7 @@ pub struct Service {
     main: tokio::task::JoinHandle<()>,
     x12: Option<tokio::task::JoinHandle<()>>,
     http: Option<tokio::task::JoinHandle<()>>,
+    reload: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -483,9 +484,24 @@ impl Service {
             crate::metrics::Metrics::new().map_err(|e| StartError::Config(e.to_string()))?,
         );
         metrics.register_inputs(inputs.iter().map(|(t, _)| t.as_str()));
+        let (engine, watcher) = match &config.model_dir {
+            Some(dir) => {
+                let (w, models) = crate::score::reload::ModelWatcher::start(dir)
+                    .map_err(|e| StartError::Config(format!("model_dir: {e}")))?;
+                tracing::info!(
+                    dir = %dir.display(),
+                    denial = models.denial.as_ref().map_or("fallback", |m| m.version.as_str()),
+                    readmission = models.readmission.as_ref().map_or("fallback", |m| m.version.as_str()),
+                    "models loaded"
+                );
+                let e = Engine::with_models(config.core.clone(), RefData::shared(), models);
+                (e, (config.model_reload_interval_ms > 0).then_some(w))
+            }
+            None => (Engine::new(config.core.clone(), RefData::shared()), None),
+        };
         let shared = Arc::new(Shared {
             metrics: Arc::clone(&metrics),
-            engine: Engine::new(config.core.clone(), RefData::shared()),
+            engine,
             codec,
             registry,
             producer,
@@ -552,6 +568,16 @@ impl Service {
             }
             None => None,
         };
+        let reload = watcher.map(|w| {
+            let every = Duration::from_millis(shared.config.model_reload_interval_ms);
+            tokio::spawn(watch_models(
+                w,
+                shared.engine.scorer.clone(),
+                Arc::clone(&metrics),
+                every,
+                stopped.clone(),
+            ))
+        });
         let main = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -567,6 +593,7 @@ impl Service {
             main,
             x12,
             http,
+            reload,
             stop,
             metrics,
         })
@@ -592,6 +619,9 @@ impl Service {
         if let Some(http) = self.http {
             let _ = http.await;
         }
+        if let Some(reload) = self.reload {
+            let _ = reload.await;
+        }
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
             consumer.context().stop_tasks(None);
@@ -607,6 +637,54 @@ impl Service {
         })
         .await
         .ok();
+    }
+}
+
+/// Polls the model directory every `every` and swaps changed, valid models into the scorer
+/// shared by the partition tasks (see `score::reload`); refused files are logged and counted.
+async fn watch_models(
+    mut watcher: crate::score::reload::ModelWatcher,
+    scorer: crate::score::Scorer,
+    metrics: Arc<crate::metrics::Metrics>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::score::reload::ReloadOutcome;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: the directory was just read
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.changed() => return,
+        }
+        let s = scorer.clone();
+        let polled = tokio::task::spawn_blocking(move || {
+            let outcomes = watcher.poll(&s);
+            (watcher, outcomes)
+        })
+        .await;
+        let Ok((w, outcomes)) = polled else {
+            tracing::error!("model directory poll panicked; hot reload stopped");
+            return;
+        };
+        watcher = w;
+        for o in outcomes {
+            match o {
+                ReloadOutcome::Loaded { kind, version } => {
+                    metrics.model_reload(kind, true);
+                    tracing::info!(model = kind.as_str(), version, "model reloaded");
+                }
+                ReloadOutcome::Refused { kind, reason } => {
+                    metrics.model_reload(kind, false);
+                    tracing::error!(
+                        model = kind.as_str(),
+                        error = %reason,
+                        "new model file refused; the previous model keeps scoring"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -653,5 +731,70 @@ fn route_stray(
             partition = m.partition(),
             "record for a partition without a task; it will be re-read by its owner"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CoreConfig;
+    use crate::score::{reload::ModelWatcher, LogisticModel, Models};
+
+    /// The service's reload task: a new artifact is swapped into the scorer every partition task
+    /// shares, a malformed one is counted as refused and leaves the model in use.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reload_task_swaps_valid_models_and_counts_refused_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Models::embedded().denial.unwrap();
+        let path = dir.path().join("denial.json");
+        std::fs::write(&path, serde_json::to_string(shipped.as_ref()).unwrap()).unwrap();
+        let (watcher, models) = ModelWatcher::start(dir.path()).unwrap();
+        let engine = Engine::with_models(CoreConfig::default(), RefData::shared(), models);
+        let metrics = Arc::new(crate::metrics::Metrics::new().unwrap());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(watch_models(
+            watcher,
+            engine.scorer.clone(),
+            Arc::clone(&metrics),
+            Duration::from_millis(20),
+            stopped,
+        ));
+        let version = || {
+            engine
+                .scorer
+                .models()
+                .denial
+                .as_ref()
+                .unwrap()
+                .version
+                .clone()
+        };
+        let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !ok() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let mut v2 = LogisticModel::clone(&shipped);
+        v2.version = "denial-lr-20990101-task".into();
+        // Rename over the old file, as the README recommends.
+        let tmp = dir.path().join(".denial.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string(&v2).unwrap()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        wait_for("the reload", &|| version() == v2.version);
+        std::fs::write(&path, "not a model").unwrap();
+        wait_for("the refusal", &|| {
+            metrics
+                .render()
+                .contains("claimwatch_model_reloads_total{model=\"denial\",outcome=\"refused\"} 1")
+        });
+        assert_eq!(version(), v2.version, "the previous model keeps scoring");
+        assert!(metrics
+            .render()
+            .contains("claimwatch_model_reloads_total{model=\"denial\",outcome=\"loaded\"} 1"));
+        let _ = stop.send(true);
+        task.await.unwrap();
+        assert!(ModelWatcher::start(&dir.path().join("absent")).is_err());
     }
 }

@@ -700,6 +700,10 @@ impl Task {
         }
         let prepared =
             tokio::task::block_in_place(|| self.partition.prepare_checkpoint(&BTreeMap::new()))?;
+        // The model monitoring windows as of this checkpoint (a scrape merges the partitions').
+        self.shared
+            .metrics
+            .set_partition_monitor(self.id(), self.partition.score_tables().monitor.snapshot());
         let changes = self.partition.take_changes();
         self.unsaved = 0;
         self.report_state_entries();

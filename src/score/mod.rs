@@ -29,7 +29,10 @@
 //! [`OutputEvent::HighRiskAlert`].
 
 pub mod features;
+pub mod html;
 pub mod model;
+pub mod monitor;
+pub mod reload;
 pub mod train;
 
 #[cfg(test)]
@@ -37,6 +40,7 @@ mod tests;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CoreConfig, ScoringConfig, TierThresholds};
@@ -71,6 +75,14 @@ pub struct Models {
 }
 
 impl Models {
+    /// The model of `kind`.
+    pub fn get(&self, kind: ModelKind) -> Option<&Arc<LogisticModel>> {
+        match kind {
+            ModelKind::Denial => self.denial.as_ref(),
+            ModelKind::Readmission => self.readmission.as_ref(),
+        }
+    }
+
     /// The models compiled into the binary (none when the shipped file is a placeholder).
     pub fn embedded() -> Self {
         let load = |text: &str, kind: ModelKind| {
@@ -172,6 +184,9 @@ pub struct ScoreTables {
     pub history: Table<RollingCounts>,
     pub claims: Table<PendingDenial>,
     pub stays: Table<PendingStays>,
+    /// Rolling AUC / calibration and drift windows (in memory, not checkpointed: see
+    /// [`monitor`]).
+    pub monitor: monitor::Monitor,
 }
 
 impl ScoreTables {
@@ -180,6 +195,7 @@ impl ScoreTables {
             history: Table::new(TABLES[2].0, TABLES[2].1),
             claims: Table::new(TABLES[3].0, TABLES[3].1),
             stays: Table::new(TABLES[4].0, TABLES[4].1),
+            monitor: monitor::Monitor::default(),
         };
         if !durable {
             t.history = t.history.without_dirty_tracking();
@@ -191,13 +207,17 @@ impl ScoreTables {
 }
 
 /// Risk scoring. Stateless itself: state lives in [`ScoreTables`].
+///
+/// The models sit behind an [`ArcSwap`] shared by every clone of the scorer (every partition
+/// task of the service): a reload ([`Scorer::swap_models`]) replaces them for the next event
+/// without a restart, and each event reads the pointer once without a lock.
 #[derive(Debug, Clone)]
 pub struct Scorer {
     refdata: Arc<RefData>,
     cfg: ScoringConfig,
     window_days: i32,
     readmit_window_days: i32,
-    models: Models,
+    models: Arc<ArcSwap<Models>>,
 }
 
 fn tier(p: f64, t: &TierThresholds) -> RiskTier {
@@ -226,12 +246,41 @@ impl Scorer {
             window_days: cfg.scoring.history_window_days as i32,
             readmit_window_days: cfg.readmission_window_days as i32,
             cfg: cfg.scoring.clone(),
-            models,
+            models: Arc::new(ArcSwap::from_pointee(models)),
         }
     }
 
-    pub fn models(&self) -> &Models {
-        &self.models
+    /// The models in use now.
+    pub fn models(&self) -> Arc<Models> {
+        self.models.load_full()
+    }
+
+    /// Replaces the models for every clone of this scorer; events already being scored finish
+    /// with the models they loaded.
+    pub fn swap_models(&self, models: Models) {
+        self.models.store(Arc::new(models));
+    }
+
+    /// Replaces one model, keeping the other.
+    pub fn swap_model(&self, kind: ModelKind, model: Arc<LogisticModel>) {
+        self.models.rcu(|m| {
+            let mut m = Models::clone(m);
+            match kind {
+                ModelKind::Denial => m.denial = Some(Arc::clone(&model)),
+                ModelKind::Readmission => m.readmission = Some(Arc::clone(&model)),
+            }
+            m
+        });
+    }
+
+    fn monitor<'a>(&self, t: &'a mut ScoreTables) -> &'a mut monitor::Monitor {
+        if t.monitor.capacity == 0 {
+            t.monitor = monitor::Monitor::new(
+                self.cfg.monitor_window_labels as usize,
+                self.cfg.drift_window_days as i32,
+            );
+        }
+        &mut t.monitor
     }
 
     pub fn config(&self) -> &ScoringConfig {
@@ -266,6 +315,16 @@ impl Scorer {
         f: &RawFeatures,
         h: &DenialHistory,
     ) -> (DenialRiskScore, f64) {
+        self.score_denial_with(&self.models.load(), claim, f, h)
+    }
+
+    fn score_denial_with(
+        &self,
+        models: &Models,
+        claim: &ClaimSubmitted,
+        f: &RawFeatures,
+        h: &DenialHistory,
+    ) -> (DenialRiskScore, f64) {
         let base = shrunk(
             h.all.denied,
             h.all.decided,
@@ -273,7 +332,7 @@ impl Scorer {
             self.cfg.history_prior_claims,
         );
         let payer_rate = f.numeric[6];
-        let (probability, version, fallback, drivers) = match &self.models.denial {
+        let (probability, version, fallback, drivers) = match &models.denial {
             Some(m) => {
                 let s = m.score(f);
                 let d = top_drivers(
@@ -348,8 +407,10 @@ impl Scorer {
         let today = day_of(claim.event_time);
         let h = self.history_for(&t.history, &keys, today);
         let f = denial_features(claim, &family, &h, self.cfg.history_prior_claims);
-        let (score, base) = self.score_denial(claim, &f, &h);
+        let models = self.models.load();
+        let (score, base) = self.score_denial_with(&models, claim, &f, &h);
         out.push(OutputEvent::DenialRisk(score));
+        self.monitor(t).scored(0, models.denial.as_ref(), &f, today);
         let with_auth = f.numeric[3] > 0.0;
         let window = self.window_days;
         t.history.update(&keys[2], |c| {
@@ -418,6 +479,16 @@ impl Scorer {
         let Some(p) = t.claims.remove(claim_id) else {
             return;
         };
+        {
+            // The monitored model's score of the stored features (the emitted one unless the
+            // model was reloaded since; the fallback's is the stored base rate).
+            let models = self.models.load();
+            let probability = models.denial.as_ref().map_or(p.baseline_probability, |m| {
+                round6(m.score(&p.features).probability)
+            });
+            self.monitor(t)
+                .matured(0, models.denial.as_ref(), probability, label);
+        }
         let category = if rejected {
             Some("FRONT_DOOR_REJECTION")
         } else if label {
@@ -483,9 +554,20 @@ impl Scorer {
         event_time: EpochMillis,
         x: &features::ReadmitExtract,
     ) -> (ReadmissionRiskScore, Option<HighRiskAlert>) {
+        self.score_readmission_with(&self.models.load(), member_id, index, event_time, x)
+    }
+
+    fn score_readmission_with(
+        &self,
+        models: &Models,
+        member_id: &str,
+        index: &StayRec,
+        event_time: EpochMillis,
+        x: &features::ReadmitExtract,
+    ) -> (ReadmissionRiskScore, Option<HighRiskAlert>) {
         let f = &x.features;
         let tr = x.transparent;
-        let (probability, version, fallback, drivers) = match &self.models.readmission {
+        let (probability, version, fallback, drivers) = match &models.readmission {
             Some(m) => {
                 let s = m.score(f);
                 let d = top_drivers(
@@ -600,8 +682,16 @@ impl Scorer {
             &member.stays,
             e.payer_category.map(|c| c.as_str()),
         );
-        let (score, alert) = self.score_readmission(member_id, index, e.event_time, &x);
+        let models = self.models.load();
+        let (score, alert) =
+            self.score_readmission_with(&models, member_id, index, e.event_time, &x);
         out.push(OutputEvent::ReadmissionRisk(score));
+        self.monitor(t).scored(
+            1,
+            models.readmission.as_ref(),
+            &x.features,
+            day_of(e.event_time),
+        );
         if let Some(a) = alert {
             out.push(OutputEvent::HighRiskAlert(a));
         }
@@ -665,6 +755,19 @@ impl Scorer {
                 continue;
             };
             let readmit = d.readmission.filter(|(_, _, planned)| planned.is_none());
+            let models = self.models.load();
+            let probability = models
+                .readmission
+                .as_ref()
+                .map_or(s.baseline_probability, |m| {
+                    round6(m.score(&s.features).probability)
+                });
+            self.monitor(t).matured(
+                1,
+                models.readmission.as_ref(),
+                probability,
+                readmit.is_some(),
+            );
             if self.cfg.collect_training {
                 training.push(TrainingExample {
                     kind: ModelKind::Readmission,

@@ -136,6 +136,32 @@ pub struct LogisticModel {
     pub thresholds: (f64, f64),
     pub training: TrainingInfo,
     pub metrics: Metrics,
+    /// The training window's distribution of every feature (numeric first, then categorical),
+    /// the reference of the in-stream drift monitor (population stability index). Empty in
+    /// artifacts written before it existed: they load, and drift is then reported unavailable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference: Vec<FeatureReference>,
+}
+
+/// The training distribution of one feature over fixed bins.
+///
+/// Numeric: `edges` are the interior cut points (training deciles, deduplicated), bin `i` holds
+/// values with exactly `i` edges `<=` them, so there are `edges.len() + 1` bins. Categorical:
+/// no edges; one bin per kept level of the model (same order) and a last one for `other`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureReference {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<f64>,
+    /// Share of the training examples in each bin (sums to 1).
+    pub shares: Vec<f64>,
+}
+
+impl FeatureReference {
+    /// Bin of a numeric value (see the type's doc).
+    pub fn numeric_bin(&self, x: f64) -> usize {
+        self.edges.partition_point(|e| *e <= x)
+    }
 }
 
 /// Artifact format this build reads and writes.
@@ -176,6 +202,23 @@ impl LogisticModel {
         {
             return Err("malformed model: category slots or standard deviations".into());
         }
+        if !m.reference.is_empty() {
+            let n = m.numeric.len();
+            let ok = m.reference.len() == n + m.categorical.len()
+                && m.reference.iter().enumerate().all(|(i, r)| {
+                    let bins = match i.checked_sub(n) {
+                        None => r.edges.len() + 1,
+                        Some(j) => m.categorical[j].levels.len() + 1,
+                    };
+                    r.name == m.feature_name(i)
+                        && r.shares.len() == bins
+                        && r.edges.windows(2).all(|w| w[0] < w[1])
+                        && r.shares.iter().all(|s| s.is_finite() && *s >= 0.0)
+                });
+            if !ok {
+                return Err("malformed model: drift reference does not match the features".into());
+            }
+        }
         Ok(m)
     }
 
@@ -205,6 +248,16 @@ impl LogisticModel {
             intercept: self.intercept,
             contributions,
         }
+    }
+
+    /// Slot of a categorical value among feature `j`'s kept levels (`levels.len()` = other).
+    pub fn category_slot(&self, j: usize, v: &str) -> usize {
+        self.categorical.get(j).map_or(0, |c| {
+            c.levels
+                .iter()
+                .position(|l| l == v)
+                .unwrap_or(c.levels.len())
+        })
     }
 
     /// Name of feature `i` (numeric first, then categorical).

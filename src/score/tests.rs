@@ -260,3 +260,350 @@ fn metrics_match_hand_computed_values() {
     let (e, bins) = train::ece(&[0.05, 0.05, 0.95, 0.95], &y);
     assert!((e - 0.05).abs() < 1e-12 && bins.len() == 2);
 }
+
+/// Synthetic denial examples: a logistic truth over two numeric features and the payer, so a
+/// fit has something to find; `shift` moves the billed amount up and the payer mix over.
+fn synthetic_denials(n: usize, seed: u64, shift: bool) -> (Vec<TrainingExample>, train::Truth) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n);
+    let mut truth = train::Truth::new();
+    let payers = ["P1", "P2", "P3", "P4"];
+    for i in 0..n {
+        let billed: f64 = rng.gen_range(4.0..9.0) + if shift { 2.5 } else { 0.0 };
+        let auth = f64::from(u8::from(rng.gen_bool(0.4)));
+        let payer = if shift {
+            "P9"
+        } else {
+            payers[rng.gen_range(0..payers.len())]
+        };
+        let z = -2.5 + 0.5 * (billed - 6.5) - 1.0 * auth + if payer == "P1" { 1.0 } else { 0.0 };
+        let p = features::sigmoid(z);
+        let label = rng.gen_bool(p);
+        let id = format!("C{seed}-{i}");
+        truth.insert(id.clone(), p);
+        out.push(TrainingExample {
+            kind: ModelKind::Denial,
+            id,
+            scored_at: i as i64 * 60_000,
+            matured_at: i as i64 * 60_000 + 1,
+            features: RawFeatures {
+                numeric: vec![
+                    billed,
+                    rng.gen_range(1..4) as f64,
+                    rng.gen_range(1..6) as f64,
+                    auth,
+                    0.0,
+                    0.0,
+                    0.12 + rng.gen::<f64>() * 0.05,
+                    0.03,
+                    0.12,
+                    0.12,
+                ],
+                categorical: vec![
+                    payer.to_owned(),
+                    "COMMERCIAL".to_owned(),
+                    "CPT992".to_owned(),
+                    "11".to_owned(),
+                    "CARDIOLOGY".to_owned(),
+                    "PROFESSIONAL".to_owned(),
+                ],
+            },
+            label,
+            label_detail: None,
+            baseline_probability: 0.14,
+            lace_points: None,
+            hospital_points: None,
+        });
+    }
+    (out, truth)
+}
+
+fn small_fit() -> (LogisticModel, train::Evaluation) {
+    let (ex, truth) = synthetic_denials(3_000, 11, false);
+    let opts = train::TrainOptions {
+        max_iterations: 100,
+        ..Default::default()
+    };
+    train::fit_evaluated(ModelKind::Denial, &ex, Some(&truth), &opts).unwrap()
+}
+
+#[test]
+fn psi_is_near_zero_on_the_training_population_and_large_on_a_shifted_one() {
+    let (model, _) = small_fit();
+    assert_eq!(model.reference.len(), 16, "every feature has a reference");
+    let model = Arc::new(model);
+    // The same population the reference was computed from (the training slice: the earlier 70 %).
+    let (ex, _) = synthetic_denials(3_000, 11, false);
+    let psi_of = |rows: &[TrainingExample]| {
+        let mut m = monitor::Monitor::new(100, 7);
+        for r in rows {
+            m.scored(0, Some(&model), &r.features, 100);
+        }
+        m.snapshot()[0].as_ref().unwrap().psi()
+    };
+    let same = psi_of(&ex[..2_100]);
+    assert_eq!(same.len(), 16);
+    for (name, v) in &same {
+        let v = v.expect("enough scores");
+        assert!(v.abs() < 1e-3, "{name}: PSI {v} on the training population");
+    }
+    // Another sample of the same process: small.
+    let (fresh, _) = synthetic_denials(3_000, 12, false);
+    let max_fresh = psi_of(&fresh)
+        .iter()
+        .filter_map(|(_, v)| *v)
+        .fold(0.0, f64::max);
+    assert!(max_fresh < 0.05, "same process, PSI {max_fresh}");
+    // Shifted: billed amounts up and an unseen payer.
+    let (shifted, _) = synthetic_denials(1_000, 13, true);
+    let psi = psi_of(&shifted);
+    let get = |n: &str| psi.iter().find(|(k, _)| k == n).unwrap().1.unwrap();
+    assert!(get("log_billed_dollars") > 1.0, "{psi:?}");
+    assert!(get("payer") > 1.0, "{psi:?}");
+    assert!(
+        get("prior_auth_present") < 0.05,
+        "unchanged feature: {psi:?}"
+    );
+    // Too few scores: unavailable, not a number made of noise.
+    assert!(psi_of(&shifted[..50]).iter().all(|(_, v)| v.is_none()));
+}
+
+#[test]
+fn an_artifact_without_a_drift_reference_loads_and_reports_drift_unavailable() {
+    let models = Models::embedded();
+    let m = models.denial.clone().expect("shipped denial model");
+    let text = serde_json::to_string(m.as_ref()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("reference");
+    let old = Arc::new(LogisticModel::from_json(&v.to_string()).expect("old artifact loads"));
+    assert!(old.reference.is_empty());
+    let mut mon = monitor::Monitor::new(100, 7);
+    let (ex, _) = synthetic_denials(500, 3, false);
+    for r in &ex {
+        mon.scored(0, Some(&old), &r.features, 10);
+        mon.matured(0, Some(&old), old.score(&r.features).probability, r.label);
+    }
+    let snap = mon.snapshot()[0].clone().unwrap();
+    assert!(snap.psi().is_empty(), "drift unavailable");
+    assert!(snap.labels.auc().is_some(), "AUC still monitored");
+    // A reference that does not match the features is refused.
+    let (fitted, _) = small_fit();
+    let mut bad: serde_json::Value = serde_json::to_value(&fitted).unwrap();
+    bad["reference"][0]["shares"] = serde_json::json!([1.0]);
+    assert!(LogisticModel::from_json(&bad.to_string()).is_err());
+}
+
+/// The core's monitor, driven by a generated population: its window holds exactly the matured
+/// labels (fewer than its capacity here) scored by the model in use, so its AUC and ECE equal a
+/// batch computation over the training examples that matured.
+#[test]
+fn the_core_monitors_matured_labels_like_a_batch_evaluation() {
+    let models = Models::embedded();
+    let g = crate::generate::generate(&crate::generate::GenerateConfig {
+        members: 400,
+        seed: 77,
+        ..Default::default()
+    });
+    let mut cfg = config();
+    cfg.scoring.monitor_window_labels = 1_000_000;
+    let engine = Engine::with_models(cfg, RefData::shared(), models.clone());
+    let mut events: Vec<InputEvent> = g
+        .claims
+        .iter()
+        .cloned()
+        .map(InputEvent::Claim)
+        .chain(g.encounters.iter().cloned().map(InputEvent::Encounter))
+        .chain(g.acks.iter().cloned().map(InputEvent::Ack))
+        .chain(g.remits.iter().cloned().map(InputEvent::Remit))
+        .collect();
+    events.sort_by_key(|e| (e.event_time(), e.stream()));
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    for (i, e) in events.iter().enumerate() {
+        p.apply(&engine, e, "in", i as i64, &mut out, &mut costs);
+    }
+    p.advance_to(&engine, t("2026-12-31"), &mut out, &mut costs);
+    let ex = p.take_training();
+    for (k, m) in [
+        models.denial.as_ref().unwrap(),
+        models.readmission.as_ref().unwrap(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let rows: Vec<&TrainingExample> = ex.iter().filter(|e| e.kind == m.kind).collect();
+        let probs: Vec<f64> = rows
+            .iter()
+            .map(|e| round6(m.score(&e.features).probability))
+            .collect();
+        let labels: Vec<bool> = rows.iter().map(|e| e.label).collect();
+        let quantized: Vec<f64> = probs
+            .iter()
+            .map(|p| monitor::score_bin((p * 1e6).round() as u32) as f64)
+            .collect();
+        let s = p.score_tables().monitor.model(k).labels().stats().clone();
+        assert_eq!(s.count() as usize, rows.len(), "{}", m.kind.as_str());
+        assert!(
+            rows.len() > 20,
+            "{} matured {}",
+            m.kind.as_str(),
+            rows.len()
+        );
+        assert_eq!(s.auc(), Some(train::auc(&quantized, &labels)));
+        let (batch_ece, _) = train::ece(&probs, &labels);
+        assert!((s.ece().unwrap() - batch_ece).abs() < 1e-9);
+        // Shipped artifacts predate the drift reference: drift unavailable, labels monitored.
+        let snap = p.score_tables().monitor.snapshot()[k].clone().unwrap();
+        assert_eq!(snap.psi().is_empty(), m.reference.is_empty());
+    }
+}
+
+fn denial_versions(out: &[OutputEvent]) -> Vec<(String, String, f64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            OutputEvent::DenialRisk(d) => {
+                Some((d.claim_id.clone(), d.model_version.clone(), d.probability))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reloaded_model_scores_the_next_event_and_a_corrupt_one_is_refused() {
+    use reload::{ModelWatcher, ReloadOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Models::embedded().denial.unwrap();
+    let path = dir.path().join("denial.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(shipped.as_ref()).unwrap(),
+    )
+    .unwrap();
+    let (mut watcher, models) = ModelWatcher::start(dir.path()).unwrap();
+    assert!(models.readmission.is_none(), "absent file: fallback");
+    let engine = Engine::with_models(config(), RefData::shared(), models);
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let mut apply = |p: &mut Partition, id: &str, out: &mut Vec<OutputEvent>| {
+        p.apply(
+            &engine,
+            &InputEvent::Claim(claim(id, "2024-03-01")),
+            "in",
+            0,
+            out,
+            &mut costs,
+        );
+    };
+    apply(&mut p, "C1", &mut out);
+    assert!(watcher.poll(&engine.scorer).is_empty(), "nothing changed");
+
+    // A new version: different coefficients, written in place.
+    let mut v2 = LogisticModel::clone(&shipped);
+    v2.version = "denial-lr-20990101-reloaded".into();
+    v2.intercept += 1.0;
+    std::fs::write(&path, serde_json::to_string_pretty(&v2).unwrap()).unwrap();
+    assert_eq!(
+        watcher.poll(&engine.scorer),
+        vec![ReloadOutcome::Loaded {
+            kind: ModelKind::Denial,
+            version: v2.version.clone()
+        }]
+    );
+    apply(&mut p, "C2", &mut out);
+
+    // A corrupt file, then one of the wrong kind: refused, v2 keeps scoring.
+    std::fs::write(&path, "{\"format\": 1, \"kind\": \"denial\", trunc").unwrap();
+    let refused = watcher.poll(&engine.scorer);
+    assert!(
+        matches!(&refused[..], [ReloadOutcome::Refused { kind: ModelKind::Denial, reason }] if reason.contains("denial.json")),
+        "{refused:?}"
+    );
+    apply(&mut p, "C3", &mut out);
+    let readmit = Models::embedded().readmission.unwrap();
+    std::fs::write(&path, serde_json::to_string(readmit.as_ref()).unwrap()).unwrap();
+    assert!(matches!(
+        &watcher.poll(&engine.scorer)[..],
+        [ReloadOutcome::Refused { .. }]
+    ));
+    apply(&mut p, "C4", &mut out);
+
+    let v = denial_versions(&out);
+    assert_eq!(v.len(), 4, "every claim scored");
+    assert_eq!(v[0].1, shipped.version);
+    assert_eq!(v[1].1, v2.version, "switched after the reload");
+    assert!(v[1].2 > v[0].2, "with the new coefficients");
+    assert_eq!(v[2].1, v2.version, "a corrupt file does not stop scoring");
+    assert_eq!(v[3].1, v2.version);
+    assert_eq!(v[2].2, v[1].2);
+}
+
+/// Open and close tags of an HTML text balance (void elements and `/>` aside): a cheap
+/// well-formedness check without an HTML parser.
+fn tags_balance(html: &str) -> Result<(), String> {
+    const VOID: [&str; 6] = ["meta", "br", "hr", "img", "link", "input"];
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at + 1..];
+        let end = rest.find('>').ok_or("unclosed tag")?;
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') || tag.starts_with('?') || tag.ends_with('/') {
+            continue;
+        }
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if VOID.contains(&name.as_str()) {
+            continue;
+        }
+        if tag.starts_with('/') {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                other => return Err(format!("</{name}> closes {other:?}")),
+            }
+        } else {
+            stack.push(name);
+        }
+    }
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed: {stack:?}"))
+    }
+}
+
+#[test]
+fn the_html_report_is_one_self_contained_page_with_charts_and_tables() {
+    let (model, ev) = small_fit();
+    let html = html::render(&model, &ev).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("denial-report.html");
+    std::fs::write(&path, &html).unwrap();
+    let back = std::fs::read_to_string(&path).unwrap();
+    assert!(back.starts_with("<!DOCTYPE html>"));
+    tags_balance(&back).unwrap();
+    for needle in [
+        "<h1>claimwatch denial model",
+        "<h2>Metrics</h2>",
+        "<h2>ROC curve and reliability</h2>",
+        "<h2>Drivers</h2>",
+        "oracle (true probabilities)",
+        "payer base rate",
+        "log_billed_dollars",
+    ] {
+        assert!(back.contains(needle), "missing {needle}");
+    }
+    assert_eq!(
+        back.matches("<svg").count(),
+        2,
+        "ROC and reliability charts"
+    );
+    assert!(!back.contains("<script"), "no JavaScript");
+    assert!(!back.contains("src=\"http"), "nothing external");
+}

@@ -23,8 +23,8 @@ use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 
 use super::model::{
-    round6, Calibration, CategoricalSpec, LogisticModel, Metrics, ModelKind, NumericSpec,
-    ReliabilityBin, TrainingInfo, MODEL_FORMAT,
+    round6, Calibration, CategoricalSpec, FeatureReference, LogisticModel, Metrics, ModelKind,
+    NumericSpec, ReliabilityBin, TrainingInfo, MODEL_FORMAT,
 };
 use super::TrainingExample;
 
@@ -306,6 +306,59 @@ fn top_decile_lift(probs: &[f64], labels: &[bool]) -> f64 {
     }
 }
 
+/// The scores of the evaluation slice, kept for the charts of the HTML report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    pub labels: Vec<bool>,
+    /// The model's calibrated probabilities.
+    pub probs: Vec<f64>,
+    /// Baseline scores on the same examples (LACE and HOSPITAL points; payer base rate).
+    pub baselines: Vec<(String, Vec<f64>)>,
+    /// On the examples the generator's truth covers: (true probability, model probability, label).
+    pub truth_subset: Vec<(f64, f64, bool)>,
+}
+
+/// The training window's distribution of each feature (see [`FeatureReference`]): numeric
+/// features over their deduplicated training deciles, categorical ones over the model's kept
+/// levels plus `other`.
+fn reference_of(model: &LogisticModel, train: &[&TrainingExample]) -> Vec<FeatureReference> {
+    let n = train.len().max(1) as f64;
+    let mut out = Vec::with_capacity(model.numeric.len() + model.categorical.len());
+    for (i, spec) in model.numeric.iter().enumerate() {
+        let mut v: Vec<f64> = train.iter().map(|r| r.features.numeric[i]).collect();
+        v.sort_by(f64::total_cmp);
+        let lowest = v.first().copied().unwrap_or(0.0);
+        let mut edges: Vec<f64> = (1..10)
+            .filter_map(|q| v.get(q * v.len() / 10).copied())
+            .filter(|e| *e > lowest && e.is_finite())
+            .collect();
+        edges.dedup();
+        let mut r = FeatureReference {
+            name: spec.name.clone(),
+            edges,
+            shares: Vec::new(),
+        };
+        let mut counts = vec![0u64; r.edges.len() + 1];
+        for x in &v {
+            counts[r.numeric_bin(*x)] += 1;
+        }
+        r.shares = counts.iter().map(|c| round6(*c as f64 / n)).collect();
+        out.push(r);
+    }
+    for (j, spec) in model.categorical.iter().enumerate() {
+        let mut counts = vec![0u64; spec.levels.len() + 1];
+        for r in train {
+            counts[model.category_slot(j, &r.features.categorical[j])] += 1;
+        }
+        out.push(FeatureReference {
+            name: spec.name.clone(),
+            edges: Vec::new(),
+            shares: counts.iter().map(|c| round6(*c as f64 / n)).collect(),
+        });
+    }
+    out
+}
+
 /// Fits a model of `kind` on `examples`; `truth` maps example ids to the generator's true
 /// probability (for the oracle AUC).
 pub fn fit(
@@ -314,6 +367,16 @@ pub fn fit(
     truth: Option<&HashMap<String, f64>>,
     opts: &TrainOptions,
 ) -> Result<LogisticModel, String> {
+    fit_evaluated(kind, examples, truth, opts).map(|(m, _)| m)
+}
+
+/// [`fit`], also returning the evaluation slice's scores (for the HTML report's charts).
+pub fn fit_evaluated(
+    kind: ModelKind,
+    examples: &[TrainingExample],
+    truth: Option<&HashMap<String, f64>>,
+    opts: &TrainOptions,
+) -> Result<(LogisticModel, Evaluation), String> {
     let mut rows: Vec<&TrainingExample> = examples.iter().filter(|e| e.kind == kind).collect();
     rows.sort_by(|a, b| (a.scored_at, &a.id).cmp(&(b.scored_at, &b.id)));
     let n_train = ((rows.len() as f64) * opts.train_fraction).round() as usize;
@@ -418,7 +481,9 @@ pub fn fit(
             source: opts.source.clone(),
         },
         metrics: Metrics::default(),
+        reference: Vec::new(),
     };
+    model.reference = reference_of(&model, train);
 
     // Evaluation on the later slice.
     let labels: Vec<bool> = eval.iter().map(|r| r.label).collect();
@@ -438,6 +503,7 @@ pub fn fit(
     model.calibration.bins = bins;
     let (precision, recall) = precision_recall_at(&probs, &labels, opts.thresholds.1);
     let mut baselines = Vec::new();
+    let mut evaluation = Evaluation::default();
     match kind {
         ModelKind::Readmission => {
             let lace: Vec<f64> = eval
@@ -450,6 +516,8 @@ pub fn fit(
                 .collect();
             baselines.push(("lace_auc".to_owned(), round6(auc(&lace, &labels))));
             baselines.push(("hospital_auc".to_owned(), round6(auc(&hosp, &labels))));
+            evaluation.baselines.push(("LACE".to_owned(), lace));
+            evaluation.baselines.push(("HOSPITAL".to_owned(), hosp));
         }
         ModelKind::Denial => {
             let base: Vec<f64> = eval.iter().map(|r| r.baseline_probability).collect();
@@ -457,6 +525,9 @@ pub fn fit(
                 "payer_base_rate_auc".to_owned(),
                 round6(auc(&base, &labels)),
             ));
+            evaluation
+                .baselines
+                .push(("payer base rate".to_owned(), base));
         }
     }
     let mut oracle_auc = None;
@@ -475,6 +546,7 @@ pub fn fit(
             oracle_auc = Some(round6(auc(&t, &l)));
             baselines.push(("model_auc_on_truth_subset".to_owned(), round6(auc(&m, &l))));
             baselines.push(("truth_subset_examples".to_owned(), covered.len() as f64));
+            evaluation.truth_subset = covered;
         }
     }
     model.metrics = Metrics {
@@ -493,7 +565,9 @@ pub fn fit(
         .replace('-', "");
     let hash = crate::state::fingerprint(&format!("{:?}{:?}", model.intercept, model.numeric));
     model.version = format!("{}-lr-{day}-{:08x}", kind.as_str(), hash as u32);
-    Ok(model)
+    evaluation.labels = labels;
+    evaluation.probs = probs;
+    Ok((model, evaluation))
 }
 
 /// A plain-text evaluation report of a fitted model.
