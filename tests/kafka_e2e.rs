@@ -137,6 +137,21 @@ async fn service_on_tansu_equals_replay() {
     assert!(!want.is_empty());
     assert_eq!(got, want, "final readmission records differ from replay");
 
+    // Payer KPI windows: the final version of every window equals replay's.
+    let b = broker.bootstrap.clone();
+    let kpis = tokio::task::spawn_blocking(move || {
+        read_outputs(&b, "claimwatch.payer-kpis", Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let want = final_payer_kpis(&replay_outputs(&replay_out, "claimwatch.payer-kpis"));
+    assert!(want.len() > 50, "payer windows: {}", want.len());
+    let got = final_payer_kpis(&kpis);
+    assert_eq!(got.len(), want.len(), "payer KPI windows");
+    for (k, w) in &want {
+        assert_eq!(got.get(k), Some(w), "final payer KPI window {k:?} differs from replay");
+    }
+
     // A Python subscriber decodes the same messages with its standard Avro library (fastavro).
     let b = broker.bootstrap.clone();
     let raw = tokio::task::spawn_blocking(move || {

@@ -234,6 +234,34 @@ pub fn final_readmissions(events: &[OutputEvent]) -> BTreeMap<(String, String), 
     map.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
+/// The final version of every payer KPI window, without the fields that depend on the order in
+/// which facts from different claim partitions reached the payer's partition (version, id, and
+/// how many facts came after the first emission): what a subscriber holds once every version is
+/// applied. Intermediate versions differ between Kafka and replay; the final sums do not.
+pub fn final_payer_kpis(events: &[OutputEvent]) -> BTreeMap<(String, String, i64), String> {
+    let mut map: BTreeMap<(String, String, i64), (i64, String)> = BTreeMap::new();
+    for e in events {
+        if let OutputEvent::PayerKpi(k) = e {
+            let mut v = serde_json::to_value(k).expect("serialises");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("version");
+                o.remove("output_id");
+                o.remove("late_facts");
+            }
+            let key = (
+                k.payer_id.clone(),
+                k.granularity.as_str().to_owned(),
+                k.window_start,
+            );
+            let keep = map.get(&key).is_none_or(|(ver, _)| k.version >= *ver);
+            if keep {
+                map.insert(key, (k.version, v.to_string()));
+            }
+        }
+    }
+    map.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
 /// The last lifecycle update per claim, without the fields that depend on the order in which
 /// records of different topics arrived (version, id, cause, previous status, event time): what a
 /// subscriber's table of claims holds once every update is applied. The claim view itself is a
