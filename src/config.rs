@@ -114,7 +114,8 @@ impl MonitorConfig {
         if u64::from(self.daily_grace_hours) >= u64::from(self.retention_days) * 24
             || u64::from(self.hourly_grace_minutes) >= u64::from(self.retention_days) * 24 * 60
         {
-            problems.push("monitor grace periods must be shorter than monitor.retention_days".into());
+            problems
+                .push("monitor grace periods must be shorter than monitor.retention_days".into());
         }
         let a = &self.alerts;
         if !(0.0..=1.0).contains(&a.min_first_pass_yield) {

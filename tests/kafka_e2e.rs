@@ -149,7 +149,11 @@ async fn service_on_tansu_equals_replay() {
     let got = final_payer_kpis(&kpis);
     assert_eq!(got.len(), want.len(), "payer KPI windows");
     for (k, w) in &want {
-        assert_eq!(got.get(k), Some(w), "final payer KPI window {k:?} differs from replay");
+        assert_eq!(
+            got.get(k),
+            Some(w),
+            "final payer KPI window {k:?} differs from replay"
+        );
     }
 
     // A Python subscriber decodes the same messages with its standard Avro library (fastavro).

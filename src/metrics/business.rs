@@ -38,8 +38,7 @@ use super::{
 };
 use crate::model::{
     day_of, ClaimLifecycleUpdate, ClaimStatus, EpochDay, Granularity, MonitorRule, OutputEvent,
-    ReadmissionAction,
-    ReadmissionEvent, RiskTier, UpdateCause,
+    ReadmissionAction, ReadmissionEvent, RiskTier, UpdateCause,
 };
 use crate::refdata::CarcCategory;
 

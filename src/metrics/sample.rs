@@ -9,8 +9,7 @@ use crate::core::{Engine, Partition};
 use crate::generate::{generate, GenerateConfig};
 use crate::model::{
     DeadLetter, DenialRiskScore, Granularity, HighRiskAlert, InputEvent, MonitorRule, OutputEvent,
-    PayerCategory, PayerKpi, PayerMonitorAlert,
-    ReadmissionRiskScore, RiskTier,
+    PayerCategory, PayerKpi, PayerMonitorAlert, ReadmissionRiskScore, RiskTier,
 };
 use crate::refdata::RefData;
 use crate::state::PartitionStore;

@@ -159,7 +159,12 @@ impl Monitor {
     }
 
     /// The payer's daily windows among the `baseline_days` days before `start`.
-    fn baseline(&self, windows: &Table<WindowState>, payer_id: &str, start: EpochMillis) -> Baseline {
+    fn baseline(
+        &self,
+        windows: &Table<WindowState>,
+        payer_id: &str,
+        start: EpochMillis,
+    ) -> Baseline {
         let mut base = Baseline::default();
         let mut key = String::with_capacity(payer_id.len() + 24);
         for d in 1..=i64::from(self.config.baseline_days) {

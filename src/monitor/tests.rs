@@ -14,6 +14,11 @@ use crate::state::{PartitionStore, StateDb};
 
 const HOUR: i64 = 3_600_000;
 
+/// UTC midnight of a date (`t` is noon).
+fn midnight(date: &str) -> i64 {
+    t(date).div_euclid(DAY_MS) * DAY_MS
+}
+
 fn engine() -> Engine {
     Engine::new(CoreConfig::default(), RefData::shared())
 }
@@ -70,15 +75,25 @@ fn late_fact_within_grace_changes_the_window_without_a_correction() {
     let e = engine();
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
     let (mut out, mut costs) = (Vec::new(), Vec::new());
-    let day = t("2024-03-01");
-    feed(&mut p, &e, adjudicated("P1", day + 10 * HOUR, FactOutcome::Paid, None), &mut out);
+    let day = midnight("2024-03-01");
+    feed(
+        &mut p,
+        &e,
+        adjudicated("P1", day + 10 * HOUR, FactOutcome::Paid, None),
+        &mut out,
+    );
     // The day ends; within the 48 h grace a fact for it arrives.
     p.advance_to(&e, day + DAY_MS + 5 * HOUR, &mut out, &mut costs);
     assert!(kpis(&out, Granularity::Daily).is_empty());
     feed(
         &mut p,
         &e,
-        adjudicated("P1", day + 11 * HOUR, FactOutcome::Denied, Some("AUTHORIZATION")),
+        adjudicated(
+            "P1",
+            day + 11 * HOUR,
+            FactOutcome::Denied,
+            Some("AUTHORIZATION"),
+        ),
         &mut out,
     );
     p.advance_to(&e, day + 3 * DAY_MS + HOUR, &mut out, &mut costs);
@@ -104,8 +119,13 @@ fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
     let e = engine();
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
     let (mut out, mut costs) = (Vec::new(), Vec::new());
-    let day = t("2024-03-01");
-    feed(&mut p, &e, adjudicated("P1", day + HOUR, FactOutcome::Paid, None), &mut out);
+    let day = midnight("2024-03-01");
+    feed(
+        &mut p,
+        &e,
+        adjudicated("P1", day + HOUR, FactOutcome::Paid, None),
+        &mut out,
+    );
     p.advance_to(&e, day + 10 * DAY_MS, &mut out, &mut costs);
     assert_eq!(kpis(&out, Granularity::Daily).len(), 1);
     out.clear();
@@ -117,7 +137,10 @@ fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
     );
     let daily = kpis(&out, Granularity::Daily);
     assert_eq!(daily.len(), 1);
-    assert_eq!((daily[0].version, daily[0].denied, daily[0].late_facts), (2, 1, 1));
+    assert_eq!(
+        (daily[0].version, daily[0].denied, daily[0].late_facts),
+        (2, 1, 1)
+    );
     assert_eq!(daily[0].output_id, format!("P1:DAILY:{day}:2"));
     // The hourly window of 01:00 was emitted long ago: a correction too; 02:00 is new.
     let hourly = kpis(&out, Granularity::Hourly);
@@ -128,7 +151,12 @@ fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
     out.clear();
     p.advance_to(&e, day + 40 * DAY_MS, &mut out, &mut costs);
     assert!(p.windows().is_empty());
-    feed(&mut p, &e, adjudicated("P1", day + 3 * HOUR, FactOutcome::Paid, None), &mut out);
+    feed(
+        &mut p,
+        &e,
+        adjudicated("P1", day + 3 * HOUR, FactOutcome::Paid, None),
+        &mut out,
+    );
     assert!(out.is_empty());
     assert!(p.windows().is_empty());
     let dropped = p.stats().monitor_facts_dropped;
@@ -156,7 +184,7 @@ fn a_denial_spike_raises_the_z_score_and_one_alert_and_a_normal_day_does_not() {
     let e = engine();
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
     let (mut out, mut costs) = (Vec::new(), Vec::new());
-    let start = t("2024-03-01");
+    let start = midnight("2024-03-01");
     history(&mut p, &e, "SPIKE", start, &mut out);
     history(&mut p, &e, "CALM", start, &mut out);
     let day = start + 28 * DAY_MS;
@@ -179,14 +207,23 @@ fn a_denial_spike_raises_the_z_score_and_one_alert_and_a_normal_day_does_not() {
     out.clear();
     p.advance_to(&e, day + 4 * DAY_MS, &mut out, &mut costs);
     let daily = kpis(&out, Granularity::Daily);
-    let of = |payer: &str| daily.iter().find(|k| k.payer_id == payer && k.window_start == day).unwrap().clone();
+    let of = |payer: &str| {
+        daily
+            .iter()
+            .find(|k| k.payer_id == payer && k.window_start == day)
+            .unwrap()
+            .clone()
+    };
     let (spike, calm) = (of("SPIKE"), of("CALM"));
     assert_eq!(spike.baseline_windows, 28);
     assert!((spike.baseline_denial_rate.unwrap() - 0.1).abs() < 1e-9);
     assert!(spike.denial_rate_z.unwrap() > 9.0, "{spike:?}");
     assert!(spike.carc_mix_p_value.unwrap() < 1e-6, "{spike:?}");
     assert!(calm.denial_rate_z.unwrap().abs() < 1e-9, "{calm:?}");
-    assert!(calm.carc_mix_p_value.is_none(), "10 denials is under min_mix_denials");
+    assert!(
+        calm.carc_mix_p_value.is_none(),
+        "10 denials is under min_mix_denials"
+    );
     let raised = alerts(&out);
     let rules: Vec<(&str, MonitorRule)> = raised
         .iter()
@@ -201,13 +238,21 @@ fn a_denial_spike_raises_the_z_score_and_one_alert_and_a_normal_day_does_not() {
             ("SPIKE", MonitorRule::CarcMixShift),
         ]
     );
-    assert_eq!(raised[1].output_id, format!("SPIKE:DAILY:{day}:DENIAL_RATE_SPIKE"));
+    assert_eq!(
+        raised[1].output_id,
+        format!("SPIKE:DAILY:{day}:DENIAL_RATE_SPIKE")
+    );
     // A correction of the window re-evaluates but does not alert again.
     out.clear();
     feed(
         &mut p,
         &e,
-        adjudicated("SPIKE", day + HOUR, FactOutcome::Denied, Some("MEDICAL_NECESSITY")),
+        adjudicated(
+            "SPIKE",
+            day + HOUR,
+            FactOutcome::Denied,
+            Some("MEDICAL_NECESSITY"),
+        ),
         &mut out,
     );
     assert_eq!(kpis(&out, Granularity::Daily)[0].version, 2);
@@ -218,19 +263,39 @@ fn a_denial_spike_raises_the_z_score_and_one_alert_and_a_normal_day_does_not() {
 fn windows_survive_checkpoint_and_restart_and_close_the_same() {
     let e = engine();
     let db = StateDb::temporary().unwrap();
-    let day = t("2024-03-01");
+    let day = midnight("2024-03-01");
     let (mut out, mut costs) = (Vec::new(), Vec::new());
     let reference = {
         let mut p = Partition::open(1, PartitionStore::hot_only(1), &e).unwrap();
-        feed(&mut p, &e, adjudicated("P1", day + HOUR, FactOutcome::Paid, None), &mut out);
-        feed(&mut p, &e, adjudicated("P1", day + 2 * HOUR, FactOutcome::Denied, Some("CODING")), &mut out);
+        feed(
+            &mut p,
+            &e,
+            adjudicated("P1", day + HOUR, FactOutcome::Paid, None),
+            &mut out,
+        );
+        feed(
+            &mut p,
+            &e,
+            adjudicated("P1", day + 2 * HOUR, FactOutcome::Denied, Some("CODING")),
+            &mut out,
+        );
         p.advance_to(&e, day + 5 * DAY_MS, &mut out, &mut costs);
         std::mem::take(&mut out)
     };
     {
         let mut p = Partition::open(1, db.partition(1).unwrap(), &e).unwrap();
-        feed(&mut p, &e, adjudicated("P1", day + HOUR, FactOutcome::Paid, None), &mut out);
-        feed(&mut p, &e, adjudicated("P1", day + 2 * HOUR, FactOutcome::Denied, Some("CODING")), &mut out);
+        feed(
+            &mut p,
+            &e,
+            adjudicated("P1", day + HOUR, FactOutcome::Paid, None),
+            &mut out,
+        );
+        feed(
+            &mut p,
+            &e,
+            adjudicated("P1", day + 2 * HOUR, FactOutcome::Denied, Some("CODING")),
+            &mut out,
+        );
         p.checkpoint(&BTreeMap::new()).unwrap();
     }
     let mut p = Partition::open(1, db.partition(1).unwrap(), &e).unwrap();

@@ -418,7 +418,8 @@ fn payer_facts_follow_the_lifecycle_once_the_payer_is_known() {
     r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
     let f = facts(&out);
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0].outcome, Some(FactOutcome::Paid));
+    // The first 835's CO-197 stays in force beside the new payment: partially paid.
+    assert_eq!(f[0].outcome, Some(FactOutcome::PartiallyPaid));
     assert!(!f[0].first_adjudication && !f[0].first_pass_paid);
     assert_eq!(f[0].days_to_payment, Some(50));
     // A duplicate changes nothing.
@@ -449,7 +450,11 @@ fn first_pass_paid_claim_is_one_submitted_accepted_and_first_pass_adjudication()
     // A1 (received) is not an acceptance.
     assert_eq!(
         kinds,
-        vec![FactKind::Submitted, FactKind::Accepted, FactKind::Adjudicated]
+        vec![
+            FactKind::Submitted,
+            FactKind::Accepted,
+            FactKind::Adjudicated
+        ]
     );
     assert!(f[2].first_adjudication && f[2].first_pass_paid);
     assert_eq!(f[2].paid_cents, 50_000);
