@@ -193,6 +193,9 @@ pub struct Partition {
     /// almost always one). Ordering by a stable hash rather than the key lets a timer be found and
     /// moved by `&str` without allocating, and keeps the firing order identical after a restart.
     timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
+    /// The payer monitor windows' timers, in the same form; they fire on the payer flow's
+    /// watermark, not the partition's.
+    window_timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
     /// When each key's timer is due, per owner; looked up by `&str`.
     scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 3],
     checkpoint: Checkpoint,
@@ -295,6 +298,7 @@ impl Partition {
             claims,
             members,
             timers: BTreeMap::new(),
+            window_timers: BTreeMap::new(),
             scheduled: [
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
@@ -398,7 +402,7 @@ impl Partition {
     }
 
     pub fn pending_timers(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.window_timers.len()
     }
 
     /// Events applied since the last checkpoint.
@@ -523,13 +527,18 @@ impl Partition {
     }
 
     /// Applies a payer fact to its hourly and daily windows (the payer must hash to this
-    /// partition). Like costs, facts do not move the watermark.
+    /// partition). Facts do not move the partition's watermark; they move the payer flow's
+    /// (the largest fact event time applied here), which closes and expires the windows. A
+    /// separate watermark because facts reach the partition through a topic: in Kafka the
+    /// partition's own inputs can be far ahead in event time of the facts other partitions are
+    /// still producing, and would otherwise close (and expire) windows before their facts arrive.
     pub fn apply_fact(&mut self, engine: &Engine, fact: &PayerFact, out: &mut Vec<OutputEvent>) {
         if !engine.monitor.enabled() {
             return;
         }
         self.stats.monitor_facts += 1;
-        let watermark = self.checkpoint.watermark;
+        self.advance_payer_flow_to(engine, fact.event_time, out);
+        let watermark = self.checkpoint.payer_watermark;
         let mut key = std::mem::take(&mut self.key_buf);
         for (gi, g) in Granularity::ALL.into_iter().enumerate() {
             let start = window_start(fact.event_time, g);
@@ -606,7 +615,7 @@ impl Partition {
                 match owner {
                     TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
                     TimerOwner::Member => self.fire_member(engine, &key, due),
-                    TimerOwner::Window => self.fire_window(engine, &key, due, out),
+                    TimerOwner::Window => {}
                 }
             }
         }
@@ -675,6 +684,38 @@ impl Partition {
         }
     }
 
+    /// Moves the payer flow's watermark to `now` (if later) and fires every window timer due by
+    /// then. Facts do it themselves; the runtime calls it with wall-clock time on a quiet stream.
+    pub fn advance_payer_flow_to(
+        &mut self,
+        engine: &Engine,
+        now: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if now <= self.checkpoint.payer_watermark {
+            return;
+        }
+        self.checkpoint.payer_watermark = now;
+        while let Some(((due, _, _), _)) = self.window_timers.first_key_value() {
+            if *due > now {
+                break;
+            }
+            let Some(((due, owner, _), keys)) = self.window_timers.pop_first() else {
+                break;
+            };
+            for key in keys {
+                self.scheduled[owner as usize].remove(&key);
+                self.stats.timers_fired += 1;
+                self.fire_window(engine, &key, due, out);
+            }
+        }
+    }
+
+    /// The payer flow's watermark (see [`Partition::apply_fact`]).
+    pub fn payer_watermark(&self) -> EpochMillis {
+        self.checkpoint.payer_watermark
+    }
+
     fn fire_window(
         &mut self,
         engine: &Engine,
@@ -708,6 +749,11 @@ impl Partition {
 
     fn schedule(&mut self, owner: TimerOwner, key: &str, due: Option<EpochMillis>) {
         let slots = &mut self.scheduled[owner as usize];
+        let timers = if owner == TimerOwner::Window {
+            &mut self.window_timers
+        } else {
+            &mut self.timers
+        };
         let old = slots.get(key).copied();
         if old == due {
             return;
@@ -718,7 +764,7 @@ impl Partition {
         let mut reuse: Option<(String, Vec<String>)> = None;
         if let Some(old) = old {
             if let std::collections::btree_map::Entry::Occupied(mut entry) =
-                self.timers.entry((old, owner, hash))
+                timers.entry((old, owner, hash))
             {
                 if let Some(pos) = entry.get().iter().position(|k| k == key) {
                     let taken = entry.get_mut().remove(pos);
@@ -740,7 +786,7 @@ impl Partition {
                     }
                 }
                 let (owned, spare) = reuse.unwrap_or_else(|| (key.to_owned(), Vec::new()));
-                let keys = self.timers.entry((due, owner, hash)).or_insert(spare);
+                let keys = timers.entry((due, owner, hash)).or_insert(spare);
                 let pos = keys.binary_search(&owned).unwrap_or_else(|p| p);
                 keys.insert(pos, owned);
             }

@@ -64,10 +64,13 @@ fn windows(t: i64) -> [(Granularity, i64); 2] {
 
 /// The batch answer: every window of every payer, from the raw inputs (submissions, 277CAs) and
 /// the claim lifecycle stream (adjudications), with the definitions of the README.
-fn brute_force(input: &Path, out: &Path) -> BTreeMap<Key, Sums> {
+fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<String, i64>) {
     let refdata = RefData::shared();
     let mut sums: BTreeMap<Key, Sums> = BTreeMap::new();
+    let mut last_fact: BTreeMap<String, i64> = BTreeMap::new();
     let mut at = |payer: &str, t: i64, f: &mut dyn FnMut(&mut Sums)| {
+        let last = last_fact.entry(payer.to_owned()).or_insert(i64::MIN);
+        *last = (*last).max(t);
         for (g, start) in windows(t) {
             f(sums.entry((payer.to_owned(), g, start)).or_default());
         }
@@ -155,7 +158,7 @@ fn brute_force(input: &Path, out: &Path) -> BTreeMap<Key, Sums> {
             }
         });
     }
-    sums
+    (sums, last_fact)
 }
 
 fn median(days: &[i32]) -> Option<f64> {
@@ -163,27 +166,6 @@ fn median(days: &[i32]) -> Option<f64> {
     v.sort_unstable();
     let n = v.len();
     (n > 0).then(|| f64::from(v[(n - 1) / 2] + v[n / 2]) / 2.0)
-}
-
-/// The final watermark of each partition: the largest event time of the inputs hashed to it.
-fn partition_watermarks(input: &Path) -> Vec<i64> {
-    let n = CoreConfig::default().partitions;
-    let mut wm = vec![i64::MIN; n as usize];
-    for (file, key) in [
-        ("ehr.claims.jsonl", "claim_id"),
-        ("x12.277ca.jsonl", "claim_id"),
-        ("x12.835.jsonl", "claim_id"),
-        ("ehr.encounters.jsonl", "member_id"),
-    ] {
-        for v in lines::<serde_json::Value>(&input.join(file)) {
-            let (Some(k), Some(t)) = (v[key].as_str(), v["event_time"].as_i64()) else {
-                panic!("{file}: no {key} or event_time");
-            };
-            let p = partition_for(k, n) as usize;
-            wm[p] = wm[p].max(t);
-        }
-    }
-    wm
 }
 
 fn final_versions(out: &Path) -> BTreeMap<Key, PayerKpi> {
@@ -221,7 +203,7 @@ fn final_windows_equal_a_brute_force_batch_and_replay_is_deterministic() {
         );
     }
 
-    let want = brute_force(&input, &out_a);
+    let (want, last_fact) = brute_force(&input, &out_a);
     let got = final_versions(&out_a);
     assert!(got.len() > 200, "a real population: {} windows", got.len());
     for (key, k) in &got {
@@ -276,10 +258,15 @@ fn final_windows_equal_a_brute_force_batch_and_replay_is_deterministic() {
             "{key:?}"
         );
     }
-    // Exactly the windows whose end + grace the owning partition's final watermark (the largest
-    // event time of the inputs hashed to it) has passed were emitted.
-    let watermarks = partition_watermarks(&input);
+    // Exactly the windows whose end + grace the payer flow's final watermark in the owning
+    // partition (the largest event time of the facts of the payers hashed to it) has passed were
+    // emitted.
     let config = CoreConfig::default();
+    let mut watermarks = vec![i64::MIN; config.partitions as usize];
+    for (payer, t) in &last_fact {
+        let p = partition_for(payer, config.partitions) as usize;
+        watermarks[p] = watermarks[p].max(*t);
+    }
     let expected: BTreeSet<&Key> = want
         .keys()
         .filter(|(payer, g, start)| {

@@ -9,8 +9,10 @@
 //! window's sums ([`Aggregate`]: counts, cents, counts and cents by CARC category, a bounded
 //! days-to-payment histogram), the last emitted version, the late facts and the rules alerted.
 //!
-//! **Time.** A fact never moves the watermark (like the member flow's costs); the payer flow's
-//! watermark is its partition's. Per window:
+//! **Time.** A fact never moves the partition's watermark (like the member flow's costs); the
+//! payer flow has its own, the largest event time of the facts applied in the partition (kept in
+//! the checkpoint), because facts arrive through a topic behind the partition's own inputs. Per
+//! window:
 //! - until the watermark passes `end + grace` a fact just updates the window;
 //! - at `end + grace` a timer emits version 1 (a window without facts does not exist and emits
 //!   nothing);

@@ -74,7 +74,7 @@ fn feed(p: &mut Partition, e: &Engine, f: PayerFact, out: &mut Vec<OutputEvent>)
 fn late_fact_within_grace_changes_the_window_without_a_correction() {
     let e = engine();
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
-    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     let day = midnight("2024-03-01");
     feed(
         &mut p,
@@ -83,7 +83,7 @@ fn late_fact_within_grace_changes_the_window_without_a_correction() {
         &mut out,
     );
     // The day ends; within the 48 h grace a fact for it arrives.
-    p.advance_to(&e, day + DAY_MS + 5 * HOUR, &mut out, &mut costs);
+    p.advance_payer_flow_to(&e, day + DAY_MS + 5 * HOUR, &mut out);
     assert!(kpis(&out, Granularity::Daily).is_empty());
     feed(
         &mut p,
@@ -96,7 +96,7 @@ fn late_fact_within_grace_changes_the_window_without_a_correction() {
         ),
         &mut out,
     );
-    p.advance_to(&e, day + 3 * DAY_MS + HOUR, &mut out, &mut costs);
+    p.advance_payer_flow_to(&e, day + 3 * DAY_MS + HOUR, &mut out);
     let daily = kpis(&out, Granularity::Daily);
     assert_eq!(daily.len(), 1, "{daily:?}");
     let k = &daily[0];
@@ -118,7 +118,7 @@ fn late_fact_within_grace_changes_the_window_without_a_correction() {
 fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
     let e = engine();
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
-    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     let day = midnight("2024-03-01");
     feed(
         &mut p,
@@ -126,7 +126,7 @@ fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
         adjudicated("P1", day + HOUR, FactOutcome::Paid, None),
         &mut out,
     );
-    p.advance_to(&e, day + 10 * DAY_MS, &mut out, &mut costs);
+    p.advance_payer_flow_to(&e, day + 10 * DAY_MS, &mut out);
     assert_eq!(kpis(&out, Granularity::Daily).len(), 1);
     out.clear();
     feed(
@@ -149,7 +149,7 @@ fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
 
     // Past the 35-day retention the windows are gone and the fact is dropped and counted.
     out.clear();
-    p.advance_to(&e, day + 40 * DAY_MS, &mut out, &mut costs);
+    p.advance_payer_flow_to(&e, day + 40 * DAY_MS, &mut out);
     assert!(p.windows().is_empty());
     feed(
         &mut p,
@@ -183,7 +183,7 @@ fn history(p: &mut Partition, e: &Engine, payer: &str, start: i64, out: &mut Vec
 fn a_denial_spike_raises_the_z_score_and_one_alert_and_a_normal_day_does_not() {
     let e = engine();
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
-    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     let start = midnight("2024-03-01");
     history(&mut p, &e, "SPIKE", start, &mut out);
     history(&mut p, &e, "CALM", start, &mut out);
@@ -205,7 +205,7 @@ fn a_denial_spike_raises_the_z_score_and_one_alert_and_a_normal_day_does_not() {
         feed(&mut p, &e, calm, &mut out);
     }
     out.clear();
-    p.advance_to(&e, day + 4 * DAY_MS, &mut out, &mut costs);
+    p.advance_payer_flow_to(&e, day + 4 * DAY_MS, &mut out);
     let daily = kpis(&out, Granularity::Daily);
     let of = |payer: &str| {
         daily
@@ -264,7 +264,7 @@ fn windows_survive_checkpoint_and_restart_and_close_the_same() {
     let e = engine();
     let db = StateDb::temporary().unwrap();
     let day = midnight("2024-03-01");
-    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     let reference = {
         let mut p = Partition::open(1, PartitionStore::hot_only(1), &e).unwrap();
         feed(
@@ -279,7 +279,7 @@ fn windows_survive_checkpoint_and_restart_and_close_the_same() {
             adjudicated("P1", day + 2 * HOUR, FactOutcome::Denied, Some("CODING")),
             &mut out,
         );
-        p.advance_to(&e, day + 5 * DAY_MS, &mut out, &mut costs);
+        p.advance_payer_flow_to(&e, day + 5 * DAY_MS, &mut out);
         std::mem::take(&mut out)
     };
     {
@@ -301,6 +301,6 @@ fn windows_survive_checkpoint_and_restart_and_close_the_same() {
     let mut p = Partition::open(1, db.partition(1).unwrap(), &e).unwrap();
     assert_eq!(p.windows().len(), 3, "two hourly windows and one daily");
     assert_eq!(p.pending_timers(), 3, "a close timer per window");
-    p.advance_to(&e, day + 5 * DAY_MS, &mut out, &mut costs);
+    p.advance_payer_flow_to(&e, day + 5 * DAY_MS, &mut out);
     assert_eq!(out, reference);
 }

@@ -691,6 +691,8 @@ impl Task {
             let shared = Arc::clone(&self.shared);
             self.partition
                 .advance_to(&shared.engine, now, &mut self.out, &mut self.costs);
+            self.partition
+                .advance_payer_flow_to(&shared.engine, now, &mut self.out);
             self.unsaved += 1;
             let outs = std::mem::take(&mut self.out);
             for o in &outs {
