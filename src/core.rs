@@ -475,8 +475,18 @@ impl Partition {
             self.score_claim_event(engine, key, event);
         }
         out.append(&mut self.claim_out.events);
+        self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
         self.reschedule_claim(engine, key);
+    }
+
+    /// Marks the payer facts just produced with this partition as their source.
+    fn stamp_facts(&mut self) {
+        for r in &mut self.claim_out.costs {
+            if let Rekeyed::Payer(f) = r {
+                f.source_partition = self.id;
+            }
+        }
     }
 
     /// Scores a submission and matures a pending denial label when the outcome became final.
@@ -527,17 +537,19 @@ impl Partition {
     }
 
     /// Applies a payer fact to its hourly and daily windows (the payer must hash to this
-    /// partition). Facts do not move the partition's watermark; they move the payer flow's
-    /// (the largest fact event time applied here), which closes and expires the windows. A
-    /// separate watermark because facts reach the partition through a topic: in Kafka the
-    /// partition's own inputs can be far ahead in event time of the facts other partitions are
-    /// still producing, and would otherwise close (and expire) windows before their facts arrive.
+    /// partition). Facts do not move the partition's watermark; they move the payer flow's, which
+    /// closes and expires the windows: the minimum over the source partitions heard from of the
+    /// latest fact time from each. A separate watermark because facts reach the partition through
+    /// a topic: in Kafka the partition's own inputs, and other source partitions, can be far
+    /// ahead in event time of the facts a slower partition is still producing, and would
+    /// otherwise close (and expire) windows before their facts arrive.
     pub fn apply_fact(&mut self, engine: &Engine, fact: &PayerFact, out: &mut Vec<OutputEvent>) {
         if !engine.monitor.enabled() {
             return;
         }
         self.stats.monitor_facts += 1;
-        self.advance_payer_flow_to(engine, fact.event_time, out);
+        let now = self.payer_flow_time(engine, fact);
+        self.advance_payer_flow_to(engine, now, out);
         let watermark = self.checkpoint.payer_watermark;
         let mut key = std::mem::take(&mut self.key_buf);
         for (gi, g) in Granularity::ALL.into_iter().enumerate() {
@@ -643,6 +655,7 @@ impl Partition {
             reconciler.fire_timer(st, key, timer.1, due, claim_out)
         });
         out.append(&mut self.claim_out.events);
+        self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
         if keep {
             self.reschedule_claim(engine, key);
@@ -682,6 +695,27 @@ impl Partition {
             self.members.remove(key);
             self.stats.members_expired += 1;
         }
+    }
+
+    /// Records `fact`'s time for its source partition; returns the payer flow's time.
+    fn payer_flow_time(&mut self, engine: &Engine, fact: &PayerFact) -> EpochMillis {
+        let sources = &mut self.checkpoint.payer_sources;
+        let n = engine.config.partitions as usize;
+        if sources.len() != n {
+            sources.resize(n, i64::MIN);
+        }
+        if let Some(s) = usize::try_from(fact.source_partition)
+            .ok()
+            .and_then(|i| sources.get_mut(i))
+        {
+            *s = (*s).max(fact.event_time);
+        }
+        sources
+            .iter()
+            .copied()
+            .filter(|t| *t != i64::MIN)
+            .min()
+            .unwrap_or(i64::MIN)
     }
 
     /// Moves the payer flow's watermark to `now` (if later) and fires every window timer due by

@@ -64,12 +64,16 @@ fn windows(t: i64) -> [(Granularity, i64); 2] {
 
 /// The batch answer: every window of every payer, from the raw inputs (submissions, 277CAs) and
 /// the claim lifecycle stream (adjudications), with the definitions of the README.
-fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<String, i64>) {
+/// Also returns the payer flow's final watermark per partition: the minimum over the source
+/// (claim) partitions of the latest fact time each sent it.
+fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, Vec<i64>) {
     let refdata = RefData::shared();
+    let n = CoreConfig::default().partitions;
     let mut sums: BTreeMap<Key, Sums> = BTreeMap::new();
-    let mut last_fact: BTreeMap<String, i64> = BTreeMap::new();
-    let mut at = |payer: &str, t: i64, f: &mut dyn FnMut(&mut Sums)| {
-        let last = last_fact.entry(payer.to_owned()).or_insert(i64::MIN);
+    let mut last_fact: BTreeMap<(i32, i32), i64> = BTreeMap::new();
+    let mut at = |payer: &str, claim: &str, t: i64, f: &mut dyn FnMut(&mut Sums)| {
+        let route = (partition_for(payer, n), partition_for(claim, n));
+        let last = last_fact.entry(route).or_insert(i64::MIN);
         *last = (*last).max(t);
         for (g, start) in windows(t) {
             f(sums.entry((payer.to_owned(), g, start)).or_default());
@@ -81,7 +85,9 @@ fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<Strin
     for c in &claims {
         payer_of.insert(c.claim_id.clone(), c.payer_id.clone());
         if seen.insert(c.event_id.clone()) && c.frequency != ClaimFrequency::Void {
-            at(&c.payer_id, c.event_time, &mut |s| s.submitted += 1);
+            at(&c.payer_id, &c.claim_id, c.event_time, &mut |s| {
+                s.submitted += 1
+            });
         }
     }
     for a in lines::<ClaimAck>(&input.join("x12.277ca.jsonl")) {
@@ -93,10 +99,10 @@ fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<Strin
         }
         match refdata.ack_class(&status.category) {
             AckClass::Accepted | AckClass::Finalized => {
-                at(payer, a.event_time, &mut |s| s.accepted += 1)
+                at(payer, &a.claim_id, a.event_time, &mut |s| s.accepted += 1)
             }
             AckClass::Rejected | AckClass::NotFound | AckClass::Error => {
-                at(payer, a.event_time, &mut |s| s.rejected += 1)
+                at(payer, &a.claim_id, a.event_time, &mut |s| s.rejected += 1)
             }
             _ => {}
         }
@@ -123,7 +129,7 @@ fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<Strin
             continue;
         }
         if u.status == ClaimStatus::Reversed && prev.is_some_and(adjudicated) {
-            at(&payer, u.event_time, &mut |s| s.reversed += 1);
+            at(&payer, &u.claim_id, u.event_time, &mut |s| s.reversed += 1);
             continue;
         }
         if !adjudicated(u.status) {
@@ -132,7 +138,7 @@ fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<Strin
         let first = !prev.is_some_and(|p| {
             adjudicated(p) || matches!(p, ClaimStatus::Reversed | ClaimStatus::Forwarded)
         });
-        at(&payer, u.event_time, &mut |s| {
+        at(&payer, &u.claim_id, u.event_time, &mut |s| {
             s.adjudicated += 1;
             if u.status == ClaimStatus::Denied {
                 s.denied += 1;
@@ -158,7 +164,12 @@ fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, BTreeMap<Strin
             }
         });
     }
-    (sums, last_fact)
+    let mut watermarks = vec![i64::MAX; n as usize];
+    for ((payer_partition, _), t) in last_fact {
+        let w = &mut watermarks[payer_partition as usize];
+        *w = (*w).min(t);
+    }
+    (sums, watermarks)
 }
 
 fn median(days: &[i32]) -> Option<f64> {
@@ -203,7 +214,7 @@ fn final_windows_equal_a_brute_force_batch_and_replay_is_deterministic() {
         );
     }
 
-    let (want, last_fact) = brute_force(&input, &out_a);
+    let (want, watermarks) = brute_force(&input, &out_a);
     let got = final_versions(&out_a);
     assert!(got.len() > 200, "a real population: {} windows", got.len());
     for (key, k) in &got {
@@ -259,14 +270,8 @@ fn final_windows_equal_a_brute_force_batch_and_replay_is_deterministic() {
         );
     }
     // Exactly the windows whose end + grace the payer flow's final watermark in the owning
-    // partition (the largest event time of the facts of the payers hashed to it) has passed were
-    // emitted.
+    // partition has passed were emitted.
     let config = CoreConfig::default();
-    let mut watermarks = vec![i64::MIN; config.partitions as usize];
-    for (payer, t) in &last_fact {
-        let p = partition_for(payer, config.partitions) as usize;
-        watermarks[p] = watermarks[p].max(*t);
-    }
     let expected: BTreeSet<&Key> = want
         .keys()
         .filter(|(payer, g, start)| {

@@ -395,6 +395,7 @@ mod tests {
                 amount_cents: 3_000,
             }],
             days_to_payment: Some(21),
+            source_partition: 2,
         };
         round_trip(SchemaKind::PayerFact, &fact);
         let kpi = PayerKpi {

@@ -575,6 +575,10 @@ pub struct PayerFact {
     pub denied_by_category: Vec<AmountByCode>,
     /// First submission to first payment, days (paid adjudications).
     pub days_to_payment: Option<i32>,
+    /// Partition of the claim flow that produced it (set by the core; drives the payer flow's
+    /// watermark).
+    #[serde(default)]
+    pub source_partition: i32,
 }
 
 impl std::fmt::Debug for PayerFact {

@@ -45,6 +45,7 @@ fn adjudicated(payer: &str, at: i64, outcome: FactOutcome, category: Option<&str
             })
             .unwrap_or_default(),
         days_to_payment: (!denied).then_some(20),
+        source_partition: 0,
     }
 }
 

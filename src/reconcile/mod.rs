@@ -69,6 +69,7 @@ fn fact(
         denial_category: None,
         denied_by_category: Vec::new(),
         days_to_payment: None,
+        source_partition: 0,
     }
 }
 

@@ -149,8 +149,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64() - 2.0;
     let (tally, counts) = service.take_tally().unwrap_or_default();
     let consumed = status.consumed.load(Ordering::Relaxed);
+    let rekeyed = status.rekeyed.load(Ordering::Relaxed);
     service.shutdown().await;
-    println!("service processed {consumed} records (inputs + internal repartition) in {secs:.1} s");
+    println!(
+        "service processed {consumed} input records and {rekeyed} internal repartition records in {secs:.1} s"
+    );
 
     let engine = Engine::new(config.core.clone(), RefData::shared());
     let db = StateDb::open(&state)?;

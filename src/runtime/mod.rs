@@ -59,8 +59,10 @@ pub(crate) type KafkaConsumer = StreamConsumer<Ctx>;
 /// Live counters of the service (progress display, tests, metrics).
 #[derive(Debug, Default)]
 pub struct Status {
-    /// Input records handled (good and bad).
+    /// Input records handled (good and bad), internal repartition records not included.
     pub consumed: AtomicU64,
+    /// Internal repartition records handled (paid amounts, payer facts).
+    pub rekeyed: AtomicU64,
     /// Output records queued for delivery (all topics but the changelogs).
     pub produced: AtomicU64,
     pub dead_letters: AtomicU64,

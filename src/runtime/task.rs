@@ -364,7 +364,11 @@ impl Task {
         let rec = b.rec;
         let input_ts = rec.timestamp;
         self.unsaved += 1;
-        shared.status.consumed.fetch_add(1, Ordering::Relaxed);
+        if self.specs[i].stream.is_some() {
+            shared.status.consumed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shared.status.rekeyed.fetch_add(1, Ordering::Relaxed);
+        }
         self.topic_metrics[i].consumed.inc();
         let core_started = Instant::now();
         match rec.body {

@@ -91,8 +91,10 @@ pub struct Checkpoint {
     pub sinks: BTreeMap<String, u64>,
     /// How many checkpoints this partition has taken.
     pub sequence: u64,
-    /// Watermark of the payer flow (the largest event time of the payer facts applied), in ms.
+    /// Watermark of the payer flow, in ms (see `core::Partition::apply_fact`).
     pub payer_watermark: i64,
+    /// Latest payer-fact event time from each source partition (`i64::MIN`: none yet).
+    pub payer_sources: Vec<i64>,
 }
 
 /// The sled database holding every partition's tree.
