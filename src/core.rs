@@ -538,8 +538,8 @@ impl Partition {
 
     /// Applies a payer fact to its hourly and daily windows (the payer must hash to this
     /// partition). Facts do not move the partition's watermark; they move the payer flow's, which
-    /// closes and expires the windows: the minimum over the source partitions heard from of the
-    /// latest fact time from each. A separate watermark because facts reach the partition through
+    /// closes and expires the windows: the minimum over the source partitions of the latest fact
+    /// time from each (so it stays put until every source partition has sent a fact). A separate watermark because facts reach the partition through
     /// a topic: in Kafka the partition's own inputs, and other source partitions, can be far
     /// ahead in event time of the facts a slower partition is still producing, and would
     /// otherwise close (and expire) windows before their facts arrive.
@@ -710,12 +710,10 @@ impl Partition {
         {
             *s = (*s).max(fact.event_time);
         }
-        sources
-            .iter()
-            .copied()
-            .filter(|t| *t != i64::MIN)
-            .min()
-            .unwrap_or(i64::MIN)
+        // Until every source has been heard from, nothing is known about the silent ones: in
+        // Kafka a fast partition's facts can arrive months (of event time) before a slow one's
+        // first.
+        sources.iter().copied().min().unwrap_or(i64::MIN)
     }
 
     /// Moves the payer flow's watermark to `now` (if later) and fires every window timer due by

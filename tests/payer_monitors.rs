@@ -164,11 +164,14 @@ fn brute_force(input: &Path, out: &Path) -> (BTreeMap<Key, Sums>, Vec<i64>) {
             }
         });
     }
-    let mut watermarks = vec![i64::MAX; n as usize];
-    for ((payer_partition, _), t) in last_fact {
-        let w = &mut watermarks[payer_partition as usize];
-        *w = (*w).min(t);
-    }
+    let watermarks = (0..n as i32)
+        .map(|p| {
+            (0..n as i32)
+                .map(|q| last_fact.get(&(p, q)).copied().unwrap_or(i64::MIN))
+                .min()
+                .unwrap_or(i64::MIN)
+        })
+        .collect();
     (sums, watermarks)
 }
 
