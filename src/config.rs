@@ -366,6 +366,20 @@ mod tests {
     }
 
     #[test]
+    fn monitor_settings_are_checked_together() {
+        let mut c = CoreConfig::default();
+        c.monitor.retention_days = 20; // not more than the 28-day baseline
+        c.monitor.alerts.carc_mix_p_value = 0.0;
+        c.monitor.alerts.min_first_pass_yield = 1.5;
+        assert_eq!(c.validate().unwrap_err().len(), 3);
+        let r: Result<CoreConfig, _> =
+            serde_json::from_str(r#"{"monitor": {"alerts": {"denial_rate_z": 4.0}}}"#);
+        let c = r.unwrap();
+        assert_eq!(c.monitor.alerts.denial_rate_z, 4.0);
+        assert_eq!(c.monitor.baseline_days, 28, "the rest keeps its defaults");
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let r: Result<CoreConfig, _> =
             serde_json::from_str(r#"{"partitions": 2, "ack_timout_days": 3}"#);
