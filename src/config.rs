@@ -28,6 +28,106 @@ pub struct CoreConfig {
     pub checkpoint_every_events: u64,
     /// Risk scoring: tiers, rolling history, alert interventions (see [`ScoringConfig`]).
     pub scoring: ScoringConfig,
+    /// Payer denial monitors: windows, grace, retention, drift baseline, alert thresholds.
+    pub monitor: MonitorConfig,
+}
+
+/// Settings of the payer denial monitors (`monitor` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Derive payer facts and emit `claimwatch.payer-kpis` / `claimwatch.alerts.payer-monitor`.
+    pub enabled: bool,
+    /// An hourly window is emitted when the payer flow's watermark passes its end plus this.
+    pub hourly_grace_minutes: u32,
+    /// A daily window is emitted when the watermark passes its end plus this.
+    pub daily_grace_hours: u32,
+    /// A window is kept (and corrected by late facts) until the watermark passes its end plus
+    /// this; a fact for an older window is dropped and counted.
+    pub retention_days: u32,
+    /// Drift baseline: the payer's daily windows among this many days before the window.
+    pub baseline_days: u32,
+    /// The denial-rate z-score needs at least this many adjudications in the baseline.
+    pub min_baseline_adjudicated: u32,
+    /// The CARC-mix test needs at least this many categorised denials in the baseline ...
+    pub min_baseline_denials: u32,
+    /// ... and at least this many in the window.
+    pub min_mix_denials: u32,
+    /// Thresholds of the monitor alerts.
+    pub alerts: MonitorAlertConfig,
+}
+
+/// Thresholds of `claimwatch.alerts.payer-monitor` (evaluated on daily windows).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorAlertConfig {
+    /// FIRST_PASS_YIELD_LOW when first-pass yield is below this ...
+    pub min_first_pass_yield: f64,
+    /// ... and the window has at least this many first adjudications.
+    pub min_first_pass_volume: u32,
+    /// DENIAL_RATE_SPIKE when the denial-rate z-score is at least this.
+    pub denial_rate_z: f64,
+    /// CARC_MIX_SHIFT when the CARC-mix chi-squared p-value is below this.
+    pub carc_mix_p_value: f64,
+}
+
+impl Default for MonitorAlertConfig {
+    fn default() -> Self {
+        Self {
+            // DOMAIN.md §1: first-pass yield benchmark 85-95 %; below 85 % is the usual alert.
+            min_first_pass_yield: 0.85,
+            // Under ~20 claims a single denial moves the yield by 5 points.
+            min_first_pass_volume: 20,
+            // Three standard errors: about 1 false alarm in 740 payer-days under the null.
+            denial_rate_z: 3.0,
+            // Nine categories are tested per payer-day: a strict cut keeps false alarms rare.
+            carc_mix_p_value: 0.001,
+        }
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // Acks and remittances of one hour usually arrive within the next; two hours of grace.
+            hourly_grace_minutes: 120,
+            // 835 files are often delivered a day or two after their payment date.
+            daily_grace_hours: 48,
+            // A month of corrections plus slack; must cover the drift baseline.
+            retention_days: 35,
+            // Four weeks: every weekday four times.
+            baseline_days: 28,
+            min_baseline_adjudicated: 100,
+            min_baseline_denials: 50,
+            min_mix_denials: 20,
+            alerts: MonitorAlertConfig::default(),
+        }
+    }
+}
+
+impl MonitorConfig {
+    fn validate(&self, problems: &mut Vec<String>) {
+        if self.retention_days <= self.baseline_days {
+            problems.push("monitor.retention_days must exceed monitor.baseline_days".into());
+        }
+        if u64::from(self.daily_grace_hours) >= u64::from(self.retention_days) * 24
+            || u64::from(self.hourly_grace_minutes) >= u64::from(self.retention_days) * 24 * 60
+        {
+            problems
+                .push("monitor grace periods must be shorter than monitor.retention_days".into());
+        }
+        let a = &self.alerts;
+        if !(0.0..=1.0).contains(&a.min_first_pass_yield) {
+            problems.push("monitor.alerts.min_first_pass_yield must be within 0..=1".into());
+        }
+        if !(a.carc_mix_p_value > 0.0 && a.carc_mix_p_value < 1.0) {
+            problems.push("monitor.alerts.carc_mix_p_value must be within (0, 1)".into());
+        }
+        if a.denial_rate_z.is_nan() || a.denial_rate_z <= 0.0 {
+            problems.push("monitor.alerts.denial_rate_z must be > 0".into());
+        }
+    }
 }
 
 /// Probability cut-offs of the risk tiers: `p >= high` is HIGH, `p >= medium` is MEDIUM.
@@ -221,6 +321,7 @@ impl Default for CoreConfig {
             readmission_window_days: 30,
             checkpoint_every_events: 100_000,
             scoring: ScoringConfig::default(),
+            monitor: MonitorConfig::default(),
         }
     }
 }
@@ -255,6 +356,7 @@ impl CoreConfig {
             problems.push("checkpoint_every_events must be > 0".into());
         }
         self.scoring.validate(&mut problems);
+        self.monitor.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -277,6 +379,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(bad.validate().unwrap_err().len(), 3);
+    }
+
+    #[test]
+    fn monitor_settings_are_checked_together() {
+        let mut c = CoreConfig::default();
+        c.monitor.retention_days = 20; // not more than the 28-day baseline
+        c.monitor.alerts.carc_mix_p_value = 0.0;
+        c.monitor.alerts.min_first_pass_yield = 1.5;
+        assert_eq!(c.validate().unwrap_err().len(), 3);
+        let r: Result<CoreConfig, _> =
+            serde_json::from_str(r#"{"monitor": {"alerts": {"denial_rate_z": 4.0}}}"#);
+        let c = r.unwrap();
+        assert_eq!(c.monitor.alerts.denial_rate_z, 4.0);
+        assert_eq!(c.monitor.baseline_days, 28, "the rest keeps its defaults");
     }
 
     #[test]

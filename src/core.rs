@@ -3,21 +3,26 @@
 //! A [`Partition`] owns the keyed state of one input partition (claim-keyed and member-keyed tables,
 //! co-partitioned by their own keys), its event-time timers, its watermark and the input offsets its
 //! state reflects. It is driven the same way by file replay, the Kafka runtime and the benchmarks:
-//! [`Partition::apply`] for each input event, [`Partition::apply_cost`] for records re-keyed from
-//! the claim flow to the member flow, [`Partition::advance_to`] when the stream is quiet (wall-clock
-//! fallback), and [`Partition::checkpoint`] to make state and offsets durable together.
+//! [`Partition::apply`] for each input event, [`Partition::apply_rekeyed`] for records re-keyed from
+//! the claim flow to the member flow (paid amounts) or the payer flow (payer monitor facts),
+//! [`Partition::advance_to`] when the stream is quiet (wall-clock fallback), and
+//! [`Partition::checkpoint`] to make state and offsets durable together.
 //!
 //! **Time.** Each partition's watermark is the largest `event_time` it has seen. Before an event is
 //! applied the watermark moves up to the event's time and every timer due by then fires, so a
 //! timer's effect lands in the same place relative to the partition's events on every run.
 //! Timers are never stored: they are derived from state ([`Reconciler::next_timer`],
-//! [`Detector::next_prune`]) and the index is rebuilt when a partition is loaded.
+//! [`Detector::next_prune`], [`Monitor::next_timer`]) and the index is rebuilt when a partition is
+//! loaded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::CoreConfig;
-use crate::model::{EncounterCost, EpochMillis, InputEvent, OutputEvent};
+use crate::model::{
+    EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
+};
+use crate::monitor::{window_key, window_start, Applied, Monitor, WindowState};
 use crate::readmit::{Detector, MemberState};
 use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
 use crate::refdata::RefData;
@@ -33,12 +38,13 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 5] = [
+pub const TABLES: [(&str, u8); 6] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
     ("score_pending_claims", b's'),
     ("score_pending_stays", b'r'),
+    ("payer_windows", b'w'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -65,6 +71,7 @@ struct Tables {
     claims: Table<ClaimState>,
     members: Table<MemberState>,
     score: ScoreTables,
+    windows: Table<WindowState>,
 }
 
 impl Tables {
@@ -77,10 +84,15 @@ impl Tables {
             claims = claims.without_dirty_tracking();
             members = members.without_dirty_tracking();
         }
+        let mut windows = Table::new(TABLES[5].0, TABLES[5].1);
+        if !durable {
+            windows = windows.without_dirty_tracking();
+        }
         Self {
             claims,
             members,
             score: ScoreTables::new(durable),
+            windows,
         }
     }
 
@@ -102,6 +114,8 @@ impl Tables {
         s.history.load_encoded(of(entries, s.history.prefix()))?;
         s.claims.load_encoded(of(entries, s.claims.prefix()))?;
         s.stays.load_encoded(of(entries, s.stays.prefix()))?;
+        self.windows
+            .load_encoded(of(entries, self.windows.prefix()))?;
         Ok(())
     }
 }
@@ -114,6 +128,7 @@ pub struct Engine {
     pub reconciler: Reconciler,
     pub detector: Detector,
     pub scorer: Scorer,
+    pub monitor: Monitor,
 }
 
 impl Engine {
@@ -128,6 +143,7 @@ impl Engine {
             reconciler: Reconciler::new(Arc::clone(&refdata), &config),
             detector: Detector::new(Arc::clone(&refdata), &config),
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
+            monitor: Monitor::new(&config.monitor),
             config,
             refdata,
         }
@@ -138,6 +154,8 @@ impl Engine {
 enum TimerOwner {
     Claim,
     Member,
+    /// A payer monitor window (close, then expire).
+    Window,
 }
 
 /// Counters of one partition, for summaries and metrics.
@@ -151,6 +169,13 @@ pub struct PartitionStats {
     pub checkpoints: u64,
     /// Re-keyed costs dropped because their member had left state long before they arrived.
     pub stale_costs: u64,
+    /// Payer facts applied (each updates one hourly and one daily window).
+    pub monitor_facts: u64,
+    /// Window updates dropped because the window was older than the monitor retention, by
+    /// granularity (`Granularity::ALL` order) and payer category (`PayerCategory::ALL` order).
+    pub monitor_facts_dropped: [[u64; 6]; 2],
+    /// Monitor windows that left state after their retention.
+    pub monitor_windows_expired: u64,
 }
 
 /// The state and timers of one partition.
@@ -168,13 +193,20 @@ pub struct Partition {
     /// almost always one). Ordering by a stable hash rather than the key lets a timer be found and
     /// moved by `&str` without allocating, and keeps the firing order identical after a restart.
     timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
+    /// The payer monitor windows' timers, in the same form; they fire on the payer flow's
+    /// watermark, not the partition's.
+    window_timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
     /// When each key's timer is due, per owner; looked up by `&str`.
-    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 2],
+    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 3],
     checkpoint: Checkpoint,
     since_checkpoint: u64,
     stats: PartitionStats,
     claim_out: ClaimOutputs,
     score: ScoreTables,
+    /// Payer monitor windows.
+    windows: Table<WindowState>,
+    /// Reused for window keys (no allocation per fact).
+    key_buf: String,
     /// Matured training examples not yet taken by the caller.
     training: Vec<TrainingExample>,
 }
@@ -201,6 +233,7 @@ impl Partition {
         store.load(&mut tables.score.history)?;
         store.load(&mut tables.score.claims)?;
         store.load(&mut tables.score.stays)?;
+        store.load(&mut tables.windows)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -257,6 +290,7 @@ impl Partition {
             claims,
             members,
             score,
+            windows,
         } = tables;
         let mut p = Self {
             id,
@@ -264,7 +298,9 @@ impl Partition {
             claims,
             members,
             timers: BTreeMap::new(),
+            window_timers: BTreeMap::new(),
             scheduled: [
+                HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
             ],
@@ -274,6 +310,8 @@ impl Partition {
             claim_out: ClaimOutputs::default(),
             changes: None,
             score,
+            windows,
+            key_buf: String::with_capacity(64),
             training: Vec::new(),
             restore_writer: None,
         };
@@ -288,6 +326,14 @@ impl Partition {
         }
         for key in p.members.keys().into_iter().chain(p.score.stays.keys()) {
             p.reschedule_member(engine, &key);
+        }
+        let dues: Vec<(String, EpochMillis)> = p
+            .windows
+            .iter()
+            .map(|e| (e.key().clone(), engine.monitor.next_timer(e.value()).0))
+            .collect();
+        for (key, due) in dues {
+            p.schedule(TimerOwner::Window, &key, Some(due));
         }
         p
     }
@@ -340,6 +386,11 @@ impl Partition {
         &self.members
     }
 
+    /// The payer monitor windows.
+    pub fn windows(&self) -> &Table<WindowState> {
+        &self.windows
+    }
+
     /// Takes the training examples matured since the last call (the training store's sink).
     pub fn take_training(&mut self) -> Vec<TrainingExample> {
         std::mem::take(&mut self.training)
@@ -351,7 +402,7 @@ impl Partition {
     }
 
     pub fn pending_timers(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.window_timers.len()
     }
 
     /// Events applied since the last checkpoint.
@@ -373,7 +424,7 @@ impl Partition {
     }
 
     /// Applies one validated input event read from `source` at `offset`. Outputs go to `out`;
-    /// records for the member flow (which may live in another partition) go to `costs`.
+    /// records for the member and payer flows (which may live in another partition) go to `costs`.
     pub fn apply(
         &mut self,
         engine: &Engine,
@@ -381,7 +432,7 @@ impl Partition {
         source: &str,
         offset: i64,
         out: &mut Vec<OutputEvent>,
-        costs: &mut Vec<EncounterCost>,
+        costs: &mut Vec<Rekeyed>,
     ) {
         self.advance_to(engine, event.event_time(), out, costs);
         self.stats.events += 1;
@@ -424,8 +475,18 @@ impl Partition {
             self.score_claim_event(engine, key, event);
         }
         out.append(&mut self.claim_out.events);
+        self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
         self.reschedule_claim(engine, key);
+    }
+
+    /// Marks the payer facts just produced with this partition as their source.
+    fn stamp_facts(&mut self) {
+        for r in &mut self.claim_out.costs {
+            if let Rekeyed::Payer(f) = r {
+                f.source_partition = self.id;
+            }
+        }
     }
 
     /// Scores a submission and matures a pending denial label when the outcome became final.
@@ -465,6 +526,46 @@ impl Partition {
                 &mut self.training,
             ),
         }
+    }
+
+    /// Applies a record re-keyed from the claim flow (its key must hash to this partition).
+    pub fn apply_rekeyed(&mut self, engine: &Engine, record: &Rekeyed, out: &mut Vec<OutputEvent>) {
+        match record {
+            Rekeyed::Cost(c) => self.apply_cost(engine, c, out),
+            Rekeyed::Payer(f) => self.apply_fact(engine, f, out),
+        }
+    }
+
+    /// Applies a payer fact to its hourly and daily windows (the payer must hash to this
+    /// partition). Facts do not move the partition's watermark; they move the payer flow's, which
+    /// closes and expires the windows: the minimum over the source partitions of the latest fact
+    /// time from each (so it stays put until every source partition has sent a fact). A separate watermark because facts reach the partition through
+    /// a topic: in Kafka the partition's own inputs, and other source partitions, can be far
+    /// ahead in event time of the facts a slower partition is still producing, and would
+    /// otherwise close (and expire) windows before their facts arrive.
+    pub fn apply_fact(&mut self, engine: &Engine, fact: &PayerFact, out: &mut Vec<OutputEvent>) {
+        if !engine.monitor.enabled() {
+            return;
+        }
+        self.stats.monitor_facts += 1;
+        let now = self.payer_flow_time(engine, fact);
+        self.advance_payer_flow_to(engine, now, out);
+        let watermark = self.checkpoint.payer_watermark;
+        let mut key = std::mem::take(&mut self.key_buf);
+        for (gi, g) in Granularity::ALL.into_iter().enumerate() {
+            let start = window_start(fact.event_time, g);
+            window_key(&mut key, &fact.payer_id, g, start);
+            match engine
+                .monitor
+                .apply(&mut self.windows, &key, fact, g, start, watermark, out)
+            {
+                Applied::Dropped => {
+                    self.stats.monitor_facts_dropped[gi][fact.payer_category as usize] += 1;
+                }
+                Applied::Open | Applied::Emitted => self.reschedule_window(engine, &key),
+            }
+        }
+        self.key_buf = key;
     }
 
     /// Applies a record re-keyed from the claim flow (the member must hash to this partition).
@@ -507,7 +608,7 @@ impl Partition {
         engine: &Engine,
         now: EpochMillis,
         out: &mut Vec<OutputEvent>,
-        costs: &mut Vec<EncounterCost>,
+        costs: &mut Vec<Rekeyed>,
     ) {
         if now <= self.checkpoint.watermark {
             return;
@@ -526,6 +627,7 @@ impl Partition {
                 match owner {
                     TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
                     TimerOwner::Member => self.fire_member(engine, &key, due),
+                    TimerOwner::Window => {}
                 }
             }
         }
@@ -537,7 +639,7 @@ impl Partition {
         key: &str,
         due: EpochMillis,
         out: &mut Vec<OutputEvent>,
-        costs: &mut Vec<EncounterCost>,
+        costs: &mut Vec<Rekeyed>,
     ) {
         let reconciler = &engine.reconciler;
         let Some(timer) = self.claims.get(key).map(|st| reconciler.next_timer(&st)) else {
@@ -553,6 +655,7 @@ impl Partition {
             reconciler.fire_timer(st, key, timer.1, due, claim_out)
         });
         out.append(&mut self.claim_out.events);
+        self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
         if keep {
             self.reschedule_claim(engine, key);
@@ -594,8 +697,96 @@ impl Partition {
         }
     }
 
+    /// Records `fact`'s time for its source partition; returns the payer flow's time.
+    fn payer_flow_time(&mut self, engine: &Engine, fact: &PayerFact) -> EpochMillis {
+        let sources = &mut self.checkpoint.payer_sources;
+        let n = engine.config.partitions as usize;
+        if sources.len() != n {
+            sources.resize(n, i64::MIN);
+        }
+        if let Some(s) = usize::try_from(fact.source_partition)
+            .ok()
+            .and_then(|i| sources.get_mut(i))
+        {
+            *s = (*s).max(fact.event_time);
+        }
+        // Until every source has been heard from, nothing is known about the silent ones: in
+        // Kafka a fast partition's facts can arrive months (of event time) before a slow one's
+        // first.
+        sources.iter().copied().min().unwrap_or(i64::MIN)
+    }
+
+    /// Moves the payer flow's watermark to `now` (if later) and fires every window timer due by
+    /// then. Facts do it themselves; the runtime calls it with wall-clock time on a quiet stream.
+    pub fn advance_payer_flow_to(
+        &mut self,
+        engine: &Engine,
+        now: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if now <= self.checkpoint.payer_watermark {
+            return;
+        }
+        self.checkpoint.payer_watermark = now;
+        while let Some(((due, _, _), _)) = self.window_timers.first_key_value() {
+            if *due > now {
+                break;
+            }
+            let Some(((due, owner, _), keys)) = self.window_timers.pop_first() else {
+                break;
+            };
+            for key in keys {
+                self.scheduled[owner as usize].remove(&key);
+                // Not in `timers_fired`: when window timers fire depends on how facts from
+                // several partitions interleave, which differs between Kafka and replay.
+                self.fire_window(engine, &key, due, out);
+            }
+        }
+    }
+
+    /// The payer flow's watermark (see [`Partition::apply_fact`]).
+    pub fn payer_watermark(&self) -> EpochMillis {
+        self.checkpoint.payer_watermark
+    }
+
+    fn fire_window(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        due: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let monitor = &engine.monitor;
+        let Some(timer) = self.windows.get(key).map(|w| monitor.next_timer(&w)) else {
+            return;
+        };
+        if timer.0 > due {
+            self.reschedule_window(engine, key);
+            return;
+        }
+        if monitor.fire(&mut self.windows, key, timer.1, out) {
+            self.reschedule_window(engine, key);
+        } else {
+            self.windows.remove(key);
+            self.stats.monitor_windows_expired += 1;
+        }
+    }
+
+    fn reschedule_window(&mut self, engine: &Engine, key: &str) {
+        let due = self
+            .windows
+            .get(key)
+            .map(|w| engine.monitor.next_timer(&w).0);
+        self.schedule(TimerOwner::Window, key, due);
+    }
+
     fn schedule(&mut self, owner: TimerOwner, key: &str, due: Option<EpochMillis>) {
         let slots = &mut self.scheduled[owner as usize];
+        let timers = if owner == TimerOwner::Window {
+            &mut self.window_timers
+        } else {
+            &mut self.timers
+        };
         let old = slots.get(key).copied();
         if old == due {
             return;
@@ -606,7 +797,7 @@ impl Partition {
         let mut reuse: Option<(String, Vec<String>)> = None;
         if let Some(old) = old {
             if let std::collections::btree_map::Entry::Occupied(mut entry) =
-                self.timers.entry((old, owner, hash))
+                timers.entry((old, owner, hash))
             {
                 if let Some(pos) = entry.get().iter().position(|k| k == key) {
                     let taken = entry.get_mut().remove(pos);
@@ -628,7 +819,7 @@ impl Partition {
                     }
                 }
                 let (owned, spare) = reuse.unwrap_or_else(|| (key.to_owned(), Vec::new()));
-                let keys = self.timers.entry((due, owner, hash)).or_insert(spare);
+                let keys = timers.entry((due, owner, hash)).or_insert(spare);
                 let pos = keys.binary_search(&owned).unwrap_or_else(|p| p);
                 keys.insert(pos, owned);
             }
@@ -684,6 +875,7 @@ impl Partition {
                 &mut self.score.history,
                 &mut self.score.claims,
                 &mut self.score.stays,
+                &mut self.windows,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

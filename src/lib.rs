@@ -21,6 +21,8 @@
 //! - [`readmit`]: incremental 30-day readmission detection (keyed by member id).
 //! - [`score`]: risk scoring in the core: features as of scoring time, logistic models with
 //!   drivers, LACE/HOSPITAL, high-risk alerts, training labels maturing in the stream, `train`.
+//! - [`monitor`]: payer denial monitors (keyed by payer id): hourly and daily windows of the payer
+//!   facts re-keyed from reconciliation, KPIs with corrections, drift against a baseline, alerts.
 //! - [`core`]: the transport-free engine that routes events to the stages, runs event-time timers
 //!   and checkpoints; file replay, the Kafka runtime and the benchmarks all drive it.
 //! - [`generate`]: the calibrated synthetic population generator with ground truth.
@@ -40,6 +42,7 @@ pub mod error;
 pub mod generate;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
 pub mod readmit;
 pub mod reconcile;
 pub mod refdata;

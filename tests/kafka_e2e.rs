@@ -23,8 +23,11 @@ async fn run_until_quiet(service: &Service, inputs: u64) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let c = status.consumed.load(Ordering::Relaxed);
-        if c != last.0 {
-            last = (c, std::time::Instant::now());
+        // Quiet means no input and no internal repartition record (paid amounts, payer facts
+        // still on their way to another partition) for 3 s.
+        let all = c + status.rekeyed.load(Ordering::Relaxed);
+        if all != last.0 {
+            last = (all, std::time::Instant::now());
         }
         if c >= inputs && last.1.elapsed() > Duration::from_secs(3) {
             return;
@@ -136,6 +139,39 @@ async fn service_on_tansu_equals_replay() {
     let want = final_readmissions(&replay_outputs(&replay_out, "claimwatch.readmissions"));
     assert!(!want.is_empty());
     assert_eq!(got, want, "final readmission records differ from replay");
+
+    // Payer KPI windows: the final version of every window equals replay's.
+    let b = broker.bootstrap.clone();
+    let kpis = tokio::task::spawn_blocking(move || {
+        read_outputs(&b, "claimwatch.payer-kpis", Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let want = final_payer_kpis(&replay_outputs(&replay_out, "claimwatch.payer-kpis"));
+    assert!(want.len() > 50, "payer windows: {}", want.len());
+    let got = final_payer_kpis(&kpis);
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(5)
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "payer KPI windows; missing {missing:?}, extra {extra:?}"
+    );
+    for (k, w) in &want {
+        assert_eq!(
+            got.get(k),
+            Some(w),
+            "final payer KPI window {k:?} differs from replay"
+        );
+    }
 
     // A Python subscriber decodes the same messages with its standard Avro library (fastavro).
     let b = broker.bootstrap.clone();

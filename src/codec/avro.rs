@@ -25,10 +25,12 @@ pub enum SchemaKind {
     HighRiskAlert,
     PayerKpi,
     EncounterCost,
+    PayerFact,
+    PayerMonitorAlert,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 12] = [
+    pub const ALL: [SchemaKind; 14] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -41,6 +43,8 @@ impl SchemaKind {
         Self::HighRiskAlert,
         Self::PayerKpi,
         Self::EncounterCost,
+        Self::PayerFact,
+        Self::PayerMonitorAlert,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +61,8 @@ impl SchemaKind {
             Self::HighRiskAlert => "HighRiskAlert",
             Self::PayerKpi => "PayerKpi",
             Self::EncounterCost => "EncounterCost",
+            Self::PayerFact => "PayerFact",
+            Self::PayerMonitorAlert => "PayerMonitorAlert",
         }
     }
 
@@ -75,6 +81,8 @@ impl SchemaKind {
             Self::HighRiskAlert => include_str!("../../schemas/HighRiskAlert.avsc"),
             Self::PayerKpi => include_str!("../../schemas/PayerKpi.avsc"),
             Self::EncounterCost => include_str!("../../schemas/EncounterCost.avsc"),
+            Self::PayerFact => include_str!("../../schemas/PayerFact.avsc"),
+            Self::PayerMonitorAlert => include_str!("../../schemas/PayerMonitorAlert.avsc"),
         }
     }
 
@@ -367,6 +375,83 @@ mod tests {
             event_time: 1,
         };
         round_trip(SchemaKind::DeadLetter, &dl);
+    }
+
+    #[test]
+    fn payer_monitor_records_round_trip() {
+        let fact = PayerFact {
+            payer_id: "P1".into(),
+            payer_category: PayerCategory::Medicaid,
+            event_time: 1_700_000_000_000,
+            kind: FactKind::Adjudicated,
+            outcome: Some(FactOutcome::PartiallyPaid),
+            first_adjudication: true,
+            first_pass_paid: false,
+            paid_cents: 12_000,
+            denied_cents: 3_000,
+            denial_category: Some("CODING".into()),
+            denied_by_category: vec![AmountByCode {
+                code: "CODING".into(),
+                amount_cents: 3_000,
+            }],
+            days_to_payment: Some(21),
+            source_partition: 2,
+        };
+        round_trip(SchemaKind::PayerFact, &fact);
+        let kpi = PayerKpi {
+            output_id: "P1:DAILY:0:2".into(),
+            payer_id: "P1".into(),
+            payer_category: PayerCategory::Medicaid,
+            window_start: 0,
+            window_end: DAY_MS,
+            version: 2,
+            submitted: 10,
+            accepted: 9,
+            rejected: 1,
+            paid: 6,
+            denied: 2,
+            paid_cents: 60_000,
+            denied_cents: 9_000,
+            denial_rate: 0.25,
+            first_pass_yield: 0.5,
+            top_denial_categories: vec![AmountByCode {
+                code: "CODING".into(),
+                amount_cents: 9_000,
+            }],
+            median_days_to_payment: Some(20.5),
+            granularity: Granularity::Daily,
+            adjudicated: 8,
+            partially_paid: 1,
+            reversed: 0,
+            first_adjudicated: 8,
+            first_pass_paid: 4,
+            top_denial_category_counts: vec![CountByCode {
+                code: "CODING".into(),
+                count: 2,
+            }],
+            late_facts: 1,
+            baseline_windows: 28,
+            baseline_denial_rate: Some(0.1),
+            denial_rate_z: Some(2.1),
+            carc_mix_chi2: Some(3.5),
+            carc_mix_dof: Some(8),
+            carc_mix_p_value: Some(0.9),
+        };
+        round_trip(SchemaKind::PayerKpi, &kpi);
+        let alert = PayerMonitorAlert {
+            output_id: "P1:DAILY:0:DENIAL_RATE_SPIKE".into(),
+            payer_id: "P1".into(),
+            payer_category: PayerCategory::Medicaid,
+            granularity: Granularity::Daily,
+            window_start: 0,
+            window_end: DAY_MS,
+            rule: MonitorRule::DenialRateSpike,
+            value: 3.2,
+            threshold: 3.0,
+            volume: 8,
+            kpi_version: 2,
+        };
+        round_trip(SchemaKind::PayerMonitorAlert, &alert);
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub const UNREGISTERED: u32 = 0;
 /// The schemas claimwatch writes: it owns these subjects, so it registers them (with
 /// `auto_register`) or requires them to be registered. The others are inputs, whose subjects
 /// belong to their producers and are only looked up.
-pub const WRITTEN: [SchemaKind; 8] = [
+pub const WRITTEN: [SchemaKind; 10] = [
     SchemaKind::ClaimLifecycleUpdate,
     SchemaKind::ReadmissionEvent,
     SchemaKind::DeadLetter,
@@ -50,6 +50,8 @@ pub const WRITTEN: [SchemaKind; 8] = [
     SchemaKind::HighRiskAlert,
     SchemaKind::PayerKpi,
     SchemaKind::EncounterCost,
+    SchemaKind::PayerFact,
+    SchemaKind::PayerMonitorAlert,
 ];
 
 /// The subject of a topic's value schema (TopicNameStrategy).

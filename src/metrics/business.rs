@@ -44,8 +44,8 @@ use super::{
     histogram_vec, resolve, MetricsError,
 };
 use crate::model::{
-    day_of, ClaimLifecycleUpdate, ClaimStatus, EpochDay, OutputEvent, ReadmissionAction,
-    ReadmissionEvent, RiskTier, UpdateCause,
+    day_of, ClaimLifecycleUpdate, ClaimStatus, EpochDay, Granularity, MonitorRule, OutputEvent,
+    ReadmissionAction, ReadmissionEvent, RiskTier, UpdateCause,
 };
 use crate::refdata::CarcCategory;
 
@@ -146,6 +146,10 @@ pub(crate) struct Kpi {
     readmit_interval: Histogram,
     high_risk_alerts: IntCounter,
     payer_kpi_windows: [IntCounter; 6],
+    /// Payer monitor alerts by rule (`MonitorRule::ALL`) x payer category.
+    monitor_alerts: Vec<IntCounter>,
+    /// Payer facts dropped as older than the monitor retention, by granularity x payer category.
+    monitor_dropped: Vec<IntCounter>,
 
     model_info: IntGaugeVec,
     model_versions: RwLock<[Option<String>; 2]>,
@@ -304,6 +308,34 @@ impl Kpi {
             "Payer KPI windows emitted (claimwatch.payer-kpis), by payer category.",
             &["payer_category"],
         )?;
+        let alerts_vec = counter_vec(
+            r,
+            "claimwatch_payer_monitor_alerts_total",
+            "Payer monitor alerts emitted (claimwatch.alerts.payer-monitor), by rule and payer category.",
+            &["rule", "payer_category"],
+        )?;
+        let dropped_vec = counter_vec(
+            r,
+            "claimwatch_payer_monitor_facts_dropped_total",
+            "Payer facts dropped because their window was older than the monitor retention, by window granularity and payer category.",
+            &["granularity", "payer_category"],
+        )?;
+        let monitor_alerts = MonitorRule::ALL
+            .iter()
+            .flat_map(|rule| {
+                PAYER_CATEGORIES[..6]
+                    .iter()
+                    .map(|p| alerts_vec.with_label_values(&[rule.as_str(), p]))
+            })
+            .collect();
+        let monitor_dropped = Granularity::ALL
+            .iter()
+            .flat_map(|g| {
+                PAYER_CATEGORIES[..6]
+                    .iter()
+                    .map(|p| dropped_vec.with_label_values(&[g.as_str(), p]))
+            })
+            .collect();
 
         let model_info = gauge_vec(
             r,
@@ -385,6 +417,8 @@ impl Kpi {
             payer_kpi_windows: std::array::from_fn(|i| {
                 kpi_vec.with_label_values(&[PAYER_CATEGORIES[i]])
             }),
+            monitor_alerts,
+            monitor_dropped,
             model_info,
             model_versions: RwLock::new([None, None]),
             model_fallback: resolve(&MODELS, |m| fallback.with_label_values(&[m])),
@@ -407,6 +441,9 @@ impl Kpi {
             }
             OutputEvent::HighRiskAlert(_) => self.high_risk_alerts.inc(),
             OutputEvent::PayerKpi(k) => self.payer_kpi_windows[k.payer_category as usize].inc(),
+            OutputEvent::PayerMonitorAlert(a) => {
+                self.monitor_alerts[a.rule as usize * 6 + a.payer_category as usize].inc()
+            }
             OutputEvent::DeadLetter(_) => {}
         }
     }
@@ -414,6 +451,18 @@ impl Kpi {
     /// The `department` label value of a claim's or a stay's department.
     fn department<'a>(&self, d: Option<&'a str>) -> &'a str {
         d.map_or(UNKNOWN, |d| self.departments.get(d))
+    }
+
+    /// Counts payer facts dropped as too late (`dropped[granularity][payer category]`, the
+    /// counts of [`crate::core::PartitionStats::monitor_facts_dropped`] since the last call).
+    pub(crate) fn monitor_facts_dropped(&self, dropped: &[[u64; 6]; 2]) {
+        for (g, row) in dropped.iter().enumerate() {
+            for (p, n) in row.iter().enumerate() {
+                if *n > 0 {
+                    self.monitor_dropped[g * 6 + p].inc_by(*n);
+                }
+            }
+        }
     }
 
     fn claim(&self, u: &ClaimLifecycleUpdate) {
@@ -634,5 +683,6 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::ReadmissionRisk(s) => (s.event_time, true, false),
         OutputEvent::HighRiskAlert(a) => (a.event_time, true, false),
         OutputEvent::PayerKpi(k) => (k.window_end, false, false),
+        OutputEvent::PayerMonitorAlert(a) => (a.window_end, false, false),
     }
 }

@@ -123,9 +123,9 @@ pub struct Metrics {
     // Pipeline.
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
-    produced_by_output: [IntCounter; 7],
+    produced_by_output: [IntCounter; 8],
     stage_duration: [Histogram; 5],
-    e2e_latency: [Histogram; 7],
+    e2e_latency: [Histogram; 8],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
@@ -291,7 +291,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 7] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 8] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -299,6 +299,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 7] = [
     "claimwatch.readmission-risk",
     "claimwatch.alerts.high-risk-discharge",
     "claimwatch.payer-kpis",
+    "claimwatch.alerts.payer-monitor",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -310,6 +311,7 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::ReadmissionRisk(_) => 4,
         OutputEvent::HighRiskAlert(_) => 5,
         OutputEvent::PayerKpi(_) => 6,
+        OutputEvent::PayerMonitorAlert(_) => 7,
     }
 }
 
@@ -642,6 +644,12 @@ impl Metrics {
     }
 
     /// Keys in a partition's hot state (`store`: a table name of `core::TABLES`).
+    /// Counts payer facts dropped as older than the monitor retention (see
+    /// [`crate::core::PartitionStats::monitor_facts_dropped`]; pass the increase since last call).
+    pub fn observe_monitor_dropped(&self, dropped: &[[u64; 6]; 2]) {
+        self.kpi.monitor_facts_dropped(dropped);
+    }
+
     pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {
         let mut b = itoa::Buffer::new();
         let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {

@@ -8,8 +8,8 @@ use crate::config::CoreConfig;
 use crate::core::{Engine, Partition};
 use crate::generate::{generate, GenerateConfig};
 use crate::model::{
-    DeadLetter, DenialRiskScore, HighRiskAlert, InputEvent, OutputEvent, PayerCategory, PayerKpi,
-    ReadmissionRiskScore, RiskTier,
+    DeadLetter, DenialRiskScore, Granularity, HighRiskAlert, InputEvent, MonitorRule, OutputEvent,
+    PayerCategory, PayerKpi, PayerMonitorAlert, ReadmissionRiskScore, RiskTier,
 };
 use crate::refdata::RefData;
 use crate::state::PartitionStore;
@@ -79,7 +79,7 @@ pub fn sample_outputs(members: usize, seed: u64) -> SampleOutputs {
             &mut costs,
         );
         for c in costs.drain(..) {
-            partition.apply_cost(&engine, &c, &mut outputs);
+            partition.apply_rekeyed(&engine, &c, &mut outputs);
         }
     }
     let end = events.last().map_or(0, |e| e.0) + 200 * crate::model::DAY_MS;
@@ -169,6 +169,33 @@ fn synthetic(t: i64) -> Vec<OutputEvent> {
             first_pass_yield: 0.7,
             top_denial_categories: Vec::new(),
             median_days_to_payment: Some(14.0),
+            granularity: Granularity::Daily,
+            adjudicated: 9,
+            partially_paid: 1,
+            reversed: 0,
+            first_adjudicated: 10,
+            first_pass_paid: 7,
+            top_denial_category_counts: Vec::new(),
+            late_facts: 0,
+            baseline_windows: 28,
+            baseline_denial_rate: Some(0.1),
+            denial_rate_z: Some(3.3),
+            carc_mix_chi2: None,
+            carc_mix_dof: None,
+            carc_mix_p_value: None,
+        }),
+        OutputEvent::PayerMonitorAlert(PayerMonitorAlert {
+            output_id: "SYNTH-P1:DAILY:0:DENIAL_RATE_SPIKE".into(),
+            payer_id: "SYNTH-P1".into(),
+            payer_category: PayerCategory::Commercial,
+            granularity: Granularity::Daily,
+            window_start: t - crate::model::DAY_MS,
+            window_end: t,
+            rule: MonitorRule::DenialRateSpike,
+            value: 3.3,
+            threshold: 3.0,
+            volume: 9,
+            kpi_version: 1,
         }),
     ]
 }

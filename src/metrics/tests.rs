@@ -91,7 +91,10 @@ fn scrape_of_a_generated_population_parses_and_follows_the_naming_rules() {
                     || (x.name.starts_with("claimwatch_model_")
                         && ["model", "version", "tier", "feature", "bin"].contains(&k.as_str()))
                     || (x.name.starts_with("claimwatch_readmissions_")
-                        && (k == "action" || k == "planned")),
+                        && (k == "action" || k == "planned"))
+                    // Bounded vocabularies: `MonitorRule::ALL`, `Granularity::ALL`.
+                    || (x.name.starts_with("claimwatch_payer_monitor_")
+                        && (k == "rule" || k == "granularity")),
                 "{} has label {k}",
                 x.name
             );

@@ -362,26 +362,257 @@ pub struct HighRiskAlert {
     pub fallback: bool,
 }
 
-/// Windowed denial KPIs per payer (filled by the observability issue).
+/// Length of a payer monitor window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Granularity {
+    Hourly,
+    Daily,
+}
+
+impl Granularity {
+    pub const ALL: [Granularity; 2] = [Self::Hourly, Self::Daily];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hourly => "HOURLY",
+            Self::Daily => "DAILY",
+        }
+    }
+
+    /// Window length in milliseconds.
+    pub fn millis(self) -> EpochMillis {
+        match self {
+            Self::Hourly => 3_600_000,
+            Self::Daily => super::DAY_MS,
+        }
+    }
+}
+
+/// A count and an amount summed under a code (a CARC category).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CountByCode {
+    pub code: String,
+    pub count: i64,
+}
+
+/// Windowed denial KPIs of one payer. Emitted on `claimwatch.payer-kpis`, keyed by payer id, when
+/// the payer flow's watermark passes the window end plus the grace period (version 1), and again
+/// with version + 1 for every fact that arrives later but within the retention (a correction).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PayerKpi {
+    /// `<payer_id>:<granularity>:<window_start>:<version>`: deterministic.
     pub output_id: String,
     pub payer_id: String,
     pub payer_category: PayerCategory,
     pub window_start: EpochMillis,
     pub window_end: EpochMillis,
     pub version: i64,
+    /// Non-void submissions (originals and replacements) in the window.
     pub submitted: i64,
+    /// 277CA acceptances (A2 / finalized) in the window.
     pub accepted: i64,
+    /// 277CA front-door rejections (A3/A6/A7/A8, A4, E*) in the window.
     pub rejected: i64,
+    /// Adjudications whose outcome is paid in full or partially paid.
     pub paid: i64,
+    /// Adjudications whose outcome is denied (nothing paid, denial CARC or CLP02 4).
     pub denied: i64,
+    /// Payer payment on the counted adjudications, cents.
     pub paid_cents: i64,
+    /// Denial-category adjustments on the counted adjudications, cents.
     pub denied_cents: i64,
+    /// denied / adjudicated (0 when nothing was adjudicated).
     pub denial_rate: f64,
+    /// first_pass_paid / first_adjudicated (0 when no claim had its first adjudication here).
     pub first_pass_yield: f64,
+    /// Denied dollars by CARC category, largest first (at most 5).
     pub top_denial_categories: Vec<AmountByCode>,
+    /// Median days from first submission to first payment of the paid adjudications (exact for
+    /// medians up to 120 days; 121 means "over 120").
     pub median_days_to_payment: Option<f64>,
+    #[serde(default = "default_granularity")]
+    pub granularity: Granularity,
+    /// Adjudications of any outcome (paid, partially paid, denied) in the window.
+    #[serde(default)]
+    pub adjudicated: i64,
+    /// Of `paid`, those partially paid (some denial adjustment).
+    #[serde(default)]
+    pub partially_paid: i64,
+    /// Reversals (CLP02 22 retracting an adjudication) in the window.
+    #[serde(default)]
+    pub reversed: i64,
+    /// Claims whose first adjudication falls in the window (first-pass yield denominator).
+    #[serde(default)]
+    pub first_adjudicated: i64,
+    /// Of those, paid on that first pass (first-pass yield numerator).
+    #[serde(default)]
+    pub first_pass_paid: i64,
+    /// Adjudications by primary denial category, most first (at most 5).
+    #[serde(default)]
+    pub top_denial_category_counts: Vec<CountByCode>,
+    /// Facts applied after the window was first emitted.
+    #[serde(default)]
+    pub late_facts: i64,
+    /// Daily windows in the drift baseline (0 for hourly windows).
+    #[serde(default)]
+    pub baseline_windows: i32,
+    /// Denial rate of the baseline (pooled), when it has enough adjudications.
+    #[serde(default)]
+    pub baseline_denial_rate: Option<f64>,
+    /// (denial_rate - baseline) / sqrt(baseline (1 - baseline) / adjudicated).
+    #[serde(default)]
+    pub denial_rate_z: Option<f64>,
+    /// Pearson chi-squared of the window's denial-category counts against the baseline mix.
+    #[serde(default)]
+    pub carc_mix_chi2: Option<f64>,
+    /// Degrees of freedom of `carc_mix_chi2`.
+    #[serde(default)]
+    pub carc_mix_dof: Option<i32>,
+    /// Upper-tail p-value of `carc_mix_chi2`.
+    #[serde(default)]
+    pub carc_mix_p_value: Option<f64>,
+}
+
+fn default_granularity() -> Granularity {
+    Granularity::Daily
+}
+
+/// The rule a payer monitor alert fired on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MonitorRule {
+    /// First-pass yield under the threshold with enough first adjudications.
+    FirstPassYieldLow,
+    /// Denial-rate z-score against the baseline at or above the threshold.
+    DenialRateSpike,
+    /// CARC-category mix departs from the baseline (chi-squared p-value under the threshold).
+    CarcMixShift,
+}
+
+impl MonitorRule {
+    pub const ALL: [MonitorRule; 3] = [
+        Self::FirstPassYieldLow,
+        Self::DenialRateSpike,
+        Self::CarcMixShift,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FirstPassYieldLow => "FIRST_PASS_YIELD_LOW",
+            Self::DenialRateSpike => "DENIAL_RATE_SPIKE",
+            Self::CarcMixShift => "CARC_MIX_SHIFT",
+        }
+    }
+}
+
+/// A payer monitor threshold crossed by a KPI window: at most one per payer, window and rule.
+/// Emitted on `claimwatch.alerts.payer-monitor`, keyed by payer id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PayerMonitorAlert {
+    /// `<payer_id>:<granularity>:<window_start>:<rule>`: one per payer, window and rule.
+    pub output_id: String,
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    pub granularity: Granularity,
+    pub window_start: EpochMillis,
+    pub window_end: EpochMillis,
+    pub rule: MonitorRule,
+    /// The observed value (first-pass yield, z-score or p-value).
+    pub value: f64,
+    /// The configured threshold it crossed.
+    pub threshold: f64,
+    /// Claims behind the value (first adjudications, adjudications or denials).
+    pub volume: i64,
+    /// The KPI version that raised it.
+    pub kpi_version: i64,
+}
+
+/// What a [`PayerFact`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FactKind {
+    Submitted,
+    Accepted,
+    Rejected,
+    Adjudicated,
+    Reversed,
+}
+
+/// Outcome of an adjudication fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FactOutcome {
+    Paid,
+    PartiallyPaid,
+    Denied,
+}
+
+/// Internal event on the payer flow: one change of a claim that a payer monitor counts, re-keyed
+/// from claim id to payer id (in Kafka through `claimwatch.internal.payer-facts`, in replay
+/// directly). Carries no claim or member identifier: per-claim deduplication (first pass) is
+/// decided by reconciliation, which sees the whole claim.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayerFact {
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    /// Event time of the change (the input record that caused it); decides the windows.
+    pub event_time: EpochMillis,
+    pub kind: FactKind,
+    /// For `ADJUDICATED`.
+    pub outcome: Option<FactOutcome>,
+    /// The claim's first adjudication (first-pass yield denominator).
+    pub first_adjudication: bool,
+    /// First adjudication paid without a prior rejection, replacement or denial.
+    pub first_pass_paid: bool,
+    /// Payer payment to date (adjudicated) or retracted (reversed, positive), cents.
+    pub paid_cents: i64,
+    /// Denial-category adjustments, cents.
+    pub denied_cents: i64,
+    /// Category of the largest denial adjustment.
+    pub denial_category: Option<String>,
+    /// Denial-category adjustments by category.
+    pub denied_by_category: Vec<AmountByCode>,
+    /// First submission to first payment, days (paid adjudications).
+    pub days_to_payment: Option<i32>,
+    /// Partition of the claim flow that produced it (set by the core; drives the payer flow's
+    /// watermark).
+    #[serde(default)]
+    pub source_partition: i32,
+}
+
+impl std::fmt::Debug for PayerFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayerFact")
+            .field("kind", &self.kind)
+            .field("outcome", &self.outcome)
+            .field("event_time", &self.event_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record re-keyed out of the claim flow: to the member flow or to the payer flow.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rekeyed {
+    Cost(EncounterCost),
+    Payer(PayerFact),
+}
+
+impl Rekeyed {
+    /// The key on the target flow: member id or payer id.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Cost(c) => &c.member_id,
+            Self::Payer(f) => &f.payer_id,
+        }
+    }
+
+    pub fn event_time(&self) -> EpochMillis {
+        match self {
+            Self::Cost(c) => c.event_time,
+            Self::Payer(f) => f.event_time,
+        }
+    }
 }
 
 /// Internal event on the member flow: the paid amount of the claim that bills an encounter.
@@ -453,6 +684,7 @@ pub enum OutputEvent {
     ReadmissionRisk(ReadmissionRiskScore),
     HighRiskAlert(HighRiskAlert),
     PayerKpi(PayerKpi),
+    PayerMonitorAlert(PayerMonitorAlert),
 }
 
 impl OutputEvent {
@@ -466,6 +698,7 @@ impl OutputEvent {
             Self::ReadmissionRisk(_) => "claimwatch.readmission-risk",
             Self::HighRiskAlert(_) => "claimwatch.alerts.high-risk-discharge",
             Self::PayerKpi(_) => "claimwatch.payer-kpis",
+            Self::PayerMonitorAlert(_) => "claimwatch.alerts.payer-monitor",
         }
     }
 
@@ -479,6 +712,7 @@ impl OutputEvent {
             Self::ReadmissionRisk(e) => &e.member_id,
             Self::HighRiskAlert(e) => &e.member_id,
             Self::PayerKpi(e) => &e.payer_id,
+            Self::PayerMonitorAlert(e) => &e.payer_id,
         }
     }
 }

@@ -24,6 +24,17 @@
 //!
 //! **Emits** [`OutputEvent::ClaimLifecycle`] and, when the paid amount of a claim that bills an
 //! encounter changes, an internal [`EncounterCost`] for the member flow.
+//!
+//! **Payer facts** (for the payer monitors, re-keyed to the payer flow), each at the event time of
+//! the input that caused it and only once the claim's payer is known (a 277CA or 835 that arrives
+//! before the claim is reported when the claim arrives):
+//! - `SUBMITTED` for every distinct non-void submission;
+//! - `ACCEPTED` / `REJECTED` for every distinct 277CA whose status category accepts (A2, F*) or
+//!   rejects (A3, A6-A8, A4, E*) the claim;
+//! - `ADJUDICATED` whenever the claim's status becomes paid, partially paid or denied (from any
+//!   other status): the first such fact of a claim is its first adjudication, and carries whether
+//!   it was paid on the first pass ([`ClaimLifecycleUpdate::first_pass_paid`]);
+//! - `REVERSED` when a reversal takes an adjudicated claim to `REVERSED`.
 
 use std::sync::Arc;
 
@@ -33,10 +44,34 @@ use smallvec::SmallVec;
 use crate::config::CoreConfig;
 use crate::model::{
     AdjustmentGroup, AmountByCode, ClaimAck, ClaimAlert, ClaimFrequency, ClaimLifecycleUpdate,
-    ClaimStatus, ClaimSubmitted, EncounterCost, EpochDay, EpochMillis, OutputEvent, PayerCategory,
-    Remittance, UpdateCause, DAY_MS,
+    ClaimStatus, ClaimSubmitted, EncounterCost, EpochDay, EpochMillis, FactKind, FactOutcome,
+    OutputEvent, PayerCategory, PayerFact, Rekeyed, Remittance, UpdateCause, DAY_MS,
 };
-use crate::refdata::{AckClass, RefData};
+use crate::refdata::{AckClass, CarcCategory, RefData};
+
+/// A payer fact with no amounts.
+fn fact(
+    payer_id: &str,
+    payer_category: PayerCategory,
+    event_time: EpochMillis,
+    kind: FactKind,
+) -> PayerFact {
+    PayerFact {
+        payer_id: payer_id.to_owned(),
+        payer_category,
+        event_time,
+        kind,
+        outcome: None,
+        first_adjudication: false,
+        first_pass_paid: false,
+        paid_cents: 0,
+        denied_cents: 0,
+        denial_category: None,
+        denied_by_category: Vec::new(),
+        days_to_payment: None,
+        source_partition: 0,
+    }
+}
 
 #[cfg(test)]
 mod tests;
@@ -161,8 +196,8 @@ pub enum ClaimTimer {
 #[derive(Debug, Default)]
 pub struct ClaimOutputs {
     pub events: Vec<OutputEvent>,
-    /// Re-keyed to the member flow.
-    pub costs: Vec<EncounterCost>,
+    /// Re-keyed to the member flow (costs) or the payer flow (payer facts).
+    pub costs: Vec<Rekeyed>,
 }
 
 /// The claim lifecycle state machine. Stateless itself: state lives in [`ClaimState`].
@@ -173,6 +208,8 @@ pub struct Reconciler {
     remit_timeout_ms: i64,
     closed_retention_ms: i64,
     open_retention_ms: i64,
+    /// Derive payer facts for the payer monitors.
+    payer_facts: bool,
 }
 
 impl Reconciler {
@@ -183,6 +220,7 @@ impl Reconciler {
             remit_timeout_ms: i64::from(cfg.remit_timeout_days) * DAY_MS,
             closed_retention_ms: i64::from(cfg.closed_claim_retention_days) * DAY_MS,
             open_retention_ms: i64::from(cfg.open_claim_retention_days) * DAY_MS,
+            payer_facts: cfg.monitor.enabled,
         }
     }
 
@@ -203,6 +241,7 @@ impl Reconciler {
         if state.contains(id) {
             return false;
         }
+        let had_submission = !state.submissions.is_empty();
         match input {
             ClaimInput::Submitted(c) => state.submissions.push(SubmissionRec {
                 id,
@@ -251,8 +290,127 @@ impl Reconciler {
             }),
         }
         state.last_event_time = state.last_event_time.max(event_time);
-        self.emit_if_changed(state, claim_id, event_time, cause, out);
+        if self.payer_facts {
+            self.record_facts(state, input, had_submission, out);
+        }
+        self.emit_if_changed(state, claim_id, event_time, cause, had_submission, out);
         true
+    }
+
+    /// Payer facts of a new submission or acknowledgment (see the module docs).
+    fn record_facts(
+        &self,
+        state: &ClaimState,
+        input: ClaimInput<'_>,
+        had_submission: bool,
+        out: &mut ClaimOutputs,
+    ) {
+        match input {
+            ClaimInput::Submitted(c) => {
+                if c.frequency != ClaimFrequency::Void {
+                    out.costs.push(Rekeyed::Payer(fact(
+                        &c.payer_id,
+                        c.payer_category,
+                        c.event_time,
+                        FactKind::Submitted,
+                    )));
+                }
+                if !had_submission {
+                    // Acknowledgments that came before the claim: their payer is known now.
+                    for a in &state.acks {
+                        if let Some(kind) = self.ack_fact_kind(&a.category) {
+                            out.costs.push(Rekeyed::Payer(fact(
+                                &c.payer_id,
+                                c.payer_category,
+                                a.event_time,
+                                kind,
+                            )));
+                        }
+                    }
+                }
+            }
+            ClaimInput::Ack(a) => {
+                let (Some(cur), Some(status)) = (state.current_submission(), a.statuses.first())
+                else {
+                    return;
+                };
+                if let Some(kind) = self.ack_fact_kind(&status.category) {
+                    out.costs.push(Rekeyed::Payer(fact(
+                        &cur.payer_id,
+                        cur.payer_category,
+                        a.event_time,
+                        kind,
+                    )));
+                }
+            }
+            ClaimInput::Remit(_) => {}
+        }
+    }
+
+    fn ack_fact_kind(&self, category: &str) -> Option<FactKind> {
+        match self.refdata.ack_class(category) {
+            AckClass::Accepted | AckClass::Finalized => Some(FactKind::Accepted),
+            AckClass::Rejected | AckClass::NotFound | AckClass::Error => Some(FactKind::Rejected),
+            _ => None,
+        }
+    }
+
+    /// The adjudication or reversal fact of a status change, if any. `previous` is the status
+    /// last reported with a known payer.
+    fn status_fact(
+        &self,
+        state: &ClaimState,
+        view: &ClaimLifecycleUpdate,
+        previous: Option<ClaimStatus>,
+        event_time: EpochMillis,
+    ) -> Option<PayerFact> {
+        let (payer_id, category) = (view.payer_id.as_deref()?, view.payer_category?);
+        if previous == Some(view.status) {
+            return None;
+        }
+        let adjudicated = |s: ClaimStatus| {
+            matches!(
+                s,
+                ClaimStatus::Paid | ClaimStatus::PartiallyPaid | ClaimStatus::Denied
+            )
+        };
+        let outcome = match view.status {
+            ClaimStatus::Paid => FactOutcome::Paid,
+            ClaimStatus::PartiallyPaid => FactOutcome::PartiallyPaid,
+            ClaimStatus::Denied => FactOutcome::Denied,
+            ClaimStatus::Reversed if previous.is_some_and(adjudicated) => {
+                let mut f = fact(payer_id, category, event_time, FactKind::Reversed);
+                f.paid_cents = state
+                    .remits
+                    .iter()
+                    .filter(|r| r.is_reversal())
+                    .map(|r| -r.paid_cents)
+                    .sum();
+                return Some(f);
+            }
+            _ => return None,
+        };
+        let first = !previous.is_some_and(|p| {
+            adjudicated(p) || matches!(p, ClaimStatus::Reversed | ClaimStatus::Forwarded)
+        });
+        let mut f = fact(payer_id, category, event_time, FactKind::Adjudicated);
+        f.outcome = Some(outcome);
+        f.first_adjudication = first;
+        f.first_pass_paid = first && view.first_pass_paid == Some(true);
+        f.paid_cents = view.paid_to_date_cents;
+        for a in &view.adjustments_by_category {
+            if a.amount_cents > 0
+                && CarcCategory::from_name(&a.code).is_some_and(CarcCategory::is_denial)
+            {
+                f.denied_cents += a.amount_cents;
+                f.denied_by_category.push(a.clone());
+            }
+        }
+        f.denial_category = view.denial_category.clone();
+        if outcome != FactOutcome::Denied {
+            f.days_to_payment = view.days_to_first_payment;
+        }
+        Some(f)
     }
 
     /// When the claim's next timer is due, and which.
@@ -302,7 +460,7 @@ impl Reconciler {
             ClaimTimer::MissingRemit => state.remit_timer_fired_for = Some(cur_time),
             ClaimTimer::Expire => return false,
         }
-        self.emit_if_changed(state, claim_id, deadline, UpdateCause::Timer, out);
+        self.emit_if_changed(state, claim_id, deadline, UpdateCause::Timer, true, out);
         true
     }
 
@@ -312,6 +470,7 @@ impl Reconciler {
         claim_id: &str,
         event_time: EpochMillis,
         cause: UpdateCause,
+        payer_was_known: bool,
         out: &mut ClaimOutputs,
     ) {
         let mut view = self.view(state, claim_id);
@@ -330,19 +489,29 @@ impl Reconciler {
         view.event_time = event_time;
         view.cause = cause;
         view.previous_status = state.last_status;
+        if self.payer_facts {
+            let previous = if payer_was_known {
+                state.last_status
+            } else {
+                None
+            };
+            if let Some(f) = self.status_fact(state, &view, previous, event_time) {
+                out.costs.push(Rekeyed::Payer(f));
+            }
+        }
         state.last_status = Some(view.status);
         if let (Some(enc), Some(member)) = (&view.encounter_id, &view.member_id) {
             if state.reported_paid_cents != Some(view.paid_to_date_cents)
                 && !state.remits.is_empty()
             {
                 state.reported_paid_cents = Some(view.paid_to_date_cents);
-                out.costs.push(EncounterCost {
+                out.costs.push(Rekeyed::Cost(EncounterCost {
                     member_id: member.clone(),
                     encounter_id: enc.clone(),
                     claim_id: claim_id.to_owned(),
                     paid_cents: view.paid_to_date_cents,
                     event_time,
-                });
+                }));
             }
         }
         out.events.push(OutputEvent::ClaimLifecycle(Box::new(view)));

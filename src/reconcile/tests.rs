@@ -354,12 +354,112 @@ fn encounter_cost_goes_to_the_member_flow_once_per_change() {
     let rm = remit("C1", "2024-03-25", "1", 50_000, &[(CO, "45", 50_000)]);
     let mut state = ClaimState::default();
     let mut out = ClaimOutputs::default();
+    let costs = |out: &ClaimOutputs| -> Vec<crate::model::EncounterCost> {
+        out.costs
+            .iter()
+            .filter_map(|r| match r {
+                Rekeyed::Cost(c) => Some(c.clone()),
+                Rekeyed::Payer(_) => None,
+            })
+            .collect()
+    };
     r.apply(&mut state, "C1", ClaimInput::Submitted(&c), &mut out);
-    assert!(out.costs.is_empty());
+    assert!(costs(&out).is_empty());
     r.apply(&mut state, "C1", ClaimInput::Remit(&rm), &mut out);
-    assert_eq!(out.costs.len(), 1);
-    assert_eq!(out.costs[0].paid_cents, 50_000);
-    assert_eq!(out.costs[0].encounter_id, "E1");
+    let costs = costs(&out);
+    assert_eq!(costs.len(), 1);
+    assert_eq!(costs[0].paid_cents, 50_000);
+    assert_eq!(costs[0].encounter_id, "E1");
+}
+
+fn facts(out: &ClaimOutputs) -> Vec<PayerFact> {
+    out.costs
+        .iter()
+        .filter_map(|r| match r {
+            Rekeyed::Payer(f) => Some(f.clone()),
+            Rekeyed::Cost(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn payer_facts_follow_the_lifecycle_once_the_payer_is_known() {
+    let r = reconciler();
+    let c = claim("C1", "2024-03-01");
+    let a = ack("C1", "2024-03-02", "A2", "20");
+    let denied = remit("C1", "2024-03-20", "1", 0, &[(CO, "197", 60_000)]);
+    // The 277CA and the 835 arrive before the claim: nothing is reported without a payer.
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    r.apply(&mut state, "C1", ClaimInput::Ack(&a), &mut out);
+    r.apply(&mut state, "C1", ClaimInput::Remit(&denied), &mut out);
+    assert!(facts(&out).is_empty());
+    r.apply(&mut state, "C1", ClaimInput::Submitted(&c), &mut out);
+    let f = facts(&out);
+    let kinds: Vec<_> = f.iter().map(|f| (f.kind, f.event_time)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (FactKind::Submitted, c.event_time),
+            (FactKind::Accepted, a.event_time),
+            (FactKind::Adjudicated, c.event_time),
+        ]
+    );
+    let adj = &f[2];
+    assert_eq!(adj.outcome, Some(FactOutcome::Denied));
+    assert!(adj.first_adjudication && !adj.first_pass_paid);
+    assert_eq!(adj.denied_cents, 60_000);
+    assert_eq!(adj.denial_category.as_deref(), Some("AUTHORIZATION"));
+    assert_eq!(adj.payer_id, c.payer_id);
+
+    // A paid re-adjudication after appeal is an adjudication, but not a first one.
+    out.costs.clear();
+    let paid = remit("C1", "2024-04-20", "1", 60_000, &[]);
+    r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
+    let f = facts(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    // The first 835's CO-197 stays in force beside the new payment: partially paid.
+    assert_eq!(f[0].outcome, Some(FactOutcome::PartiallyPaid));
+    assert!(!f[0].first_adjudication && !f[0].first_pass_paid);
+    assert_eq!(f[0].days_to_payment, Some(50));
+    // A duplicate changes nothing.
+    out.costs.clear();
+    r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
+    assert!(facts(&out).is_empty());
+}
+
+#[test]
+fn first_pass_paid_claim_is_one_submitted_accepted_and_first_pass_adjudication() {
+    let r = reconciler();
+    let c = claim("C1", "2024-03-01");
+    let a1 = ack("C1", "2024-03-02", "A1", "19");
+    let a2 = ack("C1", "2024-03-03", "A2", "20");
+    let rm = remit("C1", "2024-03-25", "1", 50_000, &[(CO, "45", 10_000)]);
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in [
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&a1),
+        ClaimInput::Ack(&a2),
+        ClaimInput::Remit(&rm),
+    ] {
+        r.apply(&mut state, "C1", i, &mut out);
+    }
+    let f = facts(&out);
+    let kinds: Vec<_> = f.iter().map(|f| f.kind).collect();
+    // A1 (received) is not an acceptance.
+    assert_eq!(
+        kinds,
+        vec![
+            FactKind::Submitted,
+            FactKind::Accepted,
+            FactKind::Adjudicated
+        ]
+    );
+    assert!(f[2].first_adjudication && f[2].first_pass_paid);
+    assert_eq!(f[2].paid_cents, 50_000);
+    assert_eq!(f[2].denied_cents, 0, "CO-45 is contractual, not a denial");
+    assert_eq!(f[2].days_to_payment, Some(24));
 }
 
 #[test]

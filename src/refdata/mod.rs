@@ -90,6 +90,11 @@ impl CarcCategory {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
+    /// The category named `s` (`as_str`), if any.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::parse(s)
+    }
+
     /// A denial category: everything but contractual write-offs, patient share and other.
     pub fn is_denial(self) -> bool {
         !matches!(

@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 7] = [
+pub const OUTPUT_FILES: [&str; 8] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -63,6 +63,7 @@ pub const OUTPUT_FILES: [&str; 7] = [
     "claimwatch.readmission-risk",
     "claimwatch.alerts.high-risk-discharge",
     "claimwatch.payer-kpis",
+    "claimwatch.alerts.payer-monitor",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -114,6 +115,7 @@ impl Sinks {
             OutputEvent::ReadmissionRisk(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::HighRiskAlert(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::PayerKpi(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {
@@ -235,9 +237,11 @@ pub fn run_with_models(
             Ok(event) => {
                 let p = partition_for(event.key(), n) as usize;
                 partitions[p].apply(&engine, &event, source, rec.offset, &mut out, &mut costs);
-                for cost in costs.drain(..) {
-                    let q = partition_for(&cost.member_id, n) as usize;
-                    partitions[q].apply_cost(&engine, &cost, &mut out);
+                // Re-keyed records (paid amounts to the member flow, payer facts to the payer
+                // flow) go straight to the partition that owns their key.
+                for r in costs.drain(..) {
+                    let q = partition_for(r.key(), n) as usize;
+                    partitions[q].apply_rekeyed(&engine, &r, &mut out);
                 }
             }
             Err(e) => {

@@ -93,12 +93,15 @@ pub struct Topics {
     pub raw_x12: String,
     /// Internal repartition topic: paid amounts re-keyed from claims to members.
     pub encounter_cost: String,
+    /// Internal repartition topic: payer monitor facts re-keyed from claims to payers.
+    pub payer_facts: String,
     pub claim_lifecycle: String,
     pub readmissions: String,
     pub denial_risk: String,
     pub readmission_risk: String,
     pub high_risk_alerts: String,
     pub payer_kpis: String,
+    pub payer_monitor_alerts: String,
     pub dead_letter: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
@@ -116,12 +119,14 @@ impl Default for Topics {
             remits: InputStream::Remits.name().into(),
             raw_x12: "x12.raw".into(),
             encounter_cost: "claimwatch.internal.encounter-cost".into(),
+            payer_facts: "claimwatch.internal.payer-facts".into(),
             claim_lifecycle: "claimwatch.claim-lifecycle".into(),
             readmissions: "claimwatch.readmissions".into(),
             denial_risk: "claimwatch.denial-risk".into(),
             readmission_risk: "claimwatch.readmission-risk".into(),
             high_risk_alerts: "claimwatch.alerts.high-risk-discharge".into(),
             payer_kpis: "claimwatch.payer-kpis".into(),
+            payer_monitor_alerts: "claimwatch.alerts.payer-monitor".into(),
             dead_letter: "claimwatch.dead-letter".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             partitions: 4,
@@ -150,6 +155,7 @@ impl Topics {
             "claimwatch.readmission-risk" => &self.readmission_risk,
             "claimwatch.alerts.high-risk-discharge" => &self.high_risk_alerts,
             "claimwatch.payer-kpis" => &self.payer_kpis,
+            "claimwatch.alerts.payer-monitor" => &self.payer_monitor_alerts,
             "claimwatch.dead-letter" => &self.dead_letter,
             _ => &self.dead_letter,
         }
@@ -168,6 +174,7 @@ impl Topics {
             .map(|s| self.input(*s).to_owned())
             .collect();
         v.push(self.encounter_cost.clone());
+        v.push(self.payer_facts.clone());
         v
     }
 
@@ -180,6 +187,7 @@ impl Topics {
             self.readmission_risk.clone(),
             self.high_risk_alerts.clone(),
             self.payer_kpis.clone(),
+            self.payer_monitor_alerts.clone(),
             self.dead_letter.clone(),
         ]
     }

@@ -6,13 +6,15 @@
 //!  x12.835    ─┼── partition p ───────►│ merge by event time → core::Partition p  │──► outputs (keyed)
 //!  ehr.encounters (member id) ─────────►│  dashmap hot view / sled / timers        │──► changelog p
 //!  internal.encounter-cost (member id) ►│                                          │──► internal.encounter-cost
+//!  internal.payer-facts (payer id) ────►│                                          │──► internal.payer-facts
 //!                                       └──────────────────────────────────────────┘
 //! ```
 //!
 //! - **Co-partitioning.** Claim topics are keyed by claim id, encounters by member id, all with the
 //!   same partition count; the range assignor gives one instance partition p of every input, so
-//!   task p sees every record of its keys. Paid amounts needed by the member flow are re-keyed
-//!   through the internal topic (as Kafka Streams repartitions), never through shared memory.
+//!   task p sees every record of its keys. Paid amounts needed by the member flow and the facts
+//!   the payer monitors count are re-keyed through the internal topics (as Kafka Streams
+//!   repartitions), never through shared memory.
 //! - **State follows partitions.** On assignment a partition's state comes from the local sled
 //!   store when its checkpoint is at least as new as the group's committed offsets, else from the
 //!   changelog topics ([`changelog`]); consumption starts at the checkpoint's offsets. On
@@ -57,8 +59,10 @@ pub(crate) type KafkaConsumer = StreamConsumer<Ctx>;
 /// Live counters of the service (progress display, tests, metrics).
 #[derive(Debug, Default)]
 pub struct Status {
-    /// Input records handled (good and bad).
+    /// Input records handled (good and bad), internal repartition records not included.
     pub consumed: AtomicU64,
+    /// Internal repartition records handled (paid amounts, payer facts).
+    pub rekeyed: AtomicU64,
     /// Output records queued for delivery (all topics but the changelogs).
     pub produced: AtomicU64,
     pub dead_letters: AtomicU64,
@@ -418,6 +422,8 @@ fn registry_codec(
             K::HighRiskAlert => &topics.high_risk_alerts,
             K::PayerKpi => &topics.payer_kpis,
             K::EncounterCost => &topics.encounter_cost,
+            K::PayerFact => &topics.payer_facts,
+            K::PayerMonitorAlert => &topics.payer_monitor_alerts,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -474,10 +480,10 @@ impl Service {
         let inputs: Vec<(String, Option<InputStream>)> = InputStream::ALL
             .iter()
             .map(|s| (config.topics.input(*s).to_owned(), Some(*s)))
-            .chain(std::iter::once((
-                config.topics.encounter_cost.clone(),
-                None,
-            )))
+            .chain([
+                (config.topics.encounter_cost.clone(), None),
+                (config.topics.payer_facts.clone(), None),
+            ])
             .collect();
         let status = Arc::new(Status::default());
         let metrics = Arc::new(

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use super::{wire, Ctx, Shared};
 use crate::codec::DecodeError;
 use crate::core::Partition;
-use crate::model::{DeadLetter, EncounterCost, InputEvent, InputStream, OutputEvent};
+use crate::model::{DeadLetter, InputEvent, InputStream, OutputEvent, Rekeyed};
 use crate::state::StateChange;
 
 pub(crate) type PartitionQueue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<Ctx>;
@@ -87,7 +87,8 @@ pub(crate) struct RawParts {
 #[allow(clippy::large_enum_variant)] // the common case; boxing it would allocate per record
 enum Body {
     Event(InputEvent),
-    Cost(EncounterCost),
+    /// A record of an internal repartition topic.
+    Rekeyed(Rekeyed),
 }
 
 /// One consumed topic of the task's partition.
@@ -121,11 +122,14 @@ pub(crate) fn decode_message(
             None => wire::decode_input(&shared.codec, stream, payload),
         }
         .map(Body::Event),
-        None => wire::decode_cost(&shared.codec, payload).map(Body::Cost),
+        None if spec.topic == shared.config.topics.payer_facts => {
+            wire::decode_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Payer(f)))
+        }
+        None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
         Ok(Body::Event(e)) => Some(e.event_time()),
-        Ok(Body::Cost(c)) => Some(c.event_time),
+        Ok(Body::Rekeyed(r)) => Some(r.event_time()),
         Err(_) => None,
     };
     let raw = body.is_err().then(|| {
@@ -171,7 +175,7 @@ pub(crate) struct Task {
     control: mpsc::UnboundedReceiver<Control>,
     pending: Vec<DeliveryFuture>,
     out: Vec<OutputEvent>,
-    costs: Vec<EncounterCost>,
+    costs: Vec<Rekeyed>,
     buf: Vec<u8>,
     /// Records handled since the last checkpoint.
     unsaved: u64,
@@ -360,7 +364,11 @@ impl Task {
         let rec = b.rec;
         let input_ts = rec.timestamp;
         self.unsaved += 1;
-        shared.status.consumed.fetch_add(1, Ordering::Relaxed);
+        if self.specs[i].stream.is_some() {
+            shared.status.consumed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shared.status.rekeyed.fetch_add(1, Ordering::Relaxed);
+        }
         self.topic_metrics[i].consumed.inc();
         let core_started = Instant::now();
         match rec.body {
@@ -374,8 +382,19 @@ impl Task {
                     &mut self.costs,
                 );
             }
-            Ok(Body::Cost(cost)) => {
-                self.partition.apply_cost(engine, &cost, &mut self.out);
+            Ok(Body::Rekeyed(r)) => {
+                let before = self.partition.stats().monitor_facts_dropped;
+                self.partition.apply_rekeyed(engine, &r, &mut self.out);
+                let after = self.partition.stats().monitor_facts_dropped;
+                if after != before {
+                    let mut delta = [[0u64; 6]; 2];
+                    for (g, row) in delta.iter_mut().enumerate() {
+                        for (p, d) in row.iter_mut().enumerate() {
+                            *d = after[g][p] - before[g][p];
+                        }
+                    }
+                    shared.metrics.observe_monitor_dropped(&delta);
+                }
                 self.partition.note_offset(topic, rec.offset);
             }
             Err(e) => {
@@ -493,19 +512,24 @@ impl Task {
         shared.metrics.observe_output(event);
     }
 
-    fn send_cost(&mut self, cost: &EncounterCost) {
+    /// Sends a re-keyed record to its internal topic, in the partition that owns its key.
+    fn send_cost(&mut self, record: &Rekeyed) {
         let shared = Arc::clone(&self.shared);
         self.buf.clear();
-        wire::encode_cost(&shared.codec, cost, &mut self.buf);
-        let target = crate::core::partition_for(&cost.member_id, shared.config.core.partitions);
+        let topic = match record {
+            Rekeyed::Cost(c) => {
+                wire::encode_cost(&shared.codec, c, &mut self.buf);
+                &shared.config.topics.encounter_cost
+            }
+            Rekeyed::Payer(f) => {
+                wire::encode_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.payer_facts
+            }
+        };
+        let key = record.key();
+        let target = crate::core::partition_for(key, shared.config.core.partitions);
         let payload = std::mem::take(&mut self.buf);
-        self.produce(
-            &shared.config.topics.encounter_cost,
-            cost.member_id.as_bytes(),
-            Some(&payload),
-            Some(target),
-            None,
-        );
+        self.produce(topic, key.as_bytes(), Some(&payload), Some(target), None);
         self.buf = payload;
     }
 
@@ -671,6 +695,8 @@ impl Task {
             let shared = Arc::clone(&self.shared);
             self.partition
                 .advance_to(&shared.engine, now, &mut self.out, &mut self.costs);
+            self.partition
+                .advance_payer_flow_to(&shared.engine, now, &mut self.out);
             self.unsaved += 1;
             let outs = std::mem::take(&mut self.out);
             for o in &outs {

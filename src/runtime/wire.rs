@@ -6,7 +6,7 @@ use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent, InputStream,
-    OutputEvent, Remittance,
+    OutputEvent, PayerFact, Remittance,
 };
 
 /// The schema of an input stream's records.
@@ -124,6 +124,19 @@ pub fn decode_cost(codec: &AvroCodec, bytes: &[u8]) -> Result<EncounterCost, Dec
     codec.decode_framed(SchemaKind::EncounterCost, bytes)
 }
 
+/// Encodes a record of the internal payer-facts topic (always Avro).
+pub fn encode_fact(codec: &AvroCodec, fact: &PayerFact, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::PayerFact, fact, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("PayerFact does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal payer-facts topic.
+pub fn decode_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<PayerFact, DecodeError> {
+    codec.decode_framed(SchemaKind::PayerFact, bytes)
+}
+
 /// The schema of an output event.
 pub fn output_kind(event: &OutputEvent) -> SchemaKind {
     match event {
@@ -134,6 +147,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::ReadmissionRisk(_) => SchemaKind::ReadmissionRiskScore,
         OutputEvent::HighRiskAlert(_) => SchemaKind::HighRiskAlert,
         OutputEvent::PayerKpi(_) => SchemaKind::PayerKpi,
+        OutputEvent::PayerMonitorAlert(_) => SchemaKind::PayerMonitorAlert,
     }
 }
 
@@ -154,6 +168,7 @@ pub fn encode_output(
             OutputEvent::ReadmissionRisk(e) => codec.encode_framed(kind, e, out),
             OutputEvent::HighRiskAlert(e) => codec.encode_framed(kind, e, out),
             OutputEvent::PayerKpi(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::PayerMonitorAlert(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -164,6 +179,7 @@ pub fn encode_output(
                 OutputEvent::ReadmissionRisk(e) => json::encode_line(e, out),
                 OutputEvent::HighRiskAlert(e) => json::encode_line(e, out),
                 OutputEvent::PayerKpi(e) => json::encode_line(e, out),
+                OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -212,6 +228,10 @@ pub fn decode_output(
         "claimwatch.payer-kpis" => {
             OutputEvent::PayerKpi(dec!(SchemaKind::PayerKpi, crate::model::PayerKpi))
         }
+        "claimwatch.alerts.payer-monitor" => OutputEvent::PayerMonitorAlert(dec!(
+            SchemaKind::PayerMonitorAlert,
+            crate::model::PayerMonitorAlert
+        )),
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }

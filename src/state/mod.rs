@@ -21,8 +21,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Layout version of what this module writes to sled.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Layout version of what this module writes to sled (2: the checkpoint records the payer flow's
+/// watermark).
+pub const STATE_FORMAT_VERSION: u32 = 2;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
@@ -90,6 +91,10 @@ pub struct Checkpoint {
     pub sinks: BTreeMap<String, u64>,
     /// How many checkpoints this partition has taken.
     pub sequence: u64,
+    /// Watermark of the payer flow, in ms (see `core::Partition::apply_fact`).
+    pub payer_watermark: i64,
+    /// Latest payer-fact event time from each source partition (`i64::MIN`: none yet).
+    pub payer_sources: Vec<i64>,
 }
 
 /// The sled database holding every partition's tree.

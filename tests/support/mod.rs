@@ -234,6 +234,47 @@ pub fn final_readmissions(events: &[OutputEvent]) -> BTreeMap<(String, String), 
     map.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
+/// The final version of every payer KPI window, without the fields that depend on the order in
+/// which facts from different claim partitions reached the payer's partition (version, id, how
+/// many facts came after the first emission, and the drift fields): what a subscriber holds once
+/// every version is applied. Intermediate versions differ between Kafka and replay; the final sums do not.
+pub fn final_payer_kpis(events: &[OutputEvent]) -> BTreeMap<(String, String, i64), String> {
+    let mut map: BTreeMap<(String, String, i64), (i64, String)> = BTreeMap::new();
+    for e in events {
+        if let OutputEvent::PayerKpi(k) = e {
+            let mut v = serde_json::to_value(k).expect("serialises");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("version");
+                o.remove("output_id");
+                o.remove("late_facts");
+                // Drift is computed against the baseline windows as they stand when the window
+                // is emitted; a late fact that creates or changes a baseline day afterwards
+                // reaches it in a different order in Kafka.
+                for drift in [
+                    "baseline_windows",
+                    "baseline_denial_rate",
+                    "denial_rate_z",
+                    "carc_mix_chi2",
+                    "carc_mix_dof",
+                    "carc_mix_p_value",
+                ] {
+                    o.remove(drift);
+                }
+            }
+            let key = (
+                k.payer_id.clone(),
+                k.granularity.as_str().to_owned(),
+                k.window_start,
+            );
+            let keep = map.get(&key).is_none_or(|(ver, _)| k.version >= *ver);
+            if keep {
+                map.insert(key, (k.version, v.to_string()));
+            }
+        }
+    }
+    map.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
 /// The last lifecycle update per claim, without the fields that depend on the order in which
 /// records of different topics arrived (version, id, cause, previous status, event time): what a
 /// subscriber's table of claims holds once every update is applied. The claim view itself is a

@@ -75,8 +75,8 @@ pub fn drive(engine: &Engine, partitions: &mut [Partition], events: &[InputEvent
             &mut costs,
         );
         for c in costs.drain(..) {
-            let q = partition_for(&c.member_id, PARTITIONS) as usize;
-            partitions[q].apply_cost(engine, &c, &mut out);
+            let q = partition_for(c.key(), PARTITIONS) as usize;
+            partitions[q].apply_rekeyed(engine, &c, &mut out);
         }
         produced += out.len();
         out.clear();
