@@ -55,6 +55,8 @@ pub struct RuntimeConfig {
     pub schema_registry: Option<SchemaRegistryConfig>,
     /// HTTP listen address for `/metrics` and health; `None` disables the server.
     pub http_listen: Option<String>,
+    /// The authenticated read API on the `http_listen` server (off by default).
+    pub api: crate::api::ApiConfig,
     /// The transport-free core's settings (partitions must equal the input topics' count).
     pub core: CoreConfig,
 }
@@ -198,6 +200,7 @@ impl Default for RuntimeConfig {
             shutdown_timeout_ms: 30_000,
             schema_registry: None,
             http_listen: Some("127.0.0.1:9464".into()),
+            api: crate::api::ApiConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -250,6 +253,10 @@ impl RuntimeConfig {
                 "core.partitions ({}) must equal topics.partitions ({}): replay and the service hash keys the same way",
                 self.core.partitions, self.topics.partitions
             ));
+        }
+        self.api.validate(&mut problems);
+        if self.api.enabled && self.http_listen.as_deref().is_none_or(str::is_empty) {
+            problems.push("api.enabled needs http_listen".into());
         }
         if self.checkpoint_interval_ms == 0 {
             problems.push("checkpoint_interval_ms must be > 0".into());

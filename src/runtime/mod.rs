@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     /// Lifecycle tally and per-topic output counts for the demo's summary (off in production).
     pub tally: Option<Mutex<(OutputTally, std::collections::BTreeMap<&'static str, u64>)>>,
     pub inputs: Vec<(String, Option<InputStream>)>,
+    /// The partitions this instance serves and their state's read handles (read API).
+    pub served: crate::api::Registry,
 }
 
 struct TaskHandle {
@@ -181,7 +183,11 @@ impl Ctx {
         status.ready.store(false, Ordering::SeqCst);
         let started = Instant::now();
         let mut opened = Vec::new();
-        for p in partition_numbers(tpl) {
+        let assigned = partition_numbers(tpl);
+        for p in &assigned {
+            self.shared.served.restoring(*p);
+        }
+        for p in assigned {
             match self.open_partition(base, p) {
                 Ok(partition) => {
                     for (topic, _) in &self.shared.inputs {
@@ -202,6 +208,7 @@ impl Ctx {
                     // Without its state the partition cannot be processed correctly: leave it
                     // unassigned in this process and let the group move it (we stay not ready).
                     tracing::error!(partition = p, error = %e, "restoring partition failed");
+                    self.shared.served.remove(p);
                     for (topic, _) in &self.shared.inputs {
                         let _ = tpl.set_partition_offset(topic, p, Offset::Invalid);
                     }
@@ -210,6 +217,9 @@ impl Ctx {
         }
         if let Err(e) = base.assign(tpl) {
             tracing::error!(error = %e, "assign failed");
+            for partition in &opened {
+                self.shared.served.remove(partition.id());
+            }
             return;
         }
         let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
@@ -235,6 +245,9 @@ impl Ctx {
                     None => tracing::error!(topic, partition = p, "no partition queue"),
                 }
             }
+            self.shared
+                .served
+                .ready(p, crate::api::Views::of(&partition));
             let (tx, rx) = mpsc::unbounded_channel();
             let task = Task::new(
                 Arc::clone(&self.shared),
@@ -352,6 +365,7 @@ impl Ctx {
             }
         }
         for (p, h) in handles {
+            self.shared.served.remove(p);
             h.join.abort();
             self.shared.metrics.forget_partition(p);
         }
@@ -372,6 +386,8 @@ pub struct Service {
     http: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The partitions served here (read API).
+    pub served: crate::api::Registry,
 }
 
 /// Why the service could not start.
@@ -483,7 +499,9 @@ impl Service {
             crate::metrics::Metrics::new().map_err(|e| StartError::Config(e.to_string()))?,
         );
         metrics.register_inputs(inputs.iter().map(|(t, _)| t.as_str()));
+        let served = crate::api::Registry::new(config.topics.partitions.max(1) as u32);
         let shared = Arc::new(Shared {
+            served: served.clone(),
             metrics: Arc::clone(&metrics),
             engine: Engine::new(config.core.clone(), RefData::shared()),
             codec,
@@ -535,7 +553,15 @@ impl Service {
                 let ready: crate::metrics::http::ReadyFn =
                     Arc::new(move || st.ready.load(Ordering::SeqCst));
                 let mut stop_rx = stopped.clone();
-                let m = Arc::clone(&metrics);
+                let app = http_app(&shared, Arc::clone(&metrics), ready)?;
+                let api_cfg = &shared.config.api;
+                let tls = api_cfg
+                    .tls
+                    .as_ref()
+                    .map(crate::api::server::tls_acceptor)
+                    .transpose()
+                    .map_err(StartError::Config)?;
+                let header_timeout = Duration::from_millis(api_cfg.header_read_timeout_ms);
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| StartError::Config(format!("http_listen {addr}: {e}")))?;
@@ -544,9 +570,10 @@ impl Service {
                         let _ = stop_rx.changed().await;
                     };
                     if let Err(e) =
-                        crate::metrics::http::serve_listener(listener, m, ready, shutdown).await
+                        crate::api::server::serve(listener, app, tls, header_timeout, shutdown)
+                            .await
                     {
-                        tracing::error!(error = %e, "metrics server stopped");
+                        tracing::error!(error = %e, "HTTP server stopped");
                     }
                 }))
             }
@@ -569,6 +596,7 @@ impl Service {
             http,
             stop,
             metrics,
+            served,
         })
     }
 
@@ -608,6 +636,37 @@ impl Service {
         .await
         .ok();
     }
+}
+
+/// The operations routes, plus the read API when enabled.
+fn http_app(
+    shared: &Shared,
+    metrics: Arc<crate::metrics::Metrics>,
+    ready: crate::metrics::http::ReadyFn,
+) -> Result<axum::Router, StartError> {
+    let ops = crate::metrics::http::router(metrics, ready);
+    let cfg = &shared.config;
+    let api = if cfg.api.enabled {
+        let topics = crate::api::dto::SourceTopics {
+            claims: cfg.topics.claims.clone(),
+            acks: cfg.topics.acks.clone(),
+            remits: cfg.topics.remits.clone(),
+        };
+        let state = crate::api::ApiState::new(
+            &cfg.api,
+            shared.served.clone(),
+            shared.engine.clone(),
+            topics,
+        )
+        .map_err(StartError::Config)?;
+        Some(crate::api::router(
+            Arc::new(state),
+            Duration::from_millis(cfg.api.request_timeout_ms),
+        ))
+    } else {
+        None
+    };
+    Ok(crate::api::full_router(ops, api))
 }
 
 /// A record on the consumer's main queue belongs to a partition whose queue was split after it
