@@ -24,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod dto;
 pub mod registry;
+pub mod routing;
 pub mod server;
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct ApiState {
     limiter: DefaultKeyedRateLimiter<String>,
     audit_key: Vec<u8>,
     max_body_bytes: usize,
+    /// Other instances' adverts, when instances forward to each other.
+    directory: Option<Arc<routing::Directory>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -119,7 +122,73 @@ impl ApiState {
             limiter: RateLimiter::keyed(Quota::per_second(per_s).allow_burst(burst)),
             audit_key,
             max_body_bytes: cfg.max_body_bytes,
+            directory: None,
         })
+    }
+
+    /// Forwards requests for keys served elsewhere to the owners found in `directory`.
+    pub fn with_directory(mut self, directory: Arc<routing::Directory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The answer for a key whose partition is not served here: the owner's, forwarded once,
+    /// else 503 with `Retry-After`.
+    async fn elsewhere(
+        &self,
+        principal: &Principal,
+        route: &'static str,
+        key: &str,
+        p: i32,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+    ) -> Response {
+        let hop = headers.contains_key(routing::HOP_HEADER);
+        let owner = if hop {
+            None
+        } else {
+            self.directory.as_ref().and_then(|d| d.owner(p))
+        };
+        let Some(owner) = owner else {
+            self.audit(
+                &principal.subject,
+                route,
+                Some(key),
+                "not_owned",
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+            return unavailable("the key's partition is not served by a known instance");
+        };
+        let path = uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_default();
+        let authz = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match routing::forward(owner, path, authz).await {
+            Ok((status, ct, body)) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                self.audit(&principal.subject, route, Some(key), "forwarded", status);
+                let mut r = (status, body).into_response();
+                if let Ok(v) = HeaderValue::from_str(&ct) {
+                    r.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                r
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, partition = p, "forwarding to the key's owner failed");
+                self.audit(
+                    &principal.subject,
+                    route,
+                    Some(key),
+                    "forward_failed",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                );
+                unavailable("the key's owner did not answer")
+            }
+        }
     }
 
     /// HMAC-SHA-256 of a key under the audit key, hex: correlates accesses to one key across the
@@ -311,6 +380,19 @@ async fn authenticate(State(s): State<Arc<ApiState>>, mut req: Request, next: Ne
     next.run(req).await
 }
 
+/// Why a request is not answered from local state.
+enum Denied {
+    Now(Response),
+    /// Served by another instance (key, partition).
+    Elsewhere(String, i32),
+}
+
+impl From<Response> for Denied {
+    fn from(r: Response) -> Self {
+        Denied::Now(r)
+    }
+}
+
 /// Checks scope and key, audits, and finds the key's partition; `Ok` carries the views.
 fn admit(
     s: &ApiState,
@@ -318,7 +400,7 @@ fn admit(
     route: &'static str,
     scope: Scope,
     key: Result<Path<String>, PathRejection>,
-) -> Result<(String, i32, Arc<Views>), Response> {
+) -> Result<(String, i32, Arc<Views>), Denied> {
     let key = match key {
         Ok(Path(k)) if valid_key(&k) => k,
         _ => {
@@ -329,7 +411,7 @@ fn admit(
                 "bad_key",
                 StatusCode::BAD_REQUEST,
             );
-            return Err(problem(StatusCode::BAD_REQUEST, "malformed key"));
+            return Err(problem(StatusCode::BAD_REQUEST, "malformed key").into());
         }
     };
     if !principal.has(scope) {
@@ -340,7 +422,7 @@ fn admit(
             "forbidden",
             StatusCode::FORBIDDEN,
         );
-        return Err(problem(StatusCode::FORBIDDEN, "insufficient scope"));
+        return Err(problem(StatusCode::FORBIDDEN, "insufficient scope").into());
     }
     let p = s.registry.partition_of(&key);
     match s.registry.lookup_partition(p) {
@@ -353,20 +435,9 @@ fn admit(
                 "restoring",
                 StatusCode::SERVICE_UNAVAILABLE,
             );
-            Err(unavailable("the key's partition is restoring"))
+            Err(unavailable("the key's partition is restoring").into())
         }
-        Lookup::Elsewhere => {
-            s.audit(
-                &principal.subject,
-                route,
-                Some(&key),
-                "not_owned",
-                StatusCode::SERVICE_UNAVAILABLE,
-            );
-            Err(unavailable(
-                "the key's partition is not served by this instance",
-            ))
-        }
+        Lookup::Elsewhere => Err(Denied::Elsewhere(key, p)),
     }
 }
 
@@ -383,12 +454,19 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
 async fn get_claim(
     State(s): State<Arc<ApiState>>,
     Extension(principal): Extension<Principal>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     key: Result<Path<String>, PathRejection>,
 ) -> Response {
     const ROUTE: &str = "claims";
     let (key, p, views) = match admit(&s, &principal, ROUTE, Scope::ClaimsRead, key) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(Denied::Now(r)) => return r,
+        Err(Denied::Elsewhere(key, p)) => {
+            return s
+                .elsewhere(&principal, ROUTE, &key, p, &uri, &headers)
+                .await
+        }
     };
     // Clone under the shard's read lock, build the view without it.
     let state = views.claims.get(&key).map(|e| e.value().clone());
@@ -438,13 +516,20 @@ fn encode_cursor(day: i32, enc: &str) -> String {
 async fn get_member_stays(
     State(s): State<Arc<ApiState>>,
     Extension(principal): Extension<Principal>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     key: Result<Path<String>, PathRejection>,
     page: Result<Query<PageParams>, QueryRejection>,
 ) -> Response {
     const ROUTE: &str = "member_stays";
     let (key, _p, views) = match admit(&s, &principal, ROUTE, Scope::MembersRead, key) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(Denied::Now(r)) => return r,
+        Err(Denied::Elsewhere(key, p)) => {
+            return s
+                .elsewhere(&principal, ROUTE, &key, p, &uri, &headers)
+                .await
+        }
     };
     let bad_page = |s: &ApiState| {
         s.audit(

@@ -68,6 +68,8 @@ pub enum Lookup {
 pub struct Registry {
     partitions: u32,
     slots: Arc<RwLock<HashMap<i32, Slot>>>,
+    /// Signalled on every change (the endpoint publisher re-advertises at once).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Registry {
@@ -76,6 +78,7 @@ impl Registry {
         Self {
             partitions: partitions.max(1),
             slots: Arc::default(),
+            changed: Arc::default(),
         }
     }
 
@@ -90,14 +93,36 @@ impl Registry {
 
     pub fn restoring(&self, p: i32) {
         self.write().insert(p, Slot::Restoring);
+        self.changed.notify_one();
     }
 
     pub fn ready(&self, p: i32, views: Views) {
         self.write().insert(p, Slot::Ready(Arc::new(views)));
+        self.changed.notify_one();
     }
 
     pub fn remove(&self, p: i32) {
         self.write().remove(&p);
+        self.changed.notify_one();
+    }
+
+    /// Completes after the next change (or at once if one happened since the last wait).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Partitions restored and served here, sorted.
+    pub fn served(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Ready(_)))
+            .map(|(p, _)| *p)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Partitions assigned here (restoring or ready), sorted.

@@ -97,6 +97,9 @@ pub struct Topics {
     pub dead_letter: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
+    /// Where instances advertise their read-API URL and partitions (compacted, keyed by
+    /// instance id; read by every instance to forward requests to a key's owner).
+    pub api_endpoints: String,
     /// Partitions of the keyed topics, created by `topics create`.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -119,6 +122,7 @@ impl Default for Topics {
             payer_kpis: "claimwatch.payer-kpis".into(),
             dead_letter: "claimwatch.dead-letter".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
+            api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
             replication_factor: 1,
         }

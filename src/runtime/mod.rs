@@ -388,6 +388,14 @@ pub struct Service {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The partitions served here (read API).
     pub served: crate::api::Registry,
+    endpoints: Option<Endpoints>,
+}
+
+/// The read API's endpoint advertising (publisher) and directory (reader).
+struct Endpoints {
+    stop: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<()>,
+    publisher: tokio::task::JoinHandle<()>,
 }
 
 /// Why the service could not start.
@@ -539,6 +547,7 @@ impl Service {
             tracing::info!(topic = %shared.config.topics.raw_x12, "raw X12 topic absent: in-stream X12 parsing off");
             None
         };
+        let mut endpoints = None;
         let http = match shared
             .config
             .http_listen
@@ -553,7 +562,38 @@ impl Service {
                 let ready: crate::metrics::http::ReadyFn =
                     Arc::new(move || st.ready.load(Ordering::SeqCst));
                 let mut stop_rx = stopped.clone();
-                let app = http_app(&shared, Arc::clone(&metrics), ready)?;
+                let directory = shared
+                    .config
+                    .api
+                    .advertised_url
+                    .as_ref()
+                    .filter(|_| shared.config.api.enabled)
+                    .map(|url| {
+                        let me = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+                        let dir = Arc::new(crate::api::routing::Directory::new(me.clone()));
+                        let stop_flag = Arc::new(AtomicBool::new(false));
+                        let reader = crate::api::routing::read(
+                            shared.config.consumer_properties(),
+                            shared.config.topics.api_endpoints.clone(),
+                            Arc::clone(&dir),
+                            Arc::clone(&stop_flag),
+                        );
+                        let publisher = tokio::spawn(crate::api::routing::publish(
+                            shared.producer.clone(),
+                            shared.config.topics.api_endpoints.clone(),
+                            me,
+                            url.clone(),
+                            shared.served.clone(),
+                            stopped.clone(),
+                        ));
+                        endpoints = Some(Endpoints {
+                            stop: stop_flag,
+                            reader,
+                            publisher,
+                        });
+                        dir
+                    });
+                let app = http_app(&shared, Arc::clone(&metrics), ready, directory)?;
                 let api_cfg = &shared.config.api;
                 let tls = api_cfg
                     .tls
@@ -597,6 +637,7 @@ impl Service {
             stop,
             metrics,
             served,
+            endpoints,
         })
     }
 
@@ -619,6 +660,12 @@ impl Service {
         }
         if let Some(http) = self.http {
             let _ = http.await;
+        }
+        if let Some(e) = self.endpoints {
+            // The publisher saw the stop and wrote its tombstone.
+            let _ = e.publisher.await;
+            e.stop.store(true, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || e.reader.join()).await;
         }
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
@@ -643,6 +690,7 @@ fn http_app(
     shared: &Shared,
     metrics: Arc<crate::metrics::Metrics>,
     ready: crate::metrics::http::ReadyFn,
+    directory: Option<Arc<crate::api::routing::Directory>>,
 ) -> Result<axum::Router, StartError> {
     let ops = crate::metrics::http::router(metrics, ready);
     let cfg = &shared.config;
@@ -659,6 +707,10 @@ fn http_app(
             topics,
         )
         .map_err(StartError::Config)?;
+        let state = match directory {
+            Some(d) => state.with_directory(d),
+            None => state,
+        };
         Some(crate::api::router(
             Arc::new(state),
             Duration::from_millis(cfg.api.request_timeout_ms),
