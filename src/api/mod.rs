@@ -382,14 +382,14 @@ async fn authenticate(State(s): State<Arc<ApiState>>, mut req: Request, next: Ne
 
 /// Why a request is not answered from local state.
 enum Denied {
-    Now(Response),
+    Now(Box<Response>),
     /// Served by another instance (key, partition).
     Elsewhere(String, i32),
 }
 
 impl From<Response> for Denied {
     fn from(r: Response) -> Self {
-        Denied::Now(r)
+        Denied::Now(Box::new(r))
     }
 }
 
@@ -461,7 +461,7 @@ async fn get_claim(
     const ROUTE: &str = "claims";
     let (key, p, views) = match admit(&s, &principal, ROUTE, Scope::ClaimsRead, key) {
         Ok(x) => x,
-        Err(Denied::Now(r)) => return r,
+        Err(Denied::Now(r)) => return *r,
         Err(Denied::Elsewhere(key, p)) => {
             return s
                 .elsewhere(&principal, ROUTE, &key, p, &uri, &headers)
@@ -524,7 +524,7 @@ async fn get_member_stays(
     const ROUTE: &str = "member_stays";
     let (key, _p, views) = match admit(&s, &principal, ROUTE, Scope::MembersRead, key) {
         Ok(x) => x,
-        Err(Denied::Now(r)) => return r,
+        Err(Denied::Now(r)) => return *r,
         Err(Denied::Elsewhere(key, p)) => {
             return s
                 .elsewhere(&principal, ROUTE, &key, p, &uri, &headers)
