@@ -154,3 +154,32 @@ impl Registry {
         self.slots.write().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_assignment() {
+        let engine = crate::core::Engine::new(
+            crate::config::CoreConfig::default(),
+            crate::refdata::RefData::shared(),
+        );
+        let p = Partition::open(1, crate::state::PartitionStore::hot_only(1), &engine).unwrap();
+        let r = Registry::new(4);
+        let key = (0..)
+            .map(|i| format!("K{i}"))
+            .find(|k| r.partition_of(k) == 1)
+            .unwrap();
+        assert!(matches!(r.lookup(&key), Lookup::Elsewhere));
+        r.restoring(1);
+        assert!(matches!(r.lookup(&key), Lookup::Restoring));
+        assert!(r.served().is_empty());
+        r.ready(1, Views::of(&p));
+        assert!(matches!(r.lookup(&key), Lookup::Local(_)));
+        assert_eq!(r.served(), vec![1]);
+        assert_eq!(r.assigned(), vec![1]);
+        r.remove(1);
+        assert!(matches!(r.lookup(&key), Lookup::Elsewhere));
+    }
+}

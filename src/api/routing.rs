@@ -240,3 +240,33 @@ pub async fn forward(
     .await
     .map_err(|e| e.to_string())?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advert(url: &str, partitions: &[i32], age_ms: i64) -> Advert {
+        Advert {
+            url: url.into(),
+            partitions: partitions.to_vec(),
+            generation: 1,
+            updated_ms: chrono::Utc::now().timestamp_millis() - age_ms,
+        }
+    }
+
+    #[test]
+    fn owner_is_the_freshest_live_other_instance() {
+        let d = Directory::new("me");
+        d.apply("me", Some(advert("http://me", &[0, 1], 0)));
+        d.apply("old", Some(advert("http://old", &[2], 5_000)));
+        d.apply("new", Some(advert("http://new", &[2, 3], 100)));
+        d.apply("gone", Some(advert("http://gone", &[4], 60_000)));
+        assert_eq!(d.owner(0), None, "never forwards to itself");
+        assert_eq!(d.owner(2).as_deref(), Some("http://new"));
+        assert_eq!(d.owner(3).as_deref(), Some("http://new"));
+        assert_eq!(d.owner(4), None, "stale adverts are ignored");
+        d.apply("new", None);
+        assert_eq!(d.owner(2).as_deref(), Some("http://old"));
+        assert_eq!(d.owner(3), None);
+    }
+}
