@@ -466,9 +466,9 @@ impl Partition {
         let key = event.key();
         let reconciler = &engine.reconciler;
         let claim_out = &mut self.claim_out;
-        let applied = self
-            .claims
-            .update(key, |st| reconciler.apply(st, key, input, claim_out));
+        let applied = self.claims.update(key, |st| {
+            reconciler.apply_at(st, key, input, offset, claim_out)
+        });
         if !applied {
             self.stats.duplicates += 1;
         } else {

@@ -35,6 +35,7 @@
 //! The core is pure and synchronous (`apply(event) -> outputs`); only `state` touches dashmap and
 //! sled, and only the runtime (a later layer) touches Kafka.
 
+pub mod api;
 pub mod codec;
 pub mod config;
 pub mod core;

@@ -280,17 +280,57 @@ enum TrainWhich {
     Both,
 }
 
+/// The general log goes to stderr (filtered by `RUST_LOG`, default `info`) and never carries the
+/// audit target; the read API's audit events (`claimwatch::audit`) go, as JSON lines and whatever
+/// `RUST_LOG` says, to the file named by `CLAIMWATCH_AUDIT_LOG` (appended) or else to stdout, so
+/// they can be shipped and retained apart from the operational log.
 fn init_logging(json: bool) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{filter, fmt};
+    let audit_target = claimwatch::api::AUDIT_TARGET;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let not_audit = filter::filter_fn(move |m| m.target() != audit_target);
+    let general = if json {
+        fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(not_audit)
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.init();
-    }
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(not_audit)
+            .with_filter(filter)
+            .boxed()
+    };
+    let audit_writer = match std::env::var_os("CLAIMWATCH_AUDIT_LOG") {
+        Some(path) if path != "-" => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            Ok(f) => BoxMakeWriter::new(std::sync::Mutex::new(f)),
+            Err(e) => {
+                eprintln!(
+                    "error: CLAIMWATCH_AUDIT_LOG {}: {e}",
+                    path.to_string_lossy()
+                );
+                std::process::exit(2);
+            }
+        },
+        _ => BoxMakeWriter::new(std::io::stdout),
+    };
+    let audit = fmt::layer()
+        .json()
+        .with_writer(audit_writer)
+        .with_filter(filter::Targets::new().with_target(audit_target, tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(general)
+        .with(audit)
+        .init();
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<CoreConfig> {

@@ -96,6 +96,9 @@ pub struct SubmissionRec {
     pub encounter_id: Option<String>,
     pub billed_cents: i64,
     pub expected_cents: Option<i64>,
+    /// Offset of the record in its input topic partition (-1 unknown); the topic is the claims
+    /// topic and the partition the claim's own, so neither is stored.
+    pub offset: i64,
 }
 
 /// What the reconciler keeps of a 277CA.
@@ -107,6 +110,8 @@ pub struct AckRec {
     pub category: String,
     pub code: String,
     pub payer_claim_control_number: Option<String>,
+    /// Offset in the 277CA topic's partition of this claim (-1 unknown).
+    pub offset: i64,
 }
 
 /// What the reconciler keeps of an 835 claim payment.
@@ -123,6 +128,8 @@ pub struct RemitRec {
     pub adjustments: Vec<(AdjustmentGroup, String, i64)>,
     pub remarks: Vec<String>,
     pub has_findings: bool,
+    /// Offset in the 835 topic's partition of this claim (-1 unknown).
+    pub offset: i64,
 }
 
 impl RemitRec {
@@ -173,6 +180,28 @@ impl ClaimState {
             .iter()
             .filter(move |a| cutoff.is_none_or(|d| a.ack_date >= d))
     }
+}
+
+/// Which input a claim record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// The EHR claim export (`ehr.claims`).
+    Ehr,
+    /// A 277CA acknowledgment.
+    Ack277ca,
+    /// An 835 remittance.
+    Remit835,
+}
+
+/// One change of a claim's reconciled status and the record that caused it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusChange {
+    pub status: ClaimStatus,
+    pub previous: Option<ClaimStatus>,
+    pub event_time: EpochMillis,
+    pub source: SourceKind,
+    /// Offset of the record in its topic partition (-1 unknown).
+    pub offset: i64,
 }
 
 /// A claim-keyed input.
@@ -232,6 +261,19 @@ impl Reconciler {
         input: ClaimInput<'_>,
         out: &mut ClaimOutputs,
     ) -> bool {
+        self.apply_at(state, claim_id, input, -1, out)
+    }
+
+    /// As [`Reconciler::apply`], remembering the input record's offset in its topic partition
+    /// (shown by the read API's status history).
+    pub fn apply_at(
+        &self,
+        state: &mut ClaimState,
+        claim_id: &str,
+        input: ClaimInput<'_>,
+        offset: i64,
+        out: &mut ClaimOutputs,
+    ) -> bool {
         let (event_id, event_time, cause) = match input {
             ClaimInput::Submitted(c) => (&c.event_id, c.event_time, UpdateCause::Submission),
             ClaimInput::Ack(a) => (&a.event_id, a.event_time, UpdateCause::Acknowledgment),
@@ -256,6 +298,7 @@ impl Reconciler {
                 encounter_id: c.encounter_id.clone(),
                 billed_cents: c.billed_cents,
                 expected_cents: c.expected_cents,
+                offset,
             }),
             ClaimInput::Ack(a) => {
                 let primary = a.statuses.first();
@@ -266,6 +309,7 @@ impl Reconciler {
                     category: primary.map(|s| s.category.clone()).unwrap_or_default(),
                     code: primary.map(|s| s.code.clone()).unwrap_or_default(),
                     payer_claim_control_number: a.payer_claim_control_number.clone(),
+                    offset,
                 })
             }
             ClaimInput::Remit(r) => state.remits.push(RemitRec {
@@ -287,6 +331,7 @@ impl Reconciler {
                     .cloned()
                     .collect(),
                 has_findings: !r.findings.is_empty(),
+                offset,
             }),
         }
         state.last_event_time = state.last_event_time.max(event_time);
@@ -415,32 +460,101 @@ impl Reconciler {
 
     /// When the claim's next timer is due, and which.
     pub fn next_timer(&self, state: &ClaimState) -> (EpochMillis, ClaimTimer) {
+        self.pending_timers(state)
+            .into_iter()
+            .min()
+            .unwrap_or((EpochMillis::MAX, ClaimTimer::Expire))
+    }
+
+    /// Every timer of the claim not fired yet, with its due time (the expiry always included).
+    pub fn pending_timers(&self, state: &ClaimState) -> SmallVec<[(EpochMillis, ClaimTimer); 3]> {
         let status = state.last_status;
         let retention = if status.is_some_and(ClaimStatus::is_closed) {
             self.closed_retention_ms
         } else {
             self.open_retention_ms
         };
-        let mut next = (
+        let mut timers = SmallVec::new();
+        timers.push((
             state.last_event_time.saturating_add(retention),
             ClaimTimer::Expire,
-        );
+        ));
         if let Some(cur) = state.current_submission() {
             if cur.frequency != ClaimFrequency::Void && state.remits.is_empty() {
                 if state.ack_timer_fired_for != Some(cur.event_time)
                     && state.relevant_acks().next().is_none()
                 {
-                    next = next.min((cur.event_time + self.ack_timeout_ms, ClaimTimer::MissingAck));
+                    timers.push((cur.event_time + self.ack_timeout_ms, ClaimTimer::MissingAck));
                 }
                 if state.remit_timer_fired_for != Some(cur.event_time) {
-                    next = next.min((
+                    timers.push((
                         cur.event_time + self.remit_timeout_ms,
                         ClaimTimer::MissingRemit,
                     ));
                 }
             }
         }
-        next
+        timers
+    }
+
+    /// The claim's status changes, replayed from its records in event-time order: each entry is
+    /// the record that moved the reconciled status. A pure function of the records (no extra
+    /// state is kept for it); quadratic in the records of one claim, which are a handful.
+    pub fn status_history(&self, state: &ClaimState, claim_id: &str) -> Vec<StatusChange> {
+        let mut records: Vec<(EpochMillis, u64, SourceKind, usize)> = Vec::new();
+        records.extend(
+            state
+                .submissions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.event_time, r.id, SourceKind::Ehr, i)),
+        );
+        records.extend(
+            state
+                .acks
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.event_time, r.id, SourceKind::Ack277ca, i)),
+        );
+        records.extend(
+            state
+                .remits
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.event_time, r.id, SourceKind::Remit835, i)),
+        );
+        records.sort_unstable();
+        let mut partial = ClaimState::default();
+        let mut last: Option<ClaimStatus> = None;
+        let mut out = Vec::new();
+        for (event_time, _, kind, i) in records {
+            let offset = match kind {
+                SourceKind::Ehr => {
+                    partial.submissions.push(state.submissions[i].clone());
+                    state.submissions[i].offset
+                }
+                SourceKind::Ack277ca => {
+                    partial.acks.push(state.acks[i].clone());
+                    state.acks[i].offset
+                }
+                SourceKind::Remit835 => {
+                    partial.remits.push(state.remits[i].clone());
+                    state.remits[i].offset
+                }
+            };
+            let status = self.view(&partial, claim_id).status;
+            if last != Some(status) {
+                out.push(StatusChange {
+                    status,
+                    previous: last,
+                    event_time,
+                    source: kind,
+                    offset,
+                });
+                last = Some(status);
+            }
+        }
+        out
     }
 
     /// Fires a due timer. Returns false when the claim should leave state.

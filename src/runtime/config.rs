@@ -62,6 +62,8 @@ pub struct RuntimeConfig {
     /// How often the model directory is checked for new artifacts (hot reload, see
     /// `score::reload`); 0 disables the reload.
     pub model_reload_interval_ms: u64,
+    /// The authenticated read API on the `http_listen` server (off by default).
+    pub api: crate::api::ApiConfig,
     /// The transport-free core's settings (partitions must equal the input topics' count).
     pub core: CoreConfig,
 }
@@ -105,6 +107,9 @@ pub struct Topics {
     pub dead_letter: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
+    /// Where instances advertise their read-API URL and partitions (compacted, keyed by
+    /// instance id; read by every instance to forward requests to a key's owner).
+    pub api_endpoints: String,
     /// Partitions of the keyed topics, created by `topics create`.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -129,6 +134,7 @@ impl Default for Topics {
             payer_monitor_alerts: "claimwatch.alerts.payer-monitor".into(),
             dead_letter: "claimwatch.dead-letter".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
+            api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
             replication_factor: 1,
         }
@@ -216,6 +222,7 @@ impl Default for RuntimeConfig {
             model_dir: None,
             // A new model is picked up within seconds of being written; two stat calls a poll.
             model_reload_interval_ms: 10_000,
+            api: crate::api::ApiConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -268,6 +275,10 @@ impl RuntimeConfig {
                 "core.partitions ({}) must equal topics.partitions ({}): replay and the service hash keys the same way",
                 self.core.partitions, self.topics.partitions
             ));
+        }
+        self.api.validate(&mut problems);
+        if self.api.enabled && self.http_listen.as_deref().is_none_or(str::is_empty) {
+            problems.push("api.enabled needs http_listen".into());
         }
         if self.checkpoint_interval_ms == 0 {
             problems.push("checkpoint_interval_ms must be > 0".into());

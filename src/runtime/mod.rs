@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     /// Lifecycle tally and per-topic output counts for the demo's summary (off in production).
     pub tally: Option<Mutex<(OutputTally, std::collections::BTreeMap<&'static str, u64>)>>,
     pub inputs: Vec<(String, Option<InputStream>)>,
+    /// The partitions this instance serves and their state's read handles (read API).
+    pub served: crate::api::Registry,
 }
 
 struct TaskHandle {
@@ -185,7 +187,11 @@ impl Ctx {
         status.ready.store(false, Ordering::SeqCst);
         let started = Instant::now();
         let mut opened = Vec::new();
-        for p in partition_numbers(tpl) {
+        let assigned = partition_numbers(tpl);
+        for p in &assigned {
+            self.shared.served.restoring(*p);
+        }
+        for p in assigned {
             match self.open_partition(base, p) {
                 Ok(partition) => {
                     for (topic, _) in &self.shared.inputs {
@@ -206,6 +212,7 @@ impl Ctx {
                     // Without its state the partition cannot be processed correctly: leave it
                     // unassigned in this process and let the group move it (we stay not ready).
                     tracing::error!(partition = p, error = %e, "restoring partition failed");
+                    self.shared.served.remove(p);
                     for (topic, _) in &self.shared.inputs {
                         let _ = tpl.set_partition_offset(topic, p, Offset::Invalid);
                     }
@@ -214,6 +221,9 @@ impl Ctx {
         }
         if let Err(e) = base.assign(tpl) {
             tracing::error!(error = %e, "assign failed");
+            for partition in &opened {
+                self.shared.served.remove(partition.id());
+            }
             return;
         }
         let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
@@ -239,6 +249,9 @@ impl Ctx {
                     None => tracing::error!(topic, partition = p, "no partition queue"),
                 }
             }
+            self.shared
+                .served
+                .ready(p, crate::api::Views::of(&partition));
             let (tx, rx) = mpsc::unbounded_channel();
             let task = Task::new(
                 Arc::clone(&self.shared),
@@ -356,6 +369,7 @@ impl Ctx {
             }
         }
         for (p, h) in handles {
+            self.shared.served.remove(p);
             h.join.abort();
             self.shared.metrics.forget_partition(p);
         }
@@ -377,6 +391,16 @@ pub struct Service {
     reload: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The partitions served here (read API).
+    pub served: crate::api::Registry,
+    endpoints: Option<Endpoints>,
+}
+
+/// The read API's endpoint advertising (publisher) and directory (reader).
+struct Endpoints {
+    stop: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<()>,
+    publisher: tokio::task::JoinHandle<()>,
 }
 
 /// Why the service could not start.
@@ -505,7 +529,9 @@ impl Service {
             }
             None => (Engine::new(config.core.clone(), RefData::shared()), None),
         };
+        let served = crate::api::Registry::new(config.topics.partitions.max(1) as u32);
         let shared = Arc::new(Shared {
+            served: served.clone(),
             metrics: Arc::clone(&metrics),
             engine,
             codec,
@@ -543,6 +569,7 @@ impl Service {
             tracing::info!(topic = %shared.config.topics.raw_x12, "raw X12 topic absent: in-stream X12 parsing off");
             None
         };
+        let mut endpoints = None;
         let http = match shared
             .config
             .http_listen
@@ -557,7 +584,46 @@ impl Service {
                 let ready: crate::metrics::http::ReadyFn =
                     Arc::new(move || st.ready.load(Ordering::SeqCst));
                 let mut stop_rx = stopped.clone();
-                let m = Arc::clone(&metrics);
+                let directory = shared
+                    .config
+                    .api
+                    .advertised_url
+                    .as_ref()
+                    .filter(|_| shared.config.api.enabled)
+                    .map(|url| {
+                        let me = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+                        let dir = Arc::new(crate::api::routing::Directory::new(me.clone()));
+                        let stop_flag = Arc::new(AtomicBool::new(false));
+                        let reader = crate::api::routing::read(
+                            shared.config.consumer_properties(),
+                            shared.config.topics.api_endpoints.clone(),
+                            Arc::clone(&dir),
+                            Arc::clone(&stop_flag),
+                        );
+                        let publisher = tokio::spawn(crate::api::routing::publish(
+                            shared.producer.clone(),
+                            shared.config.topics.api_endpoints.clone(),
+                            me,
+                            url.clone(),
+                            shared.served.clone(),
+                            stopped.clone(),
+                        ));
+                        endpoints = Some(Endpoints {
+                            stop: stop_flag,
+                            reader,
+                            publisher,
+                        });
+                        dir
+                    });
+                let app = http_app(&shared, Arc::clone(&metrics), ready, directory)?;
+                let api_cfg = &shared.config.api;
+                let tls = api_cfg
+                    .tls
+                    .as_ref()
+                    .map(crate::api::server::tls_acceptor)
+                    .transpose()
+                    .map_err(StartError::Config)?;
+                let header_timeout = Duration::from_millis(api_cfg.header_read_timeout_ms);
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| StartError::Config(format!("http_listen {addr}: {e}")))?;
@@ -566,9 +632,10 @@ impl Service {
                         let _ = stop_rx.changed().await;
                     };
                     if let Err(e) =
-                        crate::metrics::http::serve_listener(listener, m, ready, shutdown).await
+                        crate::api::server::serve(listener, app, tls, header_timeout, shutdown)
+                            .await
                     {
-                        tracing::error!(error = %e, "metrics server stopped");
+                        tracing::error!(error = %e, "HTTP server stopped");
                     }
                 }))
             }
@@ -602,6 +669,8 @@ impl Service {
             reload,
             stop,
             metrics,
+            served,
+            endpoints,
         })
     }
 
@@ -627,6 +696,12 @@ impl Service {
         }
         if let Some(reload) = self.reload {
             let _ = reload.await;
+        }
+        if let Some(e) = self.endpoints {
+            // The publisher saw the stop and wrote its tombstone.
+            let _ = e.publisher.await;
+            e.stop.store(true, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || e.reader.join()).await;
         }
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
@@ -692,6 +767,42 @@ async fn watch_models(
             }
         }
     }
+}
+
+/// The operations routes, plus the read API when enabled.
+fn http_app(
+    shared: &Shared,
+    metrics: Arc<crate::metrics::Metrics>,
+    ready: crate::metrics::http::ReadyFn,
+    directory: Option<Arc<crate::api::routing::Directory>>,
+) -> Result<axum::Router, StartError> {
+    let ops = crate::metrics::http::router(metrics, ready);
+    let cfg = &shared.config;
+    let api = if cfg.api.enabled {
+        let topics = crate::api::dto::SourceTopics {
+            claims: cfg.topics.claims.clone(),
+            acks: cfg.topics.acks.clone(),
+            remits: cfg.topics.remits.clone(),
+        };
+        let state = crate::api::ApiState::new(
+            &cfg.api,
+            shared.served.clone(),
+            shared.engine.clone(),
+            topics,
+        )
+        .map_err(StartError::Config)?;
+        let state = match directory {
+            Some(d) => state.with_directory(d),
+            None => state,
+        };
+        Some(crate::api::router(
+            Arc::new(state),
+            Duration::from_millis(cfg.api.request_timeout_ms),
+        ))
+    } else {
+        None
+    };
+    Ok(crate::api::full_router(ops, api))
 }
 
 /// A record on the consumer's main queue belongs to a partition whose queue was split after it

@@ -793,6 +793,8 @@ impl Task {
             });
             match reopened {
                 Ok(p) => {
+                    // The reopened state has new hot views: readers must follow.
+                    self.shared.served.ready(id, crate::api::Views::of(&p));
                     self.partition = p;
                     break;
                 }

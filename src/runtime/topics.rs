@@ -56,6 +56,11 @@ pub fn all(config: &RuntimeConfig) -> Vec<TopicSpec> {
             compacted: false,
         });
     }
+    v.push(TopicSpec {
+        name: t.api_endpoints.clone(),
+        co_partitioned: false,
+        compacted: true,
+    });
     for (table, _) in TABLES {
         v.push(TopicSpec {
             name: t.changelog(table),
@@ -85,7 +90,13 @@ pub fn check(config: &RuntimeConfig) -> Result<(), TopicError> {
     let specs = all(config);
     let missing: Vec<&str> = specs
         .iter()
-        .filter(|s| s.name != config.topics.raw_x12 && !have.contains_key(&s.name))
+        // Optional: raw X12 ingestion, and the read API's endpoint directory (needed only when
+        // instances forward to each other; `topics create` makes it).
+        .filter(|s| {
+            s.name != config.topics.raw_x12
+                && s.name != config.topics.api_endpoints
+                && !have.contains_key(&s.name)
+        })
         .map(|s| s.name.as_str())
         .collect();
     if !missing.is_empty() {

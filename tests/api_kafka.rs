@@ -1,0 +1,209 @@
+//! The read API scaled out on a real broker (Tansu): two instances split the partitions, each
+//! advertises its URL on the endpoints topic, and every claim is answerable from both (the one
+//! that does not own the key forwards to the one that does), also after one instance leaves and
+//! the other takes its partitions over.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use claimwatch::codec::Format;
+use claimwatch::replay::{self, ReplayOptions};
+use claimwatch::runtime::{produce, topics, RuntimeConfig, Service};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use support::*;
+
+const PARTITIONS: u32 = 4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/api")
+        .join(name)
+}
+
+fn token() -> String {
+    let pem = std::fs::read(fixture("issuer-es256.key")).unwrap();
+    let claims = serde_json::json!({
+        "sub": "e2e", "iss": "https://idp.test", "aud": "claimwatch",
+        "exp": chrono::Utc::now().timestamp() + 3600, "scope": "claims:read members:read",
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &claims,
+        &EncodingKey::from_ec_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+fn instance_config(base: &RuntimeConfig, state: &Path) -> (RuntimeConfig, String) {
+    let mut c = base.clone();
+    c.state_dir = state.to_owned();
+    let http = free_http_addr();
+    c.http_listen = Some(http.clone());
+    c.api.enabled = true;
+    c.api.advertised_url = Some(format!("http://{http}"));
+    c.api.jwt.algorithm = "ES256".into();
+    c.api.jwt.issuer = "https://idp.test".into();
+    c.api.jwt.audience = "claimwatch".into();
+    c.api.jwt.public_key_files = vec![fixture("issuer-es256.pub")];
+    c.api.rate_limit_per_s = 100_000;
+    c.api.rate_limit_burst = 100_000;
+    (c, http)
+}
+
+async fn get(addr: &str, path: &str, token: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+/// Every key's answer from `addr`: (status code, claim status when 200).
+async fn answers(addr: &str, keys: &[String], token: &str) -> BTreeMap<String, (u16, String)> {
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let (s, v) = get(addr, &format!("/v1/claims/{k}"), token).await;
+        out.insert(
+            k.clone(),
+            (s, v["status"].as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    out
+}
+
+async fn settle(addrs: &[&str], keys: &[String], token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut unavailable = 0;
+        for a in addrs {
+            unavailable += answers(a, &keys[..keys.len().min(40)], token)
+                .await
+                .values()
+                .filter(|(s, _)| *s == 503)
+                .count();
+        }
+        if unavailable == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unavailable} answers still 503 after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_claim_is_answerable_from_both_instances_and_after_failover() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    claimwatch::generate::write::generate_to_dir(120, 11, &input, Format::Json).unwrap();
+    let base = config(&broker, "api-e2e", &dir.path().join("unused"), PARTITIONS);
+    topics::create(&base).await.unwrap();
+    // The expected final status of every claim, from replay.
+    let out = dir.path().join("replay");
+    replay::run(&ReplayOptions {
+        input: input.clone(),
+        out: out.clone(),
+        state: None,
+        config: base.core.clone(),
+        stop_after: None,
+    })
+    .unwrap();
+    let expected: BTreeMap<String, String> =
+        final_lifecycle(&replay_outputs(&out, "claimwatch.claim-lifecycle"))
+            .into_iter()
+            .map(|(k, v)| {
+                let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+                (k, v["status"].as_str().unwrap().to_owned())
+            })
+            .collect();
+    let keys: Vec<String> = expected.keys().cloned().collect();
+    assert!(keys.len() > 100, "{} claims", keys.len());
+
+    let produced = produce::produce_dir(&base, &input, Format::Avro, produce::Pace::Unlimited)
+        .await
+        .unwrap();
+    let (ca, http_a) = instance_config(&base, &dir.path().join("a"));
+    let (cb, http_b) = instance_config(&base, &dir.path().join("b"));
+    let a = Service::start(ca).await.unwrap();
+    let b = Service::start(cb).await.unwrap();
+    wait_until(Duration::from_secs(120), || {
+        a.status.consumed.load(Ordering::Relaxed) + b.status.consumed.load(Ordering::Relaxed)
+            >= produced.total()
+            && a.served.served().len() + b.served.served().len() == PARTITIONS as usize
+            && !a.served.served().is_empty()
+            && !b.served.served().is_empty()
+    })
+    .await;
+    let t = token();
+    settle(&[&http_a, &http_b], &keys, &t).await;
+    // Quiet: the last checkpoints ran, state is final.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from_a = answers(&http_a, &keys, &t).await;
+    let from_b = answers(&http_b, &keys, &t).await;
+    let mut ok = 0;
+    for k in &keys {
+        let (sa, va) = &from_a[k];
+        let (sb, vb) = &from_b[k];
+        assert_eq!((sa, va), (sb, vb), "instances disagree on a claim");
+        assert_ne!(*sa, 503);
+        if *sa == 200 {
+            ok += 1;
+            assert_eq!(va, &expected[k], "status differs from replay");
+        } else {
+            assert_eq!(*sa, 404);
+        }
+    }
+    // Claims past their retention have left state (404 on both, as they should); the rest
+    // spread over every partition, so each instance answered keys it does not own.
+    let found_partitions: std::collections::BTreeSet<i32> = keys
+        .iter()
+        .filter(|k| from_a[*k].0 == 200)
+        .map(|k| claimwatch::core::partition_for(k, PARTITIONS))
+        .collect();
+    assert!(ok >= 50, "only {ok} of {} claims found", keys.len());
+    assert_eq!(found_partitions.len(), PARTITIONS as usize);
+    eprintln!(
+        "partitions a {:?} b {:?}; {ok} of {} claims in state, answered from both",
+        a.served.served(),
+        b.served.served(),
+        keys.len()
+    );
+
+    // B leaves; A takes every partition over and answers everything alone.
+    b.shutdown().await;
+    wait_until(Duration::from_secs(90), || {
+        a.served.served().len() == PARTITIONS as usize
+    })
+    .await;
+    settle(&[&http_a], &keys, &t).await;
+    let after = answers(&http_a, &keys, &t).await;
+    assert_eq!(after, from_a, "answers changed after the failover");
+    a.shutdown().await;
+}
+
+async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
