@@ -279,8 +279,21 @@ fn dashboard_has_the_four_rows() {
         ]
     );
     let mut ids = BTreeSet::new();
+    // Every grid cell is covered by at most one panel (Grafana would push overlapping panels
+    // around, out of their rows).
+    let mut cells = std::collections::BTreeMap::new();
     for p in v["panels"].as_array().unwrap() {
         assert!(ids.insert(p["id"].as_i64().unwrap()), "duplicate panel id");
+        let g = &p["gridPos"];
+        let at = |k: &str| g[k].as_i64().unwrap();
+        for y in at("y")..at("y") + at("h") {
+            for x in at("x")..at("x") + at("w") {
+                let title = p["title"].as_str().unwrap_or("");
+                if let Some(other) = cells.insert((x, y), title) {
+                    panic!("panels {other:?} and {title:?} overlap at x={x}, y={y}");
+                }
+            }
+        }
     }
 }
 
