@@ -149,6 +149,9 @@ impl<'a> Segment<'a> {
 
     /// Number of elements after the id.
     pub fn len(&self) -> usize {
+        if (self.nseps as usize) < MAX_FAST && self.raw.len() < u32::MAX as usize {
+            return self.nseps as usize;
+        }
         memchr_iter(self.sep.element, self.raw).count()
     }
 
@@ -227,10 +230,17 @@ pub fn read_isa(bytes: &[u8], isa: usize) -> Option<(Separators, usize)> {
 }
 
 /// Streaming segment iterator over a whole file (possibly several interchanges).
+///
+/// One pass per segment: the terminator and the element separators are found
+/// together, eight bytes at a time (SWAR), and UTF-8 is validated once per run of
+/// valid input rather than once per segment. Nothing is allocated.
 pub struct Tokenizer<'a> {
     bytes: &'a [u8],
     pos: usize,
     sep: Separators,
+    /// `bytes[utf8_from..utf8_from + utf8.len()]` is known to be valid UTF-8.
+    utf8: &'a str,
+    utf8_from: usize,
 }
 
 impl<'a> Tokenizer<'a> {
@@ -244,6 +254,8 @@ impl<'a> Tokenizer<'a> {
             bytes,
             pos,
             sep: Separators::default(),
+            utf8: "",
+            utf8_from: 0,
         }
     }
 
@@ -251,6 +263,110 @@ impl<'a> Tokenizer<'a> {
     pub fn separators(&self) -> Separators {
         self.sep
     }
+
+    /// `bytes[start..end]` as text when it is valid UTF-8. Validation runs over the
+    /// longest valid stretch from `start` and is reused by later segments, so valid
+    /// input is validated once in total, and invalid input stays linear (a new
+    /// stretch starts only past the end of the previous one).
+    fn text(&mut self, start: usize, end: usize) -> Option<&'a str> {
+        let valid_end = self.utf8_from + self.utf8.len();
+        if start >= valid_end {
+            let rest = &self.bytes[start..];
+            let n = match std::str::from_utf8(rest) {
+                Ok(_) => rest.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            self.utf8 = std::str::from_utf8(&rest[..n]).unwrap_or("");
+            self.utf8_from = start;
+        }
+        if start >= self.utf8_from && end <= self.utf8_from + self.utf8.len() {
+            if let Some(t) = self
+                .utf8
+                .get(start - self.utf8_from..end - self.utf8_from)
+            {
+                return Some(t);
+            }
+        }
+        std::str::from_utf8(&self.bytes[start..end]).ok()
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// 0x80 in each byte of `w` that equals `b`, 0 elsewhere (exact: no carries
+/// between bytes, so no false positives).
+#[inline(always)]
+fn eq_mask(w: u64, b: u8) -> u64 {
+    let x = w ^ (LO * u64::from(b));
+    !(((x & !HI) + !HI) | x) & HI
+}
+
+/// Scans from `start` to the next `term` (or the end of `b`), recording the
+/// positions (relative to `start`) of the first `MAX_FAST` `el` bytes before it.
+/// Returns the terminator position.
+#[inline]
+fn scan(
+    b: &[u8],
+    start: usize,
+    el: u8,
+    term: u8,
+    seps: &mut [u32; MAX_FAST],
+    nseps: &mut u8,
+) -> usize {
+    let mut n = 0usize;
+    let mut p = start;
+    while let Some(chunk) = b.get(p..p + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let mt = eq_mask(w, term);
+        let mut me = eq_mask(w, el);
+        let stop = mt != 0;
+        if stop {
+            // Only the element separators before the terminator count.
+            me &= (1u64 << mt.trailing_zeros()) - 1;
+        }
+        while me != 0 && n < MAX_FAST {
+            seps[n] = (p - start + (me.trailing_zeros() / 8) as usize) as u32;
+            n += 1;
+            me &= me - 1;
+        }
+        if stop {
+            *nseps = n as u8;
+            return p + (mt.trailing_zeros() / 8) as usize;
+        }
+        if n == MAX_FAST {
+            // The rest is only searched for the terminator.
+            *nseps = n as u8;
+            return memchr(term, &b[p + 8..]).map_or(b.len(), |i| p + 8 + i);
+        }
+        p += 8;
+    }
+    while p < b.len() {
+        let c = b[p];
+        if c == term {
+            break;
+        }
+        if c == el && n < MAX_FAST {
+            seps[n] = (p - start) as u32;
+            n += 1;
+        }
+        p += 1;
+    }
+    *nseps = n as u8;
+    p
+}
+
+fn trim_end_ws(mut raw: &[u8]) -> &[u8] {
+    while let Some((&last, rest)) = raw.split_last() {
+        if is_ws(last) {
+            raw = rest;
+        } else {
+            break;
+        }
+    }
+    raw
 }
 
 impl<'a> Iterator for Tokenizer<'a> {
@@ -278,31 +394,32 @@ impl<'a> Iterator for Tokenizer<'a> {
                 self.sep = sep;
                 self.pos = next;
                 let end = next - 1;
-                let mut raw = &b[start..end];
-                while let Some((&last, rest)) = raw.split_last() {
-                    if is_ws(last) {
-                        raw = rest;
-                    } else {
-                        break;
-                    }
-                }
-                return Some(Segment::new(raw, sep, start));
+                return Some(Segment::new(trim_end_ws(&b[start..end]), sep, start));
             }
         }
-        let end = match memchr(self.sep.segment, &b[start..]) {
-            Some(i) => start + i,
-            None => b.len(),
-        };
+        let sep = self.sep;
+        let mut seps = [0u32; MAX_FAST];
+        let mut nseps = 0u8;
+        let end = scan(b, start, sep.element, sep.segment, &mut seps, &mut nseps);
         self.pos = (end + 1).min(b.len());
-        let mut raw = &b[start..end];
-        while let Some((&last, rest)) = raw.split_last() {
-            if is_ws(last) {
-                raw = rest;
-            } else {
-                break;
-            }
+        let raw = trim_end_ws(&b[start..end]);
+        if raw.len() >= u32::MAX as usize {
+            return Some(Segment::new(raw, sep, start));
         }
-        Some(Segment::new(raw, self.sep, start))
+        // Separators are never whitespace, so trimming cannot drop one; kept
+        // defensive for the (ISA-rejected) case.
+        while nseps > 0 && seps[nseps as usize - 1] as usize >= raw.len() {
+            nseps -= 1;
+        }
+        let text = self.text(start, start + raw.len());
+        Some(Segment {
+            raw,
+            sep,
+            offset: start,
+            seps,
+            nseps,
+            text,
+        })
     }
 }
 
@@ -422,6 +539,120 @@ mod date_tests {
         }
         for s in ["20002316", "19000229", "20260132", "20260001", "10010100"] {
             assert_eq!(super::parse_date(s), None, "{s}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    //! The one-pass tokenizer against a plain reference (terminator by `memchr`,
+    //! elements by [`Segment::new`], UTF-8 per segment), on samples and mutations.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reference(bytes: &[u8]) -> Vec<Segment<'_>> {
+        let mut out = Vec::new();
+        let mut pos = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        let mut sep = Separators::default();
+        loop {
+            loop {
+                while pos < bytes.len() && (is_ws(bytes[pos]) || bytes[pos] == sep.segment) {
+                    pos += 1;
+                }
+                if bytes[pos..].starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    pos += 3;
+                    continue;
+                }
+                break;
+            }
+            if pos >= bytes.len() {
+                return out;
+            }
+            let start = pos;
+            if bytes[start..].starts_with(b"ISA") {
+                if let Some((s, next)) = read_isa(bytes, start) {
+                    sep = s;
+                    pos = next;
+                    out.push(Segment::new(trim_end_ws(&bytes[start..next - 1]), s, start));
+                    continue;
+                }
+            }
+            let end = memchr(sep.segment, &bytes[start..]).map_or(bytes.len(), |i| start + i);
+            pos = (end + 1).min(bytes.len());
+            out.push(Segment::new(trim_end_ws(&bytes[start..end]), sep, start));
+        }
+    }
+
+    fn same(bytes: &[u8]) {
+        let got: Vec<_> = Tokenizer::new(bytes).collect();
+        let want = reference(bytes);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.raw, w.raw);
+            assert_eq!(g.offset, w.offset);
+            assert_eq!(g.sep, w.sep);
+            assert_eq!(g.nseps, w.nseps);
+            assert_eq!(g.seps[..g.nseps as usize], w.seps[..w.nseps as usize]);
+            assert_eq!(g.text, w.text);
+            assert_eq!(g.len(), w.len());
+            for n in 0..(MAX_FAST + 4) {
+                assert_eq!(g.el_bytes(n), w.el_bytes(n));
+                assert_eq!(g.el(n), w.el(n));
+            }
+        }
+    }
+
+    const SAMPLES: &[&[u8]] = &[
+        include_bytes!("../../tests/fixtures/x12/chs-cds-aiml/test.835"),
+        include_bytes!("../../tests/fixtures/x12/imsweb/x12_277CA_accepted.txt"),
+        include_bytes!("../../tests/fixtures/x12/pyx12/mult_isa.source.x12"),
+        include_bytes!("../../tests/fixtures/x12/tigershark/835-example.txt"),
+        include_bytes!("../../tests/fixtures/x12/linuxforhealth-x12/demo.example1.837"),
+    ];
+
+    #[test]
+    fn samples_match_reference() {
+        for s in SAMPLES {
+            same(s);
+        }
+        // Many elements (beyond the indexed ones), non-ASCII, invalid UTF-8.
+        same(b"ST*1*2*3*4*5*6*7*8*9*10*11*12*13*14*15*16*17*18*19*20*21*22*23*24*25*26~SE*1~");
+        same("N1*PR*CAFÉ ÜBER*XX*1~N3*x\u{00e9}~".as_bytes());
+        same(b"N1*PR*\xff\xfe*XX~N3*ok~N4*\xc3~N4*\xc3\xa9~");
+        same(b"NM1*QC\n*1  \r\n~");
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_samples_match_reference(
+            which in 0..SAMPLES.len(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0..3u8), 0..12),
+        ) {
+            let mut b = SAMPLES[which].to_vec();
+            for (i, byte, kind) in edits {
+                let i = i % (b.len() + 1);
+                match kind {
+                    0 if i < b.len() => b[i] = byte,
+                    1 => b.insert(i, byte),
+                    _ if i < b.len() => { b.remove(i); }
+                    _ => {}
+                }
+            }
+            same(&b);
+        }
+
+        #[test]
+        fn random_bytes_match_reference(
+            b in proptest::collection::vec(
+                prop_oneof![any::<u8>(), proptest::sample::select(b"*~:^|\\n ISA".to_vec())],
+                0..400,
+            )
+        ) {
+            same(&b);
         }
     }
 }
