@@ -37,7 +37,7 @@ pub struct Segment<'a> {
     /// Byte offset of the segment in the input.
     pub offset: usize,
     /// Positions of the first `MAX_FAST` element separators (computed once).
-    seps: [u32; MAX_FAST],
+    seps: [Pos; MAX_FAST],
     nseps: u8,
     /// The segment as text when it is valid UTF-8 (validated once).
     text: Option<&'a str>,
@@ -45,18 +45,22 @@ pub struct Segment<'a> {
 
 /// Elements indexable in O(1); later ones are found by scanning.
 const MAX_FAST: usize = 24;
+/// Element offsets are stored as `Pos` (keeps `Segment` small enough to be moved
+/// without a `memcpy` call); longer segments are split by scanning.
+type Pos = u16;
+const MAX_INDEXED: usize = Pos::MAX as usize;
 
 impl<'a> Segment<'a> {
     /// Builds a segment, splitting its elements once (no allocation).
     pub fn new(raw: &'a [u8], sep: Separators, offset: usize) -> Self {
-        let mut seps = [0u32; MAX_FAST];
+        let mut seps = [0 as Pos; MAX_FAST];
         let mut nseps = 0u8;
-        if raw.len() < u32::MAX as usize {
+        if raw.len() < MAX_INDEXED {
             for p in memchr_iter(sep.element, raw) {
                 if nseps as usize == MAX_FAST {
                     break;
                 }
-                seps[nseps as usize] = p as u32;
+                seps[nseps as usize] = p as Pos;
                 nseps += 1;
             }
         }
@@ -77,6 +81,7 @@ fn as_str(b: &[u8]) -> &str {
 
 impl<'a> Segment<'a> {
     /// Segment identifier (element 0).
+    #[inline]
     pub fn id(&self) -> &'a [u8] {
         if self.nseps == 0 {
             self.raw
@@ -86,14 +91,15 @@ impl<'a> Segment<'a> {
     }
 
     /// Element `n` (1-based as in the implementation guides; 0 = id), "" if absent.
+    #[inline]
     pub fn el(&self, n: usize) -> &'a str {
-        let Some(text) = self.text else {
-            return as_str(self.el_bytes(n));
-        };
         let b = self.el_bytes(n);
         if b.is_empty() {
             return "";
         }
+        let Some(text) = self.text else {
+            return as_str(b);
+        };
         // `b` is a sub-slice of `raw`: same offsets in `text` (ASCII separators
         // always fall on char boundaries).
         let start = b.as_ptr() as usize - self.raw.as_ptr() as usize;
@@ -101,10 +107,11 @@ impl<'a> Segment<'a> {
     }
 
     /// Element `n` as bytes.
+    #[inline]
     pub fn el_bytes(&self, n: usize) -> &'a [u8] {
         let raw = self.raw;
         let k = self.nseps as usize;
-        if raw.len() < u32::MAX as usize && (k < MAX_FAST || n + 1 < MAX_FAST) {
+        if raw.len() < MAX_INDEXED && (k < MAX_FAST || n + 1 < MAX_FAST) {
             if n > k {
                 return &[];
             }
@@ -137,6 +144,7 @@ impl<'a> Segment<'a> {
     }
 
     /// Non-empty element `n`.
+    #[inline]
     pub fn opt(&self, n: usize) -> Option<&'a str> {
         let s = self.el(n);
         (!s.is_empty()).then_some(s)
@@ -148,8 +156,9 @@ impl<'a> Segment<'a> {
     }
 
     /// Number of elements after the id.
+    #[inline]
     pub fn len(&self) -> usize {
-        if (self.nseps as usize) < MAX_FAST && self.raw.len() < u32::MAX as usize {
+        if (self.nseps as usize) < MAX_FAST && self.raw.len() < MAX_INDEXED {
             return self.nseps as usize;
         }
         memchr_iter(self.sep.element, self.raw).count()
@@ -272,11 +281,10 @@ impl<'a> Tokenizer<'a> {
         let valid_end = self.utf8_from + self.utf8.len();
         if start >= valid_end {
             let rest = &self.bytes[start..];
-            let n = match std::str::from_utf8(rest) {
-                Ok(_) => rest.len(),
-                Err(e) => e.valid_up_to(),
+            self.utf8 = match std::str::from_utf8(rest) {
+                Ok(t) => t,
+                Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or(""),
             };
-            self.utf8 = std::str::from_utf8(&rest[..n]).unwrap_or("");
             self.utf8_from = start;
         }
         if start >= self.utf8_from && end <= self.utf8_from + self.utf8.len() {
@@ -311,7 +319,7 @@ fn scan(
     start: usize,
     el: u8,
     term: u8,
-    seps: &mut [u32; MAX_FAST],
+    seps: &mut [Pos; MAX_FAST],
     nseps: &mut u8,
 ) -> usize {
     let mut n = 0usize;
@@ -328,7 +336,7 @@ fn scan(
             me &= (1u64 << mt.trailing_zeros()) - 1;
         }
         while me != 0 && n < MAX_FAST {
-            seps[n] = (p - start + (me.trailing_zeros() / 8) as usize) as u32;
+            seps[n] = (p - start + (me.trailing_zeros() / 8) as usize) as Pos;
             n += 1;
             me &= me - 1;
         }
@@ -349,7 +357,7 @@ fn scan(
             break;
         }
         if c == el && n < MAX_FAST {
-            seps[n] = (p - start) as u32;
+            seps[n] = (p - start) as Pos;
             n += 1;
         }
         p += 1;
@@ -398,12 +406,12 @@ impl<'a> Iterator for Tokenizer<'a> {
             }
         }
         let sep = self.sep;
-        let mut seps = [0u32; MAX_FAST];
+        let mut seps = [0 as Pos; MAX_FAST];
         let mut nseps = 0u8;
         let end = scan(b, start, sep.element, sep.segment, &mut seps, &mut nseps);
         self.pos = (end + 1).min(b.len());
         let raw = trim_end_ws(&b[start..end]);
-        if raw.len() >= u32::MAX as usize {
+        if raw.len() >= MAX_INDEXED {
             return Some(Segment::new(raw, sep, start));
         }
         // Separators are never whitespace, so trimming cannot drop one; kept
@@ -426,33 +434,41 @@ impl<'a> Iterator for Tokenizer<'a> {
 /// Parses a decimal amount into cents exactly ("-12.5" → -1250). Fractions beyond
 /// cents must be zero, otherwise `None`.
 pub fn parse_cents(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (neg, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
+    // One pass over the bytes: [sign] digits* [. digits*], at most 15 integer
+    // digits, fraction digits after the second one must be zeros.
+    let b = s.trim().as_bytes();
+    let (neg, body) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
     };
-    let (int, frac) = match body.find('.') {
-        Some(i) => (&body[..i], &body[i + 1..]),
-        None => (body, ""),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    if int.len() > 15 {
-        return None;
-    }
     let mut v: i64 = 0;
-    for c in int.bytes() {
+    let mut i = 0;
+    while let Some(&c) = body.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        if i == 15 {
+            return None;
+        }
         v = v * 10 + i64::from(c - b'0');
+        i += 1;
     }
-    let fb = frac.as_bytes();
-    let d1 = fb.first().map_or(0, |c| i64::from(c - b'0'));
-    let d2 = fb.get(1).map_or(0, |c| i64::from(c - b'0'));
-    if fb.len() > 2 && fb[2..].iter().any(|&c| c != b'0') {
+    let int_len = i;
+    let frac: &[u8] = match body.get(i) {
+        None => &[],
+        Some(b'.') => &body[i + 1..],
+        Some(_) => return None,
+    };
+    if int_len == 0 && frac.is_empty() {
+        return None;
+    }
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let d1 = frac.first().map_or(0, |c| i64::from(c - b'0'));
+    let d2 = frac.get(1).map_or(0, |c| i64::from(c - b'0'));
+    if frac.len() > 2 && frac[2..].iter().any(|&c| c != b'0') {
         return None;
     }
     v = v * 100 + d1 * 10 + d2;
@@ -624,6 +640,16 @@ mod scan_tests {
         same("N1*PR*CAFÉ ÜBER*XX*1~N3*x\u{00e9}~".as_bytes());
         same(b"N1*PR*\xff\xfe*XX~N3*ok~N4*\xc3~N4*\xc3\xa9~");
         same(b"NM1*QC\n*1  \r\n~");
+        // Longer than the indexed range: elements are found by scanning.
+        let mut long = b"N3*".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 70_000));
+        long.extend(b"*b*c~N4*d*e~");
+        same(&long);
+        let segs: Vec<_> = Tokenizer::new(&long).collect();
+        assert_eq!(segs[0].el(2), "b");
+        assert_eq!(segs[0].el(3), "c");
+        assert_eq!(segs[0].len(), 3);
+        assert_eq!(segs[1].el(2), "e");
     }
 
     proptest! {
@@ -653,6 +679,65 @@ mod scan_tests {
             )
         ) {
             same(&b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod cents_tests {
+    use proptest::prelude::*;
+
+    /// The previous, multi-pass implementation: the reference for `parse_cents`.
+    fn reference(s: &str) -> Option<i64> {
+        let s = s.trim();
+        let (neg, body) = match s.as_bytes().first()? {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (int, frac) = match body.find('.') {
+            Some(i) => (&body[..i], &body[i + 1..]),
+            None => (body, ""),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        if int.len() > 15 {
+            return None;
+        }
+        let mut v: i64 = 0;
+        for c in int.bytes() {
+            v = v * 10 + i64::from(c - b'0');
+        }
+        let fb = frac.as_bytes();
+        let d1 = fb.first().map_or(0, |c| i64::from(c - b'0'));
+        let d2 = fb.get(1).map_or(0, |c| i64::from(c - b'0'));
+        if fb.len() > 2 && fb[2..].iter().any(|&c| c != b'0') {
+            return None;
+        }
+        v = v * 100 + d1 * 10 + d2;
+        Some(if neg { -v } else { v })
+    }
+
+    #[test]
+    fn edge_cases_match_reference() {
+        for s in [
+            "", "-", "+", ".", "-.", "1.", "-1.", ".5", "1.2.3", "--1", "+-1", " 12.30 ", "1e3",
+            "999999999999999", "9999999999999999", "999999999999999.99", "1.000", "1.001",
+            "1..0", "١", "0.00", "-0", "12 .5",
+        ] {
+            assert_eq!(super::parse_cents(s), reference(s), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_reference(s in "[ +\\-.0-9a]{0,20}") {
+            prop_assert_eq!(super::parse_cents(&s), reference(&s));
         }
     }
 }
