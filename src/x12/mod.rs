@@ -268,7 +268,10 @@ impl Tx {
 /// `HHMM[SS[D[D]]]`: decimal seconds are tenths or hundredths).
 pub(crate) fn datetime_ms(date: &str, time: &str) -> Option<EpochMillis> {
     let day = if date.len() == 6 {
-        parse_date(&format!("20{date}"))?
+        // "20" + YYMMDD on the stack (once per ISA: no allocation).
+        let mut buf = [b'2', b'0', 0, 0, 0, 0, 0, 0];
+        buf[2..].copy_from_slice(date.as_bytes());
+        parse_date(std::str::from_utf8(&buf).ok()?)?
     } else {
         parse_date(date)?
     };
@@ -367,7 +370,8 @@ fn run(
     let mut gs_version = String::new();
     let mut isa_time: EpochMillis = 0;
 
-    for seg in Tokenizer::new(bytes) {
+    let mut tokens = Tokenizer::new(bytes);
+    while let Some(seg) = tokens.advance() {
         if report.is_some()
             && !(ctx.summary.findings.is_empty()
                 && ctx.summary.errors.is_empty()

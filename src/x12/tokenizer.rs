@@ -250,6 +250,8 @@ pub struct Tokenizer<'a> {
     /// `bytes[utf8_from..utf8_from + utf8.len()]` is known to be valid UTF-8.
     utf8: &'a str,
     utf8_from: usize,
+    /// The segment returned by [`Tokenizer::advance`].
+    cur: Segment<'a>,
 }
 
 impl<'a> Tokenizer<'a> {
@@ -265,6 +267,7 @@ impl<'a> Tokenizer<'a> {
             sep: Separators::default(),
             utf8: "",
             utf8_from: 0,
+            cur: Segment::new(&[], Separators::default(), 0),
         }
     }
 
@@ -377,10 +380,11 @@ fn trim_end_ws(mut raw: &[u8]) -> &[u8] {
     raw
 }
 
-impl<'a> Iterator for Tokenizer<'a> {
-    type Item = Segment<'a>;
-
-    fn next(&mut self) -> Option<Segment<'a>> {
+impl<'a> Tokenizer<'a> {
+    /// The next segment, built in place inside the tokenizer (no copy of the
+    /// segment per call); the parser's loop uses this, [`Iterator::next`] copies.
+    #[inline]
+    pub fn advance(&mut self) -> Option<&Segment<'a>> {
         let b = self.bytes;
         loop {
             // Skip whitespace, stray terminators and BOMs between segments.
@@ -402,32 +406,48 @@ impl<'a> Iterator for Tokenizer<'a> {
                 self.sep = sep;
                 self.pos = next;
                 let end = next - 1;
-                return Some(Segment::new(trim_end_ws(&b[start..end]), sep, start));
+                self.cur = Segment::new(trim_end_ws(&b[start..end]), sep, start);
+                return Some(&self.cur);
             }
         }
         let sep = self.sep;
-        let mut seps = [0 as Pos; MAX_FAST];
         let mut nseps = 0u8;
-        let end = scan(b, start, sep.element, sep.segment, &mut seps, &mut nseps);
+        let end = scan(
+            b,
+            start,
+            sep.element,
+            sep.segment,
+            &mut self.cur.seps,
+            &mut nseps,
+        );
         self.pos = (end + 1).min(b.len());
         let raw = trim_end_ws(&b[start..end]);
         if raw.len() >= MAX_INDEXED {
-            return Some(Segment::new(raw, sep, start));
+            self.cur = Segment::new(raw, sep, start);
+            return Some(&self.cur);
         }
         // Separators are never whitespace, so trimming cannot drop one; kept
         // defensive for the (ISA-rejected) case.
-        while nseps > 0 && seps[nseps as usize - 1] as usize >= raw.len() {
+        while nseps > 0 && self.cur.seps[nseps as usize - 1] as usize >= raw.len() {
             nseps -= 1;
         }
         let text = self.text(start, start + raw.len());
-        Some(Segment {
-            raw,
-            sep,
-            offset: start,
-            seps,
-            nseps,
-            text,
-        })
+        // Offsets past `nseps` are left over from earlier segments and never read.
+        let cur = &mut self.cur;
+        cur.raw = raw;
+        cur.sep = sep;
+        cur.offset = start;
+        cur.nseps = nseps;
+        cur.text = text;
+        Some(&self.cur)
+    }
+}
+
+impl<'a> Iterator for Tokenizer<'a> {
+    type Item = Segment<'a>;
+
+    fn next(&mut self) -> Option<Segment<'a>> {
+        self.advance().copied()
     }
 }
 
