@@ -576,7 +576,7 @@ fn run(
                 None => ctx.finding("unexpected_se", "SE without ST".into()),
             },
             _ => match tx.as_mut() {
-                Some(t) => t.segment(&mut ctx, &seg),
+                Some(t) => t.segment(&mut ctx, seg),
                 None => {
                     if !id.is_empty()
                         && id.len() <= 3

@@ -291,10 +291,7 @@ impl<'a> Tokenizer<'a> {
             self.utf8_from = start;
         }
         if start >= self.utf8_from && end <= self.utf8_from + self.utf8.len() {
-            if let Some(t) = self
-                .utf8
-                .get(start - self.utf8_from..end - self.utf8_from)
-            {
+            if let Some(t) = self.utf8.get(start - self.utf8_from..end - self.utf8_from) {
                 return Some(t);
             }
         }
@@ -722,8 +719,7 @@ mod cents_tests {
         if int.is_empty() && frac.is_empty() {
             return None;
         }
-        if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit())
-        {
+        if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }
         if int.len() > 15 {
@@ -746,9 +742,29 @@ mod cents_tests {
     #[test]
     fn edge_cases_match_reference() {
         for s in [
-            "", "-", "+", ".", "-.", "1.", "-1.", ".5", "1.2.3", "--1", "+-1", " 12.30 ", "1e3",
-            "999999999999999", "9999999999999999", "999999999999999.99", "1.000", "1.001",
-            "1..0", "١", "0.00", "-0", "12 .5",
+            "",
+            "-",
+            "+",
+            ".",
+            "-.",
+            "1.",
+            "-1.",
+            ".5",
+            "1.2.3",
+            "--1",
+            "+-1",
+            " 12.30 ",
+            "1e3",
+            "999999999999999",
+            "9999999999999999",
+            "999999999999999.99",
+            "1.000",
+            "1.001",
+            "1..0",
+            "١",
+            "0.00",
+            "-0",
+            "12 .5",
         ] {
             assert_eq!(super::parse_cents(s), reference(s), "{s:?}");
         }
