@@ -4,7 +4,7 @@
 //! indexed elements equal a plain split of the segment. Hangs and unbounded
 //! allocation are caught by libFuzzer's -timeout and -rss_limit_mb/-malloc_limit_mb.
 //!
-//! cargo +nightly fuzz run --fuzz-dir loadtest/fuzz x12_parse -- -max_total_time=600
+//! bash loadtest/fuzz/run.sh [SECONDS]   (seeds the corpus, then cargo fuzz run; see the script)
 #![no_main]
 
 use claimwatch::x12::{parse, parse_interchange, tokenizer::Tokenizer};
