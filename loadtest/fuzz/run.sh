@@ -19,7 +19,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-find tests/fixtures/x12 -type f ! -name '*.md' -size -64k | while read -r f; do
+find tests/fixtures/x12 -type f ! -name '*.md' ! -name 'LICENSE*' -size -64k | while read -r f; do
   cp "$f" "$CORPUS/sample-$(basename "$(dirname "$f")")-$(basename "$f")"
 done
 if ! ls "$CORPUS"/gen-* >/dev/null 2>&1; then
