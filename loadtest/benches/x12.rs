@@ -2,6 +2,10 @@
 //! whole interchanges of the public samples with fresh control numbers.
 //!
 //! `cargo bench --bench x12 -- --warm-up-time 1 --measurement-time 3`
+//!
+//! A second function in the same run is the floor for any X12 reader: one `memchr` pass counting
+//! segment terminators over the same bytes. On a shared, noisy machine the ratio of the two medians
+//! is the steadier figure.
 
 use claimwatch::x12::{parse_each, synth::repeat_interchanges};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -30,6 +34,10 @@ fn bench(c: &mut Criterion) {
             });
             std::hint::black_box((n, s.findings.len()))
         })
+    });
+    let terminator = input[105];
+    g.bench_function(format!("memchr_terminators_{}MB", input.len() >> 20), |b| {
+        b.iter(|| std::hint::black_box(memchr::memchr_iter(terminator, &input).count()))
     });
     g.finish();
 }

@@ -500,9 +500,17 @@ impl RefData {
     }
 
     pub fn carc(&self, code: &str) -> Option<&CarcInfo> {
-        self.carc
-            .get(code)
-            .or_else(|| self.carc.get(&normalise(code)))
+        self.carc.get(code).or_else(|| {
+            // A code that is already normalised would be looked up again unchanged.
+            let normalised = code
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+            if normalised {
+                None
+            } else {
+                self.carc.get(&normalise(code))
+            }
+        })
     }
 
     /// Category of a CAS triplet: a PR group patient-share CARC is patient responsibility; otherwise

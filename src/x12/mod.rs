@@ -161,10 +161,26 @@ impl Ctx<'_> {
     /// `x12:<set>:<ISA06 sender>:<ISA13>:<ST02>:<ordinal>`, stable across re-parses
     /// of the same interchange (so a file parsed twice is deduplicated by the core).
     pub fn event_id(&self, set: &str, ordinal: usize) -> String {
-        format!(
-            "x12:{set}:{}:{}:{}:{ordinal}",
-            self.isa06, self.isa13, self.st02
-        )
+        // Built by hand: this runs once per event, `format!` costs more than the copy.
+        let mut n = itoa::Buffer::new();
+        let ord = n.format(ordinal);
+        let parts = [
+            "x12:",
+            set,
+            ":",
+            &self.isa06,
+            ":",
+            &self.isa13,
+            ":",
+            &self.st02,
+            ":",
+            ord,
+        ];
+        let mut id = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            id.push_str(p);
+        }
+        id
     }
 
     pub fn finding(&mut self, code: &str, message: String) {
@@ -252,7 +268,10 @@ impl Tx {
 /// `HHMM[SS[D[D]]]`: decimal seconds are tenths or hundredths).
 pub(crate) fn datetime_ms(date: &str, time: &str) -> Option<EpochMillis> {
     let day = if date.len() == 6 {
-        parse_date(&format!("20{date}"))?
+        // "20" + YYMMDD on the stack (once per ISA: no allocation).
+        let mut buf = [b'2', b'0', 0, 0, 0, 0, 0, 0];
+        buf[2..].copy_from_slice(date.as_bytes());
+        parse_date(std::str::from_utf8(&buf).ok()?)?
     } else {
         parse_date(date)?
     };
@@ -272,6 +291,12 @@ pub(crate) fn datetime_ms(date: &str, time: &str) -> Option<EpochMillis> {
         _ => 0,
     };
     Some(crate::model::start_of_day(day) + ((h * 60 + m) * 60 + s) * 1000 + frac_ms)
+}
+
+/// Replaces the contents of `dst`, reusing its buffer.
+fn set_str(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
 }
 
 /// A non-event output of [`parse_stream`].
@@ -345,7 +370,8 @@ fn run(
     let mut gs_version = String::new();
     let mut isa_time: EpochMillis = 0;
 
-    for seg in Tokenizer::new(bytes) {
+    let mut tokens = Tokenizer::new(bytes);
+    while let Some(seg) = tokens.advance() {
         if report.is_some()
             && !(ctx.summary.findings.is_empty()
                 && ctx.summary.errors.is_empty()
@@ -385,8 +411,8 @@ fn run(
                 in_gs = false;
                 gs_count = 0;
                 ctx.summary.interchanges += 1;
-                ctx.isa13 = seg.el(13).trim().to_string();
-                ctx.isa06 = seg.el(6).trim().to_string();
+                set_str(&mut ctx.isa13, seg.el(13).trim());
+                set_str(&mut ctx.isa06, seg.el(6).trim());
                 isa_time = datetime_ms(seg.el(9), seg.el(10)).unwrap_or(0);
                 ctx.event_time = isa_time;
                 if seg.len() != 16 {
@@ -445,8 +471,8 @@ fn run(
                 in_gs = true;
                 gs_count += 1;
                 st_count = 0;
-                gs06 = seg.el(6).to_string();
-                gs_version = seg.el(8).to_string();
+                set_str(&mut gs06, seg.el(6));
+                set_str(&mut gs_version, seg.el(8));
                 ctx.event_time = datetime_ms(seg.el(4), seg.el(5)).unwrap_or(isa_time);
             }
             b"GE" => {
@@ -489,7 +515,7 @@ fn run(
                 st_segs = 1;
                 st_start = seg.offset;
                 ctx.summary.transactions += 1;
-                ctx.st02 = seg.el(2).to_string();
+                set_str(&mut ctx.st02, seg.el(2));
                 let version = if seg.el(3).is_empty() {
                     gs_version.as_str()
                 } else {
@@ -550,7 +576,7 @@ fn run(
                 None => ctx.finding("unexpected_se", "SE without ST".into()),
             },
             _ => match tx.as_mut() {
-                Some(t) => t.segment(&mut ctx, &seg),
+                Some(t) => t.segment(&mut ctx, seg),
                 None => {
                     if !id.is_empty()
                         && id.len() <= 3

@@ -199,7 +199,8 @@ impl Tx835 {
                 let charge = amount(ctx, seg.el(3), "CLP03");
                 let paid = amount(ctx, seg.el(4), "CLP04");
                 let pr = amount(ctx, seg.el(5), "CLP05");
-                if ctx.refdata.claim_payment_status(seg.el(2)).is_none() {
+                let known_status = ctx.refdata.claim_payment_status(seg.el(2)).is_some();
+                if !known_status {
                     ctx.finding(
                         "clp02_code",
                         format!("CLP02 {:?} is not a 005010 claim status code", seg.el(2)),
@@ -233,7 +234,7 @@ impl Tx835 {
                     findings: Vec::new(),
                 });
                 if let Some(c) = self.claims.last_mut() {
-                    if ctx.refdata.claim_payment_status(&c.claim_status).is_none() {
+                    if !known_status {
                         c.findings.push(format!(
                             "clp02_code: {:?} is not a 005010 claim status code",
                             c.claim_status
@@ -241,21 +242,20 @@ impl Tx835 {
                     }
                 }
             }
-            b"CAS" => {
-                let mut adj = Vec::new();
-                let mut notes = Vec::new();
-                cas(ctx, seg, &mut adj, &mut notes);
-                match self.claim() {
-                    Some(c) => {
-                        match c.lines.last_mut() {
-                            Some(l) => l.adjustments.extend(adj),
-                            None => c.adjustments.extend(adj),
-                        }
-                        c.findings.extend(notes);
-                    }
-                    None => ctx.finding("unexpected_segment", "CAS before any CLP; ignored".into()),
+            b"CAS" => match self.claim() {
+                Some(c) => {
+                    // Straight into the line's (or the claim's) adjustments.
+                    let out = match c.lines.last_mut() {
+                        Some(l) => &mut l.adjustments,
+                        None => &mut c.adjustments,
+                    };
+                    cas(ctx, seg, out, &mut c.findings);
                 }
-            }
+                None => {
+                    cas(ctx, seg, &mut Vec::new(), &mut Vec::new());
+                    ctx.finding("unexpected_segment", "CAS before any CLP; ignored".into());
+                }
+            },
             b"MIA" | b"MOA" => {
                 // MIA05, MIA20-23 and MOA03-07 are remark codes (RARC).
                 let els: &[usize] = if seg.id() == b"MIA" {
@@ -288,7 +288,12 @@ impl Tx835 {
             b"SVC" => {
                 let comp = seg.el(1);
                 let mut csep = seg.sep.component as char;
-                if !comp.contains(csep) {
+                let has_csep = if seg.sep.component.is_ascii() {
+                    memchr::memchr(seg.sep.component, comp.as_bytes()).is_some()
+                } else {
+                    comp.contains(csep)
+                };
+                if !has_csep {
                     if let Some(alt) = [':', '>', '^', '|'].into_iter().find(|&c| comp.contains(c))
                     {
                         let id = self.claims.len();
