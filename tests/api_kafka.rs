@@ -28,7 +28,7 @@ fn token() -> String {
     let pem = std::fs::read(fixture("issuer-es256.key")).unwrap();
     let claims = serde_json::json!({
         "sub": "e2e", "iss": "https://idp.test", "aud": "claimwatch",
-        "exp": chrono::Utc::now().timestamp() + 3600, "scope": "claims:read members:read",
+        "exp": chrono::Utc::now().timestamp() + 3600, "scope": "claims:read members:read kpis:read",
     });
     jsonwebtoken::encode(
         &Header::new(Algorithm::ES256),
@@ -83,6 +83,53 @@ async fn answers(addr: &str, keys: &[String], token: &str) -> BTreeMap<String, (
             k.clone(),
             (s, v["status"].as_str().unwrap_or_default().to_owned()),
         );
+    }
+    out
+}
+
+/// Every payer id of the generated claims.
+fn payer_ids(input: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(input.join("ehr.claims.jsonl")).unwrap();
+    let ids: std::collections::BTreeSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["payer_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.into_iter().collect()
+}
+
+/// Every payer's KPI windows from `addr`, daily then hourly, all pages: (status of the first
+/// page, the pages).
+async fn kpi_answers(
+    addr: &str,
+    payers: &[String],
+    token: &str,
+) -> BTreeMap<String, (u16, Vec<serde_json::Value>)> {
+    let mut out = BTreeMap::new();
+    for p in payers {
+        let mut pages = Vec::new();
+        let mut first = 0;
+        for window in ["daily", "hourly"] {
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!("/v1/payers/{p}/kpis?window={window}&limit=100");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let (s, v) = get(addr, &path, token).await;
+                if first == 0 {
+                    first = s;
+                }
+                cursor = v["next_cursor"].as_str().map(str::to_owned);
+                pages.push(v);
+                if s != 200 || cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        out.insert(p.clone(), (first, pages));
     }
     out
 }
@@ -187,6 +234,34 @@ async fn every_claim_is_answerable_from_both_instances_and_after_failover() {
         b.served.served(),
         keys.len()
     );
+    // Payer KPI windows live in the partition of the payer id (where the payer-facts topic puts
+    // them): the same answer from both instances, one of them forwarding.
+    let payers = payer_ids(&input);
+    let kpis_a = kpi_answers(&http_a, &payers, &t).await;
+    let kpis_b = kpi_answers(&http_b, &payers, &t).await;
+    assert_eq!(kpis_a, kpis_b, "instances disagree on payer KPIs");
+    let mut windows = 0;
+    for (p, (s, pages)) in &kpis_a {
+        assert_eq!(*s, 200, "payer KPIs not found: {pages:?}");
+        assert_eq!(pages[0]["payer_id"].as_str(), Some(p.as_str()));
+        windows += pages
+            .iter()
+            .map(|v| v["windows"].as_array().map_or(0, Vec::len))
+            .sum::<usize>();
+    }
+    let owners: std::collections::BTreeSet<bool> = payers
+        .iter()
+        .map(|p| {
+            a.served
+                .served()
+                .contains(&claimwatch::core::partition_for(p, PARTITIONS))
+        })
+        .collect();
+    eprintln!(
+        "{} payers, {windows} KPI windows, answered from both (owned by a: {owners:?})",
+        payers.len()
+    );
+    assert!(windows > payers.len(), "{windows} windows");
 
     // B leaves; A takes every partition over and answers everything alone.
     b.shutdown().await;
@@ -197,6 +272,8 @@ async fn every_claim_is_answerable_from_both_instances_and_after_failover() {
     settle(&[&http_a], &keys, &t).await;
     let after = answers(&http_a, &keys, &t).await;
     assert_eq!(after, from_a, "answers changed after the failover");
+    let kpis_after = kpi_answers(&http_a, &payers, &t).await;
+    assert_eq!(kpis_after, kpis_a, "payer KPIs changed after the failover");
     a.shutdown().await;
 }
 
