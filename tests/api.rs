@@ -535,7 +535,11 @@ async fn payer_kpis_match_the_monitor_and_a_direct_count_and_page_newest_first()
             let got = ["submitted", "accepted", "adjudicated", "paid", "denied"]
                 .map(|k| w[k].as_i64().unwrap());
             assert_eq!(got, c, "{window} window {start}: counts");
-            let rate = if c[2] > 0 { c[4] as f64 / c[2] as f64 } else { 0.0 };
+            let rate = if c[2] > 0 {
+                c[4] as f64 / c[2] as f64
+            } else {
+                0.0
+            };
             assert_eq!(w["denial_rate"].as_f64().unwrap(), rate);
             if start + g_ms + grace <= cutoff {
                 emitted += 1;
@@ -560,11 +564,18 @@ async fn payer_kpis_match_the_monitor_and_a_direct_count_and_page_newest_first()
                 assert_eq!(w["version"], 0);
             }
         }
-        assert!(open > 0 && emitted > 0, "{window}: {open} open, {emitted} emitted");
+        assert!(
+            open > 0 && emitted > 0,
+            "{window}: {open} open, {emitted} emitted"
+        );
         // The alias and the default page give the newest windows first.
         let t = token("kpis:read");
-        let (s, _, v) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis?window={alias}"), Some(&t))
-            .await;
+        let (s, _, v) = call(
+            &f.app,
+            &format!("/v1/payers/{PAYER}/kpis?window={alias}"),
+            Some(&t),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK);
         let default_page = if g == "DAILY" { 7 } else { 24 };
         let w = v["windows"].as_array().unwrap();
@@ -580,7 +591,10 @@ async fn payer_kpis_match_the_monitor_and_a_direct_count_and_page_newest_first()
     assert_eq!(s, StatusCode::OK, "{o}");
     let w = o["windows"].as_array().unwrap();
     assert_eq!(w.len(), 1);
-    assert_eq!((w[0]["submitted"].as_i64(), w[0]["payer_id"].as_str()), (Some(1), Some(OTHER_PAYER)));
+    assert_eq!(
+        (w[0]["submitted"].as_i64(), w[0]["payer_id"].as_str()),
+        (Some(1), Some(OTHER_PAYER))
+    );
     assert!(o["next_cursor"].is_null());
     // One page of 100 holds them all; a cursor at the oldest window gives an empty last page.
     let pages = kpi_pages(&f, PAYER, "daily", 100).await;
@@ -588,7 +602,12 @@ async fn payer_kpis_match_the_monitor_and_a_direct_count_and_page_newest_first()
     let oldest = expected_windows(24 * HOUR).into_keys().next().unwrap();
     use base64::Engine as _;
     let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{oldest}:D"));
-    let (s, _, v) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis?cursor={c}"), Some(&t)).await;
+    let (s, _, v) = call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?cursor={c}"),
+        Some(&t),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["windows"], json!([]));
     assert!(v["next_cursor"].is_null());
@@ -598,7 +617,12 @@ async fn payer_kpis_match_the_monitor_and_a_direct_count_and_page_newest_first()
 async fn bad_kpi_queries_are_400() {
     let f = setup();
     let t = token(ALL);
-    let (_, _, daily) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis?limit=2"), Some(&t)).await;
+    let (_, _, daily) = call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?limit=2"),
+        Some(&t),
+    )
+    .await;
     let daily_cursor = daily["next_cursor"].as_str().unwrap().to_owned();
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -635,7 +659,16 @@ async fn bad_kpi_queries_are_400() {
     .await;
     assert_eq!(s, StatusCode::OK);
     // Malformed payer ids.
-    for key in ["..", ".hidden", "a..b", "a%20b", "%00", "a%7Cb", "P%7CD%7C0", "a;b"] {
+    for key in [
+        "..",
+        ".hidden",
+        "a..b",
+        "a%20b",
+        "%00",
+        "a%7Cb",
+        "P%7CD%7C0",
+        "a;b",
+    ] {
         let (s, ct, v) = call(&f.app, &format!("/v1/payers/{key}/kpis"), Some(&t)).await;
         assert_problem(s, &ct, &v, StatusCode::BAD_REQUEST);
     }
@@ -925,7 +958,12 @@ async fn audit_log_has_hashed_keys_and_general_log_no_identifiers() {
     call(&f.app, &format!("/v1/claims/{CLAIM}"), None).await;
     call(&f.app, &format!("/v1/payers/{PAYER}/kpis"), Some(&t)).await;
     call(&f.app, "/v1/payers/UNKNOWN-P/kpis", Some(&t)).await;
-    call(&f.app, &format!("/v1/payers/{PAYER}/kpis?limit=0"), Some(&t)).await;
+    call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?limit=0"),
+        Some(&t),
+    )
+    .await;
     let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
     let (audit, general): (Vec<&str>, Vec<&str>) =
         text.lines().partition(|l| l.contains(api::AUDIT_TARGET));
@@ -1009,7 +1047,9 @@ async fn openapi_document_is_served_and_matches_the_responses() {
                 assert!(props["state"]["enum"].as_array().unwrap().contains(&state));
             }
             let op = &file["paths"]["/v1/payers/{payer_id}/kpis"]["get"];
-            for code in ["200", "400", "401", "403", "404", "408", "413", "429", "503"] {
+            for code in [
+                "200", "400", "401", "403", "404", "408", "413", "429", "503",
+            ] {
                 assert!(op["responses"].get(code).is_some(), "kpis: {code}");
             }
             assert!(op["responses"].get("501").is_none());

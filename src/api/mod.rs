@@ -50,10 +50,10 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::model::{EpochMillis, Granularity};
 use auth::{Principal, Scope, Verifier};
 pub use config::ApiConfig;
 use dto::{ClaimDto, MemberStaysDto, PayerKpisDto, SourceTopics};
-use crate::model::{EpochMillis, Granularity};
 pub use registry::{Lookup, Registry, Views};
 
 /// Tracing target of the audit log (route it to its own sink: see `main`'s telemetry setup).
@@ -561,10 +561,12 @@ async fn get_member_stays(
     };
     let after = match page.cursor.as_deref() {
         None => None,
-        Some(c) => match decode_cursor(c).and_then(|(day, enc)| Some((i32::try_from(day).ok()?, enc))) {
-            Some(pos) => Some(pos),
-            None => return bad_page(&s),
-        },
+        Some(c) => {
+            match decode_cursor(c).and_then(|(day, enc)| Some((i32::try_from(day).ok()?, enc))) {
+                Some(pos) => Some(pos),
+                None => return bad_page(&s),
+            }
+        }
     };
     let member = views.members.get(&key).map(|e| e.value().clone());
     let Some(member) = member else {
@@ -769,8 +771,7 @@ async fn get_payer_kpis(
             _ => return bad_query(&s),
         },
     };
-    let Some(dto) = payer_kpis_dto(&s.engine.monitor, &views.windows, &key, g, limit, after)
-    else {
+    let Some(dto) = payer_kpis_dto(&s.engine.monitor, &views.windows, &key, g, limit, after) else {
         s.audit(
             &principal.subject,
             ROUTE,
