@@ -176,12 +176,25 @@ impl ApiState {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         match routing::forward(owner, path, authz).await {
-            Ok((status, ct, body)) => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            Ok(f) => {
+                let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
                 self.audit(&principal.subject, route, Some(key), "forwarded", status);
-                let mut r = (status, body).into_response();
-                if let Ok(v) = HeaderValue::from_str(&ct) {
+                let mut r = (status, f.body).into_response();
+                if let Ok(v) = HeaderValue::from_str(&f.content_type) {
                     r.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                // The owner's Retry-After (a 503 while its partition restores or has just
+                // moved, a 429) reaches the client; a 503 without one gets the usual wait.
+                let retry_after = f
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                    .or_else(|| {
+                        (status == StatusCode::SERVICE_UNAVAILABLE)
+                            .then(|| HeaderValue::from(RETRY_AFTER_S))
+                    });
+                if let Some(v) = retry_after {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 r
             }
