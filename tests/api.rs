@@ -234,6 +234,15 @@ struct Fixture {
 }
 
 fn setup_with(cfg: ApiConfig, partitions: u32) -> Fixture {
+    setup_routed(cfg, partitions, None)
+}
+
+/// A fixture whose instance forwards keys it does not serve to the owners in `directory`.
+fn setup_routed(
+    cfg: ApiConfig,
+    partitions: u32,
+    directory: Option<Arc<api::routing::Directory>>,
+) -> Fixture {
     logs();
     let engine = Engine::new(CoreConfig::default(), RefData::shared());
     let (p, emitted) = partition(&engine);
@@ -244,7 +253,11 @@ fn setup_with(cfg: ApiConfig, partitions: u32) -> Fixture {
         acks: "x12.277ca".into(),
         remits: "x12.835".into(),
     };
-    let state = Arc::new(ApiState::new(&cfg, registry.clone(), engine, topics).unwrap());
+    let mut state = ApiState::new(&cfg, registry.clone(), engine, topics).unwrap();
+    if let Some(d) = directory {
+        state = state.with_directory(d);
+    }
+    let state = Arc::new(state);
     let app = api::full_router(
         Router::new(),
         Some(api::router(
@@ -867,6 +880,65 @@ async fn restoring_and_foreign_partitions_are_503_with_retry_after() {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()["retry-after"], "2");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpis_are_forwarded_to_the_owner_with_its_retry_after() {
+    // B serves both partitions (the fixture's state registered under each) over a socket.
+    let b = setup_with(api_config(), 2);
+    b.registry.ready(1, Views::of(&b._partition));
+    let (addr, _stop) = spawn_server(b.app.clone(), None, Duration::from_secs(2)).await;
+    // A serves nothing and knows B's advert.
+    let directory = Arc::new(api::routing::Directory::new("a"));
+    directory.apply(
+        "b",
+        Some(api::routing::Advert {
+            url: format!("http://{addr}"),
+            partitions: vec![0, 1],
+            generation: 1,
+            updated_ms: chrono::Utc::now().timestamp_millis(),
+        }),
+    );
+    let a = setup_routed(api_config(), 2, Some(directory));
+    a.registry.remove(0);
+    let t = token(ALL);
+    for uri in [
+        format!("/v1/payers/{PAYER}/kpis?window=hourly&limit=5"),
+        format!("/v1/payers/{OTHER_PAYER}/kpis"),
+        format!("/v1/claims/{CLAIM}"),
+    ] {
+        let direct = call(&b.app, &uri, Some(&t)).await;
+        assert_eq!(direct.0, StatusCode::OK, "{uri}");
+        assert_eq!(
+            call(&a.app, &uri, Some(&t)).await,
+            direct,
+            "{uri} forwarded"
+        );
+    }
+    let (s, ct, v) = call(&a.app, "/v1/payers/NOPE-4/kpis", Some(&t)).await;
+    assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
+    let (s, ct, v) = call(
+        &a.app,
+        &format!("/v1/payers/{PAYER}/kpis?limit=0"),
+        Some(&t),
+    )
+    .await;
+    assert_problem(s, &ct, &v, StatusCode::BAD_REQUEST);
+    // The owner's partition restoring: its 503 reaches the client with its Retry-After.
+    b.registry.restoring(b.registry.partition_of(PAYER));
+    let r = a
+        .app
+        .clone()
+        .oneshot(
+            Request::get(format!("/v1/payers/{PAYER}/kpis"))
+                .header("authorization", format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "2");
 }
 
 #[tokio::test]
