@@ -1274,3 +1274,62 @@ fn key_charset() {
     assert!(!api::valid_key(&"a".repeat(65)));
     let _ = std::io::sink().write(b"");
 }
+
+/// Cost of one KPI page over a full window table: 20 payers with 34 days of facts every hour
+/// (34 x 25 windows each, 17,000 in the partition), in process through the router (JWT check
+/// included, cached after the first request). A measurement, not a check: run with
+/// `cargo test --release --test api -- --ignored --nocapture measure_kpi`.
+#[tokio::test]
+#[ignore]
+async fn measure_kpi_page_cost() {
+    use claimwatch::model::{FactKind, FactOutcome, PayerCategory, PayerFact, Rekeyed};
+    let cfg = ApiConfig {
+        rate_limit_per_s: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        ..api_config()
+    };
+    let f = setup_with(cfg, 1);
+    let engine = Engine::new(CoreConfig::default(), RefData::shared());
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+    let mut out = Vec::new();
+    let start = claimwatch::model::fixtures::t("2024-01-01") - 12 * HOUR;
+    for payer in 0..20 {
+        for h in 0..34 * 24 {
+            let fact = PayerFact {
+                payer_id: format!("PAYER-{payer:02}"),
+                payer_category: PayerCategory::Commercial,
+                event_time: start + h * HOUR,
+                kind: FactKind::Adjudicated,
+                outcome: Some(FactOutcome::Paid),
+                first_adjudication: true,
+                first_pass_paid: true,
+                paid_cents: 10_000,
+                denied_cents: 0,
+                denial_category: None,
+                denied_by_category: vec![],
+                days_to_payment: Some(20),
+                source_partition: 0,
+            };
+            p.apply_rekeyed(&engine, &Rekeyed::Payer(fact), &mut out);
+        }
+    }
+    p.advance_payer_flow_to(&engine, start + 33 * 24 * HOUR, &mut out);
+    assert_eq!(p.windows().len(), 20 * 34 * 25);
+    f.registry.ready(0, Views::of(&p));
+    let t = token("kpis:read");
+    for q in ["window=daily", "window=hourly", "window=hourly&limit=100"] {
+        let uri = format!("/v1/payers/PAYER-07/kpis?{q}");
+        let mut times = Vec::new();
+        for _ in 0..500 {
+            let started = std::time::Instant::now();
+            let (s, _, _) = call(&f.app, &uri, Some(&t)).await;
+            times.push(started.elapsed());
+            assert_eq!(s, StatusCode::OK);
+        }
+        times.sort();
+        eprintln!(
+            "{q}: p50 {:?} p90 {:?} p99 {:?} (500 requests, 17,000 windows in the partition)",
+            times[250], times[450], times[495]
+        );
+    }
+}
