@@ -20,7 +20,7 @@ use claimwatch::api::{self, ApiState, Registry, Views};
 use claimwatch::config::CoreConfig;
 use claimwatch::core::{Engine, Partition};
 use claimwatch::model::fixtures::{ack, claim, remit, stay};
-use claimwatch::model::{AdjustmentGroup::*, InputEvent};
+use claimwatch::model::{AdjustmentGroup::*, InputEvent, OutputEvent, PayerKpi};
 use claimwatch::refdata::RefData;
 use claimwatch::state::PartitionStore;
 
@@ -73,9 +73,53 @@ fn token(scope: &str) -> String {
 
 const ALL: &str = "claims:read members:read kpis:read";
 
-/// A partition with one claim (submitted, acknowledged, paid with adjustments) and one member
-/// with an index stay and a readmission.
-fn partition(engine: &Engine) -> Partition {
+const PAYER: &str = "P-ACME";
+const OTHER_PAYER: &str = "P-OTHER";
+const HOUR: i64 = 3_600_000;
+
+/// The payer flow's watermark the fixture ends at: windows closed by then are emitted, later ones
+/// are open.
+fn payer_cutoff() -> i64 {
+    claimwatch::model::fixtures::t("2024-03-12") - 12 * HOUR
+}
+
+/// Claims of payer P-ACME besides CLAIM: (claim id, submitted and acknowledged day, remittance
+/// day, denied). Submissions at noon, acknowledgements at 15:00 of the same day.
+fn payer_claims() -> Vec<(String, String, String, bool)> {
+    (0..10)
+        .map(|i| {
+            (
+                format!("PC-{i:02}"),
+                format!("2024-03-{:02}", 3 + i),
+                format!("2024-03-{:02}", 8 + i),
+                i % 3 == 0,
+            )
+        })
+        .collect()
+}
+
+/// What P-ACME's windows must count: (event time, kind) of every fact, kind one of submitted,
+/// accepted, paid, denied.
+fn payer_facts() -> Vec<(i64, &'static str)> {
+    use claimwatch::model::fixtures::t;
+    let mut v = vec![
+        (t("2024-03-01"), "submitted"),
+        (t("2024-03-02"), "accepted"),
+        (t("2024-03-20"), "paid"),
+    ];
+    for (_, day, remit_day, denied) in payer_claims() {
+        v.push((t(&day), "submitted"));
+        v.push((t(&day) + 3 * HOUR, "accepted"));
+        v.push((t(&remit_day), if denied { "denied" } else { "paid" }));
+    }
+    v
+}
+
+/// A partition with one claim (submitted, acknowledged, paid with adjustments), ten more claims of
+/// the same payer and one of another (their payer facts re-keyed back into the partition, as
+/// replay does with one partition), and one member with an index stay and a readmission. Also
+/// returns the payer KPIs emitted.
+fn partition(engine: &Engine) -> (Partition, Vec<PayerKpi>) {
     let mut p = Partition::open(0, PartitionStore::hot_only(0), engine).unwrap();
     let (mut out, mut costs) = (Vec::new(), Vec::new());
     let mut events = vec![
@@ -142,25 +186,66 @@ fn partition(engine: &Engine) -> Partition {
         "ehr.encounters",
         201,
     ));
+    for (i, (id, day, remit_day, denied)) in payer_claims().into_iter().enumerate() {
+        let offset = 1000 + 10 * i as i64;
+        events.push((InputEvent::Claim(claim(&id, &day)), "ehr.claims", offset));
+        let mut a = ack(&id, &day, "A2", "20");
+        a.event_time += 3 * HOUR;
+        events.push((InputEvent::Ack(a), "x12.277ca", offset + 1));
+        let r = if denied {
+            remit(&id, &remit_day, "4", 0, &[(CO, "50", 100_000)])
+        } else {
+            remit(&id, &remit_day, "1", 60_000, &[(CO, "45", 40_000)])
+        };
+        events.push((InputEvent::Remit(r), "x12.835", offset + 2));
+    }
+    let mut other = claim("PC-OTHER", "2024-03-05");
+    other.payer_id = OTHER_PAYER.into();
+    events.push((InputEvent::Claim(other), "ehr.claims", 2000));
     events.sort_by_key(|(e, _, _)| e.event_time());
     for (e, topic, offset) in &events {
         p.apply(engine, e, topic, *offset, &mut out, &mut costs);
+        // One partition: every re-keyed record comes back here.
+        for r in costs.drain(..) {
+            p.apply_rekeyed(engine, &r, &mut out);
+        }
     }
-    p
+    // The payer flow's watermark only moves once every source partition has sent a fact; the
+    // runtime moves it with wall-clock time on a quiet stream, as here.
+    p.advance_payer_flow_to(engine, payer_cutoff(), &mut out);
+    let kpis = out
+        .into_iter()
+        .filter_map(|o| match o {
+            OutputEvent::PayerKpi(k) => Some(k),
+            _ => None,
+        })
+        .collect();
+    (p, kpis)
 }
 
 struct Fixture {
     app: Router,
     state: Arc<ApiState>,
     registry: Registry,
+    /// The payer KPIs the partition emitted.
+    emitted: Vec<PayerKpi>,
     // Keeps the hot views alive as the task would.
     _partition: Partition,
 }
 
 fn setup_with(cfg: ApiConfig, partitions: u32) -> Fixture {
+    setup_routed(cfg, partitions, None)
+}
+
+/// A fixture whose instance forwards keys it does not serve to the owners in `directory`.
+fn setup_routed(
+    cfg: ApiConfig,
+    partitions: u32,
+    directory: Option<Arc<api::routing::Directory>>,
+) -> Fixture {
     logs();
     let engine = Engine::new(CoreConfig::default(), RefData::shared());
-    let p = partition(&engine);
+    let (p, emitted) = partition(&engine);
     let registry = Registry::new(partitions);
     registry.ready(0, Views::of(&p));
     let topics = SourceTopics {
@@ -168,7 +253,11 @@ fn setup_with(cfg: ApiConfig, partitions: u32) -> Fixture {
         acks: "x12.277ca".into(),
         remits: "x12.835".into(),
     };
-    let state = Arc::new(ApiState::new(&cfg, registry.clone(), engine, topics).unwrap());
+    let mut state = ApiState::new(&cfg, registry.clone(), engine, topics).unwrap();
+    if let Some(d) = directory {
+        state = state.with_directory(d);
+    }
+    let state = Arc::new(state);
     let app = api::full_router(
         Router::new(),
         Some(api::router(
@@ -180,6 +269,7 @@ fn setup_with(cfg: ApiConfig, partitions: u32) -> Fixture {
         app,
         state,
         registry,
+        emitted,
         _partition: p,
     }
 }
@@ -217,6 +307,9 @@ fn assert_problem(status: StatusCode, ct: &str, body: &Value, want: StatusCode) 
     for secret in [
         CLAIM,
         MEMBER,
+        PAYER,
+        OTHER_PAYER,
+        "NOPE-",
         "analyst-1",
         "expired",
         "Expired",
@@ -354,17 +447,244 @@ async fn bad_paging_is_400() {
 }
 
 #[tokio::test]
-async fn unknown_keys_are_404_and_kpis_501() {
+async fn unknown_keys_are_404() {
     let f = setup();
     let t = token(ALL);
     let (s, ct, v) = call(&f.app, "/v1/claims/NOPE-1", Some(&t)).await;
     assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
     let (s, ct, v) = call(&f.app, "/v1/members/NOPE-2/stays", Some(&t)).await;
     assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
-    let (s, ct, v) = call(&f.app, "/v1/payers/P1/kpis?window=1d", Some(&t)).await;
-    assert_problem(s, &ct, &v, StatusCode::NOT_IMPLEMENTED);
+    for q in ["", "?window=1d", "?window=hourly&limit=3"] {
+        let (s, ct, v) = call(&f.app, &format!("/v1/payers/NOPE-3/kpis{q}"), Some(&t)).await;
+        assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
+    }
+    // A claim or member id is not a payer.
+    let (s, ct, v) = call(&f.app, &format!("/v1/payers/{CLAIM}/kpis"), Some(&t)).await;
+    assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
     let (s, ct, v) = call(&f.app, "/v1/nothing", Some(&t)).await;
     assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
+}
+
+/// Every window of `payer` at granularity `window`, paging with `limit`: the pages in order.
+async fn kpi_pages(f: &Fixture, payer: &str, window: &str, limit: usize) -> Vec<Value> {
+    let t = token("kpis:read");
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut uri = format!("/v1/payers/{payer}/kpis?window={window}&limit={limit}");
+        if let Some(c) = &cursor {
+            uri.push_str(&format!("&cursor={c}"));
+        }
+        let (s, ct, v) = call(&f.app, &uri, Some(&t)).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        assert_eq!(ct, "application/json");
+        cursor = v["next_cursor"].as_str().map(str::to_owned);
+        pages.push(v);
+        if cursor.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 100, "paging does not end");
+    }
+}
+
+/// The direct computation: per window start, (submitted, accepted, adjudicated, paid, denied).
+fn expected_windows(g_ms: i64) -> std::collections::BTreeMap<i64, [i64; 5]> {
+    let mut m = std::collections::BTreeMap::new();
+    for (at, kind) in payer_facts() {
+        let c: &mut [i64; 5] = m.entry(at.div_euclid(g_ms) * g_ms).or_default();
+        match kind {
+            "submitted" => c[0] += 1,
+            "accepted" => c[1] += 1,
+            "paid" => {
+                c[2] += 1;
+                c[3] += 1
+            }
+            "denied" => {
+                c[2] += 1;
+                c[4] += 1
+            }
+            _ => unreachable!(),
+        }
+    }
+    m
+}
+
+#[tokio::test]
+async fn payer_kpis_match_the_monitor_and_a_direct_count_and_page_newest_first() {
+    let f = setup();
+    for (window, alias, g, g_ms, page_size) in [
+        ("daily", "1d", "DAILY", 24 * HOUR, 5),
+        ("hourly", "1h", "HOURLY", HOUR, 7),
+    ] {
+        let expected = expected_windows(g_ms);
+        let pages = kpi_pages(&f, PAYER, window, page_size).await;
+        let mut windows = Vec::new();
+        for (i, page) in pages.iter().enumerate() {
+            assert_eq!(page["payer_id"], PAYER);
+            assert_eq!(page["granularity"], g);
+            let w = page["windows"].as_array().unwrap();
+            if i + 1 < pages.len() {
+                assert_eq!(w.len(), page_size, "full pages but the last");
+            }
+            windows.extend(w.iter().cloned());
+        }
+        // Every window exactly once, newest first.
+        let starts: Vec<i64> = windows
+            .iter()
+            .map(|w| w["window_start"].as_i64().unwrap())
+            .collect();
+        let mut want: Vec<i64> = expected.keys().copied().collect();
+        want.reverse();
+        assert_eq!(starts, want, "{window}: every window once, newest first");
+        let cutoff = payer_cutoff();
+        let grace = if g == "DAILY" { 48 * HOUR } else { 2 * HOUR };
+        let (mut open, mut emitted) = (0, 0);
+        for w in &windows {
+            let start = w["window_start"].as_i64().unwrap();
+            assert_eq!(w["payer_id"], PAYER);
+            assert_eq!(w["granularity"], g);
+            assert_eq!(w["window_end"].as_i64().unwrap(), start + g_ms);
+            let c = expected[&start];
+            let got = ["submitted", "accepted", "adjudicated", "paid", "denied"]
+                .map(|k| w[k].as_i64().unwrap());
+            assert_eq!(got, c, "{window} window {start}: counts");
+            let rate = if c[2] > 0 {
+                c[4] as f64 / c[2] as f64
+            } else {
+                0.0
+            };
+            assert_eq!(w["denial_rate"].as_f64().unwrap(), rate);
+            if start + g_ms + grace <= cutoff {
+                emitted += 1;
+                assert_eq!(w["state"], "EMITTED", "{w}");
+                // Exactly the record the monitor emitted for the window.
+                let mut last = f
+                    .emitted
+                    .iter()
+                    .filter(|k| {
+                        k.payer_id == PAYER
+                            && k.granularity.as_str() == g
+                            && k.window_start == start
+                    })
+                    .max_by_key(|k| k.version)
+                    .map(|k| serde_json::to_value(k).unwrap())
+                    .expect("an emitted window has an emission");
+                last["state"] = json!("EMITTED");
+                assert_eq!(w, &last);
+            } else {
+                open += 1;
+                assert_eq!(w["state"], "OPEN", "{w}");
+                assert_eq!(w["version"], 0);
+            }
+        }
+        assert!(
+            open > 0 && emitted > 0,
+            "{window}: {open} open, {emitted} emitted"
+        );
+        // The alias and the default page give the newest windows first.
+        let t = token("kpis:read");
+        let (s, _, v) = call(
+            &f.app,
+            &format!("/v1/payers/{PAYER}/kpis?window={alias}"),
+            Some(&t),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let default_page = if g == "DAILY" { 7 } else { 24 };
+        let w = v["windows"].as_array().unwrap();
+        assert_eq!(w.len(), default_page.min(want.len()));
+        assert_eq!(w[0]["window_start"].as_i64(), Some(want[0]));
+        assert_eq!(v["next_cursor"].is_string(), want.len() > default_page);
+    }
+    // Daily is the default; the other payer's windows are its own.
+    let t = token("kpis:read");
+    let (_, _, d) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis"), Some(&t)).await;
+    assert_eq!(d["granularity"], "DAILY");
+    let (s, _, o) = call(&f.app, &format!("/v1/payers/{OTHER_PAYER}/kpis"), Some(&t)).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let w = o["windows"].as_array().unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        (w[0]["submitted"].as_i64(), w[0]["payer_id"].as_str()),
+        (Some(1), Some(OTHER_PAYER))
+    );
+    assert!(o["next_cursor"].is_null());
+    // One page of 100 holds them all; a cursor at the oldest window gives an empty last page.
+    let pages = kpi_pages(&f, PAYER, "daily", 100).await;
+    assert_eq!(pages.len(), 1);
+    let oldest = expected_windows(24 * HOUR).into_keys().next().unwrap();
+    use base64::Engine as _;
+    let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{oldest}:D"));
+    let (s, _, v) = call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?cursor={c}"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["windows"], json!([]));
+    assert!(v["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn bad_kpi_queries_are_400() {
+    let f = setup();
+    let t = token(ALL);
+    let (_, _, daily) = call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?limit=2"),
+        Some(&t),
+    )
+    .await;
+    let daily_cursor = daily["next_cursor"].as_str().unwrap().to_owned();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let huge = b64.encode("99999999999999999999999:D");
+    let wrong_tag = b64.encode("1709251200000:X");
+    let long = "A".repeat(300);
+    for q in [
+        "window=weekly".to_owned(),
+        "window=DAILY".to_owned(),
+        "window=".to_owned(),
+        "window=1d&window=1h".to_owned(),
+        "limit=0".to_owned(),
+        "limit=101".to_owned(),
+        "limit=-1".to_owned(),
+        "limit=x".to_owned(),
+        "cursor=%%%".to_owned(),
+        "cursor=bm9jb2xvbg".to_owned(),
+        format!("cursor={huge}"),
+        format!("cursor={wrong_tag}"),
+        format!("cursor={long}"),
+        // A daily cursor is not an hourly one.
+        format!("window=hourly&cursor={daily_cursor}"),
+        "other=1".to_owned(),
+    ] {
+        let (s, ct, v) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis?{q}"), Some(&t)).await;
+        assert_problem(s, &ct, &v, StatusCode::BAD_REQUEST);
+    }
+    // The same cursor is fine for daily windows.
+    let (s, _, _) = call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?window=daily&cursor={daily_cursor}"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // Malformed payer ids.
+    for key in [
+        "..",
+        ".hidden",
+        "a..b",
+        "a%20b",
+        "%00",
+        "a%7Cb",
+        "P%7CD%7C0",
+        "a;b",
+    ] {
+        let (s, ct, v) = call(&f.app, &format!("/v1/payers/{key}/kpis"), Some(&t)).await;
+        assert_problem(s, &ct, &v, StatusCode::BAD_REQUEST);
+    }
 }
 
 #[tokio::test]
@@ -486,7 +806,13 @@ async fn auth_matrix() {
     let t = token("claims:read");
     let (s, ct, v) = call(&f.app, &format!("/v1/members/{MEMBER}/stays"), Some(&t)).await;
     assert_problem(s, &ct, &v, StatusCode::FORBIDDEN);
-    let (s, ct, v) = call(&f.app, "/v1/payers/P1/kpis", Some(&t)).await;
+    let (s, ct, v) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis"), Some(&t)).await;
+    assert_problem(s, &ct, &v, StatusCode::FORBIDDEN);
+    // kpis:read alone reads KPIs and nothing else.
+    let t = token("kpis:read");
+    let (s, _, _) = call(&f.app, &format!("/v1/payers/{PAYER}/kpis"), Some(&t)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, ct, v) = call(&f.app, &uri, Some(&t)).await;
     assert_problem(s, &ct, &v, StatusCode::FORBIDDEN);
     // Scope as a list is accepted too.
     let t = sign(
@@ -529,6 +855,82 @@ async fn restoring_and_foreign_partitions_are_503_with_retry_after() {
         .clone()
         .oneshot(
             Request::get(format!("/v1/claims/{local}"))
+                .header("authorization", format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "2");
+    // Payer KPIs are found the same way: payer id -> partition.
+    for (p, payer) in [(0, &local), (1, &foreign)] {
+        assert_eq!(f.registry.partition_of(payer), p);
+        let r = f
+            .app
+            .clone()
+            .oneshot(
+                Request::get(format!("/v1/payers/{payer}/kpis?window=hourly"))
+                    .header("authorization", format!("Bearer {t}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "2");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpis_are_forwarded_to_the_owner_with_its_retry_after() {
+    // B serves both partitions (the fixture's state registered under each) over a socket.
+    let b = setup_with(api_config(), 2);
+    b.registry.ready(1, Views::of(&b._partition));
+    let (addr, _stop) = spawn_server(b.app.clone(), None, Duration::from_secs(2)).await;
+    // A serves nothing and knows B's advert.
+    let directory = Arc::new(api::routing::Directory::new("a"));
+    directory.apply(
+        "b",
+        Some(api::routing::Advert {
+            url: format!("http://{addr}"),
+            partitions: vec![0, 1],
+            generation: 1,
+            updated_ms: chrono::Utc::now().timestamp_millis(),
+        }),
+    );
+    let a = setup_routed(api_config(), 2, Some(directory));
+    a.registry.remove(0);
+    let t = token(ALL);
+    for uri in [
+        format!("/v1/payers/{PAYER}/kpis?window=hourly&limit=5"),
+        format!("/v1/payers/{OTHER_PAYER}/kpis"),
+        format!("/v1/claims/{CLAIM}"),
+    ] {
+        let direct = call(&b.app, &uri, Some(&t)).await;
+        assert_eq!(direct.0, StatusCode::OK, "{uri}");
+        assert_eq!(
+            call(&a.app, &uri, Some(&t)).await,
+            direct,
+            "{uri} forwarded"
+        );
+    }
+    let (s, ct, v) = call(&a.app, "/v1/payers/NOPE-4/kpis", Some(&t)).await;
+    assert_problem(s, &ct, &v, StatusCode::NOT_FOUND);
+    let (s, ct, v) = call(
+        &a.app,
+        &format!("/v1/payers/{PAYER}/kpis?limit=0"),
+        Some(&t),
+    )
+    .await;
+    assert_problem(s, &ct, &v, StatusCode::BAD_REQUEST);
+    // The owner's partition restoring: its 503 reaches the client with its Retry-After.
+    b.registry.restoring(b.registry.partition_of(PAYER));
+    let r = a
+        .app
+        .clone()
+        .oneshot(
+            Request::get(format!("/v1/payers/{PAYER}/kpis"))
                 .header("authorization", format!("Bearer {t}"))
                 .body(Body::empty())
                 .unwrap(),
@@ -626,6 +1028,14 @@ async fn audit_log_has_hashed_keys_and_general_log_no_identifiers() {
     )
     .await;
     call(&f.app, &format!("/v1/claims/{CLAIM}"), None).await;
+    call(&f.app, &format!("/v1/payers/{PAYER}/kpis"), Some(&t)).await;
+    call(&f.app, "/v1/payers/UNKNOWN-P/kpis", Some(&t)).await;
+    call(
+        &f.app,
+        &format!("/v1/payers/{PAYER}/kpis?limit=0"),
+        Some(&t),
+    )
+    .await;
     let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
     let (audit, general): (Vec<&str>, Vec<&str>) =
         text.lines().partition(|l| l.contains(api::AUDIT_TARGET));
@@ -643,6 +1053,13 @@ async fn audit_log_has_hashed_keys_and_general_log_no_identifiers() {
     assert_eq!(mine(&claim_hash, "forbidden"), 1);
     assert_eq!(mine(&member_hash, "ok"), 1);
     assert_eq!(mine(&unknown_hash, "not_found"), 1);
+    let payer_hash = f.state.key_hash(PAYER);
+    assert_eq!(mine(&payer_hash, "ok"), 1);
+    assert_eq!(mine(&payer_hash, "bad_query"), 1);
+    assert_eq!(mine(&f.state.key_hash("UNKNOWN-P"), "not_found"), 1);
+    assert!(audit
+        .iter()
+        .any(|l| l.contains(&payer_hash) && l.contains("route=\"payer_kpis\"")));
     assert!(audit
         .iter()
         .any(|l| l.contains("outcome=\"token_missing\"")));
@@ -650,7 +1067,7 @@ async fn audit_log_has_hashed_keys_and_general_log_no_identifiers() {
         .iter()
         .all(|l| l.contains("subject=") && l.contains("route=") && l.contains("status=")));
     // No identifier anywhere in the logs of this whole test binary, audit or not.
-    for id in [CLAIM, MEMBER, "UNKNOWN-9"] {
+    for id in [CLAIM, MEMBER, "UNKNOWN-9", PAYER, "UNKNOWN-P"] {
         assert!(!text.contains(id), "{id} appears in the logs");
     }
     assert!(general.iter().all(|l| !l.contains(&claim_hash)));
@@ -678,8 +1095,44 @@ async fn openapi_document_is_served_and_matches_the_responses() {
             format!("/v1/members/{MEMBER}/stays"),
             &schemas["MemberStays"],
         ),
+        (
+            format!("/v1/payers/{PAYER}/kpis?window=daily&limit=100"),
+            &schemas["PayerKpis"],
+        ),
     ] {
         let (_, _, v) = call(&f.app, &uri, Some(&t)).await;
+        if uri.contains("/kpis") {
+            // Open and emitted windows against the window schema.
+            let w = &schemas["PayerKpiWindow"];
+            let props = w["properties"].as_object().unwrap();
+            let windows = v["windows"].as_array().unwrap();
+            assert!(windows.iter().any(|w| w["state"] == "OPEN"));
+            assert!(windows.iter().any(|w| w["state"] == "EMITTED"));
+            for win in windows {
+                for k in win.as_object().unwrap().keys() {
+                    assert!(props.contains_key(k), "{k} missing from PayerKpiWindow");
+                }
+                for r in w["required"].as_array().unwrap() {
+                    assert!(win.get(r.as_str().unwrap()).is_some(), "{r} missing");
+                }
+                let state = win["state"].clone();
+                assert!(props["state"]["enum"].as_array().unwrap().contains(&state));
+            }
+            let op = &file["paths"]["/v1/payers/{payer_id}/kpis"]["get"];
+            for code in [
+                "200", "400", "401", "403", "404", "408", "413", "429", "503",
+            ] {
+                assert!(op["responses"].get(code).is_some(), "kpis: {code}");
+            }
+            assert!(op["responses"].get("501").is_none());
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(params, ["payer_id", "window", "limit", "cursor"]);
+        }
         let props = schema["properties"].as_object().unwrap();
         for k in v.as_object().unwrap().keys() {
             assert!(props.contains_key(k), "{k} missing from the schema");
@@ -820,4 +1273,63 @@ fn key_charset() {
     }
     assert!(!api::valid_key(&"a".repeat(65)));
     let _ = std::io::sink().write(b"");
+}
+
+/// Cost of one KPI page over a full window table: 20 payers with 34 days of facts every hour
+/// (34 x 25 windows each, 17,000 in the partition), in process through the router (JWT check
+/// included, cached after the first request). A measurement, not a check: run with
+/// `cargo test --release --test api -- --ignored --nocapture measure_kpi`.
+#[tokio::test]
+#[ignore]
+async fn measure_kpi_page_cost() {
+    use claimwatch::model::{FactKind, FactOutcome, PayerCategory, PayerFact, Rekeyed};
+    let cfg = ApiConfig {
+        rate_limit_per_s: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        ..api_config()
+    };
+    let f = setup_with(cfg, 1);
+    let engine = Engine::new(CoreConfig::default(), RefData::shared());
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+    let mut out = Vec::new();
+    let start = claimwatch::model::fixtures::t("2024-01-01") - 12 * HOUR;
+    for payer in 0..20 {
+        for h in 0..34 * 24 {
+            let fact = PayerFact {
+                payer_id: format!("PAYER-{payer:02}"),
+                payer_category: PayerCategory::Commercial,
+                event_time: start + h * HOUR,
+                kind: FactKind::Adjudicated,
+                outcome: Some(FactOutcome::Paid),
+                first_adjudication: true,
+                first_pass_paid: true,
+                paid_cents: 10_000,
+                denied_cents: 0,
+                denial_category: None,
+                denied_by_category: vec![],
+                days_to_payment: Some(20),
+                source_partition: 0,
+            };
+            p.apply_rekeyed(&engine, &Rekeyed::Payer(fact), &mut out);
+        }
+    }
+    p.advance_payer_flow_to(&engine, start + 33 * 24 * HOUR, &mut out);
+    assert_eq!(p.windows().len(), 20 * 34 * 25);
+    f.registry.ready(0, Views::of(&p));
+    let t = token("kpis:read");
+    for q in ["window=daily", "window=hourly", "window=hourly&limit=100"] {
+        let uri = format!("/v1/payers/PAYER-07/kpis?{q}");
+        let mut times = Vec::new();
+        for _ in 0..500 {
+            let started = std::time::Instant::now();
+            let (s, _, _) = call(&f.app, &uri, Some(&t)).await;
+            times.push(started.elapsed());
+            assert_eq!(s, StatusCode::OK);
+        }
+        times.sort();
+        eprintln!(
+            "{q}: p50 {:?} p90 {:?} p99 {:?} (500 requests, 17,000 windows in the partition)",
+            times[250], times[450], times[495]
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The read API scaled out on a real broker (Tansu): two instances split the partitions, each
 //! advertises its URL on the endpoints topic, and every claim is answerable from both (the one
 //! that does not own the key forwards to the one that does), also after one instance leaves and
-//! the other takes its partitions over.
+//! the other takes its partitions over, and while a third joins (during the rebalance every
+//! answer is the right one or a 503 with Retry-After). Payer KPIs likewise.
 
 mod support;
 
@@ -28,7 +29,7 @@ fn token() -> String {
     let pem = std::fs::read(fixture("issuer-es256.key")).unwrap();
     let claims = serde_json::json!({
         "sub": "e2e", "iss": "https://idp.test", "aud": "claimwatch",
-        "exp": chrono::Utc::now().timestamp() + 3600, "scope": "claims:read members:read",
+        "exp": chrono::Utc::now().timestamp() + 3600, "scope": "claims:read members:read kpis:read",
     });
     jsonwebtoken::encode(
         &Header::new(Algorithm::ES256),
@@ -55,6 +56,12 @@ fn instance_config(base: &RuntimeConfig, state: &Path) -> (RuntimeConfig, String
 }
 
 async fn get(addr: &str, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let (s, _, v) = get_full(addr, path, token).await;
+    (s, v)
+}
+
+/// (status, whether the answer has a Retry-After header, body).
+async fn get_full(addr: &str, path: &str, token: &str) -> (u16, bool, serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
@@ -70,8 +77,15 @@ async fn get(addr: &str, path: &str, token: &str) -> (u16, serde_json::Value) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or_default())
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let retry_after = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("retry-after:"));
+    (
+        status,
+        retry_after,
+        serde_json::from_str(body).unwrap_or_default(),
+    )
 }
 
 /// Every key's answer from `addr`: (status code, claim status when 200).
@@ -83,6 +97,53 @@ async fn answers(addr: &str, keys: &[String], token: &str) -> BTreeMap<String, (
             k.clone(),
             (s, v["status"].as_str().unwrap_or_default().to_owned()),
         );
+    }
+    out
+}
+
+/// Every payer id of the generated claims.
+fn payer_ids(input: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(input.join("ehr.claims.jsonl")).unwrap();
+    let ids: std::collections::BTreeSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["payer_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.into_iter().collect()
+}
+
+/// Every payer's KPI windows from `addr`, daily then hourly, all pages: (status of the first
+/// page, the pages).
+async fn kpi_answers(
+    addr: &str,
+    payers: &[String],
+    token: &str,
+) -> BTreeMap<String, (u16, Vec<serde_json::Value>)> {
+    let mut out = BTreeMap::new();
+    for p in payers {
+        let mut pages = Vec::new();
+        let mut first = 0;
+        for window in ["daily", "hourly"] {
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!("/v1/payers/{p}/kpis?window={window}&limit=100");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let (s, v) = get(addr, &path, token).await;
+                if first == 0 {
+                    first = s;
+                }
+                cursor = v["next_cursor"].as_str().map(str::to_owned);
+                pages.push(v);
+                if s != 200 || cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        out.insert(p.clone(), (first, pages));
     }
     out
 }
@@ -187,6 +248,34 @@ async fn every_claim_is_answerable_from_both_instances_and_after_failover() {
         b.served.served(),
         keys.len()
     );
+    // Payer KPI windows live in the partition of the payer id (where the payer-facts topic puts
+    // them): the same answer from both instances, one of them forwarding.
+    let payers = payer_ids(&input);
+    let kpis_a = kpi_answers(&http_a, &payers, &t).await;
+    let kpis_b = kpi_answers(&http_b, &payers, &t).await;
+    assert_eq!(kpis_a, kpis_b, "instances disagree on payer KPIs");
+    let mut windows = 0;
+    for (p, (s, pages)) in &kpis_a {
+        assert_eq!(*s, 200, "payer KPIs not found: {pages:?}");
+        assert_eq!(pages[0]["payer_id"].as_str(), Some(p.as_str()));
+        windows += pages
+            .iter()
+            .map(|v| v["windows"].as_array().map_or(0, Vec::len))
+            .sum::<usize>();
+    }
+    let owners: std::collections::BTreeSet<bool> = payers
+        .iter()
+        .map(|p| {
+            a.served
+                .served()
+                .contains(&claimwatch::core::partition_for(p, PARTITIONS))
+        })
+        .collect();
+    eprintln!(
+        "{} payers, {windows} KPI windows, answered from both (owned by a: {owners:?})",
+        payers.len()
+    );
+    assert!(windows > payers.len(), "{windows} windows");
 
     // B leaves; A takes every partition over and answers everything alone.
     b.shutdown().await;
@@ -197,6 +286,80 @@ async fn every_claim_is_answerable_from_both_instances_and_after_failover() {
     settle(&[&http_a], &keys, &t).await;
     let after = answers(&http_a, &keys, &t).await;
     assert_eq!(after, from_a, "answers changed after the failover");
+    let kpis_after = kpi_answers(&http_a, &payers, &t).await;
+    assert_eq!(kpis_after, kpis_a, "payer KPIs changed after the failover");
+
+    // C joins while a client keeps asking both instances about every fourth claim and every
+    // payer: during the rebalance each answer is the right one or a 503 with Retry-After (never a
+    // 404 for a key in state, never other data); once C serves partitions and a whole pass gets
+    // no 503, the rebalance is over.
+    let (cc, http_c) = instance_config(&base, &dir.path().join("c"));
+    let c = Service::start(cc).await.unwrap();
+    let sample: Vec<&String> = keys.iter().step_by(4).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut passes, mut passes_before_c, mut answered, mut unavailable) = (0, 0, 0, 0);
+    loop {
+        let c_serving = !c.served.served().is_empty()
+            && a.served.served().len() + c.served.served().len() == PARTITIONS as usize;
+        let mut pass_unavailable = 0;
+        for addr in [&http_a, &http_c] {
+            for k in &sample {
+                let (s, retry_after, v) = get_full(addr, &format!("/v1/claims/{k}"), &t).await;
+                if s == 503 {
+                    assert!(
+                        retry_after,
+                        "a 503 without Retry-After during the rebalance"
+                    );
+                    pass_unavailable += 1;
+                    continue;
+                }
+                let got = (s, v["status"].as_str().unwrap_or_default().to_owned());
+                assert_eq!(
+                    &got, &from_a[*k],
+                    "a wrong claim answer during the rebalance"
+                );
+                answered += 1;
+            }
+            for p in &payers {
+                let path = format!("/v1/payers/{p}/kpis?window=daily&limit=100");
+                let (s, retry_after, v) = get_full(addr, &path, &t).await;
+                if s == 503 {
+                    assert!(
+                        retry_after,
+                        "a 503 without Retry-After during the rebalance"
+                    );
+                    pass_unavailable += 1;
+                    continue;
+                }
+                assert_eq!(s, 200, "payer KPIs during the rebalance: {v}");
+                assert_eq!(&v, &kpis_a[p].1[0], "other payer KPIs during the rebalance");
+                answered += 1;
+            }
+        }
+        passes += 1;
+        unavailable += pass_unavailable;
+        if !c_serving {
+            passes_before_c += 1;
+        } else if pass_unavailable == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebalance did not settle in 120 s ({pass_unavailable} answers 503 in the last pass)"
+        );
+    }
+    eprintln!(
+        "rebalance: a {:?} c {:?}; {passes} passes ({passes_before_c} before C served), {answered} right answers, {unavailable} 503 + Retry-After",
+        a.served.served(),
+        c.served.served(),
+    );
+    assert!(passes_before_c >= 1, "no pass ran during the rebalance");
+    // Settled: every key, every payer, the same from both.
+    assert_eq!(answers(&http_a, &keys, &t).await, from_a);
+    assert_eq!(answers(&http_c, &keys, &t).await, from_a);
+    assert_eq!(kpi_answers(&http_a, &payers, &t).await, kpis_a);
+    assert_eq!(kpi_answers(&http_c, &payers, &t).await, kpis_a);
+    c.shutdown().await;
     a.shutdown().await;
 }
 

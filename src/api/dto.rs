@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::model::{format_day, AmountByCode, ClaimAlert, ClaimStatus, EpochDay, EpochMillis};
+use crate::model::{
+    format_day, AmountByCode, ClaimAlert, ClaimStatus, EpochDay, EpochMillis, Granularity, PayerKpi,
+};
 use crate::readmit::{IndexDecision, StayRec};
 use crate::reconcile::{ClaimState, ClaimTimer, SourceKind, StatusChange};
 
@@ -308,4 +310,32 @@ pub struct AlertDto {
     pub recommended_intervention: String,
     /// When the readmission window closes (the alert is no longer open after it).
     pub window_closes: String,
+}
+
+/// `GET /v1/payers/{payer_id}/kpis`: a page of one payer's windows of one granularity.
+#[derive(Debug, Serialize)]
+pub struct PayerKpisDto {
+    pub payer_id: String,
+    pub granularity: Granularity,
+    /// Newest window first.
+    pub windows: Vec<KpiWindowDto>,
+    pub next_cursor: Option<String>,
+}
+
+/// Whether a window has been emitted on `claimwatch.payer-kpis` yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WindowPhase {
+    /// Before its end plus grace: counts still move, nothing emitted (`version` 0).
+    Open,
+    /// Emitted (closed) and still retained for corrections: `version` is the last emitted one.
+    Emitted,
+}
+
+/// One window: its phase and the KPI record as the monitor builds it now.
+#[derive(Debug, Serialize)]
+pub struct KpiWindowDto {
+    pub state: WindowPhase,
+    #[serde(flatten)]
+    pub kpi: PayerKpi,
 }

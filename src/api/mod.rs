@@ -4,17 +4,24 @@
 //! ```text
 //!  GET /v1/claims/{claim_id}            scope claims:read   claim lifecycle, history, timers
 //!  GET /v1/members/{member_id}/stays    scope members:read  stays, readmissions, risk, alerts
-//!  GET /v1/payers/{payer_id}/kpis       scope kpis:read     501 (payer window state not built yet)
+//!  GET /v1/payers/{payer_id}/kpis       scope kpis:read     a payer's hourly or daily windows,
+//!      ?window=daily|hourly|1d|1h                           open and emitted, newest first, paged
+//!      &limit=&cursor=
 //!  GET /openapi.json                    no auth             deploy/openapi.json
 //! ```
 //!
-//! - **State.** A key's partition is `core::partition_for(key, partitions)`; the [`registry`]
-//!   says whether this instance serves it (restored: read the hot view; restoring: 503 with
-//!   `Retry-After`; elsewhere: 503 with `Retry-After` until cross-instance routing lands).
+//! - **State.** A key's partition is `core::partition_for(key, partitions)` (claim id, member
+//!   id, or payer id: payer facts are re-keyed by payer id, so the partition holding a payer's
+//!   monitor windows is found the same way); the [`registry`] says whether this instance serves
+//!   it (restored: read the hot view; restoring: 503 with `Retry-After`; elsewhere: forwarded to
+//!   the owner found by [`routing`], or 503 with `Retry-After` when no owner is known).
+//! - **KPIs** are built per request by [`crate::monitor::Monitor::current_kpi`] from the window
+//!   state, exactly as an emission on `claimwatch.payer-kpis` builds them (drift against the
+//!   baseline as it stands now); an open window has `version` 0.
 //! - **Security** ([`auth`]): deny by default; bearer JWT with a pinned asymmetric algorithm,
 //!   issuer, audience and expiry checked; one scope per route. Per-client rate limit (token
 //!   subject), request body and time limits; TLS and optional mTLS in [`server`].
-//! - **Audit.** Every request that names a claim or member is logged on the tracing target
+//! - **Audit.** Every request that names a claim, member or payer is logged on the tracing target
 //!   [`AUDIT_TARGET`] with subject, route, HMAC-SHA-256 of the key, outcome and status; the key
 //!   itself is never logged anywhere (the general log carries no request paths).
 //! - **Errors** are RFC 7807 `application/problem+json` with a fixed title per status and no
@@ -43,9 +50,10 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::model::{EpochMillis, Granularity};
 use auth::{Principal, Scope, Verifier};
 pub use config::ApiConfig;
-use dto::{ClaimDto, MemberStaysDto, SourceTopics};
+use dto::{ClaimDto, MemberStaysDto, PayerKpisDto, SourceTopics};
 pub use registry::{Lookup, Registry, Views};
 
 /// Tracing target of the audit log (route it to its own sink: see `main`'s telemetry setup).
@@ -168,12 +176,25 @@ impl ApiState {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         match routing::forward(owner, path, authz).await {
-            Ok((status, ct, body)) => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            Ok(f) => {
+                let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
                 self.audit(&principal.subject, route, Some(key), "forwarded", status);
-                let mut r = (status, body).into_response();
-                if let Ok(v) = HeaderValue::from_str(&ct) {
+                let mut r = (status, f.body).into_response();
+                if let Ok(v) = HeaderValue::from_str(&f.content_type) {
                     r.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                // The owner's Retry-After (a 503 while its partition restores or has just
+                // moved, a 429) reaches the client; a 503 without one gets the usual wait.
+                let retry_after = f
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                    .or_else(|| {
+                        (status == StatusCode::SERVICE_UNAVAILABLE)
+                            .then(|| HeaderValue::from(RETRY_AFTER_S))
+                    });
+                if let Some(v) = retry_after {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 r
             }
@@ -496,8 +517,10 @@ pub struct PageParams {
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
-/// A page position: (admit day, encounter id) of the last stay returned.
-fn decode_cursor(c: &str) -> Option<(i32, String)> {
+/// A page position, opaque to clients: a sort position and a tag (for stays the admit day and
+/// encounter id of the last stay returned; for KPI windows the last window's start and its
+/// granularity).
+fn decode_cursor(c: &str) -> Option<(i64, String)> {
     if c.len() > 200 {
         return None;
     }
@@ -505,12 +528,12 @@ fn decode_cursor(c: &str) -> Option<(i32, String)> {
         .decode(c)
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
-    let (day, enc) = text.split_once(':')?;
-    Some((day.parse().ok()?, enc.to_owned()))
+    let (pos, tag) = text.split_once(':')?;
+    Some((pos.parse().ok()?, tag.to_owned()))
 }
 
-fn encode_cursor(day: i32, enc: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{day}:{enc}"))
+fn encode_cursor(pos: i64, tag: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{pos}:{tag}"))
 }
 
 async fn get_member_stays(
@@ -551,10 +574,12 @@ async fn get_member_stays(
     };
     let after = match page.cursor.as_deref() {
         None => None,
-        Some(c) => match decode_cursor(c) {
-            Some(pos) => Some(pos),
-            None => return bad_page(&s),
-        },
+        Some(c) => {
+            match decode_cursor(c).and_then(|(day, enc)| Some((i32::try_from(day).ok()?, enc))) {
+                Some(pos) => Some(pos),
+                None => return bad_page(&s),
+            }
+        }
     };
     let member = views.members.get(&key).map(|e| e.value().clone());
     let Some(member) = member else {
@@ -597,7 +622,7 @@ pub fn member_dto(
     let next_cursor = (start + page.len() < stays.len())
         .then(|| {
             page.last()
-                .map(|s| encode_cursor(s.admit_date, &s.encounter_id))
+                .map(|s| encode_cursor(i64::from(s.admit_date), &s.encounter_id))
         })
         .flatten();
     let readmissions = engine
@@ -681,35 +706,153 @@ pub fn member_dto(
     }
 }
 
+/// Query of `GET /v1/payers/{payer_id}/kpis`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiParams {
+    /// `daily` / `1d` (default) or `hourly` / `1h`.
+    pub window: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Default page of KPI windows: a week of days, a day of hours.
+const DEFAULT_DAILY_PAGE: usize = 7;
+const DEFAULT_HOURLY_PAGE: usize = 24;
+
+/// The granularity a `window` query value names.
+pub fn parse_window(window: Option<&str>) -> Option<Granularity> {
+    match window {
+        None | Some("daily" | "1d") => Some(Granularity::Daily),
+        Some("hourly" | "1h") => Some(Granularity::Hourly),
+        Some(_) => None,
+    }
+}
+
+/// The cursor tag of a granularity (a daily cursor is not valid for hourly windows).
+fn granularity_tag(g: Granularity) -> &'static str {
+    match g {
+        Granularity::Hourly => "H",
+        Granularity::Daily => "D",
+    }
+}
+
 async fn get_payer_kpis(
     State(s): State<Arc<ApiState>>,
     Extension(principal): Extension<Principal>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     key: Result<Path<String>, PathRejection>,
+    query: Result<Query<KpiParams>, QueryRejection>,
 ) -> Response {
     const ROUTE: &str = "payer_kpis";
-    let key = match key {
-        Ok(Path(k)) if valid_key(&k) => k,
-        _ => return problem(StatusCode::BAD_REQUEST, "malformed key"),
+    let (key, _p, views) = match admit(&s, &principal, ROUTE, Scope::KpisRead, key) {
+        Ok(x) => x,
+        Err(Denied::Now(r)) => return *r,
+        Err(Denied::Elsewhere(key, p)) => {
+            return s
+                .elsewhere(&principal, ROUTE, &key, p, &uri, &headers)
+                .await
+        }
     };
-    if !principal.has(Scope::KpisRead) {
+    let bad_query = |s: &ApiState| {
         s.audit(
             &principal.subject,
             ROUTE,
             Some(&key),
-            "forbidden",
-            StatusCode::FORBIDDEN,
+            "bad_query",
+            StatusCode::BAD_REQUEST,
         );
-        return problem(StatusCode::FORBIDDEN, "insufficient scope");
+        problem(StatusCode::BAD_REQUEST, "malformed window, limit or cursor")
+    };
+    let Ok(Query(q)) = query else {
+        return bad_query(&s);
+    };
+    let Some(g) = parse_window(q.window.as_deref()) else {
+        return bad_query(&s);
+    };
+    let limit = match q.limit {
+        None if g == Granularity::Daily => DEFAULT_DAILY_PAGE,
+        None => DEFAULT_HOURLY_PAGE,
+        Some(n) if (1..=MAX_PAGE as u32).contains(&n) => n as usize,
+        Some(_) => return bad_query(&s),
+    };
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => match decode_cursor(c) {
+            Some((start, tag)) if tag == granularity_tag(g) => Some(start),
+            _ => return bad_query(&s),
+        },
+    };
+    let Some(dto) = payer_kpis_dto(&s.engine.monitor, &views.windows, &key, g, limit, after) else {
+        s.audit(
+            &principal.subject,
+            ROUTE,
+            Some(&key),
+            "not_found",
+            StatusCode::NOT_FOUND,
+        );
+        return problem(StatusCode::NOT_FOUND, "no such payer");
+    };
+    s.audit(&principal.subject, ROUTE, Some(&key), "ok", StatusCode::OK);
+    json(&dto)
+}
+
+/// A page of the payer's windows of granularity `g`, newest first, starting after the window
+/// that starts at `after`; `None` when the partition holds no window of the payer at all (of
+/// either granularity). Each window's KPI is [`crate::monitor::Monitor::current_kpi`].
+///
+/// Finding the payer's windows is one pass over the partition's windows table (keys are not
+/// ordered): at most a few thousand entries per payer, so some tens of thousands per partition.
+pub fn payer_kpis_dto(
+    monitor: &crate::monitor::Monitor,
+    windows: &registry::View<crate::monitor::WindowState>,
+    payer_id: &str,
+    g: Granularity,
+    limit: usize,
+    after: Option<EpochMillis>,
+) -> Option<PayerKpisDto> {
+    use dto::{KpiWindowDto, WindowPhase};
+    let mut known = false;
+    let mut starts: Vec<EpochMillis> = Vec::new();
+    for w in windows.iter() {
+        if w.payer_id == payer_id {
+            known = true;
+            if w.granularity == g {
+                starts.push(w.start);
+            }
+        }
     }
-    s.audit(
-        &principal.subject,
-        ROUTE,
-        Some(&key),
-        "not_implemented",
-        StatusCode::NOT_IMPLEMENTED,
-    );
-    problem(
-        StatusCode::NOT_IMPLEMENTED,
-        "payer KPI windows are not queryable yet (payer window state is being built)",
-    )
+    if !known {
+        return None;
+    }
+    starts.sort_unstable_by(|a, b| b.cmp(a));
+    let from = after.map_or(0, |a| starts.partition_point(|s| *s >= a));
+    let page = &starts[from..(from + limit).min(starts.len())];
+    let next_cursor = (from + page.len() < starts.len())
+        .then(|| page.last().map(|s| encode_cursor(*s, granularity_tag(g))))
+        .flatten();
+    let mut key = String::with_capacity(payer_id.len() + 24);
+    let windows = page
+        .iter()
+        .filter_map(|start| {
+            crate::monitor::window_key(&mut key, payer_id, g, *start);
+            // A window can leave state between the listing and here (expired): skipped.
+            monitor.current_kpi(&**windows, &key)
+        })
+        .map(|kpi| KpiWindowDto {
+            state: if kpi.version == 0 {
+                WindowPhase::Open
+            } else {
+                WindowPhase::Emitted
+            },
+            kpi,
+        })
+        .collect();
+    Some(PayerKpisDto {
+        payer_id: payer_id.to_owned(),
+        granularity: g,
+        windows,
+        next_cursor,
+    })
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use dashmap::DashMap;
 
 use crate::core::Partition;
+use crate::monitor::WindowState;
 use crate::readmit::MemberState;
 use crate::reconcile::ClaimState;
 use crate::score::PendingStays;
@@ -26,6 +27,8 @@ pub struct Views {
     pub members: View<MemberState>,
     /// Scored stays whose readmission window is still open (current scores, open alerts).
     pub stays: View<PendingStays>,
+    /// Payer monitor windows (table `payer_windows`, keys `<payer_id>|<H|D>|<start>`).
+    pub windows: View<WindowState>,
 }
 
 impl std::fmt::Debug for Views {
@@ -33,6 +36,7 @@ impl std::fmt::Debug for Views {
         f.debug_struct("Views")
             .field("claims", &self.claims.len())
             .field("members", &self.members.len())
+            .field("windows", &self.windows.len())
             .finish()
     }
 }
@@ -43,6 +47,7 @@ impl Views {
             claims: p.claims().view(),
             members: p.members().view(),
             stays: p.score_tables().stays.view(),
+            windows: p.windows().view(),
         }
     }
 }

@@ -203,13 +203,23 @@ fn error_kind(e: &ureq::Error) -> String {
     .to_owned()
 }
 
-/// Forwards `path_and_query` to `base_url` with the caller's `authorization`; returns (status,
-/// content type, body). Runs the blocking client off the async workers.
+/// The owner's answer to a forwarded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forwarded {
+    pub status: u16,
+    pub content_type: String,
+    /// The owner's `Retry-After` (its partition restoring, or moved on), passed on to the client.
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Forwards `path_and_query` to `base_url` with the caller's `authorization`. Runs the blocking
+/// client off the async workers.
 pub async fn forward(
     base_url: String,
     path_and_query: String,
     authorization: Option<String>,
-) -> Result<(u16, String, Vec<u8>), String> {
+) -> Result<Forwarded, String> {
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(3)))
@@ -229,13 +239,23 @@ pub async fn forward(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_owned();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp
             .body_mut()
             .with_config()
             .limit(4 << 20)
             .read_to_vec()
             .map_err(|e| error_kind(&e))?;
-        Ok((status, ct, body))
+        Ok(Forwarded {
+            status,
+            content_type: ct,
+            retry_after,
+            body,
+        })
     })
     .await
     .map_err(|e| e.to_string())?

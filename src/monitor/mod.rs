@@ -163,7 +163,7 @@ impl Monitor {
     /// The payer's daily windows among the `baseline_days` days before `start`.
     fn baseline(
         &self,
-        windows: &Table<WindowState>,
+        windows: &impl WindowSource,
         payer_id: &str,
         start: EpochMillis,
     ) -> Baseline {
@@ -171,11 +171,43 @@ impl Monitor {
         let mut key = String::with_capacity(payer_id.len() + 24);
         for d in 1..=i64::from(self.config.baseline_days) {
             window_key(&mut key, payer_id, Granularity::Daily, start - d * DAY_MS);
-            if let Some(w) = windows.get(&key) {
-                base.add(&w.agg);
-            }
+            windows.with_window(&key, |w| base.add(&w.agg));
         }
         base
+    }
+
+    /// The baseline and drift of a window with aggregate `agg` (none for hourly windows): what
+    /// an emission of it carries.
+    fn baseline_and_drift(
+        &self,
+        windows: &impl WindowSource,
+        payer_id: &str,
+        g: Granularity,
+        start: EpochMillis,
+        agg: &Aggregate,
+    ) -> (Baseline, Drift) {
+        if g == Granularity::Daily {
+            let base = self.baseline(windows, payer_id, start);
+            let drift = self.drift(agg, &base);
+            (base, drift)
+        } else {
+            (Baseline::default(), Drift::default())
+        }
+    }
+
+    /// The KPI record of window `key` as of now, built as an emission builds it (baseline and
+    /// drift from the daily windows present now), at the window's last emitted `version`: 0 for
+    /// an open window, whose `output_id` then names no record on the topic yet. For an emitted
+    /// window it equals the last emission unless a baseline window was corrected since. `None`
+    /// when the window is not in state.
+    ///
+    /// Reads one window at a time and holds no entry while reading another, so it is safe on a
+    /// read view that the partition's task writes concurrently.
+    pub fn current_kpi(&self, windows: &impl WindowSource, key: &str) -> Option<PayerKpi> {
+        let w = windows.with_window(key, WindowState::clone)?;
+        let (base, drift) =
+            self.baseline_and_drift(windows, &w.payer_id, w.granularity, w.start, &w.agg);
+        Some(kpi(&w, &base, &drift))
     }
 
     /// Emits the window's next version (and any alert it raises for the first time).
@@ -187,10 +219,8 @@ impl Monitor {
             return;
         };
         let (base, drift) = if g == Granularity::Daily {
-            let base = self.baseline(windows, &payer_id, start);
             let agg = windows.get(key).map(|w| w.agg.clone()).unwrap_or_default();
-            let drift = self.drift(&agg, &base);
-            (base, drift)
+            self.baseline_and_drift(windows, &payer_id, g, start, &agg)
         } else {
             (Baseline::default(), Drift::default())
         };
@@ -275,6 +305,24 @@ impl Monitor {
             dof,
             p_value,
         }
+    }
+}
+
+/// Read access to windows by key: the partition's [`Table`] or a read view of it (the API's).
+pub trait WindowSource {
+    /// Runs `f` on the window `key`, if present, without holding it afterwards.
+    fn with_window<R>(&self, key: &str, f: impl FnOnce(&WindowState) -> R) -> Option<R>;
+}
+
+impl WindowSource for Table<WindowState> {
+    fn with_window<R>(&self, key: &str, f: impl FnOnce(&WindowState) -> R) -> Option<R> {
+        self.get(key).map(|w| f(&w))
+    }
+}
+
+impl<S: std::hash::BuildHasher + Clone> WindowSource for dashmap::DashMap<String, WindowState, S> {
+    fn with_window<R>(&self, key: &str, f: impl FnOnce(&WindowState) -> R) -> Option<R> {
+        self.get(key).map(|w| f(&w))
     }
 }
 

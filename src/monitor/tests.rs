@@ -305,3 +305,63 @@ fn windows_survive_checkpoint_and_restart_and_close_the_same() {
     p.advance_payer_flow_to(&e, day + 5 * DAY_MS, &mut out);
     assert_eq!(out, reference);
 }
+
+#[test]
+fn current_kpi_of_an_open_window_is_what_its_emission_carries() {
+    let e = engine();
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
+    let mut out = Vec::new();
+    let start = midnight("2024-03-01");
+    history(&mut p, &e, "SPIKE", start, &mut out);
+    let day = start + 28 * DAY_MS;
+    for i in 0..100 {
+        let at = day + i * 60_000;
+        let f = if i % 10 < 4 {
+            adjudicated("SPIKE", at, FactOutcome::Denied, Some("MEDICAL_NECESSITY"))
+        } else {
+            adjudicated("SPIKE", at, FactOutcome::Paid, None)
+        };
+        feed(&mut p, &e, f, &mut out);
+    }
+    let mut key = String::new();
+    crate::monitor::window_key(&mut key, "SPIKE", Granularity::Daily, day);
+    let mut hourly_key = String::new();
+    crate::monitor::window_key(&mut hourly_key, "SPIKE", Granularity::Hourly, day);
+    // Open: version 0, drift against the 28 days before it, from the table and its read view.
+    let open = e.monitor.current_kpi(p.windows(), &key).unwrap();
+    assert_eq!(open.version, 0);
+    assert_eq!(open.baseline_windows, 28);
+    assert!(open.denial_rate_z.unwrap() > 9.0, "{open:?}");
+    let view = p.windows().view();
+    assert_eq!(e.monitor.current_kpi(&*view, &key).as_ref(), Some(&open));
+    let open_hourly = e.monitor.current_kpi(&*view, &hourly_key).unwrap();
+    assert_eq!(open_hourly.baseline_windows, 0);
+    assert_eq!(open_hourly.denial_rate_z, None);
+
+    out.clear();
+    p.advance_payer_flow_to(&e, day + 4 * DAY_MS, &mut out);
+    let emitted = kpis(&out, Granularity::Daily)
+        .into_iter()
+        .find(|k| k.window_start == day)
+        .unwrap();
+    // The emission is the open window's KPI at version 1.
+    assert_eq!(
+        PayerKpi {
+            version: 1,
+            output_id: format!("SPIKE:DAILY:{day}:1"),
+            ..open
+        },
+        emitted
+    );
+    // Emitted: the current KPI is the last emission.
+    assert_eq!(e.monitor.current_kpi(&*view, &key), Some(emitted));
+    let emitted_hourly = kpis(&out, Granularity::Hourly)
+        .into_iter()
+        .find(|k| k.window_start == day)
+        .unwrap();
+    assert_eq!(
+        e.monitor.current_kpi(&*view, &hourly_key),
+        Some(emitted_hourly)
+    );
+    assert_eq!(e.monitor.current_kpi(&*view, "SPIKE|D|0"), None);
+}
