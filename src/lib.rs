@@ -48,6 +48,7 @@ pub mod readmit;
 pub mod reconcile;
 pub mod refdata;
 pub mod replay;
+pub mod report;
 pub mod runtime;
 pub mod score;
 pub mod state;

@@ -108,6 +108,16 @@ enum Command {
         #[arg(long)]
         pace_speedup: Option<f64>,
     },
+    /// Write the executive report: one self-contained HTML page (inline SVG charts, no
+    /// JavaScript) over the output files of a `claimwatch replay` directory.
+    Report {
+        /// A `claimwatch replay --out` directory (`<topic>.jsonl` files, `replay-summary.json`).
+        #[arg(long)]
+        input: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Everything in one process on an embedded Kafka (librdkafka's mock cluster): generate a
     /// population, produce it, run the service on it, show progress and the summary.
     Demo {
@@ -535,6 +545,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: !no_progress,
             },
         )),
+        Command::Report { input, out } => {
+            let outputs = claimwatch::report::load_dir(&input)?;
+            let html = claimwatch::report::render(&outputs)?;
+            std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "report of {} claims from {} output topics written to {}",
+                outputs.claims.len(),
+                outputs.present.len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Train {
             input,
             out,
