@@ -102,20 +102,48 @@ fn report_renders_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     let replayed = tmp.path().join("out");
-    run_ok(bin().args(["generate", "--members", "600", "--seed", "7", "--out"]).arg(&input));
-    run_ok(bin().arg("replay").arg("--input").arg(&input).arg("--out").arg(&replayed));
+    run_ok(
+        bin()
+            .args(["generate", "--members", "600", "--seed", "7", "--out"])
+            .arg(&input),
+    );
+    run_ok(
+        bin()
+            .arg("replay")
+            .arg("--input")
+            .arg(&input)
+            .arg("--out")
+            .arg(&replayed),
+    );
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report");
     std::fs::create_dir_all(&keep).unwrap();
     let html_path = keep.join("report.html");
-    let said = run_ok(bin().arg("report").arg("--input").arg(&replayed).arg("--out").arg(&html_path));
+    let said = run_ok(
+        bin()
+            .arg("report")
+            .arg("--input")
+            .arg(&replayed)
+            .arg("--out")
+            .arg(&html_path),
+    );
     assert!(said.contains("written to"), "{said}");
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.contains("<h2>Key figures</h2>"));
     assert!(!html.contains("<script"), "no JavaScript");
-    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external resource");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external resource"
+    );
 
     // A directory that is not a replay output is refused with a clear error.
-    let out = bin().arg("report").arg("--input").arg(tmp.path()).arg("--out").arg(tmp.path().join("x.html")).output().unwrap();
+    let out = bin()
+        .arg("report")
+        .arg("--input")
+        .arg(tmp.path())
+        .arg("--out")
+        .arg(tmp.path().join("x.html"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no claimwatch output files"));
 
@@ -139,7 +167,9 @@ fn report_renders_in_headless_chromium() {
         &url,
     );
     eprintln!("screenshot: {}", png_path.display());
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).unwrap()));
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
     let mut reader = decoder.read_info().expect("a PNG");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("PNG decodes");
@@ -165,8 +195,15 @@ fn report_renders_in_headless_chromium() {
         blue
     );
     assert!(colours.len() >= 64, "too few colours: {}", colours.len());
-    assert!(share > 0.05, "page looks blank: {:.2} % non-white", share * 100.0);
-    assert!(blue > 2_000, "no chart bars or tiles drawn ({blue} blue pixels)");
+    assert!(
+        share > 0.05,
+        "page looks blank: {:.2} % non-white",
+        share * 100.0
+    );
+    assert!(
+        blue > 2_000,
+        "no chart bars or tiles drawn ({blue} blue pixels)"
+    );
 
     let dom = String::from_utf8(headless(
         &chromium,
@@ -188,7 +225,10 @@ fn report_renders_in_headless_chromium() {
         "Care gaps and immunization",
         "Cash forecast vs actual",
     ] {
-        assert!(dom.contains(&format!("<h2>{h}</h2>")), "DOM lacks heading {h}");
+        assert!(
+            dom.contains(&format!("<h2>{h}</h2>")),
+            "DOM lacks heading {h}"
+        );
     }
     assert!(dom.matches("<svg").count() >= 6, "inline charts in the DOM");
     assert!(dom.contains("class=\"tile\""));

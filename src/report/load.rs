@@ -36,7 +36,9 @@ pub enum LoadError {
         line: usize,
         message: String,
     },
-    #[error("{0}: no claimwatch output files (expected <topic>.jsonl files from `claimwatch replay`)")]
+    #[error(
+        "{0}: no claimwatch output files (expected <topic>.jsonl files from `claimwatch replay`)"
+    )]
     Empty(PathBuf),
 }
 
@@ -248,23 +250,23 @@ pub fn load_dir(dir: &Path) -> Result<Outputs, LoadError> {
         o.denial_risk = v;
         mark(&mut o, topics::DENIAL_RISK, true);
     }
-    if let Some(v) = fold_last::<ReadmissionRiskScore>(dir, topics::READMISSION_RISK, |r| {
-        r.output_id.clone()
-    })? {
+    if let Some(v) =
+        fold_last::<ReadmissionRiskScore>(dir, topics::READMISSION_RISK, |r| r.output_id.clone())?
+    {
         o.readmission_risk = v;
         mark(&mut o, topics::READMISSION_RISK, true);
     }
-    if let Some(v) = fold_last::<HighRiskAlert>(dir, topics::HIGH_RISK_ALERTS, |r| {
-        r.output_id.clone()
-    })? {
+    if let Some(v) =
+        fold_last::<HighRiskAlert>(dir, topics::HIGH_RISK_ALERTS, |r| r.output_id.clone())?
+    {
         o.high_risk_alerts = v.len() as u64;
         mark(&mut o, topics::HIGH_RISK_ALERTS, true);
     }
     let p = fold_payer_kpis(dir, &mut o)?;
     mark(&mut o, topics::PAYER_KPIS, p);
-    if let Some(v) = fold_last::<PayerMonitorAlert>(dir, topics::PAYER_ALERTS, |r| {
-        r.output_id.clone()
-    })? {
+    if let Some(v) =
+        fold_last::<PayerMonitorAlert>(dir, topics::PAYER_ALERTS, |r| r.output_id.clone())?
+    {
         o.payer_alerts = v;
         mark(&mut o, topics::PAYER_ALERTS, true);
     }

@@ -120,13 +120,14 @@ fn chart_err(chart: &str) -> impl Fn(String) -> ReportError + '_ {
     }
 }
 
-/// A vertical bar chart: one bar per label, `y_desc` on the value axis, each bar coloured by
-/// `colors[i % len]`.
+/// A bar chart: one bar per label, `axis` on the value axis, each bar coloured by
+/// `colors[i % len]`. Vertical bars when the labels fit under them, else horizontal bars with the
+/// labels on the left (rotated labels do not place well in plotters' SVG output).
 fn bar_svg(
     caption: &str,
     labels: &[String],
     values: &[f64],
-    y_desc: &str,
+    axis: &str,
     colors: &[RGBColor],
     size: (u32, u32),
 ) -> Result<String, ReportError> {
@@ -134,50 +135,86 @@ fn bar_svg(
     let n = labels.len().max(1);
     let top = values.iter().copied().fold(0.0f64, f64::max);
     let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    // About 7 pixels per character at 12 px; a vertical bar's slot must hold its label.
+    let slot = size.0.saturating_sub(90) / n as u32;
+    let horizontal = longest * 7 + 8 > slot;
+    let bar = |i: usize| colors[i % colors.len()].filled();
+    let label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let rotate = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) * n > 60;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(if rotate { 90 } else { 36 })
-            .y_label_area_size(64)
-            .build_cartesian_2d((0..n).into_segmented(), 0f64..top)
-            .map_err(|e| err(e.to_string()))?;
-        let label_style = if rotate {
-            ("sans-serif", 12)
-                .into_font()
-                .transform(FontTransform::Rotate270)
-                .into_text_style(&root)
+        let mut builder = ChartBuilder::on(&root);
+        builder.caption(caption, ("sans-serif", 17)).margin(12);
+        if horizontal {
+            let mut chart = builder
+                .x_label_area_size(40)
+                .y_label_area_size(longest * 7 + 16)
+                .build_cartesian_2d(0f64..top, (0..n).into_segmented())
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .light_line_style(WHITE.mix(0.0))
+                .y_labels(n)
+                .y_label_style(("sans-serif", 12))
+                // Top to bottom in label order.
+                .y_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(j) if *j < n => {
+                        label(&SegmentValue::CenterOf(n - 1 - j))
+                    }
+                    _ => String::new(),
+                })
+                .x_desc(axis)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(values.iter().enumerate().map(|(i, v)| {
+                    let mut r = Rectangle::new(
+                        [
+                            (0.0, SegmentValue::Exact(n - 1 - i)),
+                            (*v, SegmentValue::Exact(n - i)),
+                        ],
+                        bar(i),
+                    );
+                    r.set_margin(3, 3, 0, 0);
+                    r
+                }))
+                .map_err(|e| err(e.to_string()))?;
         } else {
-            ("sans-serif", 12).into_font().into_text_style(&root)
-        };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(WHITE.mix(0.0))
-            .x_labels(n)
-            .x_label_style(label_style)
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .draw_series(values.iter().enumerate().map(|(i, v)| {
-                let c = colors[i % colors.len()];
-                let mut r = Rectangle::new(
-                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *v)],
-                    c.filled(),
-                );
-                r.set_margin(0, 0, 6, 6);
-                r
-            }))
-            .map_err(|e| err(e.to_string()))?;
+            let mut chart = builder
+                .x_label_area_size(36)
+                .y_label_area_size(64)
+                .build_cartesian_2d((0..n).into_segmented(), 0f64..top)
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .light_line_style(WHITE.mix(0.0))
+                .x_labels(n)
+                .x_label_style(("sans-serif", 12))
+                .x_label_formatter(&label)
+                .y_desc(axis)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(values.iter().enumerate().map(|(i, v)| {
+                    let mut r = Rectangle::new(
+                        [
+                            (SegmentValue::Exact(i), 0.0),
+                            (SegmentValue::Exact(i + 1), *v),
+                        ],
+                        bar(i),
+                    );
+                    r.set_margin(0, 0, 6, 6);
+                    r
+                }))
+                .map_err(|e| err(e.to_string()))?;
+        }
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(buf)
@@ -244,7 +281,11 @@ fn kpi_tiles(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
         &k.high_risk_discharges.to_string(),
         "high-risk discharges (readmission risk HIGH)",
     );
-    tile(s, &k.high_risk_alerts.to_string(), "high-risk discharge alerts");
+    tile(
+        s,
+        &k.high_risk_alerts.to_string(),
+        "high-risk discharge alerts",
+    );
     tile(s, &k.payer_alerts.to_string(), "payer monitor alerts");
     s.push_str("</div>\n");
     let _ = writeln!(
@@ -575,7 +616,9 @@ fn readmissions(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportEr
         s.push_str(&bar_svg(
             "Unplanned readmissions by diagnosis group (top 10)",
             &top.iter().map(|(k, _)| (*k).clone()).collect::<Vec<_>>(),
-            &top.iter().map(|(_, a)| a.unplanned as f64).collect::<Vec<_>>(),
+            &top.iter()
+                .map(|(_, a)| a.unplanned as f64)
+                .collect::<Vec<_>>(),
             "readmissions",
             &[ORANGE],
             (620, 400),
@@ -643,13 +686,22 @@ fn lifecycle(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
     s.push_str("\n</div>\n");
     if aged {
         s.push_str("<table>\n");
-        head(s, &["days since submission", "open claims", "outstanding (expected - paid)"]);
+        head(
+            s,
+            &[
+                "days since submission",
+                "open claims",
+                "outstanding (expected - paid)",
+            ],
+        );
         for (b, (n, amt)) in buckets.iter().zip(aging) {
             row(s, b, &[n.to_string(), dollars(amt)]);
         }
         s.push_str("</table>\n<p class=\"note\">Open: not paid, denied, rejected, forwarded or voided; aged as of the latest lifecycle event time.</p>\n");
     } else {
-        s.push_str("<p class=\"na\">A/R aging not derivable: no open claim with a submission date.</p>\n");
+        s.push_str(
+            "<p class=\"na\">A/R aging not derivable: no open claim with a submission date.</p>\n",
+        );
     }
     Ok(())
 }
@@ -658,9 +710,16 @@ fn lifecycle(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
 fn is_identifier(field: &str) -> bool {
     let f = field.to_ascii_lowercase();
     f == "output_id"
-        || ["member", "claim_id", "encounter", "patient", "pseudonym", "name"]
-            .iter()
-            .any(|w| f.contains(w))
+        || [
+            "member",
+            "claim_id",
+            "encounter",
+            "patient",
+            "pseudonym",
+            "name",
+        ]
+        .iter()
+        .any(|w| f.contains(w))
 }
 
 fn scalar(v: &serde_json::Value) -> Option<String> {

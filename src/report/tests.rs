@@ -22,15 +22,16 @@ fn replay_population(dir: &Path, members: usize) -> Summary {
 
 /// Counts `<tag` openings (followed by space or `>`) and `</tag>` closings.
 fn balanced(html: &str, tag: &str) -> (usize, usize) {
-    let open = html.matches(&format!("<{tag}>")).count() + html.matches(&format!("<{tag} ")).count();
+    let open =
+        html.matches(&format!("<{tag}>")).count() + html.matches(&format!("<{tag} ")).count();
     (open, html.matches(&format!("</{tag}>")).count())
 }
 
 fn assert_well_formed(html: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"));
     for tag in [
-        "html", "head", "body", "section", "table", "tr", "th", "td", "div", "p", "svg", "h2", "h3",
-        "nav", "code",
+        "html", "head", "body", "section", "table", "tr", "th", "td", "div", "p", "svg", "h2",
+        "h3", "nav", "code",
     ] {
         let (o, c) = balanced(html, tag);
         assert_eq!(o, c, "<{tag}> opened {o} times, closed {c} times");
@@ -98,9 +99,18 @@ fn report_of_a_replay_matches_the_replay_summary() {
     // The tiles show the summary's numbers.
     for (value, label) in [
         (c.claims.to_string(), "claims"),
-        (format!("{:.1} %", c.initial_denial_rate * 100.0), "initial denial rate"),
-        (format!("{:.1} %", c.first_pass_yield * 100.0), "first-pass yield"),
-        (format!("{:.1} %", r.readmission_rate * 100.0), "30-day unplanned readmission rate"),
+        (
+            format!("{:.1} %", c.initial_denial_rate * 100.0),
+            "initial denial rate",
+        ),
+        (
+            format!("{:.1} %", c.first_pass_yield * 100.0),
+            "first-pass yield",
+        ),
+        (
+            format!("{:.1} %", r.readmission_rate * 100.0),
+            "30-day unplanned readmission rate",
+        ),
     ] {
         let tile = format!("<div class=\"v\">{value}</div><div class=\"l\">{label}");
         assert!(html.contains(&tile), "tile {tile}");
@@ -109,7 +119,8 @@ fn report_of_a_replay_matches_the_replay_summary() {
     assert!(html.matches("<svg").count() >= 6);
     assert!(html.contains("Not computed by this version: the input has no <code>claimwatch.intervention-roi</code> output."));
     // No identifier of the population appears in the page.
-    let line = std::fs::read_to_string(dir.path().join("out/claimwatch.claim-lifecycle.jsonl")).unwrap();
+    let line =
+        std::fs::read_to_string(dir.path().join("out/claimwatch.claim-lifecycle.jsonl")).unwrap();
     let first: crate::model::ClaimLifecycleUpdate =
         serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert!(!html.contains(&first.claim_id));
@@ -117,7 +128,10 @@ fn report_of_a_replay_matches_the_replay_summary() {
         assert!(!html.contains(m.as_str()));
     }
     // Rendering is deterministic.
-    assert_eq!(html, render(&load_dir(&dir.path().join("out")).unwrap()).unwrap());
+    assert_eq!(
+        html,
+        render(&load_dir(&dir.path().join("out")).unwrap()).unwrap()
+    );
 }
 
 fn kpi_window(payer: &str, version: i64, denied: i64) -> PayerKpi {
@@ -184,12 +198,17 @@ fn later_versions_supersede_and_text_is_escaped() {
     assert!(!html.contains("<b>call"));
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;P"));
     assert!(html.contains("&lt;b&gt;call&lt;/b&gt;"));
-    assert!(html.contains("<td class=\"l\">2.2500</td>"), "the latest ROI record");
+    assert!(
+        html.contains("<td class=\"l\">2.2500</td>"),
+        "the latest ROI record"
+    );
     assert!(!html.contains("M-SECRET"), "identifier fields are left out");
     assert!(html.contains("<td>40.0 %</td>"), "denial rate of version 2");
     // Sections without input say so.
     assert!(html.contains("Not computed by this version: the input has no <code>claimwatch.claim-lifecycle</code> output."));
-    assert!(html.contains("Not computed by this version: the input has no <code>claimwatch.care-gaps</code> output."));
+    assert!(html.contains(
+        "Not computed by this version: the input has no <code>claimwatch.care-gaps</code> output."
+    ));
 }
 
 #[test]
@@ -208,7 +227,11 @@ fn retracted_readmissions_are_removed_and_empty_dirs_refused() {
     let f = load::fold_generic(dir.path(), "x").unwrap().unwrap();
     assert_eq!(f.lines, 3);
     assert_eq!(f.records.keys().collect::<Vec<_>>(), ["b"]);
-    std::fs::write(dir.path().join("claimwatch.payer-kpis.jsonl"), "{not json\n").unwrap();
+    std::fs::write(
+        dir.path().join("claimwatch.payer-kpis.jsonl"),
+        "{not json\n",
+    )
+    .unwrap();
     assert!(matches!(
         load_dir(dir.path()),
         Err(LoadError::Parse { line: 1, .. })
