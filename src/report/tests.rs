@@ -147,8 +147,8 @@ fn kpi_window(payer: &str, version: i64, denied: i64) -> PayerKpi {
         rejected: 0,
         paid: 10 - denied,
         denied,
-        paid_cents: 100_00,
-        denied_cents: denied * 50_00,
+        paid_cents: 10_000,
+        denied_cents: denied * 5_000,
         denial_rate: denied as f64 / 10.0,
         first_pass_yield: 0.5,
         top_denial_categories: vec![],
@@ -191,7 +191,7 @@ fn later_versions_supersede_and_text_is_escaped() {
     let o = load_dir(dir.path()).unwrap();
     assert_eq!(o.payer_kpis.len(), 1);
     assert_eq!(o.payer_kpis[0].version, 2);
-    assert_eq!(Kpis::compute(&o).denied_cents, 4 * 50_00);
+    assert_eq!(Kpis::compute(&o).denied_cents, 4 * 5_000);
     let html = render(&o).unwrap();
     assert_well_formed(&html);
     assert!(!html.contains("<script"));
