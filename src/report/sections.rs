@@ -260,7 +260,7 @@ fn kpi_tiles(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
     tile(
         s,
         &dollars(k.denied_cents),
-        "denied dollars (payer KPI daily windows)",
+        "denied dollars, every adjudication incl. later overturned (payer KPI daily windows)",
     );
     tile(s, &dollars(k.paid_cents), "paid to date");
     match (k.readmission_rate, k.index_stays) {
