@@ -305,7 +305,7 @@ pub fn load_dir(dir: &Path) -> Result<Outputs, LoadError> {
     Ok(o)
 }
 
-/// Day of a claim's submission, for the A/R aging.
+/// Days from a claim's submission day to the day of `as_of`, for the A/R aging.
 pub(super) fn age_days(as_of: EpochMillis, submitted: EpochDay) -> i32 {
     crate::model::day_of(as_of) - submitted
 }
