@@ -154,7 +154,7 @@ fn bar_svg(
             let mut chart = builder
                 .x_label_area_size(40)
                 .y_label_area_size(longest * 7 + 16)
-                .build_cartesian_2d(0f64..top, (0..n).into_segmented())
+                .build_cartesian_2d(0f64..top, (0..n - 1).into_segmented())
                 .map_err(|e| err(e.to_string()))?;
             chart
                 .configure_mesh()
@@ -189,7 +189,7 @@ fn bar_svg(
             let mut chart = builder
                 .x_label_area_size(36)
                 .y_label_area_size(64)
-                .build_cartesian_2d((0..n).into_segmented(), 0f64..top)
+                .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)
                 .map_err(|e| err(e.to_string()))?;
             chart
                 .configure_mesh()

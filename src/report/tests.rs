@@ -204,6 +204,14 @@ fn later_versions_supersede_and_text_is_escaped() {
     );
     assert!(!html.contains("M-SECRET"), "identifier fields are left out");
     assert!(html.contains("<td>40.0 %</td>"), "denial rate of version 2");
+    // A single payer still gets its bars (denial rate red, first-pass yield green), with a width.
+    for fill in ["#D62728", "#2CA02C"] {
+        let bar = html
+            .split("<rect ")
+            .find(|r| r.contains(&format!("fill=\"{fill}\"")))
+            .unwrap_or_else(|| panic!("no {fill} bar"));
+        assert!(!bar.contains("width=\"0\""), "empty bar: {bar}");
+    }
     // Sections without input say so.
     assert!(html.contains("Not computed by this version: the input has no <code>claimwatch.claim-lifecycle</code> output."));
     assert!(html.contains(
