@@ -14,6 +14,7 @@
 //!   version") instead of showing numbers. Adding a section for a new topic is one row and one
 //!   function.
 
+pub mod kafka;
 pub mod load;
 mod sections;
 #[cfg(test)]

@@ -245,3 +245,66 @@ fn retracted_readmissions_are_removed_and_empty_dirs_refused() {
         Err(LoadError::Parse { line: 1, .. })
     ));
 }
+
+/// `--brokers`: the outputs of a replay, produced to librdkafka's mock cluster (Avro, two
+/// partitions, keyed as the service keys them), read back to the end give the same figures as
+/// the replay directory.
+#[test]
+fn outputs_read_from_kafka_match_the_replay_directory() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    replay_population(dir.path(), 150);
+    let out = dir.path().join("out");
+    let mock = MockCluster::new(1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .create()
+        .unwrap();
+    let codec = crate::codec::AvroCodec::new();
+    let mut produced = 0u64;
+    // Topics the mock has: all but the payer monitor alerts, which must then be absent.
+    for topic in kafka::KAFKA_TOPICS
+        .iter()
+        .filter(|t| **t != topics::PAYER_ALERTS)
+    {
+        mock.create_topic(topic, 2, 1).unwrap();
+        let text = std::fs::read(out.join(format!("{topic}.jsonl"))).unwrap();
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event = crate::runtime::wire::decode_output(&codec, topic, line).unwrap();
+            let mut buf = Vec::new();
+            crate::runtime::wire::encode_output(&codec, &event, Format::Avro, &mut buf).unwrap();
+            let p = crate::core::partition_for(event.key(), 2);
+            let key = event.key().to_owned();
+            producer
+                .send(BaseRecord::to(topic).key(&key).payload(&buf).partition(p))
+                .unwrap();
+            produced += 1;
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let read = dir.path().join("from-kafka");
+    let counts =
+        kafka::export_topics(&mock.bootstrap_servers(), &read, Duration::from_secs(60)).unwrap();
+    assert_eq!(counts.values().sum::<u64>(), produced);
+    assert!(!counts.contains_key(topics::PAYER_ALERTS));
+    let from_dir = load_dir(&out).unwrap();
+    let from_kafka = load_dir(&read).unwrap();
+    let mut expected = Kpis::compute(&from_dir);
+    // No replay summary on Kafka, and no payer monitor alerts topic in this cluster.
+    expected.index_stays = None;
+    expected.readmission_rate = None;
+    expected.payer_alerts = 0;
+    assert!(expected.claims > 50);
+    assert_eq!(Kpis::compute(&from_kafka), expected);
+    assert_eq!(from_kafka.payer_kpis, from_dir.payer_kpis);
+    assert_eq!(from_kafka.readmissions, from_dir.readmissions);
+    let html = render(&from_kafka).unwrap();
+    assert_well_formed(&html);
+    assert!(html.contains(
+        "<div class=\"v\">-</div><div class=\"l\">readmission rate (needs replay-summary.json)"
+    ));
+}
