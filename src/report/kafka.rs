@@ -20,8 +20,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use crate::codec::{AvroCodec, Format};
 use crate::runtime::wire;
 
-/// The output topics read from Kafka (those this version can decode).
-pub const KAFKA_TOPICS: [&str; 8] = crate::replay::OUTPUT_FILES;
+/// The output topics read from Kafka: the ones replay writes (and `wire::decode_output` decodes),
+/// so a topic added there is read here too.
+pub const KAFKA_TOPICS: &[&str] = &crate::replay::OUTPUT_FILES;
 
 /// Why the topics could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +58,7 @@ pub fn export_topics(
         .create()?;
     let codec = AvroCodec::new();
     let mut counts = BTreeMap::new();
-    for topic in KAFKA_TOPICS {
+    for &topic in KAFKA_TOPICS {
         let md = consumer.fetch_metadata(Some(topic), timeout)?;
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
             continue;
