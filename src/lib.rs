@@ -27,6 +27,8 @@
 //!   and checkpoints; file replay, the Kafka runtime and the benchmarks all drive it.
 //! - [`generate`]: the calibrated synthetic population generator with ground truth.
 //! - [`replay`]: feeds generated or parsed files through the core in event-time order.
+//! - [`report`]: the executive report (`claimwatch report`): a replay output directory folded to
+//!   its latest record per key, rendered as one self-contained HTML page (inline SVG, no JavaScript).
 //! - [`metrics`]: every Prometheus metric on an explicit registry, fed by the runtime and by
 //!   `observe_output`; the `/metrics` and `/health/*` HTTP server.
 //! - [`x12`]: X12 835 / 277CA / 837 parsing into model events (files: `claimwatch x12 parse`;
@@ -48,6 +50,7 @@ pub mod readmit;
 pub mod reconcile;
 pub mod refdata;
 pub mod replay;
+pub mod report;
 pub mod runtime;
 pub mod score;
 pub mod state;

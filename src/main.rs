@@ -108,6 +108,22 @@ enum Command {
         #[arg(long)]
         pace_speedup: Option<f64>,
     },
+    /// Write the executive report: one self-contained HTML page (inline SVG charts, no
+    /// JavaScript) over the output files of a `claimwatch replay` directory.
+    Report {
+        /// A `claimwatch replay --out` directory (`<topic>.jsonl` files, `replay-summary.json`).
+        #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
+        input: Option<PathBuf>,
+        /// Read the output topics from these Kafka brokers (to their current end) instead.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// With --brokers: give up reading a topic after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Everything in one process on an embedded Kafka (librdkafka's mock cluster): generate a
     /// population, produce it, run the service on it, show progress and the summary.
     Demo {
@@ -535,6 +551,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: !no_progress,
             },
         )),
+        Command::Report {
+            input,
+            brokers,
+            timeout_secs,
+            out,
+        } => {
+            let exported;
+            let dir = match (&input, &brokers) {
+                (Some(dir), _) => dir.as_path(),
+                (None, Some(b)) => {
+                    exported = tempfile::tempdir()?;
+                    let n = claimwatch::report::kafka::export_topics(
+                        b,
+                        exported.path(),
+                        std::time::Duration::from_secs(timeout_secs),
+                    )?;
+                    println!(
+                        "read {} records from {} topics",
+                        n.values().sum::<u64>(),
+                        n.len()
+                    );
+                    exported.path()
+                }
+                (None, None) => anyhow::bail!("--input or --brokers is required"),
+            };
+            let outputs = claimwatch::report::load_dir(dir)?;
+            let html = claimwatch::report::render(&outputs)?;
+            std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "report of {} claims from {} output topics written to {}",
+                outputs.claims.len(),
+                outputs.present.len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Train {
             input,
             out,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain: installs what the tests
-# need, then runs formatting, lint and every test. README.md's second command; .ci/run calls it.
+# need (Tansu and fastavro from PyPI, Debian's prometheus and chromium packages: the tests call the
+# installers in tests/support/, chromium is installed up front below), then runs formatting, lint
+# and every test. README.md's second command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,12 @@ df -h . | tail -n 1
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
+
+step "chromium (headless rendering of the executive report, tests/report.rs)"
+# Idempotent: a no-op when chromium is on PATH; a fresh install took about 50 s here.
+SECONDS=0
+bash tests/support/install-chromium.sh
+echo "chromium ready in ${SECONDS} s"
 
 step "format"
 cargo fmt --all -- --check
