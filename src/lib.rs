@@ -44,6 +44,7 @@ pub mod generate;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod population;
 pub mod readmit;
 pub mod reconcile;
 pub mod refdata;

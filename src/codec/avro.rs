@@ -27,10 +27,13 @@ pub enum SchemaKind {
     EncounterCost,
     PayerFact,
     PayerMonitorAlert,
+    ReadmissionSummary,
+    InterventionRoi,
+    StayOutcome,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 14] = [
+    pub const ALL: [SchemaKind; 17] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -45,6 +48,9 @@ impl SchemaKind {
         Self::EncounterCost,
         Self::PayerFact,
         Self::PayerMonitorAlert,
+        Self::ReadmissionSummary,
+        Self::InterventionRoi,
+        Self::StayOutcome,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,9 @@ impl SchemaKind {
             Self::EncounterCost => "EncounterCost",
             Self::PayerFact => "PayerFact",
             Self::PayerMonitorAlert => "PayerMonitorAlert",
+            Self::ReadmissionSummary => "ReadmissionSummary",
+            Self::InterventionRoi => "InterventionRoi",
+            Self::StayOutcome => "StayOutcome",
         }
     }
 
@@ -83,6 +92,9 @@ impl SchemaKind {
             Self::EncounterCost => include_str!("../../schemas/EncounterCost.avsc"),
             Self::PayerFact => include_str!("../../schemas/PayerFact.avsc"),
             Self::PayerMonitorAlert => include_str!("../../schemas/PayerMonitorAlert.avsc"),
+            Self::ReadmissionSummary => include_str!("../../schemas/ReadmissionSummary.avsc"),
+            Self::InterventionRoi => include_str!("../../schemas/InterventionRoi.avsc"),
+            Self::StayOutcome => include_str!("../../schemas/StayOutcome.avsc"),
         }
     }
 
