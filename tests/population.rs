@@ -263,7 +263,18 @@ fn the_streamed_summary_equals_the_batch_computation() {
 #[test]
 fn roi_expected_avoided_agrees_with_the_true_probabilities() {
     let f = fixture();
-    let (_, stays) = batch(f);
+    let (totals, stays) = batch(f);
+    let avg_paid = |dx: &str| {
+        let avg = |t: &Totals| {
+            (t.readmissions_with_paid > 0)
+                .then(|| t.readmission_paid_cents as f64 / t.readmissions_with_paid as f64)
+        };
+        totals
+            .get(&format!("dx:{dx}"))
+            .and_then(avg)
+            .or_else(|| avg(&totals["all"]))
+            .unwrap()
+    };
     let truth: BTreeMap<&str, f64> = f
         .g
         .truth
@@ -288,7 +299,25 @@ fn roi_expected_avoided_agrees_with_the_true_probabilities() {
             let true_expected: f64 = targeted.iter().filter_map(|id| truth.get(id)).sum();
             let covered = targeted.iter().filter(|id| truth.contains_key(*id)).count();
             assert!(covered * 100 >= targeted.len() * 95, "truth covers {covered} of {}", targeted.len());
+            // Gross savings from the batch's own per-group average readmission cost.
+            let gross: f64 = stays
+                .values()
+                .filter(|s| s.tier >= c.min_tier)
+                .map(|s| iv.expected_relative_reduction * s.probability * avg_paid(&s.dx))
+                .sum();
+            assert!(
+                (c.gross_savings_cents as f64 - gross).abs() <= 1.0 + gross * 1e-6,
+                "{} {:?}: gross {} vs batch {gross:.0}",
+                r.intervention_id,
+                c.min_tier,
+                c.gross_savings_cents
+            );
+            assert_eq!(c.programme_cost_cents, c.members_targeted * iv.cost_cents);
             let true_avoided = iv.expected_relative_reduction * true_expected;
+            eprintln!(
+                "{} {:?}: targeted {}, avoided streamed {:.2} vs true {true_avoided:.2}",
+                r.intervention_id, c.min_tier, c.members_targeted, c.expected_avoided
+            );
             // Tolerance: the calibrated model against the generator's true probabilities, over a
             // few hundred stays: 15 % of the avoided readmissions (plus 0.5 for small tiers).
             let tol = 0.15 * true_avoided + 0.5;
