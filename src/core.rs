@@ -773,8 +773,7 @@ impl Partition {
                 &mut self.training,
             );
             if !matured.is_empty() && engine.config.population.enabled {
-                self.pop_stays
-                    .update(key, |t| facts::track(t, &matured));
+                self.pop_stays.update(key, |t| facts::track(t, &matured));
             }
         }
         self.refresh_population(engine, key, due);
@@ -790,7 +789,11 @@ impl Partition {
             let keep_from = crate::model::day_of(due) - cfg.member_lookback_days as i32
                 + cfg.readmission_window_days as i32
                 + 1;
-            if !keep || !self.pop_stays.update(key, |t| facts::freeze_before(t, keep_from)) {
+            if !keep
+                || !self
+                    .pop_stays
+                    .update(key, |t| facts::freeze_before(t, keep_from))
+            {
                 self.pop_stays.remove(key);
             }
         }

@@ -68,7 +68,10 @@ fn fixture() -> &'static Fixture {
 }
 
 /// The latest record per key.
-fn latest<T: serde::de::DeserializeOwned>(path: &Path, key: impl Fn(&T) -> String) -> BTreeMap<String, T> {
+fn latest<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    key: impl Fn(&T) -> String,
+) -> BTreeMap<String, T> {
     lines::<T>(path).into_iter().map(|v| (key(&v), v)).collect()
 }
 
@@ -138,9 +141,10 @@ fn batch(f: &Fixture) -> (BTreeMap<String, Totals>, BTreeMap<String, BatchStay>)
         }
     }
     let scores: Vec<ReadmissionRiskScore> = lines(&out.join("claimwatch.readmission-risk.jsonl"));
-    let readmissions = latest::<ReadmissionEvent>(&out.join("claimwatch.readmissions.jsonl"), |e| {
-        e.index_encounter_id.clone()
-    });
+    let readmissions =
+        latest::<ReadmissionEvent>(&out.join("claimwatch.readmissions.jsonl"), |e| {
+            e.index_encounter_id.clone()
+        });
     let mut paid: BTreeMap<String, i64> = BTreeMap::new();
     for u in lines::<ClaimLifecycleUpdate>(&out.join("claimwatch.claim-lifecycle.jsonl")) {
         if let Some(enc) = &u.encounter_id {
@@ -165,12 +169,11 @@ fn batch(f: &Fixture) -> (BTreeMap<String, Totals>, BTreeMap<String, BatchStay>)
         let dx = match re {
             Some(r) => r.index_dx_group.clone(),
             None => {
-                let enc = f
-                    .g
-                    .encounters
-                    .iter()
-                    .find(|e| e.encounter_id == s.encounter_id)
-                    .unwrap();
+                let enc =
+                    f.g.encounters
+                        .iter()
+                        .find(|e| e.encounter_id == s.encounter_id)
+                        .unwrap();
                 refdata.dx_body_system(&enc.principal_dx).to_owned()
             }
         };
@@ -228,10 +231,10 @@ fn batch(f: &Fixture) -> (BTreeMap<String, Totals>, BTreeMap<String, BatchStay>)
 fn the_streamed_summary_equals_the_batch_computation() {
     let f = fixture();
     let (want, stays) = batch(f);
-    let got = latest::<ReadmissionSummary>(
-        &f.out().join("claimwatch.readmission-summary.jsonl"),
-        |s| s.group.clone(),
-    );
+    let got =
+        latest::<ReadmissionSummary>(&f.out().join("claimwatch.readmission-summary.jsonl"), |s| {
+            s.group.clone()
+        });
     let all = &want["all"];
     assert!(
         all.index_stays > 300 && all.readmissions > 40 && all.readmissions_with_paid > 20,
@@ -275,13 +278,12 @@ fn roi_expected_avoided_agrees_with_the_true_probabilities() {
             .or_else(|| avg(&totals["all"]))
             .unwrap()
     };
-    let truth: BTreeMap<&str, f64> = f
-        .g
-        .truth
-        .readmissions
-        .iter()
-        .map(|t| (t.encounter_id.as_str(), t.probability))
-        .collect();
+    let truth: BTreeMap<&str, f64> =
+        f.g.truth
+            .readmissions
+            .iter()
+            .map(|t| (t.encounter_id.as_str(), t.probability))
+            .collect();
     let rois = latest::<InterventionRoi>(&f.out().join("claimwatch.intervention-roi.jsonl"), |r| {
         r.intervention_id.clone()
     });
@@ -295,10 +297,20 @@ fn roi_expected_avoided_agrees_with_the_true_probabilities() {
                 .filter(|(_, s)| s.tier >= c.min_tier)
                 .map(|(id, _)| id.as_str())
                 .collect();
-            assert_eq!(c.members_targeted, targeted.len() as i64, "{} {:?}", r.intervention_id, c.min_tier);
+            assert_eq!(
+                c.members_targeted,
+                targeted.len() as i64,
+                "{} {:?}",
+                r.intervention_id,
+                c.min_tier
+            );
             let true_expected: f64 = targeted.iter().filter_map(|id| truth.get(id)).sum();
             let covered = targeted.iter().filter(|id| truth.contains_key(*id)).count();
-            assert!(covered * 100 >= targeted.len() * 95, "truth covers {covered} of {}", targeted.len());
+            assert!(
+                covered * 100 >= targeted.len() * 95,
+                "truth covers {covered} of {}",
+                targeted.len()
+            );
             // Gross savings from the batch's own per-group average readmission cost.
             let gross: f64 = stays
                 .values()
@@ -385,7 +397,10 @@ fn the_summary_does_not_depend_on_the_order_the_facts_arrive_in() {
                 }
                 OutputEvent::InterventionRoi(mut r) => {
                     (r.version, r.event_time, r.output_id) = (0, 0, String::new());
-                    m.insert(r.intervention_id.clone(), serde_json::to_string(&r).unwrap());
+                    m.insert(
+                        r.intervention_id.clone(),
+                        serde_json::to_string(&r).unwrap(),
+                    );
                 }
                 _ => {}
             }

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::roi::{self, tier_from, tier_name, RoiInputs};
 use crate::config::Intervention;
 use crate::model::{
-    day_of, start_of_day, EpochMillis, OutputEvent, PopulationKpis, ReadmissionSummary,
-    StayOutcome,
+    day_of, start_of_day, EpochMillis, OutputEvent, PopulationKpis, ReadmissionSummary, StayOutcome,
 };
 use crate::state::Table;
 
@@ -207,7 +206,12 @@ fn ratio(a: i64, b: i64) -> f64 {
 }
 
 /// The summary record of a group.
-pub fn summary(key: &str, version: i64, event_time: EpochMillis, a: &GroupAgg) -> ReadmissionSummary {
+pub fn summary(
+    key: &str,
+    version: i64,
+    event_time: EpochMillis,
+    a: &GroupAgg,
+) -> ReadmissionSummary {
     let expected = a.probability_micros as f64 / 1e6;
     ReadmissionSummary {
         output_id: format!("{key}:{version}"),

@@ -173,7 +173,9 @@ pub fn allocate(rois: &[InterventionRoi], budget_cents: Option<i64>) -> Plan {
                 tier: c.min_tier,
                 members: d(|x| x.members_targeted),
                 cost_cents: d(|x| x.programme_cost_cents),
-                expected_avoided: round4(c.expected_avoided - prev.map_or(0.0, |p| p.expected_avoided)),
+                expected_avoided: round4(
+                    c.expected_avoided - prev.map_or(0.0, |p| p.expected_avoided),
+                ),
                 gross_savings_cents: d(|x| x.gross_savings_cents),
                 net_savings_cents: d(|x| x.net_savings_cents),
             };
@@ -338,7 +340,11 @@ pub fn render(w: &WhatIf) -> String {
                 dollars(c.programme_cost_cents),
                 dollars(c.net_savings_cents),
                 c.roi.map_or("-".into(), |x| format!("{x:.2}")),
-                if c.min_tier == r.best_min_tier { "  best" } else { "" }
+                if c.min_tier == r.best_min_tier {
+                    "  best"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -346,11 +352,16 @@ pub fn render(w: &WhatIf) -> String {
     let _ = writeln!(
         s,
         "\nplan ({}; greedy by net savings per dollar, one intervention per tier):",
-        p.budget_cents
-            .map_or("no budget limit".into(), |b| format!("budget {}", dollars(b)))
+        p.budget_cents.map_or("no budget limit".into(), |b| format!(
+            "budget {}",
+            dollars(b)
+        ))
     );
     if p.funded.is_empty() {
-        let _ = writeln!(s, "  nothing funded (no segment with positive net savings fits)");
+        let _ = writeln!(
+            s,
+            "  nothing funded (no segment with positive net savings fits)"
+        );
     }
     for f in &p.funded {
         let _ = writeln!(

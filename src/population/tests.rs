@@ -62,7 +62,14 @@ fn a_matured_stay_sends_a_fact_and_a_late_cost_corrects_it() {
         stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023"),
         stay("M1", "E2", "F1", "2024-01-20", "2024-01-24", "01", "J189"),
     ] {
-        p.apply(&e, &InputEvent::Encounter(ev), "ehr.encounters", 0, &mut out, &mut rk);
+        p.apply(
+            &e,
+            &InputEvent::Encounter(ev),
+            "ehr.encounters",
+            0,
+            &mut out,
+            &mut rk,
+        );
     }
     assert!(facts(&rk).is_empty(), "nothing before the window closes");
     // E1's window closes at the start of 2024-02-05 (discharge + 31 days).
@@ -99,7 +106,14 @@ fn a_matured_stay_sends_a_fact_and_a_late_cost_corrects_it() {
             .unwrap()
     };
     let cir = last("dx:CIR");
-    assert_eq!((cir.index_stays, cir.readmissions, cir.preventable_readmissions), (1, 1, 1));
+    assert_eq!(
+        (
+            cir.index_stays,
+            cir.readmissions,
+            cir.preventable_readmissions
+        ),
+        (1, 1, 1)
+    );
     assert_eq!(cir.readmission_paid_cents, 1_234_500);
     assert_eq!(cir.preventable_paid_cents, 1_234_500);
     let all = last("all");
@@ -109,9 +123,9 @@ fn a_matured_stay_sends_a_fact_and_a_late_cost_corrects_it() {
     assert_eq!(last("cohort:HF").index_stays, 1);
     // The first summary went out when the cost's later day arrived, the second at the flush.
     assert_eq!(all.version, 2);
-    assert!(out
-        .iter()
-        .any(|o| matches!(o, OutputEvent::InterventionRoi(r) if r.intervention_id == "follow-up-call")));
+    assert!(out.iter().any(
+        |o| matches!(o, OutputEvent::InterventionRoi(r) if r.intervention_id == "follow-up-call")
+    ));
 }
 
 #[test]
@@ -120,24 +134,48 @@ fn a_cancelled_index_stay_is_taken_back() {
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
     let (mut out, mut rk) = (Vec::new(), Vec::new());
     let a = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023");
-    p.apply(&e, &InputEvent::Encounter(a.clone()), "ehr.encounters", 0, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(a.clone()),
+        "ehr.encounters",
+        0,
+        &mut out,
+        &mut rk,
+    );
     p.advance_to(&e, t("2024-02-06"), &mut out, &mut rk);
     assert_eq!(facts(&rk).len(), 1);
     let mut cancel = a;
     cancel.event_type = crate::model::EncounterEventType::Cancel;
     cancel.event_id = "enc-E1-cancel".into();
     cancel.event_time = t("2024-02-10");
-    p.apply(&e, &InputEvent::Encounter(cancel), "ehr.encounters", 1, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(cancel),
+        "ehr.encounters",
+        1,
+        &mut out,
+        &mut rk,
+    );
     let sent = facts(&rk);
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].sign, -1);
     route(&mut p, &e, &mut rk, &mut out);
     p.flush_population(&e, &mut out);
-    let all = summaries(&out).into_iter().rfind(|s| s.group == "all").unwrap();
+    let all = summaries(&out)
+        .into_iter()
+        .rfind(|s| s.group == "all")
+        .unwrap();
     assert_eq!(all.index_stays, 0);
 }
 
-fn fact(sign: i32, day: i64, dx: &str, tier: RiskTier, readmitted: bool, paid: Option<i64>) -> StayOutcome {
+fn fact(
+    sign: i32,
+    day: i64,
+    dx: &str,
+    tier: RiskTier,
+    readmitted: bool,
+    paid: Option<i64>,
+) -> StayOutcome {
     StayOutcome {
         sign,
         event_time: day * DAY_MS,
@@ -167,7 +205,10 @@ fn finals(out: &[OutputEvent]) -> Vec<String> {
             OutputEvent::InterventionRoi(r) => {
                 let mut r = r.clone();
                 (r.version, r.event_time, r.output_id) = (0, 0, String::new());
-                m.insert(r.intervention_id.clone(), serde_json::to_string(&r).unwrap());
+                m.insert(
+                    r.intervention_id.clone(),
+                    serde_json::to_string(&r).unwrap(),
+                );
             }
             _ => {}
         }
@@ -185,7 +226,11 @@ fn the_aggregate_does_not_depend_on_the_order_of_the_facts() {
         facts.push(old.clone());
         if i % 4 == 0 {
             // A correction: the readmission's cost arrives, or the stay is taken back.
-            facts.push(StayOutcome { sign: -1, event_time: (130 + i) * DAY_MS, ..old.clone() });
+            facts.push(StayOutcome {
+                sign: -1,
+                event_time: (130 + i) * DAY_MS,
+                ..old.clone()
+            });
             if i % 8 == 0 {
                 facts.push(StayOutcome {
                     event_time: (130 + i) * DAY_MS,
@@ -231,8 +276,12 @@ fn the_aggregate_does_not_depend_on_the_order_of_the_facts() {
 fn roi_arithmetic_and_budget_allocation() {
     let mut inputs = RoiInputs::default();
     // 10 high-risk stays with Σp = 4 in CIR, 100 low-risk stays with Σp = 5 in RSP.
-    inputs.cells.insert((RiskTier::High, "CIR".into()), (10, 4_000_000));
-    inputs.cells.insert((RiskTier::Low, "RSP".into()), (100, 5_000_000));
+    inputs
+        .cells
+        .insert((RiskTier::High, "CIR".into()), (10, 4_000_000));
+    inputs
+        .cells
+        .insert((RiskTier::Low, "RSP".into()), (100, 5_000_000));
     // CIR readmissions cost 20,000 on average; RSP has none paid yet: population average.
     inputs.paid_by_dx.insert("CIR".into(), (4_000_000, 2));
     inputs.paid_by_dx.insert("RSP".into(), (0, 0));
@@ -259,9 +308,17 @@ fn roi_arithmetic_and_budget_allocation() {
     assert_eq!(all.gross_savings_cents, 2_000_000 + 2_500_000);
     assert_eq!(all.net_savings_cents, 4_500_000 - 5_500_000);
     assert_eq!(r.cutoffs[1].members_targeted, 10, "no medium tier stays");
-    assert_eq!(r.best_min_tier, RiskTier::High, "a tie with MEDIUM goes to the narrower");
+    assert_eq!(
+        r.best_min_tier,
+        RiskTier::High,
+        "a tie with MEDIUM goes to the narrower"
+    );
     let plan = roi::allocate(std::slice::from_ref(&r), None);
     assert_eq!(plan.funded.len(), 1);
     assert_eq!(plan.funded[0].tier, RiskTier::High);
-    assert_eq!(roi::allocate(&[r], Some(100_000)).funded.len(), 0, "over budget");
+    assert_eq!(
+        roi::allocate(&[r], Some(100_000)).funded.len(),
+        0,
+        "over budget"
+    );
 }

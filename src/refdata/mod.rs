@@ -271,7 +271,10 @@ const EMBEDDED: [(&str, &str); 12] = [
         "charlson_quan2005.csv",
         include_str!("data/charlson_quan2005.csv"),
     ),
-    ("pqi_acsc_icd10cm.csv", include_str!("data/pqi_acsc_icd10cm.csv")),
+    (
+        "pqi_acsc_icd10cm.csv",
+        include_str!("data/pqi_acsc_icd10cm.csv"),
+    ),
 ];
 
 /// Body-system labels are a closed set: intern them as `&'static str`.
