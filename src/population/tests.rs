@@ -322,3 +322,40 @@ fn roi_arithmetic_and_budget_allocation() {
         "over budget"
     );
 }
+
+#[test]
+fn what_if_reads_the_latest_records_and_refuses_unknown_interventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs = RoiInputs::default();
+    inputs
+        .cells
+        .insert((RiskTier::High, "CIR".into()), (10, 4_000_000));
+    inputs.paid_by_dx.insert("CIR".into(), (4_000_000, 2));
+    let ivs = CoreConfig::default().scoring.interventions;
+    let mut text = String::new();
+    for version in [1, 2] {
+        for iv in &ivs {
+            let r = roi::compute(iv, &inputs, 0, version);
+            text.push_str(&serde_json::to_string(&r).unwrap());
+            text.push('\n');
+        }
+    }
+    let path = dir.path().join("claimwatch.intervention-roi.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let w = roi::what_if(dir.path(), Some(10_000_000), None).unwrap();
+    assert_eq!(w.interventions.len(), ivs.len());
+    assert!(w.interventions.iter().all(|r| r.version == 2));
+    assert!(w.plan.cost_cents <= 10_000_000 && !w.plan.funded.is_empty());
+    assert!(roi::render(&w).contains("plan (budget $100000"));
+    let one = roi::what_if(dir.path(), None, Some("follow-up-call")).unwrap();
+    assert_eq!(one.interventions.len(), 1);
+    assert!(matches!(
+        roi::what_if(dir.path(), None, Some("nope")),
+        Err(roi::WhatIfError::Unknown(..))
+    ));
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        roi::what_if(empty.path(), None, None),
+        Err(roi::WhatIfError::Empty(_))
+    ));
+}
