@@ -30,6 +30,23 @@ pub struct CoreConfig {
     pub scoring: ScoringConfig,
     /// Payer denial monitors: windows, grace, retention, drift baseline, alert thresholds.
     pub monitor: MonitorConfig,
+    /// Population analytics: readmission summary and intervention ROI (`population` module).
+    pub population: PopulationConfig,
+}
+
+/// Settings of the population analytics (`population` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PopulationConfig {
+    /// Track matured index stays and emit `claimwatch.readmission-summary` /
+    /// `claimwatch.intervention-roi` (needs `scoring.enabled`: the probabilities are the scores').
+    pub enabled: bool,
+}
+
+impl Default for PopulationConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Settings of the payer denial monitors (`monitor` module).
@@ -142,6 +159,10 @@ pub struct TierThresholds {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Intervention {
+    /// Stable id, the key of `claimwatch.intervention-roi` (default: derived from the name, see
+    /// [`Intervention::key`]).
+    #[serde(default)]
+    pub id: String,
     /// Short name shown on the alert, e.g. "follow-up call within 7 days".
     pub name: String,
     /// Recommended when the readmission probability is at least this (the first matching row of
@@ -153,6 +174,25 @@ pub struct Intervention {
     pub expected_relative_reduction: f64,
     /// Where the cost and effect assumption comes from.
     pub source: String,
+}
+
+impl Intervention {
+    /// The id, or when none is configured the name in lower case with every run of other
+    /// characters than letters and digits replaced by one `-`.
+    pub fn key(&self) -> String {
+        if !self.id.is_empty() {
+            return self.id.clone();
+        }
+        let mut out = String::with_capacity(self.name.len());
+        for c in self.name.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+        }
+        out.trim_end_matches('-').to_owned()
+    }
 }
 
 /// Settings of risk scoring (`score` module).
@@ -204,6 +244,7 @@ fn default_readmission_tiers() -> TierThresholds {
 fn default_interventions() -> Vec<Intervention> {
     vec![
         Intervention {
+            id: "care-coordination".into(),
             name: "care coordination (transitional care with a nurse navigator for 30 days)".into(),
             min_probability: 0.45,
             cost_cents: 45_000,
@@ -211,6 +252,7 @@ fn default_interventions() -> Vec<Intervention> {
             source: "assumption from transitional care programme literature (Naylor 2004, Coleman 2006 report 30-50 % fewer readmissions); replace with local figures".into(),
         },
         Intervention {
+            id: "medication-reconciliation".into(),
             name: "medication reconciliation by a pharmacist within 72 hours".into(),
             min_probability: 0.35,
             cost_cents: 12_000,
@@ -218,6 +260,7 @@ fn default_interventions() -> Vec<Intervention> {
             source: "assumption from pharmacist-led reconciliation studies (10-20 % fewer readmissions); replace with local figures".into(),
         },
         Intervention {
+            id: "follow-up-call".into(),
             name: "follow-up call within 7 days".into(),
             min_probability: 0.0,
             cost_cents: 2_500,
@@ -322,6 +365,7 @@ impl Default for CoreConfig {
             checkpoint_every_events: 100_000,
             scoring: ScoringConfig::default(),
             monitor: MonitorConfig::default(),
+            population: PopulationConfig::default(),
         }
     }
 }

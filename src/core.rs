@@ -15,7 +15,7 @@
 //! [`Detector::next_prune`], [`Monitor::next_timer`]) and the index is rebuilt when a partition is
 //! loaded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::config::CoreConfig;
@@ -23,6 +23,7 @@ use crate::model::{
     EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
 };
 use crate::monitor::{window_key, window_start, Applied, Monitor, WindowState};
+use crate::population::{aggregate, facts, PopEntry, TrackedStays};
 use crate::readmit::{Detector, MemberState};
 use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
 use crate::refdata::RefData;
@@ -38,13 +39,15 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 6] = [
+pub const TABLES: [(&str, u8); 8] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
     ("score_pending_claims", b's'),
     ("score_pending_stays", b'r'),
     ("payer_windows", b'w'),
+    ("population_stays", b'q'),
+    ("population", b'v'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -72,6 +75,8 @@ struct Tables {
     members: Table<MemberState>,
     score: ScoreTables,
     windows: Table<WindowState>,
+    pop_stays: Table<TrackedStays>,
+    population: Table<PopEntry>,
 }
 
 impl Tables {
@@ -88,11 +93,19 @@ impl Tables {
         if !durable {
             windows = windows.without_dirty_tracking();
         }
+        let mut pop_stays = Table::new(TABLES[6].0, TABLES[6].1);
+        let mut population = Table::new(TABLES[7].0, TABLES[7].1);
+        if !durable {
+            pop_stays = pop_stays.without_dirty_tracking();
+            population = population.without_dirty_tracking();
+        }
         Self {
             claims,
             members,
             score: ScoreTables::new(durable),
             windows,
+            pop_stays,
+            population,
         }
     }
 
@@ -116,6 +129,10 @@ impl Tables {
         s.stays.load_encoded(of(entries, s.stays.prefix()))?;
         self.windows
             .load_encoded(of(entries, self.windows.prefix()))?;
+        self.pop_stays
+            .load_encoded(of(entries, self.pop_stays.prefix()))?;
+        self.population
+            .load_encoded(of(entries, self.population.prefix()))?;
         Ok(())
     }
 }
@@ -209,6 +226,15 @@ pub struct Partition {
     key_buf: String,
     /// Matured training examples not yet taken by the caller.
     training: Vec<TrainingExample>,
+    /// Matured index stays per member (population facts, member flow).
+    pop_stays: Table<TrackedStays>,
+    /// Population aggregates (population flow).
+    population: Table<PopEntry>,
+    /// Population groups changed since their last emission.
+    pop_dirty: BTreeSet<String>,
+    /// Population facts produced outside [`Partition::apply`] / [`Partition::advance_to`]
+    /// (by re-keyed costs), until [`Partition::take_rekeyed`].
+    pending_rekeyed: Vec<Rekeyed>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -234,6 +260,8 @@ impl Partition {
         store.load(&mut tables.score.claims)?;
         store.load(&mut tables.score.stays)?;
         store.load(&mut tables.windows)?;
+        store.load(&mut tables.pop_stays)?;
+        store.load(&mut tables.population)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -291,7 +319,10 @@ impl Partition {
             members,
             score,
             windows,
+            pop_stays,
+            population,
         } = tables;
+        let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
             id,
             store,
@@ -314,6 +345,10 @@ impl Partition {
             key_buf: String::with_capacity(64),
             training: Vec::new(),
             restore_writer: None,
+            pop_stays,
+            population,
+            pop_dirty,
+            pending_rekeyed: Vec::new(),
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -459,7 +494,9 @@ impl Partition {
                         .scorer
                         .on_encounter(&mut self.score, key, e, &st, detector, out);
                 }
+                self.refresh_population(engine, key, e.event_time);
                 self.reschedule_member(engine, key);
+                costs.append(&mut self.pending_rekeyed);
                 return;
             }
         };
@@ -533,7 +570,57 @@ impl Partition {
         match record {
             Rekeyed::Cost(c) => self.apply_cost(engine, c, out),
             Rekeyed::Payer(f) => self.apply_fact(engine, f, out),
+            Rekeyed::Population(f) => aggregate::apply(
+                &mut self.population,
+                &mut self.pop_dirty,
+                &engine.config.scoring.interventions,
+                f,
+                out,
+            ),
         }
+    }
+
+    /// Moves the re-keyed records that [`Partition::apply_rekeyed`] produced (population facts
+    /// after a re-keyed cost) to `into`; the caller routes them like those of
+    /// [`Partition::apply`].
+    pub fn take_rekeyed(&mut self, into: &mut Vec<Rekeyed>) {
+        into.append(&mut self.pending_rekeyed);
+    }
+
+    /// Emits every population group changed since its last emission (and the ROI records):
+    /// the end of a replay, or a quiet stream in the service.
+    pub fn flush_population(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        aggregate::flush(
+            &mut self.population,
+            &mut self.pop_dirty,
+            &engine.config.scoring.interventions,
+            out,
+        );
+    }
+
+    /// The population aggregates (population flow).
+    pub fn population(&self) -> &Table<PopEntry> {
+        &self.population
+    }
+
+    /// Recomputes the outcomes of a member's matured index stays and queues the changes as
+    /// population facts.
+    fn refresh_population(&mut self, engine: &Engine, key: &str, at: EpochMillis) {
+        if self.pop_stays.get(key).is_none() {
+            return;
+        }
+        let member = self.members.get(key);
+        let out = &mut self.pending_rekeyed;
+        self.pop_stays.update(key, |t| {
+            facts::refresh(
+                &engine.refdata,
+                &engine.detector,
+                member.as_deref(),
+                t,
+                at,
+                out,
+            )
+        });
     }
 
     /// Applies a payer fact to its hourly and daily windows (the payer must hash to this
@@ -589,6 +676,7 @@ impl Partition {
         let detector = &engine.detector;
         self.members
             .update(key, |st| detector.apply_cost(st, key, cost, out));
+        self.refresh_population(engine, key, cost.event_time);
         self.reschedule_member(engine, key);
         // Costs do not move the watermark, so a prune already due (a member with no stays in
         // the look-back) is done now rather than at the next event: the partition's state is then
@@ -631,6 +719,7 @@ impl Partition {
                 }
             }
         }
+        costs.append(&mut self.pending_rekeyed);
     }
 
     fn fire_claim(
@@ -675,7 +764,7 @@ impl Partition {
             .is_some_and(|d| d <= due)
         {
             let member = self.members.get(key).map(|m| m.clone());
-            engine.scorer.mature_stays(
+            let matured = engine.scorer.mature_stays(
                 &mut self.score,
                 key,
                 member.as_ref(),
@@ -683,12 +772,31 @@ impl Partition {
                 due,
                 &mut self.training,
             );
+            if !matured.is_empty() && engine.config.population.enabled {
+                self.pop_stays.update(key, |t| facts::track(t, &matured));
+            }
         }
+        self.refresh_population(engine, key, due);
         if self.members.get(key).is_none() {
+            self.pop_stays.remove(key);
             self.reschedule_member(engine, key);
             return;
         }
         let keep = self.members.update(key, |st| detector.prune(st, due));
+        if self.pop_stays.get(key).is_some() {
+            // Frozen 31 days before the stays leave the look-back (see `population`).
+            let cfg = &engine.config;
+            let keep_from = crate::model::day_of(due) - cfg.member_lookback_days as i32
+                + cfg.readmission_window_days as i32
+                + 1;
+            if !keep
+                || !self
+                    .pop_stays
+                    .update(key, |t| facts::freeze_before(t, keep_from))
+            {
+                self.pop_stays.remove(key);
+            }
+        }
         if keep {
             self.reschedule_member(engine, key);
         } else {
@@ -876,6 +984,8 @@ impl Partition {
                 &mut self.score.claims,
                 &mut self.score.stays,
                 &mut self.windows,
+                &mut self.pop_stays,
+                &mut self.population,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

@@ -46,6 +46,7 @@ pub mod generate;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod population;
 pub mod readmit;
 pub mod reconcile;
 pub mod refdata;

@@ -82,6 +82,23 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Intervention what-if from a replay output directory: the latest intervention ROI records
+    /// and, with a budget, which interventions to fund for which risk tiers (greedy by net
+    /// savings per dollar, one intervention per tier).
+    Roi {
+        /// A replay output directory (`claimwatch.intervention-roi.jsonl`).
+        #[arg(long)]
+        input: PathBuf,
+        /// Programme budget in US dollars.
+        #[arg(long)]
+        budget: Option<f64>,
+        /// Consider only this intervention id.
+        #[arg(long)]
+        intervention: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the service: consume the input topics in a consumer group, produce the outputs.
     Run {
         #[command(flatten)]
@@ -478,6 +495,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 out.display()
             );
+            Ok(())
+        }
+        Command::Roi {
+            input,
+            budget,
+            intervention,
+            json,
+        } => {
+            if budget.is_some_and(|b| !(b >= 0.0 && b.is_finite())) {
+                anyhow::bail!("--budget must be a non-negative number of dollars");
+            }
+            let w = claimwatch::population::roi::what_if(
+                &input,
+                budget.map(|b| (b * 100.0).round() as i64),
+                intervention.as_deref(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&w)?);
+            } else {
+                print!("{}", claimwatch::population::roi::render(&w));
+            }
             Ok(())
         }
         Command::Run { kafka } => {

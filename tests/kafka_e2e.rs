@@ -173,6 +173,58 @@ async fn service_on_tansu_equals_replay() {
         );
     }
 
+    // Population analytics: the final record of every summary group and intervention equals
+    // replay's (versions, output ids and event times are left out: they count emissions, which
+    // depend on how the facts of the member partitions interleave).
+    let b = broker.bootstrap.clone();
+    let (summaries, rois) = tokio::task::spawn_blocking(move || {
+        (
+            read_outputs(&b, "claimwatch.readmission-summary", Duration::from_secs(2)),
+            read_outputs(&b, "claimwatch.intervention-roi", Duration::from_secs(2)),
+        )
+    })
+    .await
+    .unwrap();
+    let want = final_population(&replay_outputs(
+        &replay_out,
+        "claimwatch.readmission-summary",
+    ));
+    assert!(
+        want.contains_key("all"),
+        "replay emitted a population summary"
+    );
+    assert_eq!(
+        final_population(&summaries),
+        want,
+        "final readmission summaries differ from replay"
+    );
+    let want = final_population(&replay_outputs(&replay_out, "claimwatch.intervention-roi"));
+    assert!(!want.is_empty());
+    assert_eq!(
+        final_population(&rois),
+        want,
+        "final intervention ROI differs from replay"
+    );
+    // fastavro reads the summaries too (nested records, nullable KPIs).
+    let b = broker.bootstrap.clone();
+    let raw = tokio::task::spawn_blocking(move || {
+        read_topic(&b, "claimwatch.readmission-summary", Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let py_dir = dir.path().join("py-summary");
+    std::fs::create_dir_all(&py_dir).unwrap();
+    let decoded = decode_in_python(&py_dir, &raw);
+    assert_eq!(decoded.len(), summaries.len());
+    for (py, ours) in decoded.iter().zip(&summaries) {
+        let OutputEvent::ReadmissionSummary(s) = ours else {
+            unreachable!()
+        };
+        assert_eq!(py["output_id"], s.output_id.as_str());
+        assert_eq!(py["index_stays"], s.index_stays);
+        assert_eq!(py["kpis"].is_null(), s.kpis.is_none());
+    }
+
     // A Python subscriber decodes the same messages with its standard Avro library (fastavro).
     let b = broker.bootstrap.clone();
     let raw = tokio::task::spawn_blocking(move || {
@@ -195,6 +247,30 @@ async fn service_on_tansu_equals_replay() {
             r.readmission_paid_cents
         );
     }
+}
+
+/// The last record per key of the population topics, without version, output id and event time.
+fn final_population(events: &[OutputEvent]) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in events {
+        match e {
+            OutputEvent::ReadmissionSummary(s) => {
+                let mut s = s.clone();
+                (s.version, s.event_time, s.output_id) = (0, 0, String::new());
+                m.insert(s.group.clone(), serde_json::to_string(&s).unwrap());
+            }
+            OutputEvent::InterventionRoi(r) => {
+                let mut r = r.clone();
+                (r.version, r.event_time, r.output_id) = (0, 0, String::new());
+                m.insert(
+                    r.intervention_id.clone(),
+                    serde_json::to_string(&r).unwrap(),
+                );
+            }
+            _ => {}
+        }
+    }
+    m
 }
 
 /// Decodes Confluent-framed messages with fastavro in a Python virtualenv (installed by

@@ -27,10 +27,13 @@ pub enum SchemaKind {
     EncounterCost,
     PayerFact,
     PayerMonitorAlert,
+    ReadmissionSummary,
+    InterventionRoi,
+    StayOutcome,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 14] = [
+    pub const ALL: [SchemaKind; 17] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -45,6 +48,9 @@ impl SchemaKind {
         Self::EncounterCost,
         Self::PayerFact,
         Self::PayerMonitorAlert,
+        Self::ReadmissionSummary,
+        Self::InterventionRoi,
+        Self::StayOutcome,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,9 @@ impl SchemaKind {
             Self::EncounterCost => "EncounterCost",
             Self::PayerFact => "PayerFact",
             Self::PayerMonitorAlert => "PayerMonitorAlert",
+            Self::ReadmissionSummary => "ReadmissionSummary",
+            Self::InterventionRoi => "InterventionRoi",
+            Self::StayOutcome => "StayOutcome",
         }
     }
 
@@ -83,6 +92,9 @@ impl SchemaKind {
             Self::EncounterCost => include_str!("../../schemas/EncounterCost.avsc"),
             Self::PayerFact => include_str!("../../schemas/PayerFact.avsc"),
             Self::PayerMonitorAlert => include_str!("../../schemas/PayerMonitorAlert.avsc"),
+            Self::ReadmissionSummary => include_str!("../../schemas/ReadmissionSummary.avsc"),
+            Self::InterventionRoi => include_str!("../../schemas/InterventionRoi.avsc"),
+            Self::StayOutcome => include_str!("../../schemas/StayOutcome.avsc"),
         }
     }
 
@@ -518,5 +530,78 @@ mod tests {
             let _ = codec.decode_framed::<Remittance>(SchemaKind::Remittance, &bytes);
             let _ = crate::codec::json::decode::<Remittance>(&bytes);
         }
+    }
+
+    #[test]
+    fn population_records_round_trip() {
+        let fact = StayOutcome {
+            sign: -1,
+            event_time: 1_700_000_000_000,
+            dx_group: "CIR".into(),
+            hrrp_cohort: Some("HF".into()),
+            tier: RiskTier::High,
+            probability_micros: 412_345,
+            los_days: 5,
+            index_paid_cents: Some(1_200_000),
+            readmitted: true,
+            planned: false,
+            preventable: true,
+            readmission_paid_cents: None,
+        };
+        round_trip(SchemaKind::StayOutcome, &fact);
+        let summary = ReadmissionSummary {
+            output_id: "all:3".into(),
+            group: "all".into(),
+            version: 3,
+            event_time: 1_700_006_400_000,
+            index_stays: 120,
+            readmissions: 20,
+            readmission_rate: 0.166667,
+            planned_readmissions: 4,
+            preventable_readmissions: 9,
+            readmission_paid_cents: 25_000_000,
+            readmissions_with_paid: 18,
+            preventable_paid_cents: 11_000_000,
+            average_los_days: 4.25,
+            index_paid_cents: 140_000_000,
+            expected_readmissions: 19.5,
+            kpis: Some(PopulationKpis {
+                readmission_rate: 0.166667,
+                preventable_share: 0.45,
+                preventable_readmission_spend_cents: 11_000_000,
+                average_los_days: 4.25,
+                observed_to_expected: Some(1.0256),
+            }),
+        };
+        round_trip(SchemaKind::ReadmissionSummary, &summary);
+        let cut = |min_tier, roi| RoiCutoff {
+            min_tier,
+            members_targeted: 40,
+            expected_readmissions: 12.5,
+            expected_avoided: 3.75,
+            gross_savings_cents: 5_000_000,
+            programme_cost_cents: 1_800_000,
+            net_savings_cents: 3_200_000,
+            roi,
+        };
+        let roi = InterventionRoi {
+            output_id: "care-coordination:2".into(),
+            intervention_id: "care-coordination".into(),
+            version: 2,
+            event_time: 1_700_006_400_000,
+            name: "care coordination".into(),
+            cost_per_member_cents: 45_000,
+            expected_relative_reduction: 0.3,
+            source: "assumption".into(),
+            cutoffs: vec![
+                cut(RiskTier::High, Some(1.7778)),
+                cut(RiskTier::Medium, None),
+                cut(RiskTier::Low, Some(-0.5)),
+            ],
+            best_min_tier: RiskTier::High,
+            best_net_savings_cents: 3_200_000,
+            best_roi: Some(1.7778),
+        };
+        round_trip(SchemaKind::InterventionRoi, &roi);
     }
 }

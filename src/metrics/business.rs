@@ -444,7 +444,9 @@ impl Kpi {
             OutputEvent::PayerMonitorAlert(a) => {
                 self.monitor_alerts[a.rule as usize * 6 + a.payer_category as usize].inc()
             }
-            OutputEvent::DeadLetter(_) => {}
+            OutputEvent::DeadLetter(_)
+            | OutputEvent::ReadmissionSummary(_)
+            | OutputEvent::InterventionRoi(_) => {}
         }
     }
 
@@ -684,5 +686,7 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::HighRiskAlert(a) => (a.event_time, true, false),
         OutputEvent::PayerKpi(k) => (k.window_end, false, false),
         OutputEvent::PayerMonitorAlert(a) => (a.window_end, false, false),
+        OutputEvent::ReadmissionSummary(r) => (r.event_time, false, false),
+        OutputEvent::InterventionRoi(r) => (r.event_time, false, false),
     }
 }

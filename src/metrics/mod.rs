@@ -123,9 +123,9 @@ pub struct Metrics {
     // Pipeline.
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
-    produced_by_output: [IntCounter; 8],
+    produced_by_output: [IntCounter; 10],
     stage_duration: [Histogram; 5],
-    e2e_latency: [Histogram; 8],
+    e2e_latency: [Histogram; 10],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
@@ -291,7 +291,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 8] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 10] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -300,6 +300,8 @@ pub(crate) const OUTPUT_TOPICS: [&str; 8] = [
     "claimwatch.alerts.high-risk-discharge",
     "claimwatch.payer-kpis",
     "claimwatch.alerts.payer-monitor",
+    "claimwatch.readmission-summary",
+    "claimwatch.intervention-roi",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -312,6 +314,8 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::HighRiskAlert(_) => 5,
         OutputEvent::PayerKpi(_) => 6,
         OutputEvent::PayerMonitorAlert(_) => 7,
+        OutputEvent::ReadmissionSummary(_) => 8,
+        OutputEvent::InterventionRoi(_) => 9,
     }
 }
 

@@ -78,8 +78,11 @@ pub fn sample_outputs(members: usize, seed: u64) -> SampleOutputs {
             &mut outputs,
             &mut costs,
         );
-        for c in costs.drain(..) {
-            partition.apply_rekeyed(&engine, &c, &mut outputs);
+        while !costs.is_empty() {
+            for c in std::mem::take(&mut costs) {
+                partition.apply_rekeyed(&engine, &c, &mut outputs);
+                partition.take_rekeyed(&mut costs);
+            }
         }
     }
     let end = events.last().map_or(0, |e| e.0) + 200 * crate::model::DAY_MS;

@@ -596,6 +596,8 @@ impl std::fmt::Debug for PayerFact {
 pub enum Rekeyed {
     Cost(EncounterCost),
     Payer(PayerFact),
+    /// A stay outcome fact for the population flow (`population` module).
+    Population(StayOutcome),
 }
 
 impl Rekeyed {
@@ -604,6 +606,7 @@ impl Rekeyed {
         match self {
             Self::Cost(c) => &c.member_id,
             Self::Payer(f) => &f.payer_id,
+            Self::Population(_) => POPULATION_KEY,
         }
     }
 
@@ -611,6 +614,7 @@ impl Rekeyed {
         match self {
             Self::Cost(c) => c.event_time,
             Self::Payer(f) => f.event_time,
+            Self::Population(f) => f.event_time,
         }
     }
 }
@@ -685,6 +689,8 @@ pub enum OutputEvent {
     HighRiskAlert(HighRiskAlert),
     PayerKpi(PayerKpi),
     PayerMonitorAlert(PayerMonitorAlert),
+    ReadmissionSummary(ReadmissionSummary),
+    InterventionRoi(InterventionRoi),
 }
 
 impl OutputEvent {
@@ -699,6 +705,8 @@ impl OutputEvent {
             Self::HighRiskAlert(_) => "claimwatch.alerts.high-risk-discharge",
             Self::PayerKpi(_) => "claimwatch.payer-kpis",
             Self::PayerMonitorAlert(_) => "claimwatch.alerts.payer-monitor",
+            Self::ReadmissionSummary(_) => "claimwatch.readmission-summary",
+            Self::InterventionRoi(_) => "claimwatch.intervention-roi",
         }
     }
 
@@ -713,6 +721,153 @@ impl OutputEvent {
             Self::HighRiskAlert(e) => &e.member_id,
             Self::PayerKpi(e) => &e.payer_id,
             Self::PayerMonitorAlert(e) => &e.payer_id,
+            Self::ReadmissionSummary(e) => &e.group,
+            Self::InterventionRoi(e) => &e.intervention_id,
         }
     }
+}
+
+/// The one key of the population flow: every [`StayOutcome`] goes to the partition that owns it.
+pub const POPULATION_KEY: &str = "population";
+
+/// Internal event on the population flow: what one matured index stay adds to (`sign` +1) or
+/// takes back from (`sign` -1) the population aggregates. A change of a stay's outcome after
+/// its first fact (a readmission's cost arriving late, a retraction, a correction) is sent as the
+/// old content with -1 followed by the new content with +1, so the aggregate is a plain sum of
+/// facts and does not depend on their arrival order. Carries no member, claim or encounter id.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StayOutcome {
+    /// +1 (add) or -1 (take back).
+    pub sign: i32,
+    /// Event time of the change that produced it (window close, cost, encounter record).
+    pub event_time: EpochMillis,
+    /// Diagnosis group of the index stay (CCSR body system of its principal diagnosis).
+    pub dx_group: String,
+    /// HRRP cohort of the index stay.
+    pub hrrp_cohort: Option<String>,
+    /// Risk tier at discharge.
+    pub tier: RiskTier,
+    /// Calibrated probability at discharge, in millionths.
+    pub probability_micros: i64,
+    /// Days from the episode's admission to the index discharge.
+    pub los_days: i32,
+    /// Paid amount of the index stay's claim, when known.
+    pub index_paid_cents: Option<i64>,
+    /// An unplanned readmission within the window.
+    pub readmitted: bool,
+    /// The first readmission in the window is planned (does not count as readmitted).
+    pub planned: bool,
+    /// The unplanned readmission is potentially preventable (`population` module rule).
+    pub preventable: bool,
+    /// Paid amount of the unplanned readmission's claim, when known.
+    pub readmission_paid_cents: Option<i64>,
+}
+
+impl std::fmt::Debug for StayOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StayOutcome")
+            .field("sign", &self.sign)
+            .field("dx_group", &self.dx_group)
+            .field("readmitted", &self.readmitted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Readmission outcomes of one population group (`dx:<group>`, `cohort:<cohort>` or `all`).
+/// Emitted on `claimwatch.readmission-summary`, keyed by group, at most once per event-time day
+/// of the population flow for each group that changed (and once more at the end of a replay).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadmissionSummary {
+    /// `<group>:<version>`: deterministic.
+    pub output_id: String,
+    /// `dx:<body system>`, `cohort:<HRRP cohort>` or `all`.
+    pub group: String,
+    /// Increments with every emission of this group.
+    pub version: i64,
+    /// Start of the population flow's day after the last day whose facts it includes.
+    pub event_time: EpochMillis,
+    /// Matured index stays (30-day window closed).
+    pub index_stays: i64,
+    /// Of those, with an unplanned readmission within 30 days.
+    pub readmissions: i64,
+    /// readmissions / index_stays (0 without index stays).
+    pub readmission_rate: f64,
+    /// Index stays whose first readmission in the window is planned.
+    pub planned_readmissions: i64,
+    /// Unplanned readmissions flagged potentially preventable.
+    pub preventable_readmissions: i64,
+    /// Paid amount of the unplanned readmissions whose claim is paid, cents.
+    pub readmission_paid_cents: i64,
+    /// Unplanned readmissions with a known paid amount.
+    pub readmissions_with_paid: i64,
+    /// Paid amount of the preventable readmissions, cents.
+    pub preventable_paid_cents: i64,
+    /// Average length of stay of the index stays, days.
+    pub average_los_days: f64,
+    /// Paid amount of the index stays whose claim is paid, cents.
+    pub index_paid_cents: i64,
+    /// Sum of the calibrated probabilities at discharge (expected readmissions).
+    pub expected_readmissions: f64,
+    /// Population KPIs: only on `all`.
+    pub kpis: Option<PopulationKpis>,
+}
+
+/// Population-level KPIs (on the `all` summary).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PopulationKpis {
+    /// Unplanned 30-day readmissions / matured index stays.
+    pub readmission_rate: f64,
+    /// preventable / unplanned readmissions (0 without readmissions).
+    pub preventable_share: f64,
+    /// Paid amount of preventable readmissions, cents.
+    pub preventable_readmission_spend_cents: i64,
+    /// Average length of stay of the index stays, days.
+    pub average_los_days: f64,
+    /// Observed / expected readmissions (sum of calibrated probabilities).
+    pub observed_to_expected: Option<f64>,
+}
+
+/// One tier cut-off of an intervention's ROI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoiCutoff {
+    /// Lowest tier targeted: HIGH (high only), MEDIUM (medium and high) or LOW (all).
+    pub min_tier: RiskTier,
+    /// Matured index discharges targeted (a member discharged twice counts twice).
+    pub members_targeted: i64,
+    /// Sum of their calibrated probabilities.
+    pub expected_readmissions: f64,
+    /// expected_relative_reduction x expected_readmissions.
+    pub expected_avoided: f64,
+    /// Avoided readmissions x the observed average paid amount of an unplanned readmission of
+    /// the index stay's diagnosis group (population average when the group has none), cents.
+    pub gross_savings_cents: i64,
+    /// members_targeted x cost per member, cents.
+    pub programme_cost_cents: i64,
+    /// gross - cost, cents.
+    pub net_savings_cents: i64,
+    /// net / cost (absent when nothing is targeted).
+    pub roi: Option<f64>,
+}
+
+/// The expected return of one intervention of the configured table, applied retrospectively to
+/// the matured index stays by risk tier. Emitted on `claimwatch.intervention-roi`, keyed by
+/// intervention id, whenever the population summary is emitted and the figures changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterventionRoi {
+    /// `<intervention_id>:<version>`.
+    pub output_id: String,
+    pub intervention_id: String,
+    pub version: i64,
+    pub event_time: EpochMillis,
+    pub name: String,
+    pub cost_per_member_cents: i64,
+    pub expected_relative_reduction: f64,
+    /// Where the cost and effect assumptions come from.
+    pub source: String,
+    /// HIGH, MEDIUM and LOW cut-offs, in that order.
+    pub cutoffs: Vec<RoiCutoff>,
+    /// The cut-off with the largest net savings (ties: the narrower one).
+    pub best_min_tier: RiskTier,
+    pub best_net_savings_cents: i64,
+    pub best_roi: Option<f64>,
 }

@@ -233,10 +233,12 @@ pub struct RefData {
     cohorts: Vec<(HrrpCohort, String, String)>,
     body_systems: Vec<(String, String, &'static str)>,
     charlson: Vec<(String, u32, Vec<String>)>,
+    /// Ambulatory-care-sensitive principal diagnosis prefixes -> PQI.
+    acsc: HashMap<String, String>,
 }
 
 /// The shipped tables, compiled in.
-const EMBEDDED: [(&str, &str); 11] = [
+const EMBEDDED: [(&str, &str); 12] = [
     ("carc.csv", include_str!("data/carc.csv")),
     ("rarc_codes.txt", include_str!("data/rarc_codes.txt")),
     (
@@ -268,6 +270,10 @@ const EMBEDDED: [(&str, &str); 11] = [
     (
         "charlson_quan2005.csv",
         include_str!("data/charlson_quan2005.csv"),
+    ),
+    (
+        "pqi_acsc_icd10cm.csv",
+        include_str!("data/pqi_acsc_icd10cm.csv"),
     ),
 ];
 
@@ -491,6 +497,13 @@ impl RefData {
                 row[2].split_whitespace().map(normalise).collect(),
             ));
         }
+        let f = "pqi_acsc_icd10cm.csv";
+        for (line, row) in rows(f, &text(f)?, &["prefix", "pqi", "description"])? {
+            if !row[1].starts_with("PQI") {
+                return Err(err(f, line, format!("unknown indicator {:?}", row[1])));
+            }
+            r.acsc.insert(normalise(&row[0]), row[1].clone());
+        }
         Ok(r)
     }
 
@@ -624,6 +637,12 @@ impl RefData {
                         .any(|s| normalise(s).starts_with(secondary.as_str()))
             })
             .map(|(c, _, _)| *c)
+    }
+
+    /// The AHRQ Prevention Quality Indicator whose ambulatory-care-sensitive condition this
+    /// principal diagnosis is, if any (`pqi_acsc_icd10cm.csv`, longest prefix).
+    pub fn ambulatory_care_sensitive(&self, principal_dx: &str) -> Option<&str> {
+        longest_prefix(&self.acsc, principal_dx).map(String::as_str)
     }
 
     /// Diagnosis group: CCSR body system of the ICD-10-CM chapter (`UNK` when none).

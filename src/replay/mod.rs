@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 8] = [
+pub const OUTPUT_FILES: [&str; 10] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -64,6 +64,8 @@ pub const OUTPUT_FILES: [&str; 8] = [
     "claimwatch.alerts.high-risk-discharge",
     "claimwatch.payer-kpis",
     "claimwatch.alerts.payer-monitor",
+    "claimwatch.readmission-summary",
+    "claimwatch.intervention-roi",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -116,6 +118,8 @@ impl Sinks {
             OutputEvent::HighRiskAlert(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::PayerKpi(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::ReadmissionSummary(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::InterventionRoi(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {
@@ -238,11 +242,9 @@ pub fn run_with_models(
                 let p = partition_for(event.key(), n) as usize;
                 partitions[p].apply(&engine, &event, source, rec.offset, &mut out, &mut costs);
                 // Re-keyed records (paid amounts to the member flow, payer facts to the payer
-                // flow) go straight to the partition that owns their key.
-                for r in costs.drain(..) {
-                    let q = partition_for(r.key(), n) as usize;
-                    partitions[q].apply_rekeyed(&engine, &r, &mut out);
-                }
+                // flow, stay outcomes to the population flow) go straight to the partition that
+                // owns their key; a paid amount can produce population facts in turn.
+                route_rekeyed(&engine, &mut partitions, &mut costs, &mut out);
             }
             Err(e) => {
                 dead_letters += 1;
@@ -292,6 +294,16 @@ pub fn run_with_models(
             break;
         }
     }
+    if !stopped_early {
+        // The end of the input: the population groups changed on the last day are emitted.
+        for p in &mut partitions {
+            p.flush_population(&engine, &mut out);
+        }
+        for o in out.drain(..) {
+            tally.observe(&o);
+            sinks.write(&o)?;
+        }
+    }
     if let Some((mut denial, mut readmission)) = training {
         denial.flush()?;
         readmission.flush()?;
@@ -328,6 +340,25 @@ pub fn run_with_models(
         summary,
         monitor,
     })
+}
+
+/// Applies re-keyed records (and those they produce) in the partitions owning their keys, in
+/// production order.
+pub fn route_rekeyed(
+    engine: &Engine,
+    partitions: &mut [Partition],
+    rekeyed: &mut Vec<crate::model::Rekeyed>,
+    out: &mut Vec<OutputEvent>,
+) {
+    let n = partitions.len() as u32;
+    let mut queue: std::collections::VecDeque<_> = rekeyed.drain(..).collect();
+    let mut more = Vec::new();
+    while let Some(r) = queue.pop_front() {
+        let q = partition_for(r.key(), n) as usize;
+        partitions[q].apply_rekeyed(engine, &r, out);
+        partitions[q].take_rekeyed(&mut more);
+        queue.extend(more.drain(..));
+    }
 }
 
 fn checkpoint_all(partitions: &mut [Partition], sinks: &mut Sinks) -> Result<(), Error> {

@@ -97,6 +97,11 @@ pub struct Topics {
     pub encounter_cost: String,
     /// Internal repartition topic: payer monitor facts re-keyed from claims to payers.
     pub payer_facts: String,
+    /// Internal repartition topic: stay outcome facts re-keyed from members to the population
+    /// (one key, so one partition aggregates them).
+    pub population_facts: String,
+    pub readmission_summary: String,
+    pub intervention_roi: String,
     pub claim_lifecycle: String,
     pub readmissions: String,
     pub denial_risk: String,
@@ -125,6 +130,9 @@ impl Default for Topics {
             raw_x12: "x12.raw".into(),
             encounter_cost: "claimwatch.internal.encounter-cost".into(),
             payer_facts: "claimwatch.internal.payer-facts".into(),
+            population_facts: "claimwatch.internal.population-facts".into(),
+            readmission_summary: "claimwatch.readmission-summary".into(),
+            intervention_roi: "claimwatch.intervention-roi".into(),
             claim_lifecycle: "claimwatch.claim-lifecycle".into(),
             readmissions: "claimwatch.readmissions".into(),
             denial_risk: "claimwatch.denial-risk".into(),
@@ -163,6 +171,8 @@ impl Topics {
             "claimwatch.payer-kpis" => &self.payer_kpis,
             "claimwatch.alerts.payer-monitor" => &self.payer_monitor_alerts,
             "claimwatch.dead-letter" => &self.dead_letter,
+            "claimwatch.readmission-summary" => &self.readmission_summary,
+            "claimwatch.intervention-roi" => &self.intervention_roi,
             _ => &self.dead_letter,
         }
     }
@@ -181,6 +191,7 @@ impl Topics {
             .collect();
         v.push(self.encounter_cost.clone());
         v.push(self.payer_facts.clone());
+        v.push(self.population_facts.clone());
         v
     }
 
@@ -195,6 +206,8 @@ impl Topics {
             self.payer_kpis.clone(),
             self.payer_monitor_alerts.clone(),
             self.dead_letter.clone(),
+            self.readmission_summary.clone(),
+            self.intervention_roi.clone(),
         ]
     }
 }

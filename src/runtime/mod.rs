@@ -448,6 +448,9 @@ fn registry_codec(
             K::EncounterCost => &topics.encounter_cost,
             K::PayerFact => &topics.payer_facts,
             K::PayerMonitorAlert => &topics.payer_monitor_alerts,
+            K::ReadmissionSummary => &topics.readmission_summary,
+            K::InterventionRoi => &topics.intervention_roi,
+            K::StayOutcome => &topics.population_facts,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -507,6 +510,7 @@ impl Service {
             .chain([
                 (config.topics.encounter_cost.clone(), None),
                 (config.topics.payer_facts.clone(), None),
+                (config.topics.population_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

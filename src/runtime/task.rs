@@ -125,6 +125,10 @@ pub(crate) fn decode_message(
         None if spec.topic == shared.config.topics.payer_facts => {
             wire::decode_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Payer(f)))
         }
+        None if spec.topic == shared.config.topics.population_facts => {
+            wire::decode_stay_outcome(&shared.codec, payload)
+                .map(|f| Body::Rekeyed(Rekeyed::Population(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -385,6 +389,7 @@ impl Task {
             Ok(Body::Rekeyed(r)) => {
                 let before = self.partition.stats().monitor_facts_dropped;
                 self.partition.apply_rekeyed(engine, &r, &mut self.out);
+                self.partition.take_rekeyed(&mut self.costs);
                 let after = self.partition.stats().monitor_facts_dropped;
                 if after != before {
                     let mut delta = [[0u64; 6]; 2];
@@ -525,6 +530,10 @@ impl Task {
                 wire::encode_fact(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.payer_facts
             }
+            Rekeyed::Population(f) => {
+                wire::encode_stay_outcome(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.population_facts
+            }
         };
         let key = record.key();
         let target = crate::core::partition_for(key, shared.config.core.partitions);
@@ -632,7 +641,10 @@ impl Task {
             Woke::Record(i, Ok(rec)) => self.push(i, rec),
             Woke::Record(i, Err(e)) => self.on_queue_error(i, e),
             Woke::Control(c) => return self.control_or_end(c).await,
-            Woke::Timer => self.maybe_advance_wall_clock(),
+            Woke::Timer => {
+                self.maybe_flush_population();
+                self.maybe_advance_wall_clock();
+            }
         }
         true
     }
@@ -679,6 +691,28 @@ impl Task {
                 false
             }
         }
+    }
+
+    /// With every input (internal topics included) at its end, emits the population groups
+    /// changed since their last emission: the population flow's fallback on a quiet stream (in
+    /// replay, the end of the input).
+    fn maybe_flush_population(&mut self) {
+        if !self.inputs.iter().all(|i| i.eof && i.buf.is_empty()) {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        self.partition
+            .flush_population(&shared.engine, &mut self.out);
+        if self.out.is_empty() {
+            return;
+        }
+        self.unsaved += 1;
+        let outs = std::mem::take(&mut self.out);
+        for o in &outs {
+            self.send_output(o, None);
+        }
+        self.out = outs;
+        self.out.clear();
     }
 
     /// With `idle_wall_clock_lateness_ms` set and every input at its end, moves event time to

@@ -6,7 +6,7 @@ use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent, InputStream,
-    OutputEvent, PayerFact, Remittance,
+    OutputEvent, PayerFact, Remittance, StayOutcome,
 };
 
 /// The schema of an input stream's records.
@@ -132,6 +132,19 @@ pub fn encode_fact(codec: &AvroCodec, fact: &PayerFact, out: &mut Vec<u8>) {
     }
 }
 
+/// Encodes a record of the internal population-facts topic (always Avro).
+pub fn encode_stay_outcome(codec: &AvroCodec, fact: &StayOutcome, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::StayOutcome, fact, out) {
+        // The schema is compiled in from the same struct: a failure is a programming error.
+        unreachable!("StayOutcome does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal population-facts topic.
+pub fn decode_stay_outcome(codec: &AvroCodec, bytes: &[u8]) -> Result<StayOutcome, DecodeError> {
+    codec.decode_framed(SchemaKind::StayOutcome, bytes)
+}
+
 /// Decodes a record of the internal payer-facts topic.
 pub fn decode_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<PayerFact, DecodeError> {
     codec.decode_framed(SchemaKind::PayerFact, bytes)
@@ -148,6 +161,8 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::HighRiskAlert(_) => SchemaKind::HighRiskAlert,
         OutputEvent::PayerKpi(_) => SchemaKind::PayerKpi,
         OutputEvent::PayerMonitorAlert(_) => SchemaKind::PayerMonitorAlert,
+        OutputEvent::ReadmissionSummary(_) => SchemaKind::ReadmissionSummary,
+        OutputEvent::InterventionRoi(_) => SchemaKind::InterventionRoi,
     }
 }
 
@@ -169,6 +184,8 @@ pub fn encode_output(
             OutputEvent::HighRiskAlert(e) => codec.encode_framed(kind, e, out),
             OutputEvent::PayerKpi(e) => codec.encode_framed(kind, e, out),
             OutputEvent::PayerMonitorAlert(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::ReadmissionSummary(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::InterventionRoi(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -180,6 +197,8 @@ pub fn encode_output(
                 OutputEvent::HighRiskAlert(e) => json::encode_line(e, out),
                 OutputEvent::PayerKpi(e) => json::encode_line(e, out),
                 OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, out),
+                OutputEvent::ReadmissionSummary(e) => json::encode_line(e, out),
+                OutputEvent::InterventionRoi(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -231,6 +250,14 @@ pub fn decode_output(
         "claimwatch.alerts.payer-monitor" => OutputEvent::PayerMonitorAlert(dec!(
             SchemaKind::PayerMonitorAlert,
             crate::model::PayerMonitorAlert
+        )),
+        "claimwatch.readmission-summary" => OutputEvent::ReadmissionSummary(dec!(
+            SchemaKind::ReadmissionSummary,
+            crate::model::ReadmissionSummary
+        )),
+        "claimwatch.intervention-roi" => OutputEvent::InterventionRoi(dec!(
+            SchemaKind::InterventionRoi,
+            crate::model::InterventionRoi
         )),
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })

@@ -171,6 +171,17 @@ pub struct PendingStay {
     pub baseline_probability: f64,
 }
 
+/// A scored stay whose readmission window closed (returned by [`Scorer::mature_stays`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaturedStay {
+    pub encounter_id: String,
+    pub discharge_date: EpochDay,
+    /// The calibrated probability: the model's score of the features stored at discharge (the
+    /// discharge score unless the model was reloaded in between; LACE curve without a model).
+    pub probability: f64,
+    pub tier: RiskTier,
+}
+
 /// Scoring state of one member.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PendingStays {
@@ -735,9 +746,10 @@ impl Scorer {
         detector: &Detector,
         now: EpochMillis,
         training: &mut Vec<TrainingExample>,
-    ) {
+    ) -> Vec<MaturedStay> {
+        let mut matured = Vec::new();
         let Some(mut p) = t.stays.get(member_id).map(|p| p.clone()) else {
-            return;
+            return matured;
         };
         let (due, rest): (Vec<PendingStay>, Vec<PendingStay>) = p
             .pending
@@ -748,13 +760,6 @@ impl Scorer {
             .map(|m| detector.decide(&m.stays))
             .unwrap_or_default();
         for s in due {
-            let Some(d) = decisions
-                .iter()
-                .find(|d| d.index.encounter_id == s.encounter_id)
-            else {
-                continue;
-            };
-            let readmit = d.readmission.filter(|(_, _, planned)| planned.is_none());
             let models = self.models.load();
             let probability = models
                 .readmission
@@ -762,6 +767,19 @@ impl Scorer {
                 .map_or(s.baseline_probability, |m| {
                     round6(m.score(&s.features).probability)
                 });
+            matured.push(MaturedStay {
+                encounter_id: s.encounter_id.clone(),
+                discharge_date: s.discharge_date,
+                probability,
+                tier: tier(probability, &self.cfg.readmission_tiers),
+            });
+            let Some(d) = decisions
+                .iter()
+                .find(|d| d.index.encounter_id == s.encounter_id)
+            else {
+                continue;
+            };
+            let readmit = d.readmission.filter(|(_, _, planned)| planned.is_none());
             self.monitor(t).matured(
                 1,
                 models.readmission.as_ref(),
@@ -790,6 +808,7 @@ impl Scorer {
         } else {
             t.stays.insert(member_id.to_owned(), p);
         }
+        matured
     }
 }
 

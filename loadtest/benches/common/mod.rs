@@ -74,10 +74,7 @@ pub fn drive(engine: &Engine, partitions: &mut [Partition], events: &[InputEvent
             &mut out,
             &mut costs,
         );
-        for c in costs.drain(..) {
-            let q = partition_for(c.key(), PARTITIONS) as usize;
-            partitions[q].apply_rekeyed(engine, &c, &mut out);
-        }
+        claimwatch::replay::route_rekeyed(engine, partitions, &mut costs, &mut out);
         produced += out.len();
         out.clear();
         if partitions[p].since_checkpoint() >= every {
