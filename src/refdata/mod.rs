@@ -645,27 +645,27 @@ impl RefData {
         procedures: &[String],
     ) -> Option<HrrpCohort> {
         let principal = normalise(principal_dx);
+        // Each code is normalised once, not once per cohort it is compared with.
+        let procedures: Vec<String> = procedures.iter().map(|p| normalise(p)).collect();
         let procedural = self
             .cohorts
             .iter()
             .filter(|(c, _, _)| c.is_procedural())
-            .find(|(_, prefix, _)| {
-                procedures
-                    .iter()
-                    .any(|p| normalise(p).starts_with(prefix.as_str()))
-            });
+            .find(|(_, prefix, _)| procedures.iter().any(|p| p.starts_with(prefix.as_str())));
         if let Some((c, _, _)) = procedural {
             return Some(*c);
         }
+        let mut secondary_norm: Option<Vec<String>> = None;
         self.cohorts
             .iter()
             .filter(|(c, _, _)| !c.is_procedural())
             .filter(|(_, prefix, _)| principal.starts_with(prefix.as_str()))
             .find(|(_, _, secondary)| {
                 secondary.is_empty()
-                    || secondary_dx
+                    || secondary_norm
+                        .get_or_insert_with(|| secondary_dx.iter().map(|s| normalise(s)).collect())
                         .iter()
-                        .any(|s| normalise(s).starts_with(secondary.as_str()))
+                        .any(|s| s.starts_with(secondary.as_str()))
             })
             .map(|(c, _, _)| *c)
     }
