@@ -198,6 +198,21 @@ pub struct Charlson {
     pub index: u32,
 }
 
+/// Charlson conditions present in a set of diagnoses, as a bit set over the loaded table (see
+/// [`RefData::charlson_set`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CharlsonSet(pub u64);
+
+/// Quan's hierarchy: the first condition replaces the second when both are present.
+const CHARLSON_HIERARCHY: [(&str, &str); 3] = [
+    (
+        "DIABETES_WITH_COMPLICATIONS",
+        "DIABETES_WITHOUT_COMPLICATIONS",
+    ),
+    ("MODERATE_SEVERE_LIVER_DISEASE", "MILD_LIVER_DISEASE"),
+    ("METASTATIC_SOLID_TUMOR", "ANY_MALIGNANCY"),
+];
+
 /// Codes normalised for lookup: upper case, no dot, no spaces.
 fn normalise(code: &str) -> String {
     code.chars()
@@ -235,6 +250,15 @@ pub struct RefData {
     charlson: Vec<(String, u32, Vec<String>)>,
     /// Ambulatory-care-sensitive principal diagnosis prefixes -> PQI.
     acsc: HashMap<String, String>,
+    /// Charlson prefix (2-4 characters, normalised) -> bit set of the conditions it defines (bit i
+    /// = `charlson[i]`), so a code is classified by a few hash lookups of its own prefixes instead
+    /// of a scan over every condition's prefix list.
+    charlson_by_prefix: HashMap<String, u64>,
+    /// Longest Charlson prefix, in characters.
+    charlson_prefix_len: usize,
+    /// Hierarchy as bit sets: (higher, lower); the lower condition is dropped when the higher is
+    /// present.
+    charlson_hierarchy: Vec<(u64, u64)>,
 }
 
 /// The shipped tables, compiled in.
@@ -497,6 +521,26 @@ impl RefData {
                 row[2].split_whitespace().map(normalise).collect(),
             ));
         }
+        if r.charlson.len() > 64 {
+            return Err(err(f, 0, "more than 64 Charlson conditions"));
+        }
+        for (i, (_, _, prefixes)) in r.charlson.iter().enumerate() {
+            for p in prefixes {
+                *r.charlson_by_prefix.entry(p.clone()).or_default() |= 1 << i;
+                r.charlson_prefix_len = r.charlson_prefix_len.max(p.len());
+            }
+        }
+        let bit = |r: &RefData, name: &str| {
+            r.charlson
+                .iter()
+                .position(|(n, _, _)| n == name)
+                .map_or(0, |i| 1u64 << i)
+        };
+        r.charlson_hierarchy = CHARLSON_HIERARCHY
+            .iter()
+            .map(|(h, l)| (bit(&r, h), bit(&r, l)))
+            .filter(|(h, l)| *h != 0 && *l != 0)
+            .collect();
         let f = "pqi_acsc_icd10cm.csv";
         for (line, row) in rows(f, &text(f)?, &["prefix", "pqi", "description"])? {
             if !row[1].starts_with("PQI") {
@@ -614,27 +658,27 @@ impl RefData {
         procedures: &[String],
     ) -> Option<HrrpCohort> {
         let principal = normalise(principal_dx);
+        // Each code is normalised once, not once per cohort it is compared with.
+        let procedures: Vec<String> = procedures.iter().map(|p| normalise(p)).collect();
         let procedural = self
             .cohorts
             .iter()
             .filter(|(c, _, _)| c.is_procedural())
-            .find(|(_, prefix, _)| {
-                procedures
-                    .iter()
-                    .any(|p| normalise(p).starts_with(prefix.as_str()))
-            });
+            .find(|(_, prefix, _)| procedures.iter().any(|p| p.starts_with(prefix.as_str())));
         if let Some((c, _, _)) = procedural {
             return Some(*c);
         }
+        let mut secondary_norm: Option<Vec<String>> = None;
         self.cohorts
             .iter()
             .filter(|(c, _, _)| !c.is_procedural())
             .filter(|(_, prefix, _)| principal.starts_with(prefix.as_str()))
             .find(|(_, _, secondary)| {
                 secondary.is_empty()
-                    || secondary_dx
+                    || secondary_norm
+                        .get_or_insert_with(|| secondary_dx.iter().map(|s| normalise(s)).collect())
                         .iter()
-                        .any(|s| normalise(s).starts_with(secondary.as_str()))
+                        .any(|s| s.starts_with(secondary.as_str()))
             })
             .map(|(c, _, _)| *c)
     }
@@ -659,39 +703,67 @@ impl RefData {
 
     /// Charlson conditions and index of a set of diagnoses (Quan 2005 with the hierarchy).
     pub fn charlson(&self, dx: &[String]) -> Charlson {
-        let codes: Vec<String> = dx.iter().map(|d| normalise(d)).collect();
-        let mut present: Vec<(&str, u32)> = self
-            .charlson
-            .iter()
-            .filter(|(_, _, prefixes)| {
-                codes
-                    .iter()
-                    .any(|c| prefixes.iter().any(|p| c.starts_with(p.as_str())))
-            })
-            .map(|(name, w, _)| (name.as_str(), *w))
-            .collect();
-        let has = |present: &[(&str, u32)], n: &str| present.iter().any(|(p, _)| *p == n);
-        for (higher, lower) in [
-            (
-                "DIABETES_WITH_COMPLICATIONS",
-                "DIABETES_WITHOUT_COMPLICATIONS",
-            ),
-            ("MODERATE_SEVERE_LIVER_DISEASE", "MILD_LIVER_DISEASE"),
-            ("METASTATIC_SOLID_TUMOR", "ANY_MALIGNANCY"),
-        ] {
-            if has(&present, higher) {
-                present.retain(|(p, _)| *p != lower);
-            }
-        }
+        let set = self.charlson_set(dx.iter().map(String::as_str));
         Charlson {
-            index: present.iter().map(|(_, w)| w).sum(),
-            conditions: present
-                .into_iter()
+            index: self.charlson_index(set),
+            conditions: self
+                .charlson_conditions(set)
                 .map(|(name, weight)| CharlsonCondition {
                     name: name.to_owned(),
                     weight,
                 })
                 .collect(),
         }
+    }
+
+    /// The Charlson conditions of a set of diagnoses as a bit set (bit i = the i-th condition of
+    /// the table), after the hierarchy. No allocation: each code is normalised on the stack and
+    /// classified by looking up its own prefixes.
+    pub fn charlson_set<'a>(&self, dx: impl IntoIterator<Item = &'a str>) -> CharlsonSet {
+        let mut bits = 0u64;
+        let max = self.charlson_prefix_len;
+        let mut buf = [0u8; 8];
+        for code in dx {
+            let mut n = 0;
+            for b in code.bytes().filter(u8::is_ascii_alphanumeric) {
+                if n == max.min(buf.len()) {
+                    break;
+                }
+                buf[n] = b.to_ascii_uppercase();
+                n += 1;
+            }
+            for len in 1..=n {
+                // The buffer holds ASCII only.
+                let prefix = std::str::from_utf8(&buf[..len]).unwrap_or_default();
+                if let Some(m) = self.charlson_by_prefix.get(prefix) {
+                    bits |= m;
+                }
+            }
+        }
+        for (higher, lower) in &self.charlson_hierarchy {
+            if bits & higher != 0 {
+                bits &= !lower;
+            }
+        }
+        CharlsonSet(bits)
+    }
+
+    /// The Charlson index of a condition set (sum of the weights).
+    pub fn charlson_index(&self, set: CharlsonSet) -> u32 {
+        self.charlson_conditions(set).map(|(_, w)| w).sum()
+    }
+
+    /// The conditions of a set, in table order: (name, weight).
+    pub fn charlson_conditions(&self, set: CharlsonSet) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.charlson
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| set.0 & (1 << i) != 0)
+            .map(|(_, (name, w, _))| (name.as_str(), *w))
+    }
+
+    /// Whether the set holds the named condition.
+    pub fn charlson_has(&self, set: CharlsonSet, name: &str) -> bool {
+        self.charlson_conditions(set).any(|(n, _)| n == name)
     }
 }

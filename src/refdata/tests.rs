@@ -207,6 +207,61 @@ fn charlson_with_hierarchy() {
     assert_eq!(r.charlson(&v(&["N184", "J449"])).index, 3);
 }
 
+/// The straightforward definition the prefix index must agree with: a condition is present when
+/// any normalised code starts with any of its prefixes; then the hierarchy.
+fn charlson_by_scan(r: &RefData, dx: &[String]) -> (Vec<String>, u32) {
+    let codes: Vec<String> = dx.iter().map(|d| normalise(d)).collect();
+    let mut present: Vec<(String, u32)> = r
+        .charlson
+        .iter()
+        .filter(|(_, _, ps)| {
+            codes
+                .iter()
+                .any(|c| ps.iter().any(|p| c.starts_with(p.as_str())))
+        })
+        .map(|(n, w, _)| (n.clone(), *w))
+        .collect();
+    for (higher, lower) in CHARLSON_HIERARCHY {
+        if present.iter().any(|(n, _)| n == higher) {
+            present.retain(|(n, _)| n != lower);
+        }
+    }
+    let index = present.iter().map(|(_, w)| w).sum();
+    (present.into_iter().map(|(n, _)| n).collect(), index)
+}
+
+#[test]
+fn charlson_prefix_index_equals_a_scan_of_every_prefix() {
+    let r = r();
+    // Every prefix of the table, written as claims write them (dots, lower case, longer codes),
+    // its neighbours that must not match, and pairs that exercise the hierarchy.
+    let mut codes: Vec<String> = Vec::new();
+    for (_, _, prefixes) in &r.charlson {
+        for p in prefixes {
+            codes.push(p.clone());
+            codes.push(format!("{p}9X"));
+            codes.push(format!("{}.{}", &p[..p.len().min(3)], &p[p.len().min(3)..]).to_lowercase());
+            codes.push(p[..p.len() - 1].to_owned());
+        }
+    }
+    codes.extend(["", "Z", "ZZZZZZZZZ", "E11.22", "k70.30"].map(String::from));
+    let mut cases: Vec<Vec<String>> = codes.iter().map(|c| vec![c.clone()]).collect();
+    for (i, a) in codes.iter().enumerate().step_by(7) {
+        let b = &codes[(i * 31 + 5) % codes.len()];
+        let c = &codes[(i * 17 + 11) % codes.len()];
+        cases.push(vec![a.clone(), b.clone(), c.clone()]);
+    }
+    cases.push(v(&[
+        "E119", "E1122", "K703", "K7030", "C349", "C787", "C3490",
+    ]));
+    for dx in &cases {
+        let c = r.charlson(dx);
+        let names: Vec<String> = c.conditions.iter().map(|c| c.name.clone()).collect();
+        assert_eq!((names, c.index), charlson_by_scan(&r, dx), "{dx:?}");
+    }
+    assert!(cases.len() > 500, "{} cases", cases.len());
+}
+
 #[test]
 fn a_directory_overrides_one_table_and_bad_lines_are_located() {
     let dir = tempfile::tempdir().unwrap();

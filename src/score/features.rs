@@ -364,18 +364,19 @@ pub fn readmit_features(
     let admits_12m = count(EncounterClass::Inpatient, 365);
     let ed_6m = count(EncounterClass::Emergency, 182);
     let ed_12m = count(EncounterClass::Emergency, 365);
-    let dx: Vec<String> = known
-        .iter()
-        .flat_map(|s| std::iter::once(&s.principal_dx).chain(s.secondary_dx.iter()))
-        .cloned()
-        .collect();
-    let charlson = refdata.charlson(&dx);
-    let cancer = charlson.conditions.iter().any(|c| {
+    let charlson = refdata.charlson_set(
+        known
+            .iter()
+            .flat_map(|s| std::iter::once(&s.principal_dx).chain(s.secondary_dx.iter()))
+            .map(String::as_str),
+    );
+    let cancer = refdata.charlson_conditions(charlson).any(|(name, _)| {
         matches!(
-            c.name.as_str(),
+            name,
             "ANY_MALIGNANCY" | "METASTATIC_SOLID_TUMOR" | "LEUKEMIA" | "LYMPHOMA"
         )
     });
+    let charlson_index = refdata.charlson_index(charlson);
     let age = match index.birth_date {
         Some(b) => (f64::from(discharge - b) / 365.25).floor().max(0.0),
         None => 65.0,
@@ -399,7 +400,7 @@ pub fn readmit_features(
         7..=13 => 5,
         _ => 7,
     };
-    let c = match charlson.index {
+    let c = match charlson_index {
         0 => 0,
         1 => 1,
         2 => 2,
@@ -424,7 +425,7 @@ pub fn readmit_features(
             numeric: vec![
                 age,
                 f64::from(u8::from(index.sex == Some(Sex::Female))),
-                f64::from(charlson.index.min(12)),
+                f64::from(charlson_index.min(12)),
                 f64::from(los.min(30)),
                 f64::from(u8::from(acute)),
                 admits_6m,

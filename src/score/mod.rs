@@ -246,10 +246,6 @@ fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.0} %", x * 100.0)
-}
-
 impl Scorer {
     pub fn new(refdata: Arc<RefData>, cfg: &CoreConfig, models: Models) -> Self {
         Self {
@@ -850,43 +846,84 @@ fn direction(c: f64) -> &'static str {
     }
 }
 
+/// An explanation is built in one buffer (no intermediate strings): this runs for every driver of
+/// every scored claim. Counts are whole numbers and written as integers, which prints exactly what
+/// `{:.0}` printed for them.
+fn explanation(c: f64, what: impl FnOnce(&mut String) -> std::fmt::Result) -> String {
+    let mut s = String::with_capacity(96);
+    let _ = what(&mut s);
+    s.push_str(": ");
+    s.push_str(direction(c));
+    s
+}
+
+/// A rate written as a percentage with no decimals ("22 %").
+struct Pct(f64);
+
+impl std::fmt::Display for Pct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0} %", self.0 * 100.0)
+    }
+}
+
+/// A count held as f64, written as `{:.0}` would.
+struct Count(f64);
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let x = self.0;
+        if x.fract() == 0.0 && x.abs() < 1e15 {
+            write!(f, "{}", x as i64)
+        } else {
+            write!(f, "{x:.0}")
+        }
+    }
+}
+
 fn explain_denial(i: usize, c: f64, f: &RawFeatures) -> String {
+    use std::fmt::Write;
     let x = f.numeric.get(i).copied().unwrap_or(0.0);
     let cat = |j: usize| f.categorical.get(j).map_or("?", String::as_str);
-    let what = match i {
-        0 => format!("billed amount ${:.0}", x.exp()),
-        1 => format!("{x:.0} service line(s)"),
-        2 => format!("{x:.0} diagnosis code(s) on the claim"),
-        3 if x > 0.0 => "prior authorization reference present".to_owned(),
-        3 => "no prior authorization reference".to_owned(),
-        4 if x > 0.0 => format!(
+    explanation(c, |s| match i {
+        0 => write!(s, "billed amount ${:.0}", x.exp()),
+        1 => write!(s, "{} service line(s)", Count(x)),
+        2 => write!(s, "{} diagnosis code(s) on the claim", Count(x)),
+        3 if x > 0.0 => s.write_str("prior authorization reference present"),
+        3 => s.write_str("no prior authorization reference"),
+        4 if x > 0.0 => write!(
+            s,
             "no prior authorization on a code family that carries one on {} of recent claims",
-            pct(x)
+            Pct(x)
         ),
-        4 => "prior authorization present or not usual for this code family".to_owned(),
-        5 if x > 0.0 => "replacement claim (frequency 7)".to_owned(),
-        5 => "original claim".to_owned(),
-        6 => format!("payer {} denial rate {} (last 30 days)", cat(0), pct(x)),
-        7 => format!(
+        4 => s.write_str("prior authorization present or not usual for this code family"),
+        5 if x > 0.0 => s.write_str("replacement claim (frequency 7)"),
+        5 => s.write_str("original claim"),
+        6 => write!(s, "payer {} denial rate {} (last 30 days)", cat(0), Pct(x)),
+        7 => write!(
+            s,
             "payer {} front-door rejection rate {} (last 30 days)",
             cat(0),
-            pct(x)
+            Pct(x)
         ),
-        8 => format!("rendering provider's denial rate {} (last 30 days)", pct(x)),
-        9 => format!(
+        8 => write!(
+            s,
+            "rendering provider's denial rate {} (last 30 days)",
+            Pct(x)
+        ),
+        9 => write!(
+            s,
             "code family {} denial rate {} (last 30 days)",
             cat(2),
-            pct(x)
+            Pct(x)
         ),
-        10 => format!("payer {}", cat(0)),
-        11 => format!("payer category {}", cat(1)),
-        12 => format!("code family {}", cat(2)),
-        13 => format!("place of service {}", cat(3)),
-        14 => format!("department {}", cat(4)),
-        15 => format!("{} claim", cat(5).to_ascii_lowercase()),
-        _ => "other".to_owned(),
-    };
-    format!("{what}: {}", direction(c))
+        10 => write!(s, "payer {}", cat(0)),
+        11 => write!(s, "payer category {}", cat(1)),
+        12 => write!(s, "code family {}", cat(2)),
+        13 => write!(s, "place of service {}", cat(3)),
+        14 => write!(s, "department {}", cat(4)),
+        15 => write!(s, "{} claim", cat(5).to_ascii_lowercase()),
+        _ => s.write_str("other"),
+    })
 }
 
 fn disposition_words(code: &str) -> &str {
@@ -902,41 +939,41 @@ fn disposition_words(code: &str) -> &str {
 }
 
 fn explain_readmit(i: usize, c: f64, f: &RawFeatures) -> String {
+    use std::fmt::Write;
     let x = f.numeric.get(i).copied().unwrap_or(0.0);
     let yes = x > 0.0;
     let cat = |j: usize| f.categorical.get(j).map_or("?", String::as_str);
-    let what = match i {
-        0 => format!("age {x:.0}"),
-        1 if yes => "female".to_owned(),
-        1 => "male or sex unknown".to_owned(),
-        2 => format!("Charlson comorbidity index {x:.0}"),
-        3 => format!("length of stay {x:.0} days"),
-        4 if yes => "emergency or urgent admission".to_owned(),
-        4 => "elective admission".to_owned(),
-        5 => format!("{x:.0} admission(s) in the prior 6 months"),
-        6 => format!("{x:.0} admission(s) in the prior 12 months"),
-        7 => format!("{x:.0} ED visit(s) in the prior 6 months"),
-        8 => format!("{x:.0} ED visit(s) in the prior 12 months"),
-        9 if yes => "haemoglobin below 12 g/dL at discharge".to_owned(),
-        9 => "haemoglobin not low at discharge".to_owned(),
-        10 if yes => "sodium below 135 mmol/L at discharge".to_owned(),
-        10 => "sodium not low at discharge".to_owned(),
-        11 if yes => "discharge labs missing".to_owned(),
-        11 => "discharge labs present".to_owned(),
-        12 if yes => "cancer in the diagnosis history".to_owned(),
-        12 => "no cancer in the diagnosis history".to_owned(),
-        13 if yes => "procedure during the stay".to_owned(),
-        13 => "no procedure during the stay".to_owned(),
-        14 if yes => "aged 75 or over".to_owned(),
-        14 => "under 75".to_owned(),
-        15 => format!("discharged to {}", disposition_words(cat(0))),
-        16 if cat(1) == "NONE" => "not in an HRRP condition cohort".to_owned(),
-        16 => format!("HRRP cohort {}", cat(1)),
-        17 => format!("discharging service {}", cat(2)),
-        18 => format!("payer category {}", cat(3)),
-        _ => "other".to_owned(),
-    };
-    format!("{what}: {}", direction(c))
+    explanation(c, |s| match i {
+        0 => write!(s, "age {}", Count(x)),
+        1 if yes => s.write_str("female"),
+        1 => s.write_str("male or sex unknown"),
+        2 => write!(s, "Charlson comorbidity index {}", Count(x)),
+        3 => write!(s, "length of stay {} days", Count(x)),
+        4 if yes => s.write_str("emergency or urgent admission"),
+        4 => s.write_str("elective admission"),
+        5 => write!(s, "{} admission(s) in the prior 6 months", Count(x)),
+        6 => write!(s, "{} admission(s) in the prior 12 months", Count(x)),
+        7 => write!(s, "{} ED visit(s) in the prior 6 months", Count(x)),
+        8 => write!(s, "{} ED visit(s) in the prior 12 months", Count(x)),
+        9 if yes => s.write_str("haemoglobin below 12 g/dL at discharge"),
+        9 => s.write_str("haemoglobin not low at discharge"),
+        10 if yes => s.write_str("sodium below 135 mmol/L at discharge"),
+        10 => s.write_str("sodium not low at discharge"),
+        11 if yes => s.write_str("discharge labs missing"),
+        11 => s.write_str("discharge labs present"),
+        12 if yes => s.write_str("cancer in the diagnosis history"),
+        12 => s.write_str("no cancer in the diagnosis history"),
+        13 if yes => s.write_str("procedure during the stay"),
+        13 => s.write_str("no procedure during the stay"),
+        14 if yes => s.write_str("aged 75 or over"),
+        14 => s.write_str("under 75"),
+        15 => write!(s, "discharged to {}", disposition_words(cat(0))),
+        16 if cat(1) == "NONE" => s.write_str("not in an HRRP condition cohort"),
+        16 => write!(s, "HRRP cohort {}", cat(1)),
+        17 => write!(s, "discharging service {}", cat(2)),
+        18 => write!(s, "payer category {}", cat(3)),
+        _ => s.write_str("other"),
+    })
 }
 
 fn explain_lace(i: usize, c: f64, f: &RawFeatures) -> String {

@@ -286,8 +286,17 @@ pub fn top_drivers(
         .copied()
         .filter(|(_, c)| *c != 0.0)
         .collect();
-    idx.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-    idx.truncate(k);
+    let order =
+        |a: &(usize, f64), b: &(usize, f64)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
+    // Only the top k are ordered: partition them to the front first.
+    if k < idx.len() {
+        if k == 0 {
+            return Vec::new();
+        }
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
+    }
+    idx.sort_by(order);
     idx.into_iter()
         .map(|(i, c)| Driver {
             feature: name(i),
