@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::caregaps::{CareGaps, GapMemberState};
 use crate::config::CoreConfig;
 use crate::model::{
     EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
@@ -38,13 +39,14 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 6] = [
+pub const TABLES: [(&str, u8); 7] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
     ("score_pending_claims", b's'),
     ("score_pending_stays", b'r'),
     ("payer_windows", b'w'),
+    ("care_gaps", b'g'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -72,6 +74,7 @@ struct Tables {
     members: Table<MemberState>,
     score: ScoreTables,
     windows: Table<WindowState>,
+    care_gaps: Table<GapMemberState>,
 }
 
 impl Tables {
@@ -88,11 +91,16 @@ impl Tables {
         if !durable {
             windows = windows.without_dirty_tracking();
         }
+        let mut care_gaps = Table::new(TABLES[6].0, TABLES[6].1);
+        if !durable {
+            care_gaps = care_gaps.without_dirty_tracking();
+        }
         Self {
             claims,
             members,
             score: ScoreTables::new(durable),
             windows,
+            care_gaps,
         }
     }
 
@@ -116,6 +124,8 @@ impl Tables {
         s.stays.load_encoded(of(entries, s.stays.prefix()))?;
         self.windows
             .load_encoded(of(entries, self.windows.prefix()))?;
+        self.care_gaps
+            .load_encoded(of(entries, self.care_gaps.prefix()))?;
         Ok(())
     }
 }
@@ -129,6 +139,7 @@ pub struct Engine {
     pub detector: Detector,
     pub scorer: Scorer,
     pub monitor: Monitor,
+    pub caregaps: CareGaps,
 }
 
 impl Engine {
@@ -144,6 +155,7 @@ impl Engine {
             detector: Detector::new(Arc::clone(&refdata), &config),
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             monitor: Monitor::new(&config.monitor),
+            caregaps: CareGaps::new(Arc::clone(&refdata), &config),
             config,
             refdata,
         }
@@ -156,6 +168,8 @@ enum TimerOwner {
     Member,
     /// A payer monitor window (close, then expire).
     Window,
+    /// A member's care gaps (due dates, season ends, retention).
+    CareGap,
 }
 
 /// Counters of one partition, for summaries and metrics.
@@ -176,6 +190,10 @@ pub struct PartitionStats {
     pub monitor_facts_dropped: [[u64; 6]; 2],
     /// Monitor windows that left state after their retention.
     pub monitor_windows_expired: u64,
+    /// Care-gap timers fired (not in `timers_fired`, which predates them).
+    pub care_gap_timers: u64,
+    /// Members' care-gap state that left after its retention.
+    pub care_gap_members_expired: u64,
 }
 
 /// The state and timers of one partition.
@@ -197,7 +215,7 @@ pub struct Partition {
     /// watermark, not the partition's.
     window_timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
     /// When each key's timer is due, per owner; looked up by `&str`.
-    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 3],
+    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 4],
     checkpoint: Checkpoint,
     since_checkpoint: u64,
     stats: PartitionStats,
@@ -205,6 +223,8 @@ pub struct Partition {
     score: ScoreTables,
     /// Payer monitor windows.
     windows: Table<WindowState>,
+    /// Members' immunization care gaps.
+    care_gaps: Table<GapMemberState>,
     /// Reused for window keys (no allocation per fact).
     key_buf: String,
     /// Matured training examples not yet taken by the caller.
@@ -234,6 +254,7 @@ impl Partition {
         store.load(&mut tables.score.claims)?;
         store.load(&mut tables.score.stays)?;
         store.load(&mut tables.windows)?;
+        store.load(&mut tables.care_gaps)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -291,6 +312,7 @@ impl Partition {
             members,
             score,
             windows,
+            care_gaps,
         } = tables;
         let mut p = Self {
             id,
@@ -303,6 +325,7 @@ impl Partition {
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
+                HashMap::with_hasher(ahash::RandomState::new()),
             ],
             checkpoint,
             since_checkpoint: 0,
@@ -311,6 +334,7 @@ impl Partition {
             changes: None,
             score,
             windows,
+            care_gaps,
             key_buf: String::with_capacity(64),
             training: Vec::new(),
             restore_writer: None,
@@ -334,6 +358,14 @@ impl Partition {
             .collect();
         for (key, due) in dues {
             p.schedule(TimerOwner::Window, &key, Some(due));
+        }
+        let dues: Vec<(String, EpochMillis)> = p
+            .care_gaps
+            .iter()
+            .map(|e| (e.key().clone(), engine.caregaps.next_timer(e.value())))
+            .collect();
+        for (key, due) in dues {
+            p.schedule(TimerOwner::CareGap, &key, Some(due));
         }
         p
     }
@@ -389,6 +421,11 @@ impl Partition {
     /// The payer monitor windows.
     pub fn windows(&self) -> &Table<WindowState> {
         &self.windows
+    }
+
+    /// Members' immunization care-gap state.
+    pub fn care_gaps(&self) -> &Table<GapMemberState> {
+        &self.care_gaps
     }
 
     /// Takes the training examples matured since the last call (the training store's sink).
@@ -452,6 +489,7 @@ impl Partition {
             InputEvent::Encounter(e) => {
                 let key = e.member_id.as_str();
                 let detector = &engine.detector;
+                let first_out = out.len();
                 self.members
                     .update(key, |st| detector.apply(st, key, e, out));
                 if let Some(st) = self.members.get(key) {
@@ -460,6 +498,7 @@ impl Partition {
                         .on_encounter(&mut self.score, key, e, &st, detector, out);
                 }
                 self.reschedule_member(engine, key);
+                self.care_gap_encounter(engine, key, e, first_out, out);
                 return;
             }
         };
@@ -473,6 +512,11 @@ impl Partition {
             self.stats.duplicates += 1;
         } else {
             self.score_claim_event(engine, key, event);
+            if let InputEvent::Claim(c) = event {
+                if engine.caregaps.enabled() {
+                    costs.extend(engine.caregaps.doses_of(c).into_iter().map(Rekeyed::Vaccine));
+                }
+            }
         }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
@@ -533,6 +577,87 @@ impl Partition {
         match record {
             Rekeyed::Cost(c) => self.apply_cost(engine, c, out),
             Rekeyed::Payer(f) => self.apply_fact(engine, f, out),
+            Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
+        }
+    }
+
+    /// Applies an encounter to the member's care gaps, with the readmission risk score it produced
+    /// (in `out` from `first_out` on), if any.
+    fn care_gap_encounter(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        e: &crate::model::Encounter,
+        first_out: usize,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if !engine.caregaps.enabled() {
+            return;
+        }
+        let risk = out[first_out..].iter().rev().find_map(|o| match o {
+            OutputEvent::ReadmissionRisk(r) if r.member_id == key => {
+                Some((r.event_time, r.probability, r.tier))
+            }
+            _ => None,
+        });
+        let now = self.checkpoint.watermark;
+        let caregaps = &engine.caregaps;
+        self.care_gaps
+            .update(key, |st| caregaps.on_encounter(st, key, e, risk, now, out));
+        self.reschedule_care_gap(engine, key);
+    }
+
+    /// Applies a vaccine dose re-keyed from the claim flow (the member must hash to this
+    /// partition). Doses do not move the watermark; a member not yet known keeps the dose until it
+    /// is (or until its retention).
+    pub fn apply_dose(
+        &mut self,
+        engine: &Engine,
+        dose: &crate::model::VaccineDose,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if !engine.caregaps.enabled() {
+            return;
+        }
+        let key = dose.member_id.as_str();
+        let now = self.checkpoint.watermark;
+        let caregaps = &engine.caregaps;
+        self.care_gaps
+            .update(key, |st| caregaps.on_dose(st, key, dose, now, out));
+        self.reschedule_care_gap(engine, key);
+    }
+
+    fn reschedule_care_gap(&mut self, engine: &Engine, key: &str) {
+        let due = self
+            .care_gaps
+            .get(key)
+            .map(|st| engine.caregaps.next_timer(&st));
+        self.schedule(TimerOwner::CareGap, key, due);
+    }
+
+    fn fire_care_gap(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        due: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let caregaps = &engine.caregaps;
+        let Some(next) = self.care_gaps.get(key).map(|st| caregaps.next_timer(&st)) else {
+            return;
+        };
+        if next > due {
+            self.reschedule_care_gap(engine, key);
+            return;
+        }
+        let keep = self
+            .care_gaps
+            .update(key, |st| caregaps.fire(st, key, due, out));
+        if keep {
+            self.reschedule_care_gap(engine, key);
+        } else {
+            self.care_gaps.remove(key);
+            self.stats.care_gap_members_expired += 1;
         }
     }
 
@@ -623,11 +748,16 @@ impl Partition {
             };
             for key in keys {
                 self.scheduled[owner as usize].remove(&key);
-                self.stats.timers_fired += 1;
+                if owner == TimerOwner::CareGap {
+                    self.stats.care_gap_timers += 1;
+                } else {
+                    self.stats.timers_fired += 1;
+                }
                 match owner {
                     TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
                     TimerOwner::Member => self.fire_member(engine, &key, due),
                     TimerOwner::Window => {}
+                    TimerOwner::CareGap => self.fire_care_gap(engine, &key, due, out),
                 }
             }
         }
@@ -876,6 +1006,7 @@ impl Partition {
                 &mut self.score.claims,
                 &mut self.score.stays,
                 &mut self.windows,
+                &mut self.care_gaps,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

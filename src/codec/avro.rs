@@ -27,10 +27,12 @@ pub enum SchemaKind {
     EncounterCost,
     PayerFact,
     PayerMonitorAlert,
+    CareGapEvent,
+    VaccineDose,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 14] = [
+    pub const ALL: [SchemaKind; 16] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -45,6 +47,8 @@ impl SchemaKind {
         Self::EncounterCost,
         Self::PayerFact,
         Self::PayerMonitorAlert,
+        Self::CareGapEvent,
+        Self::VaccineDose,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,8 @@ impl SchemaKind {
             Self::EncounterCost => "EncounterCost",
             Self::PayerFact => "PayerFact",
             Self::PayerMonitorAlert => "PayerMonitorAlert",
+            Self::CareGapEvent => "CareGapEvent",
+            Self::VaccineDose => "VaccineDose",
         }
     }
 
@@ -83,6 +89,8 @@ impl SchemaKind {
             Self::EncounterCost => include_str!("../../schemas/EncounterCost.avsc"),
             Self::PayerFact => include_str!("../../schemas/PayerFact.avsc"),
             Self::PayerMonitorAlert => include_str!("../../schemas/PayerMonitorAlert.avsc"),
+            Self::CareGapEvent => include_str!("../../schemas/CareGapEvent.avsc"),
+            Self::VaccineDose => include_str!("../../schemas/VaccineDose.avsc"),
         }
     }
 

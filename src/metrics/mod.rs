@@ -25,6 +25,7 @@
 //! A `Metrics` is a plain value: tests build as many as they like, each with its own registry.
 
 mod business;
+mod caregaps;
 pub mod exposition;
 pub mod http;
 mod kafka;
@@ -123,9 +124,9 @@ pub struct Metrics {
     // Pipeline.
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
-    produced_by_output: [IntCounter; 8],
+    produced_by_output: [IntCounter; 9],
     stage_duration: [Histogram; 5],
-    e2e_latency: [Histogram; 8],
+    e2e_latency: [Histogram; 9],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
@@ -291,7 +292,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 8] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 9] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -300,6 +301,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 8] = [
     "claimwatch.alerts.high-risk-discharge",
     "claimwatch.payer-kpis",
     "claimwatch.alerts.payer-monitor",
+    "claimwatch.care-gaps",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -312,6 +314,7 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::HighRiskAlert(_) => 5,
         OutputEvent::PayerKpi(_) => 6,
         OutputEvent::PayerMonitorAlert(_) => 7,
+        OutputEvent::CareGap(_) => 8,
     }
 }
 

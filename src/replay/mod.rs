@@ -116,6 +116,7 @@ impl Sinks {
             OutputEvent::HighRiskAlert(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::PayerKpi(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::CareGap(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {

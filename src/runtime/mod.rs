@@ -448,6 +448,8 @@ fn registry_codec(
             K::EncounterCost => &topics.encounter_cost,
             K::PayerFact => &topics.payer_facts,
             K::PayerMonitorAlert => &topics.payer_monitor_alerts,
+            K::CareGapEvent => &topics.care_gaps,
+            K::VaccineDose => &topics.vaccine_doses,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -507,6 +509,7 @@ impl Service {
             .chain([
                 (config.topics.encounter_cost.clone(), None),
                 (config.topics.payer_facts.clone(), None),
+                (config.topics.vaccine_doses.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

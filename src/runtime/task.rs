@@ -125,6 +125,9 @@ pub(crate) fn decode_message(
         None if spec.topic == shared.config.topics.payer_facts => {
             wire::decode_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Payer(f)))
         }
+        None if spec.topic == shared.config.topics.vaccine_doses => {
+            wire::decode_dose(&shared.codec, payload).map(|d| Body::Rekeyed(Rekeyed::Vaccine(d)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -525,6 +528,10 @@ impl Task {
                 wire::encode_fact(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.payer_facts
             }
+            Rekeyed::Vaccine(d) => {
+                wire::encode_dose(&shared.codec, d, &mut self.buf);
+                &shared.config.topics.vaccine_doses
+            }
         };
         let key = record.key();
         let target = crate::core::partition_for(key, shared.config.core.partitions);
@@ -763,6 +770,8 @@ impl Task {
             score.history.len(),
             score.claims.len(),
             score.stays.len(),
+            p.windows().len(),
+            p.care_gaps().len(),
         ];
         for ((table, _), n) in crate::core::TABLES.iter().zip(lens) {
             m.set_state_entries(table, self.id(), n);
