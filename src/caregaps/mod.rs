@@ -11,7 +11,7 @@
 //! member is known, eligible at the due date, not dead, and no dose counting for it is known, at
 //! event time `max(due date, first encounter time)`: a timer at the due date for members already
 //! known, else on the encounter that makes the member known. It is CLOSED when a dose that counts
-//! arrives (also after it expired: a late claim corrects the record), EXPIRED at the end of the
+//! arrives (also after it expired or became not applicable: a late claim corrects the record), EXPIRED at the end of the
 //! season window with no dose, NOT_APPLICABLE when the member dies. A dose known before the gap
 //! would open means the gap never opens.
 //!
@@ -281,8 +281,9 @@ impl CareGaps {
         now: EpochMillis,
         out: &mut Vec<OutputEvent>,
     ) {
-        if e.birth_date.is_some() {
-            st.birth_date = e.birth_date;
+        // The earliest birth date any encounter gives: the same whatever order they arrive in.
+        if let Some(b) = e.birth_date {
+            st.birth_date = Some(st.birth_date.map_or(b, |s| s.min(b)));
         }
         st.known_at = Some(st.known_at.map_or(e.event_time, |k| k.min(e.event_time)));
         st.last_seen = st.last_seen.max(e.event_time);
@@ -476,7 +477,12 @@ impl CareGaps {
         };
         let status = gap.status;
         match (status, dose) {
-            (CareGapAction::Opened | CareGapAction::Expired, Some(d)) => {
+            // A dose given in the window closes the gap whenever its claim arrives: after the
+            // season ended, or after a death it preceded.
+            (
+                CareGapAction::Opened | CareGapAction::Expired | CareGapAction::NotApplicable,
+                Some(d),
+            ) => {
                 self.emit(st, key, rule, season, &el, CareGapAction::Closed, Some(&d), out);
             }
             (CareGapAction::Opened, None) => {

@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 8] = [
+pub const OUTPUT_FILES: [&str; 9] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -64,6 +64,7 @@ pub const OUTPUT_FILES: [&str; 8] = [
     "claimwatch.alerts.high-risk-discharge",
     "claimwatch.payer-kpis",
     "claimwatch.alerts.payer-monitor",
+    "claimwatch.care-gaps",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
