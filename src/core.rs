@@ -514,7 +514,13 @@ impl Partition {
             self.score_claim_event(engine, key, event);
             if let InputEvent::Claim(c) = event {
                 if engine.caregaps.enabled() {
-                    costs.extend(engine.caregaps.doses_of(c).into_iter().map(Rekeyed::Vaccine));
+                    costs.extend(
+                        engine
+                            .caregaps
+                            .doses_of(c)
+                            .into_iter()
+                            .map(Rekeyed::Vaccine),
+                    );
                 }
             }
         }

@@ -47,7 +47,12 @@ fn replay(input: &Path, out: &Path, partitions: u32) -> BTreeMap<String, CareGap
     {
         let e: CareGapEvent = serde_json::from_str(line).unwrap();
         let v = versions.entry(e.gap_id.clone()).or_default();
-        assert_eq!(e.version, *v + 1, "versions of {} are consecutive", e.output_id);
+        assert_eq!(
+            e.version,
+            *v + 1,
+            "versions of {} are consecutive",
+            e.output_id
+        );
         *v = e.version;
         assert_eq!(e.output_id, format!("{}:{}", e.gap_id, e.version));
         last.insert(e.gap_id, e.action);
@@ -64,7 +69,11 @@ fn brute_force(g: &Generated, partitions: u32) -> BTreeMap<String, Final> {
         .claims
         .iter()
         .map(|c| InputEvent::Claim(c.clone()))
-        .chain(g.encounters.iter().map(|e| InputEvent::Encounter(e.clone())))
+        .chain(
+            g.encounters
+                .iter()
+                .map(|e| InputEvent::Encounter(e.clone())),
+        )
         .chain(g.acks.iter().map(|a| InputEvent::Ack(a.clone())))
         .chain(g.remits.iter().map(|r| InputEvent::Remit(r.clone())));
     for e in all {
@@ -91,8 +100,7 @@ fn brute_force(g: &Generated, partitions: u32) -> BTreeMap<String, Final> {
         });
         m.known_at = m.known_at.min(e.event_time);
         m.birth = m.birth.min(b);
-        if e
-            .discharge_disposition
+        if e.discharge_disposition
             .as_deref()
             .is_some_and(disposition::is_expired)
         {
@@ -137,16 +145,16 @@ fn brute_force(g: &Generated, partitions: u32) -> BTreeMap<String, Final> {
                     return;
                 }
                 let end_ms = (window.1 != EpochDay::MAX).then(|| start_of_day(window.1));
-                let fin = if given.is_some_and(|ds| ds.iter().any(|d| window.0 <= *d && *d < window.1))
-                {
-                    Final::Covered
-                } else if m.died.is_some_and(|d| end_ms.is_none_or(|e| d < e)) {
-                    Final::NotApplicable
-                } else if end_ms.is_some_and(|e| e <= w) {
-                    Final::Expired
-                } else {
-                    Final::Open
-                };
+                let fin =
+                    if given.is_some_and(|ds| ds.iter().any(|d| window.0 <= *d && *d < window.1)) {
+                        Final::Covered
+                    } else if m.died.is_some_and(|d| end_ms.is_none_or(|e| d < e)) {
+                        Final::NotApplicable
+                    } else if end_ms.is_some_and(|e| e <= w) {
+                        Final::Expired
+                    } else {
+                        Final::Open
+                    };
                 out.insert(format!("{id}:{}:{label}", rule.vaccine), fin);
             };
             match rule.schedule {
@@ -155,7 +163,9 @@ fn brute_force(g: &Generated, partitions: u32) -> BTreeMap<String, Final> {
                         .parse::<i32>()
                         .unwrap()
                         - 1;
-                    let last: i32 = claimwatch::model::format_day(day_of(w))[..4].parse().unwrap();
+                    let last: i32 = claimwatch::model::format_day(day_of(w))[..4]
+                        .parse()
+                        .unwrap();
                     for y in first..=last {
                         let s = season(rule.schedule, y).unwrap();
                         if s.end <= known_day || age_at(m.birth, s.due) < rule.min_age as i32 {
@@ -181,7 +191,10 @@ fn brute_force(g: &Generated, partitions: u32) -> BTreeMap<String, Final> {
 
 fn compare(streamed: &BTreeMap<String, CareGapAction>, brute: &BTreeMap<String, Final>) {
     for (gap, action) in streamed {
-        assert!(brute.contains_key(gap), "streamed a gap the batch does not have: {gap}");
+        assert!(
+            brute.contains_key(gap),
+            "streamed a gap the batch does not have: {gap}"
+        );
         let _ = action;
     }
     let mut wrong = Vec::new();
@@ -196,7 +209,12 @@ fn compare(streamed: &BTreeMap<String, CareGapAction>, brute: &BTreeMap<String, 
             wrong.push((gap.clone(), *want, got));
         }
     }
-    assert!(wrong.is_empty(), "{} differ, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
+    assert!(
+        wrong.is_empty(),
+        "{} differ, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
 }
 
 #[test]
@@ -214,7 +232,11 @@ fn streamed_care_gaps_equal_the_batch_computation() {
         let streamed = replay(&input, &out, partitions);
         let brute = brute_force(&g, partitions);
         let count = |f: Final| brute.values().filter(|v| **v == f).count();
-        let (open, covered, expired) = (count(Final::Open), count(Final::Covered), count(Final::Expired));
+        let (open, covered, expired) = (
+            count(Final::Open),
+            count(Final::Covered),
+            count(Final::Expired),
+        );
         assert!(
             open > 50 && expired > 50,
             "the population must open and expire gaps: {open} open, {expired} expired"
@@ -223,8 +245,13 @@ fn streamed_care_gaps_equal_the_batch_computation() {
             .iter()
             .filter(|(k, a)| **a == CareGapAction::Closed && k.contains("INFLUENZA"))
             .count();
-        assert!(closed > 50, "and close influenza gaps: {closed} ({covered} covered)");
-        assert!(streamed.iter().any(|(k, a)| *a == CareGapAction::Closed && k.contains("PNEUMOCOCCAL")));
+        assert!(
+            closed > 50,
+            "and close influenza gaps: {closed} ({covered} covered)"
+        );
+        assert!(streamed
+            .iter()
+            .any(|(k, a)| *a == CareGapAction::Closed && k.contains("PNEUMOCOCCAL")));
         compare(&streamed, &brute);
     }
 }

@@ -297,8 +297,7 @@ impl CareGaps {
                 Err(i) => st.conditions.insert(i, (c.name, c.weight, day)),
             }
         }
-        if e
-            .discharge_disposition
+        if e.discharge_disposition
             .as_deref()
             .is_some_and(disposition::is_expired)
         {
@@ -483,13 +482,40 @@ impl CareGaps {
                 CareGapAction::Opened | CareGapAction::Expired | CareGapAction::NotApplicable,
                 Some(d),
             ) => {
-                self.emit(st, key, rule, season, &el, CareGapAction::Closed, Some(&d), out);
+                self.emit(
+                    st,
+                    key,
+                    rule,
+                    season,
+                    &el,
+                    CareGapAction::Closed,
+                    Some(&d),
+                    out,
+                );
             }
             (CareGapAction::Opened, None) => {
                 if st.died.is_some() {
-                    self.emit(st, key, rule, season, &el, CareGapAction::NotApplicable, None, out);
+                    self.emit(
+                        st,
+                        key,
+                        rule,
+                        season,
+                        &el,
+                        CareGapAction::NotApplicable,
+                        None,
+                        out,
+                    );
                 } else if season_end.is_some_and(|e| e <= now) {
-                    self.emit(st, key, rule, season, &el, CareGapAction::Expired, None, out);
+                    self.emit(
+                        st,
+                        key,
+                        rule,
+                        season,
+                        &el,
+                        CareGapAction::Expired,
+                        None,
+                        out,
+                    );
                 }
             }
             _ => {}
@@ -521,7 +547,9 @@ impl CareGaps {
         gap.status = action;
         let event_time = match action {
             CareGapAction::Opened => gap.opened_at,
-            CareGapAction::Closed => dose.map_or(gap.opened_at, |d| d.event_time.max(gap.opened_at)),
+            CareGapAction::Closed => {
+                dose.map_or(gap.opened_at, |d| d.event_time.max(gap.opened_at))
+            }
             CareGapAction::Expired => gap.season_end.unwrap_or(gap.opened_at),
             CareGapAction::NotApplicable => died.unwrap_or(gap.opened_at).max(gap.opened_at),
         };

@@ -114,7 +114,10 @@ fn rule_table_loads_and_names_its_source() {
     let v = r.vaccine_code("90686").unwrap();
     assert_eq!((v.vaccine.as_str(), v.cvx.as_str()), ("INFLUENZA", "150"));
     let v = r.vaccine_code("90677").unwrap();
-    assert_eq!((v.vaccine.as_str(), v.cvx.as_str()), ("PNEUMOCOCCAL", "216"));
+    assert_eq!(
+        (v.vaccine.as_str(), v.cvx.as_str()),
+        ("PNEUMOCOCCAL", "216")
+    );
     assert!(r.vaccine_code("90471").is_none(), "administration code");
     assert!(r.vaccine_code("99213").is_none());
     let versions = r.versions();
@@ -234,14 +237,25 @@ fn pneumococcal_opens_at_the_50th_birthday_or_on_a_risk_condition() {
         .collect();
     assert_eq!(pcv.len(), 2, "{pcv:?}");
     let p = pcv["P"];
-    assert_eq!((p.due_date, p.age, p.season.as_str()), (d("2024-06-15"), 50, "ONCE"));
-    assert_eq!(p.event_time, start_of_day(d("2024-06-15")), "the birthday timer");
+    assert_eq!(
+        (p.due_date, p.age, p.season.as_str()),
+        (d("2024-06-15"), 50, "ONCE")
+    );
+    assert_eq!(
+        p.event_time,
+        start_of_day(d("2024-06-15")),
+        "the birthday timer"
+    );
     assert!(!p.risk_condition_eligible);
     let c = pcv["C"];
     assert!(c.risk_condition_eligible);
     assert_eq!(c.due_date, d("2024-03-01"), "the day COPD was first seen");
     assert_eq!(c.chronic_conditions, 1);
-    assert_eq!(c.event_time, t("2024-03-04"), "opened on the encounter that shows it");
+    assert_eq!(
+        c.event_time,
+        t("2024-03-04"),
+        "opened on the encounter that shows it"
+    );
 }
 
 #[test]
@@ -284,7 +298,11 @@ fn a_dose_closes_the_gap_and_season_end_expires_it() {
     // 74 at the due date, no score and no condition: 25 points, MEDIUM.
     let opened = &a[0];
     assert_eq!(
-        (opened.outreach_priority, opened.priority_score, opened.priority_basis.as_str()),
+        (
+            opened.outreach_priority,
+            opened.priority_score,
+            opened.priority_basis.as_str()
+        ),
         (RiskTier::Medium, 25, "AGE_AND_CONDITIONS")
     );
 }
@@ -394,7 +412,10 @@ fn history_start_skips_seasons_whose_doses_cannot_be_seen() {
     let (_, with) = run(&engine(), &events, t("2024-05-01"));
     assert!(with.iter().any(|g| g.gap_id == "A:INFLUENZA:2023-24"));
     let (_, without) = run(&engine_with(config), &events, t("2024-05-01"));
-    assert!(without.iter().all(|g| g.vaccine != "INFLUENZA"), "{without:?}");
+    assert!(
+        without.iter().all(|g| g.vaccine != "INFLUENZA"),
+        "{without:?}"
+    );
 }
 
 #[test]
@@ -434,7 +455,13 @@ fn pseudonymised_records_carry_no_member_or_claim_id() {
     let e = engine_with(config);
     let events = [
         visit("M-SECRET-1", "E1", "2024-06-10", "1950-01-01"),
-        InputEvent::Claim(vaccine_claim("CLM-SECRET", "M-SECRET-1", "90686", "2024-10-20", 3)),
+        InputEvent::Claim(vaccine_claim(
+            "CLM-SECRET",
+            "M-SECRET-1",
+            "90686",
+            "2024-10-20",
+            3,
+        )),
     ];
     let (_, gaps) = run(&e, &events, t("2024-12-01"));
     assert!(gaps.len() >= 2);
@@ -445,7 +472,10 @@ fn pseudonymised_records_carry_no_member_or_claim_id() {
         assert_eq!(g.member_id, expected);
         assert_eq!(OutputEvent::CareGap(g.clone()).key(), expected);
         let text = serde_json::to_string(g).unwrap();
-        assert!(!text.contains("M-SECRET") && !text.contains("CLM-SECRET"), "{text}");
+        assert!(
+            !text.contains("M-SECRET") && !text.contains("CLM-SECRET"),
+            "{text}"
+        );
     }
     // Known-answer: RFC 4231 test case 2.
     assert_eq!(
@@ -474,7 +504,14 @@ fn the_high_risk_alert_keeps_the_real_member_id_when_care_gaps_are_pseudonymised
     let (mut out, mut costs) = (Vec::new(), Vec::new());
     let mut s = stay("M7", "E7", "F1", "2024-11-01", "2024-11-06", "01", "I5023");
     s.birth_date = Some(d("1950-01-01"));
-    p.apply(&e, &InputEvent::Encounter(s), "ehr.encounters", 0, &mut out, &mut costs);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(s),
+        "ehr.encounters",
+        0,
+        &mut out,
+        &mut costs,
+    );
     let alert = out
         .iter()
         .find_map(|o| match o {
@@ -504,7 +541,10 @@ fn priority_formula() {
     assert_eq!(priority(30, 0, None).0, RiskTier::Low);
     assert_eq!(priority(90, 9, None).1, 100);
     let r = priority(30, 0, Some((0, 0.234, RiskTier::Medium)));
-    assert_eq!((r.0, r.1, r.2, r.3), (RiskTier::Medium, 23, "READMISSION_RISK", Some(0.234)));
+    assert_eq!(
+        (r.0, r.1, r.2, r.3),
+        (RiskTier::Medium, 23, "READMISSION_RISK", Some(0.234))
+    );
 }
 
 #[test]

@@ -120,11 +120,9 @@ fn shared_refdata() -> std::sync::Arc<RefData> {
 
 /// A member's birthday offset within the year (0..365), stable across encounters: FNV-1a of the id.
 fn birth_day_offset(member_id: &str) -> i32 {
-    let h = member_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let h = member_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     (h % 365) as i32
 }
 

@@ -248,7 +248,10 @@ fn month_day(file: &str, line: u64, text: &str) -> Result<(u32, u32), RefDataErr
     Ok((m, d))
 }
 
-fn parse_immunization_rules(text: &str, r: &RefData) -> Result<Vec<ImmunizationRule>, RefDataError> {
+fn parse_immunization_rules(
+    text: &str,
+    r: &RefData,
+) -> Result<Vec<ImmunizationRule>, RefDataError> {
     let f = "immunization_rules.csv";
     let header = [
         "vaccine",
@@ -276,12 +279,22 @@ fn parse_immunization_rules(text: &str, r: &RefData) -> Result<Vec<ImmunizationR
             "ONCE" if row[5].is_empty() && row[6].is_empty() && row[7].is_empty() => {
                 ImmunizationSchedule::Once
             }
-            other => return Err(err(f, line, format!("bad schedule {other:?} or season dates"))),
+            other => {
+                return Err(err(
+                    f,
+                    line,
+                    format!("bad schedule {other:?} or season dates"),
+                ))
+            }
         };
         if let ImmunizationSchedule::Seasonal { start, due, end } = schedule {
             // The due date lies in the window's first year, after its start; the end in the next.
             if due < start || end >= start {
-                return Err(err(f, line, "season must run start <= due, end in the next year"));
+                return Err(err(
+                    f,
+                    line,
+                    "season must run start <= due, end in the next year",
+                ));
             }
         }
         let risk_conditions: Vec<String> = row[4].split_whitespace().map(str::to_owned).collect();
@@ -393,7 +406,10 @@ const EMBEDDED: [(&str, &str); 13] = [
         "immunization_rules.csv",
         include_str!("data/immunization_rules.csv"),
     ),
-    ("vaccine_cpt_cvx.csv", include_str!("data/vaccine_cpt_cvx.csv")),
+    (
+        "vaccine_cpt_cvx.csv",
+        include_str!("data/vaccine_cpt_cvx.csv"),
+    ),
 ];
 
 /// Body-system labels are a closed set: intern them as `&'static str`.

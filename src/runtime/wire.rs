@@ -248,10 +248,9 @@ pub fn decode_output(
             SchemaKind::PayerMonitorAlert,
             crate::model::PayerMonitorAlert
         )),
-        "claimwatch.care-gaps" => OutputEvent::CareGap(dec!(
-            SchemaKind::CareGapEvent,
-            crate::model::CareGapEvent
-        )),
+        "claimwatch.care-gaps" => {
+            OutputEvent::CareGap(dec!(SchemaKind::CareGapEvent, crate::model::CareGapEvent))
+        }
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }
