@@ -308,7 +308,7 @@ fn parse_immunization_rules(
         } else {
             Some(age(&row[3])?)
         };
-        if risk_min_age.is_some() != !risk_conditions.is_empty() {
+        if risk_min_age.is_some() == risk_conditions.is_empty() {
             return Err(err(f, line, "risk_min_age and risk_conditions go together"));
         }
         if row[0].is_empty() || !row[0].chars().all(|c| c.is_ascii_uppercase() || c == '_') {
