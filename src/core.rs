@@ -1159,8 +1159,8 @@ mod tests {
         assert_eq!(p.members().len(), 1);
         assert_eq!(
             p.pending_timers(),
-            2,
-            "C1's remit timer and M1's prune timer"
+            3,
+            "C1's remit timer, M1's prune timer and M1's care-gap timer"
         );
         assert_eq!(p.watermark(), t("2024-03-02"));
         out.clear();

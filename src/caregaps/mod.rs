@@ -536,6 +536,7 @@ impl CareGaps {
         out: &mut Vec<OutputEvent>,
     ) {
         let charlson_index = st.charlson_index() as i32;
+        let birth = st.birth_date;
         let chronic = st.conditions.len() as i32;
         let risk = st.risk;
         let died = st.died;
@@ -553,7 +554,9 @@ impl CareGaps {
             CareGapAction::Expired => gap.season_end.unwrap_or(gap.opened_at),
             CareGapAction::NotApplicable => died.unwrap_or(gap.opened_at).max(gap.opened_at),
         };
-        let (priority, score, basis, probability) = priority(el.age, chronic, risk);
+        // Age when the gap opened (for a lifetime vaccine the due date can be years earlier).
+        let age = birth.map_or(el.age, |b| age_at(b, day_of(gap.opened_at)));
+        let (priority, score, basis, probability) = priority(age, chronic, risk);
         let member_id = match &self.secret {
             Some(s) => pseudonym(s, key),
             None => key.to_owned(),
@@ -571,8 +574,8 @@ impl CareGaps {
             vaccine: gap.vaccine.clone(),
             season: season.to_owned(),
             due_date: el.due,
-            age: el.age,
-            age_band: age_band(el.age).to_owned(),
+            age,
+            age_band: age_band(age).to_owned(),
             risk_condition_eligible: el.risk_condition,
             chronic_conditions: chronic,
             charlson_index,

@@ -22,7 +22,7 @@ impl CareGapMetrics {
         let events = counter_vec(
             r,
             "claimwatch_caregaps_events_total",
-            "Immunization care-gap events (claimwatch.care-gaps), by action (OPENED, CLOSED, EXPIRED, NOT_APPLICABLE), vaccine and age band at the due date.",
+            "Immunization care-gap events (claimwatch.care-gaps), by action (OPENED, CLOSED, EXPIRED, NOT_APPLICABLE), vaccine and age band when the gap opened.",
             &["action", "vaccine", "age_band"],
         )?;
         let open = gauge_vec(

@@ -720,7 +720,7 @@ pub struct CareGapEvent {
     pub season: String,
     /// The day the gap is due from.
     pub due_date: EpochDay,
-    /// Age in whole years at the due date.
+    /// Age in whole years when the gap opened (eligibility is decided at the due date).
     pub age: i32,
     /// `19-49`, `50-64`, `65-74`, `75+`.
     pub age_band: String,

@@ -88,7 +88,10 @@ impl CareGapFigures {
             self.known_members += u64::from(st.known_at.is_some());
             for g in &st.gaps {
                 let band = st.birth_date.map_or("unknown", |b| {
-                    crate::caregaps::age_band(crate::caregaps::age_at(b, g.due))
+                    crate::caregaps::age_band(crate::caregaps::age_at(
+                        b,
+                        crate::model::day_of(g.opened_at),
+                    ))
                 });
                 for c in [
                     self.by_vaccine.entry(g.vaccine.clone()).or_default(),
