@@ -32,6 +32,10 @@ pub struct CoreConfig {
     pub monitor: MonitorConfig,
     /// Population analytics: readmission summary and intervention ROI (`population` module).
     pub population: PopulationConfig,
+    /// Immunization care gaps (`claimwatch.care-gaps`).
+    pub care_gaps: CareGapConfig,
+    /// De-identification of member-level analytics topics.
+    pub deidentify: DeidentifyConfig,
 }
 
 /// Settings of the population analytics (`population` module).
@@ -47,6 +51,61 @@ impl Default for PopulationConfig {
     fn default() -> Self {
         Self { enabled: true }
     }
+}
+
+/// Settings of the immunization care gaps (`caregaps` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CareGapConfig {
+    /// Track care gaps and emit `claimwatch.care-gaps`.
+    pub enabled: bool,
+    /// The first day (`YYYY-MM-DD`) from which vaccine claims are complete. A seasonal gap is only
+    /// evaluated for seasons whose window opens on or after it: a dose given before the history
+    /// starts cannot be seen, and the gap would be false. Absent: every season.
+    pub history_start: Option<String>,
+    /// A member's care-gap state leaves state this many days after the member's last event.
+    pub retention_days: u32,
+}
+
+impl Default for CareGapConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            history_start: None,
+            // Two influenza seasons: a member not seen for two years is no longer followed.
+            retention_days: 730,
+        }
+    }
+}
+
+impl CareGapConfig {
+    /// `history_start` as a day number (validated by [`CoreConfig::validate`]).
+    pub fn history_start_day(&self) -> Option<crate::model::EpochDay> {
+        self.history_start
+            .as_deref()
+            .and_then(crate::model::parse_day)
+    }
+}
+
+/// A secret that never shows in `Debug` output (logs, error messages).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// De-identification of member-level analytics outputs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeidentifyConfig {
+    /// When set, the member id in care-gap records (record key and body) is replaced by
+    /// `hex(HMAC-SHA256(secret, member id))`, a stable pseudonym an analytics team can join on
+    /// without seeing identities. The high-risk discharge alerts keep the real id.
+    pub pseudonym_secret: Option<Secret>,
 }
 
 /// Settings of the payer denial monitors (`monitor` module).
@@ -366,6 +425,8 @@ impl Default for CoreConfig {
             scoring: ScoringConfig::default(),
             monitor: MonitorConfig::default(),
             population: PopulationConfig::default(),
+            care_gaps: CareGapConfig::default(),
+            deidentify: DeidentifyConfig::default(),
         }
     }
 }
@@ -374,6 +435,22 @@ impl CoreConfig {
     /// Every problem, not just the first.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
+        if let Some(h) = &self.care_gaps.history_start {
+            if crate::model::parse_day(h).is_none() {
+                problems.push(format!("care_gaps.history_start {h:?} is not YYYY-MM-DD"));
+            }
+        }
+        if self.care_gaps.retention_days < 366 {
+            problems.push("care_gaps.retention_days must be at least 366 (a season)".into());
+        }
+        if self
+            .deidentify
+            .pseudonym_secret
+            .as_ref()
+            .is_some_and(|s| s.0.len() < 16)
+        {
+            problems.push("deidentify.pseudonym_secret must be at least 16 bytes".into());
+        }
         if self.partitions == 0 || self.partitions > 4096 {
             problems.push(format!(
                 "partitions must be 1..=4096, got {}",

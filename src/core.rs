@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::caregaps::{CareGaps, GapMemberState};
 use crate::config::CoreConfig;
 use crate::model::{
     EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
@@ -39,7 +40,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 8] = [
+pub const TABLES: [(&str, u8); 9] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -48,6 +49,7 @@ pub const TABLES: [(&str, u8); 8] = [
     ("payer_windows", b'w'),
     ("population_stays", b'q'),
     ("population", b'v'),
+    ("care_gaps", b'g'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -77,6 +79,7 @@ struct Tables {
     windows: Table<WindowState>,
     pop_stays: Table<TrackedStays>,
     population: Table<PopEntry>,
+    care_gaps: Table<GapMemberState>,
 }
 
 impl Tables {
@@ -95,9 +98,11 @@ impl Tables {
         }
         let mut pop_stays = Table::new(TABLES[6].0, TABLES[6].1);
         let mut population = Table::new(TABLES[7].0, TABLES[7].1);
+        let mut care_gaps = Table::new(TABLES[8].0, TABLES[8].1);
         if !durable {
             pop_stays = pop_stays.without_dirty_tracking();
             population = population.without_dirty_tracking();
+            care_gaps = care_gaps.without_dirty_tracking();
         }
         Self {
             claims,
@@ -106,6 +111,7 @@ impl Tables {
             windows,
             pop_stays,
             population,
+            care_gaps,
         }
     }
 
@@ -133,6 +139,8 @@ impl Tables {
             .load_encoded(of(entries, self.pop_stays.prefix()))?;
         self.population
             .load_encoded(of(entries, self.population.prefix()))?;
+        self.care_gaps
+            .load_encoded(of(entries, self.care_gaps.prefix()))?;
         Ok(())
     }
 }
@@ -146,6 +154,7 @@ pub struct Engine {
     pub detector: Detector,
     pub scorer: Scorer,
     pub monitor: Monitor,
+    pub caregaps: CareGaps,
 }
 
 impl Engine {
@@ -161,6 +170,7 @@ impl Engine {
             detector: Detector::new(Arc::clone(&refdata), &config),
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             monitor: Monitor::new(&config.monitor),
+            caregaps: CareGaps::new(Arc::clone(&refdata), &config),
             config,
             refdata,
         }
@@ -173,6 +183,8 @@ enum TimerOwner {
     Member,
     /// A payer monitor window (close, then expire).
     Window,
+    /// A member's care gaps (due dates, season ends, retention).
+    CareGap,
 }
 
 /// Counters of one partition, for summaries and metrics.
@@ -193,6 +205,10 @@ pub struct PartitionStats {
     pub monitor_facts_dropped: [[u64; 6]; 2],
     /// Monitor windows that left state after their retention.
     pub monitor_windows_expired: u64,
+    /// Care-gap timers fired (not in `timers_fired`, which predates them).
+    pub care_gap_timers: u64,
+    /// Members' care-gap state that left after its retention.
+    pub care_gap_members_expired: u64,
 }
 
 /// The state and timers of one partition.
@@ -214,7 +230,7 @@ pub struct Partition {
     /// watermark, not the partition's.
     window_timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
     /// When each key's timer is due, per owner; looked up by `&str`.
-    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 3],
+    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 4],
     checkpoint: Checkpoint,
     since_checkpoint: u64,
     stats: PartitionStats,
@@ -222,6 +238,8 @@ pub struct Partition {
     score: ScoreTables,
     /// Payer monitor windows.
     windows: Table<WindowState>,
+    /// Members' immunization care gaps.
+    care_gaps: Table<GapMemberState>,
     /// Reused for window keys (no allocation per fact).
     key_buf: String,
     /// Matured training examples not yet taken by the caller.
@@ -262,6 +280,7 @@ impl Partition {
         store.load(&mut tables.windows)?;
         store.load(&mut tables.pop_stays)?;
         store.load(&mut tables.population)?;
+        store.load(&mut tables.care_gaps)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -321,6 +340,7 @@ impl Partition {
             windows,
             pop_stays,
             population,
+            care_gaps,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -334,6 +354,7 @@ impl Partition {
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
+                HashMap::with_hasher(ahash::RandomState::new()),
             ],
             checkpoint,
             since_checkpoint: 0,
@@ -342,6 +363,7 @@ impl Partition {
             changes: None,
             score,
             windows,
+            care_gaps,
             key_buf: String::with_capacity(64),
             training: Vec::new(),
             restore_writer: None,
@@ -369,6 +391,14 @@ impl Partition {
             .collect();
         for (key, due) in dues {
             p.schedule(TimerOwner::Window, &key, Some(due));
+        }
+        let dues: Vec<(String, EpochMillis)> = p
+            .care_gaps
+            .iter()
+            .map(|e| (e.key().clone(), engine.caregaps.next_timer(e.value())))
+            .collect();
+        for (key, due) in dues {
+            p.schedule(TimerOwner::CareGap, &key, Some(due));
         }
         p
     }
@@ -424,6 +454,11 @@ impl Partition {
     /// The payer monitor windows.
     pub fn windows(&self) -> &Table<WindowState> {
         &self.windows
+    }
+
+    /// Members' immunization care-gap state.
+    pub fn care_gaps(&self) -> &Table<GapMemberState> {
+        &self.care_gaps
     }
 
     /// Takes the training examples matured since the last call (the training store's sink).
@@ -487,6 +522,7 @@ impl Partition {
             InputEvent::Encounter(e) => {
                 let key = e.member_id.as_str();
                 let detector = &engine.detector;
+                let first_out = out.len();
                 self.members
                     .update(key, |st| detector.apply(st, key, e, out));
                 if let Some(st) = self.members.get(key) {
@@ -497,6 +533,7 @@ impl Partition {
                 self.refresh_population(engine, key, e.event_time);
                 self.reschedule_member(engine, key);
                 costs.append(&mut self.pending_rekeyed);
+                self.care_gap_encounter(engine, key, e, first_out, out);
                 return;
             }
         };
@@ -510,6 +547,17 @@ impl Partition {
             self.stats.duplicates += 1;
         } else {
             self.score_claim_event(engine, key, event);
+            if let InputEvent::Claim(c) = event {
+                if engine.caregaps.enabled() {
+                    costs.extend(
+                        engine
+                            .caregaps
+                            .doses_of(c)
+                            .into_iter()
+                            .map(Rekeyed::Vaccine),
+                    );
+                }
+            }
         }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
@@ -577,6 +625,87 @@ impl Partition {
                 f,
                 out,
             ),
+            Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
+        }
+    }
+
+    /// Applies an encounter to the member's care gaps, with the readmission risk score it produced
+    /// (in `out` from `first_out` on), if any.
+    fn care_gap_encounter(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        e: &crate::model::Encounter,
+        first_out: usize,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if !engine.caregaps.enabled() {
+            return;
+        }
+        let risk = out[first_out..].iter().rev().find_map(|o| match o {
+            OutputEvent::ReadmissionRisk(r) if r.member_id == key => {
+                Some((r.event_time, r.probability, r.tier))
+            }
+            _ => None,
+        });
+        let now = self.checkpoint.watermark;
+        let caregaps = &engine.caregaps;
+        self.care_gaps
+            .update(key, |st| caregaps.on_encounter(st, key, e, risk, now, out));
+        self.reschedule_care_gap(engine, key);
+    }
+
+    /// Applies a vaccine dose re-keyed from the claim flow (the member must hash to this
+    /// partition). Doses do not move the watermark; a member not yet known keeps the dose until it
+    /// is (or until its retention).
+    pub fn apply_dose(
+        &mut self,
+        engine: &Engine,
+        dose: &crate::model::VaccineDose,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if !engine.caregaps.enabled() {
+            return;
+        }
+        let key = dose.member_id.as_str();
+        let now = self.checkpoint.watermark;
+        let caregaps = &engine.caregaps;
+        self.care_gaps
+            .update(key, |st| caregaps.on_dose(st, key, dose, now, out));
+        self.reschedule_care_gap(engine, key);
+    }
+
+    fn reschedule_care_gap(&mut self, engine: &Engine, key: &str) {
+        let due = self
+            .care_gaps
+            .get(key)
+            .map(|st| engine.caregaps.next_timer(&st));
+        self.schedule(TimerOwner::CareGap, key, due);
+    }
+
+    fn fire_care_gap(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        due: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let caregaps = &engine.caregaps;
+        let Some(next) = self.care_gaps.get(key).map(|st| caregaps.next_timer(&st)) else {
+            return;
+        };
+        if next > due {
+            self.reschedule_care_gap(engine, key);
+            return;
+        }
+        let keep = self
+            .care_gaps
+            .update(key, |st| caregaps.fire(st, key, due, out));
+        if keep {
+            self.reschedule_care_gap(engine, key);
+        } else {
+            self.care_gaps.remove(key);
+            self.stats.care_gap_members_expired += 1;
         }
     }
 
@@ -711,11 +840,16 @@ impl Partition {
             };
             for key in keys {
                 self.scheduled[owner as usize].remove(&key);
-                self.stats.timers_fired += 1;
+                if owner == TimerOwner::CareGap {
+                    self.stats.care_gap_timers += 1;
+                } else {
+                    self.stats.timers_fired += 1;
+                }
                 match owner {
                     TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
                     TimerOwner::Member => self.fire_member(engine, &key, due),
                     TimerOwner::Window => {}
+                    TimerOwner::CareGap => self.fire_care_gap(engine, &key, due, out),
                 }
             }
         }
@@ -986,6 +1120,7 @@ impl Partition {
                 &mut self.windows,
                 &mut self.pop_stays,
                 &mut self.population,
+                &mut self.care_gaps,
             ],
             &self.checkpoint,
             self.changes.as_mut(),
@@ -1132,8 +1267,8 @@ mod tests {
         assert_eq!(p.members().len(), 1);
         assert_eq!(
             p.pending_timers(),
-            2,
-            "C1's remit timer and M1's prune timer"
+            3,
+            "C1's remit timer, M1's prune timer and M1's care-gap timer"
         );
         assert_eq!(p.watermark(), t("2024-03-02"));
         out.clear();

@@ -38,6 +38,7 @@
 //! sled, and only the runtime (a later layer) touches Kafka.
 
 pub mod api;
+pub mod caregaps;
 pub mod codec;
 pub mod config;
 pub mod core;

@@ -224,6 +224,28 @@ async fn service_on_tansu_equals_replay() {
         assert_eq!(py["index_stays"], s.index_stays);
         assert_eq!(py["kpis"].is_null(), s.kpis.is_none());
     }
+    // Care gaps: every gap's final state equals replay's. A gap closed in one run may never have
+    // opened in the other (its dose arrived before the due date was reached there): closed and
+    // never-opened both mean covered.
+    let b = broker.bootstrap.clone();
+    let gaps = tokio::task::spawn_blocking(move || {
+        read_outputs(&b, "claimwatch.care-gaps", Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let uncovered = |events: &[OutputEvent]| {
+        let mut m = std::collections::BTreeMap::new();
+        for e in events {
+            if let OutputEvent::CareGap(g) = e {
+                m.insert(g.gap_id.clone(), g.action);
+            }
+        }
+        m.retain(|_, a| *a != claimwatch::model::CareGapAction::Closed);
+        m
+    };
+    let want = uncovered(&replay_outputs(&replay_out, "claimwatch.care-gaps"));
+    assert!(want.len() > 10, "care gaps: {}", want.len());
+    assert_eq!(uncovered(&gaps), want, "final care gaps differ from replay");
 
     // A Python subscriber decodes the same messages with its standard Avro library (fastavro).
     let b = broker.bootstrap.clone();

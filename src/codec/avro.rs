@@ -30,10 +30,12 @@ pub enum SchemaKind {
     ReadmissionSummary,
     InterventionRoi,
     StayOutcome,
+    CareGapEvent,
+    VaccineDose,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 17] = [
+    pub const ALL: [SchemaKind; 19] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -51,6 +53,8 @@ impl SchemaKind {
         Self::ReadmissionSummary,
         Self::InterventionRoi,
         Self::StayOutcome,
+        Self::CareGapEvent,
+        Self::VaccineDose,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +76,8 @@ impl SchemaKind {
             Self::ReadmissionSummary => "ReadmissionSummary",
             Self::InterventionRoi => "InterventionRoi",
             Self::StayOutcome => "StayOutcome",
+            Self::CareGapEvent => "CareGapEvent",
+            Self::VaccineDose => "VaccineDose",
         }
     }
 
@@ -95,6 +101,8 @@ impl SchemaKind {
             Self::ReadmissionSummary => include_str!("../../schemas/ReadmissionSummary.avsc"),
             Self::InterventionRoi => include_str!("../../schemas/InterventionRoi.avsc"),
             Self::StayOutcome => include_str!("../../schemas/StayOutcome.avsc"),
+            Self::CareGapEvent => include_str!("../../schemas/CareGapEvent.avsc"),
+            Self::VaccineDose => include_str!("../../schemas/VaccineDose.avsc"),
         }
     }
 

@@ -118,6 +118,14 @@ fn shared_refdata() -> std::sync::Arc<RefData> {
     RefData::shared()
 }
 
+/// A member's birthday offset within the year (0..365), stable across encounters: FNV-1a of the id.
+fn birth_day_offset(member_id: &str) -> i32 {
+    let h = member_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % 365) as i32
+}
+
 fn logistic(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -297,7 +305,11 @@ impl<R: Rng> Sim<'_, R> {
         procedures: Vec<String>,
     ) -> Encounter {
         let m = self.member;
-        let birth = self.cfg.start_date - m.age * 365 - self.rng.gen_range(0..365);
+        // One birth date per member on every encounter (ages decide care-gap eligibility). The day
+        // within the year comes from the member id; the draw that used to pick it per encounter
+        // is kept so the rest of the random stream, and so every other output, is unchanged.
+        let _unused: i32 = self.rng.gen_range(0..365);
+        let birth = self.cfg.start_date - m.age * 365 - birth_day_offset(&m.id);
         Encounter {
             event_id: format!("enc-{id}-adm"),
             event_time: 0,

@@ -159,6 +159,8 @@ pub(crate) struct Kpi {
     model_quality: [GaugeVec; 3],
     /// The monitoring windows of the partitions and the reload counters.
     pub(crate) monitor: super::model::ModelMetrics,
+    /// Immunization care-gap programme metrics.
+    care_gaps: super::caregaps::CareGapMetrics,
 }
 
 impl Kpi {
@@ -426,6 +428,7 @@ impl Kpi {
             predicted: resolve(&MODELS, |m| predicted.with_label_values(&[m])),
             model_quality: [auc, ece, psi],
             monitor,
+            care_gaps: super::caregaps::CareGapMetrics::new(r)?,
         })
     }
 
@@ -447,6 +450,7 @@ impl Kpi {
             OutputEvent::DeadLetter(_)
             | OutputEvent::ReadmissionSummary(_)
             | OutputEvent::InterventionRoi(_) => {}
+            OutputEvent::CareGap(g) => self.care_gaps.observe(g),
         }
     }
 
@@ -688,5 +692,6 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::PayerMonitorAlert(a) => (a.window_end, false, false),
         OutputEvent::ReadmissionSummary(r) => (r.event_time, false, false),
         OutputEvent::InterventionRoi(r) => (r.event_time, false, false),
+        OutputEvent::CareGap(g) => (g.event_time, false, false),
     }
 }

@@ -25,6 +25,7 @@
 //! A `Metrics` is a plain value: tests build as many as they like, each with its own registry.
 
 mod business;
+mod caregaps;
 pub mod exposition;
 pub mod http;
 mod kafka;
@@ -123,9 +124,9 @@ pub struct Metrics {
     // Pipeline.
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
-    produced_by_output: [IntCounter; 10],
+    produced_by_output: [IntCounter; 11],
     stage_duration: [Histogram; 5],
-    e2e_latency: [Histogram; 10],
+    e2e_latency: [Histogram; 11],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
@@ -291,7 +292,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 10] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 11] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -302,6 +303,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 10] = [
     "claimwatch.alerts.payer-monitor",
     "claimwatch.readmission-summary",
     "claimwatch.intervention-roi",
+    "claimwatch.care-gaps",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -316,6 +318,7 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::PayerMonitorAlert(_) => 7,
         OutputEvent::ReadmissionSummary(_) => 8,
         OutputEvent::InterventionRoi(_) => 9,
+        OutputEvent::CareGap(_) => 10,
     }
 }
 

@@ -94,7 +94,10 @@ fn scrape_of_a_generated_population_parses_and_follows_the_naming_rules() {
                         && (k == "action" || k == "planned"))
                     // Bounded vocabularies: `MonitorRule::ALL`, `Granularity::ALL`.
                     || (x.name.starts_with("claimwatch_payer_monitor_")
-                        && (k == "rule" || k == "granularity")),
+                        && (k == "rule" || k == "granularity"))
+                    // Bounded: `CareGapAction::ALL`, the rule table's vaccines (capped), age bands.
+                    || (x.name.starts_with("claimwatch_caregaps_")
+                        && ["action", "vaccine", "age_band"].contains(&k.as_str())),
                 "{} has label {k}",
                 x.name
             );

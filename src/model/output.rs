@@ -598,6 +598,8 @@ pub enum Rekeyed {
     Payer(PayerFact),
     /// A stay outcome fact for the population flow (`population` module).
     Population(StayOutcome),
+    /// A vaccine administration seen on a claim, for the member's care gaps.
+    Vaccine(VaccineDose),
 }
 
 impl Rekeyed {
@@ -607,6 +609,7 @@ impl Rekeyed {
             Self::Cost(c) => &c.member_id,
             Self::Payer(f) => &f.payer_id,
             Self::Population(_) => POPULATION_KEY,
+            Self::Vaccine(v) => &v.member_id,
         }
     }
 
@@ -615,6 +618,7 @@ impl Rekeyed {
             Self::Cost(c) => c.event_time,
             Self::Payer(f) => f.event_time,
             Self::Population(f) => f.event_time,
+            Self::Vaccine(v) => v.event_time,
         }
     }
 }
@@ -637,6 +641,111 @@ impl std::fmt::Debug for EncounterCost {
             .field("paid_cents", &self.paid_cents)
             .finish_non_exhaustive()
     }
+}
+
+/// Internal event on the member flow: a vaccine product code on a submitted claim (not a void),
+/// re-keyed from claim id to member id (in Kafka through `claimwatch.internal.vaccine-doses`, in
+/// replay directly). The submission is the evidence the dose was given, whatever the payer decides.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct VaccineDose {
+    pub member_id: String,
+    pub claim_id: String,
+    /// Rule-table vaccine (`INFLUENZA`, `PNEUMOCOCCAL`).
+    pub vaccine: String,
+    /// CPT/HCPCS product code on the claim line.
+    pub procedure_code: String,
+    pub cvx: String,
+    /// The line's service date (else the claim's).
+    pub administered_date: EpochDay,
+    /// Event time of the claim submission.
+    pub event_time: EpochMillis,
+}
+
+impl std::fmt::Debug for VaccineDose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaccineDose")
+            .field("vaccine", &self.vaccine)
+            .field("administered_date", &self.administered_date)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a care-gap event says about its gap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CareGapAction {
+    /// An eligible member is due and no dose is known.
+    Opened,
+    /// A claim shows the dose was given.
+    Closed,
+    /// The season ended with the gap open.
+    Expired,
+    /// The gap no longer applies (the member died).
+    NotApplicable,
+}
+
+impl CareGapAction {
+    pub const ALL: [CareGapAction; 4] = [
+        Self::Opened,
+        Self::Closed,
+        Self::Expired,
+        Self::NotApplicable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "OPENED",
+            Self::Closed => "CLOSED",
+            Self::Expired => "EXPIRED",
+            Self::NotApplicable => "NOT_APPLICABLE",
+        }
+    }
+}
+
+/// An immunization care gap opened, closed or ended. Emitted on `claimwatch.care-gaps`, keyed by
+/// member id (or its pseudonym when `care_gaps.pseudonym_secret` is set).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CareGapEvent {
+    /// `<member_id>:<vaccine>:<season>:<version>` (the gap id and the gap's version).
+    pub output_id: String,
+    /// The member id, or `HMAC-SHA256(secret, member id)` in hex when pseudonymised.
+    pub member_id: String,
+    pub pseudonymised: bool,
+    /// `<member_id>:<vaccine>:<season>`.
+    pub gap_id: String,
+    /// 1 for OPENED, then +1 per event of the gap.
+    pub version: i64,
+    pub action: CareGapAction,
+    /// The gap's action before this one (absent for OPENED).
+    pub previous_action: Option<CareGapAction>,
+    pub event_time: EpochMillis,
+    pub vaccine: String,
+    /// `2024-25` for a seasonal vaccine, `ONCE` for a lifetime one.
+    pub season: String,
+    /// The day the gap is due from.
+    pub due_date: EpochDay,
+    /// Age in whole years when the gap opened (eligibility is decided at the due date).
+    pub age: i32,
+    /// `19-49`, `50-64`, `65-74`, `75+`.
+    pub age_band: String,
+    /// Eligible through the risk-condition rule rather than age alone.
+    pub risk_condition_eligible: bool,
+    /// Charlson conditions seen on the member's encounters.
+    pub chronic_conditions: i32,
+    pub charlson_index: i32,
+    /// Outreach priority (see README "Care gaps").
+    pub outreach_priority: RiskTier,
+    /// 0-100; higher first.
+    pub priority_score: i32,
+    /// `READMISSION_RISK` (latest readmission risk score) or `AGE_AND_CONDITIONS`.
+    pub priority_basis: String,
+    pub readmission_probability: Option<f64>,
+    /// CLOSED: when the dose was given, its product code and CVX, and the claim that showed it
+    /// (the claim id is left out when pseudonymised).
+    pub administered_date: Option<EpochDay>,
+    pub procedure_code: Option<String>,
+    pub cvx: Option<String>,
+    pub source_claim_id: Option<String>,
 }
 
 /// Avro `bytes` through serde: apache-avro and serde_avro_fast both read/write `bytes` from
@@ -691,6 +800,7 @@ pub enum OutputEvent {
     PayerMonitorAlert(PayerMonitorAlert),
     ReadmissionSummary(ReadmissionSummary),
     InterventionRoi(InterventionRoi),
+    CareGap(CareGapEvent),
 }
 
 impl OutputEvent {
@@ -707,6 +817,7 @@ impl OutputEvent {
             Self::PayerMonitorAlert(_) => "claimwatch.alerts.payer-monitor",
             Self::ReadmissionSummary(_) => "claimwatch.readmission-summary",
             Self::InterventionRoi(_) => "claimwatch.intervention-roi",
+            Self::CareGap(_) => "claimwatch.care-gaps",
         }
     }
 
@@ -723,6 +834,7 @@ impl OutputEvent {
             Self::PayerMonitorAlert(e) => &e.payer_id,
             Self::ReadmissionSummary(e) => &e.group,
             Self::InterventionRoi(e) => &e.intervention_id,
+            Self::CareGap(e) => &e.member_id,
         }
     }
 }

@@ -16,6 +16,8 @@
 //! | `hrrp_cohorts.csv` | HRRP condition cohorts |
 //! | `body_systems.csv` | diagnosis groups (CCSR body systems by chapter) |
 //! | `charlson_quan2005.csv` | Charlson comorbidities (Quan 2005 ICD-10 algorithm) |
+//! | `immunization_rules.csv` | care-gap rules (CDC adult immunization schedule subset) |
+//! | `vaccine_cpt_cvx.csv` | vaccine product CPT codes → vaccine and CVX (CDC CPT↔CVX crosswalk subset) |
 
 use std::path::Path;
 
@@ -212,6 +214,134 @@ const CHARLSON_HIERARCHY: [(&str, &str); 3] = [
     ("MODERATE_SEVERE_LIVER_DISEASE", "MILD_LIVER_DISEASE"),
     ("METASTATIC_SOLID_TUMOR", "ANY_MALIGNANCY"),
 ];
+/// How often an immunization rule recurs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImmunizationSchedule {
+    /// Once per season (influenza).
+    Seasonal {
+        /// Month and day the season window opens (doses from then count).
+        start: (u32, u32),
+        /// Month and day a gap opens for a member without a dose.
+        due: (u32, u32),
+        /// Month and day (in the following year) the season window closes, inclusive.
+        end: (u32, u32),
+    },
+    /// Once in a lifetime (pneumococcal conjugate series).
+    Once,
+}
+
+/// One row of `immunization_rules.csv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImmunizationRule {
+    pub vaccine: String,
+    pub schedule: ImmunizationSchedule,
+    /// Eligible at this age (years, at the due date) or older.
+    pub min_age: u32,
+    /// Also eligible at this age or older with one of `risk_conditions` (Charlson names).
+    pub risk_min_age: Option<u32>,
+    pub risk_conditions: Vec<String>,
+    pub description: String,
+}
+
+/// One row of `vaccine_cpt_cvx.csv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaccineCode {
+    pub cpt: String,
+    pub cvx: String,
+    /// The rule-table vaccine it counts for.
+    pub vaccine: String,
+    pub description: String,
+}
+
+fn month_day(file: &str, line: u64, text: &str) -> Result<(u32, u32), RefDataError> {
+    let bad = || err(file, line, format!("not a MM-DD date: {text:?}"));
+    let (m, d) = text.split_once('-').ok_or_else(bad)?;
+    let (m, d): (u32, u32) = (m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+    // Any year would do for the check but a leap year, so 02-29 is refused.
+    chrono::NaiveDate::from_ymd_opt(2023, m, d).ok_or_else(bad)?;
+    Ok((m, d))
+}
+
+fn parse_immunization_rules(
+    text: &str,
+    r: &RefData,
+) -> Result<Vec<ImmunizationRule>, RefDataError> {
+    let f = "immunization_rules.csv";
+    let header = [
+        "vaccine",
+        "schedule",
+        "min_age",
+        "risk_min_age",
+        "risk_conditions",
+        "season_start",
+        "due",
+        "season_end",
+        "description",
+    ];
+    let mut out: Vec<ImmunizationRule> = Vec::new();
+    for (line, row) in rows(f, text, &header)? {
+        let age = |s: &str| -> Result<u32, RefDataError> {
+            s.parse()
+                .map_err(|_| err(f, line, format!("bad age {s:?}")))
+        };
+        let schedule = match row[1].as_str() {
+            "SEASONAL" => ImmunizationSchedule::Seasonal {
+                start: month_day(f, line, &row[5])?,
+                due: month_day(f, line, &row[6])?,
+                end: month_day(f, line, &row[7])?,
+            },
+            "ONCE" if row[5].is_empty() && row[6].is_empty() && row[7].is_empty() => {
+                ImmunizationSchedule::Once
+            }
+            other => {
+                return Err(err(
+                    f,
+                    line,
+                    format!("bad schedule {other:?} or season dates"),
+                ))
+            }
+        };
+        if let ImmunizationSchedule::Seasonal { start, due, end } = schedule {
+            // The due date lies in the window's first year, after its start; the end in the next.
+            if due < start || end >= start {
+                return Err(err(
+                    f,
+                    line,
+                    "season must run start <= due, end in the next year",
+                ));
+            }
+        }
+        let risk_conditions: Vec<String> = row[4].split_whitespace().map(str::to_owned).collect();
+        for c in &risk_conditions {
+            if !r.charlson.iter().any(|(name, _, _)| name == c) {
+                return Err(err(f, line, format!("unknown Charlson condition {c:?}")));
+            }
+        }
+        let risk_min_age = if row[3].is_empty() {
+            None
+        } else {
+            Some(age(&row[3])?)
+        };
+        if risk_min_age.is_some() == risk_conditions.is_empty() {
+            return Err(err(f, line, "risk_min_age and risk_conditions go together"));
+        }
+        if row[0].is_empty() || !row[0].chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            return Err(err(f, line, format!("bad vaccine name {:?}", row[0])));
+        }
+        if out.iter().any(|v| v.vaccine == row[0]) {
+            return Err(err(f, line, format!("duplicate vaccine {:?}", row[0])));
+        }
+        out.push(ImmunizationRule {
+            vaccine: row[0].clone(),
+            schedule,
+            min_age: age(&row[2])?,
+            risk_min_age,
+            risk_conditions,
+            description: row[8].clone(),
+        });
+    }
+    Ok(out)
+}
 
 /// Codes normalised for lookup: upper case, no dot, no spaces.
 fn normalise(code: &str) -> String {
@@ -259,10 +389,12 @@ pub struct RefData {
     /// Hierarchy as bit sets: (higher, lower); the lower condition is dropped when the higher is
     /// present.
     charlson_hierarchy: Vec<(u64, u64)>,
+    immunization_rules: Vec<ImmunizationRule>,
+    vaccine_codes: HashMap<String, VaccineCode>,
 }
 
 /// The shipped tables, compiled in.
-const EMBEDDED: [(&str, &str); 12] = [
+const EMBEDDED: [(&str, &str); 14] = [
     ("carc.csv", include_str!("data/carc.csv")),
     ("rarc_codes.txt", include_str!("data/rarc_codes.txt")),
     (
@@ -298,6 +430,14 @@ const EMBEDDED: [(&str, &str); 12] = [
     (
         "pqi_acsc_icd10cm.csv",
         include_str!("data/pqi_acsc_icd10cm.csv"),
+    ),
+    (
+        "immunization_rules.csv",
+        include_str!("data/immunization_rules.csv"),
+    ),
+    (
+        "vaccine_cpt_cvx.csv",
+        include_str!("data/vaccine_cpt_cvx.csv"),
     ),
 ];
 
@@ -548,7 +688,45 @@ impl RefData {
             }
             r.acsc.insert(normalise(&row[0]), row[1].clone());
         }
+        r.immunization_rules = parse_immunization_rules(&text("immunization_rules.csv")?, &r)?;
+        let f = "vaccine_cpt_cvx.csv";
+        for (line, row) in rows(f, &text(f)?, &["cpt", "cvx", "vaccine", "description"])? {
+            let cpt = normalise(&row[0]);
+            if cpt.is_empty() || row[1].is_empty() || !row[1].chars().all(|c| c.is_ascii_digit()) {
+                return Err(err(f, line, "empty code or non-numeric CVX"));
+            }
+            if !r.immunization_rules.iter().any(|v| v.vaccine == row[2]) {
+                return Err(err(f, line, format!("no rule for vaccine {:?}", row[2])));
+            }
+            r.vaccine_codes.insert(
+                cpt.clone(),
+                VaccineCode {
+                    cpt,
+                    cvx: row[1].clone(),
+                    vaccine: row[2].clone(),
+                    description: row[3].clone(),
+                },
+            );
+        }
         Ok(r)
+    }
+
+    /// The care-gap rules, in file order.
+    pub fn immunization_rules(&self) -> &[ImmunizationRule] {
+        &self.immunization_rules
+    }
+
+    /// The vaccine a CPT/HCPCS product code administers, if it is one.
+    pub fn vaccine_code(&self, procedure_code: &str) -> Option<&VaccineCode> {
+        if !procedure_code.starts_with('9') && !procedure_code.starts_with('G') {
+            return None;
+        }
+        self.vaccine_codes.get(procedure_code)
+    }
+
+    /// Every vaccine product code of the crosswalk.
+    pub fn vaccine_codes(&self) -> impl Iterator<Item = &VaccineCode> {
+        self.vaccine_codes.values()
     }
 
     /// (table, version) pairs for logs and summaries.

@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 10] = [
+pub const OUTPUT_FILES: [&str; 11] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -66,6 +66,7 @@ pub const OUTPUT_FILES: [&str; 10] = [
     "claimwatch.alerts.payer-monitor",
     "claimwatch.readmission-summary",
     "claimwatch.intervention-roi",
+    "claimwatch.care-gaps",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -120,6 +121,7 @@ impl Sinks {
             OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::ReadmissionSummary(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::InterventionRoi(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::CareGap(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {

@@ -52,6 +52,74 @@ pub struct Summary {
     pub outputs: BTreeMap<String, u64>,
     pub claims: ClaimFigures,
     pub readmissions: ReadmissionFigures,
+    pub care_gaps: CareGapFigures,
+}
+
+/// Care-gap counts of one vaccine (and age band).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GapCounts {
+    /// Gaps ever opened (each gap counts once, whatever happened to it later).
+    pub opened: u64,
+    /// Of those, closed by a claim showing the dose.
+    pub closed: u64,
+    pub expired: u64,
+    pub not_applicable: u64,
+    /// Still open at the end.
+    pub open: u64,
+    /// closed / opened.
+    pub closure_rate: f64,
+}
+
+/// Care-gap programme figures over the members' care-gap state at the end.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CareGapFigures {
+    /// Members known from an encounter (the population the rules apply to).
+    pub known_members: u64,
+    pub by_vaccine: BTreeMap<String, GapCounts>,
+    /// Keyed `VACCINE age_band`.
+    pub by_vaccine_and_age_band: BTreeMap<String, GapCounts>,
+}
+
+impl CareGapFigures {
+    fn add(&mut self, partition: &Partition) {
+        use crate::model::CareGapAction as A;
+        for entry in partition.care_gaps().iter() {
+            let st = entry.value();
+            self.known_members += u64::from(st.known_at.is_some());
+            for g in &st.gaps {
+                let band = st.birth_date.map_or("unknown", |b| {
+                    crate::caregaps::age_band(crate::caregaps::age_at(
+                        b,
+                        crate::model::day_of(g.opened_at),
+                    ))
+                });
+                for c in [
+                    self.by_vaccine.entry(g.vaccine.clone()).or_default(),
+                    self.by_vaccine_and_age_band
+                        .entry(format!("{} {band}", g.vaccine))
+                        .or_default(),
+                ] {
+                    c.opened += 1;
+                    match g.status {
+                        A::Opened => c.open += 1,
+                        A::Closed => c.closed += 1,
+                        A::Expired => c.expired += 1,
+                        A::NotApplicable => c.not_applicable += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for c in self
+            .by_vaccine
+            .values_mut()
+            .chain(self.by_vaccine_and_age_band.values_mut())
+        {
+            c.closure_rate = ratio(c.closed, c.opened);
+        }
+    }
 }
 
 /// Claim figures over the claims in state.
@@ -164,6 +232,7 @@ impl Summary {
         };
         let window = i32::try_from(engine.config.readmission_window_days).unwrap_or(30);
         for p in partitions {
+            s.care_gaps.add(p);
             s.duplicates_ignored += p.stats().duplicates;
             s.timers_fired += p.stats().timers_fired;
             let watermark_day = (p.watermark().div_euclid(DAY_MS)) as i32;
@@ -205,6 +274,7 @@ impl Summary {
             }
         }
         s.claims = ClaimFigures::from_tally(tally);
+        s.care_gaps.finish();
         let r = &mut s.readmissions;
         r.readmission_rate = ratio(r.unplanned_readmissions, r.index_stays);
         s
@@ -262,6 +332,22 @@ impl Summary {
             o.push_str(&format!(
                 "  {k:<10} {n:>6} index stays, {re:>5} readmitted ({:.1} %)\n",
                 ratio(*re, *n) * 100.0
+            ));
+        }
+        let g = &self.care_gaps;
+        o.push_str(&format!(
+            "care gaps ({} members known from encounters): opened, closed, expired, not applicable, still open, closure rate\n",
+            g.known_members
+        ));
+        for (k, c) in g.by_vaccine.iter().chain(&g.by_vaccine_and_age_band) {
+            o.push_str(&format!(
+                "  {k:<20} {:>7} {:>7} {:>7} {:>5} {:>7} {:>6.1} %\n",
+                c.opened,
+                c.closed,
+                c.expired,
+                c.not_applicable,
+                c.open,
+                c.closure_rate * 100.0
             ));
         }
         o

@@ -110,6 +110,10 @@ pub struct Topics {
     pub payer_kpis: String,
     pub payer_monitor_alerts: String,
     pub dead_letter: String,
+    /// Internal repartition topic: vaccine doses re-keyed from claims to members.
+    pub vaccine_doses: String,
+    /// Immunization care gaps (member-keyed).
+    pub care_gaps: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -141,6 +145,8 @@ impl Default for Topics {
             payer_kpis: "claimwatch.payer-kpis".into(),
             payer_monitor_alerts: "claimwatch.alerts.payer-monitor".into(),
             dead_letter: "claimwatch.dead-letter".into(),
+            vaccine_doses: "claimwatch.internal.vaccine-doses".into(),
+            care_gaps: "claimwatch.care-gaps".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -173,6 +179,7 @@ impl Topics {
             "claimwatch.dead-letter" => &self.dead_letter,
             "claimwatch.readmission-summary" => &self.readmission_summary,
             "claimwatch.intervention-roi" => &self.intervention_roi,
+            "claimwatch.care-gaps" => &self.care_gaps,
             _ => &self.dead_letter,
         }
     }
@@ -192,6 +199,7 @@ impl Topics {
         v.push(self.encounter_cost.clone());
         v.push(self.payer_facts.clone());
         v.push(self.population_facts.clone());
+        v.push(self.vaccine_doses.clone());
         v
     }
 
@@ -208,6 +216,7 @@ impl Topics {
             self.dead_letter.clone(),
             self.readmission_summary.clone(),
             self.intervention_roi.clone(),
+            self.care_gaps.clone(),
         ]
     }
 }

@@ -451,6 +451,8 @@ fn registry_codec(
             K::ReadmissionSummary => &topics.readmission_summary,
             K::InterventionRoi => &topics.intervention_roi,
             K::StayOutcome => &topics.population_facts,
+            K::CareGapEvent => &topics.care_gaps,
+            K::VaccineDose => &topics.vaccine_doses,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -511,6 +513,7 @@ impl Service {
                 (config.topics.encounter_cost.clone(), None),
                 (config.topics.payer_facts.clone(), None),
                 (config.topics.population_facts.clone(), None),
+                (config.topics.vaccine_doses.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -129,6 +129,9 @@ pub(crate) fn decode_message(
             wire::decode_stay_outcome(&shared.codec, payload)
                 .map(|f| Body::Rekeyed(Rekeyed::Population(f)))
         }
+        None if spec.topic == shared.config.topics.vaccine_doses => {
+            wire::decode_dose(&shared.codec, payload).map(|d| Body::Rekeyed(Rekeyed::Vaccine(d)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -534,6 +537,10 @@ impl Task {
                 wire::encode_stay_outcome(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.population_facts
             }
+            Rekeyed::Vaccine(d) => {
+                wire::encode_dose(&shared.codec, d, &mut self.buf);
+                &shared.config.topics.vaccine_doses
+            }
         };
         let key = record.key();
         let target = crate::core::partition_for(key, shared.config.core.partitions);
@@ -797,6 +804,8 @@ impl Task {
             score.history.len(),
             score.claims.len(),
             score.stays.len(),
+            p.windows().len(),
+            p.care_gaps().len(),
         ];
         for ((table, _), n) in crate::core::TABLES.iter().zip(lens) {
             m.set_state_entries(table, self.id(), n);

@@ -6,7 +6,7 @@ use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent, InputStream,
-    OutputEvent, PayerFact, Remittance, StayOutcome,
+    OutputEvent, PayerFact, Remittance, StayOutcome, VaccineDose,
 };
 
 /// The schema of an input stream's records.
@@ -150,6 +150,19 @@ pub fn decode_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<PayerFact, DecodeE
     codec.decode_framed(SchemaKind::PayerFact, bytes)
 }
 
+/// Encodes a record of the internal vaccine-doses topic (always Avro).
+pub fn encode_dose(codec: &AvroCodec, dose: &VaccineDose, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::VaccineDose, dose, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("VaccineDose does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal vaccine-doses topic.
+pub fn decode_dose(codec: &AvroCodec, bytes: &[u8]) -> Result<VaccineDose, DecodeError> {
+    codec.decode_framed(SchemaKind::VaccineDose, bytes)
+}
+
 /// The schema of an output event.
 pub fn output_kind(event: &OutputEvent) -> SchemaKind {
     match event {
@@ -163,6 +176,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::PayerMonitorAlert(_) => SchemaKind::PayerMonitorAlert,
         OutputEvent::ReadmissionSummary(_) => SchemaKind::ReadmissionSummary,
         OutputEvent::InterventionRoi(_) => SchemaKind::InterventionRoi,
+        OutputEvent::CareGap(_) => SchemaKind::CareGapEvent,
     }
 }
 
@@ -186,6 +200,7 @@ pub fn encode_output(
             OutputEvent::PayerMonitorAlert(e) => codec.encode_framed(kind, e, out),
             OutputEvent::ReadmissionSummary(e) => codec.encode_framed(kind, e, out),
             OutputEvent::InterventionRoi(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::CareGap(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -199,6 +214,7 @@ pub fn encode_output(
                 OutputEvent::PayerMonitorAlert(e) => json::encode_line(e, out),
                 OutputEvent::ReadmissionSummary(e) => json::encode_line(e, out),
                 OutputEvent::InterventionRoi(e) => json::encode_line(e, out),
+                OutputEvent::CareGap(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -259,6 +275,9 @@ pub fn decode_output(
             SchemaKind::InterventionRoi,
             crate::model::InterventionRoi
         )),
+        "claimwatch.care-gaps" => {
+            OutputEvent::CareGap(dec!(SchemaKind::CareGapEvent, crate::model::CareGapEvent))
+        }
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }
