@@ -228,15 +228,32 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 /// were emitted of readmissions (paid amounts reach the member flow through a topic, so they can
 /// interleave differently with stays) and of payer KPI windows (facts from several claim
 /// partitions reach the payer's partition through a topic), and so which payer monitor alerts an
-/// intermediate version raised. The final record per stay and per window is the same.
-const ORDER_DEPENDENT: [&str; 3] = [
+/// intermediate version raised; of the readmission summaries and intervention ROI (a partition
+/// emits its changed groups when its inputs are at their end, which depends on how the stay
+/// outcome facts of the member partitions interleave). The final record per stay, window, group
+/// and intervention is the same. Care gaps: a dose that reaches the member's partition before the
+/// gap's due date means the gap never opens, after it that it opens and closes, so the counts of
+/// opened and closed gaps (and care-gap events) depend on that order; expired, not applicable and
+/// still-open gaps do not, and are compared.
+const ORDER_DEPENDENT: [&str; 6] = [
     "summary.outputs.claimwatch.readmissions: ",
     "summary.outputs.claimwatch.payer-kpis: ",
     "summary.outputs.claimwatch.alerts.payer-monitor: ",
+    "summary.outputs.claimwatch.readmission-summary: ",
+    "summary.outputs.claimwatch.intervention-roi: ",
+    "summary.outputs.claimwatch.care-gaps: ",
 ];
 
 fn order_dependent(d: &str) -> Option<&'static str> {
-    ORDER_DEPENDENT.into_iter().find(|p| d.starts_with(p))
+    if let Some(p) = ORDER_DEPENDENT.into_iter().find(|p| d.starts_with(p)) {
+        return Some(p);
+    }
+    let field = d.split(": ").next().unwrap_or_default();
+    (field.starts_with("summary.care_gaps.")
+        && [".opened", ".closed", ".closure_rate"]
+            .iter()
+            .any(|f| field.ends_with(f)))
+    .then_some("summary.care_gaps.")
 }
 
 /// Fields of two summaries that differ, as `path: service vs replay`.
