@@ -343,6 +343,17 @@ fn parse_immunization_rules(
     Ok(out)
 }
 
+/// A normalised code prefix of 1-4 ASCII letters or digits as one integer: its bytes, left-aligned
+/// and zero-padded (no code character is a zero byte, so different prefixes never collide).
+fn pack_prefix(p: &[u8]) -> Option<u32> {
+    if p.is_empty() || p.len() > 4 || !p.iter().all(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    let mut b = [0u8; 4];
+    b[..p.len()].copy_from_slice(p);
+    Some(u32::from_be_bytes(b))
+}
+
 /// Codes normalised for lookup: upper case, no dot, no spaces.
 fn normalise(code: &str) -> String {
     code.chars()
@@ -380,12 +391,16 @@ pub struct RefData {
     charlson: Vec<(String, u32, Vec<String>)>,
     /// Ambulatory-care-sensitive principal diagnosis prefixes -> PQI.
     acsc: HashMap<String, String>,
-    /// Charlson prefix (2-4 characters, normalised) -> bit set of the conditions it defines (bit i
-    /// = `charlson[i]`), so a code is classified by a few hash lookups of its own prefixes instead
-    /// of a scan over every condition's prefix list.
-    charlson_by_prefix: HashMap<String, u64>,
-    /// Longest Charlson prefix, in characters.
+    /// Charlson prefix (2-4 characters, normalised, packed by [`pack_prefix`]) -> bit set of the
+    /// conditions it defines (bit i = `charlson[i]`), so a code is classified by a few integer hash
+    /// lookups of its own prefixes instead of a scan over every condition's prefix list.
+    charlson_by_prefix: rustc_hash::FxHashMap<u32, u64>,
+    /// Longest and shortest Charlson prefix, in characters.
     charlson_prefix_len: usize,
+    charlson_prefix_min: usize,
+    /// First characters of the Charlson prefixes (bit per byte value below 128): most codes start
+    /// with a letter no prefix starts with and are skipped without a lookup.
+    charlson_first: u128,
     /// Hierarchy as bit sets: (higher, lower); the lower condition is dropped when the higher is
     /// present.
     charlson_hierarchy: Vec<(u64, u64)>,
@@ -664,10 +679,23 @@ impl RefData {
         if r.charlson.len() > 64 {
             return Err(err(f, 0, "more than 64 Charlson conditions"));
         }
-        for (i, (_, _, prefixes)) in r.charlson.iter().enumerate() {
+        for (i, (name, _, prefixes)) in r.charlson.iter().enumerate() {
             for p in prefixes {
-                *r.charlson_by_prefix.entry(p.clone()).or_default() |= 1 << i;
+                let key = pack_prefix(p.as_bytes()).ok_or_else(|| {
+                    err(
+                        f,
+                        0,
+                        format!("{name}: prefix {p:?} is not 1-4 letters or digits"),
+                    )
+                })?;
+                *r.charlson_by_prefix.entry(key).or_default() |= 1 << i;
                 r.charlson_prefix_len = r.charlson_prefix_len.max(p.len());
+                r.charlson_prefix_min = if r.charlson_prefix_min == 0 {
+                    p.len()
+                } else {
+                    r.charlson_prefix_min.min(p.len())
+                };
+                r.charlson_first |= 1u128 << (p.as_bytes()[0] & 0x7f);
             }
         }
         let bit = |r: &RefData, name: &str| {
@@ -900,7 +928,7 @@ impl RefData {
     pub fn charlson_set<'a>(&self, dx: impl IntoIterator<Item = &'a str>) -> CharlsonSet {
         let mut bits = 0u64;
         let max = self.charlson_prefix_len;
-        let mut buf = [0u8; 8];
+        let mut buf = [0u8; 4];
         for code in dx {
             let mut n = 0;
             for b in code.bytes().filter(u8::is_ascii_alphanumeric) {
@@ -910,10 +938,13 @@ impl RefData {
                 buf[n] = b.to_ascii_uppercase();
                 n += 1;
             }
-            for len in 1..=n {
-                // The buffer holds ASCII only.
-                let prefix = std::str::from_utf8(&buf[..len]).unwrap_or_default();
-                if let Some(m) = self.charlson_by_prefix.get(prefix) {
+            if n == 0 || self.charlson_first & (1u128 << (buf[0] & 0x7f)) == 0 {
+                continue;
+            }
+            for len in self.charlson_prefix_min.max(1)..=n {
+                if let Some(m) =
+                    pack_prefix(&buf[..len]).and_then(|k| self.charlson_by_prefix.get(&k))
+                {
                     bits |= m;
                 }
             }

@@ -345,28 +345,32 @@ pub fn readmit_features(
 ) -> ReadmitExtract {
     let discharge = index.discharge_date.unwrap_or(index.admit_date);
     let los = (discharge - index.admit_date).max(0);
-    let known: Vec<&StayRec> = stays
-        .iter()
-        .filter(|s| !s.cancelled && s.admit_date <= discharge)
-        .collect();
-    let before = |s: &&&StayRec, days: i32| {
-        s.encounter_id != index.encounter_id
-            && s.admit_date < index.admit_date
-            && s.admit_date >= index.admit_date - days
-    };
-    let count = |class: EncounterClass, days: i32| {
-        known
+    // One pass over the member's stays, no collection: only stays known at discharge are read.
+    let known = || {
+        stays
             .iter()
-            .filter(|s| s.class == class && before(s, days))
-            .count() as f64
+            .filter(move |s| !s.cancelled && s.admit_date <= discharge)
     };
-    let admits_6m = count(EncounterClass::Inpatient, 182);
-    let admits_12m = count(EncounterClass::Inpatient, 365);
-    let ed_6m = count(EncounterClass::Emergency, 182);
-    let ed_12m = count(EncounterClass::Emergency, 365);
+    let (mut admits_6m, mut admits_12m, mut ed_6m, mut ed_12m) = (0.0, 0.0, 0.0, 0.0);
+    for s in known() {
+        if s.encounter_id == index.encounter_id || s.admit_date >= index.admit_date {
+            continue;
+        }
+        let days_before = index.admit_date - s.admit_date;
+        let (six, twelve) = match s.class {
+            EncounterClass::Inpatient => (&mut admits_6m, &mut admits_12m),
+            EncounterClass::Emergency => (&mut ed_6m, &mut ed_12m),
+            _ => continue,
+        };
+        if days_before <= 182 {
+            *six += 1.0;
+        }
+        if days_before <= 365 {
+            *twelve += 1.0;
+        }
+    }
     let charlson = refdata.charlson_set(
-        known
-            .iter()
+        known()
             .flat_map(|s| std::iter::once(&s.principal_dx).chain(s.secondary_dx.iter()))
             .map(String::as_str),
     );
