@@ -121,7 +121,7 @@ fn main() {
         .unwrap();
     let ids = Arc::new(ids);
     let token = Arc::new(token);
-    let (lat, errors, elapsed) = rt.block_on(async move {
+    let (lat, late, errors, elapsed) = rt.block_on(async move {
         let per_conn = Duration::from_secs_f64(conns as f64 / rate as f64);
         let total_per_conn = rate * seconds / conns;
         let start = Instant::now() + Duration::from_millis(200);
@@ -132,12 +132,23 @@ fn main() {
                 let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
                 s.set_nodelay(true).unwrap();
                 let mut lat = Vec::with_capacity(total_per_conn as usize);
+                let mut late = Vec::with_capacity(total_per_conn as usize);
                 let mut errors = 0u64;
                 let mut buf = vec![0u8; 64 * 1024];
                 let offset = per_conn.mul_f64(c as f64 / conns as f64);
                 for n in 0..total_per_conn {
                     let at = start + offset + per_conn.mul_f64(n as f64);
-                    tokio::time::sleep_until(at.into()).await;
+                    // tokio's timer has millisecond resolution: sleep to just before the
+                    // scheduled time, then yield until it, so the send is not up to a
+                    // millisecond late (that lateness would be counted as latency).
+                    if let Some(early) = at.checked_sub(Duration::from_millis(2)) {
+                        tokio::time::sleep_until(early.into()).await;
+                    }
+                    while Instant::now() < at {
+                        tokio::task::yield_now().await;
+                    }
+                    let sent = Instant::now();
+                    late.push(sent - at);
                     let id = &ids[((n * conns + c) as usize * 7919) % ids.len()];
                     let req = format!(
                         "GET /v1/claims/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
@@ -170,17 +181,19 @@ fn main() {
                     }
                     lat.push(at.elapsed());
                 }
-                (lat, errors)
+                (lat, late, errors)
             }));
         }
         let mut all = Vec::new();
+        let mut all_late = Vec::new();
         let mut errors = 0;
         for t in tasks {
-            let (l, e) = t.await.unwrap();
+            let (l, late, e) = t.await.unwrap();
             all.extend(l);
+            all_late.extend(late);
             errors += e;
         }
-        (all, errors, start.elapsed())
+        (all, all_late, errors, start.elapsed())
     });
     let mut lat = lat;
     lat.sort_unstable();
@@ -198,5 +211,17 @@ fn main() {
         q(0.99),
         q(0.999),
         lat[lat.len() - 1]
+    );
+    // How far behind schedule the client sent: latency is measured from the scheduled time, so a
+    // late client adds its lateness to every figure above (and a server that stalls the client
+    // shows up here too).
+    let mut late = late;
+    late.sort_unstable();
+    let l = |x: f64| late[((late.len() as f64 * x) as usize).min(late.len() - 1)];
+    println!(
+        "send lateness (client) p50 {:?}  p99 {:?}  max {:?}",
+        l(0.5),
+        l(0.99),
+        late[late.len() - 1]
     );
 }
