@@ -1333,3 +1333,50 @@ async fn measure_kpi_page_cost() {
         );
     }
 }
+
+/// Cost of the extra hop of a forwarded `GET /v1/claims/{id}`: the same claim asked of its owner B
+/// (in process through the router) and of A, which forwards it to B over loopback HTTP. Sequential
+/// requests, no concurrent load. A measurement, not a check: run with
+/// `cargo test --release --test api -- --ignored --nocapture measure_forward`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_forwarded_claim_cost() {
+    let cfg = ApiConfig {
+        rate_limit_per_s: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        ..api_config()
+    };
+    let b = setup_with(cfg.clone(), 2);
+    b.registry.ready(1, Views::of(&b._partition));
+    let (addr, _stop) = spawn_server(b.app.clone(), None, Duration::from_secs(2)).await;
+    let directory = Arc::new(api::routing::Directory::new("a"));
+    directory.apply(
+        "b",
+        Some(api::routing::Advert {
+            url: format!("http://{addr}"),
+            partitions: vec![0, 1],
+            generation: 1,
+            updated_ms: chrono::Utc::now().timestamp_millis(),
+        }),
+    );
+    let a = setup_routed(cfg, 2, Some(directory));
+    a.registry.remove(0);
+    let t = token(ALL);
+    let uri = format!("/v1/claims/{CLAIM}");
+    for (name, app) in [("direct (owner)", &b.app), ("forwarded (A -> B)", &a.app)] {
+        let mut times = Vec::new();
+        for i in 0..2_200 {
+            let started = std::time::Instant::now();
+            let (s, _, _) = call(app, &uri, Some(&t)).await;
+            assert_eq!(s, StatusCode::OK);
+            if i >= 200 {
+                times.push(started.elapsed());
+            }
+        }
+        times.sort();
+        eprintln!(
+            "{name}: p50 {:?} p90 {:?} p99 {:?} (2,000 sequential requests after 200 warm-up)",
+            times[1000], times[1800], times[1980]
+        );
+    }
+}
