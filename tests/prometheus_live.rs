@@ -446,6 +446,12 @@ async fn prometheus_evaluates_every_dashboard_query_and_alert_rule() {
     let mut config = config(&broker, "promlive", &dir.path().join("state"), PARTITIONS);
     let http = free_http_addr();
     config.http_listen = Some(http.clone());
+    // The service runs while the inputs are produced (so Prometheus sees the counters grow): a
+    // task that has records of one topic waits this long for its other topics before it goes on
+    // without them. With the default 200 ms, a claim partition whose first fetch was slow saw
+    // every 277CA and 835 before the claims they answer, and the panels fed by acknowledgment
+    // and payment times and by departments (which come with the submission) stayed empty.
+    config.max_task_idle_ms = 3_000;
     // Lag series from librdkafka's statistics every second instead of every 15 s.
     config
         .consumer
