@@ -36,6 +36,35 @@ pub struct CoreConfig {
     pub care_gaps: CareGapConfig,
     /// De-identification of member-level analytics topics.
     pub deidentify: DeidentifyConfig,
+    /// High-cost members (`claimwatch.member-risk`, `memberrisk` module).
+    pub member_risk: MemberRiskConfig,
+}
+
+/// Settings of the high-cost member flag (`memberrisk` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemberRiskConfig {
+    /// Predict members' next-period cost and emit `claimwatch.member-risk`.
+    pub enabled: bool,
+    /// A member is flagged when the prediction is in the top this many percent.
+    pub top_percent: f64,
+    /// No member is flagged before the partition's sketch holds this many members (a threshold
+    /// over a handful of predictions is noise).
+    pub min_members: u32,
+    /// Drivers (largest contributions) in each record.
+    pub drivers: u32,
+}
+
+impl Default for MemberRiskConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // The top 5 % of members typically account for about half of spending (AHRQ MEPS).
+            top_percent: 5.0,
+            min_members: 200,
+            drivers: 3,
+        }
+    }
 }
 
 /// Settings of the population analytics (`population` module).
@@ -427,6 +456,7 @@ impl Default for CoreConfig {
             population: PopulationConfig::default(),
             care_gaps: CareGapConfig::default(),
             deidentify: DeidentifyConfig::default(),
+            member_risk: MemberRiskConfig::default(),
         }
     }
 }
@@ -478,6 +508,10 @@ impl CoreConfig {
         }
         self.scoring.validate(&mut problems);
         self.monitor.validate(&mut problems);
+        let mr = &self.member_risk;
+        if !(mr.top_percent > 0.0 && mr.top_percent < 100.0) {
+            problems.push("member_risk.top_percent must be in (0, 100)".into());
+        }
         if problems.is_empty() {
             Ok(())
         } else {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::caregaps::{CareGaps, GapMemberState};
 use crate::config::CoreConfig;
+use crate::memberrisk::{CostModel, MemberRisk, RiskState, Sketch};
 use crate::model::{
     EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
 };
@@ -40,7 +41,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 9] = [
+pub const TABLES: [(&str, u8); 11] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -50,6 +51,8 @@ pub const TABLES: [(&str, u8); 9] = [
     ("population_stays", b'q'),
     ("population", b'v'),
     ("care_gaps", b'g'),
+    ("member_risk", b'k'),
+    ("risk_sketch", b'u'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -80,6 +83,8 @@ struct Tables {
     pop_stays: Table<TrackedStays>,
     population: Table<PopEntry>,
     care_gaps: Table<GapMemberState>,
+    member_risk: Table<RiskState>,
+    risk_sketch: Table<Sketch>,
 }
 
 impl Tables {
@@ -104,6 +109,12 @@ impl Tables {
             population = population.without_dirty_tracking();
             care_gaps = care_gaps.without_dirty_tracking();
         }
+        let mut member_risk = Table::new(TABLES[9].0, TABLES[9].1);
+        let mut risk_sketch = Table::new(TABLES[10].0, TABLES[10].1);
+        if !durable {
+            member_risk = member_risk.without_dirty_tracking();
+            risk_sketch = risk_sketch.without_dirty_tracking();
+        }
         Self {
             claims,
             members,
@@ -112,6 +123,8 @@ impl Tables {
             pop_stays,
             population,
             care_gaps,
+            member_risk,
+            risk_sketch,
         }
     }
 
@@ -141,6 +154,10 @@ impl Tables {
             .load_encoded(of(entries, self.population.prefix()))?;
         self.care_gaps
             .load_encoded(of(entries, self.care_gaps.prefix()))?;
+        self.member_risk
+            .load_encoded(of(entries, self.member_risk.prefix()))?;
+        self.risk_sketch
+            .load_encoded(of(entries, self.risk_sketch.prefix()))?;
         Ok(())
     }
 }
@@ -155,6 +172,7 @@ pub struct Engine {
     pub scorer: Scorer,
     pub monitor: Monitor,
     pub caregaps: CareGaps,
+    pub memberrisk: MemberRisk,
 }
 
 impl Engine {
@@ -171,6 +189,7 @@ impl Engine {
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             monitor: Monitor::new(&config.monitor),
             caregaps: CareGaps::new(Arc::clone(&refdata), &config),
+            memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, CostModel::embedded()),
             config,
             refdata,
         }
@@ -253,6 +272,10 @@ pub struct Partition {
     /// Population facts produced outside [`Partition::apply`] / [`Partition::advance_to`]
     /// (by re-keyed costs), until [`Partition::take_rekeyed`].
     pending_rekeyed: Vec<Rekeyed>,
+    /// Members' latest predicted cost and flag (`memberrisk`).
+    member_risk: Table<RiskState>,
+    /// The partition's sketch of the latest predictions (`memberrisk`).
+    risk_sketch: Table<Sketch>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -281,6 +304,8 @@ impl Partition {
         store.load(&mut tables.pop_stays)?;
         store.load(&mut tables.population)?;
         store.load(&mut tables.care_gaps)?;
+        store.load(&mut tables.member_risk)?;
+        store.load(&mut tables.risk_sketch)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -341,6 +366,8 @@ impl Partition {
             pop_stays,
             population,
             care_gaps,
+            member_risk,
+            risk_sketch,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -371,6 +398,8 @@ impl Partition {
             population,
             pop_dirty,
             pending_rekeyed: Vec::new(),
+            member_risk,
+            risk_sketch,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -531,6 +560,7 @@ impl Partition {
                         .on_encounter(&mut self.score, key, e, &st, detector, out);
                 }
                 self.refresh_population(engine, key, e.event_time);
+                self.refresh_member_risk(engine, key, e.event_time, out);
                 self.reschedule_member(engine, key);
                 costs.append(&mut self.pending_rekeyed);
                 self.care_gap_encounter(engine, key, e, first_out, out);
@@ -806,6 +836,7 @@ impl Partition {
         self.members
             .update(key, |st| detector.apply_cost(st, key, cost, out));
         self.refresh_population(engine, key, cost.event_time);
+        self.refresh_member_risk(engine, key, cost.event_time, out);
         self.reschedule_member(engine, key);
         // Costs do not move the watermark, so a prune already due (a member with no stays in
         // the look-back) is done now rather than at the next event: the partition's state is then
@@ -814,7 +845,7 @@ impl Partition {
         if let Some(&due) = self.scheduled[TimerOwner::Member as usize].get(key) {
             if due <= watermark {
                 self.schedule(TimerOwner::Member, key, None);
-                self.fire_member(engine, key, watermark);
+                self.fire_member(engine, key, watermark, out);
             }
         }
     }
@@ -847,7 +878,7 @@ impl Partition {
                 }
                 match owner {
                     TimerOwner::Claim => self.fire_claim(engine, &key, due, out, costs),
-                    TimerOwner::Member => self.fire_member(engine, &key, due),
+                    TimerOwner::Member => self.fire_member(engine, &key, due, out),
                     TimerOwner::Window => {}
                     TimerOwner::CareGap => self.fire_care_gap(engine, &key, due, out),
                 }
@@ -890,7 +921,13 @@ impl Partition {
         }
     }
 
-    fn fire_member(&mut self, engine: &Engine, key: &str, due: EpochMillis) {
+    fn fire_member(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        due: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
         let detector = &engine.detector;
         if engine
             .scorer
@@ -913,6 +950,7 @@ impl Partition {
         self.refresh_population(engine, key, due);
         if self.members.get(key).is_none() {
             self.pop_stays.remove(key);
+            self.refresh_member_risk(engine, key, due, out);
             self.reschedule_member(engine, key);
             return;
         }
@@ -937,6 +975,36 @@ impl Partition {
             self.members.remove(key);
             self.stats.members_expired += 1;
         }
+        self.refresh_member_risk(engine, key, due, out);
+    }
+
+    /// Recomputes a member's predicted cost and top-N % flag (`memberrisk`).
+    fn refresh_member_risk(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        at: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let member = self.members.get(key);
+        engine.memberrisk.refresh(
+            &mut self.member_risk,
+            &mut self.risk_sketch,
+            key,
+            member.as_deref(),
+            at,
+            out,
+        );
+    }
+
+    /// Members' latest predicted cost and top-N % flag.
+    pub fn member_risk(&self) -> &Table<RiskState> {
+        &self.member_risk
+    }
+
+    /// The partition's sketch of the latest predicted costs.
+    pub fn risk_sketch(&self) -> &Table<Sketch> {
+        &self.risk_sketch
     }
 
     /// Records `fact`'s time for its source partition; returns the payer flow's time.
@@ -1121,6 +1189,8 @@ impl Partition {
                 &mut self.pop_stays,
                 &mut self.population,
                 &mut self.care_gaps,
+                &mut self.member_risk,
+                &mut self.risk_sketch,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

@@ -46,6 +46,7 @@ pub mod error;
 pub mod generate;
 pub mod metrics;
 pub mod model;
+pub mod memberrisk;
 pub mod monitor;
 pub mod population;
 pub mod readmit;

@@ -32,10 +32,11 @@ pub enum SchemaKind {
     StayOutcome,
     CareGapEvent,
     VaccineDose,
+    MemberRiskEvent,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 19] = [
+    pub const ALL: [SchemaKind; 20] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -55,6 +56,7 @@ impl SchemaKind {
         Self::StayOutcome,
         Self::CareGapEvent,
         Self::VaccineDose,
+        Self::MemberRiskEvent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +80,7 @@ impl SchemaKind {
             Self::StayOutcome => "StayOutcome",
             Self::CareGapEvent => "CareGapEvent",
             Self::VaccineDose => "VaccineDose",
+            Self::MemberRiskEvent => "MemberRiskEvent",
         }
     }
 
@@ -103,6 +106,7 @@ impl SchemaKind {
             Self::StayOutcome => include_str!("../../schemas/StayOutcome.avsc"),
             Self::CareGapEvent => include_str!("../../schemas/CareGapEvent.avsc"),
             Self::VaccineDose => include_str!("../../schemas/VaccineDose.avsc"),
+            Self::MemberRiskEvent => include_str!("../../schemas/MemberRiskEvent.avsc"),
         }
     }
 

@@ -801,6 +801,7 @@ pub enum OutputEvent {
     ReadmissionSummary(ReadmissionSummary),
     InterventionRoi(InterventionRoi),
     CareGap(CareGapEvent),
+    MemberRisk(MemberRiskEvent),
 }
 
 impl OutputEvent {
@@ -818,6 +819,7 @@ impl OutputEvent {
             Self::ReadmissionSummary(_) => "claimwatch.readmission-summary",
             Self::InterventionRoi(_) => "claimwatch.intervention-roi",
             Self::CareGap(_) => "claimwatch.care-gaps",
+            Self::MemberRisk(_) => "claimwatch.member-risk",
         }
     }
 
@@ -835,6 +837,7 @@ impl OutputEvent {
             Self::ReadmissionSummary(e) => &e.group,
             Self::InterventionRoi(e) => &e.intervention_id,
             Self::CareGap(e) => &e.member_id,
+            Self::MemberRisk(e) => &e.member_id,
         }
     }
 }
@@ -982,4 +985,68 @@ pub struct InterventionRoi {
     pub best_min_tier: RiskTier,
     pub best_net_savings_cents: i64,
     pub best_roi: Option<f64>,
+}
+
+/// Whether a member entered or left the top N % of predicted cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MemberRiskAction {
+    /// The member's predicted next-period cost is now at or above the top-N % threshold.
+    Entered,
+    /// It is now below (or the member left state: no stay in the look-back).
+    Exited,
+}
+
+impl MemberRiskAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entered => "ENTERED",
+            Self::Exited => "EXITED",
+        }
+    }
+}
+
+/// One feature's contribution to a predicted cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostDriver {
+    pub feature: String,
+    /// The feature's value for the member on the cut day.
+    pub value: f64,
+    /// Dollars this feature adds to (or takes off) the prediction of a member at the training
+    /// means.
+    pub contribution_dollars: f64,
+    /// The same in words, for a care manager.
+    pub explanation: String,
+}
+
+/// A member entering or leaving the top N % of predicted next-period cost. Emitted on
+/// `claimwatch.member-risk`, keyed by member id (or its pseudonym when
+/// `deidentify.pseudonym_secret` is set). See the `memberrisk` module.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRiskEvent {
+    /// `<member_id>:<version>`.
+    pub output_id: String,
+    /// The member id, or `HMAC-SHA256(secret, member id)` in hex when pseudonymised.
+    pub member_id: String,
+    pub pseudonymised: bool,
+    /// 1 for the member's first record, +1 per record.
+    pub version: i64,
+    pub action: MemberRiskAction,
+    pub event_time: EpochMillis,
+    /// The day the features are computed as of.
+    pub as_of_date: EpochDay,
+    /// Paid to date of the member's stays admitted in the 365 days to `as_of_date`.
+    pub paid_12m_cents: i64,
+    /// Predicted paid amount of the next `horizon_days`.
+    pub predicted_cents: i64,
+    pub horizon_days: i32,
+    /// The top-N % threshold it was compared with (partition-local sketch, see README).
+    pub threshold_cents: i64,
+    /// N.
+    pub top_percent: f64,
+    /// Members whose latest prediction the threshold was computed over.
+    pub population_members: i64,
+    pub model_version: String,
+    /// The largest contributions to the prediction.
+    pub drivers: Vec<CostDriver>,
 }

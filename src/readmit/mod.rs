@@ -68,7 +68,7 @@ pub struct StayRec {
 }
 
 impl StayRec {
-    fn from_event(e: &Encounter) -> Self {
+    pub fn from_event(e: &Encounter) -> Self {
         Self {
             encounter_id: e.encounter_id.clone(),
             winner: winner_key(e),

@@ -114,6 +114,8 @@ pub struct Topics {
     pub vaccine_doses: String,
     /// Immunization care gaps (member-keyed).
     pub care_gaps: String,
+    /// High-cost members entering / leaving the top N % (member-keyed).
+    pub member_risk: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -147,6 +149,7 @@ impl Default for Topics {
             dead_letter: "claimwatch.dead-letter".into(),
             vaccine_doses: "claimwatch.internal.vaccine-doses".into(),
             care_gaps: "claimwatch.care-gaps".into(),
+            member_risk: "claimwatch.member-risk".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -180,6 +183,7 @@ impl Topics {
             "claimwatch.readmission-summary" => &self.readmission_summary,
             "claimwatch.intervention-roi" => &self.intervention_roi,
             "claimwatch.care-gaps" => &self.care_gaps,
+            "claimwatch.member-risk" => &self.member_risk,
             _ => &self.dead_letter,
         }
     }
@@ -217,6 +221,7 @@ impl Topics {
             self.readmission_summary.clone(),
             self.intervention_roi.clone(),
             self.care_gaps.clone(),
+            self.member_risk.clone(),
         ]
     }
 }

@@ -453,6 +453,7 @@ fn registry_codec(
             K::StayOutcome => &topics.population_facts,
             K::CareGapEvent => &topics.care_gaps,
             K::VaccineDose => &topics.vaccine_doses,
+            K::MemberRiskEvent => &topics.member_risk,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)

@@ -177,6 +177,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::ReadmissionSummary(_) => SchemaKind::ReadmissionSummary,
         OutputEvent::InterventionRoi(_) => SchemaKind::InterventionRoi,
         OutputEvent::CareGap(_) => SchemaKind::CareGapEvent,
+        OutputEvent::MemberRisk(_) => SchemaKind::MemberRiskEvent,
     }
 }
 
@@ -201,6 +202,7 @@ pub fn encode_output(
             OutputEvent::ReadmissionSummary(e) => codec.encode_framed(kind, e, out),
             OutputEvent::InterventionRoi(e) => codec.encode_framed(kind, e, out),
             OutputEvent::CareGap(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::MemberRisk(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -215,6 +217,7 @@ pub fn encode_output(
                 OutputEvent::ReadmissionSummary(e) => json::encode_line(e, out),
                 OutputEvent::InterventionRoi(e) => json::encode_line(e, out),
                 OutputEvent::CareGap(e) => json::encode_line(e, out),
+                OutputEvent::MemberRisk(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -278,6 +281,10 @@ pub fn decode_output(
         "claimwatch.care-gaps" => {
             OutputEvent::CareGap(dec!(SchemaKind::CareGapEvent, crate::model::CareGapEvent))
         }
+        "claimwatch.member-risk" => OutputEvent::MemberRisk(dec!(
+            SchemaKind::MemberRiskEvent,
+            crate::model::MemberRiskEvent
+        )),
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }
