@@ -37,6 +37,10 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = GenerateFormat::Json)]
         format: GenerateFormat,
+        /// Length of the simulated period in days, from 2024-01-01 (JSON and Avro; the cost model
+        /// needs more than a year: `--days 730`).
+        #[arg(long, default_value_t = 365)]
+        days: i32,
     },
     /// X12 EDI files: 837, 277CA and 835.
     X12 {
@@ -311,6 +315,9 @@ enum TrainWhich {
     Denial,
     Readmission,
     Both,
+    /// The high-cost member model (ridge regression of the next 182 days' paid amount; needs
+    /// more than a year of input, e.g. `generate --days 730`).
+    Cost,
 }
 
 /// The general log goes to stderr (filtered by `RUST_LOG`, default `info`) and never carries the
@@ -382,12 +389,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             out,
             format,
+            days,
         } => match format {
-            GenerateFormat::Json => {
-                claimwatch::generate::write::generate_to_dir(members, seed, &out, Format::Json)
+            GenerateFormat::Json | GenerateFormat::Avro => {
+                let config = claimwatch::generate::GenerateConfig {
+                    members,
+                    seed,
+                    days,
+                    ..Default::default()
+                };
+                let format = if format == GenerateFormat::Json {
+                    Format::Json
+                } else {
+                    Format::Avro
+                };
+                claimwatch::generate::write::generate_config_to_dir(&config, &out, format)
             }
-            GenerateFormat::Avro => {
-                claimwatch::generate::write::generate_to_dir(members, seed, &out, Format::Avro)
+            GenerateFormat::X12 if days != 365 => {
+                anyhow::bail!("--days is supported for JSON and Avro output only")
             }
             GenerateFormat::X12 => {
                 claimwatch::generate::write::generate_x12_to_dir(members, seed, &out)
@@ -697,6 +716,7 @@ fn train(
         TrainWhich::Denial => &[ModelKind::Denial],
         TrainWhich::Readmission => &[ModelKind::Readmission],
         TrainWhich::Both => &[ModelKind::Denial, ModelKind::Readmission],
+        TrainWhich::Cost => return train_cost(input, &work, out),
     };
     for (step, kind) in kinds.iter().enumerate() {
         let file = match kind {
@@ -737,6 +757,35 @@ fn train(
         println!("{report}");
         println!("wrote {} and {}", path.display(), html_path.display());
     }
+    Ok(())
+}
+
+/// `claimwatch train --model cost`, after the replay: matured windows from the input's encounters
+/// and the replay's paid amounts, ridge fit, report (see `memberrisk::train`).
+fn train_cost(
+    input: &std::path::Path,
+    work: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use claimwatch::memberrisk::train;
+    let opts = train::CostTrainOptions {
+        source: format!("claimwatch train --model cost --input {}", input.display()),
+        ..Default::default()
+    };
+    let refdata = claimwatch::refdata::RefData::shared();
+    let examples = train::examples_from(&refdata, input, work, &opts)?;
+    eprintln!(
+        "[2/3] fitting the cost model on {} matured member windows",
+        examples.len()
+    );
+    let model = train::fit(&examples, &opts)?;
+    std::fs::create_dir_all(out)?;
+    let path = out.join("cost.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;
+    let report = train::report(&model);
+    std::fs::write(out.join("cost-report.txt"), &report)?;
+    println!("{report}");
+    println!("wrote {}", path.display());
     Ok(())
 }
 

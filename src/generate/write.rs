@@ -84,12 +84,25 @@ pub fn generate_to_dir(
     dir: &Path,
     format: Format,
 ) -> anyhow::Result<()> {
+    generate_config_to_dir(
+        &GenerateConfig {
+            members,
+            seed,
+            ..GenerateConfig::default()
+        },
+        dir,
+        format,
+    )
+}
+
+/// [`generate_to_dir`] with every generator setting (e.g. a longer period).
+pub fn generate_config_to_dir(
+    config: &GenerateConfig,
+    dir: &Path,
+    format: Format,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let g = generate(&GenerateConfig {
-        members,
-        seed,
-        ..GenerateConfig::default()
-    });
+    let g = generate(config);
     write_population(&g, dir, format)?;
     println!("{}", g.stats.render());
     println!(
