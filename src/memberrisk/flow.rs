@@ -30,6 +30,8 @@ pub struct RiskState {
     /// The sketch bucket of the latest prediction (what to take out when it changes).
     pub bucket: Option<u16>,
     pub predicted_cents: i64,
+    /// The day the prediction is as of.
+    pub as_of: crate::model::EpochDay,
     /// Flagged (the last record was ENTERED).
     pub in_top: bool,
 }
@@ -90,10 +92,11 @@ impl MemberRisk {
         }
         let old = states.get(key).map(|s| s.clone());
         let Some(member) = member else {
-            if let Some(old) = old {
+            if let Some(old) = old.filter(|o| o.bucket.is_some()) {
                 if let Some(b) = old.bucket {
                     sketches.update(SKETCH_KEY, |s| s.remove(b));
                 }
+                let version = old.version + i64::from(old.in_top);
                 if old.in_top {
                     let threshold = sketches
                         .get(SKETCH_KEY)
@@ -112,7 +115,18 @@ impl MemberRisk {
                         Vec::new(),
                     )));
                 }
-                states.remove(key);
+                if version > 0 {
+                    // Kept (without a prediction) so a member who comes back continues its
+                    // versions and output ids stay unique.
+                    states.update(key, |s| {
+                        *s = RiskState {
+                            version,
+                            ..RiskState::default()
+                        }
+                    });
+                } else {
+                    states.remove(key);
+                }
             }
             return;
         };
@@ -143,6 +157,7 @@ impl MemberRisk {
                 version,
                 bucket: Some(bucket),
                 predicted_cents: p.cents,
+                as_of: cut,
                 in_top,
             }
         });

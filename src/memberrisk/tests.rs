@@ -264,7 +264,19 @@ fn members_enter_and_leave_the_top_percent() {
         other => panic!("{other:?}"),
     }
     assert_eq!(sketch.get(SKETCH_KEY).unwrap().total, 9);
-    assert!(states.get("M9").is_none());
+    let kept = states.get("M9").unwrap().clone();
+    assert_eq!((kept.version, kept.bucket, kept.in_top), (2, None, false));
+    // It comes back: its versions continue.
+    out.clear();
+    flow.refresh(&mut states, &mut sketch, "M9", Some(&big), at, &mut out);
+    match out.as_slice() {
+        [OutputEvent::MemberRisk(r)] => assert_eq!(r.output_id, "M9:3"),
+        other => panic!("{other:?}"),
+    }
+    // A member never flagged leaves no entry behind.
+    out.clear();
+    flow.refresh(&mut states, &mut sketch, "M0", None, at, &mut out);
+    assert!(out.is_empty() && states.get("M0").is_none());
 }
 
 #[test]
