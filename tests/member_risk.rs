@@ -134,8 +134,11 @@ fn member_risk_on_a_generated_population() {
             assert_eq!(r.action, want);
         }
         let p = &parts[partition_for(member, PARTITIONS) as usize];
-        let in_top = p.member_risk().get(*member).is_some_and(|s| s.in_top);
-        assert_eq!(in_top, rs.last().unwrap().action == MemberRiskAction::Entered);
+        let in_top = p.member_risk().get(member).is_some_and(|s| s.in_top);
+        assert_eq!(
+            in_top,
+            rs.last().unwrap().action == MemberRiskAction::Entered
+        );
     }
     eprintln!(
         "{} records for {} members; {flagged_now} of {in_state} members in state flagged at the end ({:.1} %)",

@@ -71,9 +71,8 @@ pub fn cost_features<'a>(
     paid: impl Fn(&str) -> Option<i64>,
     cut: EpochDay,
 ) -> [f64; COST_NUMERIC.len()] {
-    let in_window = |s: &&'a StayRec| {
-        !s.cancelled && s.admit_date <= cut && s.admit_date > cut - LOOKBACK_DAYS
-    };
+    let in_window =
+        |s: &&'a StayRec| !s.cancelled && s.admit_date <= cut && s.admit_date > cut - LOOKBACK_DAYS;
     let (mut paid_12m, mut paid_3m) = (0i64, 0i64);
     let (mut admits, mut ed, mut obs, mut los) = (0u32, 0u32, 0u32, 0i32);
     let (mut hf, mut copd, mut ami_pn) = (false, false, false);

@@ -12,9 +12,7 @@ use super::features::cost_features;
 use super::model::CostModel;
 use super::sketch::{bucket_of, Sketch};
 use crate::config::CoreConfig;
-use crate::model::{
-    day_of, EpochMillis, MemberRiskAction, MemberRiskEvent, OutputEvent,
-};
+use crate::model::{day_of, EpochMillis, MemberRiskAction, MemberRiskEvent, OutputEvent};
 use crate::readmit::MemberState;
 use crate::refdata::RefData;
 use crate::state::Table;

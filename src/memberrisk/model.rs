@@ -107,7 +107,8 @@ impl CostModel {
 
     /// Reads and checks an artifact.
     pub fn parse(text: &str) -> Result<Self, CostModelError> {
-        let m: Self = serde_json::from_str(text).map_err(|e| CostModelError::Parse(e.to_string()))?;
+        let m: Self =
+            serde_json::from_str(text).map_err(|e| CostModelError::Parse(e.to_string()))?;
         if m.format != COST_MODEL_FORMAT {
             return Err(CostModelError::Format { found: m.format });
         }
@@ -163,14 +164,24 @@ impl CostModel {
 }
 
 fn explain(name: &str, value: f64, mean: f64, contribution: f64) -> String {
-    let dir = if contribution >= 0.0 { "adds" } else { "takes off" };
+    let dir = if contribution >= 0.0 {
+        "adds"
+    } else {
+        "takes off"
+    };
     let amount = format!("${:.0}", contribution.abs());
     let what = match name {
-        "paid_12m_dollars" => format!("${value:.0} paid in the last 12 months (average ${mean:.0})"),
+        "paid_12m_dollars" => {
+            format!("${value:.0} paid in the last 12 months (average ${mean:.0})")
+        }
         "paid_3m_dollars" => format!("${value:.0} paid in the last 3 months (average ${mean:.0})"),
-        "admissions_12m" => format!("{value:.0} inpatient admissions in 12 months (average {mean:.1})"),
+        "admissions_12m" => {
+            format!("{value:.0} inpatient admissions in 12 months (average {mean:.1})")
+        }
         "ed_visits_12m" => format!("{value:.0} emergency visits in 12 months (average {mean:.1})"),
-        "observation_stays_12m" => format!("{value:.0} observation stays in 12 months (average {mean:.1})"),
+        "observation_stays_12m" => {
+            format!("{value:.0} observation stays in 12 months (average {mean:.1})")
+        }
         "los_days_12m" => format!("{value:.0} inpatient days in 12 months (average {mean:.1})"),
         "charlson_index" => format!("Charlson index {value:.0} (average {mean:.1})"),
         _ => {

@@ -28,10 +28,10 @@ use linfa_elasticnet::ElasticNet;
 use ndarray::{Array1, Array2};
 
 use super::features::{cost_features, doc_of, paid_between, COST_NUMERIC, LOOKBACK_DAYS};
-use super::model::{
-    CostFeatureSpec, CostMetrics, CostModel, CostTrainingInfo, COST_MODEL_FORMAT,
+use super::model::{CostFeatureSpec, CostMetrics, CostModel, CostTrainingInfo, COST_MODEL_FORMAT};
+use crate::model::{
+    day_of, format_day, start_of_day, Encounter, EpochDay, EpochMillis, InputEvent,
 };
-use crate::model::{day_of, format_day, start_of_day, Encounter, EpochDay, EpochMillis, InputEvent};
 use crate::readmit::StayRec;
 use crate::refdata::RefData;
 
@@ -186,8 +186,17 @@ pub fn regression_metrics(pred: &[f64], actual: &[f64]) -> (f64, f64, f64) {
     let mean = actual.iter().sum::<f64>() / n;
     let ss_tot: f64 = actual.iter().map(|a| (a - mean).powi(2)).sum();
     let ss_res: f64 = pred.iter().zip(actual).map(|(p, a)| (a - p).powi(2)).sum();
-    let mae = pred.iter().zip(actual).map(|(p, a)| (a - p).abs()).sum::<f64>() / n;
-    let r2 = if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 };
+    let mae = pred
+        .iter()
+        .zip(actual)
+        .map(|(p, a)| (a - p).abs())
+        .sum::<f64>()
+        / n;
+    let r2 = if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        0.0
+    };
     (r2, mae, top_decile_capture(pred, actual))
 }
 
@@ -229,7 +238,11 @@ pub fn fit(examples: &[CostExample], opts: &CostTrainOptions) -> Result<CostMode
     let mut stds = vec![1.0; nf];
     for j in 0..nf {
         let m = train.iter().map(|e| e.features[j]).sum::<f64>() / n;
-        let v = train.iter().map(|e| (e.features[j] - m).powi(2)).sum::<f64>() / n;
+        let v = train
+            .iter()
+            .map(|e| (e.features[j] - m).powi(2))
+            .sum::<f64>()
+            / n;
         means[j] = m;
         stds[j] = if v.sqrt() > 1e-9 { v.sqrt() } else { 1.0 };
     }
@@ -262,8 +275,14 @@ pub fn fit(examples: &[CostExample], opts: &CostTrainOptions) -> Result<CostMode
             .collect(),
         metrics: CostMetrics::default(),
         training: CostTrainingInfo {
-            train_cuts: (format_day(train[0].cut), format_day(train[train.len() - 1].cut)),
-            eval_cuts: (format_day(eval[0].cut), format_day(eval[eval.len() - 1].cut)),
+            train_cuts: (
+                format_day(train[0].cut),
+                format_day(train[train.len() - 1].cut),
+            ),
+            eval_cuts: (
+                format_day(eval[0].cut),
+                format_day(eval[eval.len() - 1].cut),
+            ),
             train_examples: train.len() as u64,
             ridge_penalty: opts.ridge_penalty,
             cut_every_days: opts.cut_every_days,
@@ -287,7 +306,10 @@ pub fn evaluate(model: &CostModel, eval: &[CostExample]) -> CostMetrics {
         .iter()
         .map(|e| model.predict(&e.features).cents as f64 / 100.0)
         .collect();
-    let base: Vec<f64> = eval.iter().map(|e| e.baseline_cents as f64 / 100.0).collect();
+    let base: Vec<f64> = eval
+        .iter()
+        .map(|e| e.baseline_cents as f64 / 100.0)
+        .collect();
     let (r2, mae, cap) = regression_metrics(&pred, &actual);
     let (br2, bmae, bcap) = regression_metrics(&base, &actual);
     CostMetrics {
@@ -308,7 +330,11 @@ pub fn report(m: &CostModel) -> String {
     use std::fmt::Write;
     let me = &m.metrics;
     let mut s = String::new();
-    let _ = writeln!(s, "model {} (cost, next {} days)", m.version, m.horizon_days);
+    let _ = writeln!(
+        s,
+        "model {} (cost, next {} days)",
+        m.version, m.horizon_days
+    );
     let _ = writeln!(
         s,
         "train: {} examples, cuts {} .. {} every {} days, ridge penalty {}",
@@ -333,8 +359,16 @@ pub fn report(m: &CostModel) -> String {
         "  baseline (last {} days carried forward): R2 {:.4}, MAE ${:.0}, top-decile capture {:.3}",
         m.horizon_days, me.baseline_r2, me.baseline_mae_dollars, me.baseline_top_decile_capture
     );
-    let _ = writeln!(s, "  oracle top-decile capture {:.3}", me.oracle_top_decile_capture);
-    let _ = writeln!(s, "intercept ${:.2}; coefficients (dollars per standard deviation):", m.intercept);
+    let _ = writeln!(
+        s,
+        "  oracle top-decile capture {:.3}",
+        me.oracle_top_decile_capture
+    );
+    let _ = writeln!(
+        s,
+        "intercept ${:.2}; coefficients (dollars per standard deviation):",
+        m.intercept
+    );
     for f in &m.features {
         let _ = writeln!(s, "  {:<28} {:+10.2}", f.name, f.coefficient);
     }
@@ -410,5 +444,11 @@ pub fn examples_from(
         return Ok(Vec::new());
     }
     let cuts = cut_days(day_of(first), day_of(last), opts);
-    Ok(build_examples(refdata, &encounters, &costs, &cuts, opts.horizon_days))
+    Ok(build_examples(
+        refdata,
+        &encounters,
+        &costs,
+        &cuts,
+        opts.horizon_days,
+    ))
 }

@@ -74,7 +74,7 @@ pub const SECTIONS: &[Section] = &[
         id: "high-cost",
         title: "High-cost members",
         topics: &[topics::MEMBER_RISK],
-        render: generic_member_level,
+        render: high_cost_members,
     },
     Section {
         id: "care-gaps",
@@ -821,5 +821,114 @@ fn generic_member_level(sec: &Section, o: &Outputs, s: &mut String) -> Result<()
         }
         s.push_str("</table>\n");
     }
+    Ok(())
+}
+
+/// High-cost members from `claimwatch.member-risk` (latest record per member): how many are
+/// flagged now, what they cost and are predicted to cost, and what drives their predictions.
+/// No member is listed (the page is for an executive audience).
+fn high_cost_members(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
+    let Some(f) = o.analytics.get(sec.topics[0]) else {
+        return Ok(());
+    };
+    let num = |r: &serde_json::Value, k: &str| r.get(k).and_then(serde_json::Value::as_f64);
+    let flagged: Vec<&serde_json::Value> = f
+        .records
+        .values()
+        .filter(|r| r.get("action").and_then(|a| a.as_str()) == Some("ENTERED"))
+        .collect();
+    let latest = f
+        .records
+        .values()
+        .max_by_key(|r| r.get("event_time").and_then(serde_json::Value::as_i64));
+    let top = latest.and_then(|r| num(r, "top_percent")).unwrap_or(0.0);
+    let horizon = latest.and_then(|r| num(r, "horizon_days")).unwrap_or(0.0);
+    let predicted: f64 = flagged
+        .iter()
+        .filter_map(|r| num(r, "predicted_cents"))
+        .sum();
+    let paid: f64 = flagged
+        .iter()
+        .filter_map(|r| num(r, "paid_12m_cents"))
+        .sum();
+    s.push_str("<div class=\"tiles\">\n");
+    tile(
+        s,
+        &flagged.len().to_string(),
+        &format!("members in the top {top} % of predicted cost now"),
+    );
+    tile(
+        s,
+        &f.records.len().to_string(),
+        "members flagged at some point",
+    );
+    tile(
+        s,
+        &dollars(paid as i64),
+        "paid in the 12 months before their flag (flagged members)",
+    );
+    tile(
+        s,
+        &dollars(predicted as i64),
+        &format!("predicted paid, next {horizon:.0} days (flagged members)"),
+    );
+    if let Some(t) = latest.and_then(|r| num(r, "threshold_cents")) {
+        tile(
+            s,
+            &dollars(t as i64),
+            "latest top-N % threshold (predicted cost)",
+        );
+    }
+    s.push_str("</div>\n");
+    // What drives the flagged members' predictions: each member's largest driver.
+    let mut drivers: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    for r in &flagged {
+        if let Some(d) = r
+            .get("drivers")
+            .and_then(|d| d.as_array())
+            .and_then(|d| d.first())
+        {
+            let name = d.get("feature").and_then(scalar).unwrap_or_default();
+            let e = drivers.entry(name).or_default();
+            e.0 += 1;
+            e.1 += num(d, "contribution_dollars").unwrap_or(0.0);
+        }
+    }
+    if !drivers.is_empty() {
+        let mut v: Vec<(String, (u64, f64))> = drivers.into_iter().collect();
+        v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+        v.truncate(8);
+        let labels: Vec<String> = v.iter().map(|(n, _)| n.replace('_', " ")).collect();
+        let counts: Vec<f64> = v.iter().map(|(_, (n, _))| *n as f64).collect();
+        s.push_str(&bar_svg(
+            "Largest driver of the flagged members' predictions",
+            &labels,
+            &counts,
+            "flagged members",
+            &[ORANGE],
+            (760, 300),
+        )?);
+        s.push_str("<table>\n");
+        head(
+            s,
+            &["largest driver", "flagged members", "mean contribution"],
+        );
+        for (name, (n, sum)) in &v {
+            row(
+                s,
+                &name.replace('_', " "),
+                &[n.to_string(), dollars((sum / *n as f64 * 100.0) as i64)],
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">From {} records on <code>{}</code>: a member is flagged when the predicted paid amount of \
+         the next {horizon:.0} days (ridge regression on 12-month utilisation and chronic conditions) enters the top {top} % \
+         of the members with a stay in the last 12 months (threshold per partition, see README <em>High-cost members</em>).</p>",
+        f.lines,
+        esc(sec.topics[0])
+    );
     Ok(())
 }
