@@ -438,3 +438,43 @@ fn the_fit_recovers_a_linear_cost_and_beats_carrying_forward() {
     let admits = &m.features[idx("admissions_12m")];
     assert!(((admits.coefficient / admits.std) - 4_000.0).abs() < 200.0);
 }
+
+#[test]
+fn records_round_trip_in_avro_and_json() {
+    let mut config = CoreConfig::default();
+    config.member_risk.min_members = 1;
+    let flow = MemberRisk::new(RefData::shared(), &config, CostModel::embedded());
+    let (mut states, mut sketch) = (
+        Table::new("member_risk", b'k'),
+        Table::new("risk_sketch", b'u'),
+    );
+    let mut out = Vec::new();
+    let m = member_with_paid("M1", 2_500_000);
+    flow.refresh(
+        &mut states,
+        &mut sketch,
+        "M1",
+        Some(&m),
+        t("2024-04-01"),
+        &mut out,
+    );
+    flow.refresh(
+        &mut states,
+        &mut sketch,
+        "M1",
+        None,
+        t("2024-04-02"),
+        &mut out,
+    );
+    assert_eq!(out.len(), 2, "ENTERED, then EXITED on leaving state");
+    let codec = crate::codec::AvroCodec::new();
+    for event in &out {
+        for format in [crate::codec::Format::Avro, crate::codec::Format::Json] {
+            let mut buf = Vec::new();
+            crate::runtime::wire::encode_output(&codec, event, format, &mut buf).unwrap();
+            let back = crate::runtime::wire::decode_output(&codec, "claimwatch.member-risk", &buf)
+                .unwrap();
+            assert_eq!(&back, event);
+        }
+    }
+}
