@@ -10,6 +10,8 @@ use crate::model::{ClaimStatus, Granularity, RiskTier};
 
 use super::{esc, ratio, topics, Kpis, Outputs, ReportError};
 
+mod analytics;
+
 /// One section of the page. It is rendered when at least one of its `topics` was in the input;
 /// otherwise the page says it is not computed by this version.
 pub struct Section {
@@ -56,13 +58,13 @@ pub const SECTIONS: &[Section] = &[
         id: "readmission-summary",
         title: "Readmission cost and preventability",
         topics: &[topics::READMISSION_SUMMARY],
-        render: generic_aggregate,
+        render: analytics::readmission_summary,
     },
     Section {
         id: "intervention-roi",
         title: "Intervention net savings and ROI",
         topics: &[topics::INTERVENTION_ROI],
-        render: generic_aggregate,
+        render: analytics::intervention_roi,
     },
     Section {
         id: "providers",
@@ -80,7 +82,7 @@ pub const SECTIONS: &[Section] = &[
         id: "care-gaps",
         title: "Care gaps and immunization",
         topics: &[topics::CARE_GAPS],
-        render: generic_member_level,
+        render: analytics::care_gaps,
     },
     Section {
         id: "cash-forecast",
@@ -785,41 +787,6 @@ fn generic_aggregate(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), R
             "<p class=\"note\">First {GENERIC_ROWS} of {} keys shown.</p>",
             f.records.len()
         );
-    }
-    Ok(())
-}
-
-/// A member-level analytics topic: counts only (no identifiers, no per-member rows).
-fn generic_member_level(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
-    let topic = sec.topics[0];
-    let Some(f) = o.analytics.get(topic) else {
-        return Ok(());
-    };
-    let _ = writeln!(
-        s,
-        "<p class=\"note\">{} records on <code>{}</code>, {} current keys. This version of the report has no dedicated layout for this \
-         member-level topic: only counts are shown.</p>",
-        f.lines,
-        esc(topic),
-        f.records.len()
-    );
-    // Counts by the low-cardinality status-like fields.
-    for field in ["status", "state", "action", "gap_status", "tier", "flag"] {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for r in f.records.values() {
-            if let Some(v) = r.get(field).and_then(scalar) {
-                *counts.entry(v).or_default() += 1;
-            }
-        }
-        if counts.is_empty() || counts.len() > 20 {
-            continue;
-        }
-        s.push_str("<table>\n");
-        head(s, &[field, "current keys"]);
-        for (k, n) in counts {
-            row(s, &k, &[n.to_string()]);
-        }
-        s.push_str("</table>\n");
     }
     Ok(())
 }
