@@ -490,6 +490,27 @@ impl Partition {
         &self.care_gaps
     }
 
+    /// Keys held in each table, with the table's own name (one entry per table of [`TABLES`]:
+    /// the array's length is checked against it at compile time).
+    pub fn table_sizes(&self) -> [(&'static str, usize); TABLES.len()] {
+        fn size<V>(t: &Table<V>) -> (&'static str, usize) {
+            (t.name(), t.len())
+        }
+        [
+            size(&self.claims),
+            size(&self.members),
+            size(&self.score.history),
+            size(&self.score.claims),
+            size(&self.score.stays),
+            size(&self.windows),
+            size(&self.pop_stays),
+            size(&self.population),
+            size(&self.care_gaps),
+            size(&self.member_risk),
+            size(&self.risk_sketch),
+        ]
+    }
+
     /// Takes the training examples matured since the last call (the training store's sink).
     pub fn take_training(&mut self) -> Vec<TrainingExample> {
         std::mem::take(&mut self.training)
@@ -1234,6 +1255,23 @@ mod tests {
 
     fn engine() -> Engine {
         Engine::new(CoreConfig::default(), RefData::shared())
+    }
+
+    /// `claimwatch_state_entries` reports each table under its own name: every table once.
+    #[test]
+    fn table_sizes_name_every_table_once() {
+        let e = engine();
+        let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        let c = InputEvent::Claim(claim("C1", "2024-03-01"));
+        p.apply(&e, &c, "ehr.claims", 0, &mut out, &mut costs);
+        let sizes = p.table_sizes();
+        let mut names: Vec<&str> = sizes.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        let mut want: Vec<&str> = TABLES.iter().map(|(n, _)| *n).collect();
+        want.sort_unstable();
+        assert_eq!(names, want);
+        assert!(sizes.contains(&("claims", 1)), "{sizes:?}");
     }
 
     fn lifecycle(out: &[OutputEvent]) -> Vec<(ClaimStatus, Vec<ClaimAlert>)> {

@@ -797,17 +797,7 @@ impl Task {
     /// checkpoint: `len` of a table is a sum over its shards, cheap at this rate.
     fn report_state_entries(&self) {
         let (p, m) = (&self.partition, &self.shared.metrics);
-        let score = p.score_tables();
-        let lens = [
-            p.claims().len(),
-            p.members().len(),
-            score.history.len(),
-            score.claims.len(),
-            score.stays.len(),
-            p.windows().len(),
-            p.care_gaps().len(),
-        ];
-        for ((table, _), n) in crate::core::TABLES.iter().zip(lens) {
+        for (table, n) in p.table_sizes() {
             m.set_state_entries(table, self.id(), n);
         }
     }
