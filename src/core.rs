@@ -19,9 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::caregaps::{CareGaps, GapMemberState};
+use crate::cashflow::{self, CashClaim, CashForecaster, CashPayer};
 use crate::config::CoreConfig;
 use crate::model::{
-    EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
+    CashFact, EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
 };
 use crate::monitor::{window_key, window_start, Applied, Monitor, WindowState};
 use crate::population::{aggregate, facts, PopEntry, TrackedStays};
@@ -40,7 +41,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 9] = [
+pub const TABLES: [(&str, u8); 11] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -50,6 +51,8 @@ pub const TABLES: [(&str, u8); 9] = [
     ("population_stays", b'q'),
     ("population", b'v'),
     ("care_gaps", b'g'),
+    ("cash_claims", b'o'),
+    ("cash_payers", b'x'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -80,6 +83,27 @@ struct Tables {
     pop_stays: Table<TrackedStays>,
     population: Table<PopEntry>,
     care_gaps: Table<GapMemberState>,
+    cash: CashTables,
+}
+
+/// The cash forecast's tables: claim-keyed and payer-keyed (`cashflow` module).
+struct CashTables {
+    claims: Table<CashClaim>,
+    payers: Table<CashPayer>,
+}
+
+impl CashTables {
+    fn new(durable: bool) -> Self {
+        let (mut claims, mut payers) = (
+            Table::new(TABLES[9].0, TABLES[9].1),
+            Table::new(TABLES[10].0, TABLES[10].1),
+        );
+        if !durable {
+            claims = claims.without_dirty_tracking();
+            payers = payers.without_dirty_tracking();
+        }
+        Self { claims, payers }
+    }
 }
 
 impl Tables {
@@ -112,6 +136,7 @@ impl Tables {
             pop_stays,
             population,
             care_gaps,
+            cash: CashTables::new(durable),
         }
     }
 
@@ -141,6 +166,9 @@ impl Tables {
             .load_encoded(of(entries, self.population.prefix()))?;
         self.care_gaps
             .load_encoded(of(entries, self.care_gaps.prefix()))?;
+        let c = &mut self.cash;
+        c.claims.load_encoded(of(entries, c.claims.prefix()))?;
+        c.payers.load_encoded(of(entries, c.payers.prefix()))?;
         Ok(())
     }
 }
@@ -155,6 +183,7 @@ pub struct Engine {
     pub scorer: Scorer,
     pub monitor: Monitor,
     pub caregaps: CareGaps,
+    pub cashflow: CashForecaster,
 }
 
 impl Engine {
@@ -171,6 +200,7 @@ impl Engine {
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             monitor: Monitor::new(&config.monitor),
             caregaps: CareGaps::new(Arc::clone(&refdata), &config),
+            cashflow: CashForecaster::new(&config.cash_forecast),
             config,
             refdata,
         }
@@ -209,6 +239,8 @@ pub struct PartitionStats {
     pub care_gap_timers: u64,
     /// Members' care-gap state that left after its retention.
     pub care_gap_members_expired: u64,
+    /// Cash facts applied on the payer flow.
+    pub cash_facts: u64,
 }
 
 /// The state and timers of one partition.
@@ -253,6 +285,8 @@ pub struct Partition {
     /// Population facts produced outside [`Partition::apply`] / [`Partition::advance_to`]
     /// (by re-keyed costs), until [`Partition::take_rekeyed`].
     pending_rekeyed: Vec<Rekeyed>,
+    /// The cash forecast's tables.
+    cash: CashTables,
 }
 
 impl std::fmt::Debug for Partition {
@@ -281,6 +315,8 @@ impl Partition {
         store.load(&mut tables.pop_stays)?;
         store.load(&mut tables.population)?;
         store.load(&mut tables.care_gaps)?;
+        store.load(&mut tables.cash.claims)?;
+        store.load(&mut tables.cash.payers)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -341,6 +377,7 @@ impl Partition {
             pop_stays,
             population,
             care_gaps,
+            cash,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -371,6 +408,7 @@ impl Partition {
             population,
             pop_dirty,
             pending_rekeyed: Vec::new(),
+            cash,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -547,6 +585,7 @@ impl Partition {
             self.stats.duplicates += 1;
         } else {
             self.score_claim_event(engine, key, event);
+            self.cash_claim(engine, key, event.event_time());
             if let InputEvent::Claim(c) = event {
                 if engine.caregaps.enabled() {
                     costs.extend(
@@ -568,8 +607,10 @@ impl Partition {
     /// Marks the payer facts just produced with this partition as their source.
     fn stamp_facts(&mut self) {
         for r in &mut self.claim_out.costs {
-            if let Rekeyed::Payer(f) = r {
-                f.source_partition = self.id;
+            match r {
+                Rekeyed::Payer(f) => f.source_partition = self.id,
+                Rekeyed::Cash(f) => f.source_partition = self.id,
+                _ => {}
             }
         }
     }
@@ -626,6 +667,7 @@ impl Partition {
                 out,
             ),
             Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
+            Rekeyed::Cash(f) => self.apply_cash(engine, f, out),
         }
     }
 
@@ -707,6 +749,80 @@ impl Partition {
             self.care_gaps.remove(key);
             self.stats.care_gap_members_expired += 1;
         }
+    }
+
+    /// Recomputes a claim's cash content after a change (the lifecycle update and denial-risk
+    /// score just produced, in `claim_out`) and queues the difference for its payer.
+    fn cash_claim(&mut self, engine: &Engine, key: &str, at: EpochMillis) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        let (mut view, mut score) = (None, None);
+        for o in self.claim_out.events.iter().rev() {
+            match o {
+                OutputEvent::ClaimLifecycle(u) if view.is_none() => view = Some(u),
+                OutputEvent::DenialRisk(s) if score.is_none() => score = Some(s.probability),
+                _ => {}
+            }
+        }
+        if view.is_none() && score.is_none() {
+            return;
+        }
+        let Some(st) = self.claims.get(key) else {
+            return;
+        };
+        let computed;
+        let view = match view {
+            Some(v) => v,
+            None => {
+                computed = engine.reconciler.view(&st, key);
+                &computed
+            }
+        };
+        let costs = &mut self.claim_out.costs;
+        self.cash.claims.update(key, |c| {
+            if let Some(p) = score {
+                c.paid_probability_micros = Some(cashflow::micros(1.0 - p));
+            }
+            let now = cashflow::content(view, &st, c.paid_probability_micros);
+            cashflow::refresh(c, now, at, costs);
+        });
+    }
+
+    /// Applies a cash fact to its payer's aggregate (the payer must hash to this partition).
+    pub fn apply_cash(&mut self, engine: &Engine, fact: &CashFact, out: &mut Vec<OutputEvent>) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        self.stats.cash_facts += 1;
+        let cf = &engine.cashflow;
+        self.cash
+            .payers
+            .update(&fact.payer_id, |p| cf.apply(p, fact, out));
+    }
+
+    /// Emits every payer week changed since its last emission, the week in progress included:
+    /// the end of a replay.
+    pub fn flush_cash(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        let cf = &engine.cashflow;
+        let mut keys = self.cash.payers.keys();
+        keys.sort();
+        for key in keys {
+            self.cash.payers.update(&key, |p| cf.flush(p, out));
+        }
+    }
+
+    /// The payers' cash aggregates (payer flow).
+    pub fn cash_payers(&self) -> &Table<CashPayer> {
+        &self.cash.payers
+    }
+
+    /// The claims' cash contents (claim flow).
+    pub fn cash_claims(&self) -> &Table<CashClaim> {
+        &self.cash.claims
     }
 
     /// Moves the re-keyed records that [`Partition::apply_rekeyed`] produced (population facts
@@ -877,6 +993,9 @@ impl Partition {
         let keep = self.claims.update(key, |st| {
             reconciler.fire_timer(st, key, timer.1, due, claim_out)
         });
+        if keep {
+            self.cash_claim(engine, key, due);
+        }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
@@ -886,6 +1005,7 @@ impl Partition {
             debug_assert_eq!(timer.1, ClaimTimer::Expire);
             self.claims.remove(key);
             self.score.claims.remove(key);
+            self.cash.claims.remove(key);
             self.stats.claims_expired += 1;
         }
     }
@@ -1121,6 +1241,8 @@ impl Partition {
                 &mut self.pop_stays,
                 &mut self.population,
                 &mut self.care_gaps,
+                &mut self.cash.claims,
+                &mut self.cash.payers,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

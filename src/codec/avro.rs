@@ -32,10 +32,12 @@ pub enum SchemaKind {
     StayOutcome,
     CareGapEvent,
     VaccineDose,
+    CashFact,
+    CashForecast,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 19] = [
+    pub const ALL: [SchemaKind; 21] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -55,6 +57,8 @@ impl SchemaKind {
         Self::StayOutcome,
         Self::CareGapEvent,
         Self::VaccineDose,
+        Self::CashFact,
+        Self::CashForecast,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,8 @@ impl SchemaKind {
             Self::StayOutcome => "StayOutcome",
             Self::CareGapEvent => "CareGapEvent",
             Self::VaccineDose => "VaccineDose",
+            Self::CashFact => "CashFact",
+            Self::CashForecast => "CashForecast",
         }
     }
 
@@ -103,6 +109,8 @@ impl SchemaKind {
             Self::StayOutcome => include_str!("../../schemas/StayOutcome.avsc"),
             Self::CareGapEvent => include_str!("../../schemas/CareGapEvent.avsc"),
             Self::VaccineDose => include_str!("../../schemas/VaccineDose.avsc"),
+            Self::CashFact => include_str!("../../schemas/CashFact.avsc"),
+            Self::CashForecast => include_str!("../../schemas/CashForecast.avsc"),
         }
     }
 

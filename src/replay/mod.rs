@@ -122,6 +122,7 @@ impl Sinks {
             OutputEvent::ReadmissionSummary(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::InterventionRoi(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::CareGap(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::CashForecast(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {
@@ -300,6 +301,7 @@ pub fn run_with_models(
         // The end of the input: the population groups changed on the last day are emitted.
         for p in &mut partitions {
             p.flush_population(&engine, &mut out);
+            p.flush_cash(&engine, &mut out);
         }
         for o in out.drain(..) {
             tally.observe(&o);

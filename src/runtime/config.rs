@@ -114,6 +114,10 @@ pub struct Topics {
     pub vaccine_doses: String,
     /// Immunization care gaps (member-keyed).
     pub care_gaps: String,
+    /// Internal repartition topic: claims' cash facts re-keyed from claims to payers.
+    pub cash_facts: String,
+    /// Cash forecast per payer and ISO week (keyed `<payer_id>:<iso week>`).
+    pub cash_forecast: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -147,6 +151,8 @@ impl Default for Topics {
             dead_letter: "claimwatch.dead-letter".into(),
             vaccine_doses: "claimwatch.internal.vaccine-doses".into(),
             care_gaps: "claimwatch.care-gaps".into(),
+            cash_facts: "claimwatch.internal.cash-facts".into(),
+            cash_forecast: "claimwatch.cash-forecast".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -180,6 +186,7 @@ impl Topics {
             "claimwatch.readmission-summary" => &self.readmission_summary,
             "claimwatch.intervention-roi" => &self.intervention_roi,
             "claimwatch.care-gaps" => &self.care_gaps,
+            "claimwatch.cash-forecast" => &self.cash_forecast,
             _ => &self.dead_letter,
         }
     }
@@ -200,6 +207,7 @@ impl Topics {
         v.push(self.payer_facts.clone());
         v.push(self.population_facts.clone());
         v.push(self.vaccine_doses.clone());
+        v.push(self.cash_facts.clone());
         v
     }
 
@@ -217,6 +225,7 @@ impl Topics {
             self.readmission_summary.clone(),
             self.intervention_roi.clone(),
             self.care_gaps.clone(),
+            self.cash_forecast.clone(),
         ]
     }
 }
