@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 11] = [
+pub const OUTPUT_FILES: [&str; 12] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -67,6 +67,7 @@ pub const OUTPUT_FILES: [&str; 11] = [
     "claimwatch.readmission-summary",
     "claimwatch.intervention-roi",
     "claimwatch.care-gaps",
+    "claimwatch.cash-forecast",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
