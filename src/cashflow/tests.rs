@@ -363,3 +363,41 @@ fn expected_paid_amounts_round_once_per_claim() {
     assert_eq!(micros(0.25), 250_000);
     assert_eq!(micros(1.5), 1_000_000);
 }
+
+#[test]
+fn cash_records_fit_their_avro_schemas() {
+    use crate::codec::{AvroCodec, Format, SchemaKind};
+    let codec = AvroCodec::new();
+    let mut paid = paid_fact(d("2024-03-04"), 12, &[(d("2024-03-04"), -5_000)]);
+    paid.sign = -1;
+    paid.source_partition = 3;
+    let open = open_fact(d("2024-03-04"), d("2024-03-01"), 60_000, Some(750_000));
+    for f in [paid, open] {
+        let mut bytes = Vec::new();
+        codec
+            .encode_framed(SchemaKind::CashFact, &f, &mut bytes)
+            .unwrap();
+        let back: CashFact = codec.decode_framed(SchemaKind::CashFact, &bytes).unwrap();
+        assert_eq!(back, f);
+    }
+    let f = CashForecaster::new(&CashForecastConfig::default());
+    let mut p = CashPayer::default();
+    let mut out = Vec::new();
+    let w0 = d("2024-03-04");
+    f.apply(&mut p, &paid_fact(w0 - 9, 7, &[(w0 - 9, 1_000)]), &mut out);
+    f.apply(&mut p, &open_fact(w0 - 2, w0 - 2, 10_000, None), &mut out);
+    f.apply(&mut p, &fact(1, w0 + 8), &mut out);
+    f.flush(&mut p, &mut out);
+    let recs = records(&out);
+    assert!(recs.iter().any(|r| r.forecast_cents.is_some()));
+    for (event, r) in out.iter().zip(&recs) {
+        for format in [Format::Avro, Format::Json] {
+            let mut bytes = Vec::new();
+            crate::runtime::wire::encode_output(&codec, event, format, &mut bytes).unwrap();
+            let back =
+                crate::runtime::wire::decode_output(&codec, "claimwatch.cash-forecast", &bytes)
+                    .unwrap();
+            assert_eq!(back, OutputEvent::CashForecast(r.clone()));
+        }
+    }
+}
