@@ -90,20 +90,29 @@ fn actual_receipts_equal_the_835_payments_per_payer_and_week() {
     let f = fixture();
     let latest = latest(f);
     let batch = batch_receipts(&f.g);
-    assert!(batch.len() > 20, "payer weeks with payments: {}", batch.len());
+    assert!(
+        batch.len() > 20,
+        "payer weeks with payments: {}",
+        batch.len()
+    );
     let total_batch: i64 = batch.values().map(|v| v.0).sum();
     let total_streamed: i64 = latest.values().map(|r| r.actual_cents).sum();
-    let remits: i64 = f
-        .g
-        .remits
-        .iter()
-        .map(|r| (r.event_id.as_str(), r.paid_cents))
-        .collect::<BTreeMap<_, _>>()
-        .values()
-        .sum();
+    let remits: i64 =
+        f.g.remits
+            .iter()
+            .map(|r| (r.event_id.as_str(), r.paid_cents))
+            .collect::<BTreeMap<_, _>>()
+            .values()
+            .sum();
     assert_eq!(total_batch, remits);
-    assert_eq!(total_streamed, remits, "summed actual receipts = summed 835 payments");
-    assert!(f.g.remits.iter().any(|r| r.paid_cents < 0), "reversals exercised");
+    assert_eq!(
+        total_streamed, remits,
+        "summed actual receipts = summed 835 payments"
+    );
+    assert!(
+        f.g.remits.iter().any(|r| r.paid_cents < 0),
+        "reversals exercised"
+    );
     for (key, (cents, n)) in &batch {
         let r = latest
             .get(key)
@@ -198,7 +207,10 @@ fn forecast_error_is_reported_and_bounded() {
     // week a payment lands in), forecast/actual 1.04, all-payer weekly totals 27 %. The bounds
     // leave room for generator changes, not for a broken placement or a lost week.
     assert!(wape < 0.75, "WAPE {wape}");
-    assert!(wape < naive, "WAPE {wape} not better than last week's actual {naive}");
+    assert!(
+        wape < naive,
+        "WAPE {wape} not better than last week's actual {naive}"
+    );
     assert!((0.85..1.15).contains(&bias), "forecast/actual {bias}");
     assert!(all_payers < 0.40, "all-payer WAPE {all_payers}");
 }

@@ -223,7 +223,10 @@ fn a_week_is_forecast_at_its_start_and_corrected_by_late_receipts() {
         .filter(|r| r.iso_week == "2024-W10")
         .collect();
     assert_eq!(r.len(), 1);
-    assert_eq!((r[0].version, r[0].actual_cents, r[0].receipts), (2, 56_000, 2));
+    assert_eq!(
+        (r[0].version, r[0].actual_cents, r[0].receipts),
+        (2, 56_000, 2)
+    );
     // The end of a replay emits the week in progress, incomplete.
     out.clear();
     f.flush(&mut p, &mut out);
@@ -296,7 +299,14 @@ fn a_claim_sends_only_the_difference_of_its_content() {
     let mut part = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
     let (mut out, mut re) = (Vec::new(), Vec::new());
     let c = claim("C1", "2024-03-01");
-    part.apply(&engine, &InputEvent::Claim(c.clone()), "ehr.claims", 0, &mut out, &mut re);
+    part.apply(
+        &engine,
+        &InputEvent::Claim(c.clone()),
+        "ehr.claims",
+        0,
+        &mut out,
+        &mut re,
+    );
     let cash: Vec<CashFact> = re
         .iter()
         .filter_map(|r| match r {
@@ -315,14 +325,31 @@ fn a_claim_sends_only_the_difference_of_its_content() {
     assert_eq!(cash[0].sign, 1);
     assert_eq!(cash[0].open_submitted_date, Some(d("2024-03-01")));
     assert_eq!(cash[0].open_expected_cents, 60_000);
-    assert_eq!(cash[0].open_paid_probability_micros, Some(micros(1.0 - score)));
+    assert_eq!(
+        cash[0].open_paid_probability_micros,
+        Some(micros(1.0 - score))
+    );
     // The same claim again (a duplicate) sends nothing.
     let mut applied = std::mem::take(&mut re);
-    part.apply(&engine, &InputEvent::Claim(c), "ehr.claims", 1, &mut out, &mut re);
+    part.apply(
+        &engine,
+        &InputEvent::Claim(c),
+        "ehr.claims",
+        1,
+        &mut out,
+        &mut re,
+    );
     assert!(!re.iter().any(|r| matches!(r, Rekeyed::Cash(_))));
     // Paid: the open content is taken back and the paid one added.
     let r = remit("C1", "2024-03-21", "1", 55_000, &[(CO, "45", 45_000)]);
-    part.apply(&engine, &InputEvent::Remit(r), "x12.835", 0, &mut out, &mut re);
+    part.apply(
+        &engine,
+        &InputEvent::Remit(r),
+        "x12.835",
+        0,
+        &mut out,
+        &mut re,
+    );
     let cash: Vec<CashFact> = re
         .iter()
         .filter_map(|r| match r {
