@@ -837,7 +837,8 @@ struct CashWeek {
     actual: i64,
     /// Sum over payers of |actual - forecast|.
     abs_err: i64,
-    complete: bool,
+    /// Some payer's record of the week is of the week in progress.
+    in_progress: bool,
 }
 
 /// Cash forecast vs actual: per ISO week, the payers' frozen forecasts against their receipts
@@ -860,7 +861,7 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
         let w = weeks.entry(r.week_start).or_default();
         w.label.clone_from(&r.iso_week);
         w.actual += r.actual_cents;
-        w.complete = r.complete;
+        w.in_progress |= !r.complete;
         if let Some(fc) = r.forecast_cents {
             w.payers += 1;
             w.forecast += fc;
@@ -870,7 +871,7 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
     }
     let measured: Vec<&CashWeek> = weeks
         .values()
-        .filter(|w| w.complete && w.payers > 0)
+        .filter(|w| !w.in_progress && w.payers > 0)
         .collect();
     let (abs_err, actual, forecast) = measured.iter().fold((0i64, 0i64, 0i64), |a, w| {
         (
@@ -922,7 +923,7 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
             &format!(
                 "{}{}",
                 w.label,
-                if w.complete { "" } else { " (in progress)" }
+                if w.in_progress { " (in progress)" } else { "" }
             ),
             &[
                 w.payers.to_string(),
@@ -951,7 +952,9 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
          negative). WAPE: the sum of the payers' absolute errors over their actual receipts, \
          completed weeks.</p>\n",
     );
-    // The current forward forecast: the latest record of each payer carries it.
+    // The current forward forecast: the latest record of each payer carries it; payers whose
+    // latest record is more than a week older than the newest are left out (their forecast is
+    // as of another week).
     let mut latest: BTreeMap<&str, &crate::model::CashForecast> = BTreeMap::new();
     for r in &recs {
         let e = latest.entry(r.payer_id.as_str()).or_insert(r);
@@ -959,8 +962,12 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
             *e = r;
         }
     }
+    let newest = latest.values().map(|r| r.event_time).max().unwrap_or(0);
     let mut forward: BTreeMap<i32, (String, i64)> = BTreeMap::new();
-    for r in latest.values() {
+    for r in latest
+        .values()
+        .filter(|r| r.event_time > newest - 7 * crate::model::DAY_MS)
+    {
         for w in &r.forward {
             let e = forward.entry(w.week_start).or_default();
             e.0.clone_from(&w.iso_week);
@@ -977,7 +984,7 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
     let labels: Vec<String> = forward.values().map(|(l, _)| l.clone()).collect();
     let values: Vec<f64> = forward.values().map(|(_, c)| *c as f64 / 100.0).collect();
     s.push_str(&bar_svg(
-        "Forward forecast, all payers ($)",
+        "Forward forecast as of the latest week ($)",
         &labels,
         &values,
         "expected cash, $",
@@ -1016,6 +1023,7 @@ fn cash_line_svg(series: &[(&str, i64, i64)]) -> Result<String, ReportError> {
             .x_labels(8)
             .x_label_style(("sans-serif", 12))
             .x_label_formatter(&label)
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("$")
             .draw()
             .map_err(|e| err(e.to_string()))?;
