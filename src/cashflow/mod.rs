@@ -24,12 +24,12 @@
 //! **Time and emission.** A payer's flow day is the largest event-time day of its facts. When a
 //! fact moves it into a later ISO week, the forecast of that week is *frozen* first: the open
 //! claims as of then, placed as of the week's Monday (so a week gets a forecast only when the
-//! payer had facts before it). Then, at every change of the flow day, each completed week (Monday
-//! + 7 <= flow day) that changed since its last emission is emitted: version 1 when it completes,
-//! version + 1 for a late 835 (a payment dated in it that arrives later) — the correction. The end
-//! of a replay ([`CashPayer::flush`]) also emits the week in progress (`complete` false). A record
-//! carries the current forward forecast: as of the flow day, its week's remaining days and the
-//! following weeks, `horizon_weeks` in all.
+//! payer had facts before it). Then, at every change of the flow day, each completed week (its
+//! Sunday before the flow day) that changed since its last emission is emitted: version 1 when it
+//! completes, version + 1 for a late 835 (a payment dated in it that arrives later), the
+//! correction. The end of a replay ([`CashForecaster::flush`]) also emits the week in progress
+//! (`complete` false). A record carries the current forward forecast: as of the flow day, its
+//! week's remaining days and the following weeks, `horizon_weeks` in all.
 //!
 //! **Error.** `error_cents = actual - forecast` and `abs_pct_error = |error| / |actual|`. The
 //! forecast only covers claims open at the week's start: cash from claims whose submission is not
