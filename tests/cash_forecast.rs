@@ -214,3 +214,97 @@ fn forecast_error_is_reported_and_bounded() {
     assert!((0.85..1.15).contains(&bias), "forecast/actual {bias}");
     assert!(all_payers < 0.40, "all-payer WAPE {all_payers}");
 }
+
+/// The core's cost of the cash forecast: events/s through 4 hot-only partitions (replay's
+/// routing, no file I/O) on 3,000 generated members, with `cash_forecast.enabled` on and off,
+/// alternating, median of 3 runs each. A measurement, not a check: run it in release,
+/// `cargo test --release --test cash_forecast -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_core_cost_with_and_without_cash_forecast() {
+    use claimwatch::core::{partition_for, Engine, Partition};
+    use claimwatch::model::InputEvent;
+    use claimwatch::refdata::RefData;
+    use claimwatch::state::PartitionStore;
+    let g = generate(&GenerateConfig {
+        members: 3000,
+        seed: 7,
+        ..GenerateConfig::default()
+    });
+    let mut all: Vec<(i64, u8, usize, InputEvent)> = Vec::new();
+    all.extend(
+        g.claims
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 0, i, InputEvent::Claim(e))),
+    );
+    all.extend(
+        g.encounters
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 1, i, InputEvent::Encounter(e))),
+    );
+    all.extend(
+        g.acks
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 2, i, InputEvent::Ack(e))),
+    );
+    all.extend(
+        g.remits
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 3, i, InputEvent::Remit(e))),
+    );
+    all.sort_by_key(|(t, s, i, _)| (*t, *s, *i));
+    let events: Vec<InputEvent> = all.into_iter().map(|(_, _, _, e)| e).collect();
+    let run = |enabled: bool| -> f64 {
+        let mut config = CoreConfig {
+            partitions: 4,
+            ..CoreConfig::default()
+        };
+        config.cash_forecast.enabled = enabled;
+        let engine = Engine::new(config, RefData::shared());
+        let mut parts: Vec<Partition> = (0..4)
+            .map(|id| Partition::open(id, PartitionStore::hot_only(id), &engine).unwrap())
+            .collect();
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        let start = std::time::Instant::now();
+        for (offset, e) in events.iter().enumerate() {
+            let p = partition_for(e.key(), 4) as usize;
+            parts[p].apply(
+                &engine,
+                e,
+                e.stream().name(),
+                offset as i64,
+                &mut out,
+                &mut costs,
+            );
+            claimwatch::replay::route_rekeyed(&engine, &mut parts, &mut costs, &mut out);
+            out.clear();
+        }
+        for p in &mut parts {
+            p.flush_cash(&engine, &mut out);
+        }
+        events.len() as f64 / start.elapsed().as_secs_f64()
+    };
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        off.push(run(false));
+        on.push(run(true));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (on, off) = (median(&mut on), median(&mut off));
+    println!(
+        "{} events: without cash forecast {off:.0} events/s, with {on:.0} events/s ({:+.1} %)",
+        events.len(),
+        (on / off - 1.0) * 100.0
+    );
+}
