@@ -10,7 +10,16 @@
 //! - **first pass** is counted at the first remittance (`remit_count == 1`), from
 //!   `first_pass_paid` (which already says whether the claim was rejected or replaced before);
 //! - **time to ack** at the first acknowledgment, **time to payment** at the transition into PAID or
-//!   PARTIALLY_PAID.
+//!   PARTIALLY_PAID from a status that had no payment (not again after a reversal).
+//!
+//! **Arrival order.** Time to ack, time to payment, variance and the department of a denial need
+//! the submission (its date, expected amount and department). When a claim's 277CA or 835 is
+//! processed before its submission (a lagging partition, a backfill), the update of that moment
+//! lacks them; they are then observed at the update that brings the first submission, from the
+//! claim's state as it stands, so each is observed once whatever the order. A denial is counted
+//! in `claimwatch_revenue_denials_total` at the later of the denying remittance and the first
+//! submission; denials of claims whose submission never arrives are in
+//! `claimwatch_claims_adjudications_total` only.
 //!
 //! Delivery is at least once, so after a crash a few outputs are observed twice: the counters can
 //! over-count by the outputs re-emitted since the last checkpoint.
@@ -505,6 +514,10 @@ impl Kpi {
                 .dec();
         }
         self.age(u, changed);
+        if u.cause == UpdateCause::Submission && u.submission_count == 1 {
+            self.late_submission(u, p, dept);
+            return;
+        }
         if u.cause == UpdateCause::Acknowledgment && u.ack_count == 1 {
             if let Some(d) = u.days_to_ack {
                 self.time_to_ack[p].observe(f64::from(d.max(0)) * DAY_S);
@@ -522,9 +535,10 @@ impl Kpi {
             return;
         }
         let paid_now = matches!(status, ClaimStatus::Paid | ClaimStatus::PartiallyPaid);
+        // A claim paid again after a reversal (CLP02 22 reverses a payment) was paid before.
         let paid_before = matches!(
             u.previous_status,
-            Some(ClaimStatus::Paid | ClaimStatus::PartiallyPaid)
+            Some(ClaimStatus::Paid | ClaimStatus::PartiallyPaid | ClaimStatus::Reversed)
         );
         if paid_now && !paid_before {
             if let Some(d) = u.days_to_first_payment {
@@ -547,15 +561,52 @@ impl Kpi {
                     add_cents(c, a.amount_cents);
                 }
             }
-            if let Some(cat) = &u.denial_category {
-                let c = CarcCategory::ALL[carc_category_index(cat)];
-                if c.is_denial() {
-                    self.denials
-                        .with_label_values(&[PAYER_CATEGORIES[p], c.as_str(), dept])
-                        .inc();
-                }
+            // Without a submission yet, the denial is counted when it arrives.
+            if u.submission_count > 0 {
+                self.denial(u, p, dept);
             }
         }
+        self.variance(u, p);
+    }
+
+    /// The first submission of a claim. Normally nothing has happened to the claim yet; when its
+    /// acknowledgment or remittance came first, what they could not observe without the
+    /// submission is observed now, from the claim's state.
+    fn late_submission(&self, u: &ClaimLifecycleUpdate, p: usize, dept: &str) {
+        if u.ack_count > 0 {
+            if let Some(d) = u.days_to_ack {
+                self.time_to_ack[p].observe(f64::from(d.max(0)) * DAY_S);
+            }
+        }
+        if u.remit_count == 0 {
+            return;
+        }
+        if let Some(d) = u.days_to_first_payment {
+            self.time_to_payment[p].observe(f64::from(d.max(0)) * DAY_S);
+        }
+        if !ADJUDICATED.contains(&u.status) {
+            return;
+        }
+        if matches!(u.status, ClaimStatus::Denied | ClaimStatus::PartiallyPaid) {
+            self.denial(u, p, dept);
+        }
+        self.variance(u, p);
+    }
+
+    /// A claim denied in full or in part, under its largest denial category.
+    fn denial(&self, u: &ClaimLifecycleUpdate, p: usize, dept: &str) {
+        if let Some(cat) = &u.denial_category {
+            let c = CarcCategory::ALL[carc_category_index(cat)];
+            if c.is_denial() {
+                self.denials
+                    .with_label_values(&[PAYER_CATEGORIES[p], c.as_str(), dept])
+                    .inc();
+            }
+        }
+    }
+
+    /// Expected-vs-paid variance of an adjudicated claim (absent without an expected amount).
+    fn variance(&self, u: &ClaimLifecycleUpdate, p: usize) {
         if let Some(v) = u.variance_cents {
             self.variance[p].observe(v as f64 / 100.0);
             add_cents(&self.underpaid[p], -v);

@@ -26,6 +26,17 @@ pub struct SampleOutputs {
 /// Generates `members` members with `seed`, replays them through one in-memory partition in
 /// event-time order, and appends one synthetic output of each kind the core does not emit yet.
 pub fn sample_outputs(members: usize, seed: u64) -> SampleOutputs {
+    sample_outputs_delayed(members, seed, 0)
+}
+
+/// As [`sample_outputs`], with every claim submission processed as if it arrived `claims_delay_ms`
+/// after its event time (its acknowledgment and remittances usually first): a lagging claim
+/// partition.
+pub(crate) fn sample_outputs_delayed(
+    members: usize,
+    seed: u64,
+    claims_delay_ms: i64,
+) -> SampleOutputs {
     let g = generate(&GenerateConfig {
         members,
         seed,
@@ -38,7 +49,11 @@ pub fn sample_outputs(members: usize, seed: u64) -> SampleOutputs {
         identifiers.insert(c.member_id.clone());
         identifiers.insert(c.provider_id.clone());
         identifiers.extend(c.encounter_id.iter().cloned());
-        events.push((c.event_time, 0, InputEvent::Claim(c.clone())));
+        events.push((
+            c.event_time + claims_delay_ms,
+            0,
+            InputEvent::Claim(c.clone()),
+        ));
     }
     for e in &g.encounters {
         identifiers.insert(e.encounter_id.clone());

@@ -852,3 +852,97 @@ fn model_monitoring_gauges_merge_the_partitions_windows() {
         Some(1.0)
     );
 }
+
+/// The KPIs that need the submission (time to ack and payment, variance, denials by department)
+/// are observed whatever the order of a claim's submission and its 277CA/835: here every
+/// submission is processed 50 days late, after its acknowledgment and, mostly, its remittances.
+#[test]
+fn kpis_needing_the_submission_do_not_depend_on_arrival_order() {
+    use ClaimStatus::*;
+    // Observed once per claim whatever the order: equal in both runs.
+    let once = [
+        "claimwatch_claims_time_to_ack_seconds_count",
+        "claimwatch_claims_time_to_ack_seconds_sum",
+        "claimwatch_claims_time_to_payment_seconds_count",
+        "claimwatch_claims_time_to_payment_seconds_sum",
+    ];
+    // Observed at every adjudication (variance) or every denying one (denials): a claim
+    // adjudicated more than once (appeal, reversal and re-payment) before its submission arrives
+    // is observed once, as it stands then. So the late run sees between (in order - repeats) and
+    // (in order).
+    let repeated = [
+        "claimwatch_revenue_payment_variance_dollars_count",
+        "claimwatch_revenue_denials_total",
+    ];
+    let adjudicated = |u: &ClaimLifecycleUpdate, k: usize| {
+        u.cause == UpdateCause::Remittance
+            && u.previous_status != Some(u.status)
+            && if k == 0 {
+                matches!(u.status, Paid | PartiallyPaid | Denied | Forwarded)
+                    && u.variance_cents.is_some()
+            } else {
+                matches!(u.status, Denied | PartiallyPaid)
+                    && u.denial_category.as_deref().is_some_and(|c| {
+                        crate::refdata::CarcCategory::ALL[labels::carc_category_index(c)]
+                            .is_denial()
+                    })
+            }
+    };
+    let measure = |delay_days: i64| {
+        let m = Metrics::new().unwrap();
+        let sample =
+            super::sample::sample_outputs_delayed(300, 11, delay_days * crate::model::DAY_MS);
+        let mut per_claim: [std::collections::HashMap<&str, u32>; 2] = Default::default();
+        let mut late = 0;
+        for o in &sample.outputs {
+            m.observe_output(o);
+            let OutputEvent::ClaimLifecycle(u) = o else {
+                continue;
+            };
+            for (k, counts) in per_claim.iter_mut().enumerate() {
+                if adjudicated(u, k) {
+                    *counts.entry(&u.claim_id).or_default() += 1;
+                }
+            }
+            late += usize::from(
+                u.cause == UpdateCause::Submission && u.submission_count == 1 && u.remit_count > 0,
+            );
+        }
+        let repeats = per_claim.map(|c| f64::from(c.values().map(|k| k - 1).sum::<u32>()));
+        let s = scrape(&m);
+        let total = |f: &str| sum(&s, f, &[]).unwrap_or(0.0);
+        let unknown = sum(
+            &s,
+            "claimwatch_revenue_denials_total",
+            &[("department", labels::UNKNOWN)],
+        )
+        .unwrap_or(0.0);
+        (once.map(total), repeated.map(total), repeats, unknown, late)
+    };
+    let (once0, rep0, repeats, unknown0, late0) = measure(0);
+    let (once50, rep50, _, unknown50, late50) = measure(50);
+    // In event-time order a few submissions already follow their remittance (the generator's
+    // late exports); the delay makes it the common case.
+    assert!(
+        late50 > late0 + 100,
+        "the delay must put remittances first for many claims: {late0} -> {late50}"
+    );
+    for (i, name) in once.iter().enumerate() {
+        let (a, b) = (once0[i], once50[i]);
+        assert!(a > 0.0, "{name}: nothing observed");
+        assert!(
+            (a - b).abs() <= 1e-6 * a,
+            "{name}: in order {a}, submissions late {b}"
+        );
+    }
+    for (i, name) in repeated.iter().enumerate() {
+        let (a, b) = (rep0[i], rep50[i]);
+        assert!(
+            a > 0.0 && b <= a && b >= a - repeats[i],
+            "{name}: in order {a} ({} repeats), submissions late {b}",
+            repeats[i]
+        );
+    }
+    // Every denial is counted under the claim's department.
+    assert_eq!((unknown0, unknown50), (0.0, 0.0));
+}

@@ -249,7 +249,7 @@ h1{margin-bottom:.2em}h2{border-bottom:2px solid #1f77b4;padding-bottom:.2em;mar
 .tile{background:#f3f7fb;border:1px solid #cfdeea;border-radius:8px;padding:10px 14px}\n\
 .tile .v{font-size:1.7em;font-weight:bold;color:#1f4e79}.tile .l{font-size:.85em;color:#444}\n\
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}td,tr>th:first-child{white-space:nowrap}\n\
-th{background:#f4f4f4;text-align:left}td.l{text-align:left}\n\
+th{background:#f4f4f4;text-align:left}td.l{text-align:left}td.w{text-align:left;white-space:normal}\n\
 .charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}\n\
 .na{color:#8a5a00;background:#fff7e6;border:1px solid #f0d9a8;border-radius:6px;padding:8px 12px}\n\
 nav a{margin-right:1em}small,.note{color:#666}\n";

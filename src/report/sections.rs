@@ -10,6 +10,8 @@ use crate::model::{ClaimStatus, Granularity, RiskTier};
 
 use super::{esc, ratio, topics, Kpis, Outputs, ReportError};
 
+mod analytics;
+
 /// One section of the page. It is rendered when at least one of its `topics` was in the input;
 /// otherwise the page says it is not computed by this version.
 pub struct Section {
@@ -56,13 +58,13 @@ pub const SECTIONS: &[Section] = &[
         id: "readmission-summary",
         title: "Readmission cost and preventability",
         topics: &[topics::READMISSION_SUMMARY],
-        render: generic_aggregate,
+        render: analytics::readmission_summary,
     },
     Section {
         id: "intervention-roi",
         title: "Intervention net savings and ROI",
         topics: &[topics::INTERVENTION_ROI],
-        render: generic_aggregate,
+        render: analytics::intervention_roi,
     },
     Section {
         id: "providers",
@@ -80,7 +82,7 @@ pub const SECTIONS: &[Section] = &[
         id: "care-gaps",
         title: "Care gaps and immunization",
         topics: &[topics::CARE_GAPS],
-        render: generic_member_level,
+        render: analytics::care_gaps,
     },
     Section {
         id: "cash-forecast",

@@ -115,6 +115,58 @@ fn report_of_a_replay_matches_the_replay_summary() {
         let tile = format!("<div class=\"v\">{value}</div><div class=\"l\">{label}");
         assert!(html.contains(&tile), "tile {tile}");
     }
+    // The analytics topics replay writes have their own layouts (no generic field table), with
+    // the records' figures.
+    for topic in [
+        "claimwatch.readmission-summary",
+        "claimwatch.intervention-roi",
+        "claimwatch.care-gaps",
+    ] {
+        assert!(
+            !html.contains(&format!("records on <code>{topic}</code>")),
+            "{topic} is shown by the generic table"
+        );
+    }
+    let all: crate::model::ReadmissionSummary = serde_json::from_value(
+        o.analytics["claimwatch.readmission-summary"].records["all"].clone(),
+    )
+    .unwrap();
+    assert!(all.index_stays > 0);
+    for (value, label) in [
+        (all.index_stays.to_string(), "matured index stays"),
+        (
+            o.analytics["claimwatch.care-gaps"]
+                .records
+                .len()
+                .to_string(),
+            "immunization gaps opened",
+        ),
+    ] {
+        let tile = format!("<div class=\"v\">{value}</div><div class=\"l\">{label}");
+        assert!(html.contains(&tile), "tile {tile}");
+    }
+    for r in o.analytics["claimwatch.intervention-roi"].records.values() {
+        let (name, id) = (
+            r["name"].as_str().unwrap(),
+            r["intervention_id"].as_str().unwrap(),
+        );
+        assert!(
+            html.contains(&format!(
+                "<tr><th>{}</th><td class=\"w\">{}</td>",
+                esc(id),
+                esc(name)
+            )),
+            "{name}"
+        );
+    }
+    for h in [
+        "By HRRP cohort",
+        "By target tier",
+        "By vaccine and season",
+        "By age band",
+    ] {
+        assert!(html.contains(&format!("<h3>{h}")), "sub-heading {h}");
+    }
     // Charts are inline SVG. Replay writes the readmission summary, the intervention ROI and the
     // care gaps and the cash forecast, so their sections render.
     assert!(html.matches("<svg").count() >= 8);
