@@ -38,6 +38,8 @@ pub struct CoreConfig {
     pub deidentify: DeidentifyConfig,
     /// High-cost members (`claimwatch.member-risk`, `memberrisk` module).
     pub member_risk: MemberRiskConfig,
+    /// Cash-flow forecast per payer and ISO week (`claimwatch.cash-forecast`).
+    pub cash_forecast: CashForecastConfig,
 }
 
 /// Settings of the high-cost member flag (`memberrisk` module).
@@ -63,6 +65,47 @@ impl Default for MemberRiskConfig {
             top_percent: 5.0,
             min_members: 200,
             drivers: 3,
+        }
+    }
+}
+
+/// Settings of the cash-flow forecast (`cashflow` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CashForecastConfig {
+    /// Send claims' cash facts to the payer flow and emit `claimwatch.cash-forecast`.
+    pub enabled: bool,
+    /// Weeks in a record's forward forecast (the current week first).
+    pub horizon_weeks: u32,
+    /// A payer's weeks and open-claim submission days leave state this many weeks before the
+    /// payer's flow day; facts for them are then dropped (and counted). Must cover the
+    /// days-to-payment histogram (121 days).
+    pub retention_weeks: u32,
+}
+
+impl Default for CashForecastConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // Two months: the payment lags of the generated payers (14-45 days) and of most
+            // commercial payers fit in it.
+            horizon_weeks: 8,
+            // Half a year: past the 121-day histogram, so no open claim that can still be placed
+            // is dropped.
+            retention_weeks: 26,
+        }
+    }
+}
+
+impl CashForecastConfig {
+    fn validate(&self, problems: &mut Vec<String>) {
+        if self.horizon_weeks == 0 || self.horizon_weeks > 52 {
+            problems.push("cash_forecast.horizon_weeks must be 1..=52".into());
+        }
+        if self.retention_weeks < 18 {
+            problems.push(
+                "cash_forecast.retention_weeks must be at least 18 (the 121-day histogram)".into(),
+            );
         }
     }
 }
@@ -457,6 +500,7 @@ impl Default for CoreConfig {
             care_gaps: CareGapConfig::default(),
             deidentify: DeidentifyConfig::default(),
             member_risk: MemberRiskConfig::default(),
+            cash_forecast: CashForecastConfig::default(),
         }
     }
 }
@@ -512,6 +556,7 @@ impl CoreConfig {
         if !(mr.top_percent > 0.0 && mr.top_percent < 100.0) {
             problems.push("member_risk.top_percent must be in (0, 100)".into());
         }
+        self.cash_forecast.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

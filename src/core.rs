@@ -19,10 +19,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::caregaps::{CareGaps, GapMemberState};
+use crate::cashflow::{self, CashClaim, CashForecaster, CashPayer};
 use crate::config::CoreConfig;
 use crate::memberrisk::{CostModel, MemberRisk, RiskState, Sketch};
 use crate::model::{
-    EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
+    CashFact, EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
 };
 use crate::monitor::{window_key, window_start, Applied, Monitor, WindowState};
 use crate::population::{aggregate, facts, PopEntry, TrackedStays};
@@ -41,7 +42,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 11] = [
+pub const TABLES: [(&str, u8); 13] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -53,6 +54,8 @@ pub const TABLES: [(&str, u8); 11] = [
     ("care_gaps", b'g'),
     ("member_risk", b'k'),
     ("risk_sketch", b'u'),
+    ("cash_claims", b'o'),
+    ("cash_payers", b'x'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -85,6 +88,27 @@ struct Tables {
     care_gaps: Table<GapMemberState>,
     member_risk: Table<RiskState>,
     risk_sketch: Table<Sketch>,
+    cash: CashTables,
+}
+
+/// The cash forecast's tables: claim-keyed and payer-keyed (`cashflow` module).
+struct CashTables {
+    claims: Table<CashClaim>,
+    payers: Table<CashPayer>,
+}
+
+impl CashTables {
+    fn new(durable: bool) -> Self {
+        let (mut claims, mut payers) = (
+            Table::new(TABLES[11].0, TABLES[11].1),
+            Table::new(TABLES[12].0, TABLES[12].1),
+        );
+        if !durable {
+            claims = claims.without_dirty_tracking();
+            payers = payers.without_dirty_tracking();
+        }
+        Self { claims, payers }
+    }
 }
 
 impl Tables {
@@ -125,6 +149,7 @@ impl Tables {
             care_gaps,
             member_risk,
             risk_sketch,
+            cash: CashTables::new(durable),
         }
     }
 
@@ -158,6 +183,9 @@ impl Tables {
             .load_encoded(of(entries, self.member_risk.prefix()))?;
         self.risk_sketch
             .load_encoded(of(entries, self.risk_sketch.prefix()))?;
+        let c = &mut self.cash;
+        c.claims.load_encoded(of(entries, c.claims.prefix()))?;
+        c.payers.load_encoded(of(entries, c.payers.prefix()))?;
         Ok(())
     }
 }
@@ -173,6 +201,7 @@ pub struct Engine {
     pub monitor: Monitor,
     pub caregaps: CareGaps,
     pub memberrisk: MemberRisk,
+    pub cashflow: CashForecaster,
 }
 
 impl Engine {
@@ -190,6 +219,7 @@ impl Engine {
             monitor: Monitor::new(&config.monitor),
             caregaps: CareGaps::new(Arc::clone(&refdata), &config),
             memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, CostModel::embedded()),
+            cashflow: CashForecaster::new(&config.cash_forecast),
             config,
             refdata,
         }
@@ -228,6 +258,8 @@ pub struct PartitionStats {
     pub care_gap_timers: u64,
     /// Members' care-gap state that left after its retention.
     pub care_gap_members_expired: u64,
+    /// Cash facts applied on the payer flow.
+    pub cash_facts: u64,
 }
 
 /// The state and timers of one partition.
@@ -276,6 +308,8 @@ pub struct Partition {
     member_risk: Table<RiskState>,
     /// The partition's sketch of the latest predictions (`memberrisk`).
     risk_sketch: Table<Sketch>,
+    /// The cash forecast's tables.
+    cash: CashTables,
 }
 
 impl std::fmt::Debug for Partition {
@@ -306,6 +340,8 @@ impl Partition {
         store.load(&mut tables.care_gaps)?;
         store.load(&mut tables.member_risk)?;
         store.load(&mut tables.risk_sketch)?;
+        store.load(&mut tables.cash.claims)?;
+        store.load(&mut tables.cash.payers)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -368,6 +404,7 @@ impl Partition {
             care_gaps,
             member_risk,
             risk_sketch,
+            cash,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -400,6 +437,7 @@ impl Partition {
             pending_rekeyed: Vec::new(),
             member_risk,
             risk_sketch,
+            cash,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -508,6 +546,8 @@ impl Partition {
             size(&self.care_gaps),
             size(&self.member_risk),
             size(&self.risk_sketch),
+            size(&self.cash.claims),
+            size(&self.cash.payers),
         ]
     }
 
@@ -598,6 +638,7 @@ impl Partition {
             self.stats.duplicates += 1;
         } else {
             self.score_claim_event(engine, key, event);
+            self.cash_claim(engine, key, event.event_time());
             if let InputEvent::Claim(c) = event {
                 if engine.caregaps.enabled() {
                     costs.extend(
@@ -619,8 +660,10 @@ impl Partition {
     /// Marks the payer facts just produced with this partition as their source.
     fn stamp_facts(&mut self) {
         for r in &mut self.claim_out.costs {
-            if let Rekeyed::Payer(f) = r {
-                f.source_partition = self.id;
+            match r {
+                Rekeyed::Payer(f) => f.source_partition = self.id,
+                Rekeyed::Cash(f) => f.source_partition = self.id,
+                _ => {}
             }
         }
     }
@@ -677,6 +720,7 @@ impl Partition {
                 out,
             ),
             Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
+            Rekeyed::Cash(f) => self.apply_cash(engine, f, out),
         }
     }
 
@@ -758,6 +802,80 @@ impl Partition {
             self.care_gaps.remove(key);
             self.stats.care_gap_members_expired += 1;
         }
+    }
+
+    /// Recomputes a claim's cash content after a change (the lifecycle update and denial-risk
+    /// score just produced, in `claim_out`) and queues the difference for its payer.
+    fn cash_claim(&mut self, engine: &Engine, key: &str, at: EpochMillis) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        let (mut view, mut score) = (None, None);
+        for o in self.claim_out.events.iter().rev() {
+            match o {
+                OutputEvent::ClaimLifecycle(u) if view.is_none() => view = Some(u),
+                OutputEvent::DenialRisk(s) if score.is_none() => score = Some(s.probability),
+                _ => {}
+            }
+        }
+        if view.is_none() && score.is_none() {
+            return;
+        }
+        let Some(st) = self.claims.get(key) else {
+            return;
+        };
+        let computed;
+        let view = match view {
+            Some(v) => v,
+            None => {
+                computed = engine.reconciler.view(&st, key);
+                &computed
+            }
+        };
+        let costs = &mut self.claim_out.costs;
+        self.cash.claims.update(key, |c| {
+            if let Some(p) = score {
+                c.paid_probability_micros = Some(cashflow::micros(1.0 - p));
+            }
+            let now = cashflow::content(view, &st, c.paid_probability_micros);
+            cashflow::refresh(c, now, at, costs);
+        });
+    }
+
+    /// Applies a cash fact to its payer's aggregate (the payer must hash to this partition).
+    pub fn apply_cash(&mut self, engine: &Engine, fact: &CashFact, out: &mut Vec<OutputEvent>) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        self.stats.cash_facts += 1;
+        let cf = &engine.cashflow;
+        self.cash
+            .payers
+            .update(&fact.payer_id, |p| cf.apply(p, fact, out));
+    }
+
+    /// Emits every payer week changed since its last emission, the week in progress included:
+    /// the end of a replay.
+    pub fn flush_cash(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        let cf = &engine.cashflow;
+        let mut keys = self.cash.payers.keys();
+        keys.sort();
+        for key in keys {
+            self.cash.payers.update(&key, |p| cf.flush(p, out));
+        }
+    }
+
+    /// The payers' cash aggregates (payer flow).
+    pub fn cash_payers(&self) -> &Table<CashPayer> {
+        &self.cash.payers
+    }
+
+    /// The claims' cash contents (claim flow).
+    pub fn cash_claims(&self) -> &Table<CashClaim> {
+        &self.cash.claims
     }
 
     /// Moves the re-keyed records that [`Partition::apply_rekeyed`] produced (population facts
@@ -929,6 +1047,9 @@ impl Partition {
         let keep = self.claims.update(key, |st| {
             reconciler.fire_timer(st, key, timer.1, due, claim_out)
         });
+        if keep {
+            self.cash_claim(engine, key, due);
+        }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
@@ -938,6 +1059,7 @@ impl Partition {
             debug_assert_eq!(timer.1, ClaimTimer::Expire);
             self.claims.remove(key);
             self.score.claims.remove(key);
+            self.cash.claims.remove(key);
             self.stats.claims_expired += 1;
         }
     }
@@ -1212,6 +1334,8 @@ impl Partition {
                 &mut self.care_gaps,
                 &mut self.member_risk,
                 &mut self.risk_sketch,
+                &mut self.cash.claims,
+                &mut self.cash.payers,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

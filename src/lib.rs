@@ -39,6 +39,7 @@
 
 pub mod api;
 pub mod caregaps;
+pub mod cashflow;
 pub mod codec;
 pub mod config;
 pub mod core;

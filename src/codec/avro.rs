@@ -33,10 +33,12 @@ pub enum SchemaKind {
     CareGapEvent,
     VaccineDose,
     MemberRiskEvent,
+    CashFact,
+    CashForecast,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 20] = [
+    pub const ALL: [SchemaKind; 22] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -57,6 +59,8 @@ impl SchemaKind {
         Self::CareGapEvent,
         Self::VaccineDose,
         Self::MemberRiskEvent,
+        Self::CashFact,
+        Self::CashForecast,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +85,8 @@ impl SchemaKind {
             Self::CareGapEvent => "CareGapEvent",
             Self::VaccineDose => "VaccineDose",
             Self::MemberRiskEvent => "MemberRiskEvent",
+            Self::CashFact => "CashFact",
+            Self::CashForecast => "CashForecast",
         }
     }
 
@@ -107,6 +113,8 @@ impl SchemaKind {
             Self::CareGapEvent => include_str!("../../schemas/CareGapEvent.avsc"),
             Self::VaccineDose => include_str!("../../schemas/VaccineDose.avsc"),
             Self::MemberRiskEvent => include_str!("../../schemas/MemberRiskEvent.avsc"),
+            Self::CashFact => include_str!("../../schemas/CashFact.avsc"),
+            Self::CashForecast => include_str!("../../schemas/CashForecast.avsc"),
         }
     }
 

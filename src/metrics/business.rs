@@ -461,6 +461,7 @@ impl Kpi {
             | OutputEvent::InterventionRoi(_) => {}
             OutputEvent::CareGap(g) => self.care_gaps.observe(g),
             OutputEvent::MemberRisk(_) => {}
+            OutputEvent::CashForecast(_) => {}
         }
     }
 
@@ -746,5 +747,6 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::InterventionRoi(r) => (r.event_time, false, false),
         OutputEvent::CareGap(g) => (g.event_time, false, false),
         OutputEvent::MemberRisk(m) => (m.event_time, false, false),
+        OutputEvent::CashForecast(c) => (c.event_time, false, false),
     }
 }

@@ -124,9 +124,9 @@ pub struct Metrics {
     // Pipeline.
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
-    produced_by_output: [IntCounter; 12],
+    produced_by_output: [IntCounter; OUTPUT_TOPICS.len()],
     stage_duration: [Histogram; 5],
-    e2e_latency: [Histogram; 12],
+    e2e_latency: [Histogram; OUTPUT_TOPICS.len()],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
@@ -292,7 +292,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 12] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 13] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -305,6 +305,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 12] = [
     "claimwatch.intervention-roi",
     "claimwatch.care-gaps",
     "claimwatch.member-risk",
+    "claimwatch.cash-forecast",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -321,6 +322,7 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::InterventionRoi(_) => 9,
         OutputEvent::CareGap(_) => 10,
         OutputEvent::MemberRisk(_) => 11,
+        OutputEvent::CashForecast(_) => 11,
     }
 }
 

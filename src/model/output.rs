@@ -600,6 +600,8 @@ pub enum Rekeyed {
     Population(StayOutcome),
     /// A vaccine administration seen on a claim, for the member's care gaps.
     Vaccine(VaccineDose),
+    /// A claim's contribution to its payer's cash forecast (`cashflow` module).
+    Cash(CashFact),
 }
 
 impl Rekeyed {
@@ -610,6 +612,7 @@ impl Rekeyed {
             Self::Payer(f) => &f.payer_id,
             Self::Population(_) => POPULATION_KEY,
             Self::Vaccine(v) => &v.member_id,
+            Self::Cash(f) => &f.payer_id,
         }
     }
 
@@ -619,6 +622,7 @@ impl Rekeyed {
             Self::Payer(f) => f.event_time,
             Self::Population(f) => f.event_time,
             Self::Vaccine(v) => v.event_time,
+            Self::Cash(f) => f.event_time,
         }
     }
 }
@@ -802,6 +806,7 @@ pub enum OutputEvent {
     InterventionRoi(InterventionRoi),
     CareGap(CareGapEvent),
     MemberRisk(MemberRiskEvent),
+    CashForecast(CashForecast),
 }
 
 impl OutputEvent {
@@ -820,6 +825,7 @@ impl OutputEvent {
             Self::InterventionRoi(_) => "claimwatch.intervention-roi",
             Self::CareGap(_) => "claimwatch.care-gaps",
             Self::MemberRisk(_) => "claimwatch.member-risk",
+            Self::CashForecast(_) => "claimwatch.cash-forecast",
         }
     }
 
@@ -838,6 +844,7 @@ impl OutputEvent {
             Self::InterventionRoi(e) => &e.intervention_id,
             Self::CareGap(e) => &e.member_id,
             Self::MemberRisk(e) => &e.member_id,
+            Self::CashForecast(e) => &e.forecast_key,
         }
     }
 }
@@ -1049,4 +1056,122 @@ pub struct MemberRiskEvent {
     pub model_version: String,
     /// The largest contributions to the prediction.
     pub drivers: Vec<CostDriver>,
+}
+
+/// One 835 payment of a claim, as the cash forecast counts it: the payer payment (CLP04, negative
+/// for a reversal) on its payment date.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CashReceipt {
+    pub payment_date: EpochDay,
+    pub paid_cents: i64,
+}
+
+/// Internal event on the payer flow for the cash forecast (`cashflow` module): what one claim
+/// adds to (`sign` +1) or takes back from (`sign` -1) its payer's cash aggregate, re-keyed from
+/// claim id to payer id (in Kafka through `claimwatch.internal.cash-facts`, in replay directly).
+/// A claim's content is a pure function of its reconciled state and its denial-risk score; when
+/// it changes, the old content is taken back and the new added, so the aggregate is a plain sum.
+/// Carries no claim or member identifier.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CashFact {
+    /// +1 (add) or -1 (take back).
+    pub sign: i32,
+    /// Event time of the claim change that produced it.
+    pub event_time: EpochMillis,
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    /// Open claim (submitted, not adjudicated, rejected, voided or forwarded): the day of its
+    /// first submission.
+    pub open_submitted_date: Option<EpochDay>,
+    /// Open claim: expected amount (the claim's expected amount, else its billed amount), cents.
+    pub open_expected_cents: i64,
+    /// Open claim: 1 - denial probability of its latest denial-risk score, in millionths (absent
+    /// without a score).
+    pub open_paid_probability_micros: Option<i64>,
+    /// Adjudicated claim: paid or partially paid (true) or denied (false).
+    pub adjudicated_paid: Option<bool>,
+    /// Paid claim: days from first submission to first payment.
+    pub days_to_payment: Option<i32>,
+    /// The claim's 835 payments.
+    pub receipts: Vec<CashReceipt>,
+    /// Partition of the claim flow that produced it (set by the core).
+    #[serde(default)]
+    pub source_partition: i32,
+}
+
+impl std::fmt::Debug for CashFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CashFact")
+            .field("sign", &self.sign)
+            .field("event_time", &self.event_time)
+            .field("open", &self.open_submitted_date.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Expected cash of one ISO week.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeekAmount {
+    /// ISO week, `2024-W09`.
+    pub iso_week: String,
+    /// Its Monday.
+    pub week_start: EpochDay,
+    pub expected_cents: i64,
+}
+
+/// Cash forecast against actual receipts for one payer and ISO week. Emitted on
+/// `claimwatch.cash-forecast`, keyed `<payer_id>:<iso week>`, when the payer's flow passes the
+/// week's end (version 1), again (version + 1) when a late 835 or claim change corrects it, and
+/// at the end of a replay for the week in progress (`complete` false).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CashForecast {
+    /// `<payer_id>:<iso_week>:<version>`: deterministic.
+    pub output_id: String,
+    /// `<payer_id>:<iso_week>` (the record key).
+    pub forecast_key: String,
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    /// ISO week, `2024-W09`.
+    pub iso_week: String,
+    /// Monday of the week.
+    pub week_start: EpochDay,
+    /// Increments with every emission of this key.
+    pub version: i64,
+    /// Start of the payer flow's day at emission.
+    pub event_time: EpochMillis,
+    /// The payer's flow had passed the week's end at emission.
+    pub complete: bool,
+    /// Expected cash in the week, frozen as of its start (absent when the payer had no facts
+    /// before the week started), cents.
+    pub forecast_cents: Option<i64>,
+    /// Open claims behind `forecast_cents`.
+    pub forecast_open_claims: i64,
+    /// Payer payments with a payment date in the week (reversals negative), cents.
+    pub actual_cents: i64,
+    /// 835 payments behind `actual_cents` (net of corrections).
+    pub receipts: i64,
+    /// actual - forecast, cents (absent without a forecast).
+    pub error_cents: Option<i64>,
+    /// |actual - forecast| / |actual| (absent without a forecast or with no receipts).
+    pub abs_pct_error: Option<f64>,
+    /// The current forecast for the week of `event_time` (its remaining days) and the weeks after
+    /// it, `cash_forecast.horizon_weeks` in all.
+    pub forward: Vec<WeekAmount>,
+    /// Open claims now.
+    pub open_claims: i64,
+    /// Their expected amount, cents.
+    pub open_expected_cents: i64,
+    /// Their expected amount x probability of payment, cents.
+    pub open_expected_paid_cents: i64,
+    /// Expected paid amount of open claims older than every payment observed for the payer (not
+    /// placed on any week), cents.
+    pub stale_open_cents: i64,
+    /// Open claims without a denial-risk score (their probability is the payer's payment rate).
+    pub unscored_open_claims: i64,
+    /// Paid / adjudicated claims of the payer (absent before the first adjudication).
+    pub payment_rate: Option<f64>,
+    /// Paid claims in the payer's days-to-payment distribution.
+    pub paid_claims_observed: i64,
+    /// Median days from first submission to first payment (121 = over 120 days).
+    pub median_days_to_payment: Option<f64>,
 }

@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 12] = [
+pub const OUTPUT_FILES: [&str; 13] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -68,6 +68,7 @@ pub const OUTPUT_FILES: [&str; 12] = [
     "claimwatch.intervention-roi",
     "claimwatch.care-gaps",
     "claimwatch.member-risk",
+    "claimwatch.cash-forecast",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -124,6 +125,7 @@ impl Sinks {
             OutputEvent::InterventionRoi(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::CareGap(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::MemberRisk(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::CashForecast(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {
@@ -302,6 +304,7 @@ pub fn run_with_models(
         // The end of the input: the population groups changed on the last day are emitted.
         for p in &mut partitions {
             p.flush_population(&engine, &mut out);
+            p.flush_cash(&engine, &mut out);
         }
         for o in out.drain(..) {
             tally.observe(&o);

@@ -88,7 +88,7 @@ pub const SECTIONS: &[Section] = &[
         id: "cash-forecast",
         title: "Cash forecast vs actual",
         topics: &[topics::CASH_FORECAST],
-        render: generic_aggregate,
+        render: cash_forecast,
     },
 ];
 
@@ -898,4 +898,234 @@ fn high_cost_members(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), R
         esc(sec.topics[0])
     );
     Ok(())
+}
+
+/// One ISO week of the cash forecast, summed over payers.
+#[derive(Default)]
+struct CashWeek {
+    label: String,
+    /// Payers with a frozen forecast for the week.
+    payers: u32,
+    forecast: i64,
+    /// Actual receipts of those payers.
+    actual_forecast_payers: i64,
+    /// Actual receipts of every payer.
+    actual: i64,
+    /// Sum over payers of |actual - forecast|.
+    abs_err: i64,
+    /// Some payer's record of the week is of the week in progress.
+    in_progress: bool,
+}
+
+/// Cash forecast vs actual: per ISO week, the payers' frozen forecasts against their receipts
+/// (table and line chart), the error, and the current forward forecast.
+fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
+    let Some(f) = o.analytics.get(topics::CASH_FORECAST) else {
+        return Ok(());
+    };
+    let recs: Vec<crate::model::CashForecast> = f
+        .records
+        .values()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect();
+    if recs.is_empty() {
+        s.push_str("<p class=\"na\">No payer week has been emitted yet.</p>\n");
+        return Ok(());
+    }
+    let mut weeks: BTreeMap<i32, CashWeek> = BTreeMap::new();
+    for r in &recs {
+        let w = weeks.entry(r.week_start).or_default();
+        w.label.clone_from(&r.iso_week);
+        w.actual += r.actual_cents;
+        w.in_progress |= !r.complete;
+        if let Some(fc) = r.forecast_cents {
+            w.payers += 1;
+            w.forecast += fc;
+            w.actual_forecast_payers += r.actual_cents;
+            w.abs_err += (r.actual_cents - fc).abs();
+        }
+    }
+    let measured: Vec<&CashWeek> = weeks
+        .values()
+        .filter(|w| !w.in_progress && w.payers > 0)
+        .collect();
+    let (abs_err, actual, forecast) = measured.iter().fold((0i64, 0i64, 0i64), |a, w| {
+        (
+            a.0 + w.abs_err,
+            a.1 + w.actual_forecast_payers,
+            a.2 + w.forecast,
+        )
+    });
+    s.push_str("<div class=\"tiles\">\n");
+    tile(s, &measured.len().to_string(), "weeks with a forecast");
+    tile(
+        s,
+        &if actual != 0 {
+            pct(abs_err as f64 / actual as f64)
+        } else {
+            "-".into()
+        },
+        "payer-week error (WAPE)",
+    );
+    tile(
+        s,
+        &if actual != 0 {
+            format!("{:.2}", forecast as f64 / actual as f64)
+        } else {
+            "-".into()
+        },
+        "forecast / actual",
+    );
+    s.push_str("</div>\n");
+    s.push_str("<table>\n");
+    head(
+        s,
+        &[
+            "ISO week",
+            "payers forecast",
+            "forecast",
+            "actual (those payers)",
+            "error",
+            "abs % error",
+            "actual (all payers)",
+        ],
+    );
+    let shown: Vec<&CashWeek> = weeks.values().rev().take(16).collect();
+    for w in shown.iter().rev() {
+        let err = w.actual_forecast_payers - w.forecast;
+        let has = w.payers > 0;
+        row(
+            s,
+            &format!(
+                "{}{}",
+                w.label,
+                if w.in_progress { " (in progress)" } else { "" }
+            ),
+            &[
+                w.payers.to_string(),
+                if has { dollars(w.forecast) } else { "-".into() },
+                if has {
+                    dollars(w.actual_forecast_payers)
+                } else {
+                    "-".into()
+                },
+                if has { dollars(err) } else { "-".into() },
+                if has && w.actual_forecast_payers != 0 {
+                    pct(err.unsigned_abs() as f64 / w.actual_forecast_payers.unsigned_abs() as f64)
+                } else {
+                    "-".into()
+                },
+                dollars(w.actual),
+            ],
+        );
+    }
+    s.push_str("</table>\n");
+    s.push_str(
+        "<p class=\"note\">The latest version of every payer week (the last 16 weeks shown). \
+         Forecast: each payer's expected cash from its open claims (expected amount x probability \
+         of payment from the denial model), placed by its observed days-to-payment distribution, \
+         frozen at the start of the week. Actual: 835 payments dated in the week (reversals \
+         negative). WAPE: the sum of the payers' absolute errors over their actual receipts, \
+         completed weeks.</p>\n",
+    );
+    // The current forward forecast: the latest record of each payer carries it; payers whose
+    // latest record is more than a week older than the newest are left out (their forecast is
+    // as of another week).
+    let mut latest: BTreeMap<&str, &crate::model::CashForecast> = BTreeMap::new();
+    for r in &recs {
+        let e = latest.entry(r.payer_id.as_str()).or_insert(r);
+        if (r.event_time, r.week_start) > (e.event_time, e.week_start) {
+            *e = r;
+        }
+    }
+    let newest = latest.values().map(|r| r.event_time).max().unwrap_or(0);
+    let mut forward: BTreeMap<i32, (String, i64)> = BTreeMap::new();
+    for r in latest
+        .values()
+        .filter(|r| r.event_time > newest - 7 * crate::model::DAY_MS)
+    {
+        for w in &r.forward {
+            let e = forward.entry(w.week_start).or_default();
+            e.0.clone_from(&w.iso_week);
+            e.1 += w.expected_cents;
+        }
+    }
+    s.push_str("<div class=\"charts\">\n");
+    let series: Vec<(&str, i64, i64)> = weeks
+        .values()
+        .filter(|w| w.payers > 0)
+        .map(|w| (w.label.as_str(), w.forecast, w.actual_forecast_payers))
+        .collect();
+    s.push_str(&cash_line_svg(&series)?);
+    let labels: Vec<String> = forward.values().map(|(l, _)| l.clone()).collect();
+    let values: Vec<f64> = forward.values().map(|(_, c)| *c as f64 / 100.0).collect();
+    s.push_str(&bar_svg(
+        "Forward forecast as of the latest week ($)",
+        &labels,
+        &values,
+        "expected cash, $",
+        &[BLUE],
+        (560, 360),
+    )?);
+    s.push_str("</div>\n");
+    Ok(())
+}
+
+/// Forecast and actual per week (dollars) as two lines.
+fn cash_line_svg(series: &[(&str, i64, i64)]) -> Result<String, ReportError> {
+    let caption = "Forecast vs actual per ISO week ($)";
+    let err = chart_err(caption);
+    let n = series.len().max(2);
+    let top = series
+        .iter()
+        .map(|(_, f, a)| (*f).max(*a) as f64 / 100.0)
+        .fold(0.0f64, f64::max);
+    let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (760, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0..n - 1, 0f64..top)
+            .map_err(|e| err(e.to_string()))?;
+        let label = |i: &usize| series.get(*i).map(|s| s.0.to_owned()).unwrap_or_default();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(8)
+            .x_label_style(("sans-serif", 12))
+            .x_label_formatter(&label)
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_desc("$")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (color, name, pick) in [
+            (BLUE, "forecast (frozen at week start)", 0usize),
+            (ORANGE, "actual", 1usize),
+        ] {
+            chart
+                .draw_series(LineSeries::new(
+                    series.iter().enumerate().map(|(i, s)| {
+                        let v = if pick == 0 { s.1 } else { s.2 };
+                        (i, v as f64 / 100.0)
+                    }),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(e.to_string()))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(buf)
 }

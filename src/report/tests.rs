@@ -168,19 +168,21 @@ fn report_of_a_replay_matches_the_replay_summary() {
         assert!(html.contains(&format!("<h3>{h}")), "sub-heading {h}");
     }
     // Charts are inline SVG. Replay writes the readmission summary, the intervention ROI and the
-    // care gaps, so their sections render; the cash forecast is not built yet and says so.
-    assert!(html.matches("<svg").count() >= 6);
+    // care gaps and the cash forecast, so their sections render.
+    assert!(html.matches("<svg").count() >= 8);
     for topic in [
         "claimwatch.readmission-summary",
         "claimwatch.intervention-roi",
         "claimwatch.care-gaps",
+        "claimwatch.cash-forecast",
     ] {
         assert!(
             !html.contains(&format!("the input has no <code>{topic}</code> output")),
             "{topic} is in the replay output"
         );
     }
-    assert!(html.contains("Not computed by this version: the input has no <code>claimwatch.cash-forecast</code> output."));
+    assert!(html.contains("Forecast vs actual per ISO week ($)"));
+    assert!(html.contains("payer-week error (WAPE)"));
     // No identifier of the population appears in the page.
     let line =
         std::fs::read_to_string(dir.path().join("out/claimwatch.claim-lifecycle.jsonl")).unwrap();

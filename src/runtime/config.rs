@@ -116,6 +116,10 @@ pub struct Topics {
     pub care_gaps: String,
     /// High-cost members entering / leaving the top N % (member-keyed).
     pub member_risk: String,
+    /// Internal repartition topic: claims' cash facts re-keyed from claims to payers.
+    pub cash_facts: String,
+    /// Cash forecast per payer and ISO week (keyed `<payer_id>:<iso week>`).
+    pub cash_forecast: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -150,6 +154,8 @@ impl Default for Topics {
             vaccine_doses: "claimwatch.internal.vaccine-doses".into(),
             care_gaps: "claimwatch.care-gaps".into(),
             member_risk: "claimwatch.member-risk".into(),
+            cash_facts: "claimwatch.internal.cash-facts".into(),
+            cash_forecast: "claimwatch.cash-forecast".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -184,6 +190,7 @@ impl Topics {
             "claimwatch.intervention-roi" => &self.intervention_roi,
             "claimwatch.care-gaps" => &self.care_gaps,
             "claimwatch.member-risk" => &self.member_risk,
+            "claimwatch.cash-forecast" => &self.cash_forecast,
             _ => &self.dead_letter,
         }
     }
@@ -204,6 +211,7 @@ impl Topics {
         v.push(self.payer_facts.clone());
         v.push(self.population_facts.clone());
         v.push(self.vaccine_doses.clone());
+        v.push(self.cash_facts.clone());
         v
     }
 
@@ -222,6 +230,7 @@ impl Topics {
             self.intervention_roi.clone(),
             self.care_gaps.clone(),
             self.member_risk.clone(),
+            self.cash_forecast.clone(),
         ]
     }
 }

@@ -454,6 +454,8 @@ fn registry_codec(
             K::CareGapEvent => &topics.care_gaps,
             K::VaccineDose => &topics.vaccine_doses,
             K::MemberRiskEvent => &topics.member_risk,
+            K::CashFact => &topics.cash_facts,
+            K::CashForecast => &topics.cash_forecast,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -515,6 +517,7 @@ impl Service {
                 (config.topics.payer_facts.clone(), None),
                 (config.topics.population_facts.clone(), None),
                 (config.topics.vaccine_doses.clone(), None),
+                (config.topics.cash_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -132,6 +132,9 @@ pub(crate) fn decode_message(
         None if spec.topic == shared.config.topics.vaccine_doses => {
             wire::decode_dose(&shared.codec, payload).map(|d| Body::Rekeyed(Rekeyed::Vaccine(d)))
         }
+        None if spec.topic == shared.config.topics.cash_facts => {
+            wire::decode_cash_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Cash(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -541,6 +544,10 @@ impl Task {
                 wire::encode_dose(&shared.codec, d, &mut self.buf);
                 &shared.config.topics.vaccine_doses
             }
+            Rekeyed::Cash(f) => {
+                wire::encode_cash_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.cash_facts
+            }
         };
         let key = record.key();
         let target = crate::core::partition_for(key, shared.config.core.partitions);
@@ -710,6 +717,7 @@ impl Task {
         let shared = Arc::clone(&self.shared);
         self.partition
             .flush_population(&shared.engine, &mut self.out);
+        self.partition.flush_cash(&shared.engine, &mut self.out);
         if self.out.is_empty() {
             return;
         }

@@ -5,8 +5,8 @@
 use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
-    validate, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent, InputStream,
-    OutputEvent, PayerFact, Remittance, StayOutcome, VaccineDose,
+    validate, CashFact, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent,
+    InputStream, OutputEvent, PayerFact, Remittance, StayOutcome, VaccineDose,
 };
 
 /// The schema of an input stream's records.
@@ -163,6 +163,19 @@ pub fn decode_dose(codec: &AvroCodec, bytes: &[u8]) -> Result<VaccineDose, Decod
     codec.decode_framed(SchemaKind::VaccineDose, bytes)
 }
 
+/// Encodes a record of the internal cash-facts topic (always Avro).
+pub fn encode_cash_fact(codec: &AvroCodec, fact: &CashFact, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::CashFact, fact, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("CashFact does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal cash-facts topic.
+pub fn decode_cash_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<CashFact, DecodeError> {
+    codec.decode_framed(SchemaKind::CashFact, bytes)
+}
+
 /// The schema of an output event.
 pub fn output_kind(event: &OutputEvent) -> SchemaKind {
     match event {
@@ -178,6 +191,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::InterventionRoi(_) => SchemaKind::InterventionRoi,
         OutputEvent::CareGap(_) => SchemaKind::CareGapEvent,
         OutputEvent::MemberRisk(_) => SchemaKind::MemberRiskEvent,
+        OutputEvent::CashForecast(_) => SchemaKind::CashForecast,
     }
 }
 
@@ -203,6 +217,7 @@ pub fn encode_output(
             OutputEvent::InterventionRoi(e) => codec.encode_framed(kind, e, out),
             OutputEvent::CareGap(e) => codec.encode_framed(kind, e, out),
             OutputEvent::MemberRisk(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::CashForecast(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -218,6 +233,7 @@ pub fn encode_output(
                 OutputEvent::InterventionRoi(e) => json::encode_line(e, out),
                 OutputEvent::CareGap(e) => json::encode_line(e, out),
                 OutputEvent::MemberRisk(e) => json::encode_line(e, out),
+                OutputEvent::CashForecast(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -285,6 +301,9 @@ pub fn decode_output(
             SchemaKind::MemberRiskEvent,
             crate::model::MemberRiskEvent
         )),
+        "claimwatch.cash-forecast" => {
+            OutputEvent::CashForecast(dec!(SchemaKind::CashForecast, crate::model::CashForecast))
+        }
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }
