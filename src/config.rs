@@ -36,6 +36,31 @@ pub struct CoreConfig {
     pub care_gaps: CareGapConfig,
     /// De-identification of member-level analytics topics.
     pub deidentify: DeidentifyConfig,
+    /// Provider and department KPIs (`claimwatch.provider-kpis`, `providers` module).
+    pub provider_kpis: ProviderKpiConfig,
+}
+
+/// Settings of the provider and department KPIs (`providers` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderKpiConfig {
+    /// Emit `claimwatch.provider-kpis` (the readmission figures need `population.enabled`).
+    pub enabled: bool,
+    /// Rolling event-time windows, days (each 1..=3650; one `windows` entry per record each).
+    pub windows: Vec<u32>,
+    /// Expected readmissions (sum of probabilities) below which a window is never flagged,
+    /// whatever its confidence interval.
+    pub min_expected: f64,
+}
+
+impl Default for ProviderKpiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            windows: vec![30, 90],
+            min_expected: 5.0,
+        }
+    }
 }
 
 /// Settings of the population analytics (`population` module).
@@ -427,6 +452,7 @@ impl Default for CoreConfig {
             population: PopulationConfig::default(),
             care_gaps: CareGapConfig::default(),
             deidentify: DeidentifyConfig::default(),
+            provider_kpis: ProviderKpiConfig::default(),
         }
     }
 }
@@ -451,6 +477,7 @@ impl CoreConfig {
         {
             problems.push("deidentify.pseudonym_secret must be at least 16 bytes".into());
         }
+        problems.extend(crate::providers::validate(&self.provider_kpis));
         if self.partitions == 0 || self.partitions > 4096 {
             problems.push(format!(
                 "partitions must be 1..=4096, got {}",

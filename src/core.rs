@@ -25,6 +25,7 @@ use crate::model::{
 };
 use crate::monitor::{window_key, window_start, Applied, Monitor, WindowState};
 use crate::population::{aggregate, facts, PopEntry, TrackedStays};
+use crate::providers::{self, ProviderEntry, ProviderKpis, ProviderMember};
 use crate::readmit::{Detector, MemberState};
 use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
 use crate::refdata::RefData;
@@ -40,7 +41,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 9] = [
+pub const TABLES: [(&str, u8); 11] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -50,6 +51,8 @@ pub const TABLES: [(&str, u8); 9] = [
     ("population_stays", b'q'),
     ("population", b'v'),
     ("care_gaps", b'g'),
+    ("provider_members", b'p'),
+    ("provider_kpis", b'd'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -80,6 +83,8 @@ struct Tables {
     pop_stays: Table<TrackedStays>,
     population: Table<PopEntry>,
     care_gaps: Table<GapMemberState>,
+    prov_members: Table<ProviderMember>,
+    prov_kpis: Table<ProviderEntry>,
 }
 
 impl Tables {
@@ -99,10 +104,14 @@ impl Tables {
         let mut pop_stays = Table::new(TABLES[6].0, TABLES[6].1);
         let mut population = Table::new(TABLES[7].0, TABLES[7].1);
         let mut care_gaps = Table::new(TABLES[8].0, TABLES[8].1);
+        let mut prov_members = Table::new(TABLES[9].0, TABLES[9].1);
+        let mut prov_kpis = Table::new(TABLES[10].0, TABLES[10].1);
         if !durable {
             pop_stays = pop_stays.without_dirty_tracking();
             population = population.without_dirty_tracking();
             care_gaps = care_gaps.without_dirty_tracking();
+            prov_members = prov_members.without_dirty_tracking();
+            prov_kpis = prov_kpis.without_dirty_tracking();
         }
         Self {
             claims,
@@ -112,6 +121,8 @@ impl Tables {
             pop_stays,
             population,
             care_gaps,
+            prov_members,
+            prov_kpis,
         }
     }
 
@@ -141,6 +152,10 @@ impl Tables {
             .load_encoded(of(entries, self.population.prefix()))?;
         self.care_gaps
             .load_encoded(of(entries, self.care_gaps.prefix()))?;
+        self.prov_members
+            .load_encoded(of(entries, self.prov_members.prefix()))?;
+        self.prov_kpis
+            .load_encoded(of(entries, self.prov_kpis.prefix()))?;
         Ok(())
     }
 }
@@ -155,6 +170,8 @@ pub struct Engine {
     pub scorer: Scorer,
     pub monitor: Monitor,
     pub caregaps: CareGaps,
+    /// Provider and department KPIs (`providers` module).
+    pub providers: ProviderKpis,
 }
 
 impl Engine {
@@ -171,6 +188,7 @@ impl Engine {
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             monitor: Monitor::new(&config.monitor),
             caregaps: CareGaps::new(Arc::clone(&refdata), &config),
+            providers: ProviderKpis::new(&config.provider_kpis),
             config,
             refdata,
         }
@@ -253,6 +271,10 @@ pub struct Partition {
     /// Population facts produced outside [`Partition::apply`] / [`Partition::advance_to`]
     /// (by re-keyed costs), until [`Partition::take_rekeyed`].
     pending_rekeyed: Vec<Rekeyed>,
+    /// Encounters per member and the provider facts sent for them (member flow).
+    prov_members: Table<ProviderMember>,
+    /// Provider and department daily sums (provider flow).
+    prov_kpis: Table<ProviderEntry>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -281,6 +303,8 @@ impl Partition {
         store.load(&mut tables.pop_stays)?;
         store.load(&mut tables.population)?;
         store.load(&mut tables.care_gaps)?;
+        store.load(&mut tables.prov_members)?;
+        store.load(&mut tables.prov_kpis)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -341,6 +365,8 @@ impl Partition {
             pop_stays,
             population,
             care_gaps,
+            prov_members,
+            prov_kpis,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -371,6 +397,8 @@ impl Partition {
             population,
             pop_dirty,
             pending_rekeyed: Vec::new(),
+            prov_members,
+            prov_kpis,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -531,6 +559,7 @@ impl Partition {
                         .on_encounter(&mut self.score, key, e, &st, detector, out);
                 }
                 self.refresh_population(engine, key, e.event_time);
+                self.provider_encounter(engine, key, e);
                 self.reschedule_member(engine, key);
                 costs.append(&mut self.pending_rekeyed);
                 self.care_gap_encounter(engine, key, e, first_out, out);
@@ -561,6 +590,7 @@ impl Partition {
         }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
+        self.provider_claim_facts(engine, key);
         costs.append(&mut self.claim_out.costs);
         self.reschedule_claim(engine, key);
     }
@@ -626,6 +656,7 @@ impl Partition {
                 out,
             ),
             Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
+            Rekeyed::Provider(f) => self.apply_provider_fact(engine, f, out),
         }
     }
 
@@ -716,8 +747,9 @@ impl Partition {
         into.append(&mut self.pending_rekeyed);
     }
 
-    /// Emits every population group changed since its last emission (and the ROI records):
-    /// the end of a replay, or a quiet stream in the service.
+    /// Emits every population group changed since its last emission (and the ROI records),
+    /// then every provider/department key whose windows changed: the end of a replay, or a
+    /// quiet stream in the service.
     pub fn flush_population(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
         aggregate::flush(
             &mut self.population,
@@ -725,6 +757,104 @@ impl Partition {
             &engine.config.scoring.interventions,
             out,
         );
+        if engine.providers.enabled {
+            providers::aggregate::flush(&mut self.prov_kpis, &engine.providers, out);
+        }
+    }
+
+    /// The provider and department daily sums (provider flow).
+    pub fn provider_kpis(&self) -> &Table<ProviderEntry> {
+        &self.prov_kpis
+    }
+
+    /// Applies a provider fact (its key must hash to this partition).
+    pub fn apply_provider_fact(
+        &mut self,
+        engine: &Engine,
+        fact: &crate::model::ProviderFact,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if engine.providers.enabled {
+            providers::aggregate::apply(&mut self.prov_kpis, &engine.providers, fact, out);
+        }
+    }
+
+    /// Notes an encounter record's attending provider and sends the member's provider facts.
+    fn provider_encounter(&mut self, engine: &Engine, key: &str, e: &crate::model::Encounter) {
+        if !engine.providers.enabled {
+            return;
+        }
+        if let Some(member) = self.members.get(key) {
+            let record = crate::reconcile::record_id(&e.event_id);
+            self.prov_members.update(key, |t| {
+                providers::facts::note_attending(
+                    t,
+                    &member,
+                    &e.encounter_id,
+                    e.event_time,
+                    record,
+                    e.attending_provider_id.as_deref(),
+                )
+            });
+        }
+        self.refresh_providers(engine, key, e.event_time);
+    }
+
+    /// Recomputes a member's provider facts and queues the changes.
+    fn refresh_providers(&mut self, engine: &Engine, key: &str, at: EpochMillis) {
+        if !engine.providers.enabled {
+            return;
+        }
+        let member = self.members.get(key);
+        if member.is_none() && self.prov_members.get(key).is_none() {
+            return;
+        }
+        let tracked = self.pop_stays.get(key);
+        let out = &mut self.pending_rekeyed;
+        let window = engine.config.readmission_window_days as i32;
+        let keep = self.prov_members.update(key, |t| {
+            providers::facts::refresh(
+                member.as_deref(),
+                tracked.as_deref(),
+                t,
+                window,
+                at,
+                out,
+            )
+        });
+        drop((member, tracked));
+        if !keep {
+            self.prov_members.remove(key);
+        }
+    }
+
+    /// Counts the claim adjudications just reported (as payer facts) on the claim's provider
+    /// and department.
+    fn provider_claim_facts(&mut self, engine: &Engine, key: &str) {
+        if !engine.providers.enabled
+            || !self
+                .claim_out
+                .costs
+                .iter()
+                .any(|r| matches!(r, Rekeyed::Payer(_)))
+        {
+            return;
+        }
+        let Some(st) = self.claims.get(key) else {
+            return;
+        };
+        let Some(sub) = st.current_submission() else {
+            return;
+        };
+        let mut facts = Vec::new();
+        providers::facts::claim_facts(
+            &sub.provider_id,
+            &sub.department,
+            &self.claim_out.costs,
+            &mut facts,
+        );
+        drop(st);
+        self.claim_out.costs.append(&mut facts);
     }
 
     /// The population aggregates (population flow).
@@ -806,6 +936,7 @@ impl Partition {
         self.members
             .update(key, |st| detector.apply_cost(st, key, cost, out));
         self.refresh_population(engine, key, cost.event_time);
+        self.refresh_providers(engine, key, cost.event_time);
         self.reschedule_member(engine, key);
         // Costs do not move the watermark, so a prune already due (a member with no stays in
         // the look-back) is done now rather than at the next event: the partition's state is then
@@ -879,6 +1010,7 @@ impl Partition {
         });
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
+        self.provider_claim_facts(engine, key);
         costs.append(&mut self.claim_out.costs);
         if keep {
             self.reschedule_claim(engine, key);
@@ -911,8 +1043,10 @@ impl Partition {
             }
         }
         self.refresh_population(engine, key, due);
+        self.refresh_providers(engine, key, due);
         if self.members.get(key).is_none() {
             self.pop_stays.remove(key);
+            self.prov_members.remove(key);
             self.reschedule_member(engine, key);
             return;
         }
@@ -933,8 +1067,11 @@ impl Partition {
         }
         if keep {
             self.reschedule_member(engine, key);
+            // Encounters that left the look-back are forgotten (their facts stay as sent).
+            self.refresh_providers(engine, key, due);
         } else {
             self.members.remove(key);
+            self.prov_members.remove(key);
             self.stats.members_expired += 1;
         }
     }
@@ -1121,6 +1258,8 @@ impl Partition {
                 &mut self.pop_stays,
                 &mut self.population,
                 &mut self.care_gaps,
+                &mut self.prov_members,
+                &mut self.prov_kpis,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

@@ -32,10 +32,12 @@ pub enum SchemaKind {
     StayOutcome,
     CareGapEvent,
     VaccineDose,
+    ProviderFact,
+    ProviderKpi,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 19] = [
+    pub const ALL: [SchemaKind; 21] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -55,6 +57,8 @@ impl SchemaKind {
         Self::StayOutcome,
         Self::CareGapEvent,
         Self::VaccineDose,
+        Self::ProviderFact,
+        Self::ProviderKpi,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,8 @@ impl SchemaKind {
             Self::StayOutcome => "StayOutcome",
             Self::CareGapEvent => "CareGapEvent",
             Self::VaccineDose => "VaccineDose",
+            Self::ProviderFact => "ProviderFact",
+            Self::ProviderKpi => "ProviderKpi",
         }
     }
 
@@ -103,6 +109,8 @@ impl SchemaKind {
             Self::StayOutcome => include_str!("../../schemas/StayOutcome.avsc"),
             Self::CareGapEvent => include_str!("../../schemas/CareGapEvent.avsc"),
             Self::VaccineDose => include_str!("../../schemas/VaccineDose.avsc"),
+            Self::ProviderFact => include_str!("../../schemas/ProviderFact.avsc"),
+            Self::ProviderKpi => include_str!("../../schemas/ProviderKpi.avsc"),
         }
     }
 

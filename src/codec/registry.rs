@@ -41,7 +41,7 @@ pub const UNREGISTERED: u32 = 0;
 /// The schemas claimwatch writes: it owns these subjects, so it registers them (with
 /// `auto_register`) or requires them to be registered. The others are inputs, whose subjects
 /// belong to their producers and are only looked up.
-pub const WRITTEN: [SchemaKind; 15] = [
+pub const WRITTEN: [SchemaKind; 17] = [
     SchemaKind::ClaimLifecycleUpdate,
     SchemaKind::ReadmissionEvent,
     SchemaKind::DeadLetter,
@@ -57,6 +57,8 @@ pub const WRITTEN: [SchemaKind; 15] = [
     SchemaKind::StayOutcome,
     SchemaKind::CareGapEvent,
     SchemaKind::VaccineDose,
+    SchemaKind::ProviderFact,
+    SchemaKind::ProviderKpi,
 ];
 
 /// The subject of a topic's value schema (TopicNameStrategy).

@@ -451,6 +451,7 @@ impl Kpi {
             | OutputEvent::ReadmissionSummary(_)
             | OutputEvent::InterventionRoi(_) => {}
             OutputEvent::CareGap(g) => self.care_gaps.observe(g),
+            OutputEvent::ProviderKpi(_) => {}
         }
     }
 
@@ -693,5 +694,6 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::ReadmissionSummary(r) => (r.event_time, false, false),
         OutputEvent::InterventionRoi(r) => (r.event_time, false, false),
         OutputEvent::CareGap(g) => (g.event_time, false, false),
+        OutputEvent::ProviderKpi(k) => (k.event_time, false, false),
     }
 }

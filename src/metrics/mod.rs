@@ -124,9 +124,9 @@ pub struct Metrics {
     // Pipeline.
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
-    produced_by_output: [IntCounter; 11],
+    produced_by_output: [IntCounter; 12],
     stage_duration: [Histogram; 5],
-    e2e_latency: [Histogram; 11],
+    e2e_latency: [Histogram; 12],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
@@ -292,7 +292,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 11] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 12] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -304,6 +304,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 11] = [
     "claimwatch.readmission-summary",
     "claimwatch.intervention-roi",
     "claimwatch.care-gaps",
+    "claimwatch.provider-kpis",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -319,6 +320,7 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::ReadmissionSummary(_) => 8,
         OutputEvent::InterventionRoi(_) => 9,
         OutputEvent::CareGap(_) => 10,
+        OutputEvent::ProviderKpi(_) => 11,
     }
 }
 

@@ -359,7 +359,10 @@ fn encounter_cost_goes_to_the_member_flow_once_per_change() {
             .iter()
             .filter_map(|r| match r {
                 Rekeyed::Cost(c) => Some(c.clone()),
-                Rekeyed::Payer(_) | Rekeyed::Population(_) | Rekeyed::Vaccine(_) => None,
+                Rekeyed::Payer(_)
+                | Rekeyed::Population(_)
+                | Rekeyed::Vaccine(_)
+                | Rekeyed::Provider(_) => None,
             })
             .collect()
     };
@@ -377,7 +380,10 @@ fn facts(out: &ClaimOutputs) -> Vec<PayerFact> {
         .iter()
         .filter_map(|r| match r {
             Rekeyed::Payer(f) => Some(f.clone()),
-            Rekeyed::Cost(_) | Rekeyed::Population(_) | Rekeyed::Vaccine(_) => None,
+            Rekeyed::Cost(_)
+            | Rekeyed::Population(_)
+            | Rekeyed::Vaccine(_)
+            | Rekeyed::Provider(_) => None,
         })
         .collect()
 }

@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 11] = [
+pub const OUTPUT_FILES: [&str; 12] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -67,6 +67,7 @@ pub const OUTPUT_FILES: [&str; 11] = [
     "claimwatch.readmission-summary",
     "claimwatch.intervention-roi",
     "claimwatch.care-gaps",
+    "claimwatch.provider-kpis",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -122,6 +123,7 @@ impl Sinks {
             OutputEvent::ReadmissionSummary(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::InterventionRoi(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::CareGap(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::ProviderKpi(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {

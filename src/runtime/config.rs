@@ -114,6 +114,11 @@ pub struct Topics {
     pub vaccine_doses: String,
     /// Immunization care gaps (member-keyed).
     pub care_gaps: String,
+    /// Internal repartition topic: provider facts re-keyed from members and claims to
+    /// `provider:<id>` / `department:<name>`.
+    pub provider_facts: String,
+    /// Provider and department KPIs (keyed `provider:<id>` / `department:<name>`).
+    pub provider_kpis: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -147,6 +152,8 @@ impl Default for Topics {
             dead_letter: "claimwatch.dead-letter".into(),
             vaccine_doses: "claimwatch.internal.vaccine-doses".into(),
             care_gaps: "claimwatch.care-gaps".into(),
+            provider_facts: "claimwatch.internal.provider-facts".into(),
+            provider_kpis: "claimwatch.provider-kpis".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -180,6 +187,7 @@ impl Topics {
             "claimwatch.readmission-summary" => &self.readmission_summary,
             "claimwatch.intervention-roi" => &self.intervention_roi,
             "claimwatch.care-gaps" => &self.care_gaps,
+            "claimwatch.provider-kpis" => &self.provider_kpis,
             _ => &self.dead_letter,
         }
     }
@@ -200,6 +208,7 @@ impl Topics {
         v.push(self.payer_facts.clone());
         v.push(self.population_facts.clone());
         v.push(self.vaccine_doses.clone());
+        v.push(self.provider_facts.clone());
         v
     }
 
@@ -217,6 +226,7 @@ impl Topics {
             self.readmission_summary.clone(),
             self.intervention_roi.clone(),
             self.care_gaps.clone(),
+            self.provider_kpis.clone(),
         ]
     }
 }

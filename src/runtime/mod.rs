@@ -453,6 +453,8 @@ fn registry_codec(
             K::StayOutcome => &topics.population_facts,
             K::CareGapEvent => &topics.care_gaps,
             K::VaccineDose => &topics.vaccine_doses,
+            K::ProviderFact => &topics.provider_facts,
+            K::ProviderKpi => &topics.provider_kpis,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -514,6 +516,7 @@ impl Service {
                 (config.topics.payer_facts.clone(), None),
                 (config.topics.population_facts.clone(), None),
                 (config.topics.vaccine_doses.clone(), None),
+                (config.topics.provider_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -132,6 +132,10 @@ pub(crate) fn decode_message(
         None if spec.topic == shared.config.topics.vaccine_doses => {
             wire::decode_dose(&shared.codec, payload).map(|d| Body::Rekeyed(Rekeyed::Vaccine(d)))
         }
+        None if spec.topic == shared.config.topics.provider_facts => {
+            wire::decode_provider_fact(&shared.codec, payload)
+                .map(|f| Body::Rekeyed(Rekeyed::Provider(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -540,6 +544,10 @@ impl Task {
             Rekeyed::Vaccine(d) => {
                 wire::encode_dose(&shared.codec, d, &mut self.buf);
                 &shared.config.topics.vaccine_doses
+            }
+            Rekeyed::Provider(f) => {
+                wire::encode_provider_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.provider_facts
             }
         };
         let key = record.key();

@@ -6,7 +6,7 @@ use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent, InputStream,
-    OutputEvent, PayerFact, Remittance, StayOutcome, VaccineDose,
+    OutputEvent, PayerFact, ProviderFact, Remittance, StayOutcome, VaccineDose,
 };
 
 /// The schema of an input stream's records.
@@ -163,6 +163,22 @@ pub fn decode_dose(codec: &AvroCodec, bytes: &[u8]) -> Result<VaccineDose, Decod
     codec.decode_framed(SchemaKind::VaccineDose, bytes)
 }
 
+/// Encodes a record of the internal provider-facts topic (always Avro).
+pub fn encode_provider_fact(codec: &AvroCodec, fact: &ProviderFact, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::ProviderFact, fact, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("ProviderFact does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal provider-facts topic.
+pub fn decode_provider_fact(
+    codec: &AvroCodec,
+    bytes: &[u8],
+) -> Result<ProviderFact, DecodeError> {
+    codec.decode_framed(SchemaKind::ProviderFact, bytes)
+}
+
 /// The schema of an output event.
 pub fn output_kind(event: &OutputEvent) -> SchemaKind {
     match event {
@@ -177,6 +193,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::ReadmissionSummary(_) => SchemaKind::ReadmissionSummary,
         OutputEvent::InterventionRoi(_) => SchemaKind::InterventionRoi,
         OutputEvent::CareGap(_) => SchemaKind::CareGapEvent,
+        OutputEvent::ProviderKpi(_) => SchemaKind::ProviderKpi,
     }
 }
 
@@ -201,6 +218,7 @@ pub fn encode_output(
             OutputEvent::ReadmissionSummary(e) => codec.encode_framed(kind, e, out),
             OutputEvent::InterventionRoi(e) => codec.encode_framed(kind, e, out),
             OutputEvent::CareGap(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::ProviderKpi(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -215,6 +233,7 @@ pub fn encode_output(
                 OutputEvent::ReadmissionSummary(e) => json::encode_line(e, out),
                 OutputEvent::InterventionRoi(e) => json::encode_line(e, out),
                 OutputEvent::CareGap(e) => json::encode_line(e, out),
+                OutputEvent::ProviderKpi(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
