@@ -813,14 +813,7 @@ impl Partition {
         let out = &mut self.pending_rekeyed;
         let window = engine.config.readmission_window_days as i32;
         let keep = self.prov_members.update(key, |t| {
-            providers::facts::refresh(
-                member.as_deref(),
-                tracked.as_deref(),
-                t,
-                window,
-                at,
-                out,
-            )
+            providers::facts::refresh(member.as_deref(), tracked.as_deref(), t, window, at, out)
         });
         drop((member, tracked));
         if !keep {

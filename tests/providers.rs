@@ -126,7 +126,9 @@ fn department_totals_equal_the_population_totals() {
     let depts = departments(&k);
     assert!(depts.len() >= 4, "{:?}", k.keys().collect::<Vec<_>>());
     let summary = latest::<ReadmissionSummary>(
-        &f.dir.path().join("out/claimwatch.readmission-summary.jsonl"),
+        &f.dir
+            .path()
+            .join("out/claimwatch.readmission-summary.jsonl"),
         |s| s.group.clone(),
     );
     let all = &summary["all"];
@@ -251,8 +253,7 @@ fn generator_effects_show_in_the_provider_figures() {
         if w.flag.is_some() {
             flagged.push(d.name.clone());
         }
-        if let (Some(lo), Some(hi), Some(r)) = (w.oe_ci_low, w.oe_ci_high, w.observed_to_expected)
-        {
+        if let (Some(lo), Some(hi), Some(r)) = (w.oe_ci_low, w.oe_ci_high, w.observed_to_expected) {
             assert!(lo <= r && r <= hi);
         }
     }

@@ -86,11 +86,7 @@ fn prune(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, flow_day: i64) {
 }
 
 fn sorted_keys(table: &Table<ProviderEntry>) -> Vec<String> {
-    let mut keys: Vec<String> = table
-        .keys()
-        .into_iter()
-        .filter(|k| k != FLOW_KEY)
-        .collect();
+    let mut keys: Vec<String> = table.keys().into_iter().filter(|k| k != FLOW_KEY).collect();
     keys.sort();
     keys
 }
@@ -113,9 +109,8 @@ pub fn flush(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, out: &mut Vec
             if e.version > 0 && fp == e.emitted {
                 return None;
             }
-            let empty = |w: &ProviderWindow| {
-                w.encounters == 0 && w.index_stays == 0 && w.adjudicated == 0
-            };
+            let empty =
+                |w: &ProviderWindow| w.encounters == 0 && w.index_stays == 0 && w.adjudicated == 0;
             if e.version == 0 && windows.iter().all(empty) {
                 return None; // nothing in any window yet
             }

@@ -127,11 +127,8 @@ pub fn desired(
             facts.push(fact(key, day, counts));
         }
     }
-    let tracked_stay = tracked.and_then(|t| {
-        t.stays
-            .iter()
-            .find(|s| s.encounter_id == stay.encounter_id)
-    });
+    let tracked_stay =
+        tracked.and_then(|t| t.stays.iter().find(|s| s.encounter_id == stay.encounter_id));
     match tracked_stay {
         Some(ts) => {
             if let Some(o) = &ts.sent {
@@ -187,8 +184,12 @@ pub fn refresh(
         t.tracks.clear();
         return false;
     };
-    t.tracks
-        .retain(|k| member.stays.iter().any(|s| s.encounter_id == k.encounter_id));
+    t.tracks.retain(|k| {
+        member
+            .stays
+            .iter()
+            .any(|s| s.encounter_id == k.encounter_id)
+    });
     for stay in &member.stays {
         let pos = match t
             .tracks

@@ -30,9 +30,15 @@ fn poisson_limits_match_tabulated_values() {
     assert!(close(lo, -(0.975f64.ln()), 1e-6), "{lo}");
     assert!(close(hi, 5.5716, 1e-3), "{hi}");
     let (lo, hi) = stats::poisson_interval(10);
-    assert!(close(lo, 4.7954, 1e-3) && close(hi, 18.3904, 1e-3), "{lo} {hi}");
+    assert!(
+        close(lo, 4.7954, 1e-3) && close(hi, 18.3904, 1e-3),
+        "{lo} {hi}"
+    );
     let (lo, hi) = stats::poisson_interval(30);
-    assert!(close(lo, 20.2409, 1e-3) && close(hi, 42.8269, 1e-3), "{lo} {hi}");
+    assert!(
+        close(lo, 20.2409, 1e-3) && close(hi, 42.8269, 1e-3),
+        "{lo} {hi}"
+    );
 }
 
 #[test]
@@ -40,7 +46,10 @@ fn observed_to_expected_and_its_interval() {
     // 10 observed against 8 expected: 1.25, interval (4.7954 / 8, 18.3904 / 8).
     let r = stats::observed_to_expected(10, 8.0).unwrap();
     assert!(close(r.ratio, 1.25, 1e-12));
-    assert!(close(r.low, 0.59943, 1e-4) && close(r.high, 2.29880, 1e-4), "{r:?}");
+    assert!(
+        close(r.low, 0.59943, 1e-4) && close(r.high, 2.29880, 1e-4),
+        "{r:?}"
+    );
     assert_eq!(stats::flag(&r, 5.0), None, "the interval contains 1");
     // 30 against 15: 2.0, interval (1.3494, 2.8551) excludes 1.
     let r = stats::observed_to_expected(30, 15.0).unwrap();
@@ -132,7 +141,9 @@ fn encounters_index_stays_and_late_costs_reach_the_provider_and_department() {
     assert!(sent.iter().all(|f| f.sign == 1 && f.counts.encounters == 1));
     assert!(sent.iter().any(|f| f.key == "department:MEDICINE"));
     assert!(sent.iter().any(|f| f.key == "provider:1234567890"));
-    let e1 = sent.iter().find(|f| f.day == crate::model::day_of(t("2024-01-05")));
+    let e1 = sent
+        .iter()
+        .find(|f| f.day == crate::model::day_of(t("2024-01-05")));
     assert_eq!(e1.unwrap().counts.inpatient_los_days, 4);
     route(&mut p, &e, &mut rk, &mut out);
     // E1 matures (window closed): an index stay fact on each key, on its maturity day.
@@ -140,7 +151,9 @@ fn encounters_index_stays_and_late_costs_reach_the_provider_and_department() {
     let sent = provider_facts(&rk);
     let idx: Vec<_> = sent.iter().filter(|f| f.counts.index_stays == 1).collect();
     assert_eq!(idx.len(), 2, "{sent:?}");
-    assert!(idx.iter().all(|f| f.counts.readmissions == 1 && f.sign == 1));
+    assert!(idx
+        .iter()
+        .all(|f| f.counts.readmissions == 1 && f.sign == 1));
     assert_eq!(idx[0].day, crate::model::day_of(t("2024-01-05")) + 31);
     route(&mut p, &e, &mut rk, &mut out);
     // The index stay's claim is paid later: its encounter facts are corrected (-1 then +1).
@@ -173,7 +186,10 @@ fn encounters_index_stays_and_late_costs_reach_the_provider_and_department() {
         .rfind(|k| k.key == "department:MEDICINE")
         .unwrap();
     assert_eq!(last.level, "DEPARTMENT");
-    assert_eq!(last.output_id, format!("department:MEDICINE:{}", last.version));
+    assert_eq!(
+        last.output_id,
+        format!("department:MEDICINE:{}", last.version)
+    );
     let w90 = &last.windows[1];
     assert_eq!(w90.days, 90);
     assert_eq!((w90.encounters, w90.inpatient_stays), (2, 2));
@@ -194,16 +210,32 @@ fn a_cancelled_encounter_is_taken_back() {
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
     let (mut out, mut rk) = (Vec::new(), Vec::new());
     let a = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023");
-    p.apply(&e, &InputEvent::Encounter(a.clone()), "enc", 0, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(a.clone()),
+        "enc",
+        0,
+        &mut out,
+        &mut rk,
+    );
     rk.clear();
     let mut cancel = a;
     cancel.event_type = EncounterEventType::Cancel;
     cancel.event_id = "enc-E1-cancel".into();
     cancel.event_time += DAY_MS;
-    p.apply(&e, &InputEvent::Encounter(cancel), "enc", 1, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(cancel),
+        "enc",
+        1,
+        &mut out,
+        &mut rk,
+    );
     let sent = provider_facts(&rk);
     assert_eq!(sent.len(), 2, "{sent:?}");
-    assert!(sent.iter().all(|f| f.sign == -1 && f.counts.encounters == 1));
+    assert!(sent
+        .iter()
+        .all(|f| f.sign == -1 && f.counts.encounters == 1));
 }
 
 #[test]
@@ -218,8 +250,22 @@ fn an_older_record_does_not_change_the_attending_provider() {
     early.event_type = EncounterEventType::Update;
     early.event_time -= DAY_MS;
     early.attending_provider_id = Some("OLD".into());
-    p.apply(&e, &InputEvent::Encounter(late), "enc", 0, &mut out, &mut rk);
-    p.apply(&e, &InputEvent::Encounter(early), "enc", 1, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(late),
+        "enc",
+        0,
+        &mut out,
+        &mut rk,
+    );
+    p.apply(
+        &e,
+        &InputEvent::Encounter(early),
+        "enc",
+        1,
+        &mut out,
+        &mut rk,
+    );
     let keys: Vec<String> = provider_facts(&rk).into_iter().map(|f| f.key).collect();
     assert!(keys.contains(&"provider:NEW".to_owned()));
     assert!(!keys.contains(&"provider:OLD".to_owned()), "{keys:?}");

@@ -122,12 +122,17 @@ fn report_of_a_replay_matches_the_replay_summary() {
         "claimwatch.readmission-summary",
         "claimwatch.intervention-roi",
         "claimwatch.care-gaps",
+        "claimwatch.provider-kpis",
     ] {
         assert!(
             !html.contains(&format!("the input has no <code>{topic}</code> output")),
             "{topic} is in the replay output"
         );
     }
+    // The provider section: a department table with the risk-adjusted ratio.
+    assert!(html.contains("<h2>Provider and department performance</h2>"));
+    assert!(html.contains("<th>O/E [95 % CI]</th>"));
+    assert!(html.contains("<tr><th>MEDICINE</th>"));
     assert!(html.contains("Not computed by this version: the input has no <code>claimwatch.cash-forecast</code> output."));
     // No identifier of the population appears in the page.
     let line =

@@ -172,10 +172,7 @@ pub fn encode_provider_fact(codec: &AvroCodec, fact: &ProviderFact, out: &mut Ve
 }
 
 /// Decodes a record of the internal provider-facts topic.
-pub fn decode_provider_fact(
-    codec: &AvroCodec,
-    bytes: &[u8],
-) -> Result<ProviderFact, DecodeError> {
+pub fn decode_provider_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<ProviderFact, DecodeError> {
     codec.decode_framed(SchemaKind::ProviderFact, bytes)
 }
 
