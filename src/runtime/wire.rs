@@ -294,6 +294,9 @@ pub fn decode_output(
         "claimwatch.care-gaps" => {
             OutputEvent::CareGap(dec!(SchemaKind::CareGapEvent, crate::model::CareGapEvent))
         }
+        "claimwatch.provider-kpis" => {
+            OutputEvent::ProviderKpi(dec!(SchemaKind::ProviderKpi, crate::model::ProviderKpi))
+        }
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }
