@@ -854,17 +854,18 @@ fn providers(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportErr
     };
     let _ = writeln!(
         s,
-        "<p class=\"note\">Latest record per department, {days}-day window ending {}. O/E: \
-         observed / expected readmissions (expected = sum of the calibrated probabilities of the \
-         index stays), with its 95 % exact Poisson interval; flagged only when the interval \
-         excludes 1 and enough readmissions are expected.</p>",
-        esc(&crate::model::format_day(depts[0].1.last_day))
+        "<p class=\"note\">Latest record per department, {days}-day window ending on the day \
+         shown (the provider flow's day of the partition that owns the key). O/E: observed / \
+         expected readmissions (expected = sum of the calibrated probabilities of the index stays \
+         matured in the window), with its 95 % exact Poisson interval; flagged only when the \
+         interval excludes 1 and enough readmissions are expected.</p>"
     );
     s.push_str("<table>\n");
     head(
         s,
         &[
             "department",
+            "window ends",
             "encounters",
             "per week",
             "avg LOS",
@@ -884,6 +885,7 @@ fn providers(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportErr
             s,
             &k.name,
             &[
+                crate::model::format_day(w.last_day),
                 w.encounters.to_string(),
                 format!("{:.1}", w.encounters_per_week),
                 format!("{:.1}", w.average_los_days),
