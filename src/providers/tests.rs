@@ -380,3 +380,106 @@ fn facts_and_records_fit_their_avro_schemas() {
     assert_eq!(back, k);
     assert_eq!(k.name, "ONCOLOGY");
 }
+
+#[test]
+fn adjudications_count_on_the_billing_provider_and_department() {
+    use crate::model::{FactKind, FactOutcome, PayerCategory, PayerFact};
+    let payer = |kind, outcome, first, fpp| {
+        Rekeyed::Payer(PayerFact {
+            payer_id: "P1".into(),
+            payer_category: PayerCategory::Commercial,
+            event_time: t("2024-03-05") + 5_000,
+            kind,
+            outcome,
+            first_adjudication: first,
+            first_pass_paid: fpp,
+            paid_cents: 0,
+            denied_cents: 0,
+            denial_category: None,
+            denied_by_category: vec![],
+            days_to_payment: None,
+            source_partition: 0,
+        })
+    };
+    let facts = [
+        payer(FactKind::Submitted, None, false, false),
+        payer(
+            FactKind::Adjudicated,
+            Some(FactOutcome::Denied),
+            true,
+            false,
+        ),
+        payer(FactKind::Adjudicated, Some(FactOutcome::Paid), false, false),
+    ];
+    let mut out = Vec::new();
+    super::facts::claim_facts("NPI-9", "ONCOLOGY", &facts, &mut out);
+    let got = provider_facts(&out);
+    assert_eq!(got.len(), 4, "two adjudications on two keys");
+    let on = |key: &str| -> ProviderCounts {
+        let mut c = ProviderCounts::default();
+        for f in got.iter().filter(|f| f.key == key) {
+            assert_eq!(f.day, crate::model::day_of(t("2024-03-05")));
+            c.add(&f.counts, i64::from(f.sign));
+        }
+        c
+    };
+    for key in ["provider:NPI-9", "department:ONCOLOGY"] {
+        let c = on(key);
+        assert_eq!(
+            (
+                c.adjudicated,
+                c.denied,
+                c.first_adjudications,
+                c.first_pass_paid
+            ),
+            (2, 1, 1, 0),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn a_stay_no_longer_followed_keeps_its_index_facts() {
+    use super::facts::{desired, EncounterTrack};
+    use crate::readmit::{Detector, MemberState};
+    let e = engine();
+    let det = Detector::new(RefData::shared(), &e.config);
+    let mut member = MemberState::default();
+    let s = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023");
+    det.apply(&mut member, "M1", &s, &mut Vec::new());
+    let frozen = ProviderFact {
+        key: "department:MEDICINE".into(),
+        sign: 1,
+        event_time: 0,
+        day: crate::model::day_of(t("2024-01-05")) + 31,
+        counts: ProviderCounts {
+            index_stays: 1,
+            readmissions: 1,
+            expected_micros: 200_000,
+            ..Default::default()
+        },
+    };
+    let track = EncounterTrack {
+        encounter_id: "E1".into(),
+        attending: None,
+        sent: vec![frozen.clone()],
+    };
+    // No tracked stay (the population flow froze it): the index fact stays as sent, next to
+    // the encounter fact recomputed from the member's state.
+    let now = desired(&member.stays[0], &track, &member, None, 30);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.contains(&frozen));
+    // Tracked with no outcome (no longer an index stay): the index fact goes.
+    let tracked = crate::population::TrackedStays {
+        stays: vec![crate::population::TrackedStay {
+            encounter_id: "E1".into(),
+            discharge_date: crate::model::day_of(t("2024-01-05")),
+            probability_micros: 200_000,
+            tier: crate::model::RiskTier::Low,
+            sent: None,
+        }],
+    };
+    let now = desired(&member.stays[0], &track, &member, Some(&tracked), 30);
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].counts.index_stays, 0);
+}
