@@ -4,7 +4,7 @@
 //! Table keys: `provider:<id>`, `department:<name>` (one [`ProviderEntry`] each: daily buckets
 //! of signed sums, the version and fingerprint of the last emission) and `flow` (the flow's
 //! day). The flow's day is the largest event-time day of the facts the partition has applied;
-//! when it moves to a later day every key's windows are recomputed, and the keys whose figures
+//! when it moves to a later day every key's windows are recomputed, and the keys whose window sums
 //! changed are emitted (stamped with the start of the day after). Buckets older than the longest
 //! window are dropped, and a fact for such a day is ignored (it is in no window).
 
@@ -91,7 +91,7 @@ fn sorted_keys(table: &Table<ProviderEntry>) -> Vec<String> {
     keys
 }
 
-/// Emits every key whose windows differ from its last emission, as of the flow's day.
+/// Emits every key whose window sums differ from its last emission, as of the flow's day.
 pub fn flush(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, out: &mut Vec<OutputEvent>) {
     let Some(flow_day) = table.get(FLOW_KEY).map(|e| e.flow_day) else {
         return;
@@ -100,33 +100,34 @@ pub fn flush(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, out: &mut Vec
     let event_time = start_of_day(last_day + 1);
     for key in sorted_keys(table) {
         let kpi = table.update(&key, |e| {
-            let windows: Vec<ProviderWindow> = cfg
+            // Emitted when a window's sums changed (not merely because the windows moved on a
+            // day with nothing entering or leaving them).
+            let sums: Vec<ProviderCounts> = cfg
                 .windows
                 .iter()
-                .map(|&w| window(&e.buckets, w, last_day, cfg.min_expected))
+                .map(|&w| sum_window(&e.buckets, w, last_day))
                 .collect();
-            let fp = fingerprint(&windows);
+            let fp = crate::state::fingerprint(&sums);
             if e.version > 0 && fp == e.emitted {
                 return None;
             }
-            let empty =
-                |w: &ProviderWindow| w.encounters == 0 && w.index_stays == 0 && w.adjudicated == 0;
-            if e.version == 0 && windows.iter().all(empty) {
+            if e.version == 0 && sums.iter().all(ProviderCounts::is_zero) {
                 return None; // nothing in any window yet
             }
             e.version += 1;
             e.emitted = fp;
+            let windows = cfg
+                .windows
+                .iter()
+                .zip(&sums)
+                .map(|(&w, c)| window_of(c, w, last_day, cfg.min_expected))
+                .collect();
             Some(record(&key, e.version, event_time, windows))
         });
         if let Some(k) = kpi {
             out.push(OutputEvent::ProviderKpi(k));
         }
     }
-}
-
-fn fingerprint(windows: &[ProviderWindow]) -> u64 {
-    let text = serde_json::to_string(windows).unwrap_or_default();
-    crate::state::fingerprint(&text)
 }
 
 /// Sums the buckets of the `days` days ending on `last_day`.
@@ -162,7 +163,21 @@ pub fn window(
     last_day: EpochDay,
     min_expected: f64,
 ) -> ProviderWindow {
-    let c = sum_window(buckets, days, last_day);
+    window_of(
+        &sum_window(buckets, days, last_day),
+        days,
+        last_day,
+        min_expected,
+    )
+}
+
+/// The KPIs of a window's sums.
+pub fn window_of(
+    c: &ProviderCounts,
+    days: u32,
+    last_day: EpochDay,
+    min_expected: f64,
+) -> ProviderWindow {
     let expected = c.expected_micros as f64 / 1e6;
     let oe = stats::observed_to_expected(c.readmissions, expected);
     ProviderWindow {

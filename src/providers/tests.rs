@@ -291,7 +291,13 @@ fn final_state(cfg: &ProviderKpis, facts: &[ProviderFact]) -> Vec<(String, Strin
     aggregate::flush(&mut table, cfg, &mut out);
     let mut last = std::collections::BTreeMap::new();
     for k in kpis(&out) {
-        last.insert(k.key.clone(), serde_json::to_string(&k.windows).unwrap());
+        // The figures, not the dates: a key whose sums did not change at the last flush keeps
+        // the record of the (order-dependent) day they last changed.
+        let mut windows = k.windows.clone();
+        for w in &mut windows {
+            (w.first_day, w.last_day) = (0, 0);
+        }
+        last.insert(k.key.clone(), serde_json::to_string(&windows).unwrap());
     }
     last.into_iter().collect()
 }
