@@ -40,6 +40,8 @@ pub struct CoreConfig {
     pub member_risk: MemberRiskConfig,
     /// Cash-flow forecast per payer and ISO week (`claimwatch.cash-forecast`).
     pub cash_forecast: CashForecastConfig,
+    /// Provider and department KPIs (`claimwatch.provider-kpis`, `providers` module).
+    pub provider_kpis: ProviderKpiConfig,
 }
 
 /// Settings of the high-cost member flag (`memberrisk` module).
@@ -106,6 +108,29 @@ impl CashForecastConfig {
             problems.push(
                 "cash_forecast.retention_weeks must be at least 18 (the 121-day histogram)".into(),
             );
+        }
+    }
+}
+
+/// Settings of the provider and department KPIs (`providers` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderKpiConfig {
+    /// Emit `claimwatch.provider-kpis` (the readmission figures need `population.enabled`).
+    pub enabled: bool,
+    /// Rolling event-time windows, days (each 1..=3650; one `windows` entry per record each).
+    pub windows: Vec<u32>,
+    /// Expected readmissions (sum of probabilities) below which a window is never flagged,
+    /// whatever its confidence interval.
+    pub min_expected: f64,
+}
+
+impl Default for ProviderKpiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            windows: vec![30, 90],
+            min_expected: 5.0,
         }
     }
 }
@@ -501,6 +526,7 @@ impl Default for CoreConfig {
             deidentify: DeidentifyConfig::default(),
             member_risk: MemberRiskConfig::default(),
             cash_forecast: CashForecastConfig::default(),
+            provider_kpis: ProviderKpiConfig::default(),
         }
     }
 }
@@ -525,6 +551,7 @@ impl CoreConfig {
         {
             problems.push("deidentify.pseudonym_secret must be at least 16 bytes".into());
         }
+        problems.extend(crate::providers::validate(&self.provider_kpis));
         if self.partitions == 0 || self.partitions > 4096 {
             problems.push(format!(
                 "partitions must be 1..=4096, got {}",

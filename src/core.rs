@@ -27,6 +27,7 @@ use crate::model::{
 };
 use crate::monitor::{window_key, window_start, Applied, Monitor, WindowState};
 use crate::population::{aggregate, facts, PopEntry, TrackedStays};
+use crate::providers::{self, ProviderEntry, ProviderKpis, ProviderMember};
 use crate::readmit::{Detector, MemberState};
 use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconciler};
 use crate::refdata::RefData;
@@ -42,7 +43,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 13] = [
+pub const TABLES: [(&str, u8); 15] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -56,6 +57,8 @@ pub const TABLES: [(&str, u8); 13] = [
     ("risk_sketch", b'u'),
     ("cash_claims", b'o'),
     ("cash_payers", b'x'),
+    ("provider_members", b'p'),
+    ("provider_kpis", b'd'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -89,6 +92,8 @@ struct Tables {
     member_risk: Table<RiskState>,
     risk_sketch: Table<Sketch>,
     cash: CashTables,
+    prov_members: Table<ProviderMember>,
+    prov_kpis: Table<ProviderEntry>,
 }
 
 /// The cash forecast's tables: claim-keyed and payer-keyed (`cashflow` module).
@@ -128,10 +133,14 @@ impl Tables {
         let mut pop_stays = Table::new(TABLES[6].0, TABLES[6].1);
         let mut population = Table::new(TABLES[7].0, TABLES[7].1);
         let mut care_gaps = Table::new(TABLES[8].0, TABLES[8].1);
+        let mut prov_members = Table::new(TABLES[13].0, TABLES[13].1);
+        let mut prov_kpis = Table::new(TABLES[14].0, TABLES[14].1);
         if !durable {
             pop_stays = pop_stays.without_dirty_tracking();
             population = population.without_dirty_tracking();
             care_gaps = care_gaps.without_dirty_tracking();
+            prov_members = prov_members.without_dirty_tracking();
+            prov_kpis = prov_kpis.without_dirty_tracking();
         }
         let mut member_risk = Table::new(TABLES[9].0, TABLES[9].1);
         let mut risk_sketch = Table::new(TABLES[10].0, TABLES[10].1);
@@ -150,6 +159,8 @@ impl Tables {
             member_risk,
             risk_sketch,
             cash: CashTables::new(durable),
+            prov_members,
+            prov_kpis,
         }
     }
 
@@ -186,6 +197,10 @@ impl Tables {
         let c = &mut self.cash;
         c.claims.load_encoded(of(entries, c.claims.prefix()))?;
         c.payers.load_encoded(of(entries, c.payers.prefix()))?;
+        self.prov_members
+            .load_encoded(of(entries, self.prov_members.prefix()))?;
+        self.prov_kpis
+            .load_encoded(of(entries, self.prov_kpis.prefix()))?;
         Ok(())
     }
 }
@@ -202,6 +217,8 @@ pub struct Engine {
     pub caregaps: CareGaps,
     pub memberrisk: MemberRisk,
     pub cashflow: CashForecaster,
+    /// Provider and department KPIs (`providers` module).
+    pub providers: ProviderKpis,
 }
 
 impl Engine {
@@ -220,6 +237,7 @@ impl Engine {
             caregaps: CareGaps::new(Arc::clone(&refdata), &config),
             memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, CostModel::embedded()),
             cashflow: CashForecaster::new(&config.cash_forecast),
+            providers: ProviderKpis::new(&config.provider_kpis),
             config,
             refdata,
         }
@@ -310,6 +328,10 @@ pub struct Partition {
     risk_sketch: Table<Sketch>,
     /// The cash forecast's tables.
     cash: CashTables,
+    /// Encounters per member and the provider facts sent for them (member flow).
+    prov_members: Table<ProviderMember>,
+    /// Provider and department daily sums (provider flow).
+    prov_kpis: Table<ProviderEntry>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -342,6 +364,8 @@ impl Partition {
         store.load(&mut tables.risk_sketch)?;
         store.load(&mut tables.cash.claims)?;
         store.load(&mut tables.cash.payers)?;
+        store.load(&mut tables.prov_members)?;
+        store.load(&mut tables.prov_kpis)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -405,6 +429,8 @@ impl Partition {
             member_risk,
             risk_sketch,
             cash,
+            prov_members,
+            prov_kpis,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -438,6 +464,8 @@ impl Partition {
             member_risk,
             risk_sketch,
             cash,
+            prov_members,
+            prov_kpis,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -548,6 +576,8 @@ impl Partition {
             size(&self.risk_sketch),
             size(&self.cash.claims),
             size(&self.cash.payers),
+            size(&self.prov_members),
+            size(&self.prov_kpis),
         ]
     }
 
@@ -622,6 +652,7 @@ impl Partition {
                 }
                 self.refresh_population(engine, key, e.event_time);
                 self.refresh_member_risk(engine, key, e.event_time, out);
+                self.provider_encounter(engine, key, e);
                 self.reschedule_member(engine, key);
                 costs.append(&mut self.pending_rekeyed);
                 self.care_gap_encounter(engine, key, e, first_out, out);
@@ -653,6 +684,7 @@ impl Partition {
         }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
+        self.provider_claim_facts(engine, key);
         costs.append(&mut self.claim_out.costs);
         self.reschedule_claim(engine, key);
     }
@@ -721,6 +753,7 @@ impl Partition {
             ),
             Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
             Rekeyed::Cash(f) => self.apply_cash(engine, f, out),
+            Rekeyed::Provider(f) => self.apply_provider_fact(engine, f, out),
         }
     }
 
@@ -885,8 +918,9 @@ impl Partition {
         into.append(&mut self.pending_rekeyed);
     }
 
-    /// Emits every population group changed since its last emission (and the ROI records):
-    /// the end of a replay, or a quiet stream in the service.
+    /// Emits every population group changed since its last emission (and the ROI records),
+    /// then every provider/department key whose windows changed: the end of a replay, or a
+    /// quiet stream in the service.
     pub fn flush_population(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
         aggregate::flush(
             &mut self.population,
@@ -894,6 +928,97 @@ impl Partition {
             &engine.config.scoring.interventions,
             out,
         );
+        if engine.providers.enabled {
+            providers::aggregate::flush(&mut self.prov_kpis, &engine.providers, out);
+        }
+    }
+
+    /// The provider and department daily sums (provider flow).
+    pub fn provider_kpis(&self) -> &Table<ProviderEntry> {
+        &self.prov_kpis
+    }
+
+    /// Applies a provider fact (its key must hash to this partition).
+    pub fn apply_provider_fact(
+        &mut self,
+        engine: &Engine,
+        fact: &crate::model::ProviderFact,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if engine.providers.enabled {
+            providers::aggregate::apply(&mut self.prov_kpis, &engine.providers, fact, out);
+        }
+    }
+
+    /// Notes an encounter record's attending provider and sends the member's provider facts.
+    fn provider_encounter(&mut self, engine: &Engine, key: &str, e: &crate::model::Encounter) {
+        if !engine.providers.enabled {
+            return;
+        }
+        if let Some(member) = self.members.get(key) {
+            let record = crate::reconcile::record_id(&e.event_id);
+            self.prov_members.update(key, |t| {
+                providers::facts::note_attending(
+                    t,
+                    &member,
+                    &e.encounter_id,
+                    e.event_time,
+                    record,
+                    e.attending_provider_id.as_deref(),
+                )
+            });
+        }
+        self.refresh_providers(engine, key, e.event_time);
+    }
+
+    /// Recomputes a member's provider facts and queues the changes.
+    fn refresh_providers(&mut self, engine: &Engine, key: &str, at: EpochMillis) {
+        if !engine.providers.enabled {
+            return;
+        }
+        let member = self.members.get(key);
+        if member.is_none() && self.prov_members.get(key).is_none() {
+            return;
+        }
+        let tracked = self.pop_stays.get(key);
+        let out = &mut self.pending_rekeyed;
+        let window = engine.config.readmission_window_days as i32;
+        let keep = self.prov_members.update(key, |t| {
+            providers::facts::refresh(member.as_deref(), tracked.as_deref(), t, window, at, out)
+        });
+        drop((member, tracked));
+        if !keep {
+            self.prov_members.remove(key);
+        }
+    }
+
+    /// Counts the claim adjudications just reported (as payer facts) on the claim's provider
+    /// and department.
+    fn provider_claim_facts(&mut self, engine: &Engine, key: &str) {
+        if !engine.providers.enabled
+            || !self
+                .claim_out
+                .costs
+                .iter()
+                .any(|r| matches!(r, Rekeyed::Payer(_)))
+        {
+            return;
+        }
+        let Some(st) = self.claims.get(key) else {
+            return;
+        };
+        let Some(sub) = st.current_submission() else {
+            return;
+        };
+        let mut facts = Vec::new();
+        providers::facts::claim_facts(
+            &sub.provider_id,
+            &sub.department,
+            &self.claim_out.costs,
+            &mut facts,
+        );
+        drop(st);
+        self.claim_out.costs.append(&mut facts);
     }
 
     /// The population aggregates (population flow).
@@ -976,6 +1101,7 @@ impl Partition {
             .update(key, |st| detector.apply_cost(st, key, cost, out));
         self.refresh_population(engine, key, cost.event_time);
         self.refresh_member_risk(engine, key, cost.event_time, out);
+        self.refresh_providers(engine, key, cost.event_time);
         self.reschedule_member(engine, key);
         // Costs do not move the watermark, so a prune already due (a member with no stays in
         // the look-back) is done now rather than at the next event: the partition's state is then
@@ -1052,6 +1178,7 @@ impl Partition {
         }
         out.append(&mut self.claim_out.events);
         self.stamp_facts();
+        self.provider_claim_facts(engine, key);
         costs.append(&mut self.claim_out.costs);
         if keep {
             self.reschedule_claim(engine, key);
@@ -1091,9 +1218,11 @@ impl Partition {
             }
         }
         self.refresh_population(engine, key, due);
+        self.refresh_providers(engine, key, due);
         if self.members.get(key).is_none() {
             self.pop_stays.remove(key);
             self.refresh_member_risk(engine, key, due, out);
+            self.prov_members.remove(key);
             self.reschedule_member(engine, key);
             return;
         }
@@ -1114,8 +1243,11 @@ impl Partition {
         }
         if keep {
             self.reschedule_member(engine, key);
+            // Encounters that left the look-back are forgotten (their facts stay as sent).
+            self.refresh_providers(engine, key, due);
         } else {
             self.members.remove(key);
+            self.prov_members.remove(key);
             self.stats.members_expired += 1;
         }
         self.refresh_member_risk(engine, key, due, out);
@@ -1336,6 +1468,8 @@ impl Partition {
                 &mut self.risk_sketch,
                 &mut self.cash.claims,
                 &mut self.cash.payers,
+                &mut self.prov_members,
+                &mut self.prov_kpis,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod model;
 pub mod monitor;
 pub mod population;
+pub mod providers;
 pub mod readmit;
 pub mod reconcile;
 pub mod refdata;

@@ -35,10 +35,12 @@ pub enum SchemaKind {
     MemberRiskEvent,
     CashFact,
     CashForecast,
+    ProviderFact,
+    ProviderKpi,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 22] = [
+    pub const ALL: [SchemaKind; 24] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -61,6 +63,8 @@ impl SchemaKind {
         Self::MemberRiskEvent,
         Self::CashFact,
         Self::CashForecast,
+        Self::ProviderFact,
+        Self::ProviderKpi,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +91,8 @@ impl SchemaKind {
             Self::MemberRiskEvent => "MemberRiskEvent",
             Self::CashFact => "CashFact",
             Self::CashForecast => "CashForecast",
+            Self::ProviderFact => "ProviderFact",
+            Self::ProviderKpi => "ProviderKpi",
         }
     }
 
@@ -115,6 +121,8 @@ impl SchemaKind {
             Self::MemberRiskEvent => include_str!("../../schemas/MemberRiskEvent.avsc"),
             Self::CashFact => include_str!("../../schemas/CashFact.avsc"),
             Self::CashForecast => include_str!("../../schemas/CashForecast.avsc"),
+            Self::ProviderFact => include_str!("../../schemas/ProviderFact.avsc"),
+            Self::ProviderKpi => include_str!("../../schemas/ProviderKpi.avsc"),
         }
     }
 

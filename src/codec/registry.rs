@@ -41,7 +41,7 @@ pub const UNREGISTERED: u32 = 0;
 /// The schemas claimwatch writes: it owns these subjects, so it registers them (with
 /// `auto_register`) or requires them to be registered. The others are inputs, whose subjects
 /// belong to their producers and are only looked up.
-pub const WRITTEN: [SchemaKind; 18] = [
+pub const WRITTEN: [SchemaKind; 20] = [
     SchemaKind::ClaimLifecycleUpdate,
     SchemaKind::ReadmissionEvent,
     SchemaKind::DeadLetter,
@@ -60,6 +60,8 @@ pub const WRITTEN: [SchemaKind; 18] = [
     SchemaKind::MemberRiskEvent,
     SchemaKind::CashFact,
     SchemaKind::CashForecast,
+    SchemaKind::ProviderFact,
+    SchemaKind::ProviderKpi,
 ];
 
 /// The subject of a topic's value schema (TopicNameStrategy).

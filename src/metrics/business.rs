@@ -462,6 +462,7 @@ impl Kpi {
             OutputEvent::CareGap(g) => self.care_gaps.observe(g),
             OutputEvent::MemberRisk(_) => {}
             OutputEvent::CashForecast(_) => {}
+            OutputEvent::ProviderKpi(_) => {}
         }
     }
 
@@ -748,5 +749,6 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::CareGap(g) => (g.event_time, false, false),
         OutputEvent::MemberRisk(m) => (m.event_time, false, false),
         OutputEvent::CashForecast(c) => (c.event_time, false, false),
+        OutputEvent::ProviderKpi(k) => (k.event_time, false, false),
     }
 }

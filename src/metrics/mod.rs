@@ -292,7 +292,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 13] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 14] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -306,6 +306,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 13] = [
     "claimwatch.care-gaps",
     "claimwatch.member-risk",
     "claimwatch.cash-forecast",
+    "claimwatch.provider-kpis",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -322,7 +323,8 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::InterventionRoi(_) => 9,
         OutputEvent::CareGap(_) => 10,
         OutputEvent::MemberRisk(_) => 11,
-        OutputEvent::CashForecast(_) => 11,
+        OutputEvent::CashForecast(_) => 12,
+        OutputEvent::ProviderKpi(_) => 13,
     }
 }
 

@@ -946,3 +946,18 @@ fn kpis_needing_the_submission_do_not_depend_on_arrival_order() {
     // Every denial is counted under the claim's department.
     assert_eq!((unknown0, unknown50), (0.0, 0.0));
 }
+
+/// Each output's `topic` label index names its own topic (a wrong index counts one topic's
+/// outputs under another's).
+#[test]
+fn output_index_names_the_outputs_topic() {
+    let sample = sample_outputs(300, 3);
+    let mut seen = std::collections::BTreeSet::new();
+    for o in &sample.outputs {
+        assert_eq!(OUTPUT_TOPICS[output_index(o)], o.topic());
+        seen.insert(o.topic());
+    }
+    for t in ["claimwatch.cash-forecast", "claimwatch.provider-kpis"] {
+        assert!(seen.contains(t), "the sample has no {t} output");
+    }
+}

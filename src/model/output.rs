@@ -602,6 +602,8 @@ pub enum Rekeyed {
     Vaccine(VaccineDose),
     /// A claim's contribution to its payer's cash forecast (`cashflow` module).
     Cash(CashFact),
+    /// Provider/department counters (`providers` module).
+    Provider(ProviderFact),
 }
 
 impl Rekeyed {
@@ -613,6 +615,7 @@ impl Rekeyed {
             Self::Population(_) => POPULATION_KEY,
             Self::Vaccine(v) => &v.member_id,
             Self::Cash(f) => &f.payer_id,
+            Self::Provider(f) => &f.key,
         }
     }
 
@@ -623,6 +626,7 @@ impl Rekeyed {
             Self::Population(f) => f.event_time,
             Self::Vaccine(v) => v.event_time,
             Self::Cash(f) => f.event_time,
+            Self::Provider(f) => f.event_time,
         }
     }
 }
@@ -807,6 +811,7 @@ pub enum OutputEvent {
     CareGap(CareGapEvent),
     MemberRisk(MemberRiskEvent),
     CashForecast(CashForecast),
+    ProviderKpi(ProviderKpi),
 }
 
 impl OutputEvent {
@@ -826,6 +831,7 @@ impl OutputEvent {
             Self::CareGap(_) => "claimwatch.care-gaps",
             Self::MemberRisk(_) => "claimwatch.member-risk",
             Self::CashForecast(_) => "claimwatch.cash-forecast",
+            Self::ProviderKpi(_) => "claimwatch.provider-kpis",
         }
     }
 
@@ -845,6 +851,7 @@ impl OutputEvent {
             Self::CareGap(e) => &e.member_id,
             Self::MemberRisk(e) => &e.member_id,
             Self::CashForecast(e) => &e.forecast_key,
+            Self::ProviderKpi(e) => &e.key,
         }
     }
 }
@@ -1109,6 +1116,91 @@ impl std::fmt::Debug for CashFact {
     }
 }
 
+/// Integer counters one [`ProviderFact`] adds to a provider or department key (all sums, so the
+/// aggregate is the same whatever order the facts arrive in).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProviderCounts {
+    /// Completed (discharged, not cancelled) encounters of any class.
+    pub encounters: i64,
+    /// Of those, inpatient stays.
+    pub inpatient_stays: i64,
+    /// Length of stay of those inpatient stays, days (discharge - admission).
+    pub inpatient_los_days: i64,
+    /// Encounters whose claim has a paid amount.
+    pub paid_encounters: i64,
+    /// Paid amount of those encounters, cents.
+    pub paid_cents: i64,
+    /// Matured index stays (30-day window closed).
+    pub index_stays: i64,
+    /// Of those, HIGH risk tier at discharge.
+    pub high_risk: i64,
+    /// Of those, with an unplanned readmission within the window.
+    pub readmissions: i64,
+    /// Calibrated readmission probabilities at discharge of those index stays, millionths.
+    pub expected_micros: i64,
+    /// Claim adjudications (paid, partially paid or denied; re-adjudications count again).
+    pub adjudicated: i64,
+    /// Of those, denied.
+    pub denied: i64,
+    /// First adjudications of a claim (first-pass yield denominator).
+    pub first_adjudications: i64,
+    /// First adjudications paid with no prior rejection, replacement or denial.
+    pub first_pass_paid: i64,
+}
+
+impl ProviderCounts {
+    /// Adds `other` times `sign`.
+    pub fn add(&mut self, other: &ProviderCounts, sign: i64) {
+        self.encounters += sign * other.encounters;
+        self.inpatient_stays += sign * other.inpatient_stays;
+        self.inpatient_los_days += sign * other.inpatient_los_days;
+        self.paid_encounters += sign * other.paid_encounters;
+        self.paid_cents += sign * other.paid_cents;
+        self.index_stays += sign * other.index_stays;
+        self.high_risk += sign * other.high_risk;
+        self.readmissions += sign * other.readmissions;
+        self.expected_micros += sign * other.expected_micros;
+        self.adjudicated += sign * other.adjudicated;
+        self.denied += sign * other.denied;
+        self.first_adjudications += sign * other.first_adjudications;
+        self.first_pass_paid += sign * other.first_pass_paid;
+    }
+
+    /// Every counter is zero.
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Internal event on the provider flow (`providers` module): what one encounter, matured index
+/// stay or claim adjudication adds to (`sign` +1) or takes back from (`sign` -1) a provider or
+/// department key's counters on one day. Re-keyed from the member and claim flows to
+/// `provider:<id>` / `department:<name>` (in Kafka through `claimwatch.internal.provider-facts`,
+/// in replay directly). Carries no member, claim or encounter identifier.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProviderFact {
+    /// `provider:<id>` or `department:<name>`.
+    pub key: String,
+    /// +1 (add) or -1 (take back).
+    pub sign: i32,
+    /// Event time of the change that produced it; moves the provider flow's day.
+    pub event_time: EpochMillis,
+    /// The day the counters belong to (decides the rolling windows): an encounter's discharge, an
+    /// index stay's maturity (discharge + readmission window + 1), an adjudication's day.
+    pub day: EpochDay,
+    pub counts: ProviderCounts,
+}
+
+impl std::fmt::Debug for ProviderFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderFact")
+            .field("key", &self.key)
+            .field("sign", &self.sign)
+            .field("day", &self.day)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Expected cash of one ISO week.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WeekAmount {
@@ -1174,4 +1266,77 @@ pub struct CashForecast {
     pub paid_claims_observed: i64,
     /// Median days from first submission to first payment (121 = over 120 days).
     pub median_days_to_payment: Option<f64>,
+}
+
+/// The KPIs of one provider or department over one rolling event-time window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProviderWindow {
+    /// Window length, days.
+    pub days: i32,
+    /// First and last day of the window (the last is the provider flow's day).
+    pub first_day: EpochDay,
+    pub last_day: EpochDay,
+    /// Completed encounters discharged in the window (all classes).
+    pub encounters: i64,
+    /// Workload: encounters per week of the window.
+    pub encounters_per_week: f64,
+    pub inpatient_stays: i64,
+    /// Average length of stay of the inpatient stays, days (0 without stays).
+    pub average_los_days: f64,
+    /// Encounters with a paid claim and their paid amount, cents.
+    pub paid_encounters: i64,
+    pub paid_cents: i64,
+    /// paid_cents / paid_encounters (absent without paid encounters). Per encounter: distinct
+    /// patients are not counted (not a sum of facts).
+    pub cost_per_encounter_cents: Option<i64>,
+    /// Index stays whose 30-day window closed in the window.
+    pub index_stays: i64,
+    pub high_risk_stays: i64,
+    /// high_risk_stays / index_stays (0 without index stays).
+    pub high_risk_share: f64,
+    /// Unplanned 30-day readmissions of those index stays.
+    pub readmissions: i64,
+    /// readmissions / index_stays (0 without index stays).
+    pub readmission_rate: f64,
+    /// Sum of the calibrated probabilities at discharge (indirect standardization's E).
+    pub expected_readmissions: f64,
+    /// observed / expected (absent when expected is 0).
+    pub observed_to_expected: Option<f64>,
+    /// 95 % confidence interval of O/E (exact Poisson on O, divided by E).
+    pub oe_ci_low: Option<f64>,
+    pub oe_ci_high: Option<f64>,
+    /// Outcome efficiency: expected - observed readmissions (positive: fewer than expected).
+    pub readmissions_avoided: f64,
+    /// `HIGHER` / `LOWER` when the interval excludes 1 and expected >= `min_expected`; absent
+    /// otherwise.
+    pub flag: Option<String>,
+    /// Claim adjudications, denials and denial rate (0 without adjudications).
+    pub adjudicated: i64,
+    pub denied: i64,
+    pub denial_rate: f64,
+    /// First adjudications, those paid first pass, and first-pass yield (absent without any).
+    pub first_adjudications: i64,
+    pub first_pass_paid: i64,
+    pub first_pass_yield: Option<f64>,
+}
+
+/// Rolling-window KPIs of one provider or department. Emitted on `claimwatch.provider-kpis`,
+/// keyed `provider:<id>` / `department:<name>`, at most once per day of the provider flow for
+/// each key whose windows changed (and at the end of a replay). Aggregate only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProviderKpi {
+    /// `<key>:<version>`: deterministic.
+    pub output_id: String,
+    /// `provider:<id>` or `department:<name>`.
+    pub key: String,
+    /// `PROVIDER` or `DEPARTMENT`.
+    pub level: String,
+    /// The provider id or department name.
+    pub name: String,
+    /// Increments with every emission of this key.
+    pub version: i64,
+    /// Start of the day after the window's last day.
+    pub event_time: EpochMillis,
+    /// One per configured window, shortest first.
+    pub windows: Vec<ProviderWindow>,
 }

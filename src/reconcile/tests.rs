@@ -362,7 +362,8 @@ fn encounter_cost_goes_to_the_member_flow_once_per_change() {
                 Rekeyed::Payer(_)
                 | Rekeyed::Population(_)
                 | Rekeyed::Vaccine(_)
-                | Rekeyed::Cash(_) => None,
+                | Rekeyed::Cash(_)
+                | Rekeyed::Provider(_) => None,
             })
             .collect()
     };
@@ -380,9 +381,11 @@ fn facts(out: &ClaimOutputs) -> Vec<PayerFact> {
         .iter()
         .filter_map(|r| match r {
             Rekeyed::Payer(f) => Some(f.clone()),
-            Rekeyed::Cost(_) | Rekeyed::Population(_) | Rekeyed::Vaccine(_) | Rekeyed::Cash(_) => {
-                None
-            }
+            Rekeyed::Cost(_)
+            | Rekeyed::Population(_)
+            | Rekeyed::Vaccine(_)
+            | Rekeyed::Cash(_)
+            | Rekeyed::Provider(_) => None,
         })
         .collect()
 }

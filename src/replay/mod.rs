@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 13] = [
+pub const OUTPUT_FILES: [&str; 14] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -69,6 +69,7 @@ pub const OUTPUT_FILES: [&str; 13] = [
     "claimwatch.care-gaps",
     "claimwatch.member-risk",
     "claimwatch.cash-forecast",
+    "claimwatch.provider-kpis",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -126,6 +127,7 @@ impl Sinks {
             OutputEvent::CareGap(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::MemberRisk(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::CashForecast(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::ProviderKpi(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {

@@ -70,7 +70,7 @@ pub const SECTIONS: &[Section] = &[
         id: "providers",
         title: "Provider and department performance",
         topics: &[topics::PROVIDER_KPIS],
-        render: generic_aggregate,
+        render: providers,
     },
     Section {
         id: "high-cost",
@@ -1128,4 +1128,138 @@ fn cash_line_svg(series: &[(&str, i64, i64)]) -> Result<String, ReportError> {
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(buf)
+}
+
+fn oe_cell(w: &crate::model::ProviderWindow) -> String {
+    match (w.observed_to_expected, w.oe_ci_low, w.oe_ci_high) {
+        (Some(r), Some(lo), Some(hi)) => format!("{r:.2} [{lo:.2}, {hi:.2}]"),
+        _ => "-".into(),
+    }
+}
+
+/// `claimwatch.provider-kpis`: the departments over the longest window, and the providers whose
+/// risk-adjusted readmission ratio is flagged in any window.
+fn providers(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
+    let Some(f) = o.analytics.get(sec.topics[0]) else {
+        return Ok(());
+    };
+    let records: Vec<crate::model::ProviderKpi> = f
+        .records
+        .values()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect();
+    let longest = |k: &crate::model::ProviderKpi| k.windows.iter().max_by_key(|w| w.days).cloned();
+    let depts: Vec<_> = records
+        .iter()
+        .filter(|k| k.level == "DEPARTMENT")
+        .filter_map(|k| longest(k).map(|w| (k, w)))
+        .collect();
+    let Some(days) = depts.first().map(|(_, w)| w.days) else {
+        s.push_str("<p class=\"na\">No department record on the topic.</p>\n");
+        return Ok(());
+    };
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">Latest record per department, {days}-day window ending on the day \
+         shown (the provider flow's day of the partition that owns the key). O/E: observed / \
+         expected readmissions (expected = sum of the calibrated probabilities of the index stays \
+         matured in the window), with its 95 % exact Poisson interval; flagged only when the \
+         interval excludes 1 and enough readmissions are expected.</p>"
+    );
+    s.push_str("<table>\n");
+    head(
+        s,
+        &[
+            "department",
+            "window ends",
+            "encounters",
+            "per week",
+            "avg LOS",
+            "paid / encounter",
+            "high-risk share",
+            "index stays",
+            "readmissions",
+            "expected",
+            "O/E [95 % CI]",
+            "flag",
+            "denial rate",
+            "first-pass yield",
+        ],
+    );
+    for (k, w) in &depts {
+        row(
+            s,
+            &k.name,
+            &[
+                crate::model::format_day(w.last_day),
+                w.encounters.to_string(),
+                format!("{:.1}", w.encounters_per_week),
+                format!("{:.1}", w.average_los_days),
+                w.cost_per_encounter_cents
+                    .map_or_else(|| "-".into(), dollars),
+                pct(w.high_risk_share),
+                w.index_stays.to_string(),
+                w.readmissions.to_string(),
+                format!("{:.1}", w.expected_readmissions),
+                oe_cell(w),
+                w.flag.clone().unwrap_or_else(|| "-".into()),
+                pct(w.denial_rate),
+                w.first_pass_yield.map_or_else(|| "-".into(), pct),
+            ],
+        );
+    }
+    s.push_str("</table>\n");
+    let flagged: Vec<_> = records
+        .iter()
+        .filter(|k| k.level == "PROVIDER")
+        .flat_map(|k| {
+            k.windows
+                .iter()
+                .filter(|w| w.flag.is_some())
+                .map(move |w| (k, w))
+        })
+        .collect();
+    let providers = records.iter().filter(|k| k.level == "PROVIDER").count();
+    if flagged.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">No provider flagged: none of the {providers} providers has a window \
+             whose O/E interval excludes 1 with enough expected readmissions.</p>"
+        );
+        return Ok(());
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">Providers flagged ({} of {providers}).</p>",
+        flagged.len()
+    );
+    s.push_str("<table>\n");
+    head(
+        s,
+        &[
+            "provider",
+            "window (days)",
+            "index stays",
+            "readmissions",
+            "expected",
+            "O/E [95 % CI]",
+            "flag",
+        ],
+    );
+    for (k, w) in flagged {
+        row(
+            s,
+            &k.name,
+            &[
+                w.days.to_string(),
+                w.index_stays.to_string(),
+                w.readmissions.to_string(),
+                format!("{:.1}", w.expected_readmissions),
+                oe_cell(w),
+                w.flag.clone().unwrap_or_default(),
+            ],
+        );
+    }
+    s.push_str("</table>\n");
+    Ok(())
 }

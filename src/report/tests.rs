@@ -121,6 +121,7 @@ fn report_of_a_replay_matches_the_replay_summary() {
         "claimwatch.readmission-summary",
         "claimwatch.intervention-roi",
         "claimwatch.care-gaps",
+        "claimwatch.provider-kpis",
     ] {
         assert!(
             !html.contains(&format!("records on <code>{topic}</code>")),
@@ -175,6 +176,7 @@ fn report_of_a_replay_matches_the_replay_summary() {
         "claimwatch.intervention-roi",
         "claimwatch.care-gaps",
         "claimwatch.cash-forecast",
+        "claimwatch.provider-kpis",
     ] {
         assert!(
             !html.contains(&format!("the input has no <code>{topic}</code> output")),
@@ -183,6 +185,10 @@ fn report_of_a_replay_matches_the_replay_summary() {
     }
     assert!(html.contains("Forecast vs actual per ISO week ($)"));
     assert!(html.contains("payer-week error (WAPE)"));
+    // The provider section: a department table with the risk-adjusted ratio.
+    assert!(html.contains("<h2>Provider and department performance</h2>"));
+    assert!(html.contains("<th>O/E [95 % CI]</th>"));
+    assert!(html.contains("<tr><th>MEDICINE</th>"));
     // No identifier of the population appears in the page.
     let line =
         std::fs::read_to_string(dir.path().join("out/claimwatch.claim-lifecycle.jsonl")).unwrap();

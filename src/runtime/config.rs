@@ -120,6 +120,11 @@ pub struct Topics {
     pub cash_facts: String,
     /// Cash forecast per payer and ISO week (keyed `<payer_id>:<iso week>`).
     pub cash_forecast: String,
+    /// Internal repartition topic: provider facts re-keyed from members and claims to
+    /// `provider:<id>` / `department:<name>`.
+    pub provider_facts: String,
+    /// Provider and department KPIs (keyed `provider:<id>` / `department:<name>`).
+    pub provider_kpis: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -156,6 +161,8 @@ impl Default for Topics {
             member_risk: "claimwatch.member-risk".into(),
             cash_facts: "claimwatch.internal.cash-facts".into(),
             cash_forecast: "claimwatch.cash-forecast".into(),
+            provider_facts: "claimwatch.internal.provider-facts".into(),
+            provider_kpis: "claimwatch.provider-kpis".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -191,6 +198,7 @@ impl Topics {
             "claimwatch.care-gaps" => &self.care_gaps,
             "claimwatch.member-risk" => &self.member_risk,
             "claimwatch.cash-forecast" => &self.cash_forecast,
+            "claimwatch.provider-kpis" => &self.provider_kpis,
             _ => &self.dead_letter,
         }
     }
@@ -212,6 +220,7 @@ impl Topics {
         v.push(self.population_facts.clone());
         v.push(self.vaccine_doses.clone());
         v.push(self.cash_facts.clone());
+        v.push(self.provider_facts.clone());
         v
     }
 
@@ -231,6 +240,7 @@ impl Topics {
             self.care_gaps.clone(),
             self.member_risk.clone(),
             self.cash_forecast.clone(),
+            self.provider_kpis.clone(),
         ]
     }
 }

@@ -456,6 +456,8 @@ fn registry_codec(
             K::MemberRiskEvent => &topics.member_risk,
             K::CashFact => &topics.cash_facts,
             K::CashForecast => &topics.cash_forecast,
+            K::ProviderFact => &topics.provider_facts,
+            K::ProviderKpi => &topics.provider_kpis,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -518,6 +520,7 @@ impl Service {
                 (config.topics.population_facts.clone(), None),
                 (config.topics.vaccine_doses.clone(), None),
                 (config.topics.cash_facts.clone(), None),
+                (config.topics.provider_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -135,6 +135,10 @@ pub(crate) fn decode_message(
         None if spec.topic == shared.config.topics.cash_facts => {
             wire::decode_cash_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Cash(f)))
         }
+        None if spec.topic == shared.config.topics.provider_facts => {
+            wire::decode_provider_fact(&shared.codec, payload)
+                .map(|f| Body::Rekeyed(Rekeyed::Provider(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -547,6 +551,10 @@ impl Task {
             Rekeyed::Cash(f) => {
                 wire::encode_cash_fact(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.cash_facts
+            }
+            Rekeyed::Provider(f) => {
+                wire::encode_provider_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.provider_facts
             }
         };
         let key = record.key();

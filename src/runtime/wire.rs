@@ -6,7 +6,7 @@ use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, CashFact, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent,
-    InputStream, OutputEvent, PayerFact, Remittance, StayOutcome, VaccineDose,
+    InputStream, OutputEvent, PayerFact, ProviderFact, Remittance, StayOutcome, VaccineDose,
 };
 
 /// The schema of an input stream's records.
@@ -176,6 +176,19 @@ pub fn decode_cash_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<CashFact, Dec
     codec.decode_framed(SchemaKind::CashFact, bytes)
 }
 
+/// Encodes a record of the internal provider-facts topic (always Avro).
+pub fn encode_provider_fact(codec: &AvroCodec, fact: &ProviderFact, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::ProviderFact, fact, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("ProviderFact does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal provider-facts topic.
+pub fn decode_provider_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<ProviderFact, DecodeError> {
+    codec.decode_framed(SchemaKind::ProviderFact, bytes)
+}
+
 /// The schema of an output event.
 pub fn output_kind(event: &OutputEvent) -> SchemaKind {
     match event {
@@ -192,6 +205,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::CareGap(_) => SchemaKind::CareGapEvent,
         OutputEvent::MemberRisk(_) => SchemaKind::MemberRiskEvent,
         OutputEvent::CashForecast(_) => SchemaKind::CashForecast,
+        OutputEvent::ProviderKpi(_) => SchemaKind::ProviderKpi,
     }
 }
 
@@ -218,6 +232,7 @@ pub fn encode_output(
             OutputEvent::CareGap(e) => codec.encode_framed(kind, e, out),
             OutputEvent::MemberRisk(e) => codec.encode_framed(kind, e, out),
             OutputEvent::CashForecast(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::ProviderKpi(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -234,6 +249,7 @@ pub fn encode_output(
                 OutputEvent::CareGap(e) => json::encode_line(e, out),
                 OutputEvent::MemberRisk(e) => json::encode_line(e, out),
                 OutputEvent::CashForecast(e) => json::encode_line(e, out),
+                OutputEvent::ProviderKpi(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -303,6 +319,9 @@ pub fn decode_output(
         )),
         "claimwatch.cash-forecast" => {
             OutputEvent::CashForecast(dec!(SchemaKind::CashForecast, crate::model::CashForecast))
+        }
+        "claimwatch.provider-kpis" => {
+            OutputEvent::ProviderKpi(dec!(SchemaKind::ProviderKpi, crate::model::ProviderKpi))
         }
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
