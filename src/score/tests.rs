@@ -453,7 +453,12 @@ fn the_core_monitors_matured_labels_like_a_batch_evaluation() {
         assert_eq!(s.auc(), Some(train::auc(&quantized, &labels)));
         let (batch_ece, _) = train::ece(&probs, &labels);
         assert!((s.ece().unwrap() - batch_ece).abs() < 1e-9);
-        // Shipped artifacts predate the drift reference: drift unavailable, labels monitored.
+        // The shipped artifacts carry the training window's distribution: drift is reported.
+        assert!(
+            !m.reference.is_empty(),
+            "shipped {} model has a drift reference",
+            m.kind.as_str()
+        );
         let snap = p.score_tables().monitor.snapshot()[k].clone().unwrap();
         assert_eq!(snap.psi().is_empty(), m.reference.is_empty());
     }
