@@ -743,8 +743,25 @@ fn train(
             ModelKind::Denial => d,
             ModelKind::Readmission => r,
         });
-        let (model, evaluation) =
+        let (mut model, evaluation) =
             train::fit_evaluated(*kind, &examples, truth, &opts).map_err(anyhow::Error::msg)?;
+        if *kind == ModelKind::Denial && truth_path.exists() {
+            // Ceilings of what is knowable at submission (the oracle above also knows whether
+            // this claim's documentation is incomplete, which the claim mostly does not show).
+            for (field, name) in [
+                ("probability_before_gap_draw", "oracle_auc_before_gap_draw"),
+                (
+                    "probability_population_gap_rate",
+                    "oracle_auc_population_gap_rate",
+                ),
+            ] {
+                let (d, _) =
+                    train::read_truth_field(&truth_path, field).map_err(anyhow::Error::msg)?;
+                if let Some(v) = train::oracle_auc_of(*kind, &examples, &d, &opts) {
+                    model.metrics.baselines.push((name.to_owned(), v));
+                }
+            }
+        }
         std::fs::create_dir_all(out)?;
         let path = out.join(format!("{}.json", kind.as_str()));
         std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;

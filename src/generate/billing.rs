@@ -30,6 +30,9 @@ mod claim_model {
     pub const DENY_INPATIENT: f64 = 0.25;
 }
 
+/// Mean of the members' documentation-gap propensity (uniform on 0.02..0.12, `population`).
+const MEAN_DOC_GAP_PROPENSITY: f64 = 0.07;
+
 /// CPT codes that usually need prior authorization in the synthetic market.
 const NEEDS_AUTH: [&str; 5] = ["70553", "93306", "72148", "27447", "27130"];
 
@@ -216,6 +219,27 @@ impl<R: Rng> Biller<'_, R> {
                 }
         };
         let p_deny = logistic(deny_logit(doc_gap));
+        // The outcome probability averaged over the documentation-gap draw (for truth.json).
+        let p_outcome = |gap: bool| {
+            let p_rej = logistic(
+                k::REJECT_INTERCEPT
+                    + m.payer.rejection_logit
+                    + if gap { k::REJECT_DOC_GAP } else { 0.0 }
+                    + if institutional {
+                        k::REJECT_INSTITUTIONAL
+                    } else {
+                        0.0
+                    },
+            );
+            1.0 - (1.0 - p_rej) * (1.0 - logistic(deny_logit(gap)))
+        };
+        let gap_rate = |propensity: f64| (propensity * (1.0 + lines.len() as f64 / 5.0)).min(0.5);
+        let before_draw = |propensity: f64| {
+            let q = gap_rate(propensity);
+            q * p_outcome(true) + (1.0 - q) * p_outcome(false)
+        };
+        let probability_before_gap_draw = before_draw(m.doc_gap_propensity);
+        let probability_population_gap_rate = before_draw(MEAN_DOC_GAP_PROPENSITY);
         let rejected = self.rng.gen_bool(p_reject);
         let claim = ClaimSubmitted {
             event_id: format!("clm-{claim_id}-1"),
@@ -281,6 +305,8 @@ impl<R: Rng> Biller<'_, R> {
         let mut truth = DenialTruth {
             claim_id: claim_id.clone(),
             probability: 1.0 - (1.0 - p_reject) * (1.0 - p_deny),
+            probability_before_gap_draw,
+            probability_population_gap_rate,
             rejected,
             denied: false,
             category: None,

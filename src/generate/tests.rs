@@ -157,6 +157,40 @@ fn truth_refers_to_generated_records_and_is_calibrated() {
     );
 }
 
+#[test]
+fn denial_truth_before_the_gap_draw_is_the_expectation_of_the_drawn_probability() {
+    let g = small();
+    let d = &g.truth.denials;
+    let n = d.len() as f64;
+    let mean = |f: fn(&DenialTruth) -> f64| d.iter().map(f).sum::<f64>() / n;
+    let drawn = mean(|t| t.probability);
+    let before = mean(|t| t.probability_before_gap_draw);
+    let population = mean(|t| t.probability_population_gap_rate);
+    let observed = d.iter().filter(|t| t.rejected || t.denied).count() as f64 / n;
+    assert!(d.iter().all(|t| {
+        (0.0..1.0).contains(&t.probability_before_gap_draw)
+            && (0.0..1.0).contains(&t.probability_population_gap_rate)
+    }));
+    // Averaged over claims, the probability before the draw equals the drawn one's mean (and the
+    // observed rate); the member's propensity moves single claims, not the mean.
+    assert!(
+        (drawn - before).abs() < 0.01,
+        "drawn {drawn} before {before}"
+    );
+    assert!(
+        (before - population).abs() < 0.01,
+        "before {before} population {population}"
+    );
+    assert!(
+        (observed - before).abs() < 3.0 * (before * (1.0 - before) / n).sqrt() + 0.01,
+        "observed {observed} before {before}"
+    );
+    // But it is not the drawn probability claim by claim.
+    assert!(d
+        .iter()
+        .any(|t| (t.probability - t.probability_before_gap_draw).abs() > 0.05));
+}
+
 /// Generation speed for 20,000 members: `cargo test --release --lib generate -- --ignored --nocapture`.
 #[test]
 #[ignore]

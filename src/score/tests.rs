@@ -453,7 +453,12 @@ fn the_core_monitors_matured_labels_like_a_batch_evaluation() {
         assert_eq!(s.auc(), Some(train::auc(&quantized, &labels)));
         let (batch_ece, _) = train::ece(&probs, &labels);
         assert!((s.ece().unwrap() - batch_ece).abs() < 1e-9);
-        // Shipped artifacts predate the drift reference: drift unavailable, labels monitored.
+        // The shipped artifacts carry the training window's distribution: drift is reported.
+        assert!(
+            !m.reference.is_empty(),
+            "shipped {} model has a drift reference",
+            m.kind.as_str()
+        );
         let snap = p.score_tables().monitor.snapshot()[k].clone().unwrap();
         assert_eq!(snap.psi().is_empty(), m.reference.is_empty());
     }
@@ -606,4 +611,37 @@ fn the_html_report_is_one_self_contained_page_with_charts_and_tables() {
     );
     assert!(!back.contains("<script"), "no JavaScript");
     assert!(!back.contains("src=\"http"), "nothing external");
+}
+
+#[test]
+fn another_truth_field_is_scored_on_the_oracles_evaluation_examples() {
+    let (mut ex, truth) = synthetic_denials(2_000, 12, false);
+    // A replacement in the evaluation slice is outside the oracle's subset (the truth speaks
+    // about first submissions).
+    let last = ex.len() - 1;
+    ex[last].features.numeric[5] = 1.0;
+    let opts = train::TrainOptions {
+        max_iterations: 100,
+        ..Default::default()
+    };
+    let model = train::fit(ModelKind::Denial, &ex, Some(&truth), &opts).unwrap();
+    assert_eq!(
+        train::oracle_auc_of(ModelKind::Denial, &ex, &truth, &opts),
+        model.metrics.oracle_auc
+    );
+    // A truth that ranks the evaluation examples by their label is perfect; one covering no
+    // evaluation example gives nothing.
+    let perfect: train::Truth = ex
+        .iter()
+        .map(|e| (e.id.clone(), f64::from(u8::from(e.label))))
+        .collect();
+    assert_eq!(
+        train::oracle_auc_of(ModelKind::Denial, &ex, &perfect, &opts),
+        Some(1.0)
+    );
+    let train_only: train::Truth = ex[..100].iter().map(|e| (e.id.clone(), 0.5)).collect();
+    assert_eq!(
+        train::oracle_auc_of(ModelKind::Denial, &ex, &train_only, &opts),
+        None
+    );
 }

@@ -639,9 +639,36 @@ pub fn read_examples(path: &std::path::Path) -> Result<Vec<TrainingExample>, Str
         .collect()
 }
 
+/// The AUC of another truth probability by example id (e.g. the generator's
+/// `probability_before_gap_draw`) on the evaluation examples it covers, with the split and the
+/// coverage of [`fit`]'s oracle AUC; `None` when it covers none of them.
+pub fn oracle_auc_of(
+    kind: ModelKind,
+    examples: &[TrainingExample],
+    truth: &Truth,
+    opts: &TrainOptions,
+) -> Option<f64> {
+    let mut rows: Vec<&TrainingExample> = examples.iter().filter(|e| e.kind == kind).collect();
+    rows.sort_by(|a, b| (a.scored_at, &a.id).cmp(&(b.scored_at, &b.id)));
+    let n_train = ((rows.len() as f64) * opts.train_fraction).round() as usize;
+    let eval = &rows[n_train.min(rows.len())..];
+    let (t, l): (Vec<f64>, Vec<bool>) = eval
+        .iter()
+        .filter(|r| kind == ModelKind::Readmission || r.features.numeric[5] == 0.0)
+        .filter_map(|r| truth.get(&r.id).map(|t| (*t, r.label)))
+        .unzip();
+    (!t.is_empty()).then(|| round6(auc(&t, &l)))
+}
+
 /// The generator's true probabilities from `truth.json` (denial by claim id, readmission by
 /// encounter id), when the input directory has one.
 pub fn read_truth(path: &std::path::Path) -> Result<(Truth, Truth), String> {
+    read_truth_field(path, "probability")
+}
+
+/// As [`read_truth`], another probability field of the truth records (a list without it reads
+/// as empty).
+pub fn read_truth_field(path: &std::path::Path, field: &str) -> Result<(Truth, Truth), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let collect = |list: &str, key: &str| -> HashMap<String, f64> {
@@ -649,7 +676,7 @@ pub fn read_truth(path: &std::path::Path) -> Result<(Truth, Truth), String> {
             .as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|t| Some((t[key].as_str()?.to_owned(), t["probability"].as_f64()?)))
+                    .filter_map(|t| Some((t[key].as_str()?.to_owned(), t[field].as_f64()?)))
                     .collect()
             })
             .unwrap_or_default()
