@@ -3,6 +3,8 @@
 //! - `core/durable`: events/s through the partitions on one core with the sled store on, taking a
 //!   durable checkpoint (atomic batch + flush) every `checkpoint_every_events` as in production.
 //! - `core/hot_only`: the same with only the dashmap hot view.
+//! - `core/hot_only_without_analytics`: `hot_only` with the population analytics of issue 8 off
+//!   (readmission summary and ROI, care gaps, high-cost members, cash forecast, provider KPIs).
 //! - `codec/avro_decode` and `codec/avro_decode_encode`: Confluent-framed Avro records/s.
 //! - Memory per open claim and per tracked member: `loadtest/benches/memory.rs`.
 //!
@@ -18,7 +20,7 @@ use claimwatch::model::{ClaimAck, ClaimSubmitted, Encounter, InputEvent, Remitta
 use claimwatch::state::StateDb;
 
 mod common;
-use common::{drive, engine, events, open, MEMBERS};
+use common::{drive, engine, engine_without_analytics, events, open, MEMBERS};
 
 fn bench(c: &mut Criterion) {
     let events = events();
@@ -56,6 +58,21 @@ fn bench(c: &mut Criterion) {
                 criterion::black_box(drive(&engine, &mut parts, &events));
                 total += start.elapsed();
                 // Dropping the state is not part of processing the events.
+                drop(parts);
+            }
+            total
+        })
+    });
+    g.bench_function("hot_only_without_analytics", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let engine =
+                    engine_without_analytics(CoreConfig::default().checkpoint_every_events);
+                let mut parts = open(&engine, None);
+                let start = Instant::now();
+                criterion::black_box(drive(&engine, &mut parts, &events));
+                total += start.elapsed();
                 drop(parts);
             }
             total

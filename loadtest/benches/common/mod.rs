@@ -50,12 +50,29 @@ pub fn events() -> Vec<InputEvent> {
 }
 
 pub fn engine(checkpoint_every_events: u64) -> Engine {
-    let config = CoreConfig {
+    Engine::new(config(checkpoint_every_events), RefData::shared())
+}
+
+/// The benchmarks' core configuration (the defaults, with every population-analytics stage on).
+pub fn config(checkpoint_every_events: u64) -> CoreConfig {
+    CoreConfig {
         partitions: PARTITIONS,
         checkpoint_every_events,
         ..CoreConfig::default()
-    };
-    Engine::new(config, RefData::shared())
+    }
+}
+
+/// The same core without the population analytics of issue 8 (readmission summary and ROI, care
+/// gaps, high-cost members, cash forecast, provider KPIs): what they cost per event.
+#[allow(dead_code)] // used by some of the bench targets that include this module
+pub fn engine_without_analytics(checkpoint_every_events: u64) -> Engine {
+    let mut c = config(checkpoint_every_events);
+    c.population.enabled = false;
+    c.care_gaps.enabled = false;
+    c.member_risk.enabled = false;
+    c.cash_forecast.enabled = false;
+    c.provider_kpis.enabled = false;
+    Engine::new(c, RefData::shared())
 }
 
 /// Feeds every event through the partitions, checkpointing as configured. Returns outputs.
