@@ -234,14 +234,21 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 /// and intervention is the same. Care gaps: a dose that reaches the member's partition before the
 /// gap's due date means the gap never opens, after it that it opens and closes, so the counts of
 /// opened and closed gaps (and care-gap events) depend on that order; expired, not applicable and
-/// still-open gaps do not, and are compared.
-const ORDER_DEPENDENT: [&str; 6] = [
+/// still-open gaps do not, and are compared. The cash forecast (payer weeks re-emitted when facts
+/// from several claim partitions correct them), the provider KPIs (keys emitted when their
+/// partition's flow day moves) and the high-cost member flags (re-decided when a member's paid
+/// amounts arrive through a topic) also emit a number of intermediate versions that depends on
+/// that interleaving.
+const ORDER_DEPENDENT: [&str; 9] = [
     "summary.outputs.claimwatch.readmissions: ",
     "summary.outputs.claimwatch.payer-kpis: ",
     "summary.outputs.claimwatch.alerts.payer-monitor: ",
     "summary.outputs.claimwatch.readmission-summary: ",
     "summary.outputs.claimwatch.intervention-roi: ",
     "summary.outputs.claimwatch.care-gaps: ",
+    "summary.outputs.claimwatch.cash-forecast: ",
+    "summary.outputs.claimwatch.provider-kpis: ",
+    "summary.outputs.claimwatch.member-risk: ",
 ];
 
 fn order_dependent(d: &str) -> Option<&'static str> {
