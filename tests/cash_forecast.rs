@@ -3,54 +3,34 @@
 //! the warm-up has a frozen forecast, and the forecast error over the generated data is reported
 //! and stays within a documented bound.
 
+#[path = "support/replayed.rs"]
+mod replayed;
+use replayed::Fixture;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::Path;
 
 use claimwatch::cashflow::{iso_week, week_start};
-use claimwatch::codec::Format;
 use claimwatch::config::CoreConfig;
-use claimwatch::generate::{generate, write::write_population, GenerateConfig, Generated};
+use claimwatch::generate::{generate, GenerateConfig, Generated};
 use claimwatch::model::CashForecast;
-use claimwatch::replay::{run, ReplayOptions};
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    g: Generated,
-}
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let g = generate(&GenerateConfig {
-            members: 3000,
-            seed: 11,
-            ..GenerateConfig::default()
-        });
-        let input = dir.path().join("in");
-        write_population(&g, &input, Format::Json).unwrap();
-        run(&ReplayOptions {
-            input,
-            out: dir.path().join("out"),
-            state: None,
-            config: CoreConfig {
+        Fixture::replay(
+            3000,
+            11,
+            CoreConfig {
                 partitions: 4,
                 ..CoreConfig::default()
             },
-            stop_after: None,
-        })
-        .unwrap();
-        Fixture { dir, g }
+        )
     })
 }
 
 fn records(path: &Path) -> Vec<CashForecast> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    replayed::lines(path)
 }
 
 /// The latest record per key.

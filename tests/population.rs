@@ -3,67 +3,37 @@
 //! agree with the generator's true probabilities, and the aggregate does not depend on the order
 //! the facts arrive in.
 
+#[path = "support/replayed.rs"]
+mod replayed;
+use replayed::{lines, Fixture};
+
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
 
-use claimwatch::codec::Format;
 use claimwatch::config::CoreConfig;
 use claimwatch::core::{partition_for, Engine, Partition};
-use claimwatch::generate::{generate, write::write_population, GenerateConfig, Generated};
+use claimwatch::generate::Generated;
 use claimwatch::model::{
     start_of_day, ClaimLifecycleUpdate, InputEvent, InterventionRoi, OutputEvent,
     ReadmissionAction, ReadmissionEvent, ReadmissionRiskScore, ReadmissionSummary, Rekeyed,
     RiskTier,
 };
 use claimwatch::refdata::RefData;
-use claimwatch::replay::{run, ReplayOptions};
 use claimwatch::state::PartitionStore;
 
 const PARTITIONS: u32 = 4;
 
-fn lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    g: Generated,
-}
-
-impl Fixture {
-    fn out(&self) -> std::path::PathBuf {
-        self.dir.path().join("out")
-    }
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let g = generate(&GenerateConfig {
-            members: 3000,
-            seed: 11,
-            ..GenerateConfig::default()
-        });
-        let input = dir.path().join("in");
-        write_population(&g, &input, Format::Json).unwrap();
-        run(&ReplayOptions {
-            input,
-            out: dir.path().join("out"),
-            state: None,
-            config: CoreConfig {
+        Fixture::replay(
+            3000,
+            11,
+            CoreConfig {
                 partitions: PARTITIONS,
                 ..CoreConfig::default()
             },
-            stop_after: None,
-        })
-        .unwrap();
-        Fixture { dir, g }
+        )
     })
 }
 

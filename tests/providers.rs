@@ -4,29 +4,22 @@
 //! count from the final lifecycles, and the generator's effects show (or, where it has none, do
 //! not show) in the risk-adjusted comparison and the denial rates.
 
+#[path = "support/replayed.rs"]
+mod replayed;
+use replayed::{lines, Fixture};
+
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
 
-use claimwatch::codec::Format;
 use claimwatch::config::{CoreConfig, ProviderKpiConfig};
-use claimwatch::generate::{generate, write::write_population, GenerateConfig, Generated};
+use claimwatch::generate::Generated;
 use claimwatch::model::{
     ClaimLifecycleUpdate, ClaimStatus, EncounterEventType, ProviderKpi, ProviderWindow,
     ReadmissionSummary,
 };
-use claimwatch::replay::{run, ReplayOptions};
 
 /// Longer than the generated period: the whole history in one window.
 const ALL_TIME: u32 = 1000;
-
-fn lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn latest<T: serde::de::DeserializeOwned>(
     path: &Path,
@@ -35,27 +28,13 @@ fn latest<T: serde::de::DeserializeOwned>(
     lines::<T>(path).into_iter().map(|v| (key(&v), v)).collect()
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    g: Generated,
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let g = generate(&GenerateConfig {
-            members: 3000,
-            seed: 11,
-            ..GenerateConfig::default()
-        });
-        let input = dir.path().join("in");
-        write_population(&g, &input, Format::Json).unwrap();
-        run(&ReplayOptions {
-            input,
-            out: dir.path().join("out"),
-            state: None,
-            config: CoreConfig {
+        Fixture::replay(
+            3000,
+            11,
+            CoreConfig {
                 partitions: 4,
                 provider_kpis: ProviderKpiConfig {
                     windows: vec![30, 90, ALL_TIME],
@@ -63,10 +42,7 @@ fn fixture() -> &'static Fixture {
                 },
                 ..CoreConfig::default()
             },
-            stop_after: None,
-        })
-        .unwrap();
-        Fixture { dir, g }
+        )
     })
 }
 
