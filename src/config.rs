@@ -205,6 +205,15 @@ pub struct DeidentifyConfig {
     pub pseudonym_secret: Option<Secret>,
 }
 
+impl DeidentifyConfig {
+    /// The pseudonym key as bytes, when pseudonymisation is on.
+    pub fn secret_bytes(&self) -> Option<Vec<u8>> {
+        self.pseudonym_secret
+            .as_ref()
+            .map(|s| s.0.as_bytes().to_vec())
+    }
+}
+
 /// Settings of the payer denial monitors (`monitor` module).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

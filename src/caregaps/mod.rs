@@ -232,11 +232,7 @@ impl CareGaps {
             enabled: config.care_gaps.enabled,
             history_start: config.care_gaps.history_start_day(),
             retention_ms: i64::from(config.care_gaps.retention_days) * DAY_MS,
-            secret: config
-                .deidentify
-                .pseudonym_secret
-                .as_ref()
-                .map(|s| s.0.as_bytes().to_vec()),
+            secret: config.deidentify.secret_bytes(),
         }
     }
 

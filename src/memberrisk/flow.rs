@@ -56,11 +56,7 @@ impl MemberRisk {
             top_percent: c.top_percent,
             min_members: u64::from(c.min_members),
             drivers: c.drivers as usize,
-            secret: config
-                .deidentify
-                .pseudonym_secret
-                .as_ref()
-                .map(|s| s.0.as_bytes().to_vec()),
+            secret: config.deidentify.secret_bytes(),
         }
     }
 

@@ -711,7 +711,7 @@ impl CareGapAction {
 }
 
 /// An immunization care gap opened, closed or ended. Emitted on `claimwatch.care-gaps`, keyed by
-/// member id (or its pseudonym when `care_gaps.pseudonym_secret` is set).
+/// member id (or its pseudonym when `deidentify.pseudonym_secret` is set).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CareGapEvent {
     /// `<member_id>:<vaccine>:<season>:<version>` (the gap id and the gap's version).
