@@ -33,43 +33,43 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Load driver options (`cargo bench --bench pipeline -- [OPTIONS]`).
+#[derive(clap::Parser)]
 struct Args {
+    /// Run against Tansu (installed by tests/support/install-tansu.sh) instead of the mock cluster.
+    #[arg(long)]
     tansu: bool,
+    /// Generated members in the throughput input (the latency input has half as many).
+    #[arg(long, default_value_t = 20_000)]
     members: usize,
+    #[arg(long, default_value_t = 4)]
     partitions: u32,
+    /// Claim states written to and restored from a changelog partition.
+    #[arg(long, default_value_t = 1_000_000)]
     restore_entries: usize,
+    /// The service's `max_task_idle_ms` (how long a partition task waits for an empty input).
+    #[arg(long)]
+    max_task_idle_ms: Option<u64>,
+    /// Extra librdkafka consumer property of the service, KEY=VALUE (repeatable).
+    #[arg(long = "consumer", value_name = "KEY=VALUE")]
+    consumer: Vec<String>,
+    /// Extra librdkafka producer property of the service, KEY=VALUE (repeatable).
+    #[arg(long = "producer", value_name = "KEY=VALUE")]
+    producer: Vec<String>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        tansu: false,
-        members: 20_000,
-        partitions: 4,
-        restore_entries: 1_000_000,
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let next = |i: usize| argv.get(i + 1).and_then(|v| v.parse().ok());
-        match argv[i].as_str() {
-            "--tansu" => a.tansu = true,
-            "--members" => {
-                a.members = next(i).expect("--members N");
-                i += 1;
-            }
-            "--partitions" => {
-                a.partitions = next(i).expect("--partitions N") as u32;
-                i += 1;
-            }
-            "--restore-entries" => {
-                a.restore_entries = next(i).expect("--restore-entries N");
-                i += 1;
-            }
-            _ => {} // cargo bench passes --bench
-        }
-        i += 1;
-    }
-    a
+    <Args as clap::Parser>::parse()
+}
+
+fn key_values(kv: &[String]) -> impl Iterator<Item = (String, String)> + '_ {
+    kv.iter().map(|kv| {
+        let (k, v) = kv.split_once('=').expect("KEY=VALUE");
+        (k.to_owned(), v.to_owned())
+    })
 }
 
 fn rss_kib(field: &str) -> u64 {
@@ -194,6 +194,11 @@ async fn main() {
     };
     config.topics.partitions = a.partitions as i32;
     config.core.partitions = a.partitions;
+    if let Some(ms) = a.max_task_idle_ms {
+        config.max_task_idle_ms = ms;
+    }
+    config.consumer.extend(key_values(&a.consumer));
+    config.producer.extend(key_values(&a.producer));
     let mut all_topics: Vec<String> = topics::all(&config).into_iter().map(|t| t.name).collect();
     all_topics.push("loadtest.passthrough".into());
     let mut lt = config.clone();

@@ -382,8 +382,12 @@ impl RuntimeConfig {
             .or_insert_with(|| "10000".into());
         p.entry("heartbeat.interval.ms".into())
             .or_insert_with(|| "1000".into());
+        // How long the broker may hold a fetch that has no data yet. It bounds the wait for the
+        // next record on a caught-up input, so it sits in the end-to-end latency (50 ms gave a
+        // p50 of 51-68 ms in the load test, 5-10 ms gave 21-22 ms: BENCHMARKS.md); the cost is
+        // up to 100 empty fetches per second per broker connection while the inputs are idle.
         p.entry("fetch.wait.max.ms".into())
-            .or_insert_with(|| "50".into());
+            .or_insert_with(|| "10".into());
         // Consumer lag per partition for the metrics.
         p.entry("statistics.interval.ms".into())
             .or_insert_with(|| "15000".into());
