@@ -168,6 +168,38 @@ async fn pipeline_rate(service: &Service, before: u64, inputs: u64) -> f64 {
     inputs as f64 / (last.1 - first.unwrap()).as_secs_f64()
 }
 
+/// Where the pipeline's time went: the service's per-stage histograms
+/// (`claimwatch_pipeline_processing_duration_seconds`): seconds in all and µs per observation.
+fn print_stages(service: &Service, inputs: u64) {
+    let families = service.metrics.registry().gather();
+    let Some(f) = families
+        .iter()
+        .find(|f| f.name() == "claimwatch_pipeline_processing_duration_seconds")
+    else {
+        return;
+    };
+    let mut parts = Vec::new();
+    for m in f.get_metric() {
+        let stage = m
+            .get_label()
+            .iter()
+            .find(|l| l.name() == "stage")
+            .map(|l| l.value().to_owned())
+            .unwrap_or_default();
+        let h = m.get_histogram();
+        parts.push(format!(
+            "{stage} {:.2} s ({} observations, {:.1} us each)",
+            h.get_sample_sum(),
+            h.get_sample_count(),
+            h.get_sample_sum() * 1e6 / h.get_sample_count().max(1) as f64
+        ));
+    }
+    println!(
+        "stage time over {inputs} input records (summed over partition tasks; internal-topic records and checkpoints included): {}",
+        parts.join("; ")
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let a = args();
@@ -250,6 +282,7 @@ async fn main() {
     let pipe = pipeline_rate(&service, 0, total).await;
     println!("pipeline (decode, core, outputs, checkpoints):     {pipe:>9.0} records/s");
     println!("ratio pipeline / pass-through: {:.2}", pipe / pass);
+    print_stages(&service, total);
 
     // Latency at half the pipeline's maximum, on a second population.
     let rate = pipe / 2.0;

@@ -85,6 +85,21 @@ async fn service_on_tansu_equals_replay() {
             "{name} missing from the scrape"
         );
     }
+    // Every processing stage is timed (the Grafana panel "p99 per stage" reads these).
+    for stage in ["decode", "core", "encode", "produce", "deliver"] {
+        let count = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.name == "claimwatch_pipeline_processing_duration_seconds_count"
+                    && s.labels.iter().any(|(k, v)| k == "stage" && v == stage)
+            })
+            .map(|s| s.value);
+        assert!(
+            count.is_some_and(|c| c > 0.0),
+            "stage {stage} not observed: {count:?}"
+        );
+    }
     // No identifier from the input in the metrics.
     let claims = std::fs::read_to_string(input.join("ehr.claims.jsonl")).unwrap();
     for line in claims.lines().take(200) {

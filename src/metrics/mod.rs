@@ -349,7 +349,7 @@ impl Metrics {
         let stage = histogram_vec(
             &r,
             "claimwatch_pipeline_processing_duration_seconds",
-            "Time spent per record in each processing stage.",
+            "Time spent in each processing stage: per input record (decode, core), per produced record (encode, produce), per checkpoint (deliver: awaiting the broker's acknowledgements).",
             &["stage"],
             &STAGE_BUCKETS,
         )?;

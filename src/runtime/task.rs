@@ -116,6 +116,7 @@ pub(crate) fn decode_message(
     msg: &BorrowedMessage<'_>,
 ) -> RecordIn {
     let payload = msg.payload().unwrap_or_default();
+    let started = Instant::now();
     let body = match spec.stream {
         Some(stream) => match &shared.registry {
             Some(registry) => wire::decode_input(registry, stream, payload),
@@ -141,6 +142,9 @@ pub(crate) fn decode_message(
         }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
+    shared
+        .metrics
+        .observe_stage(crate::metrics::Stage::Decode, started.elapsed());
     let event_time = match &body {
         Ok(Body::Event(e)) => Some(e.event_time()),
         Ok(Body::Rekeyed(r)) => Some(r.event_time()),
@@ -509,7 +513,12 @@ impl Task {
         let topic = shared.config.topics.output(event.topic());
         let format = shared.config.format_of(topic);
         self.buf.clear();
-        if let Err(e) = wire::encode_output(&shared.codec, event, format, &mut self.buf) {
+        let started = Instant::now();
+        let encoded = wire::encode_output(&shared.codec, event, format, &mut self.buf);
+        shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Encode, started.elapsed());
+        if let Err(e) = encoded {
             // Our own outputs always fit our own schemas (tested); this is a defect.
             tracing::error!(topic, error = %e, "output does not fit its schema; skipped");
             return;
@@ -531,6 +540,7 @@ impl Task {
     fn send_cost(&mut self, record: &Rekeyed) {
         let shared = Arc::clone(&self.shared);
         self.buf.clear();
+        let started = Instant::now();
         let topic = match record {
             Rekeyed::Cost(c) => {
                 wire::encode_cost(&shared.codec, c, &mut self.buf);
@@ -557,6 +567,9 @@ impl Task {
                 &shared.config.topics.provider_facts
             }
         };
+        shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Encode, started.elapsed());
         let key = record.key();
         let target = crate::core::partition_for(key, shared.config.core.partitions);
         let payload = std::mem::take(&mut self.buf);
@@ -566,6 +579,21 @@ impl Task {
 
     /// Queues one record; waits (without blocking the thread) while librdkafka's queue is full.
     fn produce(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        payload: Option<&[u8]>,
+        partition: Option<i32>,
+        headers: Option<OwnedHeaders>,
+    ) {
+        let started = Instant::now();
+        self.enqueue(topic, key, payload, partition, headers);
+        self.shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Produce, started.elapsed());
+    }
+
+    fn enqueue(
         &mut self,
         topic: &str,
         key: &[u8],
@@ -905,7 +933,9 @@ impl CheckpointJob {
             started,
         } = self;
         // 1. Every output up to the snapshot is acknowledged.
+        let waiting = Instant::now();
         settle(outputs).await?;
+        let mut delivered = waiting.elapsed();
         // 2. State and offsets on disk, atomically.
         let record = prepared.record().clone();
         let stats = tokio::task::spawn_blocking(move || prepared.write())
@@ -938,7 +968,12 @@ impl CheckpointJob {
             )
             .await?,
         );
+        let waiting = Instant::now();
         settle(acks).await?;
+        delivered += waiting.elapsed();
+        shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Deliver, delivered);
         // 4. The offsets, to the group.
         let mut tpl = TopicPartitionList::new();
         for (topic, offset) in &record.offsets {
