@@ -34,6 +34,19 @@ use crate::refdata::RefData;
 use crate::score::{Models, ScoreTables, Scorer, TrainingExample};
 use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateChange, StateError, Table};
 
+/// Marks the re-keyed facts whose flows keep a watermark over their sources (payer, cash and
+/// provider facts) with the partition that produced them.
+fn stamp_source(id: i32, records: &mut [Rekeyed]) {
+    for r in records {
+        match r {
+            Rekeyed::Payer(f) => f.source_partition = id,
+            Rekeyed::Cash(f) => f.source_partition = id,
+            Rekeyed::Provider(f) => f.source_partition = id,
+            _ => {}
+        }
+    }
+}
+
 /// Kafka's default partitioner for keyed records (murmur2, as the Java client and librdkafka's
 /// `murmur2_random` compute it), so replay places keys where the service's producers do.
 pub fn partition_for(key: &str, partitions: u32) -> i32 {
@@ -654,6 +667,7 @@ impl Partition {
                 self.refresh_member_risk(engine, key, e.event_time, out);
                 self.provider_encounter(engine, key, e);
                 self.reschedule_member(engine, key);
+                stamp_source(self.id, &mut self.pending_rekeyed);
                 costs.append(&mut self.pending_rekeyed);
                 self.care_gap_encounter(engine, key, e, first_out, out);
                 return;
@@ -683,21 +697,15 @@ impl Partition {
             }
         }
         out.append(&mut self.claim_out.events);
-        self.stamp_facts();
         self.provider_claim_facts(engine, key);
+        self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
         self.reschedule_claim(engine, key);
     }
 
-    /// Marks the payer facts just produced with this partition as their source.
+    /// Marks the payer and cash facts just produced with this partition as their source.
     fn stamp_facts(&mut self) {
-        for r in &mut self.claim_out.costs {
-            match r {
-                Rekeyed::Payer(f) => f.source_partition = self.id,
-                Rekeyed::Cash(f) => f.source_partition = self.id,
-                _ => {}
-            }
-        }
+        stamp_source(self.id, &mut self.claim_out.costs);
     }
 
     /// Scores a submission and matures a pending denial label when the outcome became final.
@@ -915,12 +923,12 @@ impl Partition {
     /// after a re-keyed cost) to `into`; the caller routes them like those of
     /// [`Partition::apply`].
     pub fn take_rekeyed(&mut self, into: &mut Vec<Rekeyed>) {
+        stamp_source(self.id, &mut self.pending_rekeyed);
         into.append(&mut self.pending_rekeyed);
     }
 
-    /// Emits every population group changed since its last emission (and the ROI records),
-    /// then every provider/department key whose windows changed: the end of a replay, or a
-    /// quiet stream in the service.
+    /// Emits every population group changed since its last emission (and the ROI records): the
+    /// end of a replay, or a quiet stream in the service.
     pub fn flush_population(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
         aggregate::flush(
             &mut self.population,
@@ -928,8 +936,22 @@ impl Partition {
             &engine.config.scoring.interventions,
             out,
         );
+    }
+
+    /// The end of a replay: the provider flow closes up to its latest fact and emits every key
+    /// whose windows changed (see [`providers::aggregate::close`]; not on a quiet stream in the
+    /// service, where a slow partition may still send older facts).
+    pub fn close_providers(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
         if engine.providers.enabled {
-            providers::aggregate::flush(&mut self.prov_kpis, &engine.providers, out);
+            providers::aggregate::close(&mut self.prov_kpis, &engine.providers, out);
+        }
+    }
+
+    /// A quiet stream in the service: the provider flow re-emits, as of its last emitted day, the
+    /// keys whose figures changed since (see [`providers::aggregate::refresh`]).
+    pub fn refresh_provider_kpis(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if engine.providers.enabled {
+            providers::aggregate::refresh(&mut self.prov_kpis, &engine.providers, out);
         }
     }
 
@@ -946,7 +968,13 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) {
         if engine.providers.enabled {
-            providers::aggregate::apply(&mut self.prov_kpis, &engine.providers, fact, out);
+            providers::aggregate::apply(
+                &mut self.prov_kpis,
+                &engine.providers,
+                fact,
+                engine.config.partitions,
+                out,
+            );
         }
     }
 
@@ -1149,6 +1177,7 @@ impl Partition {
                 }
             }
         }
+        stamp_source(self.id, &mut self.pending_rekeyed);
         costs.append(&mut self.pending_rekeyed);
     }
 
@@ -1177,8 +1206,8 @@ impl Partition {
             self.cash_claim(engine, key, due);
         }
         out.append(&mut self.claim_out.events);
-        self.stamp_facts();
         self.provider_claim_facts(engine, key);
+        self.stamp_facts();
         costs.append(&mut self.claim_out.costs);
         if keep {
             self.reschedule_claim(engine, key);

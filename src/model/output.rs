@@ -1189,6 +1189,9 @@ pub struct ProviderFact {
     /// index stay's maturity (discharge + readmission window + 1), an adjudication's day.
     pub day: EpochDay,
     pub counts: ProviderCounts,
+    /// The partition that sent it (the provider flow's watermark is the minimum over sources);
+    /// -1 when unknown.
+    pub source_partition: i32,
 }
 
 impl std::fmt::Debug for ProviderFact {

@@ -3,10 +3,23 @@
 //!
 //! Table keys: `provider:<id>`, `department:<name>` (one [`ProviderEntry`] each: daily buckets
 //! of signed sums, the version and fingerprint of the last emission) and `flow` (the flow's
-//! day). The flow's day is the largest event-time day of the facts the partition has applied;
-//! when it moves to a later day every key's windows are recomputed, and the keys whose window sums
-//! changed are emitted (stamped with the start of the day after). Buckets older than the longest
-//! window are dropped, and a fact for such a day is ignored (it is in no window).
+//! day and the latest fact time of each source partition).
+//!
+//! **The flow's day** follows a watermark: the minimum over the source partitions of the latest
+//! event time of their facts (each partition sends its facts in event-time order), once every
+//! source has been heard from, like the payer monitors. In Kafka the member and claim partitions
+//! run at different speeds (a backlog, a restore, a slow consumer), so the latest fact alone would
+//! run ahead of a slow partition's facts; those would then land after their day was emitted, or
+//! be dropped as older than every window. When the watermark enters a later day, every key's
+//! windows are recomputed as of the day before it (all its facts are in) and the keys whose
+//! window sums changed are emitted, stamped with the start of the day after. Buckets older than
+//! the longest window are dropped, and a fact for such a day is ignored (it is in no window).
+//! Facts without a source (`source_partition` -1: written by hand or by an older version) move
+//! the flow by their own time. A fact that arrives after its day was emitted (it travelled
+//! through another partition first, like a paid amount) is counted in the next emission, and a
+//! quiet stream in the service re-emits the last day's changed keys ([`refresh`]). The end of a
+//! replay closes the flow up to its latest fact ([`close`]); a quiet stream does not move the
+//! flow, since a slow partition may still send.
 
 use std::collections::BTreeMap;
 
@@ -32,29 +45,32 @@ pub struct ProviderEntry {
     pub version: i64,
     /// Fingerprint of the windows last emitted.
     pub emitted: u64,
-    /// The provider flow's day (the `flow` key only).
-    pub flow_day: i64,
+    /// The provider flow's day, once its watermark is known (the `flow` key only).
+    pub flow_day: Option<i64>,
+    /// Latest fact event time per source partition, `i64::MIN` before its first (the `flow` key
+    /// only).
+    pub sources: Vec<EpochMillis>,
+    /// Latest fact event time of any source (the `flow` key only).
+    pub latest: Option<EpochMillis>,
+    /// The day the last emission pass was as of (the `flow` key only).
+    pub emitted_day: Option<i64>,
 }
 
-/// Applies one fact. When it opens a later day of the flow, the keys are emitted first.
+/// Applies one fact from one of `partitions` source partitions. When the flow's watermark enters
+/// a later day, the keys are emitted first.
 pub fn apply(
     table: &mut Table<ProviderEntry>,
     cfg: &ProviderKpis,
     fact: &ProviderFact,
+    partitions: u32,
     out: &mut Vec<OutputEvent>,
 ) {
-    let day = i64::from(day_of(fact.event_time));
-    let flow = table.get(FLOW_KEY).map(|e| e.flow_day);
-    let flow_day = match flow {
-        Some(d) if day <= d => d,
-        _ => {
-            flush(table, cfg, out);
-            table.update(FLOW_KEY, |e| e.flow_day = day);
-            prune(table, cfg, day);
-            day
-        }
-    };
-    if i64::from(fact.day) < oldest_kept(cfg, flow_day) {
+    let watermark = table.update(FLOW_KEY, |e| note_source(e, fact, partitions));
+    if let Some(w) = watermark {
+        advance(table, cfg, i64::from(day_of(w)), out);
+    }
+    let flow_day = table.get(FLOW_KEY).and_then(|e| e.flow_day);
+    if flow_day.is_some_and(|d| i64::from(fact.day) < oldest_kept(cfg, d)) {
         return;
     }
     let sign = i64::from(fact.sign);
@@ -65,6 +81,67 @@ pub fn apply(
             e.buckets.remove(&fact.day);
         }
     });
+}
+
+/// Notes the fact's time under its source; returns the flow's watermark when it is known.
+fn note_source(e: &mut ProviderEntry, fact: &ProviderFact, partitions: u32) -> Option<EpochMillis> {
+    e.latest = Some(e.latest.map_or(fact.event_time, |t| t.max(fact.event_time)));
+    let n = partitions as usize;
+    if e.sources.len() != n {
+        e.sources.resize(n, i64::MIN);
+    }
+    match usize::try_from(fact.source_partition)
+        .ok()
+        .and_then(|i| e.sources.get_mut(i))
+    {
+        Some(s) => {
+            *s = (*s).max(fact.event_time);
+            let min = e.sources.iter().copied().min().unwrap_or(i64::MIN);
+            (min != i64::MIN).then_some(min)
+        }
+        None => Some(fact.event_time),
+    }
+}
+
+/// Moves the flow to `day` if later: emits every key as of the day before, then drops buckets
+/// no window reaches.
+fn advance(
+    table: &mut Table<ProviderEntry>,
+    cfg: &ProviderKpis,
+    day: i64,
+    out: &mut Vec<OutputEvent>,
+) {
+    let flow = table.get(FLOW_KEY).and_then(|e| e.flow_day);
+    if flow.is_some_and(|f| day <= f) {
+        return;
+    }
+    if let Some(f) = flow {
+        flush_at(table, cfg, f, out);
+        table.update(FLOW_KEY, |e| e.emitted_day = Some(f));
+    }
+    table.update(FLOW_KEY, |e| e.flow_day = Some(day));
+    prune(table, cfg, day);
+}
+
+/// The end of the input (replay): the flow moves to the day of its latest fact, emitting the
+/// day before, then emits as of that day.
+pub fn close(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, out: &mut Vec<OutputEvent>) {
+    let Some(latest) = table.get(FLOW_KEY).and_then(|e| e.latest) else {
+        return;
+    };
+    let day = i64::from(day_of(latest));
+    advance(table, cfg, day, out);
+    flush_at(table, cfg, day, out);
+    table.update(FLOW_KEY, |e| e.emitted_day = Some(day));
+}
+
+/// A quiet stream in the service: re-emits, as of the day of the last emission pass, the keys
+/// whose figures changed since (facts that arrived after their day was emitted, e.g. a paid
+/// amount that travelled through another partition first). The flow's day does not move.
+pub fn refresh(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, out: &mut Vec<OutputEvent>) {
+    if let Some(day) = table.get(FLOW_KEY).and_then(|e| e.emitted_day) {
+        flush_at(table, cfg, day, out);
+    }
 }
 
 fn oldest_kept(cfg: &ProviderKpis, flow_day: i64) -> i64 {
@@ -93,10 +170,19 @@ fn sorted_keys(table: &Table<ProviderEntry>) -> Vec<String> {
 
 /// Emits every key whose window sums differ from its last emission, as of the flow's day.
 pub fn flush(table: &mut Table<ProviderEntry>, cfg: &ProviderKpis, out: &mut Vec<OutputEvent>) {
-    let Some(flow_day) = table.get(FLOW_KEY).map(|e| e.flow_day) else {
-        return;
-    };
-    let last_day = flow_day as EpochDay;
+    if let Some(flow_day) = table.get(FLOW_KEY).and_then(|e| e.flow_day) {
+        flush_at(table, cfg, flow_day, out);
+    }
+}
+
+/// Emits every key whose window sums as of `day` differ from its last emission.
+fn flush_at(
+    table: &mut Table<ProviderEntry>,
+    cfg: &ProviderKpis,
+    day: i64,
+    out: &mut Vec<OutputEvent>,
+) {
+    let last_day = day as EpochDay;
     let event_time = start_of_day(last_day + 1);
     for key in sorted_keys(table) {
         let kpi = table.update(&key, |e| {

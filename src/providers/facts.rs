@@ -165,6 +165,7 @@ fn fact(key: &str, day: EpochDay, counts: ProviderCounts) -> ProviderFact {
         event_time: 0,
         day,
         counts,
+        source_partition: -1,
     }
 }
 
@@ -256,6 +257,7 @@ pub fn claim_facts(
                 event_time: f.event_time,
                 day,
                 counts,
+                source_partition: -1,
             }));
         }
     }

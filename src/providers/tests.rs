@@ -180,7 +180,7 @@ fn encounters_index_stays_and_late_costs_reach_the_provider_and_department() {
         .iter()
         .any(|f| f.sign == 1 && f.counts.paid_cents == 500_000));
     route(&mut p, &e, &mut rk, &mut out);
-    p.flush_population(&e, &mut out);
+    p.close_providers(&e, &mut out);
     let last = kpis(&out)
         .into_iter()
         .rfind(|k| k.key == "department:MEDICINE")
@@ -278,6 +278,7 @@ fn fact(key: &str, sign: i32, event_day: i32, day: i32, counts: ProviderCounts) 
         event_time: i64::from(event_day) * DAY_MS + 3_600_000,
         day,
         counts,
+        source_partition: -1,
     }
 }
 
@@ -286,7 +287,7 @@ fn final_state(cfg: &ProviderKpis, facts: &[ProviderFact]) -> Vec<(String, Strin
     let mut table: Table<ProviderEntry> = Table::new("provider_kpis", b'd');
     let mut out = Vec::new();
     for f in facts {
-        aggregate::apply(&mut table, cfg, f, &mut out);
+        aggregate::apply(&mut table, cfg, f, 1, &mut out);
     }
     aggregate::flush(&mut table, cfg, &mut out);
     let mut last = std::collections::BTreeMap::new();
@@ -464,6 +465,7 @@ fn a_stay_no_longer_followed_keeps_its_index_facts() {
             expected_micros: 200_000,
             ..Default::default()
         },
+        source_partition: -1,
     };
     let track = EncounterTrack {
         encounter_id: "E1".into(),
@@ -488,4 +490,52 @@ fn a_stay_no_longer_followed_keeps_its_index_facts() {
     let now = desired(&member.stays[0], &track, &member, Some(&tracked), 30);
     assert_eq!(now.len(), 1);
     assert_eq!(now[0].counts.index_stays, 0);
+}
+
+#[test]
+fn a_slow_source_holds_the_flow_back_so_its_facts_are_neither_late_nor_dropped() {
+    // Two source partitions; partition 0 runs 200 days ahead of partition 1 (a backlog in
+    // Kafka). With the flow's day taken from the latest fact alone, partition 1's fact for day
+    // 19_801 would be older than every window and dropped.
+    let cfg = ProviderKpis::new(&ProviderKpiConfig::default());
+    let one = ProviderCounts {
+        encounters: 1,
+        ..Default::default()
+    };
+    let from = |source: i32, day: i32| ProviderFact {
+        source_partition: source,
+        ..fact("department:A", 1, day, day, one)
+    };
+    let mut table: Table<ProviderEntry> = Table::new("provider_kpis", b'd');
+    let mut out = Vec::new();
+    for f in [from(0, 19_800), from(0, 20_000), from(1, 19_801)] {
+        aggregate::apply(&mut table, &cfg, &f, 2, &mut out);
+    }
+    assert!(
+        kpis(&out).is_empty(),
+        "nothing is emitted before the slow source's day is complete"
+    );
+    aggregate::close(&mut table, &cfg, &mut out);
+    let emitted = kpis(&out);
+    let first = &emitted[0];
+    assert_eq!(first.event_time, crate::model::start_of_day(19_802));
+    assert_eq!(
+        (first.windows[0].last_day, first.windows[0].encounters),
+        (19_801, 2),
+        "both sources' facts of days up to the watermark are in the first emission"
+    );
+    let last = emitted.last().unwrap();
+    assert_eq!(last.windows[1].last_day, 20_000);
+    assert_eq!(
+        last.windows[1].encounters, 1,
+        "the end of the input closes the flow"
+    );
+
+    // A source that was never heard from keeps the flow from moving at all.
+    let mut table: Table<ProviderEntry> = Table::new("provider_kpis", b'd');
+    let mut out = Vec::new();
+    for f in [from(0, 19_800), from(0, 20_000)] {
+        aggregate::apply(&mut table, &cfg, &f, 2, &mut out);
+    }
+    assert!(kpis(&out).is_empty());
 }

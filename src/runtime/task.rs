@@ -754,6 +754,8 @@ impl Task {
         self.partition
             .flush_population(&shared.engine, &mut self.out);
         self.partition.flush_cash(&shared.engine, &mut self.out);
+        self.partition
+            .refresh_provider_kpis(&shared.engine, &mut self.out);
         if self.out.is_empty() {
             return;
         }
