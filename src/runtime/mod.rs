@@ -458,6 +458,9 @@ fn registry_codec(
             K::CashForecast => &topics.cash_forecast,
             K::ProviderFact => &topics.provider_facts,
             K::ProviderKpi => &topics.provider_kpis,
+            K::MemberEnrollment => &topics.enrollment,
+            K::MemberPaid => &topics.member_paid,
+            K::PmpmFact => &topics.pmpm_facts,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -521,6 +524,8 @@ impl Service {
                 (config.topics.vaccine_doses.clone(), None),
                 (config.topics.cash_facts.clone(), None),
                 (config.topics.provider_facts.clone(), None),
+                (config.topics.member_paid.clone(), None),
+                (config.topics.pmpm_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

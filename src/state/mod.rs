@@ -23,8 +23,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Layout version of what this module writes to sled. 2: the checkpoint records the payer flow's
 /// watermark, and claim records keep their input offset (read API history); version-1 state is
-/// refused and must be rebuilt from the inputs (see the README's upgrade note).
-pub const STATE_FORMAT_VERSION: u32 = 2;
+/// refused and must be rebuilt from the inputs (see the README's upgrade note). 3: claim
+/// records keep their service date, and the `enrolment` / `pmpm` tables exist.
+pub const STATE_FORMAT_VERSION: u32 = 3;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
