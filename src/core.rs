@@ -1568,6 +1568,8 @@ impl Partition {
                 &mut self.cash.payers,
                 &mut self.prov_members,
                 &mut self.prov_kpis,
+                &mut self.enrol.members,
+                &mut self.enrol.pmpm,
             ],
             &self.checkpoint,
             self.changes.as_mut(),
