@@ -7,8 +7,9 @@
 //! paid amounts without eligibility:
 //! - [`JOIN_SHARE`] of members join mid-period: coverage starts on the 1st of a month drawn
 //!   uniformly from the period's first month to the month of their first activity;
-//! - [`LEAVE_SHARE`] leave mid-period: coverage ends on the last day of a month drawn uniformly
-//!   from the month of their last activity to the period's last month, sent as an `ADD` and a
+//! - [`LEAVE_SHARE`] are drawn to leave: coverage ends on the last day of a month drawn uniformly
+//!   from the month of their last activity to the period's last month (those drawn the last
+//!   month stay covered to the period's end, so fewer actually leave), sent as an `ADD` and a
 //!   later `TERMINATE` (20-40 days before the end; a retroactive termination can arrive after
 //!   it);
 //! - the others are covered for the whole period (plan year: start and end are the period's
@@ -86,6 +87,8 @@ pub(crate) fn spans(
         let m = choices[rng.gen_range(0..choices.len())];
         end = (day_in_month(next_month(m), 1) - 1).min(period_end).max(last);
     }
+    // Drawn to leave in the period's last month: covered to its end like the others.
+    let leaves = leaves && end < period_end;
     let end = end.max(start);
     let span_id = format!("SP-{}-1", member.id);
     let base = |n: u32, maintenance_type, event_time, end| MemberEnrollment {
