@@ -465,9 +465,12 @@ fn registry_codec(
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
         .map_err(|e| StartError::Config(e.to_string()))?;
+    // The eligibility feed (`ehr.enrollment`) is optional: a deployment without it need not
+    // register its schema; its records, when they come, are read by their writer id.
     let missing: Vec<String> = ids
         .missing()
         .into_iter()
+        .filter(|k| *k != K::MemberEnrollment)
         .map(|k| format!("{} ({})", topic_subject(topic(k)), k.name()))
         .collect();
     if !missing.is_empty() {
