@@ -78,7 +78,10 @@ fn streamed_pmpm_equals_a_brute_force_count() {
     // Paid to date per claim: its latest lifecycle record; service date: its submission in force.
     let mut latest: BTreeMap<String, ClaimLifecycleUpdate> = BTreeMap::new();
     for u in lines::<ClaimLifecycleUpdate>(&f.out().join("claimwatch.claim-lifecycle.jsonl")) {
-        if latest.get(&u.claim_id).is_none_or(|o| u.version > o.version) {
+        if latest
+            .get(&u.claim_id)
+            .is_none_or(|o| u.version > o.version)
+        {
             latest.insert(u.claim_id.clone(), u);
         }
     }
@@ -122,7 +125,11 @@ fn streamed_pmpm_equals_a_brute_force_count() {
         let mo: i32 = s.month[5..].parse().unwrap();
         let b = months.get(&(y * 100 + mo)).copied().unwrap_or_default();
         assert_eq!(
-            (s.member_months, s.paid_cents, s.paid_without_eligibility_cents),
+            (
+                s.member_months,
+                s.paid_cents,
+                s.paid_without_eligibility_cents
+            ),
             b,
             "{}",
             s.month
@@ -156,8 +163,13 @@ fn pmpm_does_not_depend_on_the_enrolment_arrival_order() {
     // record only once the other streams have passed its time.
     let mut reversed = f.g.enrollments.clone();
     reversed.reverse();
-    files::write_stream(&input, InputStream::Enrollment, claimwatch::codec::Format::Json, &reversed)
-        .unwrap();
+    files::write_stream(
+        &input,
+        InputStream::Enrollment,
+        claimwatch::codec::Format::Json,
+        &reversed,
+    )
+    .unwrap();
     let out = dir.path().join("out");
     run(&ReplayOptions {
         input,
@@ -211,7 +223,14 @@ fn bad_enrolment_records_go_to_the_dead_letter_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
-    let ok = enrollment("M1", "S1", MaintenanceType::Add, "2024-01-01", None, "2023-12-01");
+    let ok = enrollment(
+        "M1",
+        "S1",
+        MaintenanceType::Add,
+        "2024-01-01",
+        None,
+        "2023-12-01",
+    );
     let mut backwards = ok.clone();
     backwards.event_id = "e2".into();
     backwards.coverage_end_date = Some(backwards.coverage_start_date - 1);
@@ -245,5 +264,7 @@ fn bad_enrolment_records_go_to_the_dead_letter_file() {
         vec![1, 2, 3, 4]
     );
     assert!(dl[0].message.contains("coverage end date before"));
-    assert!(dl[1].message.contains("termination without coverage end date"));
+    assert!(dl[1]
+        .message
+        .contains("termination without coverage end date"));
 }

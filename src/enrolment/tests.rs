@@ -72,18 +72,39 @@ fn months_and_days() {
 
 #[test]
 fn a_member_month_needs_coverage_on_the_15th() {
-    let e = enrollment("M1", "S1", Add, "2024-01-16", Some("2024-04-14"), "2024-01-01");
+    let e = enrollment(
+        "M1",
+        "S1",
+        Add,
+        "2024-01-16",
+        Some("2024-04-14"),
+        "2024-01-01",
+    );
     let (_, agg) = run(&[Either::E(e)]);
     // Jan 16 misses Jan 15; Apr 14 misses Apr 15: February and March only.
     assert_eq!(mm(&agg, 202_401), 0);
     assert_eq!(mm(&agg, 202_402), 1);
     assert_eq!(mm(&agg, 202_403), 1);
     assert_eq!(mm(&agg, 202_404), 0);
-    let e = enrollment("M1", "S1", Add, "2024-01-15", Some("2024-04-15"), "2024-01-01");
+    let e = enrollment(
+        "M1",
+        "S1",
+        Add,
+        "2024-01-15",
+        Some("2024-04-15"),
+        "2024-01-01",
+    );
     let (_, agg) = run(&[Either::E(e)]);
     assert_eq!((1..=4).map(|m| mm(&agg, 202_400 + m)).sum::<i64>(), 4);
     // Overlapping spans count a member once per month.
-    let a = enrollment("M1", "S1", Add, "2024-01-01", Some("2024-06-30"), "2024-01-01");
+    let a = enrollment(
+        "M1",
+        "S1",
+        Add,
+        "2024-01-01",
+        Some("2024-06-30"),
+        "2024-01-01",
+    );
     let b = enrollment("M1", "S2", Add, "2024-03-01", None, "2024-01-02");
     let (st, agg) = run(&[Either::E(a), Either::E(b)]);
     assert_eq!(st.coverage(), vec![(d("2024-01-01"), None)]);
@@ -93,12 +114,29 @@ fn a_member_month_needs_coverage_on_the_15th() {
 
 #[test]
 fn a_terminate_before_its_add_still_ends_the_span() {
-    let add = enrollment("M1", "S1", Add, "2024-01-01", Some("2024-12-31"), "2023-12-01");
-    let term = enrollment("M1", "S1", Terminate, "2024-01-01", Some("2024-03-31"), "2024-03-10");
+    let add = enrollment(
+        "M1",
+        "S1",
+        Add,
+        "2024-01-01",
+        Some("2024-12-31"),
+        "2023-12-01",
+    );
+    let term = enrollment(
+        "M1",
+        "S1",
+        Terminate,
+        "2024-01-01",
+        Some("2024-03-31"),
+        "2024-03-10",
+    );
     let in_order = run(&[Either::E(add.clone()), Either::E(term.clone())]);
     let reversed = run(&[Either::E(term), Either::E(add)]);
     assert_eq!(in_order.1, reversed.1);
-    assert_eq!(in_order.0.coverage(), vec![(d("2024-01-01"), Some(d("2024-03-31")))]);
+    assert_eq!(
+        in_order.0.coverage(),
+        vec![(d("2024-01-01"), Some(d("2024-03-31")))]
+    );
     assert_eq!(reversed.0.coverage(), in_order.0.coverage());
     assert_eq!(mm(&in_order.1, 202_403), 1);
     assert_eq!(mm(&in_order.1, 202_404), 0);
@@ -119,16 +157,33 @@ fn a_replaced_or_cancelled_span_gives_way_whatever_the_order() {
     assert_eq!(st.coverage(), vec![(d("2024-02-01"), None)]);
     // The January claim is now outside eligibility.
     assert_eq!(
-        agg.months.get(&202_401).map(|m| (m.eligible_paid_cents, m.unenrolled_paid_cents)),
+        agg.months
+            .get(&202_401)
+            .map(|m| (m.eligible_paid_cents, m.unenrolled_paid_cents)),
         Some((0, 5_000))
     );
-    let (st2, agg2) = run(&[Either::P(p.clone()), Either::E(change.clone()), Either::E(add.clone())]);
-    assert_eq!((st2.coverage(), agg2.months.clone()), (st.coverage(), agg.months.clone()));
+    let (st2, agg2) = run(&[
+        Either::P(p.clone()),
+        Either::E(change.clone()),
+        Either::E(add.clone()),
+    ]);
+    assert_eq!(
+        (st2.coverage(), agg2.months.clone()),
+        (st.coverage(), agg.months.clone())
+    );
     // A cancel wins over the older add that arrives after it.
-    let (st3, agg3) = run(&[Either::E(cancel), Either::E(add), Either::E(change), Either::P(p)]);
+    let (st3, agg3) = run(&[
+        Either::E(cancel),
+        Either::E(add),
+        Either::E(change),
+        Either::P(p),
+    ]);
     assert!(st3.coverage().is_empty());
     assert_eq!(mm(&agg3, 202_403), 0);
-    assert_eq!(agg3.months.get(&202_401).map(|m| m.unenrolled_paid_cents), Some(5_000));
+    assert_eq!(
+        agg3.months.get(&202_401).map(|m| m.unenrolled_paid_cents),
+        Some(5_000)
+    );
 }
 
 #[test]
@@ -137,9 +192,18 @@ fn duplicates_and_older_paid_amounts_change_nothing() {
     let mut st = EnrolmentState::default();
     assert!(apply_enrollment(&mut st, &add));
     assert!(!apply_enrollment(&mut st, &add));
-    assert!(apply_paid(&mut st, &paid("M1", "C1", "2024-01-10", 5_000, "2024-02-20")));
-    assert!(!apply_paid(&mut st, &paid("M1", "C1", "2024-01-10", 9_000, "2024-02-10")));
-    assert!(apply_paid(&mut st, &paid("M1", "C1", "2024-01-10", 0, "2024-03-01")), "reversal");
+    assert!(apply_paid(
+        &mut st,
+        &paid("M1", "C1", "2024-01-10", 5_000, "2024-02-20")
+    ));
+    assert!(!apply_paid(
+        &mut st,
+        &paid("M1", "C1", "2024-01-10", 9_000, "2024-02-10")
+    ));
+    assert!(
+        apply_paid(&mut st, &paid("M1", "C1", "2024-01-10", 0, "2024-03-01")),
+        "reversal"
+    );
     assert_eq!(st.claims[0].paid_cents, 0);
 }
 
@@ -174,8 +238,7 @@ fn brute(records: &[Either]) -> BTreeMap<i32, (i64, i64, i64)> {
                 && e.coverage_end_date.is_none_or(|x| day <= x)
         })
     };
-    let members: std::collections::BTreeSet<&str> =
-        spans.keys().map(|(m, _)| m.as_str()).collect();
+    let members: std::collections::BTreeSet<&str> = spans.keys().map(|(m, _)| m.as_str()).collect();
     let mut out: BTreeMap<i32, (i64, i64, i64)> = BTreeMap::new();
     let mut m = 202_301;
     while m <= 202_512 {
@@ -295,12 +358,26 @@ fn the_window_is_twelve_months_to_the_last_month_with_data() {
         sign: 1,
         event_time: t("2025-02-10"),
         member_months: vec![
-            MonthDelta { month: 202_301, delta: 2 },
-            MonthDelta { month: 202_501, delta: -2 },
+            MonthDelta {
+                month: 202_301,
+                delta: 2,
+            },
+            MonthDelta {
+                month: 202_501,
+                delta: -2,
+            },
         ],
         paid: vec![
-            MonthPaid { month: 202_312, eligible_paid_cents: 1_000, unenrolled_paid_cents: 7 },
-            MonthPaid { month: 202_412, eligible_paid_cents: 3_000, unenrolled_paid_cents: 0 },
+            MonthPaid {
+                month: 202_312,
+                eligible_paid_cents: 1_000,
+                unenrolled_paid_cents: 7,
+            },
+            MonthPaid {
+                month: 202_412,
+                eligible_paid_cents: 3_000,
+                unenrolled_paid_cents: 0,
+            },
         ],
     };
     apply_fact(&mut agg, &fact);
@@ -324,7 +401,14 @@ fn the_window_is_twelve_months_to_the_last_month_with_data() {
 
 #[test]
 fn invalid_enrolment_records_are_refused() {
-    let ok = enrollment("M1", "S1", Add, "2024-01-01", Some("2024-12-31"), "2023-12-01");
+    let ok = enrollment(
+        "M1",
+        "S1",
+        Add,
+        "2024-01-01",
+        Some("2024-12-31"),
+        "2023-12-01",
+    );
     assert!(validate(&InputEvent::Enrollment(ok.clone())).is_ok());
     let mut bad = ok.clone();
     bad.coverage_end_date = Some(d("2023-12-31"));
@@ -344,24 +428,56 @@ fn invalid_enrolment_records_are_refused() {
 #[test]
 fn the_records_round_trip_through_their_schemas() {
     let codec = AvroCodec::new();
-    let e = enrollment("M1", "S1", Terminate, "2024-01-01", Some("2024-12-31"), "2023-12-01");
+    let e = enrollment(
+        "M1",
+        "S1",
+        Terminate,
+        "2024-01-01",
+        Some("2024-12-31"),
+        "2023-12-01",
+    );
     let mut buf = Vec::new();
-    codec.encode_framed(SchemaKind::MemberEnrollment, &e, &mut buf).unwrap();
-    let back: MemberEnrollment = codec.decode_framed(SchemaKind::MemberEnrollment, &buf).unwrap();
+    codec
+        .encode_framed(SchemaKind::MemberEnrollment, &e, &mut buf)
+        .unwrap();
+    let back: MemberEnrollment = codec
+        .decode_framed(SchemaKind::MemberEnrollment, &buf)
+        .unwrap();
     assert_eq!(back, e);
     let p = paid("M1", "C1", "2024-01-10", 5_000, "2024-02-20");
     buf.clear();
-    codec.encode_framed(SchemaKind::MemberPaid, &p, &mut buf).unwrap();
-    assert_eq!(codec.decode_framed::<MemberPaid>(SchemaKind::MemberPaid, &buf).unwrap(), p);
+    codec
+        .encode_framed(SchemaKind::MemberPaid, &p, &mut buf)
+        .unwrap();
+    assert_eq!(
+        codec
+            .decode_framed::<MemberPaid>(SchemaKind::MemberPaid, &buf)
+            .unwrap(),
+        p
+    );
     let f = PmpmFact {
         sign: -1,
         event_time: t("2024-02-20"),
-        member_months: vec![MonthDelta { month: 202_401, delta: 1 }],
-        paid: vec![MonthPaid { month: 202_401, eligible_paid_cents: 5, unenrolled_paid_cents: 6 }],
+        member_months: vec![MonthDelta {
+            month: 202_401,
+            delta: 1,
+        }],
+        paid: vec![MonthPaid {
+            month: 202_401,
+            eligible_paid_cents: 5,
+            unenrolled_paid_cents: 6,
+        }],
     };
     buf.clear();
-    codec.encode_framed(SchemaKind::PmpmFact, &f, &mut buf).unwrap();
-    assert_eq!(codec.decode_framed::<PmpmFact>(SchemaKind::PmpmFact, &buf).unwrap(), f);
+    codec
+        .encode_framed(SchemaKind::PmpmFact, &f, &mut buf)
+        .unwrap();
+    assert_eq!(
+        codec
+            .decode_framed::<PmpmFact>(SchemaKind::PmpmFact, &buf)
+            .unwrap(),
+        f
+    );
     // JSON, through the input decoder (with validation).
     let mut line = Vec::new();
     crate::codec::json::encode_line(&e, &mut line);
@@ -383,7 +499,11 @@ fn drive(engine: &Engine, parts: &mut [Partition], events: &[(InputEvent, &str)]
 
 fn pmpm_of(parts: &[Partition]) -> PmpmAgg {
     let p = partition_for(crate::model::POPULATION_KEY, parts.len() as u32) as usize;
-    parts[p].pmpm().get(PMPM_KEY).map(|a| a.clone()).unwrap_or_default()
+    parts[p]
+        .pmpm()
+        .get(PMPM_KEY)
+        .map(|a| a.clone())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -396,22 +516,43 @@ fn paid_claims_reach_the_pmpm_and_state_survives_a_restart() {
     let events = vec![
         (
             InputEvent::Enrollment(enrollment(
-                "M0001", "S1", Add, "2024-01-01", Some("2024-12-31"), "2023-12-01",
+                "M0001",
+                "S1",
+                Add,
+                "2024-01-01",
+                Some("2024-12-31"),
+                "2023-12-01",
             )),
             "ehr.enrollment",
         ),
         (InputEvent::Claim(c), "ehr.claims"),
-        (InputEvent::Ack(ack("C1", "2024-03-06", "A2", "20")), "x12.277ca"),
         (
-            InputEvent::Remit(remit("C1", "2024-03-20", "1", 45_000, &[(CO, "45", 55_000)])),
+            InputEvent::Ack(ack("C1", "2024-03-06", "A2", "20")),
+            "x12.277ca",
+        ),
+        (
+            InputEvent::Remit(remit(
+                "C1",
+                "2024-03-20",
+                "1",
+                45_000,
+                &[(CO, "45", 55_000)],
+            )),
             "x12.835",
         ),
     ];
     drive(&engine, &mut parts, &events);
     let agg = pmpm_of(&parts);
-    assert_eq!(agg.months.get(&202_403).map(|m| m.eligible_paid_cents), Some(45_000));
+    assert_eq!(
+        agg.months.get(&202_403).map(|m| m.eligible_paid_cents),
+        Some(45_000)
+    );
     let w = agg.window().unwrap();
-    assert_eq!((w.member_months, w.paid_cents), (3, 45_000), "Jan-Mar, flow in March");
+    assert_eq!(
+        (w.member_months, w.paid_cents),
+        (3, 45_000),
+        "Jan-Mar, flow in March"
+    );
     for p in &mut parts {
         p.checkpoint(&BTreeMap::new()).unwrap();
     }
@@ -419,14 +560,22 @@ fn paid_claims_reach_the_pmpm_and_state_survives_a_restart() {
     let mut parts: Vec<Partition> = (0..2).map(open).collect();
     assert_eq!(pmpm_of(&parts), agg);
     let owner = partition_for("M0001", 2) as usize;
-    assert_eq!(parts[owner].enrolment().get("M0001").unwrap().claims.len(), 1);
+    assert_eq!(
+        parts[owner].enrolment().get("M0001").unwrap().claims.len(),
+        1
+    );
     // A termination after the restart takes the months back.
     drive(
         &engine,
         &mut parts,
         &[(
             InputEvent::Enrollment(enrollment(
-                "M0001", "S1", Terminate, "2024-01-01", Some("2024-01-31"), "2024-04-01",
+                "M0001",
+                "S1",
+                Terminate,
+                "2024-01-01",
+                Some("2024-01-31"),
+                "2024-04-01",
             )),
             "ehr.enrollment",
         )],
@@ -434,7 +583,10 @@ fn paid_claims_reach_the_pmpm_and_state_survives_a_restart() {
     let agg = pmpm_of(&parts);
     let w = agg.window().unwrap();
     assert_eq!(w.member_months, 1);
-    assert_eq!((w.paid_cents, w.paid_without_eligibility_cents), (0, 45_000));
+    assert_eq!(
+        (w.paid_cents, w.paid_without_eligibility_cents),
+        (0, 45_000)
+    );
     // Hot-only partitions agree with durable ones.
     let mut hot: Vec<Partition> = (0..2)
         .map(|i| Partition::open(i, PartitionStore::hot_only(i), &engine).unwrap())
@@ -442,7 +594,12 @@ fn paid_claims_reach_the_pmpm_and_state_survives_a_restart() {
     let mut all = events.clone();
     all.push((
         InputEvent::Enrollment(enrollment(
-            "M0001", "S1", Terminate, "2024-01-01", Some("2024-01-31"), "2024-04-01",
+            "M0001",
+            "S1",
+            Terminate,
+            "2024-01-01",
+            Some("2024-01-31"),
+            "2024-04-01",
         )),
         "ehr.enrollment",
     ));

@@ -69,8 +69,9 @@ pub(crate) fn spans(
     member: &Member,
     out: &MemberOutput,
 ) -> Vec<MemberEnrollment> {
-    let mut rng =
-        ChaCha8Rng::seed_from_u64((cfg.seed ^ STREAM_SALT) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        (cfg.seed ^ STREAM_SALT) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+    );
     let period_start = cfg.start_date;
     let period_end = cfg.start_date + cfg.days - 1;
     let (first, last) = activity(out).unwrap_or((period_end, period_start));
@@ -85,7 +86,9 @@ pub(crate) fn spans(
     if leaves {
         let choices = months(month_of(last.min(period_end)), month_of(period_end));
         let m = choices[rng.gen_range(0..choices.len())];
-        end = (day_in_month(next_month(m), 1) - 1).min(period_end).max(last);
+        end = (day_in_month(next_month(m), 1) - 1)
+            .min(period_end)
+            .max(last);
     }
     // Drawn to leave in the period's last month: covered to its end like the others.
     let leaves = leaves && end < period_end;
@@ -110,8 +113,8 @@ pub(crate) fn spans(
         if leaves { period_end.max(end) } else { end },
     )];
     if leaves {
-        let sent = (start_of_day(end - rng.gen_range(20..=40)) + rng.gen_range(0..DAY_MS))
-            .max(added + 1);
+        let sent =
+            (start_of_day(end - rng.gen_range(20..=40)) + rng.gen_range(0..DAY_MS)).max(added + 1);
         v.push(base(2, MaintenanceType::Terminate, sent, end));
     }
     v

@@ -44,8 +44,8 @@ use smallvec::SmallVec;
 use crate::config::CoreConfig;
 use crate::model::{
     AdjustmentGroup, AmountByCode, ClaimAck, ClaimAlert, ClaimFrequency, ClaimLifecycleUpdate,
-    ClaimStatus, ClaimSubmitted, EncounterCost, MemberPaid, EpochDay, EpochMillis, FactKind, FactOutcome,
-    OutputEvent, PayerCategory, PayerFact, Rekeyed, Remittance, UpdateCause, DAY_MS,
+    ClaimStatus, ClaimSubmitted, EncounterCost, EpochDay, EpochMillis, FactKind, FactOutcome,
+    MemberPaid, OutputEvent, PayerCategory, PayerFact, Rekeyed, Remittance, UpdateCause, DAY_MS,
 };
 use crate::refdata::{AckClass, CarcCategory, RefData};
 

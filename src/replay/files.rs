@@ -56,9 +56,7 @@ fn decode_json(stream: InputStream, line: &[u8]) -> Result<InputEvent, DecodeErr
         InputStream::Encounters => InputEvent::Encounter(json::decode::<Encounter>(line)?),
         InputStream::Acks => InputEvent::Ack(json::decode::<ClaimAck>(line)?),
         InputStream::Remits => InputEvent::Remit(json::decode::<Remittance>(line)?),
-        InputStream::Enrollment => {
-            InputEvent::Enrollment(json::decode::<MemberEnrollment>(line)?)
-        }
+        InputStream::Enrollment => InputEvent::Enrollment(json::decode::<MemberEnrollment>(line)?),
     };
     validate(&event)?;
     Ok(event)
