@@ -27,9 +27,9 @@
 //! quality finding, not cost of the enrolled population).
 //!
 //! **Window.** The PMPM on the `all` readmission summary covers the 12 calendar months ending
-//! with the *as-of month*: the latest month with member months or paid amounts, at most the
-//! month of the latest fact the PMPM flow has applied (rolling 12 months; fewer when the data
-//! starts later). `cost_pmpm_cents = round(paid inside eligibility / member months)`, and the
+//! with the *as-of month*: the latest month with member months or paid amounts (inside or
+//! outside eligibility), at most the month of the latest fact the PMPM flow has applied (rolling
+//! 12 months; fewer when the data starts later). `cost_pmpm_cents = round(paid inside eligibility / member months)`, and the
 //! same per month in `pmpm_months`. Recent months are not completed for claims incurred but not
 //! yet paid (payment lags 14-45 days): no IBNR factors are applied.
 //!

@@ -13,7 +13,8 @@
 //!   later `TERMINATE` (20-40 days before the end; a retroactive termination can arrive after
 //!   it);
 //! - the others are covered for the whole period (plan year: start and end are the period's
-//!   first and last day).
+//!   first and last day), stretched to the end of the month of any activity after the period
+//!   (a stay discharged after its end) or to the 1st of the month of any activity before it.
 //!
 //! The `ADD` is sent 15-45 days before coverage starts (an 834 ahead of the plan year or of the
 //! join date).
@@ -75,20 +76,20 @@ pub(crate) fn spans(
     let period_start = cfg.start_date;
     let period_end = cfg.start_date + cfg.days - 1;
     let (first, last) = activity(out).unwrap_or((period_end, period_start));
-    let mut start = period_start;
+    // Whole period by default, stretched to the month of any activity outside it (a stay
+    // discharged after the period's end: coverage to the end of that month).
+    let mut start = period_start.min(day_in_month(month_of(first), 1));
+    let mut end = period_end.max(day_in_month(next_month(month_of(last)), 1) - 1);
     if rng.gen_bool(JOIN_SHARE) {
         let choices = months(month_of(period_start), month_of(first.max(period_start)));
         let m = choices[rng.gen_range(0..choices.len())];
         start = day_in_month(m, 1).max(period_start).min(first);
     }
-    let mut end = period_end;
     let leaves = rng.gen_bool(LEAVE_SHARE);
     if leaves {
         let choices = months(month_of(last.min(period_end)), month_of(period_end));
         let m = choices[rng.gen_range(0..choices.len())];
-        end = (day_in_month(next_month(m), 1) - 1)
-            .min(period_end)
-            .max(last);
+        end = (day_in_month(next_month(m), 1) - 1).min(end).max(last);
     }
     // Drawn to leave in the period's last month: covered to its end like the others.
     let leaves = leaves && end < period_end;
