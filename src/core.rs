@@ -833,13 +833,13 @@ impl Partition {
     }
 
     /// Applies a PMPM fact to the sums (population flow); marks the `all` summary changed when
-    /// the window's figures are not empty.
+    /// the fact carries member months or paid amounts inside eligibility.
     pub fn apply_pmpm_fact(&mut self, f: &crate::model::PmpmFact) {
-        let fp = self
+        let relevant = self
             .enrol
             .pmpm
             .update(PMPM_KEY, |agg| enrolment::apply_fact(agg, f));
-        if fp != 0 {
+        if relevant {
             aggregate::mark_all(&mut self.population, &mut self.pop_dirty);
         }
     }

@@ -415,9 +415,10 @@ impl PmpmWindow {
     }
 }
 
-/// Applies a PMPM fact to the sums. Returns the window's fingerprint after it (see
-/// [`PmpmWindow::fingerprint`]).
-pub fn apply_fact(agg: &mut PmpmAgg, fact: &PmpmFact) -> u64 {
+/// Applies a PMPM fact to the sums. Returns whether it can change the window's PMPM (it carries
+/// member months or paid amounts inside eligibility): then the `all` summary is marked changed
+/// (its emission still happens only when [`PmpmWindow::fingerprint`] moved).
+pub fn apply_fact(agg: &mut PmpmAgg, fact: &PmpmFact) -> bool {
     agg.add(fact);
-    agg.window().map_or(0, |w| w.fingerprint())
+    !fact.member_months.is_empty() || fact.paid.iter().any(|p| p.eligible_paid_cents != 0)
 }
