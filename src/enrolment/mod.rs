@@ -33,10 +33,12 @@
 //! same per month in `pmpm_months`. Recent months are not completed for claims incurred but not
 //! yet paid (payment lags 14-45 days): no IBNR factors are applied.
 //!
-//! **Cadence.** PMPM facts do not move the population flow's day; a change of the window's
-//! member months or eligible paid amounts marks the `all` group changed, so it is emitted with
-//! the next emission of the population flow (a later day of stay outcomes, a quiet stream, the
-//! end of a replay). Changes of the paid-without-eligibility figure alone ride along.
+//! **Cadence.** PMPM facts do not move the population flow's day; a fact carrying member months
+//! or eligible paid amounts marks the `all` group changed, and it is emitted with the next
+//! emission of the population flow (a later day of stay outcomes, a quiet stream, the end of a
+//! replay) when the window's member months or eligible paid amounts moved
+//! ([`PmpmWindow::fingerprint`] joins the group's fingerprint). Changes of the
+//! paid-without-eligibility figure alone ride along.
 //!
 //! **Time.** Enrolment records do not move the partition's watermark (they fire no timer and
 //! are often exported in bulk with one timestamp).
