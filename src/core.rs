@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::caregaps::{CareGaps, GapMemberState};
 use crate::cashflow::{self, CashClaim, CashForecaster, CashPayer};
 use crate::config::CoreConfig;
+use crate::enrolment::{self, EnrolmentState, PmpmAgg, PMPM_KEY};
 use crate::memberrisk::{CostModel, MemberRisk, RiskState, Sketch};
 use crate::model::{
     CashFact, EncounterCost, EpochMillis, Granularity, InputEvent, OutputEvent, PayerFact, Rekeyed,
@@ -56,7 +57,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 15] = [
+pub const TABLES: [(&str, u8); 17] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -72,6 +73,8 @@ pub const TABLES: [(&str, u8); 15] = [
     ("cash_payers", b'x'),
     ("provider_members", b'p'),
     ("provider_kpis", b'd'),
+    ("enrolment", b'e'),
+    ("pmpm", b'n'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -107,6 +110,27 @@ struct Tables {
     cash: CashTables,
     prov_members: Table<ProviderMember>,
     prov_kpis: Table<ProviderEntry>,
+    enrol: EnrolTables,
+}
+
+/// The PMPM tables: members' enrolment (member flow) and the PMPM sums (population flow).
+struct EnrolTables {
+    members: Table<EnrolmentState>,
+    pmpm: Table<PmpmAgg>,
+}
+
+impl EnrolTables {
+    fn new(durable: bool) -> Self {
+        let (mut members, mut pmpm) = (
+            Table::new(TABLES[15].0, TABLES[15].1),
+            Table::new(TABLES[16].0, TABLES[16].1),
+        );
+        if !durable {
+            members = members.without_dirty_tracking();
+            pmpm = pmpm.without_dirty_tracking();
+        }
+        Self { members, pmpm }
+    }
 }
 
 /// The cash forecast's tables: claim-keyed and payer-keyed (`cashflow` module).
@@ -174,6 +198,7 @@ impl Tables {
             cash: CashTables::new(durable),
             prov_members,
             prov_kpis,
+            enrol: EnrolTables::new(durable),
         }
     }
 
@@ -214,6 +239,9 @@ impl Tables {
             .load_encoded(of(entries, self.prov_members.prefix()))?;
         self.prov_kpis
             .load_encoded(of(entries, self.prov_kpis.prefix()))?;
+        let e = &mut self.enrol;
+        e.members.load_encoded(of(entries, e.members.prefix()))?;
+        e.pmpm.load_encoded(of(entries, e.pmpm.prefix()))?;
         Ok(())
     }
 }
@@ -345,6 +373,8 @@ pub struct Partition {
     prov_members: Table<ProviderMember>,
     /// Provider and department daily sums (provider flow).
     prov_kpis: Table<ProviderEntry>,
+    /// Members' enrolment and PMPM sums (`enrolment` module).
+    enrol: EnrolTables,
 }
 
 impl std::fmt::Debug for Partition {
@@ -379,6 +409,8 @@ impl Partition {
         store.load(&mut tables.cash.payers)?;
         store.load(&mut tables.prov_members)?;
         store.load(&mut tables.prov_kpis)?;
+        store.load(&mut tables.enrol.members)?;
+        store.load(&mut tables.enrol.pmpm)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -444,6 +476,7 @@ impl Partition {
             cash,
             prov_members,
             prov_kpis,
+            enrol,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -479,6 +512,7 @@ impl Partition {
             cash,
             prov_members,
             prov_kpis,
+            enrol,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -591,6 +625,8 @@ impl Partition {
             size(&self.cash.payers),
             size(&self.prov_members),
             size(&self.prov_kpis),
+            size(&self.enrol.members),
+            size(&self.enrol.pmpm),
         ]
     }
 
@@ -637,6 +673,9 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
         costs: &mut Vec<Rekeyed>,
     ) {
+        if let InputEvent::Enrollment(e) = event {
+            return self.apply_enrollment(e, source, offset, costs);
+        }
         self.advance_to(engine, event.event_time(), out, costs);
         self.stats.events += 1;
         self.since_checkpoint += 1;
@@ -652,6 +691,7 @@ impl Partition {
             InputEvent::Claim(c) => ClaimInput::Submitted(c),
             InputEvent::Ack(a) => ClaimInput::Ack(a),
             InputEvent::Remit(r) => ClaimInput::Remit(r),
+            InputEvent::Enrollment(_) => return,
             InputEvent::Encounter(e) => {
                 let key = e.member_id.as_str();
                 let detector = &engine.detector;
@@ -756,13 +796,70 @@ impl Partition {
                 &mut self.population,
                 &mut self.pop_dirty,
                 &engine.config.scoring.interventions,
+                self.enrol.pmpm.get(PMPM_KEY).as_deref(),
                 f,
                 out,
             ),
             Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
             Rekeyed::Cash(f) => self.apply_cash(engine, f, out),
             Rekeyed::Provider(f) => self.apply_provider_fact(engine, f, out),
+            Rekeyed::MemberPaid(p) => self.apply_member_paid(p),
+            Rekeyed::Pmpm(f) => self.apply_pmpm_fact(f),
         }
+    }
+
+    /// Applies an enrolment record to its member (`enrolment` module). Enrolment does not move
+    /// the watermark and fires no timer; the PMPM facts it produces go to `costs`.
+    fn apply_enrollment(
+        &mut self,
+        e: &crate::model::MemberEnrollment,
+        source: &str,
+        offset: i64,
+        costs: &mut Vec<Rekeyed>,
+    ) {
+        self.stats.events += 1;
+        self.since_checkpoint += 1;
+        self.note_offset(source, offset);
+        let at = e.event_time;
+        let applied = self.enrol.members.update(&e.member_id, |st| {
+            enrolment::apply_enrollment(st, e) && {
+                enrolment::refresh(st, at, costs);
+                true
+            }
+        });
+        if !applied {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    /// Applies a claim's paid amount to its member (the member must hash to this partition).
+    pub fn apply_member_paid(&mut self, p: &crate::model::MemberPaid) {
+        let out = &mut self.pending_rekeyed;
+        self.enrol.members.update(&p.member_id, |st| {
+            enrolment::apply_paid(st, p) && enrolment::refresh(st, p.event_time, out)
+        });
+    }
+
+    /// Applies a PMPM fact to the sums (population flow); marks the `all` summary changed when
+    /// the fact carries member months or paid amounts inside eligibility.
+    pub fn apply_pmpm_fact(&mut self, f: &crate::model::PmpmFact) {
+        let relevant = self
+            .enrol
+            .pmpm
+            .update(PMPM_KEY, |agg| enrolment::apply_fact(agg, f));
+        if relevant {
+            aggregate::mark_all(&mut self.population, &mut self.pop_dirty);
+        }
+    }
+
+    /// Members' enrolment spans and paid claims (member flow).
+    pub fn enrolment(&self) -> &Table<EnrolmentState> {
+        &self.enrol.members
+    }
+
+    /// The PMPM sums (population flow).
+    pub fn pmpm(&self) -> &Table<PmpmAgg> {
+        &self.enrol.pmpm
     }
 
     /// Applies an encounter to the member's care gaps, with the readmission risk score it produced
@@ -934,6 +1031,7 @@ impl Partition {
             &mut self.population,
             &mut self.pop_dirty,
             &engine.config.scoring.interventions,
+            self.enrol.pmpm.get(PMPM_KEY).as_deref(),
             out,
         );
     }
@@ -1499,6 +1597,8 @@ impl Partition {
                 &mut self.cash.payers,
                 &mut self.prov_members,
                 &mut self.prov_kpis,
+                &mut self.enrol.members,
+                &mut self.enrol.pmpm,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

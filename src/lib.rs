@@ -31,6 +31,8 @@
 //!   its latest record per key, rendered as one self-contained HTML page (inline SVG, no JavaScript).
 //! - [`metrics`]: every Prometheus metric on an explicit registry, fed by the runtime and by
 //!   `observe_output`; the `/metrics` and `/health/*` HTTP server.
+//! - [`enrolment`]: `ehr.enrollment` eligibility spans, member months and cost per member per
+//!   month (PMPM) on the population summary.
 //! - [`x12`]: X12 835 / 277CA / 837 parsing into model events (files: `claimwatch x12 parse`;
 //!   Kafka `x12.raw`: [`x12::parse_interchange`]) and writing them back (`generate --format x12`).
 //!
@@ -43,6 +45,7 @@ pub mod cashflow;
 pub mod codec;
 pub mod config;
 pub mod core;
+pub mod enrolment;
 pub mod error;
 pub mod generate;
 pub mod memberrisk;

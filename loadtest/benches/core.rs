@@ -91,6 +91,9 @@ fn bench(c: &mut Criterion) {
                 InputEvent::Remit(x) => codec
                     .encode_framed(SchemaKind::Remittance, x, &mut buf)
                     .map(|()| SchemaKind::Remittance),
+                InputEvent::Enrollment(x) => codec
+                    .encode_framed(SchemaKind::MemberEnrollment, x, &mut buf)
+                    .map(|()| SchemaKind::MemberEnrollment),
             }
             .expect("encode");
             (kind, buf)
@@ -146,6 +149,7 @@ fn bench(c: &mut Criterion) {
                     InputEvent::Encounter(x) => codec.encode_framed(*kind, &x, &mut buf),
                     InputEvent::Ack(x) => codec.encode_framed(*kind, &x, &mut buf),
                     InputEvent::Remit(x) => codec.encode_framed(*kind, &x, &mut buf),
+                    InputEvent::Enrollment(x) => codec.encode_framed(*kind, &x, &mut buf),
                 }
                 .expect("encode");
                 criterion::black_box(&buf);

@@ -37,10 +37,13 @@ pub enum SchemaKind {
     CashForecast,
     ProviderFact,
     ProviderKpi,
+    MemberEnrollment,
+    MemberPaid,
+    PmpmFact,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 24] = [
+    pub const ALL: [SchemaKind; 27] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -65,6 +68,9 @@ impl SchemaKind {
         Self::CashForecast,
         Self::ProviderFact,
         Self::ProviderKpi,
+        Self::MemberEnrollment,
+        Self::MemberPaid,
+        Self::PmpmFact,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +99,9 @@ impl SchemaKind {
             Self::CashForecast => "CashForecast",
             Self::ProviderFact => "ProviderFact",
             Self::ProviderKpi => "ProviderKpi",
+            Self::MemberEnrollment => "MemberEnrollment",
+            Self::MemberPaid => "MemberPaid",
+            Self::PmpmFact => "PmpmFact",
         }
     }
 
@@ -123,6 +132,9 @@ impl SchemaKind {
             Self::CashForecast => include_str!("../../schemas/CashForecast.avsc"),
             Self::ProviderFact => include_str!("../../schemas/ProviderFact.avsc"),
             Self::ProviderKpi => include_str!("../../schemas/ProviderKpi.avsc"),
+            Self::MemberEnrollment => include_str!("../../schemas/MemberEnrollment.avsc"),
+            Self::MemberPaid => include_str!("../../schemas/MemberPaid.avsc"),
+            Self::PmpmFact => include_str!("../../schemas/PmpmFact.avsc"),
         }
     }
 
@@ -599,6 +611,19 @@ mod tests {
                 preventable_readmission_spend_cents: 11_000_000,
                 average_los_days: 4.25,
                 observed_to_expected: Some(1.0256),
+                cost_pmpm_cents: Some(41_250),
+                member_months: Some(240),
+                pmpm_paid_cents: Some(9_900_000),
+                paid_without_eligibility_cents: Some(12_000),
+                pmpm_first_month: Some("2024-01".into()),
+                pmpm_last_month: Some("2024-12".into()),
+                pmpm_months: Some(vec![crate::model::PmpmMonth {
+                    month: "2024-01".into(),
+                    member_months: 20,
+                    paid_cents: 800_000,
+                    paid_without_eligibility_cents: 0,
+                    cost_pmpm_cents: Some(40_000),
+                }]),
             }),
         };
         round_trip(SchemaKind::ReadmissionSummary, &summary);

@@ -1,6 +1,6 @@
 //! The calibrated synthetic population generator (`claimwatch generate`).
 //!
-//! **Job.** Write a realistic, deterministic (per seed) year of the four input streams for a
+//! **Job.** Write a realistic, deterministic (per seed) year of the five input streams for a
 //! population of members, together with the **ground truth** the outcomes were drawn from, so
 //! later stages can be checked against it (readmission detection against true readmissions, risk
 //! models against the oracle AUC of the true probabilities).
@@ -16,11 +16,14 @@
 //!   CARC mix, 277CAs, 835s with balanced CAS adjustments, partial payments, secondary payers,
 //!   reversals and re-adjudications, replacements and appeals, duplicates, late exports.
 //! - [`report`]: the calibration report (target vs achieved).
+//! - [`enrolment`]: one eligibility span per member around its activity, on its own random
+//!   stream (the other streams do not change with it).
 //!
 //! Every coefficient is a documented constant next to the code that uses it.
 
 mod billing;
 mod clinical;
+pub mod enrolment;
 mod population;
 mod report;
 pub mod write;
@@ -29,7 +32,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::model::{parse_day, ClaimAck, ClaimSubmitted, Encounter, EpochDay, Remittance};
+use crate::model::{
+    parse_day, ClaimAck, ClaimSubmitted, Encounter, EpochDay, MemberEnrollment, Remittance,
+};
 
 pub use report::CalibrationReport;
 
@@ -124,6 +129,9 @@ pub struct Generated {
     pub remits: Vec<Remittance>,
     pub truth: GroundTruth,
     pub stats: CalibrationReport,
+    /// One enrolment span per member (`ehr.enrollment`, [`enrolment`]), drawn on its own random
+    /// stream after the member's activity: the other streams are the same with or without it.
+    pub enrollments: Vec<MemberEnrollment>,
 }
 
 /// Everything one member produced.
@@ -140,6 +148,7 @@ pub(crate) struct MemberOutput {
 /// Generates a population. Deterministic: the same config gives the same output.
 pub fn generate(cfg: &GenerateConfig) -> Generated {
     let mut all = MemberOutput::default();
+    let mut enrollments = Vec::with_capacity(cfg.members + cfg.members / 10);
     for index in 0..cfg.members {
         // Each member on its own stream: splitmix-style mixing of seed and index.
         let mut rng = ChaCha8Rng::seed_from_u64(
@@ -149,6 +158,7 @@ pub fn generate(cfg: &GenerateConfig) -> Generated {
         let mut out = MemberOutput::default();
         let visits = clinical::simulate(&mut rng, cfg, &member, &mut out);
         billing::bill(&mut rng, cfg, &member, &visits, &mut out);
+        enrollments.extend(enrolment::spans(cfg, index, &member, &out));
         all.claims.append(&mut out.claims);
         all.encounters.append(&mut out.encounters);
         all.acks.append(&mut out.acks);
@@ -165,6 +175,7 @@ pub fn generate(cfg: &GenerateConfig) -> Generated {
         .sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
     all.remits
         .sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    enrollments.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
     let stats = CalibrationReport::compute(cfg, &all);
     Generated {
         claims: all.claims,
@@ -173,6 +184,7 @@ pub fn generate(cfg: &GenerateConfig) -> Generated {
         remits: all.remits,
         truth: all.truth,
         stats,
+        enrollments,
     }
 }
 

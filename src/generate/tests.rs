@@ -211,3 +211,44 @@ fn speed_20k_members() {
         t.elapsed().as_secs_f64()
     );
 }
+
+/// Every member's enrolment span contains all its activity, including stays that end after the
+/// period (seed 42 has some), and the records pass validation.
+#[test]
+fn enrolment_spans_contain_every_encounter_and_claim() {
+    let g = generate(&GenerateConfig {
+        members: 4000,
+        seed: 42,
+        ..GenerateConfig::default()
+    });
+    let mut spans: std::collections::BTreeMap<&str, &crate::model::MemberEnrollment> =
+        std::collections::BTreeMap::new();
+    for e in &g.enrollments {
+        assert!(validate(&InputEvent::Enrollment(e.clone())).is_ok());
+        let s = spans.entry(e.member_id.as_str()).or_insert(e);
+        if e.event_time > s.event_time {
+            *s = e;
+        }
+    }
+    assert_eq!(spans.len(), 4000);
+    let inside = |member: &str, day: EpochDay| {
+        let s = spans[member];
+        s.coverage_start_date <= day && s.coverage_end_date.is_none_or(|e| day <= e)
+    };
+    let period_end = GenerateConfig::default().start_date + 364;
+    let mut after = 0;
+    for e in &g.encounters {
+        assert!(inside(&e.member_id, e.admit_date));
+        if let Some(d) = e.discharge_date {
+            assert!(inside(&e.member_id, d));
+            after += usize::from(d > period_end);
+        }
+    }
+    for c in &g.claims {
+        assert!(inside(&c.member_id, c.service_date));
+        if let Some(d) = c.service_end_date {
+            assert!(inside(&c.member_id, d));
+        }
+    }
+    assert!(after > 0, "the seed has stays ending after the period");
+}

@@ -1,4 +1,4 @@
-//! Writing a generated population to a directory: the four input streams (JSON lines or Avro
+//! Writing a generated population to a directory: the five input streams (JSON lines or Avro
 //! container files), `truth.json` (ground truth) and `calibration.json`.
 
 use std::fs;
@@ -18,6 +18,7 @@ pub fn write_population(g: &Generated, dir: &Path, format: Format) -> anyhow::Re
     write_stream(dir, InputStream::Encounters, format, &g.encounters)?;
     write_stream(dir, InputStream::Acks, format, &g.acks)?;
     write_stream(dir, InputStream::Remits, format, &g.remits)?;
+    write_stream(dir, InputStream::Enrollment, format, &g.enrollments)?;
     fs::write(dir.join("truth.json"), serde_json::to_vec(&g.truth)?)?;
     fs::write(
         dir.join("calibration.json"),
@@ -49,6 +50,7 @@ pub fn write_population_x12(g: &Generated, dir: &Path) -> anyhow::Result<()> {
         crate::x12::write_835(&g.remits, 600_000_000),
     )?;
     write_stream(dir, InputStream::Encounters, Format::Json, &g.encounters)?;
+    write_stream(dir, InputStream::Enrollment, Format::Json, &g.enrollments)?;
     fs::write(dir.join("truth.json"), serde_json::to_vec(&g.truth)?)?;
     fs::write(
         dir.join("calibration.json"),
@@ -106,11 +108,12 @@ pub fn generate_config_to_dir(
     write_population(&g, dir, format)?;
     println!("{}", g.stats.render());
     println!(
-        "generated {} claims, {} encounters, {} acknowledgments, {} remittances in {:.2} s into {}",
+        "generated {} claims, {} encounters, {} acknowledgments, {} remittances, {} enrolment records in {:.2} s into {}",
         g.claims.len(),
         g.encounters.len(),
         g.acks.len(),
         g.remits.len(),
+        g.enrollments.len(),
         started.elapsed().as_secs_f64(),
         dir.display()
     );

@@ -150,3 +150,25 @@ pub fn stay(
         claim_id: None,
     }
 }
+
+/// An enrolment record of `member`'s span `span`, sent at midday of `sent`.
+pub fn enrollment(
+    member: &str,
+    span: &str,
+    maintenance_type: MaintenanceType,
+    start: &str,
+    end: Option<&str>,
+    sent: &str,
+) -> MemberEnrollment {
+    MemberEnrollment {
+        event_id: format!("enr-{member}-{span}-{sent}-{maintenance_type:?}"),
+        event_time: t(sent),
+        member_id: member.into(),
+        span_id: span.into(),
+        payer_id: "P-ACME".into(),
+        payer_category: PayerCategory::Commercial,
+        maintenance_type,
+        coverage_start_date: d(start),
+        coverage_end_date: end.map(d),
+    }
+}

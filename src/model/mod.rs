@@ -17,6 +17,7 @@
 
 mod claim;
 mod encounter;
+mod enrollment;
 #[doc(hidden)]
 pub mod fixtures;
 mod output;
@@ -24,6 +25,7 @@ mod validate;
 
 pub use claim::*;
 pub use encounter::*;
+pub use enrollment::*;
 pub use output::*;
 pub use validate::{validate, ValidationError};
 
@@ -77,11 +79,19 @@ pub enum InputStream {
     Acks,
     /// 835 remittances (`x12.835`), keyed by claim id.
     Remits,
+    /// 834-style enrolment spans (`ehr.enrollment`), keyed by member id.
+    Enrollment,
 }
 
 impl InputStream {
     /// All input streams, in the order replay breaks event-time ties.
-    pub const ALL: [InputStream; 4] = [Self::Claims, Self::Encounters, Self::Acks, Self::Remits];
+    pub const ALL: [InputStream; 5] = [
+        Self::Claims,
+        Self::Encounters,
+        Self::Acks,
+        Self::Remits,
+        Self::Enrollment,
+    ];
 
     /// File stem used by `generate`/`replay` and default topic name.
     pub fn name(self) -> &'static str {
@@ -90,6 +100,7 @@ impl InputStream {
             Self::Encounters => "ehr.encounters",
             Self::Acks => "x12.277ca",
             Self::Remits => "x12.835",
+            Self::Enrollment => "ehr.enrollment",
         }
     }
 
@@ -100,6 +111,7 @@ impl InputStream {
             Self::Encounters => "Encounter",
             Self::Acks => "ClaimAck",
             Self::Remits => "Remittance",
+            Self::Enrollment => "MemberEnrollment",
         }
     }
 }
@@ -111,6 +123,7 @@ pub enum InputEvent {
     Encounter(Encounter),
     Ack(ClaimAck),
     Remit(Remittance),
+    Enrollment(MemberEnrollment),
 }
 
 impl InputEvent {
@@ -120,6 +133,7 @@ impl InputEvent {
             Self::Encounter(_) => InputStream::Encounters,
             Self::Ack(_) => InputStream::Acks,
             Self::Remit(_) => InputStream::Remits,
+            Self::Enrollment(_) => InputStream::Enrollment,
         }
     }
 
@@ -129,6 +143,7 @@ impl InputEvent {
             Self::Encounter(e) => e.event_time,
             Self::Ack(e) => e.event_time,
             Self::Remit(e) => e.event_time,
+            Self::Enrollment(e) => e.event_time,
         }
     }
 
@@ -138,16 +153,18 @@ impl InputEvent {
             Self::Encounter(e) => &e.event_id,
             Self::Ack(e) => &e.event_id,
             Self::Remit(e) => &e.event_id,
+            Self::Enrollment(e) => &e.event_id,
         }
     }
 
-    /// The partitioning key: claim id for claim events, member id for encounters.
+    /// The partitioning key: claim id for claim events, member id for encounters and enrolment.
     pub fn key(&self) -> &str {
         match self {
             Self::Claim(e) => &e.claim_id,
             Self::Encounter(e) => &e.member_id,
             Self::Ack(e) => &e.claim_id,
             Self::Remit(e) => &e.claim_id,
+            Self::Enrollment(e) => &e.member_id,
         }
     }
 }
@@ -159,6 +176,7 @@ impl std::fmt::Debug for InputEvent {
             Self::Encounter(e) => e.fmt(f),
             Self::Ack(e) => e.fmt(f),
             Self::Remit(e) => e.fmt(f),
+            Self::Enrollment(e) => e.fmt(f),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EpochDay, EpochMillis, PayerCategory};
+use super::{EpochDay, EpochMillis, MemberPaid, PayerCategory, PmpmFact};
 
 /// Lifecycle status of a claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -604,6 +604,10 @@ pub enum Rekeyed {
     Cash(CashFact),
     /// Provider/department counters (`providers` module).
     Provider(ProviderFact),
+    /// A claim's paid amount for its member's PMPM (`enrolment` module).
+    MemberPaid(MemberPaid),
+    /// A member's PMPM contribution for the population flow (`enrolment` module).
+    Pmpm(PmpmFact),
 }
 
 impl Rekeyed {
@@ -616,6 +620,8 @@ impl Rekeyed {
             Self::Vaccine(v) => &v.member_id,
             Self::Cash(f) => &f.payer_id,
             Self::Provider(f) => &f.key,
+            Self::MemberPaid(p) => &p.member_id,
+            Self::Pmpm(_) => POPULATION_KEY,
         }
     }
 
@@ -627,6 +633,8 @@ impl Rekeyed {
             Self::Vaccine(v) => v.event_time,
             Self::Cash(f) => f.event_time,
             Self::Provider(f) => f.event_time,
+            Self::MemberPaid(p) => p.event_time,
+            Self::Pmpm(f) => f.event_time,
         }
     }
 }
@@ -954,6 +962,42 @@ pub struct PopulationKpis {
     pub average_los_days: f64,
     /// Observed / expected readmissions (sum of calibrated probabilities).
     pub observed_to_expected: Option<f64>,
+    /// Cost per member per month over the PMPM window: paid amounts incurred inside
+    /// eligibility / member months, cents (absent without member months; `enrolment` module).
+    #[serde(default)]
+    pub cost_pmpm_cents: Option<i64>,
+    /// Member months of the PMPM window.
+    #[serde(default)]
+    pub member_months: Option<i64>,
+    /// Paid amounts incurred inside eligibility in the PMPM window (the numerator), cents.
+    #[serde(default)]
+    pub pmpm_paid_cents: Option<i64>,
+    /// Paid amounts incurred in the window outside every enrolment span (or for members without
+    /// enrolment data): not in the numerator, cents.
+    #[serde(default)]
+    pub paid_without_eligibility_cents: Option<i64>,
+    /// First and last month of the PMPM window (`YYYY-MM`).
+    #[serde(default)]
+    pub pmpm_first_month: Option<String>,
+    #[serde(default)]
+    pub pmpm_last_month: Option<String>,
+    /// The window's months, oldest first.
+    #[serde(default)]
+    pub pmpm_months: Option<Vec<PmpmMonth>>,
+}
+
+/// PMPM of one calendar month (incurred / service month).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PmpmMonth {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub member_months: i64,
+    /// Paid inside eligibility, incurred in the month, cents.
+    pub paid_cents: i64,
+    /// Paid outside eligibility, incurred in the month, cents.
+    pub paid_without_eligibility_cents: i64,
+    /// paid_cents / member_months (absent without member months).
+    pub cost_pmpm_cents: Option<i64>,
 }
 
 /// One tier cut-off of an intervention's ROI.

@@ -3,7 +3,8 @@
 //! refused with a reason and goes to the dead-letter topic instead of corrupting state.
 
 use super::{
-    ClaimAck, ClaimSubmitted, Encounter, EncounterEventType, EpochDay, InputEvent, Remittance,
+    ClaimAck, ClaimSubmitted, Encounter, EncounterEventType, EpochDay, InputEvent, MaintenanceType,
+    MemberEnrollment, Remittance,
 };
 
 /// Why a decoded event was refused.
@@ -70,6 +71,7 @@ pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
         InputEvent::Encounter(e) => validate_encounter(e),
         InputEvent::Ack(a) => validate_ack(a),
         InputEvent::Remit(r) => validate_remit(r),
+        InputEvent::Enrollment(e) => validate_enrollment(e),
     }
 }
 
@@ -143,6 +145,28 @@ fn validate_remit(r: &Remittance) -> Result<(), ValidationError> {
     if !r.is_reversal() {
         non_negative("charge_cents", r.charge_cents)?;
         non_negative("paid_cents", r.paid_cents)?;
+    }
+    Ok(())
+}
+
+fn validate_enrollment(e: &MemberEnrollment) -> Result<(), ValidationError> {
+    key("event_id", &e.event_id)?;
+    key("member_id", &e.member_id)?;
+    key("span_id", &e.span_id)?;
+    key("payer_id", &e.payer_id)?;
+    day("coverage_start_date", e.coverage_start_date)?;
+    if let Some(end) = e.coverage_end_date {
+        day("coverage_end_date", end)?;
+        if end < e.coverage_start_date {
+            return Err(ValidationError::Inconsistent(
+                "coverage end date before coverage start date",
+            ));
+        }
+    }
+    if e.maintenance_type == MaintenanceType::Terminate && e.coverage_end_date.is_none() {
+        return Err(ValidationError::Inconsistent(
+            "termination without coverage end date",
+        ));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::roi::{self, tier_from, tier_name, RoiInputs};
 use crate::config::Intervention;
+use crate::enrolment::{PmpmAgg, PmpmWindow};
 use crate::model::{
     day_of, start_of_day, EpochMillis, OutputEvent, PopulationKpis, ReadmissionSummary, StayOutcome,
 };
@@ -94,13 +95,14 @@ pub fn apply(
     table: &mut Table<PopEntry>,
     dirty: &mut BTreeSet<String>,
     interventions: &[Intervention],
+    pmpm: Option<&PmpmAgg>,
     fact: &StayOutcome,
     out: &mut Vec<OutputEvent>,
 ) {
     let day = i64::from(day_of(fact.event_time));
     let flow = table.get(FLOW_KEY).map(|e| e.flow_day);
     if flow.is_none_or(|d| day > d) {
-        flush(table, dirty, interventions, out);
+        flush(table, dirty, interventions, pmpm, out);
         table.update(FLOW_KEY, |e| e.flow_day = day);
     }
     for key in keys_of(fact) {
@@ -112,12 +114,20 @@ pub fn apply(
     }
 }
 
+/// Marks the `all` group changed (its PMPM figures changed: `enrolment` module).
+pub fn mark_all(table: &mut Table<PopEntry>, dirty: &mut BTreeSet<String>) {
+    table.update("all", |e| e.dirty = true);
+    dirty.insert("all".to_owned());
+}
+
 /// Emits every changed group whose content differs from its last emission, then the ROI records
-/// whose figures changed. Stamped with the start of the day after the flow's day.
+/// whose figures changed. Stamped with the start of the day after the flow's day. The `all`
+/// group carries the PMPM figures of `pmpm` (`enrolment` module).
 pub fn flush(
     table: &mut Table<PopEntry>,
     dirty: &mut BTreeSet<String>,
     interventions: &[Intervention],
+    pmpm: Option<&PmpmAgg>,
     out: &mut Vec<OutputEvent>,
 ) {
     if dirty.is_empty() {
@@ -128,19 +138,28 @@ pub fn flush(
         return;
     };
     let event_time = start_of_day(flow_day as i32 + 1);
+    let window = pmpm.and_then(PmpmAgg::window);
+    let pmpm_fp = window.as_ref().map_or(0, PmpmWindow::fingerprint);
     for key in std::mem::take(dirty) {
         let summary = table.update(&key, |e| {
             e.dirty = false;
             if !is_summary(&key) {
                 return None;
             }
-            let fp = crate::state::fingerprint(&e.agg);
+            let mut fp = crate::state::fingerprint(&e.agg);
+            if key == "all" && pmpm_fp != 0 {
+                fp = crate::state::fingerprint(&(fp, pmpm_fp));
+            }
             if e.version > 0 && fp == e.emitted {
                 return None;
             }
             e.version += 1;
             e.emitted = fp;
-            Some(summary(&key, e.version, event_time, &e.agg))
+            let mut s = summary(&key, e.version, event_time, &e.agg);
+            if let (Some(k), Some(w)) = (s.kpis.as_mut(), window.as_ref()) {
+                w.fill(k);
+            }
+            Some(s)
         });
         if let Some(s) = summary {
             out.push(OutputEvent::ReadmissionSummary(s));
@@ -236,6 +255,13 @@ pub fn summary(
             average_los_days: ratio(a.los_days, a.index_stays),
             observed_to_expected: (a.probability_micros > 0)
                 .then(|| ((a.readmissions as f64 / expected) * 1e4).round() / 1e4),
+            cost_pmpm_cents: None,
+            member_months: None,
+            pmpm_paid_cents: None,
+            paid_without_eligibility_cents: None,
+            pmpm_first_month: None,
+            pmpm_last_month: None,
+            pmpm_months: None,
         }),
     }
 }

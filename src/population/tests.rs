@@ -248,9 +248,9 @@ fn the_aggregate_does_not_depend_on_the_order_of_the_facts() {
         let mut dirty = BTreeSet::new();
         let mut out = Vec::new();
         for f in order {
-            aggregate::apply(&mut table, &mut dirty, &interventions, f, &mut out);
+            aggregate::apply(&mut table, &mut dirty, &interventions, None, f, &mut out);
         }
-        aggregate::flush(&mut table, &mut dirty, &interventions, &mut out);
+        aggregate::flush(&mut table, &mut dirty, &interventions, None, &mut out);
         let all: GroupAgg = table.get("all").unwrap().agg.clone();
         (all, finals(&out))
     };

@@ -45,7 +45,7 @@ use crate::config::CoreConfig;
 use crate::model::{
     AdjustmentGroup, AmountByCode, ClaimAck, ClaimAlert, ClaimFrequency, ClaimLifecycleUpdate,
     ClaimStatus, ClaimSubmitted, EncounterCost, EpochDay, EpochMillis, FactKind, FactOutcome,
-    OutputEvent, PayerCategory, PayerFact, Rekeyed, Remittance, UpdateCause, DAY_MS,
+    MemberPaid, OutputEvent, PayerCategory, PayerFact, Rekeyed, Remittance, UpdateCause, DAY_MS,
 };
 use crate::refdata::{AckClass, CarcCategory, RefData};
 
@@ -88,6 +88,8 @@ pub struct SubmissionRec {
     pub event_time: EpochMillis,
     pub frequency: ClaimFrequency,
     pub submitted_date: EpochDay,
+    /// Service (from) date: the PMPM's incurred month (`enrolment` module).
+    pub service_date: EpochDay,
     pub member_id: String,
     pub payer_id: String,
     pub payer_category: PayerCategory,
@@ -290,6 +292,7 @@ impl Reconciler {
                 event_time: c.event_time,
                 frequency: c.frequency,
                 submitted_date: c.submitted_date,
+                service_date: c.service_date,
                 member_id: c.member_id.clone(),
                 payer_id: c.payer_id.clone(),
                 payer_category: c.payer_category,
@@ -623,6 +626,19 @@ impl Reconciler {
                     member_id: member.clone(),
                     encounter_id: enc.clone(),
                     claim_id: claim_id.to_owned(),
+                    paid_cents: view.paid_to_date_cents,
+                    event_time,
+                }));
+            }
+        }
+        // The member's PMPM (`enrolment` module): every claim once it has a remittance, on each
+        // emission (absolute amounts: a repeat changes nothing downstream).
+        if let (Some(member), Some(sub)) = (&view.member_id, state.current_submission()) {
+            if !state.remits.is_empty() {
+                out.costs.push(Rekeyed::MemberPaid(MemberPaid {
+                    member_id: member.clone(),
+                    claim_id: claim_id.to_owned(),
+                    service_date: sub.service_date,
                     paid_cents: view.paid_to_date_cents,
                     event_time,
                 }));

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::codec::{json, DecodeError, Format, SchemaKind};
 use crate::model::{
-    validate, ClaimAck, ClaimSubmitted, Encounter, EpochMillis, InputEvent, InputStream, Remittance,
+    validate, ClaimAck, ClaimSubmitted, Encounter, EpochMillis, InputEvent, InputStream,
+    MemberEnrollment, Remittance,
 };
 
 /// Fixed sync marker so that the same records always give byte-identical Avro files.
@@ -32,6 +33,7 @@ fn schema_kind(stream: InputStream) -> SchemaKind {
         InputStream::Encounters => SchemaKind::Encounter,
         InputStream::Acks => SchemaKind::ClaimAck,
         InputStream::Remits => SchemaKind::Remittance,
+        InputStream::Enrollment => SchemaKind::MemberEnrollment,
     }
 }
 
@@ -54,6 +56,7 @@ fn decode_json(stream: InputStream, line: &[u8]) -> Result<InputEvent, DecodeErr
         InputStream::Encounters => InputEvent::Encounter(json::decode::<Encounter>(line)?),
         InputStream::Acks => InputEvent::Ack(json::decode::<ClaimAck>(line)?),
         InputStream::Remits => InputEvent::Remit(json::decode::<Remittance>(line)?),
+        InputStream::Enrollment => InputEvent::Enrollment(json::decode::<MemberEnrollment>(line)?),
     };
     validate(&event)?;
     Ok(event)
@@ -158,6 +161,9 @@ impl Iterator for StreamReader {
                     InputStream::Remits => reader
                         .deserialize_next::<Remittance>()
                         .map(|o| o.map(InputEvent::Remit)),
+                    InputStream::Enrollment => reader
+                        .deserialize_next::<MemberEnrollment>()
+                        .map(|o| o.map(InputEvent::Enrollment)),
                 }
                 .map_err(|e| DecodeError::Avro(e.to_string()));
                 match decoded {

@@ -133,6 +133,15 @@ fn report_of_a_replay_matches_the_replay_summary() {
     )
     .unwrap();
     assert!(all.index_stays > 0);
+    // The generated population has enrolment: the PMPM tile and the monthly table.
+    let k = all.kpis.as_ref().unwrap();
+    assert!(k.cost_pmpm_cents.is_some_and(|c| c > 0));
+    assert!(html.contains(&format!(
+        "<div class=\"l\">cost per member per month ({} to {})",
+        k.pmpm_first_month.as_deref().unwrap(),
+        k.pmpm_last_month.as_deref().unwrap()
+    )));
+    assert!(html.contains("<h3>Cost per member per month by service month"));
     for (value, label) in [
         (all.index_stays.to_string(), "matured index stays"),
         (

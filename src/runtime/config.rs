@@ -125,6 +125,12 @@ pub struct Topics {
     pub provider_facts: String,
     /// Provider and department KPIs (keyed `provider:<id>` / `department:<name>`).
     pub provider_kpis: String,
+    /// Input: 834-style enrolment spans (keyed by member id, co-partitioned with encounters).
+    pub enrollment: String,
+    /// Internal repartition topic: claims' paid amounts re-keyed from claims to members (PMPM).
+    pub member_paid: String,
+    /// Internal repartition topic: members' PMPM facts re-keyed to the population.
+    pub pmpm_facts: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -163,6 +169,9 @@ impl Default for Topics {
             cash_forecast: "claimwatch.cash-forecast".into(),
             provider_facts: "claimwatch.internal.provider-facts".into(),
             provider_kpis: "claimwatch.provider-kpis".into(),
+            enrollment: InputStream::Enrollment.name().into(),
+            member_paid: "claimwatch.internal.member-paid".into(),
+            pmpm_facts: "claimwatch.internal.pmpm-facts".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -179,6 +188,7 @@ impl Topics {
             InputStream::Encounters => &self.encounters,
             InputStream::Acks => &self.acks,
             InputStream::Remits => &self.remits,
+            InputStream::Enrollment => &self.enrollment,
         }
     }
 
@@ -209,7 +219,7 @@ impl Topics {
     }
 
     /// Topics a partition task consumes, in merge order (ties in event time go to the earlier).
-    /// The four input streams come first in [`InputStream::ALL`] order, as replay merges them.
+    /// The input streams come first in [`InputStream::ALL`] order, as replay merges them.
     pub fn consumed(&self) -> Vec<String> {
         let mut v: Vec<String> = InputStream::ALL
             .iter()
@@ -221,6 +231,8 @@ impl Topics {
         v.push(self.vaccine_doses.clone());
         v.push(self.cash_facts.clone());
         v.push(self.provider_facts.clone());
+        v.push(self.member_paid.clone());
+        v.push(self.pmpm_facts.clone());
         v
     }
 

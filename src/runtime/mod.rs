@@ -458,13 +458,19 @@ fn registry_codec(
             K::CashForecast => &topics.cash_forecast,
             K::ProviderFact => &topics.provider_facts,
             K::ProviderKpi => &topics.provider_kpis,
+            K::MemberEnrollment => &topics.enrollment,
+            K::MemberPaid => &topics.member_paid,
+            K::PmpmFact => &topics.pmpm_facts,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
         .map_err(|e| StartError::Config(e.to_string()))?;
+    // The eligibility feed (`ehr.enrollment`) is optional: a deployment without it need not
+    // register its schema; its records, when they come, are read by their writer id.
     let missing: Vec<String> = ids
         .missing()
         .into_iter()
+        .filter(|k| *k != K::MemberEnrollment)
         .map(|k| format!("{} ({})", topic_subject(topic(k)), k.name()))
         .collect();
     if !missing.is_empty() {
@@ -521,6 +527,8 @@ impl Service {
                 (config.topics.vaccine_doses.clone(), None),
                 (config.topics.cash_facts.clone(), None),
                 (config.topics.provider_facts.clone(), None),
+                (config.topics.member_paid.clone(), None),
+                (config.topics.pmpm_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -140,6 +140,13 @@ pub(crate) fn decode_message(
             wire::decode_provider_fact(&shared.codec, payload)
                 .map(|f| Body::Rekeyed(Rekeyed::Provider(f)))
         }
+        None if spec.topic == shared.config.topics.member_paid => {
+            wire::decode_member_paid(&shared.codec, payload)
+                .map(|p| Body::Rekeyed(Rekeyed::MemberPaid(p)))
+        }
+        None if spec.topic == shared.config.topics.pmpm_facts => {
+            wire::decode_pmpm_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Pmpm(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     shared
@@ -565,6 +572,14 @@ impl Task {
             Rekeyed::Provider(f) => {
                 wire::encode_provider_fact(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.provider_facts
+            }
+            Rekeyed::MemberPaid(p) => {
+                wire::encode_member_paid(&shared.codec, p, &mut self.buf);
+                &shared.config.topics.member_paid
+            }
+            Rekeyed::Pmpm(f) => {
+                wire::encode_pmpm_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.pmpm_facts
             }
         };
         shared

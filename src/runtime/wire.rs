@@ -6,7 +6,8 @@ use crate::codec::registry::RegistryCodec;
 use crate::codec::{json, AvroCodec, DecodeError, Format, SchemaKind};
 use crate::model::{
     validate, CashFact, ClaimAck, ClaimSubmitted, Encounter, EncounterCost, InputEvent,
-    InputStream, OutputEvent, PayerFact, ProviderFact, Remittance, StayOutcome, VaccineDose,
+    InputStream, MemberEnrollment, MemberPaid, OutputEvent, PayerFact, PmpmFact, ProviderFact,
+    Remittance, StayOutcome, VaccineDose,
 };
 
 /// The schema of an input stream's records.
@@ -16,6 +17,7 @@ pub fn input_kind(stream: InputStream) -> SchemaKind {
         InputStream::Encounters => SchemaKind::Encounter,
         InputStream::Acks => SchemaKind::ClaimAck,
         InputStream::Remits => SchemaKind::Remittance,
+        InputStream::Enrollment => SchemaKind::MemberEnrollment,
     }
 }
 
@@ -73,12 +75,16 @@ pub fn decode_input(
             InputStream::Encounters => InputEvent::Encounter(codec.decode_framed(kind, bytes)?),
             InputStream::Acks => InputEvent::Ack(codec.decode_framed(kind, bytes)?),
             InputStream::Remits => InputEvent::Remit(codec.decode_framed(kind, bytes)?),
+            InputStream::Enrollment => InputEvent::Enrollment(codec.decode_framed(kind, bytes)?),
         },
         Format::Json => match stream {
             InputStream::Claims => InputEvent::Claim(json::decode::<ClaimSubmitted>(bytes)?),
             InputStream::Encounters => InputEvent::Encounter(json::decode::<Encounter>(bytes)?),
             InputStream::Acks => InputEvent::Ack(json::decode::<ClaimAck>(bytes)?),
             InputStream::Remits => InputEvent::Remit(json::decode::<Remittance>(bytes)?),
+            InputStream::Enrollment => {
+                InputEvent::Enrollment(json::decode::<MemberEnrollment>(bytes)?)
+            }
         },
     };
     validate(&event)?;
@@ -98,12 +104,14 @@ pub fn encode_input(
         (Format::Avro, InputEvent::Encounter(e)) => codec.encode_framed(kind, e, out),
         (Format::Avro, InputEvent::Ack(e)) => codec.encode_framed(kind, e, out),
         (Format::Avro, InputEvent::Remit(e)) => codec.encode_framed(kind, e, out),
+        (Format::Avro, InputEvent::Enrollment(e)) => codec.encode_framed(kind, e, out),
         (Format::Json, e) => {
             match e {
                 InputEvent::Claim(e) => json::encode_line(e, out),
                 InputEvent::Encounter(e) => json::encode_line(e, out),
                 InputEvent::Ack(e) => json::encode_line(e, out),
                 InputEvent::Remit(e) => json::encode_line(e, out),
+                InputEvent::Enrollment(e) => json::encode_line(e, out),
             }
             out.pop(); // the line's newline
             Ok(())
@@ -122,6 +130,32 @@ pub fn encode_cost(codec: &AvroCodec, cost: &EncounterCost, out: &mut Vec<u8>) {
 /// Decodes a record of the internal repartition topic.
 pub fn decode_cost(codec: &AvroCodec, bytes: &[u8]) -> Result<EncounterCost, DecodeError> {
     codec.decode_framed(SchemaKind::EncounterCost, bytes)
+}
+
+/// Encodes a record of the internal member-paid topic (always Avro).
+pub fn encode_member_paid(codec: &AvroCodec, paid: &MemberPaid, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::MemberPaid, paid, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("MemberPaid does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal member-paid topic.
+pub fn decode_member_paid(codec: &AvroCodec, bytes: &[u8]) -> Result<MemberPaid, DecodeError> {
+    codec.decode_framed(SchemaKind::MemberPaid, bytes)
+}
+
+/// Encodes a record of the internal PMPM-facts topic (always Avro).
+pub fn encode_pmpm_fact(codec: &AvroCodec, fact: &PmpmFact, out: &mut Vec<u8>) {
+    if let Err(e) = codec.encode_framed(SchemaKind::PmpmFact, fact, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("PmpmFact does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal PMPM-facts topic.
+pub fn decode_pmpm_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<PmpmFact, DecodeError> {
+    codec.decode_framed(SchemaKind::PmpmFact, bytes)
 }
 
 /// Encodes a record of the internal payer-facts topic (always Avro).

@@ -22,9 +22,10 @@ use dashmap::DashMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Layout version of what this module writes to sled. 2: the checkpoint records the payer flow's
-/// watermark, and claim records keep their input offset (read API history). 3: the provider
-/// flow keeps a watermark over its sources. Older state is refused and must be rebuilt from the
-/// inputs (see the README's upgrade note).
+/// watermark, and claim records keep their input offset (read API history). 3: claim records
+/// keep their service date, the `enrolment` / `pmpm` tables exist, and the provider flow keeps a
+/// watermark over its sources. Older state is refused and must be rebuilt from the inputs (see
+/// the README's upgrade note).
 pub const STATE_FORMAT_VERSION: u32 = 3;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";

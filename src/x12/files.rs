@@ -168,6 +168,7 @@ pub fn parse_files(inputs: &[PathBuf], out: &Path) -> io::Result<RunSummary> {
                     InputEvent::Ack(a) => json::encode_line(a, &mut line),
                     InputEvent::Remit(r) => json::encode_line(r, &mut line),
                     InputEvent::Encounter(x) => json::encode_line(x, &mut line),
+                    InputEvent::Enrollment(x) => json::encode_line(x, &mut line),
                 }
                 if write_err.is_none() {
                     if let Some(w) = writers.get_mut(&stream) {

@@ -388,7 +388,8 @@ fn ids_for_our_schemas() {
         vec![
             SchemaKind::ClaimSubmitted,
             SchemaKind::Encounter,
-            SchemaKind::Remittance
+            SchemaKind::Remittance,
+            SchemaKind::MemberEnrollment
         ]
     );
     let registered: Vec<String> = fake

@@ -105,8 +105,12 @@ pub(super) fn readmission_summary(
                     &opt_ratio(k.observed_to_expected),
                     "observed / expected readmissions",
                 );
+                pmpm_tiles(k, s);
             }
             s.push_str("</div>\n");
+            if let Some(k) = &a.kpis {
+                pmpm_table(k, s);
+            }
         }
         let cols = [
             "index stays",
@@ -451,4 +455,59 @@ pub(super) fn care_gaps(sec: &Section, o: &Outputs, s: &mut String) -> Result<()
         );
         Ok(())
     })
+}
+
+/// The PMPM tiles of the `all` summary (`enrolment` module), when it has member months.
+fn pmpm_tiles(k: &crate::model::PopulationKpis, s: &mut String) {
+    let Some(cost) = k.cost_pmpm_cents else {
+        return;
+    };
+    let period = match (&k.pmpm_first_month, &k.pmpm_last_month) {
+        (Some(a), Some(b)) => format!(" ({a} to {b})"),
+        _ => String::new(),
+    };
+    tile(
+        s,
+        &dollars(cost),
+        &format!("cost per member per month{period}"),
+    );
+    tile(
+        s,
+        &k.member_months.unwrap_or(0).to_string(),
+        "member months (enrolled on the 15th)",
+    );
+    if let Some(out) = k.paid_without_eligibility_cents.filter(|c| *c != 0) {
+        tile(s, &dollars(out), "paid without eligibility (not in PMPM)");
+    }
+}
+
+/// The PMPM by incurred month.
+fn pmpm_table(k: &crate::model::PopulationKpis, s: &mut String) {
+    let Some(months) = k.pmpm_months.as_ref().filter(|m| !m.is_empty()) else {
+        return;
+    };
+    s.push_str("<h3>Cost per member per month by service month</h3>\n<table>\n");
+    head(
+        s,
+        &[
+            "month",
+            "member months",
+            "paid in eligibility",
+            "PMPM",
+            "paid without eligibility",
+        ],
+    );
+    for m in months {
+        row(
+            s,
+            &m.month,
+            &[
+                m.member_months.to_string(),
+                dollars(m.paid_cents),
+                m.cost_pmpm_cents.map_or_else(|| "-".into(), dollars),
+                dollars(m.paid_without_eligibility_cents),
+            ],
+        );
+    }
+    s.push_str("</table>\n<p class=\"note\">Paid to date by the claims' service month; the latest months are not completed for claims incurred but not yet paid.</p>\n");
 }

@@ -1,0 +1,426 @@
+//! Eligibility and cost per member per month (PMPM): `ehr.enrollment` spans, claims' paid
+//! amounts by service month, member months, and the PMPM KPIs on the population summary.
+//!
+//! **Stages** (the same shape as the `population` module):
+//! - member flow, keyed by member id (the `enrolment` table, prefix `e`, [`EnrolmentState`]):
+//!   the member's enrolment spans (for each `span_id` the record with the latest
+//!   `(event_time, event_id)`, a `CANCEL` kept as a tombstone so an older `ADD` arriving late
+//!   cannot revive the span) and the paid amount to date of each of the member's claims with
+//!   its service date ([`MemberPaid`], re-keyed from the claim flow whenever a claim with a
+//!   remittance changes). After every change the member's contribution ([`contribution`]) is
+//!   recomputed, and when it differs from what was last sent, a [`PmpmFact`] takes the old
+//!   content back (`sign` -1) and adds the new (+1).
+//! - population flow, one key (the `pmpm` table, prefix `n`, [`PmpmAgg`]): integer sums per
+//!   month, so exactly the same whatever order the facts arrive in.
+//!
+//! **Member months.** A member counts one member month for a calendar month when enrolled (in
+//! any non-cancelled span) on the **15th** of that month: the mid-month convention of
+//! commercial actuarial practice, unbiased for mid-month joins and leaves. (CMS Medicare
+//! Advantage counts a member enrolled on the 1st; not used here.) Members are counted once per
+//! month however many spans cover the 15th. Open-ended spans count up to the PMPM flow's month.
+//!
+//! **Numerator.** Paid amounts (paid to date, after reversals) of every claim of the member,
+//! linked to an encounter or not, in the month of the claim's service (from) date: incurred
+//! basis. A claim whose service date lies outside every span of its member, or whose member has
+//! no enrolment data, is **excluded** from the numerator and counted separately as
+//! `paid_without_eligibility_cents` (the usual practice: claims without eligibility are a data
+//! quality finding, not cost of the enrolled population).
+//!
+//! **Window.** The PMPM on the `all` readmission summary covers the 12 calendar months ending
+//! with the *as-of month*: the latest month with member months or paid amounts (inside or
+//! outside eligibility), at most the month of the latest fact the PMPM flow has applied (rolling
+//! 12 months; fewer when the data starts later). `cost_pmpm_cents = round(paid inside eligibility / member months)`, and the
+//! same per month in `pmpm_months`. Recent months are not completed for claims incurred but not
+//! yet paid (payment lags 14-45 days): no IBNR factors are applied.
+//!
+//! **Cadence.** PMPM facts do not move the population flow's day; a fact carrying member months
+//! or eligible paid amounts marks the `all` group changed, and it is emitted with the next
+//! emission of the population flow (a later day of stay outcomes, a quiet stream, the end of a
+//! replay) when the window's member months or eligible paid amounts moved
+//! ([`PmpmWindow::fingerprint`] joins the group's fingerprint). Changes of the
+//! paid-without-eligibility figure alone ride along.
+//!
+//! **Time.** Enrolment records do not move the partition's watermark (they fire no timer and
+//! are often exported in bulk with one timestamp).
+//!
+//! **Not done.** Members' enrolment state has no retention (one entry per member ever seen,
+//! holding its claims' paid amounts).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    day_of, EpochDay, EpochMillis, MaintenanceType, MemberEnrollment, MemberPaid, MonthDelta,
+    MonthPaid, PayerCategory, PmpmFact, PmpmMonth, PopulationKpis, Rekeyed,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// The day of the month on which enrolment makes a member month.
+pub const MEMBER_MONTH_DAY: u32 = 15;
+/// Months in the PMPM window.
+pub const WINDOW_MONTHS: i32 = 12;
+/// The key of the PMPM sums in the `pmpm` table.
+pub const PMPM_KEY: &str = "pmpm";
+
+/// `YYYYMM` of a day.
+pub fn month_of(day: EpochDay) -> i32 {
+    use chrono::Datelike;
+    let d = chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    d.year() * 100 + d.month() as i32
+}
+
+/// The month after `m` (`YYYYMM`).
+pub fn next_month(m: i32) -> i32 {
+    if m % 100 >= 12 {
+        (m / 100 + 1) * 100 + 1
+    } else {
+        m + 1
+    }
+}
+
+/// The month before `m` (`YYYYMM`).
+pub fn prev_month(m: i32) -> i32 {
+    if m % 100 <= 1 {
+        (m / 100 - 1) * 100 + 12
+    } else {
+        m - 1
+    }
+}
+
+/// Day `d` of month `m` as a day number.
+pub fn day_in_month(m: i32, d: u32) -> EpochDay {
+    let date = chrono::NaiveDate::from_ymd_opt(m / 100, (m % 100) as u32, d).unwrap_or_default();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    (date - epoch).num_days() as EpochDay
+}
+
+/// `YYYY-MM` text of a month.
+pub fn format_month(m: i32) -> String {
+    format!("{:04}-{:02}", m / 100, m % 100)
+}
+
+/// One coverage span as its latest record describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanRec {
+    pub span_id: String,
+    pub event_time: EpochMillis,
+    pub event_id: String,
+    pub maintenance_type: MaintenanceType,
+    pub payer_id: String,
+    pub payer_category: PayerCategory,
+    pub start: EpochDay,
+    pub end: Option<EpochDay>,
+}
+
+/// One claim of the member: paid to date, service date.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaidClaim {
+    pub claim_id: String,
+    pub service_date: EpochDay,
+    pub paid_cents: i64,
+    pub event_time: EpochMillis,
+}
+
+/// A member's enrolment spans and paid claims (the `enrolment` table).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnrolmentState {
+    pub spans: Vec<SpanRec>,
+    pub claims: Vec<PaidClaim>,
+    /// The contribution standing in the PMPM sums (`sign` +1, `event_time` 0), if any.
+    pub sent: Option<PmpmFact>,
+}
+
+impl EnrolmentState {
+    /// The covered days: the non-cancelled spans merged, sorted (`None` end: open).
+    pub fn coverage(&self) -> Vec<(EpochDay, Option<EpochDay>)> {
+        let mut spans: Vec<(EpochDay, Option<EpochDay>)> = self
+            .spans
+            .iter()
+            .filter(|s| s.maintenance_type != MaintenanceType::Cancel)
+            .map(|s| (s.start, s.end))
+            .collect();
+        spans.sort();
+        let mut out: Vec<(EpochDay, Option<EpochDay>)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match out.last_mut() {
+                // Overlapping or adjacent: extend.
+                Some((_, last_end)) if last_end.is_none_or(|e| start <= e + 1) => {
+                    *last_end = match (*last_end, end) {
+                        (None, _) | (_, None) => None,
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                    };
+                }
+                _ => out.push((start, end)),
+            }
+        }
+        out
+    }
+}
+
+/// Whether `day` lies in one of the merged `coverage` intervals.
+fn covered(coverage: &[(EpochDay, Option<EpochDay>)], day: EpochDay) -> bool {
+    coverage
+        .iter()
+        .any(|(s, e)| *s <= day && e.is_none_or(|e| day <= e))
+}
+
+/// Applies an enrolment record. Returns false when it is a duplicate or older than the span's
+/// record in force.
+pub fn apply_enrollment(st: &mut EnrolmentState, e: &MemberEnrollment) -> bool {
+    let rec = SpanRec {
+        span_id: e.span_id.clone(),
+        event_time: e.event_time,
+        event_id: e.event_id.clone(),
+        maintenance_type: e.maintenance_type,
+        payer_id: e.payer_id.clone(),
+        payer_category: e.payer_category,
+        start: e.coverage_start_date,
+        end: e.coverage_end_date,
+    };
+    match st.spans.iter_mut().find(|s| s.span_id == e.span_id) {
+        Some(s) => {
+            if (e.event_time, e.event_id.as_str()) <= (s.event_time, s.event_id.as_str()) {
+                return false;
+            }
+            *s = rec;
+        }
+        None => {
+            st.spans.push(rec);
+            st.spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+        }
+    }
+    true
+}
+
+/// Applies a claim's paid amount. A record older than the one held is ignored (same time: the
+/// later arrival wins, the claim flow sends one claim's records in order).
+pub fn apply_paid(st: &mut EnrolmentState, p: &MemberPaid) -> bool {
+    let rec = PaidClaim {
+        claim_id: p.claim_id.clone(),
+        service_date: p.service_date,
+        paid_cents: p.paid_cents,
+        event_time: p.event_time,
+    };
+    match st.claims.iter_mut().find(|c| c.claim_id == p.claim_id) {
+        Some(c) => {
+            if p.event_time < c.event_time || *c == rec {
+                return false;
+            }
+            *c = rec;
+        }
+        None => st.claims.push(rec),
+    }
+    true
+}
+
+/// The member's contribution to the PMPM sums (`sign` +1, `event_time` 0); `None` when empty.
+pub fn contribution(st: &EnrolmentState) -> Option<PmpmFact> {
+    let coverage = st.coverage();
+    let mut deltas: BTreeMap<i32, i64> = BTreeMap::new();
+    for (start, end) in &coverage {
+        let mut first = month_of(*start);
+        if day_in_month(first, MEMBER_MONTH_DAY) < *start {
+            first = next_month(first);
+        }
+        match end {
+            None => *deltas.entry(first).or_default() += 1,
+            Some(end) => {
+                let mut last = month_of(*end);
+                if day_in_month(last, MEMBER_MONTH_DAY) > *end {
+                    last = prev_month(last);
+                }
+                if last >= first {
+                    *deltas.entry(first).or_default() += 1;
+                    *deltas.entry(next_month(last)).or_default() -= 1;
+                }
+            }
+        }
+    }
+    let mut paid: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    for c in &st.claims {
+        let e = paid.entry(month_of(c.service_date)).or_default();
+        if covered(&coverage, c.service_date) {
+            e.0 += c.paid_cents;
+        } else {
+            e.1 += c.paid_cents;
+        }
+    }
+    let fact = PmpmFact {
+        sign: 1,
+        event_time: 0,
+        member_months: deltas
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .map(|(month, delta)| MonthDelta { month, delta })
+            .collect(),
+        paid: paid
+            .into_iter()
+            .filter(|(_, (e, u))| *e != 0 || *u != 0)
+            .map(|(month, (e, u))| MonthPaid {
+                month,
+                eligible_paid_cents: e,
+                unenrolled_paid_cents: u,
+            })
+            .collect(),
+    };
+    (!fact.member_months.is_empty() || !fact.paid.is_empty()).then_some(fact)
+}
+
+/// Recomputes the member's contribution and sends the difference (old content -1, new +1,
+/// stamped `event_time`). Returns true when anything was sent.
+pub fn refresh(st: &mut EnrolmentState, event_time: EpochMillis, out: &mut Vec<Rekeyed>) -> bool {
+    let now = contribution(st);
+    if now == st.sent {
+        return false;
+    }
+    if let Some(old) = st.sent.take() {
+        out.push(Rekeyed::Pmpm(PmpmFact {
+            sign: -1,
+            event_time,
+            ..old
+        }));
+    }
+    if let Some(new) = &now {
+        out.push(Rekeyed::Pmpm(PmpmFact {
+            event_time,
+            ..new.clone()
+        }));
+    }
+    st.sent = now;
+    true
+}
+
+/// The sums of one month.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MonthSums {
+    /// Member-month differences (member months of month m: the sum over months <= m).
+    pub member_month_delta: i64,
+    pub eligible_paid_cents: i64,
+    pub unenrolled_paid_cents: i64,
+}
+
+/// The PMPM sums (the `pmpm` table, key [`PMPM_KEY`], population flow).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PmpmAgg {
+    pub months: BTreeMap<i32, MonthSums>,
+    /// Latest event time of the facts applied.
+    pub flow_time: EpochMillis,
+}
+
+impl PmpmAgg {
+    /// Adds a fact (its sign decides add or take back).
+    pub fn add(&mut self, f: &PmpmFact) {
+        let s = i64::from(f.sign);
+        for d in &f.member_months {
+            self.months.entry(d.month).or_default().member_month_delta += s * d.delta;
+        }
+        for p in &f.paid {
+            let m = self.months.entry(p.month).or_default();
+            m.eligible_paid_cents += s * p.eligible_paid_cents;
+            m.unenrolled_paid_cents += s * p.unenrolled_paid_cents;
+        }
+        self.months.retain(|_, m| *m != MonthSums::default());
+        self.flow_time = self.flow_time.max(f.event_time);
+    }
+
+    /// Every month from the first with data to `until`: (month, member months, eligible paid,
+    /// paid without eligibility).
+    pub fn month_rows(&self, until: i32) -> Vec<(i32, i64, i64, i64)> {
+        let Some(first) = self.months.keys().next().copied() else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        let (mut m, mut mm) = (first, 0i64);
+        while m <= until {
+            let s = self.months.get(&m).cloned().unwrap_or_default();
+            mm += s.member_month_delta;
+            rows.push((m, mm, s.eligible_paid_cents, s.unenrolled_paid_cents));
+            m = next_month(m);
+        }
+        rows
+    }
+
+    /// The PMPM figures of the window (see the module doc); `None` without any data.
+    pub fn window(&self) -> Option<PmpmWindow> {
+        let until = month_of(day_of(self.flow_time));
+        let rows = self.month_rows(until);
+        let last = rows
+            .iter()
+            .rposition(|(_, mm, e, u)| *mm != 0 || *e != 0 || *u != 0)?;
+        let first = last.saturating_sub(WINDOW_MONTHS as usize - 1);
+        let months: Vec<PmpmMonth> = rows[first..=last]
+            .iter()
+            .map(|(m, mm, e, u)| PmpmMonth {
+                month: format_month(*m),
+                member_months: *mm,
+                paid_cents: *e,
+                paid_without_eligibility_cents: *u,
+                cost_pmpm_cents: pmpm(*e, *mm),
+            })
+            .collect();
+        Some(PmpmWindow {
+            member_months: months.iter().map(|m| m.member_months).sum(),
+            paid_cents: months.iter().map(|m| m.paid_cents).sum(),
+            paid_without_eligibility_cents: months
+                .iter()
+                .map(|m| m.paid_without_eligibility_cents)
+                .sum(),
+            months,
+        })
+    }
+}
+
+/// paid / member months, rounded to the cent; `None` without member months.
+pub fn pmpm(paid_cents: i64, member_months: i64) -> Option<i64> {
+    (member_months > 0).then(|| (paid_cents as f64 / member_months as f64).round() as i64)
+}
+
+/// The PMPM window's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PmpmWindow {
+    pub member_months: i64,
+    pub paid_cents: i64,
+    pub paid_without_eligibility_cents: i64,
+    pub months: Vec<PmpmMonth>,
+}
+
+impl PmpmWindow {
+    /// What decides a re-emission of the `all` summary: the member months and eligible paid
+    /// amounts of the window's months (0 when there are none, so populations without
+    /// enrolment data emit exactly as before).
+    pub fn fingerprint(&self) -> u64 {
+        if self.member_months == 0 && self.paid_cents == 0 {
+            return 0;
+        }
+        let key: Vec<(&str, i64, i64)> = self
+            .months
+            .iter()
+            .map(|m| (m.month.as_str(), m.member_months, m.paid_cents))
+            .collect();
+        crate::state::fingerprint(&key).max(1)
+    }
+
+    /// Writes the figures into the population KPIs.
+    pub fn fill(&self, k: &mut PopulationKpis) {
+        k.cost_pmpm_cents = pmpm(self.paid_cents, self.member_months);
+        k.member_months = Some(self.member_months);
+        k.pmpm_paid_cents = Some(self.paid_cents);
+        k.paid_without_eligibility_cents = Some(self.paid_without_eligibility_cents);
+        k.pmpm_first_month = self.months.first().map(|m| m.month.clone());
+        k.pmpm_last_month = self.months.last().map(|m| m.month.clone());
+        k.pmpm_months = Some(self.months.clone());
+    }
+}
+
+/// Applies a PMPM fact to the sums. Returns whether it can change the window's PMPM (it carries
+/// member months or paid amounts inside eligibility): then the `all` summary is marked changed
+/// (its emission still happens only when [`PmpmWindow::fingerprint`] moved).
+pub fn apply_fact(agg: &mut PmpmAgg, fact: &PmpmFact) -> bool {
+    agg.add(fact);
+    !fact.member_months.is_empty() || fact.paid.iter().any(|p| p.eligible_paid_cents != 0)
+}
