@@ -986,10 +986,75 @@ impl Partition {
             return;
         }
         self.stats.cash_facts += 1;
+        // The flow's watermark: the minimum over the source partitions of their latest cash-fact
+        // time, once all have been heard from (each sends in event-time order). In Kafka the
+        // claim partitions run at different speeds; a payer's week frozen on its latest fact
+        // alone would miss a slower partition's open claims.
+        let cp = &mut self.checkpoint;
+        let n = engine.config.partitions as usize;
+        if cp.cash_sources.len() != n {
+            cp.cash_sources.resize(n, i64::MIN);
+        }
+        cp.cash_latest = Some(
+            cp.cash_latest
+                .map_or(fact.event_time, |t| t.max(fact.event_time)),
+        );
+        let watermark = match usize::try_from(fact.source_partition)
+            .ok()
+            .and_then(|i| cp.cash_sources.get_mut(i))
+        {
+            Some(s) => {
+                *s = (*s).max(fact.event_time);
+                let min = cp.cash_sources.iter().copied().min().unwrap_or(i64::MIN);
+                (min != i64::MIN).then_some(min)
+            }
+            // No source (a fact written by hand or by an older version): its own time.
+            None => Some(fact.event_time),
+        };
+        let flow = watermark.map(crate::model::day_of);
+        if let Some(day) = flow {
+            self.advance_cash_to(engine, day, out);
+        }
         let cf = &engine.cashflow;
         self.cash
             .payers
-            .update(&fact.payer_id, |p| cf.apply(p, fact, out));
+            .update(&fact.payer_id, |p| cf.apply_at(p, fact, flow, out));
+    }
+
+    /// Moves every payer's cash flow to `day` (the partition's cash watermark entered it).
+    fn advance_cash_to(
+        &mut self,
+        engine: &Engine,
+        day: crate::model::EpochDay,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let behind = |p: &CashPayer| p.flow_day.is_some_and(|d| d < day);
+        let mut keys: Vec<String> = self
+            .cash
+            .payers
+            .keys()
+            .into_iter()
+            .filter(|k| self.cash.payers.get(k).is_some_and(|p| behind(&p)))
+            .collect();
+        keys.sort();
+        let cf = &engine.cashflow;
+        for key in keys {
+            self.cash
+                .payers
+                .update(&key, |p| cf.advance_to(p, day, out));
+        }
+    }
+
+    /// The end of a replay: every payer's cash flow moves to the day of the latest cash fact,
+    /// then every changed week is emitted, the one in progress included.
+    pub fn close_cash(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if !engine.cashflow.enabled() {
+            return;
+        }
+        if let Some(latest) = self.checkpoint.cash_latest {
+            self.advance_cash_to(engine, crate::model::day_of(latest), out);
+        }
+        self.flush_cash(engine, out);
     }
 
     /// Emits every payer week changed since its last emission, the week in progress included:

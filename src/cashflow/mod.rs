@@ -258,18 +258,42 @@ impl CashForecaster {
         week_start(day) - 7 * self.config.retention_weeks as EpochDay
     }
 
-    /// Applies one fact to its payer's aggregate. When it moves the payer's flow to a later day,
-    /// the new week's forecast is frozen and the completed weeks that changed are emitted first.
+    /// Applies one fact to its payer's aggregate, the flow's day being the fact's own day (one
+    /// source, in order: the unit tests).
     pub fn apply(&self, p: &mut CashPayer, fact: &CashFact, out: &mut Vec<OutputEvent>) {
+        self.apply_at(p, fact, Some(day_of(fact.event_time)), out);
+    }
+
+    /// Applies one fact to its payer's aggregate, the flow's day being `flow` (the partition's
+    /// cash watermark; `None` until every source has been heard from). When that moves the
+    /// payer's flow to a later day, the new week's forecast is frozen and the completed weeks
+    /// that changed are emitted first.
+    pub fn apply_at(
+        &self,
+        p: &mut CashPayer,
+        fact: &CashFact,
+        flow: Option<EpochDay>,
+        out: &mut Vec<OutputEvent>,
+    ) {
         if p.payer_id.is_empty() {
             p.payer_id.clone_from(&fact.payer_id);
         }
         p.payer_category = Some(fact.payer_category);
-        let day = day_of(fact.event_time);
+        if let Some(day) = flow {
+            self.advance_to(p, day, out);
+        }
+        add(
+            p,
+            fact,
+            self.cutoff(p.flow_day.unwrap_or(day_of(fact.event_time))),
+        );
+    }
+
+    /// Moves the payer's flow to `day` if later (see [`CashForecaster::apply_at`]).
+    pub fn advance_to(&self, p: &mut CashPayer, day: EpochDay, out: &mut Vec<OutputEvent>) {
         if p.flow_day.is_none_or(|d| day > d) {
             self.advance(p, day, out);
         }
-        add(p, fact, self.cutoff(p.flow_day.unwrap_or(day)));
     }
 
     fn advance(&self, p: &mut CashPayer, day: EpochDay, out: &mut Vec<OutputEvent>) {

@@ -428,3 +428,49 @@ fn cash_records_fit_their_avro_schemas() {
         }
     }
 }
+
+#[test]
+fn a_slow_source_partition_holds_the_cash_flow_back() {
+    // Two claim partitions send cash facts; partition 0 runs three weeks ahead (a backlog in
+    // Kafka). The week of w0 + 7 is frozen only once both have passed its start, so partition 1's
+    // claim submitted before it is in the frozen forecast.
+    let e = Engine::new(
+        CoreConfig {
+            partitions: 2,
+            ..CoreConfig::default()
+        },
+        RefData::shared(),
+    );
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
+    let w0 = d("2024-03-04");
+    let from = |source: i32, f: CashFact| CashFact {
+        source_partition: source,
+        ..f
+    };
+    let mut out = Vec::new();
+    // History so that a forecast can be placed: paid claims 7 days after submission.
+    for i in 0..5 {
+        p.apply_cash(&e, &from(0, paid_fact(w0 - 20 + i, 7, &[])), &mut out);
+        p.apply_cash(&e, &from(1, paid_fact(w0 - 20 + i, 7, &[])), &mut out);
+    }
+    p.apply_cash(&e, &from(0, fact(1, w0 + 21)), &mut out);
+    // Partition 1, behind: a claim submitted on w0 + 2, expected to pay in the week of w0 + 7.
+    p.apply_cash(
+        &e,
+        &from(1, open_fact(w0 + 2, w0 + 2, 40_000, Some(1_000_000))),
+        &mut out,
+    );
+    p.apply_cash(&e, &from(1, fact(1, w0 + 8)), &mut out);
+    p.apply_cash(&e, &from(1, fact(1, w0 + 22)), &mut out);
+    p.close_cash(&e, &mut out);
+    let week = records(&out)
+        .into_iter()
+        .filter(|r| r.week_start == w0 + 7)
+        .last()
+        .expect("the week is emitted");
+    assert_eq!(
+        week.forecast_open_claims, 1,
+        "the slow partition's open claim is in the week's frozen forecast"
+    );
+    assert!(week.forecast_cents.is_some_and(|c| c > 0), "{week:?}");
+}

@@ -306,7 +306,7 @@ pub fn run_with_models(
         // The end of the input: the population groups changed on the last day are emitted.
         for p in &mut partitions {
             p.flush_population(&engine, &mut out);
-            p.flush_cash(&engine, &mut out);
+            p.close_cash(&engine, &mut out);
             p.close_providers(&engine, &mut out);
         }
         for o in out.drain(..) {

@@ -98,6 +98,11 @@ pub struct Checkpoint {
     pub payer_watermark: i64,
     /// Latest payer-fact event time from each source partition (`i64::MIN`: none yet).
     pub payer_sources: Vec<i64>,
+    /// Latest cash-fact event time from each source partition (`i64::MIN`: none yet): the cash
+    /// flow's watermark is their minimum (see `core::Partition::apply_cash`).
+    pub cash_sources: Vec<i64>,
+    /// Latest cash-fact event time from any source.
+    pub cash_latest: Option<i64>,
 }
 
 /// The sled database holding every partition's tree.
