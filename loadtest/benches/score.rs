@@ -21,7 +21,7 @@ use claimwatch::model::InputEvent;
 use claimwatch::readmit::MemberState;
 use claimwatch::refdata::RefData;
 use claimwatch::score::features::{
-    code_family, denial_features, readmit_features, DenialHistory, WindowSums,
+    code_family, denial_features, readmit_features, service_key, DenialHistory, WindowSums,
 };
 use claimwatch::score::{Models, Scorer};
 
@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
         rejected: 4.0,
         submitted: 300.0,
         submitted_with_auth: 40.0,
+        submitted_with_attachment: 120.0,
         by_category: [0.0, 0.0, 3.0, 6.0, 4.0, 2.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0],
     };
     let h = DenialHistory {
@@ -49,11 +50,13 @@ fn bench(c: &mut Criterion) {
         provider: sums,
         family: sums,
         all: sums,
+        service: sums,
     };
     let mut g = c.benchmark_group("score");
     g.bench_function("denial_model", |b| {
         b.iter(|| {
             let fam = code_family(black_box(&cl));
+            black_box(service_key(&cl, &fam));
             let f = denial_features(&cl, &fam, &h, 20.0);
             black_box(scorer.score_denial(&cl, &f, &h))
         })

@@ -80,6 +80,10 @@ pub struct ReliabilityBin {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub method: String,
+    /// Examples of the held-out calibration slice (the latest part of the training window, not
+    /// used for the coefficients) the scaling was fitted on; 0 in artifacts written before it.
+    #[serde(default)]
+    pub calibration_examples: u64,
     /// p = sigmoid(slope * raw_logit + offset).
     pub slope: f64,
     pub offset: f64,

@@ -108,6 +108,67 @@ fn denial_features_and_history_ignore_an_outcome_already_in_state() {
     assert_eq!(ex[0].label_detail.as_deref(), Some("AUTHORIZATION"));
 }
 
+/// The attachment feature is the share of the same service's submissions **before the
+/// submission day** that sent documentation: a same-day or later submission already processed
+/// (records out of order) must not count, while an earlier one must.
+#[test]
+fn attachment_feature_ignores_submissions_after_the_claims_own() {
+    let engine = Engine::with_models(config(), RefData::shared(), Models::none());
+    let with_pwk = |id: &str, day: &str| {
+        let mut c = claim(id, day);
+        c.attachments = vec![crate::model::ClaimAttachment {
+            report_type: "09".into(),
+            transmission: "EL".into(),
+        }];
+        c
+    };
+    let scored = claim("C1", "2024-03-10");
+    let paid = remit("C1", "2024-03-30", "1", 100_000, &[]);
+    let earlier = with_pwk("C0", "2024-03-08");
+    let feature = |events: Vec<InputEvent>| {
+        let (_, ex) = run(&engine, &events);
+        let e = ex.iter().find(|e| e.id == "C1").expect("C1 matured");
+        e.features.numeric[10]
+    };
+    let base = feature(vec![
+        InputEvent::Claim(earlier.clone()),
+        InputEvent::Claim(scored.clone()),
+        InputEvent::Remit(paid.clone()),
+    ]);
+    assert!(
+        base > 0.0,
+        "an earlier submission with documentation counts"
+    );
+    // A same-day and a later submission of the same service without documentation, already
+    // processed when C1 arrives: they would lower the share if they leaked.
+    let mut same_day = claim("C2", "2024-03-10");
+    same_day.event_time -= 1;
+    let later = claim("C3", "2024-03-12");
+    let leaky = feature(vec![
+        InputEvent::Claim(earlier.clone()),
+        InputEvent::Claim(same_day),
+        InputEvent::Claim(later),
+        InputEvent::Claim(scored.clone()),
+        InputEvent::Remit(paid.clone()),
+    ]);
+    assert_eq!(leaky, base, "features as of the submission day");
+    // The feature is 0 when the claim sends its documentation (and AA does not count as sent).
+    let mut sent = with_pwk("C1", "2024-03-10");
+    let sent_value = feature(vec![
+        InputEvent::Claim(earlier.clone()),
+        InputEvent::Claim(sent.clone()),
+        InputEvent::Remit(paid.clone()),
+    ]);
+    assert_eq!(sent_value, 0.0);
+    sent.attachments[0].transmission = "AA".into();
+    let on_request = feature(vec![
+        InputEvent::Claim(earlier),
+        InputEvent::Claim(sent),
+        InputEvent::Remit(paid),
+    ]);
+    assert_eq!(on_request, base, "available on request is not sent");
+}
+
 #[test]
 fn fallback_is_flagged_and_drivers_sum_to_the_logit() {
     let engine = Engine::with_models(config(), RefData::shared(), Models::none());
@@ -299,6 +360,7 @@ fn synthetic_denials(n: usize, seed: u64, shift: bool) -> (Vec<TrainingExample>,
                     0.03,
                     0.12,
                     0.12,
+                    0.0,
                 ],
                 categorical: vec![
                     payer.to_owned(),

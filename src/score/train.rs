@@ -9,9 +9,12 @@
 //!    positives are repeated `round(negatives / positives)` times (capped), so the minority class
 //!    weighs as much as the majority in the fit.
 //! 4. **Calibration**: the resampled fit over-predicts by construction, so Platt scaling (a 1-D
-//!    logistic regression of the label on the raw logit, on the original training distribution)
-//!    maps it back; expected calibration error (10 equal-width bins) is reported on the evaluation
-//!    set before and after. The correction is folded into the coefficients.
+//!    logistic regression of the label on the raw logit) maps it back. It is fitted on a held-out
+//!    **calibration slice**: the latest `calibration_fraction` of the training window, which the
+//!    coefficients are not fitted on (an in-sample Platt fit inherits the fit's over-confidence:
+//!    the readmission model had ECE 0.034 that way). The evaluation window is never used.
+//!    Expected calibration error (10 equal-width bins) is reported on the evaluation set before
+//!    and after. The correction is folded into the coefficients.
 //! 5. **Evaluation**: AUC-ROC, AUC-PR, ECE, precision/recall at the HIGH threshold, top-decile
 //!    lift; baselines (LACE, HOSPITAL; payer base rate) and the oracle AUC of the generator's
 //!    true probabilities on the same examples when the truth is given.
@@ -32,6 +35,9 @@ use super::TrainingExample;
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOptions {
     pub train_fraction: f64,
+    /// Latest share of the training window held out of the coefficient fit to fit the Platt
+    /// calibration on.
+    pub calibration_fraction: f64,
     /// L2 penalty (linfa's `alpha`) on the standardized coefficients.
     pub l2_alpha: f64,
     pub category_cap: usize,
@@ -48,6 +54,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         Self {
             train_fraction: 0.7,
+            calibration_fraction: 0.2,
             l2_alpha: 5.0,
             category_cap: 12,
             min_level_count: 30,
@@ -66,6 +73,7 @@ fn doc_of(name: &str) -> &'static str {
         "service_lines" => "number of service lines on the claim",
         "diagnosis_codes" => "number of ICD-10-CM codes on the claim",
         "prior_auth_present" => "1 when a prior authorization reference is present",
+        "no_attachment_where_usual" => "no supporting documentation sent (no 837 PWK, or PWK02 AA only): share of the same service's submissions (claim type, place of service, main procedure code with modifiers; 30 days, to the previous day) that sent one; 0 when sent",
         "no_auth_where_usual" => "no prior auth: share of the code family's submissions (30 days, to the previous day) carrying one; 0 when present",
         "replacement" => "1 for a replacement claim (frequency 7)",
         "payer_denial_rate_30d" => "payer's denial-or-rejection rate over matured claims of the last 30 days to the previous day, shrunk to the overall rate",
@@ -390,11 +398,23 @@ pub fn fit_evaluated(
             eval.len()
         ));
     }
-    let enc = Encoder::learn(kind, train, opts);
-    let neg = train.len() - pos;
-    let k = ((neg as f64 / pos as f64).round() as u32).clamp(1, opts.max_oversampling);
-    let mut fit_rows: Vec<&TrainingExample> = Vec::with_capacity(neg + pos * k as usize);
-    for r in train.iter() {
+    // The coefficients are fitted on the earlier part of the training window, the calibration on
+    // the latest slice (held out of the fit), when that slice has both classes.
+    let n_fit = ((train.len() as f64) * (1.0 - opts.calibration_fraction)).round() as usize;
+    let (fit_part, cal_part) = train.split_at(n_fit.clamp(1, train.len()));
+    let cal_pos = cal_part.iter().filter(|r| r.label).count();
+    let fit_pos = fit_part.iter().filter(|r| r.label).count();
+    let (fit_part, cal_part) = if cal_pos >= 5 && cal_pos < cal_part.len() && fit_pos >= 5 {
+        (fit_part, cal_part)
+    } else {
+        (train, train)
+    };
+    let enc = Encoder::learn(kind, fit_part, opts);
+    let fpos = fit_part.iter().filter(|r| r.label).count();
+    let neg = fit_part.len() - fpos;
+    let k = ((neg as f64 / fpos as f64).round() as u32).clamp(1, opts.max_oversampling);
+    let mut fit_rows: Vec<&TrainingExample> = Vec::with_capacity(neg + fpos * k as usize);
+    for r in fit_part.iter() {
         let times = if r.label { k } else { 1 };
         for _ in 0..times {
             fit_rows.push(r);
@@ -404,8 +424,8 @@ pub fn fit_evaluated(
     let y: Array1<bool> = fit_rows.iter().map(|r| r.label).collect();
     let (b0, w) = fit_lr(x, y, opts.l2_alpha, opts.max_iterations)?;
 
-    // Platt scaling on the original training distribution.
-    let xt = enc.matrix(train);
+    // Platt scaling on the held-out calibration slice (original class balance).
+    let xt = enc.matrix(cal_part);
     let raw_logit = |x: &Array2<f64>| -> Vec<f64> {
         x.outer_iter()
             .map(|row| b0 + row.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>())
@@ -413,7 +433,7 @@ pub fn fit_evaluated(
     };
     let zt = raw_logit(&xt);
     let zmat = Array2::from_shape_vec((zt.len(), 1), zt).map_err(|e| e.to_string())?;
-    let yt: Array1<bool> = train.iter().map(|r| r.label).collect();
+    let yt: Array1<bool> = cal_part.iter().map(|r| r.label).collect();
     let (pb, pa) = fit_lr(zmat, yt, 1e-3, 200)?;
     let (a, b) = (pa[0], pb);
 
@@ -463,6 +483,7 @@ pub fn fit_evaluated(
         categorical,
         calibration: Calibration {
             method: "platt".into(),
+            calibration_examples: cal_part.len() as u64,
             slope: a,
             offset: b,
             ece_before: 0.0,
@@ -578,10 +599,11 @@ pub fn report(m: &LogisticModel) -> String {
     let _ = writeln!(s, "model {} ({})", m.version, m.kind.as_str());
     let _ = writeln!(
         s,
-        "train: {} examples ({} positive), positives x{} then Platt (slope {:.3}, offset {:.3}), L2 alpha {}",
+        "train: {} examples ({} positive), positives x{} then Platt on the latest {} held out of the fit (slope {:.3}, offset {:.3}), L2 alpha {}",
         m.training.train_examples,
         m.training.train_positives,
         m.training.positive_oversampling,
+        m.calibration.calibration_examples,
         m.calibration.slope,
         m.calibration.offset,
         m.training.l2_alpha

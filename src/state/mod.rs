@@ -22,9 +22,10 @@ use dashmap::DashMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Layout version of what this module writes to sled. 2: the checkpoint records the payer flow's
-/// watermark, and claim records keep their input offset (read API history); version-1 state is
+/// watermark, and claim records keep their input offset (read API history); 3: claims carry
+/// their PWK attachments and the scoring history counts submissions with one. Older state is
 /// refused and must be rebuilt from the inputs (see the README's upgrade note).
-pub const STATE_FORMAT_VERSION: u32 = 2;
+pub const STATE_FORMAT_VERSION: u32 = 3;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
