@@ -393,7 +393,7 @@ fn small_fit() -> (LogisticModel, train::Evaluation) {
 #[test]
 fn psi_is_near_zero_on_the_training_population_and_large_on_a_shifted_one() {
     let (model, _) = small_fit();
-    assert_eq!(model.reference.len(), 16, "every feature has a reference");
+    assert_eq!(model.reference.len(), 17, "every feature has a reference");
     let model = Arc::new(model);
     // The same population the reference was computed from (the training slice: the earlier 70 %).
     let (ex, _) = synthetic_denials(3_000, 11, false);
