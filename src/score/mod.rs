@@ -343,13 +343,14 @@ impl Scorer {
         let (probability, version, fallback, drivers) = match &models.denial {
             Some(m) => {
                 let s = m.score(f);
+                let probability = s.probability;
                 let d = top_drivers(
-                    &s,
+                    s,
                     self.cfg.max_drivers,
                     |i| m.feature_name(i).to_owned(),
                     |i, c| explain_denial(i, c, f),
                 );
-                (s.probability, m.version.clone(), false, d)
+                (probability, m.version.clone(), false, d)
             }
             None => {
                 // Transparent: the payer's shrunk rolling rate; one driver carries the difference
@@ -584,16 +585,18 @@ impl Scorer {
         let (probability, version, fallback, drivers) = match &models.readmission {
             Some(m) => {
                 let s = m.score(f);
+                let probability = s.probability;
                 let d = top_drivers(
-                    &s,
+                    s,
                     self.cfg.max_drivers,
                     |i| m.feature_name(i).to_owned(),
                     |i, c| explain_readmit(i, c, f),
                 );
-                (s.probability, m.version.clone(), false, d)
+                (probability, m.version.clone(), false, d)
             }
             None => {
                 let s = lace_scored(f, tr);
+                let probability = s.probability;
                 let names = [
                     "lace_length_of_stay",
                     "lace_acuity",
@@ -601,12 +604,12 @@ impl Scorer {
                     "lace_ed_visits",
                 ];
                 let d = top_drivers(
-                    &s,
+                    s,
                     self.cfg.max_drivers,
                     |i| names[i].to_owned(),
                     |i, c| explain_lace(i, c, f),
                 );
-                (s.probability, "fallback-lace".to_owned(), true, d)
+                (probability, "fallback-lace".to_owned(), true, d)
             }
         };
         let discharge = index.discharge_date.unwrap_or(index.admit_date);

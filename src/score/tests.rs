@@ -707,3 +707,36 @@ fn another_truth_field_is_scored_on_the_oracles_evaluation_examples() {
         None
     );
 }
+
+/// Fits a model from a `training.<kind>.jsonl` file of a `claimwatch train` work directory and
+/// prints the report (a quick check of fitting options without a replay):
+/// `CLAIMWATCH_EXAMPLES=DIR/work/training.readmission.jsonl cargo test --lib fit_from_examples -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fit_from_examples_file() {
+    let Ok(path) = std::env::var("CLAIMWATCH_EXAMPLES") else {
+        return;
+    };
+    let ex = train::read_examples(std::path::Path::new(&path)).unwrap();
+    let kind = if path.contains("denial") {
+        ModelKind::Denial
+    } else {
+        ModelKind::Readmission
+    };
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    let mut opts = train::TrainOptions::default();
+    if let Some(v) = env("CLAIMWATCH_L2") {
+        opts.l2_alpha = v;
+    }
+    if let Some(v) = env("CLAIMWATCH_MAX_OVERSAMPLING") {
+        opts.max_oversampling = v as u32;
+    }
+    if let Some(v) = env("CLAIMWATCH_OUT_OF_SAMPLE") {
+        opts.calibration_out_of_sample = v > 0.0;
+    }
+    if let Some(v) = env("CLAIMWATCH_CALIBRATION_FRACTION") {
+        opts.calibration_fraction = v;
+    }
+    let m = train::fit(kind, &ex, None, &opts).unwrap();
+    eprintln!("{}", train::report(&m));
+}
