@@ -617,11 +617,15 @@ pub fn report(m: &LogisticModel) -> String {
     let _ = writeln!(s, "model {} ({})", m.version, m.kind.as_str());
     let _ = writeln!(
         s,
-        "train: {} examples ({} positive), positives x{} then Platt on the latest {} held out of the fit (slope {:.3}, offset {:.3}), L2 alpha {}",
+        "train: {} examples ({} positive), positives x{} then Platt on {} (slope {:.3}, offset {:.3}), L2 alpha {}",
         m.training.train_examples,
         m.training.train_positives,
         m.training.positive_oversampling,
-        m.calibration.calibration_examples,
+        if m.calibration.calibration_examples >= m.training.train_examples {
+            "the training window".to_owned()
+        } else {
+            format!("its latest {}", m.calibration.calibration_examples)
+        },
         m.calibration.slope,
         m.calibration.offset,
         m.training.l2_alpha
