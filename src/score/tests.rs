@@ -405,7 +405,7 @@ fn psi_is_near_zero_on_the_training_population_and_large_on_a_shifted_one() {
         m.snapshot()[0].as_ref().unwrap().psi()
     };
     let same = psi_of(&ex[..2_100]);
-    assert_eq!(same.len(), 16);
+    assert_eq!(same.len(), 17);
     for (name, v) in &same {
         let v = v.expect("enough scores");
         assert!(v.abs() < 1e-3, "{name}: PSI {v} on the training population");
