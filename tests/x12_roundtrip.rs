@@ -4,8 +4,9 @@
 //! events (`model::validate`): the parser dead-letters invalid ones by design.
 
 use claimwatch::model::{
-    Adjustment, AdjustmentGroup, ClaimAck, ClaimFrequency, ClaimLine, ClaimStatusCode,
-    ClaimSubmitted, ClaimType, InputEvent, PayerCategory, Remittance, ServiceLinePayment,
+    Adjustment, AdjustmentGroup, ClaimAck, ClaimAttachment, ClaimFrequency, ClaimLine,
+    ClaimStatusCode, ClaimSubmitted, ClaimType, InputEvent, PayerCategory, Remittance,
+    ServiceLinePayment,
 };
 use claimwatch::x12::{parse, write_277ca, write_835, write_837};
 use proptest::prelude::*;
@@ -171,6 +172,13 @@ fn claim() -> impl Strategy<Value = ClaimSubmitted> {
             0..4,
         ),
         (opt_id(), opt_id(), opt_id(), opt_id()),
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["09", "OB", "DS", "77", "OZ", "CT"]),
+                prop::sample::select(vec!["EL", "AA", "BM", "FX"]),
+            ),
+            0..3,
+        ),
     )
         .prop_map(
             |(
@@ -180,6 +188,7 @@ fn claim() -> impl Strategy<Value = ClaimSubmitted> {
                 dx,
                 lines,
                 (drg, pos, pa, orig),
+                attachments,
             )| {
                 let lines = lines
                     .into_iter()
@@ -218,6 +227,13 @@ fn claim() -> impl Strategy<Value = ClaimSubmitted> {
                     place_of_service: pos,
                     prior_auth_ref: pa,
                     original_payer_claim_id: orig,
+                    attachments: attachments
+                        .into_iter()
+                        .map(|(r, t)| ClaimAttachment {
+                            report_type: r.to_owned(),
+                            transmission: t.to_owned(),
+                        })
+                        .collect(),
                 }
             },
         )

@@ -453,3 +453,34 @@ fn institutional_837_two_claims() {
         .iter()
         .all(|c| c.lines.iter().all(|l| l.revenue_code.is_some())));
 }
+
+/// A PWK after a service line is loop 2400 (line documentation): not a claim attachment. Claim
+/// level (loop 2300) PWK round-trips in `x12_roundtrip`.
+#[test]
+fn line_level_pwk_is_not_a_claim_attachment() {
+    let Some(o) = shared("linuxforhealth-x12/837_005010X222A2/demo.example7.837") else {
+        return;
+    };
+    let cs = claims(&o);
+    assert!(!cs.is_empty());
+    assert!(cs.iter().all(|c| c.attachments.is_empty()));
+    // Moved before the first service line, the same segment is the claim's.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/x12-samples/linuxforhealth-x12/837_005010X222A2/demo.example7.837"),
+    )
+    .unwrap();
+    let moved = text
+        .replacen("PWK*CT*AA~", "", 1)
+        .replacen("HI*BK:496", "PWK*CT*AA~HI*BK:496", 1);
+    let o = parse(moved.as_bytes(), "moved");
+    let c = claims(&o)
+        .into_iter()
+        .find(|c| c.claim_id == "R03996273 #01")
+        .unwrap()
+        .clone();
+    assert_eq!(c.attachments.len(), 1);
+    assert_eq!(c.attachments[0].report_type, "CT");
+    assert_eq!(c.attachments[0].transmission, "AA");
+    assert!(!c.attachments[0].delivered());
+}

@@ -8,6 +8,9 @@
 //! - `score/*_model_only`: the model's dot product and contributions alone.
 //! - `score/denial_drift_record`: what monitoring adds to each score of a model that carries a
 //!   drift reference: its features counted into the reference bins of the day (`score::monitor`).
+//! - `score/denial_with_drift`, `score/readmission_with_drift`: what the service pays per score
+//!   with the shipped models (which carry a drift reference): the `*_model` work (for a claim
+//!   also its documentation history key) plus the drift record of the features.
 //!
 //! Run: `cargo bench --bench score` (figures in BENCHMARKS.md).
 
@@ -21,7 +24,7 @@ use claimwatch::model::InputEvent;
 use claimwatch::readmit::MemberState;
 use claimwatch::refdata::RefData;
 use claimwatch::score::features::{
-    code_family, denial_features, readmit_features, DenialHistory, WindowSums,
+    code_family, denial_features, readmit_features, service_key, DenialHistory, WindowSums,
 };
 use claimwatch::score::{Models, Scorer};
 
@@ -42,6 +45,7 @@ fn bench(c: &mut Criterion) {
         rejected: 4.0,
         submitted: 300.0,
         submitted_with_auth: 40.0,
+        submitted_with_attachment: 120.0,
         by_category: [0.0, 0.0, 3.0, 6.0, 4.0, 2.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0],
     };
     let h = DenialHistory {
@@ -49,11 +53,13 @@ fn bench(c: &mut Criterion) {
         provider: sums,
         family: sums,
         all: sums,
+        service: sums,
     };
     let mut g = c.benchmark_group("score");
     g.bench_function("denial_model", |b| {
         b.iter(|| {
             let fam = code_family(black_box(&cl));
+            black_box(service_key(&cl, &fam));
             let f = denial_features(&cl, &fam, &h, 20.0);
             black_box(scorer.score_denial(&cl, &f, &h))
         })
@@ -127,6 +133,23 @@ fn bench(c: &mut Criterion) {
     let rm = models.readmission.clone().unwrap();
     g.bench_function("readmission_model_only", |b| {
         b.iter(|| black_box(rm.score(black_box(&x.features))))
+    });
+    let mut mon = claimwatch::score::monitor::Monitor::new(5_000, 7);
+    g.bench_function("denial_with_drift", |b| {
+        b.iter(|| {
+            let fam = code_family(black_box(&cl));
+            black_box(service_key(&cl, &fam));
+            let f = denial_features(&cl, &fam, &h, 20.0);
+            mon.scored(0, models.denial.as_ref(), &f, 19_800);
+            black_box(scorer.score_denial(&cl, &f, &h))
+        })
+    });
+    g.bench_function("readmission_with_drift", |b| {
+        b.iter(|| {
+            let x = readmit_features(&refdata, black_box(&idx), &st.stays, Some("MEDICARE"));
+            mon.scored(1, models.readmission.as_ref(), &x.features, 19_936);
+            black_box(scorer.score_readmission("M1", &idx, index.event_time, &x))
+        })
     });
     g.finish();
     let _ = InputEvent::Claim(cl);

@@ -8,8 +8,9 @@ use super::clinical::{Visit, VisitKind};
 use super::population::{Member, SUPPLEMENT_PAYER};
 use super::{DenialTruth, GenerateConfig, MemberOutput};
 use crate::model::{
-    Adjustment, AdjustmentGroup, ClaimAck, ClaimFrequency, ClaimLine, ClaimStatusCode,
-    ClaimSubmitted, ClaimType, EpochDay, PayerCategory, Remittance, ServiceLinePayment, DAY_MS,
+    Adjustment, AdjustmentGroup, ClaimAck, ClaimAttachment, ClaimFrequency, ClaimLine,
+    ClaimStatusCode, ClaimSubmitted, ClaimType, EpochDay, PayerCategory, Remittance,
+    ServiceLinePayment, DAY_MS,
 };
 
 /// Coefficients of the true front-door rejection and denial models (log-odds), features known at
@@ -35,6 +36,66 @@ const MEAN_DOC_GAP_PROPENSITY: f64 = 0.07;
 
 /// CPT codes that usually need prior authorization in the synthetic market.
 const NEEDS_AUTH: [&str; 5] = ["70553", "93306", "72148", "27447", "27130"];
+
+/// Imaging and echo CPTs whose report the synthetic market's payers want with the claim.
+const NEEDS_REPORT: [&str; 3] = ["70553", "72148", "93306"];
+/// Surgical CPTs whose operative note the payers want with the claim.
+const NEEDS_OPERATIVE_NOTE: [&str; 2] = ["27447", "27130"];
+/// A claim billed at or above this (cents) is sent with supporting data.
+const DOCUMENTATION_BILLED_CENTS: i64 = 100_000;
+
+/// Which claims need supporting documentation (837 PWK, loop 2300), and which report, in the
+/// synthetic market. The rule, first match wins:
+/// - institutional claims: the operative note (`OB`) when an operating-room revenue code (036x)
+///   is billed, else the discharge summary (`DS`);
+/// - a surgical CPT ([`NEEDS_OPERATIVE_NOTE`]): the operative note (`OB`);
+/// - an imaging or echo CPT ([`NEEDS_REPORT`]): the radiology report (`RR`);
+/// - emergency-department visits and professional claims for an inpatient stay: the progress
+///   note (`09`), as is an E/M billed with modifier 25 (separately identifiable visit);
+/// - any other claim billed at or above [`DOCUMENTATION_BILLED_CENTS`]: support data for the
+///   claim (`OZ`).
+///
+/// Routine office visits, labs and vaccines need none. A claim that needs documentation is sent
+/// with one PWK record, transmitted electronically (`EL`). A **documentation gap** (the member's
+/// latent propensity, see `claim_for`) can only occur on such a claim: it is then sent without
+/// the PWK (half of the gaps) or with the report only "available on request" (`AA`, the other
+/// half), and a denial it causes carries a documentation CARC (252 or 16) with RARC M127 / N706.
+fn documentation_needed(
+    v: &Visit,
+    lines: &[ClaimLine],
+    institutional: bool,
+) -> Option<&'static str> {
+    let any_cpt = |set: &[&str]| v.cpt.iter().any(|c| set.contains(c));
+    if institutional {
+        let or = lines.iter().any(|l| {
+            l.revenue_code
+                .as_deref()
+                .is_some_and(|r| r.starts_with("036"))
+        });
+        return Some(if or { "OB" } else { "DS" });
+    }
+    if any_cpt(&NEEDS_OPERATIVE_NOTE) {
+        return Some("OB");
+    }
+    if any_cpt(&NEEDS_REPORT) {
+        return Some("RR");
+    }
+    if matches!(v.kind, VisitKind::Emergency | VisitKind::Inpatient)
+        || lines.iter().any(|l| l.modifiers.iter().any(|m| m == "25"))
+    {
+        return Some("09");
+    }
+    let billed: i64 = lines.iter().map(|l| l.charge_cents).sum();
+    (billed >= DOCUMENTATION_BILLED_CENTS).then_some("OZ")
+}
+
+/// The PWK record of a claim that sends its documentation.
+fn sent(report_type: &str) -> ClaimAttachment {
+    ClaimAttachment {
+        report_type: report_type.to_owned(),
+        transmission: "EL".to_owned(),
+    }
+}
 
 fn charge(cpt: &str) -> i64 {
     // Billed charges in cents, typical chargemaster levels.
@@ -80,6 +141,8 @@ struct Biller<'a, R: Rng> {
     out: &'a mut MemberOutput,
     end: EpochDay,
     claims: u32,
+    /// The report the current claim needs ([`documentation_needed`]), sent with an appeal.
+    documentation: Option<&'static str>,
 }
 
 pub fn bill(
@@ -95,6 +158,7 @@ pub fn bill(
         out,
         end: cfg.start_date + cfg.days + 90,
         claims: 0,
+        documentation: None,
     };
     for v in visits {
         b.claim_for(v);
@@ -158,9 +222,33 @@ impl<R: Rng> Biller<'_, R> {
         let needs_auth = v.cpt.iter().any(|c| NEEDS_AUTH.contains(c))
             || (institutional && v.admit_type == crate::model::AdmitType::Elective);
         let missing_auth = needs_auth && self.rng.gen_bool(0.14);
-        let doc_gap = self
-            .rng
-            .gen_bool((m.doc_gap_propensity * (1.0 + lines.len() as f64 / 5.0)).min(0.5));
+        // A documentation gap is required documentation missing: only a claim that needs some
+        // can have one (rate `min(0.5, propensity x (1 + lines / 5))`).
+        let documentation = documentation_needed(v, &lines, institutional);
+        self.documentation = documentation;
+        let gap_rate = |propensity: f64| {
+            if documentation.is_some() {
+                (propensity * (1.0 + lines.len() as f64 / 5.0)).min(0.5)
+            } else {
+                0.0
+            }
+        };
+        let doc_gap = documentation.is_some() && self.rng.gen_bool(gap_rate(m.doc_gap_propensity));
+        let attachments = match documentation {
+            None => Vec::new(),
+            Some(report) if !doc_gap => vec![sent(report)],
+            // The gap: nothing sent, or the records only "available on request".
+            Some(report) => {
+                if self.rng.gen_bool(0.5) {
+                    Vec::new()
+                } else {
+                    vec![ClaimAttachment {
+                        report_type: report.to_owned(),
+                        transmission: "AA".to_owned(),
+                    }]
+                }
+            }
+        };
         let submitted = v.end_day
             + if institutional {
                 self.rng.gen_range(2..8)
@@ -233,7 +321,6 @@ impl<R: Rng> Biller<'_, R> {
             );
             1.0 - (1.0 - p_rej) * (1.0 - logistic(deny_logit(gap)))
         };
-        let gap_rate = |propensity: f64| (propensity * (1.0 + lines.len() as f64 / 5.0)).min(0.5);
         let before_draw = |propensity: f64| {
             let q = gap_rate(propensity);
             q * p_outcome(true) + (1.0 - q) * p_outcome(false)
@@ -289,8 +376,10 @@ impl<R: Rng> Biller<'_, R> {
             prior_auth_ref: (needs_auth && !missing_auth)
                 .then(|| format!("PA{}", self.rng.gen_range(100_000..999_999))),
             original_payer_claim_id: None,
+            attachments,
         };
         self.out.counters.claims += 1;
+        self.out.counters.documentation_gaps += u64::from(doc_gap);
         let icn = format!("ICN{:011}", self.rng.gen_range(0u64..99_999_999_999));
         // The EHR export: usually on the submission day, 2 % exported weeks late (after the 277CA
         // and sometimes the 835 arrived).
@@ -307,6 +396,7 @@ impl<R: Rng> Biller<'_, R> {
             probability: 1.0 - (1.0 - p_reject) * (1.0 - p_deny),
             probability_before_gap_draw,
             probability_population_gap_rate,
+            documentation_gap: doc_gap,
             rejected,
             denied: false,
             category: None,
@@ -336,6 +426,7 @@ impl<R: Rng> Biller<'_, R> {
             current.frequency = ClaimFrequency::Replacement;
             current.submitted_date = resubmit;
             current.diagnosis_codes = v.dx.clone();
+            current.attachments = documentation.map(sent).into_iter().collect();
             current.event_time = self.at(resubmit);
             self.out.counters.replacements += 1;
             self.emit_claim(current.clone());
@@ -528,6 +619,10 @@ impl<R: Rng> Biller<'_, R> {
                 rep.submitted_date = resubmit;
                 rep.original_payer_claim_id = Some(icn.to_owned());
                 rep.prior_auth_ref = rep.prior_auth_ref.or_else(|| Some("PA-RETRO".into()));
+                // The appeal sends the records the payer needs.
+                if let Some(report) = self.documentation {
+                    rep.attachments = vec![sent(report)];
+                }
                 rep.event_time = self.at(resubmit);
                 self.out.counters.replacements += 1;
                 self.out.counters.appeals += 1;
@@ -548,7 +643,14 @@ impl<R: Rng> Biller<'_, R> {
             };
         }
         if doc_gap && self.rng.gen_bool(0.75) {
-            return ("MISSING_INFORMATION", "16", &["M51", "N290"]);
+            // Documentation CARCs: 252 "an attachment/other documentation is required" with
+            // M127 "missing patient medical record for this service", or 16 "lacks information"
+            // with N706 "missing documentation".
+            return if self.rng.gen_bool(0.5) {
+                ("MISSING_INFORMATION", "252", &["M127"])
+            } else {
+                ("MISSING_INFORMATION", "16", &["N706"])
+            };
         }
         let mut u: f64 = self.rng.gen();
         for (w, d) in OTHER_DENIALS {

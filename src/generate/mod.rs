@@ -98,13 +98,17 @@ pub struct DenialTruth {
     /// True P(rejected at the front door or denied in full on first adjudication).
     pub probability: f64,
     /// The same probability before the claim's documentation-gap draw: averaged over a gap
-    /// (probability `min(0.5, propensity x (1 + lines / 5))`) and none, with the member's latent
+    /// (probability `min(0.5, propensity x (1 + lines / 5))` on a claim that needs documentation,
+    /// 0 on one that needs none) and none, with the member's latent
     /// gap propensity. The ceiling of a model that knows the member perfectly but not whether this
     /// claim's documentation is incomplete.
     pub probability_before_gap_draw: f64,
     /// As `probability_before_gap_draw` with the population's mean propensity (0.07) instead of
     /// the member's: the ceiling without any member-level knowledge.
     pub probability_population_gap_rate: f64,
+    /// Whether this claim was drawn with a documentation gap (sent without the supporting
+    /// documentation it needs: no PWK, or PWK with transmission `AA`).
+    pub documentation_gap: bool,
     pub rejected: bool,
     pub denied: bool,
     /// Denial category (claimwatch CARC category name), when denied.

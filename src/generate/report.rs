@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub missing_acks: u64,
     pub missing_remits: u64,
     pub late_claim_exports: u64,
+    pub documentation_gaps: u64,
     pub secondary: u64,
     pub ack_days: Vec<i32>,
     pub pay_days: Vec<i32>,
@@ -39,6 +40,7 @@ impl Counters {
         self.missing_acks += o.missing_acks;
         self.missing_remits += o.missing_remits;
         self.late_claim_exports += o.late_claim_exports;
+        self.documentation_gaps += o.documentation_gaps;
         self.secondary += o.secondary;
         self.ack_days.extend(&o.ack_days);
         self.pay_days.extend(&o.pay_days);
@@ -170,6 +172,12 @@ impl CalibrationReport {
             "claim exports arriving late (after ack/remit)",
             "~2 %",
             share(c.late_claim_exports, c.claims),
+            None,
+        );
+        row(
+            "claims sent without the documentation they need (no PWK or PWK AA)",
+            "-",
+            share(c.documentation_gaps, c.claims),
             None,
         );
         let discharges: Vec<_> = all

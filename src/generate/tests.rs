@@ -252,3 +252,54 @@ fn enrolment_spans_contain_every_encounter_and_claim() {
     }
     assert!(after > 0, "the seed has stays ending after the period");
 }
+
+/// A documentation gap shows on the claim: a claim drawn with one is sent without its PWK (or
+/// with it only "available on request"), every other claim that carries a PWK sends it, and a
+/// documentation CARC (252, or 16 with N706) only follows a gap.
+#[test]
+fn documentation_gap_claims_are_sent_without_their_attachment() {
+    let g = small();
+    let gaps: std::collections::HashSet<&str> = g
+        .truth
+        .denials
+        .iter()
+        .filter(|d| d.documentation_gap)
+        .map(|d| d.claim_id.as_str())
+        .collect();
+    assert!(gaps.len() > 50, "{} gaps", gaps.len());
+    let (mut sent, mut withheld) = (0, 0);
+    for c in g.claims.iter().filter(|c| c.event_id.ends_with("-1")) {
+        let delivered = c.attachments.iter().any(|a| a.delivered());
+        if gaps.contains(c.claim_id.as_str()) {
+            assert!(!delivered, "a gap claim sends no documentation");
+            withheld += 1;
+        } else if !c.attachments.is_empty() {
+            assert!(delivered);
+            assert_eq!(c.attachments.len(), 1);
+            sent += 1;
+        }
+    }
+    assert!(
+        withheld > 0 && sent > 5 * withheld,
+        "{sent} sent, {withheld} withheld"
+    );
+    let doc_denials: Vec<_> = g
+        .truth
+        .denials
+        .iter()
+        .filter(|d| d.denied && matches!(d.carc.as_deref(), Some("252" | "16")))
+        .collect();
+    assert!(!doc_denials.is_empty());
+    assert!(doc_denials.iter().all(|d| d.documentation_gap));
+    let rarcs: std::collections::HashSet<&str> = g
+        .remits
+        .iter()
+        .flat_map(|r| {
+            r.remarks
+                .iter()
+                .chain(r.lines.iter().flat_map(|l| l.remarks.iter()))
+                .map(String::as_str)
+        })
+        .collect();
+    assert!(rarcs.contains("M127") && rarcs.contains("N706"));
+}

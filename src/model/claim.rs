@@ -120,6 +120,28 @@ pub struct ClaimSubmitted {
     pub prior_auth_ref: Option<String>,
     /// For replacements and voids: the payer's claim control number of the claim replaced.
     pub original_payer_claim_id: Option<String>,
+    /// Supporting documentation announced with the claim (837 loop 2300 PWK). Empty when none
+    /// was sent; absent in records written before the field existed.
+    #[serde(default)]
+    pub attachments: Vec<ClaimAttachment>,
+}
+
+/// One claim supplemental information record (837 loop 2300 PWK).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimAttachment {
+    /// PWK01 report type code, e.g. `09` progress report, `OB` operative note, `DS` discharge
+    /// summary, `77` support data for verification, `OZ` support data for claim.
+    pub report_type: String,
+    /// PWK02 transmission code: `EL` electronically only, `BM` by mail, `FX` by fax, `FT` file
+    /// transfer, `EM` e-mail, `AA` available on request at the provider site (not sent).
+    pub transmission: String,
+}
+
+impl ClaimAttachment {
+    /// Whether the documentation actually went to the payer (`AA` only announces it).
+    pub fn delivered(&self) -> bool {
+        !self.transmission.is_empty() && self.transmission != "AA"
+    }
 }
 
 impl std::fmt::Debug for ClaimSubmitted {

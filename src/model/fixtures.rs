@@ -45,6 +45,7 @@ pub fn claim(claim_id: &str, submitted: &str) -> ClaimSubmitted {
         place_of_service: Some("11".into()),
         prior_auth_ref: None,
         original_payer_claim_id: None,
+        attachments: Vec::new(),
     }
 }
 

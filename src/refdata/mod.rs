@@ -362,6 +362,15 @@ fn normalise(code: &str) -> String {
         .collect()
 }
 
+/// Whether `normalise(code)` starts with `prefix` (already normalised), without allocating.
+fn normalised_starts_with(code: &str, prefix: &str) -> bool {
+    let mut it = code
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_uppercase());
+    prefix.bytes().all(|p| it.next() == Some(p))
+}
+
 /// Prefix lookup: the longest prefix of `code` present in `map`.
 fn longest_prefix<'m, V>(map: &'m HashMap<String, V>, code: &str) -> Option<&'m V> {
     let code = normalise(code);
@@ -863,28 +872,25 @@ impl RefData {
         secondary_dx: &[String],
         procedures: &[String],
     ) -> Option<HrrpCohort> {
-        let principal = normalise(principal_dx);
-        // Each code is normalised once, not once per cohort it is compared with.
-        let procedures: Vec<String> = procedures.iter().map(|p| normalise(p)).collect();
+        // Codes are compared normalised on the fly, up to the prefix's length: no allocation
+        // (this runs for every scored discharge).
         let procedural = self
             .cohorts
             .iter()
             .filter(|(c, _, _)| c.is_procedural())
-            .find(|(_, prefix, _)| procedures.iter().any(|p| p.starts_with(prefix.as_str())));
+            .find(|(_, prefix, _)| procedures.iter().any(|p| normalised_starts_with(p, prefix)));
         if let Some((c, _, _)) = procedural {
             return Some(*c);
         }
-        let mut secondary_norm: Option<Vec<String>> = None;
         self.cohorts
             .iter()
             .filter(|(c, _, _)| !c.is_procedural())
-            .filter(|(_, prefix, _)| principal.starts_with(prefix.as_str()))
+            .filter(|(_, prefix, _)| normalised_starts_with(principal_dx, prefix))
             .find(|(_, _, secondary)| {
                 secondary.is_empty()
-                    || secondary_norm
-                        .get_or_insert_with(|| secondary_dx.iter().map(|s| normalise(s)).collect())
+                    || secondary_dx
                         .iter()
-                        .any(|s| s.starts_with(secondary.as_str()))
+                        .any(|s| normalised_starts_with(s, secondary))
             })
             .map(|(c, _, _)| *c)
     }

@@ -24,7 +24,7 @@ pub struct RawFeatures {
 }
 
 /// Numeric denial features, in order.
-pub const DENIAL_NUMERIC: [&str; 10] = [
+pub const DENIAL_NUMERIC: [&str; 11] = [
     "log_billed_dollars",
     "service_lines",
     "diagnosis_codes",
@@ -35,6 +35,7 @@ pub const DENIAL_NUMERIC: [&str; 10] = [
     "payer_rejection_rate_30d",
     "provider_denial_rate_30d",
     "code_family_denial_rate_30d",
+    "no_attachment_where_usual",
 ];
 
 /// Categorical denial features, in order.
@@ -121,13 +122,16 @@ pub struct DayCounts {
     pub rejected: u32,
     /// Denials by CARC category (index of [`CarcCategory::ALL`]).
     pub by_category: [u32; 12],
-    /// Claims submitted this day (code family keys: how many carried a prior authorization).
+    /// Claims submitted this day (code family keys: how many carried a prior authorization;
+    /// service keys: how many sent supporting documentation).
     pub submitted: u32,
     pub submitted_with_auth: u32,
+    pub submitted_with_attachment: u32,
 }
 
 /// Rolling daily counts of one history key (`payer:<id>`, `provider:<id>`, `family:<code>`,
-/// `all`), kept in partition state. Days older than the window are dropped on write.
+/// `all`, and `service:<type>:<place of service>:<main code>` for documentation), kept in
+/// partition state. Days older than the window are dropped on write.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RollingCounts {
     pub days: Vec<DayCounts>,
@@ -141,6 +145,7 @@ pub struct WindowSums {
     pub rejected: f64,
     pub submitted: f64,
     pub submitted_with_auth: f64,
+    pub submitted_with_attachment: f64,
     pub by_category: [f64; 12],
 }
 
@@ -158,6 +163,7 @@ impl RollingCounts {
             s.rejected += f64::from(d.rejected);
             s.submitted += f64::from(d.submitted);
             s.submitted_with_auth += f64::from(d.submitted_with_auth);
+            s.submitted_with_attachment += f64::from(d.submitted_with_attachment);
             for (a, b) in s.by_category.iter_mut().zip(d.by_category) {
                 *a += f64::from(b);
             }
@@ -196,14 +202,54 @@ pub fn shrunk(events: f64, total: f64, prior: f64, weight: f64) -> f64 {
     (events + prior * weight) / (total + weight).max(1e-9)
 }
 
-/// The history keys of a claim, in the order [payer, provider, family, all].
-pub fn history_keys(claim: &ClaimSubmitted, family: &str) -> [String; 4] {
+/// The history keys of a claim, in the order [payer, provider, family, all, service]. Outcomes
+/// are credited to the first four; the service key counts submissions and attachments only.
+pub fn history_keys(claim: &ClaimSubmitted, family: &str) -> [String; 5] {
     [
         format!("payer:{}", claim.payer_id),
         format!("provider:{}", claim.provider_id),
         format!("family:{family}"),
         "all".to_owned(),
+        service_key(claim, family),
     ]
+}
+
+/// The documentation history key of a claim: claim type, place of service and its main service
+/// (an institutional claim's code family; a professional claim's largest line's procedure code
+/// with its modifiers, e.g. `99214-25`). Documentation requirements differ at this grain: the
+/// same E/M code needs notes with modifier 25 or in the emergency department, not in an office.
+/// Only what the claim says is used; what the payers require is learned from the stream.
+pub fn service_key(claim: &ClaimSubmitted, family: &str) -> String {
+    let mut k = String::with_capacity(40);
+    k.push_str("service:");
+    k.push_str(match claim.claim_type {
+        ClaimType::Institutional => "I:",
+        ClaimType::Professional => "P:",
+    });
+    k.push_str(claim.place_of_service.as_deref().unwrap_or("NONE"));
+    k.push(':');
+    let main = claim
+        .lines
+        .iter()
+        .filter(|l| l.procedure_code.len() >= 3)
+        .max_by_key(|l| (l.charge_cents, std::cmp::Reverse(l.line_number)));
+    match main {
+        Some(l) if claim.claim_type == ClaimType::Professional => {
+            k.push_str(&l.procedure_code);
+            for m in &l.modifiers {
+                k.push('-');
+                k.push_str(m);
+            }
+        }
+        _ => k.push_str(family),
+    }
+    k
+}
+
+/// Whether a claim sent supporting documentation (a PWK record not merely "available on
+/// request").
+pub fn attachment_sent(claim: &ClaimSubmitted) -> bool {
+    claim.attachments.iter().any(|a| a.delivered())
 }
 
 /// What the denial extractor needs from the rolling history, looked up by the caller.
@@ -213,6 +259,8 @@ pub struct DenialHistory {
     pub provider: WindowSums,
     pub family: WindowSums,
     pub all: WindowSums,
+    /// The claim's [`service_key`]: how often its service is sent with documentation.
+    pub service: WindowSums,
 }
 
 /// Denial features of a submission as of its submission time.
@@ -240,6 +288,13 @@ pub fn denial_features(
         0.0,
         prior_weight,
     );
+    // How usual supporting documentation is for this service, from the submissions seen.
+    let attachment_usual = shrunk(
+        h.service.submitted_with_attachment,
+        h.service.submitted,
+        0.0,
+        prior_weight,
+    );
     let billed_dollars = (claim.billed_cents as f64 / 100.0).max(1.0);
     RawFeatures {
         numeric: vec![
@@ -253,6 +308,11 @@ pub fn denial_features(
             shrunk(h.payer.rejected, h.payer.decided, base_reject, prior_weight),
             shrunk(h.provider.denied, h.provider.decided, base, prior_weight),
             shrunk(h.family.denied, h.family.decided, base, prior_weight),
+            if attachment_sent(claim) {
+                0.0
+            } else {
+                attachment_usual
+            },
         ],
         categorical: vec![
             claim.payer_id.clone(),
@@ -273,10 +333,14 @@ pub fn denial_features(
 }
 
 /// The most likely denial category of a claim: authorization when a usually-authorized service
-/// has none, otherwise the payer's most frequent recent denial category.
+/// has none, missing information (documentation) when a service usually sent with supporting
+/// documentation has none, otherwise the payer's most frequent recent denial category.
 pub fn likely_denial_category(f: &RawFeatures, payer: &WindowSums) -> Option<&'static str> {
     if f.numeric.get(4).copied().unwrap_or(0.0) >= 0.5 {
         return Some(CarcCategory::Authorization.as_str());
+    }
+    if f.numeric.get(10).copied().unwrap_or(0.0) >= 0.5 {
+        return Some(CarcCategory::MissingInformation.as_str());
     }
     payer
         .by_category

@@ -298,7 +298,7 @@ impl Scorer {
     pub fn history_for(
         &self,
         history: &Table<RollingCounts>,
-        keys: &[String; 4],
+        keys: &[String; 5],
         today: EpochDay,
     ) -> DenialHistory {
         let sums = |k: &str| {
@@ -312,6 +312,7 @@ impl Scorer {
             provider: sums(&keys[1]),
             family: sums(&keys[2]),
             all: sums(&keys[3]),
+            service: sums(&keys[4]),
         }
     }
 
@@ -342,13 +343,14 @@ impl Scorer {
         let (probability, version, fallback, drivers) = match &models.denial {
             Some(m) => {
                 let s = m.score(f);
+                let probability = s.probability;
                 let d = top_drivers(
-                    &s,
+                    s,
                     self.cfg.max_drivers,
                     |i| m.feature_name(i).to_owned(),
                     |i, c| explain_denial(i, c, f),
                 );
-                (s.probability, m.version.clone(), false, d)
+                (probability, m.version.clone(), false, d)
             }
             None => {
                 // Transparent: the payer's shrunk rolling rate; one driver carries the difference
@@ -419,11 +421,17 @@ impl Scorer {
         out.push(OutputEvent::DenialRisk(score));
         self.monitor(t).scored(0, models.denial.as_ref(), &f, today);
         let with_auth = f.numeric[3] > 0.0;
+        let with_attachment = features::attachment_sent(claim);
         let window = self.window_days;
         t.history.update(&keys[2], |c| {
             let d = c.day_mut(today, window);
             d.submitted += 1;
             d.submitted_with_auth += u32::from(with_auth);
+        });
+        t.history.update(&keys[4], |c| {
+            let d = c.day_mut(today, window);
+            d.submitted += 1;
+            d.submitted_with_attachment += u32::from(with_attachment);
         });
         t.claims.insert(
             claim.claim_id.clone(),
@@ -431,7 +439,7 @@ impl Scorer {
                 scored_at: claim.event_time,
                 features: f,
                 baseline_probability: base,
-                keys: keys.to_vec(),
+                keys: keys[..4].to_vec(),
                 outcome_from_day: if claim.frequency == ClaimFrequency::Replacement {
                     claim.submitted_date
                 } else {
@@ -577,16 +585,18 @@ impl Scorer {
         let (probability, version, fallback, drivers) = match &models.readmission {
             Some(m) => {
                 let s = m.score(f);
+                let probability = s.probability;
                 let d = top_drivers(
-                    &s,
+                    s,
                     self.cfg.max_drivers,
                     |i| m.feature_name(i).to_owned(),
                     |i, c| explain_readmit(i, c, f),
                 );
-                (s.probability, m.version.clone(), false, d)
+                (probability, m.version.clone(), false, d)
             }
             None => {
                 let s = lace_scored(f, tr);
+                let probability = s.probability;
                 let names = [
                     "lace_length_of_stay",
                     "lace_acuity",
@@ -594,12 +604,12 @@ impl Scorer {
                     "lace_ed_visits",
                 ];
                 let d = top_drivers(
-                    &s,
+                    s,
                     self.cfg.max_drivers,
                     |i| names[i].to_owned(),
                     |i, c| explain_lace(i, c, f),
                 );
-                (s.probability, "fallback-lace".to_owned(), true, d)
+                (probability, "fallback-lace".to_owned(), true, d)
             }
         };
         let discharge = index.discharge_date.unwrap_or(index.admit_date);
@@ -896,6 +906,12 @@ fn explain_denial(i: usize, c: f64, f: &RawFeatures) -> String {
             Pct(x)
         ),
         4 => s.write_str("prior authorization present or not usual for this code family"),
+        10 if x > 0.0 => write!(
+            s,
+            "no supporting documentation sent; {} of recent claims for this service carry it",
+            Pct(x)
+        ),
+        10 => s.write_str("supporting documentation sent or not usual for this service"),
         5 if x > 0.0 => s.write_str("replacement claim (frequency 7)"),
         5 => s.write_str("original claim"),
         6 => write!(s, "payer {} denial rate {} (last 30 days)", cat(0), Pct(x)),
@@ -916,12 +932,12 @@ fn explain_denial(i: usize, c: f64, f: &RawFeatures) -> String {
             cat(2),
             Pct(x)
         ),
-        10 => write!(s, "payer {}", cat(0)),
-        11 => write!(s, "payer category {}", cat(1)),
-        12 => write!(s, "code family {}", cat(2)),
-        13 => write!(s, "place of service {}", cat(3)),
-        14 => write!(s, "department {}", cat(4)),
-        15 => write!(s, "{} claim", cat(5).to_ascii_lowercase()),
+        11 => write!(s, "payer {}", cat(0)),
+        12 => write!(s, "payer category {}", cat(1)),
+        13 => write!(s, "code family {}", cat(2)),
+        14 => write!(s, "place of service {}", cat(3)),
+        15 => write!(s, "department {}", cat(4)),
+        16 => write!(s, "{} claim", cat(5).to_ascii_lowercase()),
         _ => s.write_str("other"),
     })
 }

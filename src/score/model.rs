@@ -80,6 +80,10 @@ pub struct ReliabilityBin {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub method: String,
+    /// Examples of the held-out calibration slice (the latest part of the training window, not
+    /// used for the coefficients) the scaling was fitted on; 0 in artifacts written before it.
+    #[serde(default)]
+    pub calibration_examples: u64,
     /// p = sigmoid(slope * raw_logit + offset).
     pub slope: f64,
     pub offset: f64,
@@ -275,17 +279,14 @@ impl LogisticModel {
 /// The `k` largest contributions by absolute value, with plain-language explanations from
 /// `explain(feature index, contribution)`; ties broken by feature index (deterministic).
 pub fn top_drivers(
-    scored: &Scored,
+    scored: Scored,
     k: usize,
     name: impl Fn(usize) -> String,
     explain: impl Fn(usize, f64) -> String,
 ) -> Vec<Driver> {
-    let mut idx: Vec<(usize, f64)> = scored
-        .contributions
-        .iter()
-        .copied()
-        .filter(|(_, c)| *c != 0.0)
-        .collect();
+    // The score's own contribution buffer is reordered in place (no copy).
+    let mut idx = scored.contributions;
+    idx.retain(|(_, c)| *c != 0.0);
     let order =
         |a: &(usize, f64), b: &(usize, f64)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
     // Only the top k are ordered: partition them to the front first.

@@ -108,6 +108,67 @@ fn denial_features_and_history_ignore_an_outcome_already_in_state() {
     assert_eq!(ex[0].label_detail.as_deref(), Some("AUTHORIZATION"));
 }
 
+/// The attachment feature is the share of the same service's submissions **before the
+/// submission day** that sent documentation: a same-day or later submission already processed
+/// (records out of order) must not count, while an earlier one must.
+#[test]
+fn attachment_feature_ignores_submissions_after_the_claims_own() {
+    let engine = Engine::with_models(config(), RefData::shared(), Models::none());
+    let with_pwk = |id: &str, day: &str| {
+        let mut c = claim(id, day);
+        c.attachments = vec![crate::model::ClaimAttachment {
+            report_type: "09".into(),
+            transmission: "EL".into(),
+        }];
+        c
+    };
+    let scored = claim("C1", "2024-03-10");
+    let paid = remit("C1", "2024-03-30", "1", 100_000, &[]);
+    let earlier = with_pwk("C0", "2024-03-08");
+    let feature = |events: Vec<InputEvent>| {
+        let (_, ex) = run(&engine, &events);
+        let e = ex.iter().find(|e| e.id == "C1").expect("C1 matured");
+        e.features.numeric[10]
+    };
+    let base = feature(vec![
+        InputEvent::Claim(earlier.clone()),
+        InputEvent::Claim(scored.clone()),
+        InputEvent::Remit(paid.clone()),
+    ]);
+    assert!(
+        base > 0.0,
+        "an earlier submission with documentation counts"
+    );
+    // A same-day and a later submission of the same service without documentation, already
+    // processed when C1 arrives: they would lower the share if they leaked.
+    let mut same_day = claim("C2", "2024-03-10");
+    same_day.event_time -= 1;
+    let later = claim("C3", "2024-03-12");
+    let leaky = feature(vec![
+        InputEvent::Claim(earlier.clone()),
+        InputEvent::Claim(same_day),
+        InputEvent::Claim(later),
+        InputEvent::Claim(scored.clone()),
+        InputEvent::Remit(paid.clone()),
+    ]);
+    assert_eq!(leaky, base, "features as of the submission day");
+    // The feature is 0 when the claim sends its documentation (and AA does not count as sent).
+    let mut sent = with_pwk("C1", "2024-03-10");
+    let sent_value = feature(vec![
+        InputEvent::Claim(earlier.clone()),
+        InputEvent::Claim(sent.clone()),
+        InputEvent::Remit(paid.clone()),
+    ]);
+    assert_eq!(sent_value, 0.0);
+    sent.attachments[0].transmission = "AA".into();
+    let on_request = feature(vec![
+        InputEvent::Claim(earlier),
+        InputEvent::Claim(sent),
+        InputEvent::Remit(paid),
+    ]);
+    assert_eq!(on_request, base, "available on request is not sent");
+}
+
 #[test]
 fn fallback_is_flagged_and_drivers_sum_to_the_logit() {
     let engine = Engine::with_models(config(), RefData::shared(), Models::none());
@@ -299,6 +360,7 @@ fn synthetic_denials(n: usize, seed: u64, shift: bool) -> (Vec<TrainingExample>,
                     0.03,
                     0.12,
                     0.12,
+                    0.0,
                 ],
                 categorical: vec![
                     payer.to_owned(),
@@ -331,7 +393,7 @@ fn small_fit() -> (LogisticModel, train::Evaluation) {
 #[test]
 fn psi_is_near_zero_on_the_training_population_and_large_on_a_shifted_one() {
     let (model, _) = small_fit();
-    assert_eq!(model.reference.len(), 16, "every feature has a reference");
+    assert_eq!(model.reference.len(), 17, "every feature has a reference");
     let model = Arc::new(model);
     // The same population the reference was computed from (the training slice: the earlier 70 %).
     let (ex, _) = synthetic_denials(3_000, 11, false);
@@ -343,7 +405,7 @@ fn psi_is_near_zero_on_the_training_population_and_large_on_a_shifted_one() {
         m.snapshot()[0].as_ref().unwrap().psi()
     };
     let same = psi_of(&ex[..2_100]);
-    assert_eq!(same.len(), 16);
+    assert_eq!(same.len(), 17);
     for (name, v) in &same {
         let v = v.expect("enough scores");
         assert!(v.abs() < 1e-3, "{name}: PSI {v} on the training population");
@@ -644,4 +706,37 @@ fn another_truth_field_is_scored_on_the_oracles_evaluation_examples() {
         train::oracle_auc_of(ModelKind::Denial, &ex, &train_only, &opts),
         None
     );
+}
+
+/// Fits a model from a `training.<kind>.jsonl` file of a `claimwatch train` work directory and
+/// prints the report (a quick check of fitting options without a replay):
+/// `CLAIMWATCH_EXAMPLES=DIR/work/training.readmission.jsonl cargo test --lib fit_from_examples -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fit_from_examples_file() {
+    let Ok(path) = std::env::var("CLAIMWATCH_EXAMPLES") else {
+        return;
+    };
+    let ex = train::read_examples(std::path::Path::new(&path)).unwrap();
+    let kind = if path.contains("denial") {
+        ModelKind::Denial
+    } else {
+        ModelKind::Readmission
+    };
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    let mut opts = train::TrainOptions::default();
+    if let Some(v) = env("CLAIMWATCH_L2") {
+        opts.l2_alpha = v;
+    }
+    if let Some(v) = env("CLAIMWATCH_MAX_OVERSAMPLING") {
+        opts.max_oversampling = v as u32;
+    }
+    if let Some(v) = env("CLAIMWATCH_OUT_OF_SAMPLE") {
+        opts.calibration_out_of_sample = v > 0.0;
+    }
+    if let Some(v) = env("CLAIMWATCH_CALIBRATION_FRACTION") {
+        opts.calibration_fraction = v;
+    }
+    let m = train::fit(kind, &ex, None, &opts).unwrap();
+    eprintln!("{}", train::report(&m));
 }

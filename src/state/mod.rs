@@ -23,8 +23,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Layout version of what this module writes to sled. 2: the checkpoint records the payer flow's
 /// watermark, and claim records keep their input offset (read API history). 3: claim records
-/// keep their service date, the `enrolment` / `pmpm` tables exist, and the provider flow keeps a
-/// watermark over its sources. Older state is refused and must be rebuilt from the inputs (see
+/// keep their service date and PWK attachments, the `enrolment` / `pmpm` tables exist, the
+/// scoring history counts submissions with an attachment, and the provider and cash flows keep a
+/// watermark over their sources. Older state is refused and must be rebuilt from the inputs (see
 /// the README's upgrade note).
 pub const STATE_FORMAT_VERSION: u32 = 3;
 

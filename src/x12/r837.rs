@@ -19,7 +19,8 @@
 use super::tokenizer::{component, parse_cents, parse_date, Segment};
 use super::Ctx;
 use crate::model::{
-    ClaimFrequency, ClaimLine, ClaimSubmitted, ClaimType, InputEvent, PayerCategory,
+    ClaimAttachment, ClaimFrequency, ClaimLine, ClaimSubmitted, ClaimType, InputEvent,
+    PayerCategory,
 };
 
 pub(crate) struct Tx837 {
@@ -213,6 +214,7 @@ impl Tx837 {
                     place_of_service: (!pos.is_empty()).then(|| pos.to_string()),
                     prior_auth_ref: None,
                     original_payer_claim_id: None,
+                    attachments: Vec::new(),
                 });
                 self.claim_dates.push((None, None));
             }
@@ -242,6 +244,16 @@ impl Tx837 {
                         "F8" => c.original_payer_claim_id = seg.opt(2).map(str::to_string),
                         _ => {}
                     }
+                }
+            }
+            b"PWK" if self.in_claim => {
+                // Loop 2300 claim supplemental information; a PWK after the first service line
+                // belongs to loop 2400 (line documentation) and is not a claim attachment.
+                if let Some(c) = self.claims.last_mut().filter(|c| c.lines.is_empty()) {
+                    c.attachments.push(ClaimAttachment {
+                        report_type: seg.el(1).to_string(),
+                        transmission: seg.el(2).to_string(),
+                    });
                 }
             }
             b"HI" if self.in_claim => {

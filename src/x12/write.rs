@@ -318,6 +318,9 @@ pub fn write_837(claims: &[ClaimSubmitted], control: u32) -> Vec<u8> {
                         }
                         None => w.seg(&format!("DTP*434*D8*{}", date(c.service_date))),
                     }
+                    for a in &c.attachments {
+                        w.seg(&format!("PWK*{}*{}", a.report_type, a.transmission));
+                    }
                     if let Some(p) = &c.prior_auth_ref {
                         w.seg(&format!("REF*G1*{p}"));
                     }
