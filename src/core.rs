@@ -33,6 +33,7 @@ use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconci
 use crate::refdata::RefData;
 use crate::score::{Models, ScoreTables, Scorer, TrainingExample};
 use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateChange, StateError, Table};
+use crate::utilization::{self, UtilEntry, UtilMember};
 
 /// Kafka's default partitioner for keyed records (murmur2, as the Java client and librdkafka's
 /// `murmur2_random` compute it), so replay places keys where the service's producers do.
@@ -43,7 +44,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 15] = [
+pub const TABLES: [(&str, u8); 17] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -59,6 +60,8 @@ pub const TABLES: [(&str, u8); 15] = [
     ("cash_payers", b'x'),
     ("provider_members", b'p'),
     ("provider_kpis", b'd'),
+    ("utilization_members", b'f'),
+    ("utilization", b'y'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -94,6 +97,28 @@ struct Tables {
     cash: CashTables,
     prov_members: Table<ProviderMember>,
     prov_kpis: Table<ProviderEntry>,
+    util: UtilTables,
+}
+
+/// The utilization forecast's tables: member-keyed and `<facility>|<service line>`-keyed
+/// (`utilization` module).
+struct UtilTables {
+    members: Table<UtilMember>,
+    keys: Table<UtilEntry>,
+}
+
+impl UtilTables {
+    fn new(durable: bool) -> Self {
+        let (mut members, mut keys) = (
+            Table::new(TABLES[15].0, TABLES[15].1),
+            Table::new(TABLES[16].0, TABLES[16].1),
+        );
+        if !durable {
+            members = members.without_dirty_tracking();
+            keys = keys.without_dirty_tracking();
+        }
+        Self { members, keys }
+    }
 }
 
 /// The cash forecast's tables: claim-keyed and payer-keyed (`cashflow` module).
@@ -161,6 +186,7 @@ impl Tables {
             cash: CashTables::new(durable),
             prov_members,
             prov_kpis,
+            util: UtilTables::new(durable),
         }
     }
 
@@ -201,6 +227,9 @@ impl Tables {
             .load_encoded(of(entries, self.prov_members.prefix()))?;
         self.prov_kpis
             .load_encoded(of(entries, self.prov_kpis.prefix()))?;
+        let u = &mut self.util;
+        u.members.load_encoded(of(entries, u.members.prefix()))?;
+        u.keys.load_encoded(of(entries, u.keys.prefix()))?;
         Ok(())
     }
 }
@@ -219,6 +248,8 @@ pub struct Engine {
     pub cashflow: CashForecaster,
     /// Provider and department KPIs (`providers` module).
     pub providers: ProviderKpis,
+    /// Utilization forecast settings (`utilization` module).
+    pub utilization: utilization::Utilization,
 }
 
 impl Engine {
@@ -238,6 +269,7 @@ impl Engine {
             memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, CostModel::embedded()),
             cashflow: CashForecaster::new(&config.cash_forecast),
             providers: ProviderKpis::new(&config.provider_kpis),
+            utilization: config.utilization.clone(),
             config,
             refdata,
         }
@@ -332,6 +364,8 @@ pub struct Partition {
     prov_members: Table<ProviderMember>,
     /// Provider and department daily sums (provider flow).
     prov_kpis: Table<ProviderEntry>,
+    /// The utilization forecast's tables (member flow and utilization flow).
+    util: UtilTables,
 }
 
 impl std::fmt::Debug for Partition {
@@ -366,6 +400,8 @@ impl Partition {
         store.load(&mut tables.cash.payers)?;
         store.load(&mut tables.prov_members)?;
         store.load(&mut tables.prov_kpis)?;
+        store.load(&mut tables.util.members)?;
+        store.load(&mut tables.util.keys)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -431,6 +467,7 @@ impl Partition {
             cash,
             prov_members,
             prov_kpis,
+            util,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -466,6 +503,7 @@ impl Partition {
             cash,
             prov_members,
             prov_kpis,
+            util,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -578,6 +616,8 @@ impl Partition {
             size(&self.cash.payers),
             size(&self.prov_members),
             size(&self.prov_kpis),
+            size(&self.util.members),
+            size(&self.util.keys),
         ]
     }
 
@@ -653,6 +693,7 @@ impl Partition {
                 self.refresh_population(engine, key, e.event_time);
                 self.refresh_member_risk(engine, key, e.event_time, out);
                 self.provider_encounter(engine, key, e);
+                self.utilization_encounter(engine, key, e);
                 self.reschedule_member(engine, key);
                 costs.append(&mut self.pending_rekeyed);
                 self.care_gap_encounter(engine, key, e, first_out, out);
@@ -754,6 +795,7 @@ impl Partition {
             Rekeyed::Vaccine(v) => self.apply_dose(engine, v, out),
             Rekeyed::Cash(f) => self.apply_cash(engine, f, out),
             Rekeyed::Provider(f) => self.apply_provider_fact(engine, f, out),
+            Rekeyed::Utilization(f) => self.apply_utilization_fact(engine, f, out),
         }
     }
 
@@ -930,6 +972,45 @@ impl Partition {
         );
         if engine.providers.enabled {
             providers::aggregate::flush(&mut self.prov_kpis, &engine.providers, out);
+        }
+        if engine.utilization.enabled {
+            utilization::aggregate::flush(&mut self.util.keys, &engine.utilization, out);
+        }
+    }
+
+    /// The weekly counts and forecasts per facility and service line (utilization flow).
+    pub fn utilization(&self) -> &Table<UtilEntry> {
+        &self.util.keys
+    }
+
+    /// Applies a utilization fact (its key must hash to this partition).
+    pub fn apply_utilization_fact(
+        &mut self,
+        engine: &Engine,
+        fact: &crate::model::UtilizationFact,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if engine.utilization.enabled {
+            utilization::aggregate::apply(&mut self.util.keys, &engine.utilization, fact, out);
+        }
+    }
+
+    /// Sends the change of an encounter's utilization fact (admission / ED visit).
+    fn utilization_encounter(&mut self, engine: &Engine, key: &str, e: &crate::model::Encounter) {
+        if !engine.utilization.enabled {
+            return;
+        }
+        let member = self.members.get(key);
+        if member.is_none() && self.util.members.get(key).is_none() {
+            return;
+        }
+        let out = &mut self.pending_rekeyed;
+        let keep = self.util.members.update(key, |t| {
+            utilization::facts::refresh(member.as_deref(), t, &e.encounter_id, e.event_time, out)
+        });
+        drop(member);
+        if !keep {
+            self.util.members.remove(key);
         }
     }
 
@@ -1251,6 +1332,9 @@ impl Partition {
             self.stats.members_expired += 1;
         }
         self.refresh_member_risk(engine, key, due, out);
+        if self.members.get(key).is_none() {
+            self.util.members.remove(key);
+        }
     }
 
     /// Recomputes a member's predicted cost and top-N % flag (`memberrisk`).

@@ -37,10 +37,12 @@ pub enum SchemaKind {
     CashForecast,
     ProviderFact,
     ProviderKpi,
+    UtilizationFact,
+    UtilizationForecast,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 24] = [
+    pub const ALL: [SchemaKind; 26] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -65,6 +67,8 @@ impl SchemaKind {
         Self::CashForecast,
         Self::ProviderFact,
         Self::ProviderKpi,
+        Self::UtilizationFact,
+        Self::UtilizationForecast,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +97,8 @@ impl SchemaKind {
             Self::CashForecast => "CashForecast",
             Self::ProviderFact => "ProviderFact",
             Self::ProviderKpi => "ProviderKpi",
+            Self::UtilizationFact => "UtilizationFact",
+            Self::UtilizationForecast => "UtilizationForecast",
         }
     }
 
@@ -123,6 +129,8 @@ impl SchemaKind {
             Self::CashForecast => include_str!("../../schemas/CashForecast.avsc"),
             Self::ProviderFact => include_str!("../../schemas/ProviderFact.avsc"),
             Self::ProviderKpi => include_str!("../../schemas/ProviderKpi.avsc"),
+            Self::UtilizationFact => include_str!("../../schemas/UtilizationFact.avsc"),
+            Self::UtilizationForecast => include_str!("../../schemas/UtilizationForecast.avsc"),
         }
     }
 

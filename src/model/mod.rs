@@ -20,11 +20,13 @@ mod encounter;
 #[doc(hidden)]
 pub mod fixtures;
 mod output;
+mod utilization;
 mod validate;
 
 pub use claim::*;
 pub use encounter::*;
 pub use output::*;
+pub use utilization::*;
 pub use validate::{validate, ValidationError};
 
 /// Days since 1970-01-01 (Avro `date` logical type).

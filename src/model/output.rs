@@ -604,6 +604,8 @@ pub enum Rekeyed {
     Cash(CashFact),
     /// Provider/department counters (`providers` module).
     Provider(ProviderFact),
+    /// Weekly admissions / ED visits of a facility and service line (`utilization` module).
+    Utilization(super::UtilizationFact),
 }
 
 impl Rekeyed {
@@ -616,6 +618,7 @@ impl Rekeyed {
             Self::Vaccine(v) => &v.member_id,
             Self::Cash(f) => &f.payer_id,
             Self::Provider(f) => &f.key,
+            Self::Utilization(f) => &f.key,
         }
     }
 
@@ -627,6 +630,7 @@ impl Rekeyed {
             Self::Vaccine(v) => v.event_time,
             Self::Cash(f) => f.event_time,
             Self::Provider(f) => f.event_time,
+            Self::Utilization(f) => f.event_time,
         }
     }
 }
@@ -812,6 +816,7 @@ pub enum OutputEvent {
     MemberRisk(MemberRiskEvent),
     CashForecast(CashForecast),
     ProviderKpi(ProviderKpi),
+    UtilizationForecast(super::UtilizationForecast),
 }
 
 impl OutputEvent {
@@ -832,6 +837,7 @@ impl OutputEvent {
             Self::MemberRisk(_) => "claimwatch.member-risk",
             Self::CashForecast(_) => "claimwatch.cash-forecast",
             Self::ProviderKpi(_) => "claimwatch.provider-kpis",
+            Self::UtilizationForecast(_) => "claimwatch.utilization-forecast",
         }
     }
 
@@ -852,6 +858,7 @@ impl OutputEvent {
             Self::MemberRisk(e) => &e.member_id,
             Self::CashForecast(e) => &e.forecast_key,
             Self::ProviderKpi(e) => &e.key,
+            Self::UtilizationForecast(e) => &e.key,
         }
     }
 }

@@ -363,7 +363,8 @@ fn encounter_cost_goes_to_the_member_flow_once_per_change() {
                 | Rekeyed::Population(_)
                 | Rekeyed::Vaccine(_)
                 | Rekeyed::Cash(_)
-                | Rekeyed::Provider(_) => None,
+                | Rekeyed::Provider(_)
+                | Rekeyed::Utilization(_) => None,
             })
             .collect()
     };
@@ -385,7 +386,8 @@ fn facts(out: &ClaimOutputs) -> Vec<PayerFact> {
             | Rekeyed::Population(_)
             | Rekeyed::Vaccine(_)
             | Rekeyed::Cash(_)
-            | Rekeyed::Provider(_) => None,
+            | Rekeyed::Provider(_)
+            | Rekeyed::Utilization(_) => None,
         })
         .collect()
 }

@@ -125,6 +125,11 @@ pub struct Topics {
     pub provider_facts: String,
     /// Provider and department KPIs (keyed `provider:<id>` / `department:<name>`).
     pub provider_kpis: String,
+    /// Internal repartition topic: utilization facts re-keyed from members to
+    /// `<facility>|<service line>`.
+    pub utilization_facts: String,
+    /// Utilization forecast per facility and service line (keyed `<facility>|<service line>`).
+    pub utilization_forecast: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -163,6 +168,8 @@ impl Default for Topics {
             cash_forecast: "claimwatch.cash-forecast".into(),
             provider_facts: "claimwatch.internal.provider-facts".into(),
             provider_kpis: "claimwatch.provider-kpis".into(),
+            utilization_facts: "claimwatch.internal.utilization-facts".into(),
+            utilization_forecast: "claimwatch.utilization-forecast".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -199,6 +206,7 @@ impl Topics {
             "claimwatch.member-risk" => &self.member_risk,
             "claimwatch.cash-forecast" => &self.cash_forecast,
             "claimwatch.provider-kpis" => &self.provider_kpis,
+            "claimwatch.utilization-forecast" => &self.utilization_forecast,
             _ => &self.dead_letter,
         }
     }
@@ -221,6 +229,7 @@ impl Topics {
         v.push(self.vaccine_doses.clone());
         v.push(self.cash_facts.clone());
         v.push(self.provider_facts.clone());
+        v.push(self.utilization_facts.clone());
         v
     }
 
@@ -241,6 +250,7 @@ impl Topics {
             self.member_risk.clone(),
             self.cash_forecast.clone(),
             self.provider_kpis.clone(),
+            self.utilization_forecast.clone(),
         ]
     }
 }

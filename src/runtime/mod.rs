@@ -458,6 +458,8 @@ fn registry_codec(
             K::CashForecast => &topics.cash_forecast,
             K::ProviderFact => &topics.provider_facts,
             K::ProviderKpi => &topics.provider_kpis,
+            K::UtilizationFact => &topics.utilization_facts,
+            K::UtilizationForecast => &topics.utilization_forecast,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -521,6 +523,7 @@ impl Service {
                 (config.topics.vaccine_doses.clone(), None),
                 (config.topics.cash_facts.clone(), None),
                 (config.topics.provider_facts.clone(), None),
+                (config.topics.utilization_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -139,6 +139,10 @@ pub(crate) fn decode_message(
             wire::decode_provider_fact(&shared.codec, payload)
                 .map(|f| Body::Rekeyed(Rekeyed::Provider(f)))
         }
+        None if spec.topic == shared.config.topics.utilization_facts => {
+            wire::decode_utilization_fact(&shared.codec, payload)
+                .map(|f| Body::Rekeyed(Rekeyed::Utilization(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     let event_time = match &body {
@@ -555,6 +559,10 @@ impl Task {
             Rekeyed::Provider(f) => {
                 wire::encode_provider_fact(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.provider_facts
+            }
+            Rekeyed::Utilization(f) => {
+                wire::encode_utilization_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.utilization_facts
             }
         };
         let key = record.key();
