@@ -1554,6 +1554,8 @@ impl Partition {
                 &mut self.cash.payers,
                 &mut self.prov_members,
                 &mut self.prov_kpis,
+                &mut self.util.members,
+                &mut self.util.keys,
             ],
             &self.checkpoint,
             self.changes.as_mut(),
