@@ -63,7 +63,10 @@ fn batch_counts(g: &Generated) -> BTreeMap<(String, i32), (i64, i64)> {
             _ => continue,
         };
         let c = counts
-            .entry((key_of(&e.facility_id, &e.department), week_start(e.admit_date)))
+            .entry((
+                key_of(&e.facility_id, &e.department),
+                week_start(e.admit_date),
+            ))
             .or_default();
         c.0 += a;
         c.1 += v;

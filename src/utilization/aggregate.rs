@@ -264,7 +264,13 @@ pub fn record(
     let mut checks = Vec::new();
     for (mi, measure) in MEASURES.iter().enumerate() {
         for m in &rec.made {
-            checks.push(check(measure, week, m.horizon, &m.predictions[mi], rec.counts[mi]));
+            checks.push(check(
+                measure,
+                week,
+                m.horizon,
+                &m.predictions[mi],
+                rec.counts[mi],
+            ));
         }
     }
     let mut forecast = Vec::new();

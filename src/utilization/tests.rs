@@ -183,7 +183,14 @@ fn admissions_ed_visits_cancellations_and_corrections() {
     let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
     let (mut out, mut rk) = (Vec::new(), Vec::new());
     let adm = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023");
-    p.apply(&e, &InputEvent::Encounter(adm.clone()), "enc", 0, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(adm.clone()),
+        "enc",
+        0,
+        &mut out,
+        &mut rk,
+    );
     let sent = util_facts(&rk);
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].key, "F1|MEDICINE");
@@ -196,7 +203,14 @@ fn admissions_ed_visits_cancellations_and_corrections() {
     older.event_type = EncounterEventType::Update;
     older.event_time -= DAY_MS;
     older.department = "SURGERY".into();
-    p.apply(&e, &InputEvent::Encounter(older), "enc", 1, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(older),
+        "enc",
+        1,
+        &mut out,
+        &mut rk,
+    );
     assert!(util_facts(&rk).is_empty(), "{rk:?}");
     // A later correction of the department moves the admission.
     let mut moved = adm.clone();
@@ -204,10 +218,19 @@ fn admissions_ed_visits_cancellations_and_corrections() {
     moved.event_type = EncounterEventType::Update;
     moved.event_time += DAY_MS;
     moved.department = "CARDIOLOGY".into();
-    p.apply(&e, &InputEvent::Encounter(moved.clone()), "enc", 2, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(moved.clone()),
+        "enc",
+        2,
+        &mut out,
+        &mut rk,
+    );
     let sent = util_facts(&rk);
     assert_eq!(
-        sent.iter().map(|f| (f.key.as_str(), f.sign)).collect::<Vec<_>>(),
+        sent.iter()
+            .map(|f| (f.key.as_str(), f.sign))
+            .collect::<Vec<_>>(),
         vec![("F1|MEDICINE", -1), ("F1|CARDIOLOGY", 1)]
     );
     rk.clear();
@@ -216,7 +239,14 @@ fn admissions_ed_visits_cancellations_and_corrections() {
     cancel.event_id = "enc-E1-cancel".into();
     cancel.event_type = EncounterEventType::Cancel;
     cancel.event_time += DAY_MS;
-    p.apply(&e, &InputEvent::Encounter(cancel), "enc", 3, &mut out, &mut rk);
+    p.apply(
+        &e,
+        &InputEvent::Encounter(cancel),
+        "enc",
+        3,
+        &mut out,
+        &mut rk,
+    );
     let sent = util_facts(&rk);
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].key.as_str(), sent[0].sign), ("F1|CARDIOLOGY", -1));
@@ -263,17 +293,32 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
     for w in 0..10 {
         for i in 0..3 {
             let day = monday + 7 * w + 2 * i;
-            aggregate::apply(&mut table, &cfg, &fact("F1|MED", 1, t_day(day), day, 1, 0), &mut out);
+            aggregate::apply(
+                &mut table,
+                &cfg,
+                &fact("F1|MED", 1, t_day(day), day, 1, 0),
+                &mut out,
+            );
         }
     }
     // The last fact is on day 67 (Friday of week 10) at noon; watermark 48 h earlier, Wednesday
     // of week 10: weeks 1..=9 are closed, week 10 is open.
     let recs = records(&out);
-    assert_eq!(recs.len(), 9, "{:?}", recs.iter().map(|r| &r.iso_week).collect::<Vec<_>>());
-    assert!(recs.iter().all(|r| r.admissions == 3 && r.ed_visits == 0 && r.version == 1));
+    assert_eq!(
+        recs.len(),
+        9,
+        "{:?}",
+        recs.iter().map(|r| &r.iso_week).collect::<Vec<_>>()
+    );
+    assert!(recs
+        .iter()
+        .all(|r| r.admissions == 3 && r.ed_visits == 0 && r.version == 1));
     assert_eq!(recs[0].iso_week, "2024-W01");
     assert_eq!(recs[0].output_id, "F1|MED:2024-W01:1");
-    assert_eq!((recs[0].facility_id.as_str(), recs[0].service_line.as_str()), ("F1", "MED"));
+    assert_eq!(
+        (recs[0].facility_id.as_str(), recs[0].service_line.as_str()),
+        ("F1", "MED")
+    );
     // Forecasts from the 4th closed week on (min_history_weeks 4), 4 weeks x 2 measures.
     assert!(recs[2].forecast.is_empty());
     let r4 = &recs[3];
@@ -285,9 +330,18 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
     assert_eq!(f1.mean, 3.0);
     // Week 8 was forecast 1..4 weeks ahead (at the close of weeks 7, 6, 5, 4): exact, inside.
     let r8 = &recs[7];
-    let adm: Vec<_> = r8.checks.iter().filter(|c| c.measure == "ADMISSIONS").collect();
-    assert_eq!(adm.iter().map(|c| c.horizon_weeks).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
-    assert!(adm.iter().all(|c| c.actual == 3 && c.error == 0.0 && c.inside80 && c.inside95));
+    let adm: Vec<_> = r8
+        .checks
+        .iter()
+        .filter(|c| c.measure == "ADMISSIONS")
+        .collect();
+    assert_eq!(
+        adm.iter().map(|c| c.horizon_weeks).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(adm
+        .iter()
+        .all(|c| c.actual == 3 && c.error == 0.0 && c.inside80 && c.inside95));
     assert_eq!(adm[3].made_week_start, monday + 21);
     let a1 = r8
         .accuracy
@@ -296,7 +350,10 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
         .unwrap();
     // Weeks 5..=8 had a 1-week-ahead forecast.
     assert_eq!((a1.weeks, a1.actual_total), (4, 12));
-    assert_eq!((a1.wape, a1.mae, a1.coverage80), (Some(0.0), Some(0.0), Some(1.0)));
+    assert_eq!(
+        (a1.wape, a1.mae, a1.coverage80),
+        (Some(0.0), Some(0.0), Some(1.0))
+    );
     let e1 = r8
         .accuracy
         .iter()
@@ -308,13 +365,23 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
     out.clear();
     let late_day = monday + 8;
     let now = t_day(monday + 68);
-    aggregate::apply(&mut table, &cfg, &fact("F1|MED", 1, now, late_day, 1, 0), &mut out);
+    aggregate::apply(
+        &mut table,
+        &cfg,
+        &fact("F1|MED", 1, now, late_day, 1, 0),
+        &mut out,
+    );
     let recs = records(&out);
     let w2 = recs.iter().find(|r| r.iso_week == "2024-W02").unwrap();
     assert_eq!((w2.admissions, w2.version), (4, 2));
     // Taken back again: emitted at the flush (same day), back to 3.
     out.clear();
-    aggregate::apply(&mut table, &cfg, &fact("F1|MED", -1, now, late_day, 1, 0), &mut out);
+    aggregate::apply(
+        &mut table,
+        &cfg,
+        &fact("F1|MED", -1, now, late_day, 1, 0),
+        &mut out,
+    );
     assert!(records(&out).is_empty());
     aggregate::flush(&mut table, &cfg, &mut out);
     let recs = records(&out);
@@ -410,7 +477,10 @@ fn weekly_counts_equal_a_direct_count_whatever_the_order() {
     delayed.sort_by_key(|(at, _)| *at);
     let late: Vec<UtilizationFact> = delayed
         .into_iter()
-        .map(|(at, f)| UtilizationFact { event_time: at, ..f })
+        .map(|(at, f)| UtilizationFact {
+            event_time: at,
+            ..f
+        })
         .collect();
     let (a, b) = (last_records(&in_time), last_records(&late));
     assert!(a.len() > 80, "{}", a.len());
@@ -427,5 +497,46 @@ fn weekly_counts_equal_a_direct_count_whatever_the_order() {
     // so more, never fewer).
     for k in a.keys() {
         assert!(b.contains_key(k), "{k:?}");
+    }
+}
+
+#[test]
+fn records_and_facts_round_trip_through_their_avro_schemas() {
+    use crate::codec::avro::{AvroCodec, SchemaKind};
+    let codec = AvroCodec::new();
+    let cfg = cfg();
+    let mut table: Table<UtilEntry> = Table::new("utilization", b'y');
+    let mut out = Vec::new();
+    let monday = d("2024-01-01");
+    for w in 0..9 {
+        let day = monday + 7 * w;
+        let f = fact("F1|EMERGENCY", 1, t_day(day), day, 0, 1 + i64::from(w % 3));
+        aggregate::apply(&mut table, &cfg, &f, &mut out);
+        let mut buf = Vec::new();
+        crate::runtime::wire::encode_utilization_fact(&codec, &f, &mut buf);
+        let back = crate::runtime::wire::decode_utilization_fact(&codec, &buf).unwrap();
+        assert_eq!(back, f);
+    }
+    let recs = records(&out);
+    let full = recs.iter().rfind(|r| !r.checks.is_empty()).unwrap();
+    assert!(!full.forecast.is_empty() && full.accuracy.iter().any(|a| a.wape.is_some()));
+    for r in [&recs[0], full] {
+        let mut buf = Vec::new();
+        codec
+            .encode_framed(SchemaKind::UtilizationForecast, r, &mut buf)
+            .unwrap();
+        let back: UtilizationForecast = codec
+            .decode_framed(SchemaKind::UtilizationForecast, &buf)
+            .unwrap();
+        assert_eq!(&back, r);
+        // And through the output path the service uses.
+        let ev = OutputEvent::UtilizationForecast(r.clone());
+        let mut buf = Vec::new();
+        crate::runtime::wire::encode_output(&codec, &ev, crate::codec::Format::Avro, &mut buf)
+            .unwrap();
+        let back =
+            crate::runtime::wire::decode_output(&codec, "claimwatch.utilization-forecast", &buf)
+                .unwrap();
+        assert_eq!(back, ev);
     }
 }

@@ -128,7 +128,14 @@ pub fn utilization(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repor
         let nf = a.n.max(1) as f64;
         row(
             s,
-            &format!("{} {h}", if m == "ADMISSIONS" { "admissions" } else { "ED visits" }),
+            &format!(
+                "{} {h}",
+                if m == "ADMISSIONS" {
+                    "admissions"
+                } else {
+                    "ED visits"
+                }
+            ),
             &[
                 a.n.to_string(),
                 format!("{:.2}", a.actual as f64 / nf),
@@ -226,7 +233,14 @@ pub fn utilization(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repor
             &r.key,
             &[
                 r.iso_week.clone(),
-                format!("{actual} {}", if m == "ED_VISITS" { "ED visits" } else { "admissions" }),
+                format!(
+                    "{actual} {}",
+                    if m == "ED_VISITS" {
+                        "ED visits"
+                    } else {
+                        "admissions"
+                    }
+                ),
                 f.map_or("-".into(), |w| format!("{:.1}", w.mean)),
                 f.map_or("-".into(), |w| format!("{}-{}", w.low80, w.high80)),
                 f.map_or("-".into(), |w| format!("{}-{}", w.low95, w.high95)),
