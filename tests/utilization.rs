@@ -142,3 +142,107 @@ fn intervals_cover_about_their_share() {
         assert!((0.90..=1.0).contains(&c95), "h {h}: 95 % coverage {c95}");
     }
 }
+
+/// The core's cost of the utilization forecast: events/s through 4 hot-only partitions (replay's
+/// routing, no file I/O) on 3,000 generated members, with `utilization.enabled` on and off,
+/// alternating, median of 3 runs each. A measurement, not a check: run it in release,
+/// `cargo test --release --test utilization -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_core_cost_with_and_without_utilization() {
+    use claimwatch::core::{partition_for, Engine, Partition};
+    use claimwatch::generate::{generate, GenerateConfig};
+    use claimwatch::model::InputEvent;
+    use claimwatch::refdata::RefData;
+    use claimwatch::state::PartitionStore;
+    let g = generate(&GenerateConfig {
+        members: 3000,
+        seed: 7,
+        ..GenerateConfig::default()
+    });
+    let mut all: Vec<(i64, u8, usize, InputEvent)> = Vec::new();
+    all.extend(
+        g.claims
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 0, i, InputEvent::Claim(e))),
+    );
+    all.extend(
+        g.encounters
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 1, i, InputEvent::Encounter(e))),
+    );
+    all.extend(
+        g.acks
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 2, i, InputEvent::Ack(e))),
+    );
+    all.extend(
+        g.remits
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e.event_time, 3, i, InputEvent::Remit(e))),
+    );
+    all.sort_by_key(|(t, s, i, _)| (*t, *s, *i));
+    let events: Vec<InputEvent> = all.into_iter().map(|(_, _, _, e)| e).collect();
+    let run = |enabled: bool| -> (f64, usize) {
+        let mut config = CoreConfig {
+            partitions: 4,
+            ..CoreConfig::default()
+        };
+        config.utilization.enabled = enabled;
+        let engine = Engine::new(config, RefData::shared());
+        let mut parts: Vec<Partition> = (0..4)
+            .map(|id| Partition::open(id, PartitionStore::hot_only(id), &engine).unwrap())
+            .collect();
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        let mut records = 0;
+        let start = std::time::Instant::now();
+        for (offset, e) in events.iter().enumerate() {
+            let p = partition_for(e.key(), 4) as usize;
+            parts[p].apply(
+                &engine,
+                e,
+                e.stream().name(),
+                offset as i64,
+                &mut out,
+                &mut costs,
+            );
+            claimwatch::replay::route_rekeyed(&engine, &mut parts, &mut costs, &mut out);
+            records += out
+                .iter()
+                .filter(|o| o.topic() == "claimwatch.utilization-forecast")
+                .count();
+            out.clear();
+        }
+        for p in &mut parts {
+            p.flush_population(&engine, &mut out);
+        }
+        (events.len() as f64 / start.elapsed().as_secs_f64(), records)
+    };
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let mut records = 0;
+    for _ in 0..3 {
+        off.push(run(false).0);
+        let (r, n) = run(true);
+        on.push(r);
+        records = n;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (on, off) = (median(&mut on), median(&mut off));
+    println!(
+        "{} events ({records} utilization records): without the utilization forecast \
+         {off:.0} events/s, with {on:.0} events/s ({:+.1} %)",
+        events.len(),
+        (on / off - 1.0) * 100.0
+    );
+}
