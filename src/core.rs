@@ -974,7 +974,8 @@ impl Partition {
             providers::aggregate::flush(&mut self.prov_kpis, &engine.providers, out);
         }
         if engine.utilization.enabled {
-            utilization::aggregate::flush(&mut self.util.keys, &engine.utilization, out);
+            let n = engine.config.partitions;
+            utilization::aggregate::flush(&mut self.util.keys, &engine.utilization, n, out);
         }
     }
 
@@ -991,7 +992,8 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) {
         if engine.utilization.enabled {
-            utilization::aggregate::apply(&mut self.util.keys, &engine.utilization, fact, out);
+            let n = engine.config.partitions;
+            utilization::aggregate::apply(&mut self.util.keys, &engine.utilization, n, fact, out);
         }
     }
 
@@ -1004,9 +1006,16 @@ impl Partition {
         if member.is_none() && self.util.members.get(key).is_none() {
             return;
         }
-        let out = &mut self.pending_rekeyed;
+        let (out, source) = (&mut self.pending_rekeyed, self.id);
         let keep = self.util.members.update(key, |t| {
-            utilization::facts::refresh(member.as_deref(), t, &e.encounter_id, e.event_time, out)
+            utilization::facts::refresh(
+                member.as_deref(),
+                t,
+                &e.encounter_id,
+                e.event_time,
+                source,
+                out,
+            )
         });
         drop(member);
         if !keep {

@@ -25,6 +25,9 @@ pub struct UtilizationFact {
     pub admissions: i64,
     /// Emergency department visits (0 or 1).
     pub ed_visits: i64,
+    /// The member partition that sent it: the utilization flow's watermark is the minimum over
+    /// the source partitions of the latest fact time from each.
+    pub source_partition: i32,
 }
 
 impl std::fmt::Debug for UtilizationFact {

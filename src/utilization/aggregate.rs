@@ -2,10 +2,14 @@
 //! (the `utilization` table), closes weeks on the flow's watermark, forecasts the weeks after
 //! each closed week and emits `claimwatch.utilization-forecast`.
 //!
-//! Table keys: `<facility>|<service line>` (one [`UtilEntry`] each) and `flow` (the flow's time,
-//! which cannot clash: keys hold a `|`). The flow's time is the largest event time of the facts
-//! the partition has applied; its watermark is that minus `lateness_hours`. Weeks run Monday to
-//! Sunday (ISO weeks, UTC days); a week closes when the watermark reaches the Monday after it.
+//! Table keys: `<facility>|<service line>` (one [`UtilEntry`] each) and `flow` (the latest fact
+//! time from each source partition; it cannot clash: keys hold a `|`). The flow's time is the
+//! minimum over the source (member) partitions of the latest fact time from each, as for the payer
+//! monitors: until every source partition has sent a fact no week closes, because in Kafka a fast
+//! partition's facts can arrive months of event time before a slow one's. Its watermark is that
+//! minus `lateness_hours`. Weeks run Monday to Sunday (ISO weeks, UTC days); a week closes when the
+//! watermark reaches the Monday after it. At the end of the input ([`flush`]: a replay's end, or
+//! every input of the service at its end) the flow's time is the latest fact time of any source.
 //!
 //! When the flow's time moves to a later day, every key closes the weeks the watermark passed,
 //! oldest first: each closed week is marked for emission and, with at least
@@ -70,8 +74,20 @@ pub struct UtilEntry {
     pub closed_through: Option<EpochDay>,
     /// Facts dropped because their week had left state.
     pub dropped_facts: i64,
-    /// The flow's time (the `flow` key only).
-    pub flow_time: Option<EpochMillis>,
+    /// The latest fact time from each source partition (the `flow` key only; `i64::MIN` for a
+    /// source not heard from yet).
+    pub sources: Vec<EpochMillis>,
+}
+
+/// The flow's time: the minimum over the `partitions` source partitions of the latest fact time
+/// from each; `None` until every source has sent a fact (in Kafka a fast partition's facts can
+/// arrive months of event time before a slow one's first).
+pub fn flow_time(sources: &[EpochMillis], partitions: u32) -> Option<EpochMillis> {
+    if sources.len() < partitions as usize || partitions == 0 {
+        return None;
+    }
+    let min = sources[..partitions as usize].iter().copied().min()?;
+    (min != i64::MIN).then_some(min)
 }
 
 /// The watermark of a flow time.
@@ -89,19 +105,32 @@ fn oldest_kept(cfg: &Utilization, last: EpochDay) -> EpochDay {
     last - 7 * (cfg.history_weeks.max(cfg.accuracy_weeks) as EpochDay - 1)
 }
 
-/// Applies one fact, then, when it moves the flow to a later day, closes and emits.
+/// Applies one fact (from one of `partitions` source partitions), then, when it moves the flow's
+/// time to a later day, closes and emits.
 pub fn apply(
     table: &mut Table<UtilEntry>,
     cfg: &Utilization,
+    partitions: u32,
     fact: &UtilizationFact,
     out: &mut Vec<OutputEvent>,
 ) {
-    let flow = table.get(FLOW_KEY).and_then(|e| e.flow_time);
-    let last = flow.map(|t| last_closed_week(watermark(cfg, t)));
+    let (before, after) = table.update(FLOW_KEY, |e| {
+        let before = flow_time(&e.sources, partitions);
+        if e.sources.len() < partitions as usize {
+            e.sources.resize(partitions as usize, i64::MIN);
+        }
+        if let Some(s) = usize::try_from(fact.source_partition)
+            .ok()
+            .and_then(|i| e.sources.get_mut(i))
+        {
+            *s = (*s).max(fact.event_time);
+        }
+        (before, flow_time(&e.sources, partitions))
+    });
     let week = week_start(fact.day);
     let sign = i64::from(fact.sign.signum());
     table.update(&fact.key, |e| {
-        if last.is_some_and(|l| week < oldest_kept(cfg, l)) {
+        if e.closed_through.is_some_and(|c| week < oldest_kept(cfg, c)) {
             e.dropped_facts += 1;
             return;
         }
@@ -113,11 +142,10 @@ pub fn apply(
             w.dirty = true;
         }
     });
-    if flow.is_none_or(|t| day_of(fact.event_time) > day_of(t)) {
-        table.update(FLOW_KEY, |e| e.flow_time = Some(fact.event_time));
-        advance(table, cfg, out);
-    } else if flow.is_some_and(|t| fact.event_time > t) {
-        table.update(FLOW_KEY, |e| e.flow_time = Some(fact.event_time));
+    if let Some(t) = after {
+        if before.is_none_or(|b| day_of(t) > day_of(b)) {
+            advance(table, cfg, t, out);
+        }
     }
 }
 
@@ -127,11 +155,13 @@ fn sorted_keys(table: &Table<UtilEntry>) -> Vec<String> {
     keys
 }
 
-/// Closes every key's weeks up to the flow's watermark, then emits the weeks marked.
-pub fn advance(table: &mut Table<UtilEntry>, cfg: &Utilization, out: &mut Vec<OutputEvent>) {
-    let Some(flow) = table.get(FLOW_KEY).and_then(|e| e.flow_time) else {
-        return;
-    };
+/// Closes every key's weeks up to the watermark of `flow`, then emits the weeks marked.
+pub fn advance(
+    table: &mut Table<UtilEntry>,
+    cfg: &Utilization,
+    flow: EpochMillis,
+    out: &mut Vec<OutputEvent>,
+) {
     let wm = watermark(cfg, flow);
     let last = last_closed_week(wm);
     for key in sorted_keys(table) {
@@ -142,21 +172,23 @@ pub fn advance(table: &mut Table<UtilEntry>, cfg: &Utilization, out: &mut Vec<Ou
     }
 }
 
-/// Emits the weeks changed since their last emission (late facts): the end of a replay, or a
-/// quiet stream in the service. Weeks still open are not closed.
-pub fn flush(table: &mut Table<UtilEntry>, cfg: &Utilization, out: &mut Vec<OutputEvent>) {
-    let Some(flow) = table.get(FLOW_KEY).and_then(|e| e.flow_time) else {
+/// The end of the input (a replay's end, or every input of the service at its end): nothing more
+/// is on its way, so the flow's time is the latest fact time from any source. Closes the weeks
+/// up to its watermark and emits every week changed since its last emission.
+pub fn flush(
+    table: &mut Table<UtilEntry>,
+    cfg: &Utilization,
+    partitions: u32,
+    out: &mut Vec<OutputEvent>,
+) {
+    let Some(sources) = table.get(FLOW_KEY).map(|e| e.sources.clone()) else {
         return;
     };
-    let wm = watermark(cfg, flow);
-    for key in sorted_keys(table) {
-        let due = table
-            .get(&key)
-            .is_some_and(|e| e.weeks.values().any(|w| w.dirty));
-        if due {
-            table.update(&key, |e| emit(&key, e, cfg, wm, out));
-        }
-    }
+    let latest = sources.iter().copied().max().filter(|t| *t != i64::MIN);
+    let Some(latest) = latest.max(flow_time(&sources, partitions)) else {
+        return;
+    };
+    advance(table, cfg, latest, out);
 }
 
 /// Closes the weeks of a key up to `last` (a Monday), oldest first, and drops the weeks no

@@ -73,17 +73,19 @@ pub fn desired(stay: &StayRec) -> Option<UtilizationFact> {
         day: stay.admit_date,
         admissions,
         ed_visits,
+        source_partition: 0,
     })
 }
 
 /// Recomputes the fact of encounter `encounter_id` of a member and sends the difference stamped
-/// `event_time`. Encounters no longer in the member's state are forgotten (`None`: the member
+/// `event_time` and `source` (the member's partition). Encounters no longer in the member's state are forgotten (`None`: the member
 /// left state). Returns false when nothing is tracked any more.
 pub fn refresh(
     member: Option<&MemberState>,
     t: &mut UtilMember,
     encounter_id: &str,
     event_time: EpochMillis,
+    source: i32,
     out: &mut Vec<Rekeyed>,
 ) -> bool {
     let Some(member) = member else {
@@ -109,12 +111,14 @@ pub fn refresh(
         out.push(Rekeyed::Utilization(UtilizationFact {
             sign: -1,
             event_time,
+            source_partition: source,
             ..old.clone()
         }));
     }
     if let Some(new) = &now {
         out.push(Rekeyed::Utilization(UtilizationFact {
             event_time,
+            source_partition: source,
             ..new.clone()
         }));
     }

@@ -279,6 +279,7 @@ fn fact(key: &str, sign: i32, event_time: i64, day: i32, adm: i64, ed: i64) -> U
         day,
         admissions: adm,
         ed_visits: ed,
+        source_partition: 0,
     }
 }
 
@@ -296,6 +297,7 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
             aggregate::apply(
                 &mut table,
                 &cfg,
+                1,
                 &fact("F1|MED", 1, t_day(day), day, 1, 0),
                 &mut out,
             );
@@ -368,6 +370,7 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
     aggregate::apply(
         &mut table,
         &cfg,
+        1,
         &fact("F1|MED", 1, now, late_day, 1, 0),
         &mut out,
     );
@@ -379,11 +382,12 @@ fn weeks_close_on_the_watermark_forecast_and_compare() {
     aggregate::apply(
         &mut table,
         &cfg,
+        1,
         &fact("F1|MED", -1, now, late_day, 1, 0),
         &mut out,
     );
     assert!(records(&out).is_empty());
-    aggregate::flush(&mut table, &cfg, &mut out);
+    aggregate::flush(&mut table, &cfg, 1, &mut out);
     let recs = records(&out);
     assert_eq!(recs.len(), 1);
     assert_eq!((recs[0].admissions, recs[0].version), (3, 3));
@@ -445,9 +449,9 @@ fn last_records(facts: &[UtilizationFact]) -> BTreeMap<(String, i32), Utilizatio
     let mut table: Table<UtilEntry> = Table::new("utilization", b'y');
     let mut out = Vec::new();
     for f in facts {
-        aggregate::apply(&mut table, &cfg, f, &mut out);
+        aggregate::apply(&mut table, &cfg, 1, f, &mut out);
     }
-    aggregate::flush(&mut table, &cfg, &mut out);
+    aggregate::flush(&mut table, &cfg, 1, &mut out);
     let mut last = BTreeMap::new();
     for r in records(&out) {
         let k = (r.key.clone(), r.week_start);
@@ -511,7 +515,7 @@ fn records_and_facts_round_trip_through_their_avro_schemas() {
     for w in 0..9 {
         let day = monday + 7 * w;
         let f = fact("F1|EMERGENCY", 1, t_day(day), day, 0, 1 + i64::from(w % 3));
-        aggregate::apply(&mut table, &cfg, &f, &mut out);
+        aggregate::apply(&mut table, &cfg, 1, &f, &mut out);
         let mut buf = Vec::new();
         crate::runtime::wire::encode_utilization_fact(&codec, &f, &mut buf);
         let back = crate::runtime::wire::decode_utilization_fact(&codec, &buf).unwrap();
@@ -539,4 +543,40 @@ fn records_and_facts_round_trip_through_their_avro_schemas() {
                 .unwrap();
         assert_eq!(back, ev);
     }
+}
+
+#[test]
+fn the_watermark_waits_for_every_source_partition() {
+    let cfg = cfg();
+    let mut table: Table<UtilEntry> = Table::new("utilization", b'y');
+    let mut out = Vec::new();
+    let monday = d("2024-01-01");
+    // Ten weeks of facts from source 0 of 2: source 1 has not been heard from, nothing closes.
+    for w in 0..10 {
+        let day = monday + 7 * w;
+        let f = fact("F1|MED", 1, t_day(day), day, 1, 0);
+        aggregate::apply(&mut table, &cfg, 2, &f, &mut out);
+    }
+    assert!(records(&out).is_empty());
+    // Source 1's first fact, from week 4 (Friday noon): the watermark is its time minus 48 h
+    // (Wednesday of week 4), so weeks 1-3 close, and its own fact counts in week 4.
+    let day = monday + 25;
+    let f = UtilizationFact {
+        source_partition: 1,
+        ..fact("F1|MED", 1, t_day(day), day, 1, 0)
+    };
+    aggregate::apply(&mut table, &cfg, 2, &f, &mut out);
+    let recs = records(&out);
+    assert_eq!(
+        recs.iter().map(|r| r.iso_week.as_str()).collect::<Vec<_>>(),
+        vec!["2024-W01", "2024-W02", "2024-W03"]
+    );
+    // The end of the input: every source is at its end, the latest time (Monday noon of week 10,
+    // watermark Saturday of week 9) closes weeks 4-8.
+    out.clear();
+    aggregate::flush(&mut table, &cfg, 2, &mut out);
+    let recs = records(&out);
+    assert_eq!(recs.first().unwrap().iso_week, "2024-W04");
+    assert_eq!(recs.first().unwrap().admissions, 2);
+    assert_eq!(recs.last().unwrap().iso_week, "2024-W08");
 }
