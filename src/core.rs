@@ -979,6 +979,14 @@ impl Partition {
         }
     }
 
+    /// The end of a replay: closes the utilization weeks up to the latest fact time of any member
+    /// partition (see [`utilization::aggregate::finish`]) and emits them.
+    pub fn finish_utilization(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if engine.utilization.enabled {
+            utilization::aggregate::finish(&mut self.util.keys, &engine.utilization, out);
+        }
+    }
+
     /// The weekly counts and forecasts per facility and service line (utilization flow).
     pub fn utilization(&self) -> &Table<UtilEntry> {
         &self.util.keys

@@ -309,6 +309,7 @@ pub fn run_with_models(
         for p in &mut partitions {
             p.flush_population(&engine, &mut out);
             p.flush_cash(&engine, &mut out);
+            p.finish_utilization(&engine, &mut out);
         }
         for o in out.drain(..) {
             tally.observe(&o);

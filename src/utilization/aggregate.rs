@@ -8,8 +8,8 @@
 //! monitors: until every source partition has sent a fact no week closes, because in Kafka a fast
 //! partition's facts can arrive months of event time before a slow one's. Its watermark is that
 //! minus `lateness_hours`. Weeks run Monday to Sunday (ISO weeks, UTC days); a week closes when the
-//! watermark reaches the Monday after it. At the end of the input ([`flush`]: a replay's end, or
-//! every input of the service at its end) the flow's time is the latest fact time of any source.
+//! watermark reaches the Monday after it. At the end of a replay ([`finish`]) the flow's time is
+//! the latest fact time of any source.
 //!
 //! When the flow's time moves to a later day, every key closes the weeks the watermark passed,
 //! oldest first: each closed week is marked for emission and, with at least
@@ -172,9 +172,10 @@ pub fn advance(
     }
 }
 
-/// The end of the input (a replay's end, or every input of the service at its end): nothing more
-/// is on its way, so the flow's time is the latest fact time from any source. Closes the weeks
-/// up to its watermark and emits every week changed since its last emission.
+/// A quiet stream (every input of the service at its end, for now) or the end of a replay: emits
+/// every closed week changed since its last emission (late facts applied since the flow's last
+/// day). Closes nothing the watermark has not passed: in the service a slow partition's facts
+/// may still be on their way.
 pub fn flush(
     table: &mut Table<UtilEntry>,
     cfg: &Utilization,
@@ -184,11 +185,22 @@ pub fn flush(
     let Some(sources) = table.get(FLOW_KEY).map(|e| e.sources.clone()) else {
         return;
     };
-    let latest = sources.iter().copied().max().filter(|t| *t != i64::MIN);
-    let Some(latest) = latest.max(flow_time(&sources, partitions)) else {
-        return;
-    };
-    advance(table, cfg, latest, out);
+    if let Some(t) = flow_time(&sources, partitions) {
+        advance(table, cfg, t, out);
+    }
+}
+
+/// The end of a replay: nothing more is on its way, so the flow's time is the latest fact time of
+/// any source (a partition without encounters would otherwise hold every week open). Closes the
+/// weeks up to its watermark and emits every week changed since its last emission.
+pub fn finish(table: &mut Table<UtilEntry>, cfg: &Utilization, out: &mut Vec<OutputEvent>) {
+    let latest = table
+        .get(FLOW_KEY)
+        .and_then(|e| e.sources.iter().copied().max())
+        .filter(|t| *t != i64::MIN);
+    if let Some(t) = latest {
+        advance(table, cfg, t, out);
+    }
 }
 
 /// Closes the weeks of a key up to `last` (a Monday), oldest first, and drops the weeks no
