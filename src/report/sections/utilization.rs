@@ -198,9 +198,14 @@ pub fn utilization(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repor
         }
         s.push_str("</table>\n");
     }
-    // The busiest service lines' next week with its intervals.
+    // The busiest service lines (most admissions and ED visits over every week) and the next week
+    // forecast at their latest closed week, with its intervals.
+    let mut volume: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in &recs {
+        *volume.entry(r.key.as_str()).or_default() += r.admissions + r.ed_visits;
+    }
     let mut busiest: Vec<&&UtilizationForecast> = latest.values().collect();
-    busiest.sort_by_key(|r| std::cmp::Reverse(r.admissions + r.ed_visits));
+    busiest.sort_by_key(|r| (std::cmp::Reverse(volume[r.key.as_str()]), r.key.as_str()));
     s.push_str("<table>\n");
     head(
         s,
