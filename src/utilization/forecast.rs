@@ -93,14 +93,51 @@ pub fn predict(fit: &Fit, alpha: f64, h: u32) -> Prediction {
     }
     let growth = 1.0 + f64::from(h.saturating_sub(1)) * alpha * alpha;
     let v = fit.dispersion * m * growth;
-    let q = |p: f64| quantile(m, v, p);
+    let [low95, low80, high80, high95] = quantiles(m, v, [P95.0, P80.0, P80.1, P95.1]);
     Prediction {
         mean: (m * 1e4).round() / 1e4,
-        low80: q(P80.0),
-        high80: q(P80.1),
-        low95: q(P95.0),
-        high95: q(P95.1),
+        low80,
+        high80,
+        low95,
+        high95,
     }
+}
+
+/// The quantiles `ps` (ascending) of a count with mean `m` > 0 and variance `v`, in one walk up
+/// the probability mass function (the recurrences `P(k+1) = P(k) m / (k+1)` for Poisson and
+/// `P(k+1) = P(k) (k+r)/(k+1) (1-p)` for the negative binomial), each the smallest `k` whose CDF
+/// reaches it. Falls back to [`quantile`] (statrs' CDF and a binary search) when `P(0)`
+/// underflows (very large means).
+pub fn quantiles(m: f64, v: f64, ps: [f64; 4]) -> [i64; 4] {
+    let over = v > m * (1.0 + 1e-9);
+    let (mut pk, step): (f64, Box<dyn Fn(f64) -> f64>) = if over {
+        let r = m * m / (v - m);
+        let q = m / (r + m); // 1 - p
+        (
+            (r * (1.0 - q).ln()).exp(),
+            Box::new(move |k| (k + r) / (k + 1.0) * q),
+        )
+    } else {
+        ((-m).exp(), Box::new(move |k| m / (k + 1.0)))
+    };
+    if !(pk > 1e-280) {
+        return ps.map(|p| quantile(m, v, p));
+    }
+    let mut out = [0i64; 4];
+    let (mut cdf, mut k, mut i) = (pk, 0u64, 0usize);
+    // Bounded: the walk passes the top quantile within a few standard deviations of the mean.
+    let limit = (m + 50.0 * v.sqrt() + 100.0) as u64;
+    while i < ps.len() {
+        if cdf >= ps[i] - 1e-12 || k >= limit {
+            out[i] = k as i64;
+            i += 1;
+            continue;
+        }
+        pk *= step(k as f64);
+        k += 1;
+        cdf += pk;
+    }
+    out
 }
 
 /// The `p` quantile of a count with mean `m` > 0 and variance `v` (negative binomial when

@@ -76,6 +76,16 @@ fn negative_binomial_quantiles_match_the_table() {
     let p2 = forecast::predict(&fit, 0.5, 2);
     assert!(p2.high95 >= p.high95 && p2.high80 >= p.high80 && p2.low80 <= p.low80);
     assert_eq!(p2.mean, 4.0);
+    // The one-walk quantiles agree with statrs' CDFs (binary search) over a range of means and
+    // dispersions.
+    for m in [0.3, 1.0, 2.5, 7.0, 31.0, 250.0] {
+        for phi in [1.0, 1.5, 4.0] {
+            let v = m * phi;
+            let walked = forecast::quantiles(m, v, [0.025, 0.1, 0.9, 0.975]);
+            let searched = [0.025, 0.1, 0.9, 0.975].map(|p| forecast::quantile(m, v, p));
+            assert_eq!(walked, searched, "mean {m}, dispersion {phi}");
+        }
+    }
     // The quantile search itself: the smallest k reaching p.
     let cdf = |k: u64| (k as f64 + 1.0) / 10.0; // uniform on 0..=9
     assert_eq!(forecast::smallest_reaching(&cdf, 0.1, 1.0), 0);
