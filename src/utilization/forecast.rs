@@ -120,7 +120,7 @@ pub fn quantiles(m: f64, v: f64, ps: [f64; 4]) -> [i64; 4] {
     } else {
         ((-m).exp(), Box::new(move |k| m / (k + 1.0)))
     };
-    if !(pk > 1e-280) {
+    if pk.is_nan() || pk <= 1e-280 {
         return ps.map(|p| quantile(m, v, p));
     }
     let mut out = [0i64; 4];
