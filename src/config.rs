@@ -42,6 +42,52 @@ pub struct CoreConfig {
     pub cash_forecast: CashForecastConfig,
     /// Provider and department KPIs (`claimwatch.provider-kpis`, `providers` module).
     pub provider_kpis: ProviderKpiConfig,
+    /// Utilization forecast per facility and service line (`claimwatch.utilization-forecast`,
+    /// `utilization` module).
+    pub utilization: UtilizationConfig,
+}
+
+/// Settings of the utilization forecast (`utilization` module).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UtilizationConfig {
+    /// Count admissions and ED visits per facility and service line and emit
+    /// `claimwatch.utilization-forecast`.
+    pub enabled: bool,
+    /// Weeks forecast after each closed week (1..=12).
+    pub horizon_weeks: u32,
+    /// Closed weeks of history the forecast is made from, the latest last (4..=104).
+    pub history_weeks: u32,
+    /// No forecast is made from fewer closed weeks than this (2..=history_weeks).
+    pub min_history_weeks: u32,
+    /// Smoothing constant of the exponential smoothing (0 < alpha <= 1).
+    pub alpha: f64,
+    /// A week closes when the utilization flow's time minus this lateness passes its end.
+    pub lateness_hours: u32,
+    /// Closed weeks in a record's rolling accuracy (1..=104).
+    pub accuracy_weeks: u32,
+}
+
+impl Default for UtilizationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // The issue asks for the next 4 weeks.
+            horizon_weeks: 4,
+            // A quarter: long enough for a stable level and dispersion, short enough to follow
+            // a drifting volume.
+            history_weeks: 13,
+            min_history_weeks: 4,
+            // A common default for weekly demand series (Hyndman & Athanasopoulos, FPP3 8.1:
+            // small alpha, more weight on the past); about a 9-week effective memory.
+            alpha: 0.2,
+            // Encounter records of a day arrive within it; two days of grace like the monitor's
+            // daily windows (`monitor.daily_grace_hours`).
+            lateness_hours: 48,
+            // A quarter of weekly comparisons.
+            accuracy_weeks: 13,
+        }
+    }
 }
 
 /// Settings of the high-cost member flag (`memberrisk` module).
@@ -536,6 +582,7 @@ impl Default for CoreConfig {
             member_risk: MemberRiskConfig::default(),
             cash_forecast: CashForecastConfig::default(),
             provider_kpis: ProviderKpiConfig::default(),
+            utilization: UtilizationConfig::default(),
         }
     }
 }
@@ -561,6 +608,7 @@ impl CoreConfig {
             problems.push("deidentify.pseudonym_secret must be at least 16 bytes".into());
         }
         problems.extend(crate::providers::validate(&self.provider_kpis));
+        problems.extend(crate::utilization::validate(&self.utilization));
         if self.partitions == 0 || self.partitions > 4096 {
             problems.push(format!(
                 "partitions must be 1..=4096, got {}",

@@ -34,6 +34,7 @@ use crate::reconcile::{ClaimInput, ClaimOutputs, ClaimState, ClaimTimer, Reconci
 use crate::refdata::RefData;
 use crate::score::{Models, ScoreTables, Scorer, TrainingExample};
 use crate::state::{Checkpoint, CheckpointStats, PartitionStore, StateChange, StateError, Table};
+use crate::utilization::{self, UtilEntry, UtilMember};
 
 /// Marks the re-keyed facts whose flows keep a watermark over their sources (payer, cash and
 /// provider facts) with the partition that produced them.
@@ -57,7 +58,7 @@ pub fn partition_for(key: &str, partitions: u32) -> i32 {
 
 /// The keyed tables of a partition: (name, key prefix on disk). The changelog topic of a table is
 /// `claimwatch.changelog.<name>`.
-pub const TABLES: [(&str, u8); 17] = [
+pub const TABLES: [(&str, u8); 19] = [
     ("claims", b'c'),
     ("members", b'm'),
     ("score_history", b'h'),
@@ -75,6 +76,8 @@ pub const TABLES: [(&str, u8); 17] = [
     ("provider_kpis", b'd'),
     ("enrolment", b'e'),
     ("pmpm", b'n'),
+    ("utilization_members", b'f'),
+    ("utilization", b'y'),
 ];
 
 /// A partition checkpoint taken but not yet on disk (see [`Partition::prepare_checkpoint`]).
@@ -111,6 +114,7 @@ struct Tables {
     prov_members: Table<ProviderMember>,
     prov_kpis: Table<ProviderEntry>,
     enrol: EnrolTables,
+    util: UtilTables,
 }
 
 /// The PMPM tables: members' enrolment (member flow) and the PMPM sums (population flow).
@@ -130,6 +134,27 @@ impl EnrolTables {
             pmpm = pmpm.without_dirty_tracking();
         }
         Self { members, pmpm }
+    }
+}
+
+/// The utilization forecast's tables: member-keyed and `<facility>|<service line>`-keyed
+/// (`utilization` module).
+struct UtilTables {
+    members: Table<UtilMember>,
+    keys: Table<UtilEntry>,
+}
+
+impl UtilTables {
+    fn new(durable: bool) -> Self {
+        let (mut members, mut keys) = (
+            Table::new(TABLES[17].0, TABLES[17].1),
+            Table::new(TABLES[18].0, TABLES[18].1),
+        );
+        if !durable {
+            members = members.without_dirty_tracking();
+            keys = keys.without_dirty_tracking();
+        }
+        Self { members, keys }
     }
 }
 
@@ -199,6 +224,7 @@ impl Tables {
             prov_members,
             prov_kpis,
             enrol: EnrolTables::new(durable),
+            util: UtilTables::new(durable),
         }
     }
 
@@ -242,6 +268,9 @@ impl Tables {
         let e = &mut self.enrol;
         e.members.load_encoded(of(entries, e.members.prefix()))?;
         e.pmpm.load_encoded(of(entries, e.pmpm.prefix()))?;
+        let u = &mut self.util;
+        u.members.load_encoded(of(entries, u.members.prefix()))?;
+        u.keys.load_encoded(of(entries, u.keys.prefix()))?;
         Ok(())
     }
 }
@@ -260,6 +289,8 @@ pub struct Engine {
     pub cashflow: CashForecaster,
     /// Provider and department KPIs (`providers` module).
     pub providers: ProviderKpis,
+    /// Utilization forecast settings (`utilization` module).
+    pub utilization: utilization::Utilization,
 }
 
 impl Engine {
@@ -279,6 +310,7 @@ impl Engine {
             memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, CostModel::embedded()),
             cashflow: CashForecaster::new(&config.cash_forecast),
             providers: ProviderKpis::new(&config.provider_kpis),
+            utilization: config.utilization.clone(),
             config,
             refdata,
         }
@@ -375,6 +407,8 @@ pub struct Partition {
     prov_kpis: Table<ProviderEntry>,
     /// Members' enrolment and PMPM sums (`enrolment` module).
     enrol: EnrolTables,
+    /// The utilization forecast's tables (member flow and utilization flow).
+    util: UtilTables,
 }
 
 impl std::fmt::Debug for Partition {
@@ -411,6 +445,8 @@ impl Partition {
         store.load(&mut tables.prov_kpis)?;
         store.load(&mut tables.enrol.members)?;
         store.load(&mut tables.enrol.pmpm)?;
+        store.load(&mut tables.util.members)?;
+        store.load(&mut tables.util.keys)?;
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         Ok(Self::assemble(id, store, engine, tables, checkpoint))
     }
@@ -477,6 +513,7 @@ impl Partition {
             prov_members,
             prov_kpis,
             enrol,
+            util,
         } = tables;
         let pop_dirty = aggregate::dirty_keys(&population);
         let mut p = Self {
@@ -513,6 +550,7 @@ impl Partition {
             prov_members,
             prov_kpis,
             enrol,
+            util,
         };
         // One pass over the claims computes every due time (no second lookup per key).
         let dues: Vec<(String, EpochMillis)> = p
@@ -627,6 +665,8 @@ impl Partition {
             size(&self.prov_kpis),
             size(&self.enrol.members),
             size(&self.enrol.pmpm),
+            size(&self.util.members),
+            size(&self.util.keys),
         ]
     }
 
@@ -706,6 +746,7 @@ impl Partition {
                 self.refresh_population(engine, key, e.event_time);
                 self.refresh_member_risk(engine, key, e.event_time, out);
                 self.provider_encounter(engine, key, e);
+                self.utilization_encounter(engine, key, e);
                 self.reschedule_member(engine, key);
                 stamp_source(self.id, &mut self.pending_rekeyed);
                 costs.append(&mut self.pending_rekeyed);
@@ -805,6 +846,7 @@ impl Partition {
             Rekeyed::Provider(f) => self.apply_provider_fact(engine, f, out),
             Rekeyed::MemberPaid(p) => self.apply_member_paid(p),
             Rekeyed::Pmpm(f) => self.apply_pmpm_fact(f),
+            Rekeyed::Utilization(f) => self.apply_utilization_fact(engine, f, out),
         }
     }
 
@@ -1115,6 +1157,62 @@ impl Partition {
     pub fn refresh_provider_kpis(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
         if engine.providers.enabled {
             providers::aggregate::refresh(&mut self.prov_kpis, &engine.providers, out);
+        }
+        if engine.utilization.enabled {
+            let n = engine.config.partitions;
+            utilization::aggregate::flush(&mut self.util.keys, &engine.utilization, n, out);
+        }
+    }
+
+    /// The end of a replay: closes the utilization weeks up to the latest fact time of any member
+    /// partition (see [`utilization::aggregate::finish`]) and emits them.
+    pub fn finish_utilization(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if engine.utilization.enabled {
+            utilization::aggregate::finish(&mut self.util.keys, &engine.utilization, out);
+        }
+    }
+
+    /// The weekly counts and forecasts per facility and service line (utilization flow).
+    pub fn utilization(&self) -> &Table<UtilEntry> {
+        &self.util.keys
+    }
+
+    /// Applies a utilization fact (its key must hash to this partition).
+    pub fn apply_utilization_fact(
+        &mut self,
+        engine: &Engine,
+        fact: &crate::model::UtilizationFact,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if engine.utilization.enabled {
+            let n = engine.config.partitions;
+            utilization::aggregate::apply(&mut self.util.keys, &engine.utilization, n, fact, out);
+        }
+    }
+
+    /// Sends the change of an encounter's utilization fact (admission / ED visit).
+    fn utilization_encounter(&mut self, engine: &Engine, key: &str, e: &crate::model::Encounter) {
+        if !engine.utilization.enabled {
+            return;
+        }
+        let member = self.members.get(key);
+        if member.is_none() && self.util.members.get(key).is_none() {
+            return;
+        }
+        let (out, source) = (&mut self.pending_rekeyed, self.id);
+        let keep = self.util.members.update(key, |t| {
+            utilization::facts::refresh(
+                member.as_deref(),
+                t,
+                &e.encounter_id,
+                e.event_time,
+                source,
+                out,
+            )
+        });
+        drop(member);
+        if !keep {
+            self.util.members.remove(key);
         }
     }
 
@@ -1443,6 +1541,9 @@ impl Partition {
             self.stats.members_expired += 1;
         }
         self.refresh_member_risk(engine, key, due, out);
+        if self.members.get(key).is_none() {
+            self.util.members.remove(key);
+        }
     }
 
     /// Recomputes a member's predicted cost and top-N % flag (`memberrisk`).
@@ -1664,6 +1765,8 @@ impl Partition {
                 &mut self.prov_kpis,
                 &mut self.enrol.members,
                 &mut self.enrol.pmpm,
+                &mut self.util.members,
+                &mut self.util.keys,
             ],
             &self.checkpoint,
             self.changes.as_mut(),

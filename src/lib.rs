@@ -62,6 +62,7 @@ pub mod report;
 pub mod runtime;
 pub mod score;
 pub mod state;
+pub mod utilization;
 pub mod x12;
 
 pub use error::{Error, ErrorKind};

@@ -224,6 +224,7 @@ fn report_renders_in_headless_chromium() {
         "High-cost members",
         "Care gaps and immunization",
         "Cash forecast vs actual",
+        "Utilization forecast vs actual",
     ] {
         assert!(
             dom.contains(&format!("<h2>{h}</h2>")),

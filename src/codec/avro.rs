@@ -40,10 +40,12 @@ pub enum SchemaKind {
     MemberEnrollment,
     MemberPaid,
     PmpmFact,
+    UtilizationFact,
+    UtilizationForecast,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 27] = [
+    pub const ALL: [SchemaKind; 29] = [
         Self::ClaimSubmitted,
         Self::Encounter,
         Self::ClaimAck,
@@ -71,6 +73,8 @@ impl SchemaKind {
         Self::MemberEnrollment,
         Self::MemberPaid,
         Self::PmpmFact,
+        Self::UtilizationFact,
+        Self::UtilizationForecast,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,8 @@ impl SchemaKind {
             Self::MemberEnrollment => "MemberEnrollment",
             Self::MemberPaid => "MemberPaid",
             Self::PmpmFact => "PmpmFact",
+            Self::UtilizationFact => "UtilizationFact",
+            Self::UtilizationForecast => "UtilizationForecast",
         }
     }
 
@@ -135,6 +141,8 @@ impl SchemaKind {
             Self::MemberEnrollment => include_str!("../../schemas/MemberEnrollment.avsc"),
             Self::MemberPaid => include_str!("../../schemas/MemberPaid.avsc"),
             Self::PmpmFact => include_str!("../../schemas/PmpmFact.avsc"),
+            Self::UtilizationFact => include_str!("../../schemas/UtilizationFact.avsc"),
+            Self::UtilizationForecast => include_str!("../../schemas/UtilizationForecast.avsc"),
         }
     }
 

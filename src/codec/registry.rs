@@ -41,7 +41,7 @@ pub const UNREGISTERED: u32 = 0;
 /// The schemas claimwatch writes: it owns these subjects, so it registers them (with
 /// `auto_register`) or requires them to be registered. The others are inputs, whose subjects
 /// belong to their producers and are only looked up.
-pub const WRITTEN: [SchemaKind; 22] = [
+pub const WRITTEN: [SchemaKind; 24] = [
     SchemaKind::ClaimLifecycleUpdate,
     SchemaKind::ReadmissionEvent,
     SchemaKind::DeadLetter,
@@ -64,6 +64,8 @@ pub const WRITTEN: [SchemaKind; 22] = [
     SchemaKind::ProviderKpi,
     SchemaKind::MemberPaid,
     SchemaKind::PmpmFact,
+    SchemaKind::UtilizationFact,
+    SchemaKind::UtilizationForecast,
 ];
 
 /// The subject of a topic's value schema (TopicNameStrategy).

@@ -463,6 +463,7 @@ impl Kpi {
             OutputEvent::MemberRisk(_) => {}
             OutputEvent::CashForecast(_) => {}
             OutputEvent::ProviderKpi(_) => {}
+            OutputEvent::UtilizationForecast(_) => {}
         }
     }
 
@@ -750,5 +751,6 @@ pub(crate) fn event_time(e: &OutputEvent) -> (i64, bool, bool) {
         OutputEvent::MemberRisk(m) => (m.event_time, false, false),
         OutputEvent::CashForecast(c) => (c.event_time, false, false),
         OutputEvent::ProviderKpi(k) => (k.event_time, false, false),
+        OutputEvent::UtilizationForecast(u) => (u.event_time, false, false),
     }
 }

@@ -292,7 +292,7 @@ where
 }
 
 /// Output topics in `OutputEvent` variant order (the `topic` label of outputs).
-pub(crate) const OUTPUT_TOPICS: [&str; 14] = [
+pub(crate) const OUTPUT_TOPICS: [&str; 15] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -307,6 +307,7 @@ pub(crate) const OUTPUT_TOPICS: [&str; 14] = [
     "claimwatch.member-risk",
     "claimwatch.cash-forecast",
     "claimwatch.provider-kpis",
+    "claimwatch.utilization-forecast",
 ];
 
 pub(crate) fn output_index(e: &OutputEvent) -> usize {
@@ -325,6 +326,7 @@ pub(crate) fn output_index(e: &OutputEvent) -> usize {
         OutputEvent::MemberRisk(_) => 11,
         OutputEvent::CashForecast(_) => 12,
         OutputEvent::ProviderKpi(_) => 13,
+        OutputEvent::UtilizationForecast(_) => 14,
     }
 }
 

@@ -21,12 +21,14 @@ mod enrollment;
 #[doc(hidden)]
 pub mod fixtures;
 mod output;
+mod utilization;
 mod validate;
 
 pub use claim::*;
 pub use encounter::*;
 pub use enrollment::*;
 pub use output::*;
+pub use utilization::*;
 pub use validate::{validate, ValidationError};
 
 /// Days since 1970-01-01 (Avro `date` logical type).

@@ -608,6 +608,8 @@ pub enum Rekeyed {
     MemberPaid(MemberPaid),
     /// A member's PMPM contribution for the population flow (`enrolment` module).
     Pmpm(PmpmFact),
+    /// Weekly admissions / ED visits of a facility and service line (`utilization` module).
+    Utilization(super::UtilizationFact),
 }
 
 impl Rekeyed {
@@ -622,6 +624,7 @@ impl Rekeyed {
             Self::Provider(f) => &f.key,
             Self::MemberPaid(p) => &p.member_id,
             Self::Pmpm(_) => POPULATION_KEY,
+            Self::Utilization(f) => &f.key,
         }
     }
 
@@ -635,6 +638,7 @@ impl Rekeyed {
             Self::Provider(f) => f.event_time,
             Self::MemberPaid(p) => p.event_time,
             Self::Pmpm(f) => f.event_time,
+            Self::Utilization(f) => f.event_time,
         }
     }
 }
@@ -820,6 +824,7 @@ pub enum OutputEvent {
     MemberRisk(MemberRiskEvent),
     CashForecast(CashForecast),
     ProviderKpi(ProviderKpi),
+    UtilizationForecast(super::UtilizationForecast),
 }
 
 impl OutputEvent {
@@ -840,6 +845,7 @@ impl OutputEvent {
             Self::MemberRisk(_) => "claimwatch.member-risk",
             Self::CashForecast(_) => "claimwatch.cash-forecast",
             Self::ProviderKpi(_) => "claimwatch.provider-kpis",
+            Self::UtilizationForecast(_) => "claimwatch.utilization-forecast",
         }
     }
 
@@ -860,6 +866,7 @@ impl OutputEvent {
             Self::MemberRisk(e) => &e.member_id,
             Self::CashForecast(e) => &e.forecast_key,
             Self::ProviderKpi(e) => &e.key,
+            Self::UtilizationForecast(e) => &e.key,
         }
     }
 }

@@ -365,7 +365,8 @@ fn encounter_cost_goes_to_the_member_flow_once_per_change() {
                 | Rekeyed::Cash(_)
                 | Rekeyed::Provider(_)
                 | Rekeyed::MemberPaid(_)
-                | Rekeyed::Pmpm(_) => None,
+                | Rekeyed::Pmpm(_)
+                | Rekeyed::Utilization(_) => None,
             })
             .collect()
     };
@@ -389,7 +390,8 @@ fn facts(out: &ClaimOutputs) -> Vec<PayerFact> {
             | Rekeyed::Cash(_)
             | Rekeyed::Provider(_)
             | Rekeyed::MemberPaid(_)
-            | Rekeyed::Pmpm(_) => None,
+            | Rekeyed::Pmpm(_)
+            | Rekeyed::Utilization(_) => None,
         })
         .collect()
 }

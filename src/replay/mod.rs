@@ -55,7 +55,7 @@ pub struct ReplayReport {
 }
 
 /// The output topics replay writes, in a fixed order.
-pub const OUTPUT_FILES: [&str; 14] = [
+pub const OUTPUT_FILES: [&str; 15] = [
     "claimwatch.claim-lifecycle",
     "claimwatch.readmissions",
     "claimwatch.dead-letter",
@@ -70,6 +70,7 @@ pub const OUTPUT_FILES: [&str; 14] = [
     "claimwatch.member-risk",
     "claimwatch.cash-forecast",
     "claimwatch.provider-kpis",
+    "claimwatch.utilization-forecast",
 ];
 
 /// JSON-lines output files whose lengths take part in the checkpoint.
@@ -128,6 +129,7 @@ impl Sinks {
             OutputEvent::MemberRisk(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::CashForecast(e) => json::encode_line(e, &mut self.buf),
             OutputEvent::ProviderKpi(e) => json::encode_line(e, &mut self.buf),
+            OutputEvent::UtilizationForecast(e) => json::encode_line(e, &mut self.buf),
         }
         let topic = event.topic();
         let Some((file, len)) = self.files.get_mut(topic) else {
@@ -308,6 +310,7 @@ pub fn run_with_models(
             p.flush_population(&engine, &mut out);
             p.close_cash(&engine, &mut out);
             p.close_providers(&engine, &mut out);
+            p.finish_utilization(&engine, &mut out);
         }
         for o in out.drain(..) {
             tally.observe(&o);

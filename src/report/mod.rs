@@ -48,6 +48,7 @@ pub mod topics {
     pub const PROVIDER_KPIS: &str = "claimwatch.provider-kpis";
     pub const MEMBER_RISK: &str = "claimwatch.member-risk";
     pub const CASH_FORECAST: &str = "claimwatch.cash-forecast";
+    pub const UTILIZATION_FORECAST: &str = "claimwatch.utilization-forecast";
     /// Population-analytics topics (issue 8) read generically (as JSON) until they have a typed
     /// section of their own.
     pub const ANALYTICS: &[&str] = &[
@@ -57,6 +58,7 @@ pub mod topics {
         PROVIDER_KPIS,
         MEMBER_RISK,
         CASH_FORECAST,
+        UTILIZATION_FORECAST,
     ];
 }
 

@@ -11,6 +11,7 @@ use crate::model::{ClaimStatus, Granularity, RiskTier};
 use super::{esc, ratio, topics, Kpis, Outputs, ReportError};
 
 mod analytics;
+mod utilization;
 
 /// One section of the page. It is rendered when at least one of its `topics` was in the input;
 /// otherwise the page says it is not computed by this version.
@@ -89,6 +90,12 @@ pub const SECTIONS: &[Section] = &[
         title: "Cash forecast vs actual",
         topics: &[topics::CASH_FORECAST],
         render: cash_forecast,
+    },
+    Section {
+        id: "utilization",
+        title: "Utilization forecast vs actual",
+        topics: &[topics::UTILIZATION_FORECAST],
+        render: utilization::utilization,
     },
 ];
 

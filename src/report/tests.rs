@@ -186,6 +186,7 @@ fn report_of_a_replay_matches_the_replay_summary() {
         "claimwatch.care-gaps",
         "claimwatch.cash-forecast",
         "claimwatch.provider-kpis",
+        "claimwatch.utilization-forecast",
     ] {
         assert!(
             !html.contains(&format!("the input has no <code>{topic}</code> output")),
@@ -198,6 +199,12 @@ fn report_of_a_replay_matches_the_replay_summary() {
     assert!(html.contains("<h2>Provider and department performance</h2>"));
     assert!(html.contains("<th>O/E [95 % CI]</th>"));
     assert!(html.contains("<tr><th>MEDICINE</th>"));
+    // The utilization section: accuracy tiles, the per-horizon table, a chart per busiest
+    // facility.
+    assert!(html.contains("<h2>Utilization forecast vs actual</h2>"));
+    assert!(html.contains("admissions WAPE, 1 week ahead"));
+    assert!(html.contains("<tr><th>admissions 1</th>"));
+    assert!(html.contains("actual vs forecast a week ahead"));
     // No identifier of the population appears in the page.
     let line =
         std::fs::read_to_string(dir.path().join("out/claimwatch.claim-lifecycle.jsonl")).unwrap();

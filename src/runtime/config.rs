@@ -131,6 +131,11 @@ pub struct Topics {
     pub member_paid: String,
     /// Internal repartition topic: members' PMPM facts re-keyed to the population.
     pub pmpm_facts: String,
+    /// Internal repartition topic: utilization facts re-keyed from members to
+    /// `<facility>|<service line>`.
+    pub utilization_facts: String,
+    /// Utilization forecast per facility and service line (keyed `<facility>|<service line>`).
+    pub utilization_forecast: String,
     /// Changelog topics are `<changelog_prefix><table>` (compacted).
     pub changelog_prefix: String,
     /// Where instances advertise their read-API URL and partitions (compacted, keyed by
@@ -172,6 +177,8 @@ impl Default for Topics {
             enrollment: InputStream::Enrollment.name().into(),
             member_paid: "claimwatch.internal.member-paid".into(),
             pmpm_facts: "claimwatch.internal.pmpm-facts".into(),
+            utilization_facts: "claimwatch.internal.utilization-facts".into(),
+            utilization_forecast: "claimwatch.utilization-forecast".into(),
             changelog_prefix: "claimwatch.changelog.".into(),
             api_endpoints: "claimwatch.internal.api-endpoints".into(),
             partitions: 4,
@@ -209,6 +216,7 @@ impl Topics {
             "claimwatch.member-risk" => &self.member_risk,
             "claimwatch.cash-forecast" => &self.cash_forecast,
             "claimwatch.provider-kpis" => &self.provider_kpis,
+            "claimwatch.utilization-forecast" => &self.utilization_forecast,
             _ => &self.dead_letter,
         }
     }
@@ -233,6 +241,7 @@ impl Topics {
         v.push(self.provider_facts.clone());
         v.push(self.member_paid.clone());
         v.push(self.pmpm_facts.clone());
+        v.push(self.utilization_facts.clone());
         v
     }
 
@@ -253,6 +262,7 @@ impl Topics {
             self.member_risk.clone(),
             self.cash_forecast.clone(),
             self.provider_kpis.clone(),
+            self.utilization_forecast.clone(),
         ]
     }
 }

@@ -238,8 +238,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 /// from several claim partitions correct them), the provider KPIs (keys emitted when their
 /// partition's flow day moves) and the high-cost member flags (re-decided when a member's paid
 /// amounts arrive through a topic) also emit a number of intermediate versions that depends on
-/// that interleaving.
-const ORDER_DEPENDENT: [&str; 9] = [
+/// that interleaving; so does the utilization forecast (weeks re-emitted when facts from several
+/// member partitions arrive after the week closed).
+const ORDER_DEPENDENT: [&str; 10] = [
     "summary.outputs.claimwatch.readmissions: ",
     "summary.outputs.claimwatch.payer-kpis: ",
     "summary.outputs.claimwatch.alerts.payer-monitor: ",
@@ -249,6 +250,7 @@ const ORDER_DEPENDENT: [&str; 9] = [
     "summary.outputs.claimwatch.cash-forecast: ",
     "summary.outputs.claimwatch.provider-kpis: ",
     "summary.outputs.claimwatch.member-risk: ",
+    "summary.outputs.claimwatch.utilization-forecast: ",
 ];
 
 fn order_dependent(d: &str) -> Option<&'static str> {

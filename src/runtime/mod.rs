@@ -461,6 +461,8 @@ fn registry_codec(
             K::MemberEnrollment => &topics.enrollment,
             K::MemberPaid => &topics.member_paid,
             K::PmpmFact => &topics.pmpm_facts,
+            K::UtilizationFact => &topics.utilization_facts,
+            K::UtilizationForecast => &topics.utilization_forecast,
         }
     };
     let ids = SchemaIds::resolve(&client, |k| topic_subject(topic(k)), registry.auto_register)
@@ -529,6 +531,7 @@ impl Service {
                 (config.topics.provider_facts.clone(), None),
                 (config.topics.member_paid.clone(), None),
                 (config.topics.pmpm_facts.clone(), None),
+                (config.topics.utilization_facts.clone(), None),
             ])
             .collect();
         let status = Arc::new(Status::default());

@@ -147,6 +147,10 @@ pub(crate) fn decode_message(
         None if spec.topic == shared.config.topics.pmpm_facts => {
             wire::decode_pmpm_fact(&shared.codec, payload).map(|f| Body::Rekeyed(Rekeyed::Pmpm(f)))
         }
+        None if spec.topic == shared.config.topics.utilization_facts => {
+            wire::decode_utilization_fact(&shared.codec, payload)
+                .map(|f| Body::Rekeyed(Rekeyed::Utilization(f)))
+        }
         None => wire::decode_cost(&shared.codec, payload).map(|c| Body::Rekeyed(Rekeyed::Cost(c))),
     };
     shared
@@ -580,6 +584,10 @@ impl Task {
             Rekeyed::Pmpm(f) => {
                 wire::encode_pmpm_fact(&shared.codec, f, &mut self.buf);
                 &shared.config.topics.pmpm_facts
+            }
+            Rekeyed::Utilization(f) => {
+                wire::encode_utilization_fact(&shared.codec, f, &mut self.buf);
+                &shared.config.topics.utilization_facts
             }
         };
         shared

@@ -223,6 +223,26 @@ pub fn decode_provider_fact(codec: &AvroCodec, bytes: &[u8]) -> Result<ProviderF
     codec.decode_framed(SchemaKind::ProviderFact, bytes)
 }
 
+/// Encodes a record of the internal utilization-facts topic (always Avro).
+pub fn encode_utilization_fact(
+    codec: &AvroCodec,
+    fact: &crate::model::UtilizationFact,
+    out: &mut Vec<u8>,
+) {
+    if let Err(e) = codec.encode_framed(SchemaKind::UtilizationFact, fact, out) {
+        // The schema and the struct are compiled together and round-trip tested.
+        unreachable!("UtilizationFact does not fit its own schema: {e}");
+    }
+}
+
+/// Decodes a record of the internal utilization-facts topic.
+pub fn decode_utilization_fact(
+    codec: &AvroCodec,
+    bytes: &[u8],
+) -> Result<crate::model::UtilizationFact, DecodeError> {
+    codec.decode_framed(SchemaKind::UtilizationFact, bytes)
+}
+
 /// The schema of an output event.
 pub fn output_kind(event: &OutputEvent) -> SchemaKind {
     match event {
@@ -240,6 +260,7 @@ pub fn output_kind(event: &OutputEvent) -> SchemaKind {
         OutputEvent::MemberRisk(_) => SchemaKind::MemberRiskEvent,
         OutputEvent::CashForecast(_) => SchemaKind::CashForecast,
         OutputEvent::ProviderKpi(_) => SchemaKind::ProviderKpi,
+        OutputEvent::UtilizationForecast(_) => SchemaKind::UtilizationForecast,
     }
 }
 
@@ -267,6 +288,7 @@ pub fn encode_output(
             OutputEvent::MemberRisk(e) => codec.encode_framed(kind, e, out),
             OutputEvent::CashForecast(e) => codec.encode_framed(kind, e, out),
             OutputEvent::ProviderKpi(e) => codec.encode_framed(kind, e, out),
+            OutputEvent::UtilizationForecast(e) => codec.encode_framed(kind, e, out),
         },
         Format::Json => {
             match event {
@@ -284,6 +306,7 @@ pub fn encode_output(
                 OutputEvent::MemberRisk(e) => json::encode_line(e, out),
                 OutputEvent::CashForecast(e) => json::encode_line(e, out),
                 OutputEvent::ProviderKpi(e) => json::encode_line(e, out),
+                OutputEvent::UtilizationForecast(e) => json::encode_line(e, out),
             }
             out.pop();
             Ok(())
@@ -357,6 +380,10 @@ pub fn decode_output(
         "claimwatch.provider-kpis" => {
             OutputEvent::ProviderKpi(dec!(SchemaKind::ProviderKpi, crate::model::ProviderKpi))
         }
+        "claimwatch.utilization-forecast" => OutputEvent::UtilizationForecast(dec!(
+            SchemaKind::UtilizationForecast,
+            crate::model::UtilizationForecast
+        )),
         _ => return Err(DecodeError::Frame("not a claimwatch output topic")),
     })
 }
