@@ -351,6 +351,9 @@ pub struct PartitionStats {
     pub care_gap_members_expired: u64,
     /// Cash facts applied on the payer flow.
     pub cash_facts: u64,
+    /// Index stays that left the members' state with the look-back, and their outcomes (the
+    /// replay summary adds them to the stays still in state).
+    pub readmissions_aged_out: crate::readmit::AgedOut,
 }
 
 /// The state and timers of one partition.
@@ -1516,7 +1519,10 @@ impl Partition {
             self.reschedule_member(engine, key);
             return;
         }
-        let keep = self.members.update(key, |st| detector.prune(st, due));
+        let aged_out = &mut self.stats.readmissions_aged_out;
+        let keep = self
+            .members
+            .update(key, |st| detector.prune_counting(st, due, aged_out));
         if self.pop_stays.get(key).is_some() {
             // Frozen 31 days before the stays leave the look-back (see `population`).
             let cfg = &engine.config;

@@ -25,7 +25,8 @@
 //!
 //! **State** ([`MemberState`]): per encounter the winning record (latest `event_time`; a cancel
 //! wins when latest), the paid amount of each encounter's claim, and the last event emitted per
-//! index stay. Stays older than the look-back leave state; the member leaves when none is left.
+//! index stay. Stays older than the look-back leave state (their emitted readmissions stand; the
+//! index stays leaving are counted, [`AgedOut`]); the member leaves when none is left.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -137,6 +138,39 @@ pub struct MemberState {
     pub last_event_time: EpochMillis,
 }
 
+/// Index stays that left state with the look-back ([`Detector::prune_counting`]) and their final
+/// outcomes: the part of a stream's readmission figures no member state holds any more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgedOut {
+    pub index_stays: u64,
+    pub unplanned_readmissions: u64,
+    pub planned_readmissions: u64,
+    /// HRRP cohort -> (index stays, unplanned readmissions).
+    pub by_hrrp_cohort: BTreeMap<String, (u64, u64)>,
+}
+
+impl AgedOut {
+    fn add(&mut self, refdata: &RefData, d: &IndexDecision<'_>) {
+        self.index_stays += 1;
+        let unplanned = matches!(d.readmission, Some((_, _, None)));
+        match d.readmission {
+            Some((_, _, Some(_))) => self.planned_readmissions += 1,
+            Some((_, _, None)) => self.unplanned_readmissions += 1,
+            None => {}
+        }
+        let idx = d.index;
+        if let Some(c) = refdata.hrrp_cohort(&idx.principal_dx, &idx.secondary_dx, &idx.procedures)
+        {
+            let e = self
+                .by_hrrp_cohort
+                .entry(c.as_str().to_owned())
+                .or_default();
+            e.0 += 1;
+            e.1 += u64::from(unplanned);
+        }
+    }
+}
+
 /// One eligible index stay and its outcome, as decided from the current stays.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexDecision<'a> {
@@ -214,7 +248,29 @@ impl Detector {
     /// Drops stays discharged more than the look-back before `now`. Returns false when the member
     /// has nothing left and should leave state.
     pub fn prune(&self, state: &mut MemberState, now: EpochMillis) -> bool {
+        self.prune_counting(state, now, &mut AgedOut::default())
+    }
+
+    /// [`Detector::prune`], adding the index stays that leave state, with their outcomes, to
+    /// `aged_out`. Leaving the look-back retracts nothing (the emitted readmission stands), so
+    /// figures over the whole stream are the stays still in state plus these.
+    pub fn prune_counting(
+        &self,
+        state: &mut MemberState,
+        now: EpochMillis,
+        aged_out: &mut AgedOut,
+    ) -> bool {
         let cutoff = (now / DAY_MS) as EpochDay - self.lookback_days;
+        if state.stays.iter().any(|s| s.discharge() < cutoff) {
+            // Decided on every stay (the readmission of a leaving index stay may stay behind).
+            // Leaving changes no outcome of the stays that stay: their readmissions come later,
+            // and a stay chained before one of them was not an index stay.
+            for d in self.decide(&state.stays) {
+                if d.index.discharge() < cutoff {
+                    aged_out.add(&self.refdata, &d);
+                }
+            }
+        }
         let gone: Vec<String> = state
             .stays
             .iter()

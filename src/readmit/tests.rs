@@ -268,3 +268,28 @@ fn prune_drops_old_stays_and_empty_members() {
     );
     assert!(!d.prune(&mut state, due), "gone after the look-back");
 }
+
+#[test]
+fn pruning_counts_the_index_stays_that_leave_with_their_outcomes() {
+    let d = detector();
+    let (mut state, evs) = run(&[
+        stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023"),
+        stay("M1", "E2", "F1", "2024-01-20", "2024-03-10", "01", "J189"),
+    ]);
+    assert_eq!(evs.len(), 1);
+    let before = d.decide(&state.stays).len();
+    // E1 leaves the look-back, its readmission E2 does not.
+    let now = d.next_prune(&state);
+    let mut aged = AgedOut::default();
+    assert!(d.prune_counting(&mut state, now, &mut aged));
+    assert_eq!(state.stays.len(), 1);
+    assert_eq!(aged.index_stays, 1);
+    assert_eq!(aged.unplanned_readmissions, 1);
+    assert_eq!(aged.planned_readmissions, 0);
+    assert_eq!(aged.by_hrrp_cohort.get("HF"), Some(&(1, 1)));
+    // Every index stay is counted once: in state or gone.
+    assert_eq!(
+        d.decide(&state.stays).len() as u64 + aged.index_stays,
+        before as u64
+    );
+}

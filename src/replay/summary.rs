@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use crate::core::{Engine, Partition};
 use crate::model::{ClaimAlert, ClaimLifecycleUpdate, ClaimStatus, OutputEvent, DAY_MS};
+use crate::readmit::AgedOut;
 
 /// What the summary keeps of each claim's emitted lifecycle (claims leave state after their
 /// retention period, so claim figures are computed from what was emitted, not from final state).
@@ -144,7 +145,11 @@ pub struct ClaimFigures {
     pub missing_remit_open: u64,
 }
 
-/// Readmission figures over the members in state.
+/// Readmission figures. `members` and `acute_inpatient_stays` are those in state at the end; the
+/// index stays and their outcomes cover the whole replay: the stays in state plus those that left
+/// with the look-back (`member_lookback_days`), whose emitted readmissions stand on the topic
+/// (counted in this run's partition statistics: a replay resumed from saved state leaves out those
+/// that left before the resume).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ReadmissionFigures {
     pub members: u64,
@@ -273,11 +278,30 @@ impl Summary {
                 }
             }
         }
+        for p in partitions {
+            s.add_aged_out(&p.stats().readmissions_aged_out);
+        }
         s.claims = ClaimFigures::from_tally(tally);
         s.care_gaps.finish();
-        let r = &mut s.readmissions;
-        r.readmission_rate = ratio(r.unplanned_readmissions, r.index_stays);
         s
+    }
+
+    /// Adds the index stays that left the members' state with the look-back
+    /// ([`crate::core::PartitionStats::readmissions_aged_out`]): their readmissions stand on the
+    /// topic, they were counted with their final outcomes when they left, and their windows had
+    /// long closed.
+    pub fn add_aged_out(&mut self, a: &AgedOut) {
+        let r = &mut self.readmissions;
+        r.index_stays += a.index_stays;
+        r.matured_index_stays += a.index_stays;
+        r.unplanned_readmissions += a.unplanned_readmissions;
+        r.planned_readmissions += a.planned_readmissions;
+        for (c, (n, re)) in &a.by_hrrp_cohort {
+            let e = r.by_hrrp_cohort.entry(c.clone()).or_default();
+            e.0 += n;
+            e.1 += re;
+        }
+        r.readmission_rate = ratio(r.unplanned_readmissions, r.index_stays);
     }
 
     /// A human-readable rendering.
@@ -320,7 +344,7 @@ impl Summary {
             c.paid_cents as f64 / 100.0
         ));
         o.push_str(&format!(
-            "readmissions (stays still in state, i.e. within member_lookback_days of the last event): {} members, {} acute stays, {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} %\n",
+            "readmissions ({} members and {} acute stays still in state, i.e. within member_lookback_days of the last event; index stays include those that left it): {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} %\n",
             r.members,
             r.acute_inpatient_stays,
             r.index_stays,
@@ -351,5 +375,74 @@ impl Summary {
             ));
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CoreConfig;
+    use crate::model::fixtures::stay;
+    use crate::model::{InputEvent, ReadmissionAction};
+    use crate::refdata::RefData;
+    use crate::state::PartitionStore;
+
+    /// An index stay whose discharge leaves the look-back before the replay ends keeps its
+    /// readmission on the topic (leaving state retracts nothing): the summary still counts it,
+    /// so the report's topic-derived figures and the summary agree.
+    #[test]
+    fn index_stays_that_left_the_look_back_still_count() {
+        let engine = Engine::new(CoreConfig::default(), RefData::shared());
+        let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+        let (mut out, mut rk) = (Vec::new(), Vec::new());
+        for ev in [
+            // E1 (heart failure) readmitted by E2 15 days later; E3 (another member) a year on.
+            stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", "01", "I5023"),
+            stay("M1", "E2", "F1", "2024-01-20", "2024-01-24", "01", "J189"),
+            stay("M1", "E4", "F1", "2024-06-01", "2024-06-04", "01", "J189"),
+            stay("M2", "E3", "F1", "2025-03-01", "2025-03-04", "01", "J189"),
+        ] {
+            p.apply(
+                &engine,
+                &InputEvent::Encounter(ev),
+                "enc",
+                0,
+                &mut out,
+                &mut rk,
+            );
+        }
+        // The topic: one unplanned readmission, never retracted.
+        let readmissions: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                OutputEvent::Readmission(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(readmissions.len(), 1);
+        assert_eq!(readmissions[0].action, ReadmissionAction::Detected);
+        assert!(!readmissions[0].planned);
+        // E1 and E2 left the member's state; E4 is still there.
+        let left = p.stats().readmissions_aged_out.clone();
+        assert_eq!(left.index_stays, 2);
+        assert_eq!(left.unplanned_readmissions, 1);
+        assert_eq!(left.by_hrrp_cohort.get("HF"), Some(&(1, 1)));
+        let s = Summary::compute(
+            &engine,
+            std::slice::from_ref(&p),
+            BTreeMap::new(),
+            0,
+            &BTreeMap::new(),
+            &OutputTally::default(),
+        );
+        let r = &s.readmissions;
+        assert_eq!(r.unplanned_readmissions, 1, "{r:?}");
+        assert_eq!(r.planned_readmissions, 0);
+        // E1, E2 (left), E4 and E3 (in state).
+        assert_eq!(r.index_stays, 4);
+        assert_eq!(r.acute_inpatient_stays, 2);
+        assert_eq!(r.matured_index_stays, 3);
+        assert_eq!(r.by_hrrp_cohort.get("HF"), Some(&(1, 1)));
+        assert_eq!(r.readmission_rate, 0.25);
     }
 }

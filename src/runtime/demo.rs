@@ -181,6 +181,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     if let Ok(stats) = status.partition_stats.lock() {
         summary.duplicates_ignored = stats.values().map(|s| s.duplicates).sum();
         summary.timers_fired = stats.values().map(|s| s.timers_fired).sum();
+        // The reopened partitions start with empty statistics: the index stays that left state
+        // while the service ran were counted by its tasks.
+        for s in stats.values() {
+            summary.add_aged_out(&s.readmissions_aged_out);
+        }
     }
     drop(partitions);
     drop(db);
