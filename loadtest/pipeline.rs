@@ -198,6 +198,29 @@ fn print_stages(service: &Service, inputs: u64) {
         "stage time over {inputs} input records (summed over partition tasks; internal-topic records and checkpoints included): {}",
         parts.join("; ")
     );
+    // Records consumed per topic: the inputs and the internal repartition topics.
+    if let Some(f) = families
+        .iter()
+        .find(|f| f.name() == "claimwatch_pipeline_consumed_records_total")
+    {
+        let mut per: Vec<(String, f64)> = f
+            .get_metric()
+            .iter()
+            .map(|m| {
+                let topic = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "topic")
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default();
+                (topic, m.get_counter().get_value())
+            })
+            .filter(|(_, v)| *v > 0.0)
+            .collect();
+        per.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let shown: Vec<String> = per.iter().map(|(t, v)| format!("{t} {v:.0}")).collect();
+        println!("records consumed per topic: {}", shown.join(", "));
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]

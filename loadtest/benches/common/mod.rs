@@ -63,7 +63,8 @@ pub fn config(checkpoint_every_events: u64) -> CoreConfig {
 }
 
 /// The same core without the population analytics of issue 8 (readmission summary and ROI, care
-/// gaps, high-cost members, cash forecast, provider KPIs): what they cost per event.
+/// gaps, high-cost members, cash forecast, provider KPIs, utilization forecast): what they cost
+/// per event. (PMPM has no switch; the benchmark input has no enrolment records.)
 #[allow(dead_code)] // used by some of the bench targets that include this module
 pub fn engine_without_analytics(checkpoint_every_events: u64) -> Engine {
     let mut c = config(checkpoint_every_events);
@@ -72,6 +73,7 @@ pub fn engine_without_analytics(checkpoint_every_events: u64) -> Engine {
     c.member_risk.enabled = false;
     c.cash_forecast.enabled = false;
     c.provider_kpis.enabled = false;
+    c.utilization.enabled = false;
     Engine::new(c, RefData::shared())
 }
 
