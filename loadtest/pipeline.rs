@@ -50,6 +50,9 @@ struct Args {
     /// The service's `max_task_idle_ms` (how long a partition task waits for an empty input).
     #[arg(long)]
     max_task_idle_ms: Option<u64>,
+    /// The service's `checkpoint_interval_ms`.
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
     /// Extra librdkafka consumer property of the service, KEY=VALUE (repeatable).
     #[arg(long = "consumer", value_name = "KEY=VALUE")]
     consumer: Vec<String>,
@@ -249,6 +252,9 @@ async fn main() {
     };
     config.topics.partitions = a.partitions as i32;
     config.core.partitions = a.partitions;
+    if let Some(ms) = a.checkpoint_interval_ms {
+        config.checkpoint_interval_ms = ms;
+    }
     if let Some(ms) = a.max_task_idle_ms {
         config.max_task_idle_ms = ms;
     }

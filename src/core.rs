@@ -1742,6 +1742,48 @@ impl Partition {
         self.prepare_checkpoint(sinks)?.write()
     }
 
+    /// Every durable table, in checkpoint order (the list [`TABLES`] names).
+    fn tables_mut(&mut self) -> [&mut dyn crate::state::Persist; TABLES.len()] {
+        [
+            &mut self.claims,
+            &mut self.members,
+            &mut self.score.history,
+            &mut self.score.claims,
+            &mut self.score.stays,
+            &mut self.windows,
+            &mut self.pop_stays,
+            &mut self.population,
+            &mut self.care_gaps,
+            &mut self.member_risk,
+            &mut self.risk_sketch,
+            &mut self.cash.claims,
+            &mut self.cash.payers,
+            &mut self.prov_members,
+            &mut self.prov_kpis,
+            &mut self.enrol.members,
+            &mut self.enrol.pmpm,
+            &mut self.util.members,
+            &mut self.util.keys,
+        ]
+    }
+
+    /// Encodes up to `budget` changed entries ahead of the next checkpoint (see
+    /// [`crate::state::Persist::stage`]); returns how many. The runtime calls it while the
+    /// partition waits for records, so a checkpoint holds the partition only for what changed
+    /// since. Nothing to do without a durable store.
+    pub fn stage_changes(&mut self, mut budget: usize) -> usize {
+        let mut n = 0;
+        for t in self.tables_mut() {
+            if budget == 0 {
+                break;
+            }
+            let k = t.stage(budget);
+            n += k;
+            budget -= k;
+        }
+        n
+    }
+
     /// Takes a checkpoint of the current state without writing it: the partition can go on
     /// processing while [`PreparedCheckpoint::write`] runs elsewhere. Checkpoints must be written
     /// in the order they were prepared.
@@ -1752,37 +1794,16 @@ impl Partition {
         self.wait_for_restore_write()?;
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
-        let commit = self.store.prepare(
-            &mut [
-                &mut self.claims,
-                &mut self.members,
-                &mut self.score.history,
-                &mut self.score.claims,
-                &mut self.score.stays,
-                &mut self.windows,
-                &mut self.pop_stays,
-                &mut self.population,
-                &mut self.care_gaps,
-                &mut self.member_risk,
-                &mut self.risk_sketch,
-                &mut self.cash.claims,
-                &mut self.cash.payers,
-                &mut self.prov_members,
-                &mut self.prov_kpis,
-                &mut self.enrol.members,
-                &mut self.enrol.pmpm,
-                &mut self.util.members,
-                &mut self.util.keys,
-            ],
-            &self.checkpoint,
-            self.changes.as_mut(),
-        );
+        let (store, record) = (self.store.clone(), self.checkpoint.clone());
+        let mut changes = self.changes.take();
+        let commit = store.prepare(&mut self.tables_mut(), &record, changes.as_mut());
+        self.changes = changes;
         self.since_checkpoint = 0;
         self.stats.checkpoints += 1;
         Ok(PreparedCheckpoint {
-            store: self.store.clone(),
+            store,
             commit,
-            record: self.checkpoint.clone(),
+            record,
         })
     }
 }

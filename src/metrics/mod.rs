@@ -71,15 +71,19 @@ pub enum Stage {
     Produce,
     /// Awaiting the broker's acknowledgements at a checkpoint.
     Deliver,
+    /// The part of a checkpoint that holds the partition task: serialising the dirty state and
+    /// the changelog records (the rest runs beside the task).
+    Snapshot,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Self::Decode,
         Self::Core,
         Self::Encode,
         Self::Produce,
         Self::Deliver,
+        Self::Snapshot,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Stage {
             Self::Encode => "encode",
             Self::Produce => "produce",
             Self::Deliver => "deliver",
+            Self::Snapshot => "snapshot",
         }
     }
 }
@@ -125,7 +130,7 @@ pub struct Metrics {
     pub(crate) consumed: IntCounterVec,
     pub(crate) produced: IntCounterVec,
     produced_by_output: [IntCounter; OUTPUT_TOPICS.len()],
-    stage_duration: [Histogram; 5],
+    stage_duration: [Histogram; Stage::ALL.len()],
     e2e_latency: [Histogram; OUTPUT_TOPICS.len()],
     dead_letters: IntCounterVec,
     pub(crate) watermark_ms: AtomicI64,

@@ -14,6 +14,10 @@
 //! 3. write the same entries to the changelog topics, then a checkpoint marker, and await them;
 //! 4. commit the input offsets to the consumer group.
 //!
+//! Step 2's encoding is the part that holds the partition (the rest runs beside it as a job), so
+//! an idle task encodes changed entries ahead of time, a chunk at a time; the checkpoint then
+//! encodes only what changed again since.
+//!
 //! An input offset is therefore committed only after its outputs and its state are durable; after
 //! a crash the partition resumes from its checkpoint and re-emits at most what came after it, with
 //! the same output ids and versions. If an acknowledgement fails, the task rewinds to its last
@@ -54,6 +58,9 @@ const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
 /// Records buffered per input before the task stops pulling from it (backpressure: librdkafka
 /// then stops fetching the partition once its own queue is full).
 const BUFFER_CAP: usize = 4096;
+
+/// Changed state entries encoded per step while the partition is idle (about a millisecond).
+const STAGE_CHUNK: usize = 256;
 
 /// Messages to a running task.
 pub(crate) enum Control {
@@ -283,6 +290,13 @@ impl Task {
                 }
             }
             if processed > 0 {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            // Idle: encode changed state ahead of the checkpoint, a chunk at a time, looking for
+            // records between chunks, so the checkpoint holds the partition only for what
+            // changed since (its `snapshot` stage).
+            if self.partition.stage_changes(STAGE_CHUNK) > 0 {
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -834,6 +848,7 @@ impl Task {
         if self.unsaved == 0 && self.pending.is_empty() {
             return Ok(());
         }
+        let snapshot_started = Instant::now();
         let prepared =
             tokio::task::block_in_place(|| self.partition.prepare_checkpoint(&BTreeMap::new()))?;
         // The model monitoring windows as of this checkpoint (a scrape merges the partitions').
@@ -843,6 +858,9 @@ impl Task {
         let changes = self.partition.take_changes();
         self.unsaved = 0;
         self.report_state_entries();
+        self.shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Snapshot, snapshot_started.elapsed());
         let job = CheckpointJob {
             shared: Arc::clone(&self.shared),
             consumer: Arc::clone(&self.consumer),

@@ -14,7 +14,7 @@
 //! Values are encoded with bincode (serde); the layout version is kept in the checkpoint record so a
 //! future format change can refuse or migrate old state instead of misreading it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -259,6 +259,7 @@ impl PartitionStore {
         let Some(tree) = &self.tree else { return Ok(0) };
         table.hot.clear();
         table.dirty.clear();
+        table.staged.clear();
         let mut n = 0;
         for item in tree.scan_prefix([table.prefix]) {
             let (k, v) = item?;
@@ -409,6 +410,11 @@ pub trait Persist {
         changes: Option<&mut Vec<StateChange>>,
     );
     fn clear_dirty(&mut self);
+    /// Encodes up to `budget` dirty entries ahead of the next checkpoint and returns how many:
+    /// the runtime calls it while the partition is idle, so the checkpoint itself (which holds
+    /// the partition) only encodes what changed since. An entry changed again after staging is
+    /// dirty again and encoded anew at the checkpoint; the staged bytes are then dropped.
+    fn stage(&mut self, budget: usize) -> usize;
 }
 
 /// One keyed table of a partition: the hot view plus the set of keys changed since the last
@@ -418,6 +424,9 @@ pub struct Table<V> {
     prefix: u8,
     hot: Arc<DashMap<String, V, ahash::RandomState>>,
     dirty: HashSet<String, ahash::RandomState>,
+    /// Entries encoded ahead of the checkpoint (`None`: removed), see [`Persist::stage`]. A key
+    /// is in `dirty` or here, never both.
+    staged: HashMap<String, Option<Vec<u8>>, ahash::RandomState>,
     /// False for a table without a durable store: nothing to write, so nothing to remember.
     track_dirty: bool,
 }
@@ -443,6 +452,7 @@ impl<V> Table<V> {
             prefix,
             hot: Arc::new(DashMap::with_hasher(ahash::RandomState::new())),
             dirty: HashSet::with_hasher(ahash::RandomState::new()),
+            staged: HashMap::with_hasher(ahash::RandomState::new()),
             track_dirty: true,
         }
     }
@@ -471,8 +481,25 @@ impl<V> Table<V> {
         self.hot.is_empty()
     }
 
+    /// Entries changed since the last checkpoint (staged ones included).
     pub fn dirty_len(&self) -> usize {
-        self.dirty.len()
+        self.dirty.len() + self.staged.len()
+    }
+
+    /// Marks `key` changed: it leaves the staged set (its staged bytes are stale now).
+    fn mark_dirty(&mut self, key: &str) {
+        if !self.dirty.contains(key) {
+            let staged = if self.staged.is_empty() {
+                None
+            } else {
+                self.staged.remove_entry(key)
+            };
+            let key = match staged {
+                Some((k, _)) => k,
+                None => key.to_owned(),
+            };
+            self.dirty.insert(key);
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<dashmap::mapref::one::Ref<'_, String, V>> {
@@ -493,15 +520,15 @@ impl<V> Table<V> {
                 r
             }
         };
-        if self.track_dirty && !self.dirty.contains(key) {
-            self.dirty.insert(key.to_owned());
+        if self.track_dirty {
+            self.mark_dirty(key);
         }
         r
     }
 
     pub fn insert(&mut self, key: String, value: V) {
         if self.track_dirty {
-            self.dirty.insert(key.clone());
+            self.mark_dirty(&key);
         }
         self.hot.insert(key, value);
     }
@@ -510,7 +537,7 @@ impl<V> Table<V> {
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let v = self.hot.remove(key).map(|(_, v)| v);
         if self.track_dirty {
-            self.dirty.insert(key.to_owned());
+            self.mark_dirty(key);
         }
         v
     }
@@ -582,11 +609,19 @@ impl<V: Serialize> Persist for Table<V> {
         mut changes: Option<&mut Vec<StateChange>>,
     ) {
         let mut key_buf = Vec::with_capacity(64);
-        for key in self.dirty.drain() {
+        let hot = &self.hot;
+        let fresh = self
+            .dirty
+            .drain()
+            .map(|key| {
+                let value = hot.get(&key).map(|v| encode(&*v));
+                (key, value)
+            })
+            .chain(self.staged.drain());
+        for (key, value) in fresh {
             key_buf.clear();
             key_buf.push(self.prefix);
             key_buf.extend_from_slice(key.as_bytes());
-            let value = self.hot.get(&key).map(|v| encode(&*v));
             match &value {
                 Some(bytes) => {
                     stats.bytes += bytes.len();
@@ -610,6 +645,19 @@ impl<V: Serialize> Persist for Table<V> {
 
     fn clear_dirty(&mut self) {
         self.dirty.clear();
+        self.staged.clear();
+    }
+
+    fn stage(&mut self, budget: usize) -> usize {
+        let hot = &self.hot;
+        let staged = &mut self.staged;
+        let mut n = 0;
+        for key in self.dirty.extract_if(|_| true).take(budget) {
+            let value = hot.get(&key).map(|v| encode(&*v));
+            staged.insert(key, value);
+            n += 1;
+        }
+        n
     }
 }
 

@@ -12,6 +12,8 @@ enum Op {
     Delete(u8),
     Checkpoint(i64),
     Restart,
+    /// Encode some changed entries ahead of the checkpoint (what an idle task does).
+    Stage(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -20,6 +22,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..16).prop_map(Op::Delete),
         2 => any::<i64>().prop_map(Op::Checkpoint),
         1 => Just(Op::Restart),
+        2 => (1usize..6).prop_map(Op::Stage),
     ]
 }
 
@@ -54,6 +57,10 @@ proptest! {
                     store.commit(&mut [&mut table, &mut other], &cp, None).unwrap();
                     durable = live.clone();
                     durable_offset = Some(offset);
+                }
+                Op::Stage(n) => {
+                    table.stage(n);
+                    other.stage(n);
                 }
                 Op::Restart => {
                     drop(store);
@@ -103,4 +110,66 @@ fn corrupt_entry_is_an_error_not_a_panic() {
         store.load(&mut t),
         Err(StateError::Corrupt { .. })
     ));
+}
+
+/// Staged entries reach the checkpoint with their latest value: staged and unchanged, staged
+/// then changed again, staged then removed, removed then staged.
+#[test]
+fn staged_entries_checkpoint_their_latest_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let store = db.partition(0).unwrap();
+    let mut t: Table<u32> = Table::new("t", b't');
+    for k in ["a", "b", "c", "d"] {
+        t.insert(k.into(), 1);
+    }
+    store
+        .commit(&mut [&mut t], &Checkpoint::default(), None)
+        .unwrap();
+    t.insert("a".into(), 2);
+    t.insert("b".into(), 2);
+    t.insert("c".into(), 2);
+    t.remove("d");
+    assert_eq!(t.stage(10), 4);
+    assert_eq!(t.dirty_len(), 4, "staged entries still count as changed");
+    t.insert("b".into(), 3); // changed after staging
+    t.remove("c"); // removed after staging
+    t.insert("e".into(), 5);
+    assert_eq!(t.stage(1), 1, "the budget bounds a step");
+    let mut changes = Vec::new();
+    let stats = store
+        .commit(&mut [&mut t], &Checkpoint::default(), Some(&mut changes))
+        .unwrap();
+    assert_eq!((stats.written, stats.removed), (3, 2));
+    assert_eq!(t.dirty_len(), 0);
+    let mut got: Vec<(String, Option<u32>)> = changes
+        .iter()
+        .map(|c| {
+            let v = c.value.as_deref().map(|b| decode::<u32>("t", b).unwrap());
+            (c.key.clone(), v)
+        })
+        .collect();
+    got.sort();
+    let want = [
+        ("a", Some(2)),
+        ("b", Some(3)),
+        ("c", None),
+        ("d", None),
+        ("e", Some(5)),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    assert_eq!(got, want);
+    let mut back: Table<u32> = Table::new("t", b't');
+    store.load(&mut back).unwrap();
+    let mut on_disk: Vec<(String, u32)> =
+        back.iter().map(|e| (e.key().clone(), *e.value())).collect();
+    on_disk.sort();
+    assert_eq!(
+        on_disk,
+        [
+            ("a".to_owned(), 2),
+            ("b".to_owned(), 3),
+            ("e".to_owned(), 5)
+        ]
+    );
 }
