@@ -720,9 +720,7 @@ fn synthetic_stays(n: usize, days: i64, seed: u64) -> Vec<TrainingExample> {
             let day = at / crate::model::DAY_MS;
             let prior: u32 = rng.gen_range(0..5);
             // Each prior admission fell uniformly in the 365 days before: seen if after day 0.
-            let seen = (0..prior)
-                .filter(|_| rng.gen_range(0..365) < day)
-                .count() as f64;
+            let seen = (0..prior).filter(|_| rng.gen_range(0..365) < day).count() as f64;
             let label = rng.gen_bool(features::sigmoid(-2.6 + 0.7 * f64::from(prior)));
             let mut numeric = vec![0.0; 15];
             numeric[0] = f64::from(rng.gen_range(40..90u32));
@@ -774,7 +772,10 @@ fn examples_without_a_complete_look_back_are_excluded_and_counted() {
         "history rule: examples need 365 days of observed history (from 1970-01-01, the earliest scoring time): {early} scored earlier excluded"
     )));
     // The oracle's evaluation slice is the same one.
-    let by_id: train::Truth = ex.iter().map(|e| (e.id.clone(), e.features.numeric[6])).collect();
+    let by_id: train::Truth = ex
+        .iter()
+        .map(|e| (e.id.clone(), e.features.numeric[6]))
+        .collect();
     let m_truth = train::fit(ModelKind::Readmission, &ex, Some(&by_id), &opts).unwrap();
     assert_eq!(
         train::oracle_auc_of(ModelKind::Readmission, &ex, &by_id, &opts),
