@@ -21,7 +21,13 @@
 //!    beat the in-sample fit's ECE (0.0337): out of sample 0.0405 (20 % slice), recent slice
 //!    in-sample 0.0367 (20 %) / 0.0322 (10 %); the evaluation window is over-predicted at every
 //!    level, a shift between the windows (prior-utilisation features count a history that
-//!    starts with the simulation), not an in-sample artefact.
+//!    starts with the simulation), not an in-sample artefact. (That was the one-year population,
+//!    3,493 evaluation stays, bootstrap 95 % interval of the ECE 0.026-0.046.) The shipped
+//!    models are trained on three simulated years (`generate --members 100000 --seed 42 --days
+//!    1095`) with the history rule (step 1): readmission ECE 0.0105 on 7,167 evaluation stays
+//!    (0.0136 without the rule), AUC 0.7327 vs oracle 0.7655 on the oracle's subset (0.957x);
+//!    seed 7: ECE 0.0202 (0.0239 without), 0.966x. Most of the gain is the longer population;
+//!    the rule's share is within the bootstrap spread (README, *Risk scoring*).
 //!    Expected calibration error (10 equal-width bins) is reported on the evaluation set before
 //!    and after. The correction is folded into the coefficients.
 //! 5. **Evaluation**: AUC-ROC, AUC-PR, ECE, precision/recall at the HIGH threshold, top-decile
