@@ -299,10 +299,14 @@ fn shipped_models_discriminate_and_are_calibrated_on_a_held_out_population() {
         let y: Vec<bool> = rows.iter().map(|e| e.label).collect();
         let auc = train::auc(&p, &y);
         let (ece, _) = train::ece(&p, &y);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let rate: Vec<f64> = y.iter().map(|l| f64::from(u8::from(*l))).collect();
         eprintln!(
-            "{}: {} examples, AUC {auc:.4}, ECE {ece:.4}",
+            "{}: {} examples, AUC {auc:.4}, ECE {ece:.4}, mean predicted {:.4}, observed {:.4}",
             m.kind.as_str(),
-            rows.len()
+            rows.len(),
+            mean(&p),
+            mean(&rate)
         );
         assert!(
             auc >= floor_auc,
