@@ -85,8 +85,8 @@ enum Command {
         /// Core configuration file (JSON), as for replay.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Days of observed history (from the earliest scoring time in the training store) an
-        /// example needs to be used: earlier ones see a feature look-back cut short by the start
+        /// Days of observed history (from the earliest scoring time among the model's matured
+        /// examples) an example needs to be used: earlier ones see a feature look-back cut short by the start
         /// of the data. Default per model: readmission 365 (its 12-month look-back), denial 0.
         #[arg(long)]
         min_history_days: Option<u32>,

@@ -124,7 +124,7 @@ pub struct TrainingInfo {
     pub category_cap: usize,
     pub source: String,
     /// Examples needed this many days of observed history before their scoring time (from
-    /// `history_start_ms`, the earliest scoring time in the training store) to be used for
+    /// `history_start_ms`, the earliest scoring time among the examples) to be used for
     /// training or evaluation: a feature look-back cut short by the start of the data would
     /// differ between the early (training) and late (evaluation) windows.
     #[serde(default)]

@@ -82,7 +82,9 @@ pub fn default_min_history_days(kind: ModelKind) -> u32 {
     }
 }
 
-/// Denial's default history rule (see [`default_min_history_days`]).
+/// Denial's default history rule (see [`default_min_history_days`]): none. Its rates are shrunk
+/// to a prior while counts are small, and 60 days changed nothing measurable on the shipped
+/// population (AUC 0.6689 vs 0.6688, ECE 0.0019 vs 0.0023; README, *Risk scoring*).
 pub const DENIAL_MIN_HISTORY_DAYS: u32 = 0;
 
 /// The examples of one kind in scoring order, after the history rule, split in time.
