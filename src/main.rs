@@ -85,6 +85,11 @@ enum Command {
         /// Core configuration file (JSON), as for replay.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Days of observed history (from the earliest scoring time among the model's matured
+        /// examples) an example needs to be used: earlier ones see a feature look-back cut short by the start
+        /// of the data. Default per model: readmission 365 (its 12-month look-back), denial 0.
+        #[arg(long)]
+        min_history_days: Option<u32>,
     },
     /// Intervention what-if from a replay output directory: the latest intervention ROI records
     /// and, with a budget, which interventions to fund for which risk tiers (greedy by net
@@ -649,7 +654,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             model,
             config,
-        } => train(&input, &out, model, config.as_ref()),
+            min_history_days,
+        } => train(&input, &out, model, config.as_ref(), min_history_days),
     }
 }
 
@@ -687,12 +693,16 @@ fn train(
     out: &std::path::Path,
     which: TrainWhich,
     config: Option<&PathBuf>,
+    min_history_days: Option<u32>,
 ) -> anyhow::Result<()> {
     use claimwatch::score::{train, ModelKind};
     let mut config = load_config(config)?;
     config.scoring.collect_training = true;
     if let Err(problems) = config.validate() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    if matches!(which, TrainWhich::Cost) && min_history_days.is_some() {
+        anyhow::bail!("--min-history-days applies to the denial and readmission models");
     }
     let work = out.join("work");
     eprintln!(
@@ -737,6 +747,7 @@ fn train(
         let opts = train::TrainOptions {
             thresholds: (t.medium, t.high),
             source: format!("claimwatch train --input {}", input.display()),
+            min_history_days,
             ..Default::default()
         };
         let truth = truth.as_ref().map(|(d, r)| match kind {

@@ -260,6 +260,16 @@ th{{background:#f4f4f4;text-align:left}}td.l{{text-align:left}}.charts{{display:
         day(t.eval_window_ms.1),
         esc(&t.source)
     );
+    if t.min_history_days > 0 || t.short_history_excluded > 0 {
+        let _ = writeln!(
+            s,
+            "<p>History rule: examples need {} days of observed history (from {}); {} scored \
+             earlier were left out.</p>",
+            t.min_history_days,
+            day(t.history_start_ms),
+            t.short_history_excluded
+        );
+    }
 
     // Metric table: the model, each baseline, the oracle.
     s.push_str("<h2>Metrics</h2>\n<table>\n");

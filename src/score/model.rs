@@ -123,6 +123,17 @@ pub struct TrainingInfo {
     pub l2_alpha: f64,
     pub category_cap: usize,
     pub source: String,
+    /// Examples needed this many days of observed history before their scoring time (from
+    /// `history_start_ms`, the earliest scoring time among the examples) to be used for
+    /// training or evaluation: a feature look-back cut short by the start of the data would
+    /// differ between the early (training) and late (evaluation) windows.
+    #[serde(default)]
+    pub min_history_days: u32,
+    #[serde(default)]
+    pub history_start_ms: i64,
+    /// Examples left out by that rule (scored before `history_start_ms + min_history_days`).
+    #[serde(default)]
+    pub short_history_excluded: u64,
 }
 
 /// A trained model: everything needed to score, audit and re-map it.

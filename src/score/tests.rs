@@ -299,10 +299,14 @@ fn shipped_models_discriminate_and_are_calibrated_on_a_held_out_population() {
         let y: Vec<bool> = rows.iter().map(|e| e.label).collect();
         let auc = train::auc(&p, &y);
         let (ece, _) = train::ece(&p, &y);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let rate: Vec<f64> = y.iter().map(|l| f64::from(u8::from(*l))).collect();
         eprintln!(
-            "{}: {} examples, AUC {auc:.4}, ECE {ece:.4}",
+            "{}: {} examples, AUC {auc:.4}, ECE {ece:.4}, mean predicted {:.4}, observed {:.4}",
             m.kind.as_str(),
-            rows.len()
+            rows.len(),
+            mean(&p),
+            mean(&rate)
         );
         assert!(
             auc >= floor_auc,
@@ -708,9 +712,112 @@ fn another_truth_field_is_scored_on_the_oracles_evaluation_examples() {
     );
 }
 
+/// Synthetic readmission examples over `days` days of data: the label depends on the member's
+/// true prior admissions, the feature counts only those inside the observed history (the data
+/// starts on day 0), so early examples understate it (left censoring).
+fn synthetic_stays(n: usize, days: i64, seed: u64) -> Vec<TrainingExample> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let at = i as i64 * days * crate::model::DAY_MS / n as i64;
+            let day = at / crate::model::DAY_MS;
+            let prior: u32 = rng.gen_range(0..5);
+            // Each prior admission fell uniformly in the 365 days before: seen if after day 0.
+            let seen = (0..prior).filter(|_| rng.gen_range(0..365) < day).count() as f64;
+            let label = rng.gen_bool(features::sigmoid(-2.6 + 0.7 * f64::from(prior)));
+            let mut numeric = vec![0.0; 15];
+            numeric[0] = f64::from(rng.gen_range(40..90u32));
+            numeric[6] = seen;
+            numeric[5] = seen.min(f64::from(rng.gen_range(0..3u32)));
+            TrainingExample {
+                kind: ModelKind::Readmission,
+                id: format!("E{seed}-{i}"),
+                scored_at: at,
+                matured_at: at + 30 * crate::model::DAY_MS,
+                features: RawFeatures {
+                    numeric,
+                    categorical: vec![
+                        "01".to_owned(),
+                        "NONE".to_owned(),
+                        "MEDICINE".to_owned(),
+                        "MEDICARE".to_owned(),
+                    ],
+                },
+                label,
+                label_detail: None,
+                baseline_probability: 0.15,
+                lace_points: Some(rng.gen_range(0..15)),
+                hospital_points: Some(rng.gen_range(0..8)),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn examples_without_a_complete_look_back_are_excluded_and_counted() {
+    let ex = synthetic_stays(12_000, 730, 5);
+    let cut = 365 * crate::model::DAY_MS;
+    let early = ex.iter().filter(|e| e.scored_at < cut).count() as u64;
+    let opts = train::TrainOptions {
+        max_iterations: 100,
+        ..Default::default()
+    };
+    assert_eq!(opts.min_history_days, None);
+    let m = train::fit(ModelKind::Readmission, &ex, None, &opts).unwrap();
+    // Readmission's default rule: 365 days of history from the earliest scoring time.
+    assert_eq!(m.training.min_history_days, 365);
+    assert_eq!(m.training.history_start_ms, 0);
+    assert_eq!(m.training.short_history_excluded, early);
+    assert!(m.training.train_window_ms.0 >= cut);
+    let kept = ex.len() as u64 - early;
+    assert_eq!(m.training.train_examples + m.metrics.examples, kept);
+    assert!(train::report(&m).contains(&format!(
+        "history rule: examples need 365 days of observed history (from 1970-01-01, the earliest scoring time): {early} scored earlier excluded"
+    )));
+    // The oracle's evaluation slice is the same one.
+    let by_id: train::Truth = ex
+        .iter()
+        .map(|e| (e.id.clone(), e.features.numeric[6]))
+        .collect();
+    let m_truth = train::fit(ModelKind::Readmission, &ex, Some(&by_id), &opts).unwrap();
+    assert_eq!(
+        train::oracle_auc_of(ModelKind::Readmission, &ex, &by_id, &opts),
+        m_truth.metrics.oracle_auc
+    );
+    // Without the rule the training window understates prior admissions, and the model
+    // over-predicts the fully observed evaluation window.
+    let all = train::TrainOptions {
+        min_history_days: Some(0),
+        ..opts.clone()
+    };
+    let m0 = train::fit(ModelKind::Readmission, &ex, None, &all).unwrap();
+    assert_eq!(m0.training.short_history_excluded, 0);
+    assert_eq!(m0.training.train_window_ms.0, 0);
+    eprintln!(
+        "ECE with the rule {:.4} ({} eval), without {:.4} ({} eval)",
+        m.metrics.ece, m.metrics.examples, m0.metrics.ece, m0.metrics.examples
+    );
+    assert!(
+        m.metrics.ece < 0.03 && m0.metrics.ece > m.metrics.ece + 0.02,
+        "ECE with the rule {}, without {}",
+        m.metrics.ece,
+        m0.metrics.ece
+    );
+    // A rule longer than the data leaves nothing to fit: an error naming the exclusion.
+    let long = train::TrainOptions {
+        min_history_days: Some(800),
+        ..opts
+    };
+    let err = train::fit(ModelKind::Readmission, &ex, None, &long).unwrap_err();
+    assert!(err.contains("12000 scored within 800 days"), "{err}");
+}
+
 /// Fits a model from a `training.<kind>.jsonl` file of a `claimwatch train` work directory and
 /// prints the report (a quick check of fitting options without a replay):
-/// `CLAIMWATCH_EXAMPLES=DIR/work/training.readmission.jsonl cargo test --lib fit_from_examples -- --ignored --nocapture`.
+/// `CLAIMWATCH_EXAMPLES=DIR/work/training.readmission.jsonl cargo test --lib fit_from_examples -- --ignored --nocapture`
+/// (optional: `CLAIMWATCH_MIN_HISTORY_DAYS`, `CLAIMWATCH_TRUTH=DIR/truth.json` for the oracle,
+/// `CLAIMWATCH_BOOTSTRAP=<resamples>` for the spread of the evaluation ECE).
 #[test]
 #[ignore]
 fn fit_from_examples_file() {
@@ -737,6 +844,42 @@ fn fit_from_examples_file() {
     if let Some(v) = env("CLAIMWATCH_CALIBRATION_FRACTION") {
         opts.calibration_fraction = v;
     }
-    let m = train::fit(kind, &ex, None, &opts).unwrap();
+    if let Some(v) = env("CLAIMWATCH_MIN_HISTORY_DAYS") {
+        opts.min_history_days = Some(v as u32);
+    }
+    let truth = std::env::var("CLAIMWATCH_TRUTH").ok().map(|p| {
+        let (d, r) = train::read_truth(std::path::Path::new(&p)).unwrap();
+        match kind {
+            ModelKind::Denial => d,
+            ModelKind::Readmission => r,
+        }
+    });
+    let (m, ev) = train::fit_evaluated(kind, &ex, truth.as_ref(), &opts).unwrap();
     eprintln!("{}", train::report(&m));
+    // Bootstrap spread of the evaluation ECE (resampling the evaluation examples).
+    let reps = env("CLAIMWATCH_BOOTSTRAP").unwrap_or(0.0) as usize;
+    if reps > 0 {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let n = ev.probs.len();
+        let mut eces: Vec<f64> = (0..reps)
+            .map(|_| {
+                let (p, l): (Vec<f64>, Vec<bool>) = (0..n)
+                    .map(|_| {
+                        let i = rng.gen_range(0..n);
+                        (ev.probs[i], ev.labels[i])
+                    })
+                    .unzip();
+                train::ece(&p, &l).0
+            })
+            .collect();
+        eces.sort_by(f64::total_cmp);
+        let q = |f: f64| eces[((reps as f64 - 1.0) * f).round() as usize];
+        eprintln!(
+            "bootstrap ECE over {reps} resamples of {n}: 2.5% {:.4}, median {:.4}, 97.5% {:.4}",
+            q(0.025),
+            q(0.5),
+            q(0.975)
+        );
+    }
 }
