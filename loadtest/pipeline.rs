@@ -171,36 +171,59 @@ async fn pipeline_rate(service: &Service, before: u64, inputs: u64) -> f64 {
     inputs as f64 / (last.1 - first.unwrap()).as_secs_f64()
 }
 
-/// Where the pipeline's time went: the service's per-stage histograms
-/// (`claimwatch_pipeline_processing_duration_seconds`): seconds in all and µs per observation.
-fn print_stages(service: &Service, inputs: u64) {
+/// The service's per-stage histograms (`claimwatch_pipeline_processing_duration_seconds`):
+/// (stage, seconds, observations).
+type StageSums = Vec<(String, f64, u64)>;
+
+fn stage_sums(service: &Service) -> StageSums {
     let families = service.metrics.registry().gather();
     let Some(f) = families
         .iter()
         .find(|f| f.name() == "claimwatch_pipeline_processing_duration_seconds")
     else {
-        return;
+        return Vec::new();
     };
-    let mut parts = Vec::new();
-    for m in f.get_metric() {
-        let stage = m
-            .get_label()
-            .iter()
-            .find(|l| l.name() == "stage")
-            .map(|l| l.value().to_owned())
-            .unwrap_or_default();
-        let h = m.get_histogram();
-        parts.push(format!(
-            "{stage} {:.2} s ({} observations, {:.1} us each)",
-            h.get_sample_sum(),
-            h.get_sample_count(),
-            h.get_sample_sum() * 1e6 / h.get_sample_count().max(1) as f64
-        ));
-    }
+    f.get_metric()
+        .iter()
+        .map(|m| {
+            let stage = m
+                .get_label()
+                .iter()
+                .find(|l| l.name() == "stage")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default();
+            let h = m.get_histogram();
+            (stage, h.get_sample_sum(), h.get_sample_count())
+        })
+        .collect()
+}
+
+/// Where the pipeline's time went since `since`: seconds in all and µs per observation.
+fn stage_split(service: &Service, since: &StageSums) -> String {
+    let parts: Vec<String> = stage_sums(service)
+        .into_iter()
+        .map(|(stage, sum, count)| {
+            let (s0, c0) = since
+                .iter()
+                .find(|b| b.0 == stage)
+                .map_or((0.0, 0), |b| (b.1, b.2));
+            let (sum, count) = (sum - s0, count - c0);
+            format!(
+                "{stage} {sum:.2} s ({count} observations, {:.1} us each)",
+                sum * 1e6 / count.max(1) as f64
+            )
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// Where the pipeline's time went, and the records consumed per topic.
+fn print_stages(service: &Service, inputs: u64) {
     println!(
         "stage time over {inputs} input records (summed over partition tasks; internal-topic records and checkpoints included): {}",
-        parts.join("; ")
+        stage_split(service, &Vec::new())
     );
+    let families = service.metrics.registry().gather();
     // Records consumed per topic: the inputs and the internal repartition topics.
     if let Some(f) = families
         .iter()
@@ -358,6 +381,7 @@ async fn main() {
     });
     let status = Arc::clone(&service.status);
     let before = status.consumed.load(Ordering::Relaxed);
+    let stages_before = stage_sums(&service);
     let offered_total = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
     // Consumer lag over time: records offered so far minus records the service consumed.
     let lag = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
@@ -409,6 +433,10 @@ async fn main() {
         percentile(&l, 0.99),
         percentile(&l, 0.999),
         l.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "stage time during the offered run: {}",
+        stage_split(&service, &stages_before)
     );
     service.shutdown().await;
     println!(

@@ -420,6 +420,48 @@ impl PmpmWindow {
 /// Applies a PMPM fact to the sums. Returns whether it can change the window's PMPM (it carries
 /// member months or paid amounts inside eligibility): then the `all` summary is marked changed
 /// (its emission still happens only when [`PmpmWindow::fingerprint`] moved).
+/// Sums PMPM facts into one (sign +1, the latest event time, per-month sums without zero
+/// entries): the month sums are additive, so applying the result gives exactly what applying
+/// each fact would. The runtime sends one such fact per processed batch instead of one per
+/// member change (a change alone is two facts, -1 and +1): the population flow is a single key,
+/// so this is its whole input. `None` for no facts; facts that cancel out still give one (empty)
+/// fact, which carries the flow's event time on.
+pub fn coalesce<'a>(facts: impl IntoIterator<Item = &'a PmpmFact>) -> Option<PmpmFact> {
+    let mut months: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut paid: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    let mut event_time = None;
+    for f in facts {
+        let s = i64::from(f.sign);
+        for d in &f.member_months {
+            *months.entry(d.month).or_default() += s * d.delta;
+        }
+        for p in &f.paid {
+            let e = paid.entry(p.month).or_default();
+            e.0 += s * p.eligible_paid_cents;
+            e.1 += s * p.unenrolled_paid_cents;
+        }
+        event_time = Some(event_time.map_or(f.event_time, |t: EpochMillis| t.max(f.event_time)));
+    }
+    Some(PmpmFact {
+        sign: 1,
+        event_time: event_time?,
+        member_months: months
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .map(|(month, delta)| MonthDelta { month, delta })
+            .collect(),
+        paid: paid
+            .into_iter()
+            .filter(|(_, p)| *p != (0, 0))
+            .map(|(month, (e, u))| MonthPaid {
+                month,
+                eligible_paid_cents: e,
+                unenrolled_paid_cents: u,
+            })
+            .collect(),
+    })
+}
+
 pub fn apply_fact(agg: &mut PmpmAgg, fact: &PmpmFact) -> bool {
     agg.add(fact);
     !fact.member_months.is_empty() || fact.paid.iter().any(|p| p.eligible_paid_cents != 0)

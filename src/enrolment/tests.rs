@@ -351,6 +351,57 @@ fn the_sums_equal_a_brute_force_count_in_any_arrival_order() {
     }
 }
 
+/// What the runtime sends, one coalesced fact per batch, sums to what every fact would: the
+/// same month sums and the same flow time, for random batch boundaries.
+#[test]
+fn coalesced_batches_of_facts_give_the_same_sums() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    assert_eq!(coalesce(std::iter::empty()), None);
+    for _ in 0..30 {
+        let records = random_records(&mut rng);
+        let (mut states, mut facts) = (BTreeMap::<String, EnrolmentState>::new(), Vec::new());
+        for r in &records {
+            let (member, at) = match r {
+                Either::E(e) => (e.member_id.clone(), e.event_time),
+                Either::P(p) => (p.member_id.clone(), p.event_time),
+            };
+            let st = states.entry(member).or_default();
+            let changed = match r {
+                Either::E(e) => apply_enrollment(st, e),
+                Either::P(p) => apply_paid(st, p),
+            };
+            if changed {
+                refresh(st, at, &mut facts);
+            }
+        }
+        let facts: Vec<PmpmFact> = facts
+            .into_iter()
+            .filter_map(|f| match f {
+                Rekeyed::Pmpm(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let mut each = PmpmAgg::default();
+        for f in &facts {
+            each.add(f);
+        }
+        let mut batched = PmpmAgg::default();
+        let mut rest = facts.as_slice();
+        let mut sent = 0;
+        while !rest.is_empty() {
+            let n = rng.gen_range(1..=rest.len().min(40));
+            let one = coalesce(&rest[..n]).expect("a non-empty batch gives a fact");
+            assert_eq!(one.sign, 1);
+            assert!(one.member_months.iter().all(|d| d.delta != 0));
+            batched.add(&one);
+            rest = &rest[n..];
+            sent += 1;
+        }
+        assert_eq!(batched, each);
+        assert!(sent <= facts.len());
+    }
+}
+
 #[test]
 fn the_window_is_twelve_months_to_the_last_month_with_data() {
     let mut agg = PmpmAgg::default();

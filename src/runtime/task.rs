@@ -212,6 +212,8 @@ pub(crate) struct Task {
     pending: Vec<DeliveryFuture>,
     out: Vec<OutputEvent>,
     costs: Vec<Rekeyed>,
+    /// PMPM facts of the current batch, sent as one at its end.
+    pmpm: Vec<crate::model::PmpmFact>,
     buf: Vec<u8>,
     /// Records handled since the last checkpoint.
     unsaved: u64,
@@ -256,6 +258,7 @@ impl Task {
             pending: Vec::new(),
             out: Vec::with_capacity(16),
             costs: Vec::with_capacity(4),
+            pmpm: Vec::new(),
             buf: Vec::with_capacity(4096),
             unsaved: 0,
             idle_since: None,
@@ -397,6 +400,7 @@ impl Task {
             self.process(i, b);
             n += 1;
         }
+        self.flush_pmpm();
         n
     }
 
@@ -468,12 +472,25 @@ impl Task {
         }
         self.out = outs;
         self.out.clear();
-        let costs = std::mem::take(&mut self.costs);
-        for c in &costs {
-            self.send_cost(c);
+        let mut costs = std::mem::take(&mut self.costs);
+        for c in costs.drain(..) {
+            match c {
+                // Summed per batch: see `flush_pmpm`.
+                Rekeyed::Pmpm(f) => self.pmpm.push(f),
+                c => self.send_cost(&c),
+            }
         }
         self.costs = costs;
-        self.costs.clear();
+    }
+
+    /// Sends the batch's PMPM facts as one (`enrolment::coalesce`): the population flow is a
+    /// single key, and a member's change alone is two facts. Called at the end of every batch,
+    /// so nothing waits here across a checkpoint.
+    fn flush_pmpm(&mut self) {
+        if let Some(f) = crate::enrolment::coalesce(&self.pmpm) {
+            self.send_cost(&Rekeyed::Pmpm(f));
+        }
+        self.pmpm.clear();
     }
 
     fn dead_letter(
