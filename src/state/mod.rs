@@ -649,13 +649,14 @@ impl<V: Serialize> Persist for Table<V> {
     }
 
     fn stage(&mut self, budget: usize) -> usize {
-        let hot = &self.hot;
-        let staged = &mut self.staged;
-        let mut n = 0;
-        for key in self.dirty.extract_if(|_| true).take(budget) {
-            let value = hot.get(&key).map(|v| encode(&*v));
-            staged.insert(key, value);
-            n += 1;
+        let keys: Vec<String> = self.dirty.iter().take(budget).cloned().collect();
+        for key in &keys {
+            self.dirty.remove(key);
+        }
+        let n = keys.len();
+        for key in keys {
+            let value = self.hot.get(&key).map(|v| encode(&*v));
+            self.staged.insert(key, value);
         }
         n
     }
