@@ -148,11 +148,19 @@ impl<R: Rng> Sim<'_, R> {
         let mut next_office = start + self.exp_days(office_rate);
         let mut next_ed = start + self.exp_days(ed_rate);
         let mut next_admit = start + self.exp_days(admit_rate);
-        // Seasonal vaccines: influenza in autumn, pneumococcal for 65+.
+        // Seasonal vaccines: influenza every autumn (days 275-334 of each simulated year; the
+        // first season is drawn even when the period ends before it, on its last day, as it
+        // always was, so shorter populations keep their random streams), pneumococcal for 65+.
         let flu_p = if m.age >= 65 { 0.62 } else { 0.38 };
-        if self.rng.gen_bool(flu_p) {
-            let day = start + self.rng.gen_range(275..335).min(self.cfg.days - 1);
-            self.vaccine(day, "90686", "Z23");
+        for season in 0.. {
+            let offset = season * 365;
+            if season > 0 && offset + 275 >= self.cfg.days {
+                break;
+            }
+            if self.rng.gen_bool(flu_p) {
+                let day = start + (offset + self.rng.gen_range(275..335)).min(self.cfg.days - 1);
+                self.vaccine(day, "90686", "Z23");
+            }
         }
         if m.age >= 65 && self.rng.gen_bool(0.12) {
             let day = start + self.rng.gen_range(0..self.cfg.days);

@@ -303,3 +303,34 @@ fn documentation_gap_claims_are_sent_without_their_attachment() {
         .collect();
     assert!(rarcs.contains("M127") && rarcs.contains("N706"));
 }
+
+/// Influenza vaccines come every autumn of a multi-year population, not only the first (days
+/// 275-334 of each simulated year), and a one-year population draws them as it always did.
+#[test]
+fn flu_vaccines_come_every_autumn() {
+    let g = generate(&GenerateConfig {
+        members: 600,
+        seed: 5,
+        days: 1095,
+        ..GenerateConfig::default()
+    });
+    let start = GenerateConfig::default().start_date;
+    let mut per_year = [0usize; 3];
+    for c in &g.claims {
+        if c.lines.iter().any(|l| l.procedure_code == "90686") {
+            let day = c.service_date - start;
+            let (year, in_year) = (day / 365, day % 365);
+            assert!(
+                (275..335).contains(&in_year),
+                "flu shot on day {in_year} of a year"
+            );
+            per_year[year as usize] += 1;
+        }
+    }
+    let (lo, hi) = (
+        per_year.iter().min().unwrap(),
+        per_year.iter().max().unwrap(),
+    );
+    assert!(*lo > 100, "every season has flu shots: {per_year:?}");
+    assert!(*hi < lo * 2, "the seasons are alike: {per_year:?}");
+}
