@@ -276,3 +276,36 @@ pub fn adjudication_counts(f: &PayerFact) -> Option<ProviderCounts> {
         ..Default::default()
     })
 }
+
+/// Sums provider facts per key, day and source partition into one fact each (sign +1, the
+/// group's latest event time), ordered by those event times. The counters are additive, so the
+/// day buckets end up as with every fact, and each source's time in the flow's watermark reaches
+/// the same value. The runtime sends a batch's facts this way: one per key and day instead of
+/// one per change (a correction alone is two facts, -1 and +1). Groups that sum to zero are
+/// kept: they still carry their source's time.
+pub fn coalesce(facts: &[ProviderFact]) -> Vec<ProviderFact> {
+    let mut groups: std::collections::BTreeMap<
+        (&str, EpochDay, i32),
+        (ProviderCounts, EpochMillis),
+    > = std::collections::BTreeMap::new();
+    for f in facts {
+        let g = groups
+            .entry((f.key.as_str(), f.day, f.source_partition))
+            .or_insert((ProviderCounts::default(), f.event_time));
+        g.0.add(&f.counts, i64::from(f.sign));
+        g.1 = g.1.max(f.event_time);
+    }
+    let mut out: Vec<ProviderFact> = groups
+        .into_iter()
+        .map(|((key, day, source), (counts, event_time))| ProviderFact {
+            key: key.to_owned(),
+            sign: 1,
+            event_time,
+            day,
+            counts,
+            source_partition: source,
+        })
+        .collect();
+    out.sort_by_key(|f| f.event_time);
+    out
+}

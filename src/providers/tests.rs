@@ -306,7 +306,7 @@ fn final_state(cfg: &ProviderKpis, facts: &[ProviderFact]) -> Vec<(String, Strin
 #[test]
 fn the_aggregate_does_not_depend_on_the_order_of_facts() {
     use rand::seq::SliceRandom;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     let cfg = ProviderKpis::new(&ProviderKpiConfig::default());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut facts = Vec::new();
@@ -345,6 +345,22 @@ fn the_aggregate_does_not_depend_on_the_order_of_facts() {
     }
     facts.reverse();
     assert_eq!(final_state(&cfg, &facts), base);
+    // What the runtime sends: each batch's facts summed per key, day and source.
+    for _ in 0..5 {
+        facts.shuffle(&mut rng);
+        let mut sent = Vec::new();
+        let mut rest = facts.as_slice();
+        while !rest.is_empty() {
+            let n = rng.gen_range(1..=rest.len().min(60));
+            let batch = super::facts::coalesce(&rest[..n]);
+            assert!(batch.len() <= n);
+            assert!(batch.iter().all(|f| f.sign == 1));
+            sent.extend(batch);
+            rest = &rest[n..];
+        }
+        assert!(sent.len() < facts.len());
+        assert_eq!(final_state(&cfg, &sent), base);
+    }
 }
 
 #[test]

@@ -212,8 +212,9 @@ pub(crate) struct Task {
     pending: Vec<DeliveryFuture>,
     out: Vec<OutputEvent>,
     costs: Vec<Rekeyed>,
-    /// PMPM facts of the current batch, sent as one at its end.
+    /// PMPM and provider facts of the current batch, sent summed at its end.
     pmpm: Vec<crate::model::PmpmFact>,
+    provider: Vec<crate::model::ProviderFact>,
     buf: Vec<u8>,
     /// Records handled since the last checkpoint.
     unsaved: u64,
@@ -259,6 +260,7 @@ impl Task {
             out: Vec::with_capacity(16),
             costs: Vec::with_capacity(4),
             pmpm: Vec::new(),
+            provider: Vec::new(),
             buf: Vec::with_capacity(4096),
             unsaved: 0,
             idle_since: None,
@@ -400,7 +402,7 @@ impl Task {
             self.process(i, b);
             n += 1;
         }
-        self.flush_pmpm();
+        self.flush_summed();
         n
     }
 
@@ -475,22 +477,30 @@ impl Task {
         let mut costs = std::mem::take(&mut self.costs);
         for c in costs.drain(..) {
             match c {
-                // Summed per batch: see `flush_pmpm`.
+                // Summed per batch: see `flush_summed`.
                 Rekeyed::Pmpm(f) => self.pmpm.push(f),
+                Rekeyed::Provider(f) => self.provider.push(f),
                 c => self.send_cost(&c),
             }
         }
         self.costs = costs;
     }
 
-    /// Sends the batch's PMPM facts as one (`enrolment::coalesce`): the population flow is a
-    /// single key, and a member's change alone is two facts. Called at the end of every batch,
-    /// so nothing waits here across a checkpoint.
-    fn flush_pmpm(&mut self) {
+    /// Sends the batch's additive facts summed: the PMPM facts as one (`enrolment::coalesce`:
+    /// the population flow is a single key, and a member's change alone is two facts), the
+    /// provider facts as one per key, day and source (`providers::facts::coalesce`). Called at
+    /// the end of every batch, so nothing waits here across a checkpoint.
+    fn flush_summed(&mut self) {
         if let Some(f) = crate::enrolment::coalesce(&self.pmpm) {
             self.send_cost(&Rekeyed::Pmpm(f));
         }
         self.pmpm.clear();
+        if !self.provider.is_empty() {
+            for f in crate::providers::facts::coalesce(&self.provider) {
+                self.send_cost(&Rekeyed::Provider(f));
+            }
+            self.provider.clear();
+        }
     }
 
     fn dead_letter(
