@@ -250,9 +250,20 @@ pub fn contribution(st: &EnrolmentState) -> Option<PmpmFact> {
             e.1 += c.paid_cents;
         }
     }
-    let fact = PmpmFact {
+    let fact = fact_of_sums(0, deltas, paid);
+    (!fact.member_months.is_empty() || !fact.paid.is_empty()).then_some(fact)
+}
+
+/// A `+1` fact from per-month member-month differences and (eligible, unenrolled) paid sums,
+/// without the months that are zero.
+fn fact_of_sums(
+    event_time: EpochMillis,
+    deltas: BTreeMap<i32, i64>,
+    paid: BTreeMap<i32, (i64, i64)>,
+) -> PmpmFact {
+    PmpmFact {
         sign: 1,
-        event_time: 0,
+        event_time,
         member_months: deltas
             .into_iter()
             .filter(|(_, d)| *d != 0)
@@ -260,15 +271,14 @@ pub fn contribution(st: &EnrolmentState) -> Option<PmpmFact> {
             .collect(),
         paid: paid
             .into_iter()
-            .filter(|(_, (e, u))| *e != 0 || *u != 0)
+            .filter(|(_, p)| *p != (0, 0))
             .map(|(month, (e, u))| MonthPaid {
                 month,
                 eligible_paid_cents: e,
                 unenrolled_paid_cents: u,
             })
             .collect(),
-    };
-    (!fact.member_months.is_empty() || !fact.paid.is_empty()).then_some(fact)
+    }
 }
 
 /// Recomputes the member's contribution and sends the difference (old content -1, new +1,
@@ -442,24 +452,7 @@ pub fn coalesce<'a>(facts: impl IntoIterator<Item = &'a PmpmFact>) -> Option<Pmp
         }
         event_time = Some(event_time.map_or(f.event_time, |t: EpochMillis| t.max(f.event_time)));
     }
-    Some(PmpmFact {
-        sign: 1,
-        event_time: event_time?,
-        member_months: months
-            .into_iter()
-            .filter(|(_, d)| *d != 0)
-            .map(|(month, delta)| MonthDelta { month, delta })
-            .collect(),
-        paid: paid
-            .into_iter()
-            .filter(|(_, p)| *p != (0, 0))
-            .map(|(month, (e, u))| MonthPaid {
-                month,
-                eligible_paid_cents: e,
-                unenrolled_paid_cents: u,
-            })
-            .collect(),
-    })
+    Some(fact_of_sums(event_time?, months, paid))
 }
 
 pub fn apply_fact(agg: &mut PmpmAgg, fact: &PmpmFact) -> bool {

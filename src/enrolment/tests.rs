@@ -307,6 +307,27 @@ fn random_records(rng: &mut ChaCha8Rng) -> Vec<Either> {
     v
 }
 
+/// Applies records per member in their order and returns the facts the members sent.
+fn member_facts(records: &[Either]) -> Vec<Rekeyed> {
+    let mut states: BTreeMap<String, EnrolmentState> = BTreeMap::new();
+    let mut facts = Vec::new();
+    for r in records {
+        let (member, at) = match r {
+            Either::E(e) => (e.member_id.clone(), e.event_time),
+            Either::P(p) => (p.member_id.clone(), p.event_time),
+        };
+        let st = states.entry(member).or_default();
+        let changed = match r {
+            Either::E(e) => apply_enrollment(st, e),
+            Either::P(p) => apply_paid(st, p),
+        };
+        if changed {
+            refresh(st, at, &mut facts);
+        }
+    }
+    facts
+}
+
 #[test]
 fn the_sums_equal_a_brute_force_count_in_any_arrival_order() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -317,22 +338,7 @@ fn the_sums_equal_a_brute_force_count_in_any_arrival_order() {
             let mut shuffled = records.clone();
             shuffled.shuffle(&mut rng);
             // Per member, in arrival order; the facts of all members in a random order too.
-            let mut states: BTreeMap<String, EnrolmentState> = BTreeMap::new();
-            let mut facts = Vec::new();
-            for r in &shuffled {
-                let (member, at) = match r {
-                    Either::E(e) => (e.member_id.clone(), e.event_time),
-                    Either::P(p) => (p.member_id.clone(), p.event_time),
-                };
-                let st = states.entry(member).or_default();
-                let changed = match r {
-                    Either::E(e) => apply_enrollment(st, e),
-                    Either::P(p) => apply_paid(st, p),
-                };
-                if changed {
-                    refresh(st, at, &mut facts);
-                }
-            }
+            let mut facts = member_facts(&shuffled);
             facts.shuffle(&mut rng);
             let mut agg = PmpmAgg::default();
             for f in &facts {
@@ -359,22 +365,7 @@ fn coalesced_batches_of_facts_give_the_same_sums() {
     assert_eq!(coalesce(std::iter::empty()), None);
     for _ in 0..30 {
         let records = random_records(&mut rng);
-        let (mut states, mut facts) = (BTreeMap::<String, EnrolmentState>::new(), Vec::new());
-        for r in &records {
-            let (member, at) = match r {
-                Either::E(e) => (e.member_id.clone(), e.event_time),
-                Either::P(p) => (p.member_id.clone(), p.event_time),
-            };
-            let st = states.entry(member).or_default();
-            let changed = match r {
-                Either::E(e) => apply_enrollment(st, e),
-                Either::P(p) => apply_paid(st, p),
-            };
-            if changed {
-                refresh(st, at, &mut facts);
-            }
-        }
-        let facts: Vec<PmpmFact> = facts
+        let facts: Vec<PmpmFact> = member_facts(&records)
             .into_iter()
             .filter_map(|f| match f {
                 Rekeyed::Pmpm(f) => Some(f),
