@@ -87,6 +87,17 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) this process has used so far, in seconds, from `/proc/self/stat`.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -151,24 +162,27 @@ async fn pass_through(config: &RuntimeConfig, total: u64) -> f64 {
 
 /// Runs the service until it has consumed `inputs` records and gone quiet; returns its rate on
 /// the inputs (first to last record consumed).
-async fn pipeline_rate(service: &Service, before: u64, inputs: u64) -> f64 {
+async fn pipeline_rate(service: &Service, before: u64, inputs: u64) -> (f64, f64) {
     let status = Arc::clone(&service.status);
     let mut first = None;
-    let mut last = (before, Instant::now());
+    let mut last = (before, Instant::now(), cpu_secs());
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let c = status.consumed.load(Ordering::Relaxed);
         if c > before && first.is_none() {
-            first = Some(Instant::now());
+            first = Some((Instant::now(), cpu_secs()));
         }
         if c != last.0 {
-            last = (c, Instant::now());
+            last = (c, Instant::now(), cpu_secs());
         }
         if c - before >= inputs && last.1.elapsed() > Duration::from_secs(1) {
             break;
         }
     }
-    inputs as f64 / (last.1 - first.unwrap()).as_secs_f64()
+    let (t0, cpu0) = first.unwrap();
+    let secs = (last.1 - t0).as_secs_f64();
+    // Records/s, and the cores this process kept busy meanwhile.
+    (inputs as f64 / secs, (last.2 - cpu0) / secs)
 }
 
 /// The service's per-stage histograms (`claimwatch_pipeline_processing_duration_seconds`):
@@ -331,15 +345,16 @@ async fn main() {
     println!("pass-through (consume + re-produce, no processing): {pass:>9.0} records/s");
 
     let service = Service::start(config.clone()).await.unwrap();
-    let pipe = pipeline_rate(&service, 0, total).await;
+    let (pipe, pipe_cores) = pipeline_rate(&service, 0, total).await;
     println!("pipeline (decode, core, outputs, checkpoints):     {pipe:>9.0} records/s");
     println!("ratio pipeline / pass-through: {:.2}", pipe / pass);
+    println!("CPU during the pipeline run: {pipe_cores:.2} cores busy (service and broker)");
     print_stages(&service, total);
 
     // Latency at half the pipeline's maximum, on a second population.
     let rate = pipe / 2.0;
     let input2 = dir.path().join("input2");
-    claimwatch::generate::write::generate_to_dir(a.members / 2, 8, &input2, Format::Json).unwrap();
+    claimwatch::generate::write::generate_to_dir(a.members / 2, 8, &input2, Format::Avro).unwrap();
     let mut props = config.consumer_properties();
     props.insert("group.id".into(), "loadtest-latency".into());
     props.insert("enable.partition.eof".into(), "false".into());
@@ -354,11 +369,25 @@ async fn main() {
         }
     }
     reader.assign(&tpl).unwrap();
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    // Per output: (received at, input timestamp, output's own Kafka timestamp), in ms.
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<(i64, i64, i64)>::new()));
     let lat = Arc::clone(&latencies);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_reader = Arc::clone(&stop);
-    let reader_task = tokio::spawn(async move {
+    // The subscriber runs on its own thread and runtime, as another process would: on the
+    // service's runtime it would wait behind the partition tasks and count that wait as latency.
+    let reader_task = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(read_latencies(reader, lat, stop_reader))
+    });
+    async fn read_latencies(
+        reader: StreamConsumer,
+        lat: Arc<std::sync::Mutex<Vec<(i64, i64, i64)>>>,
+        stop_reader: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         let mut stream = reader.stream();
         while !stop_reader.load(Ordering::Relaxed) {
             let Ok(Some(Ok(m))) =
@@ -375,10 +404,11 @@ async fn main() {
                     .and_then(|v| v.parse::<i64>().ok())
             });
             if let Some(ts) = ts {
-                lat.lock().unwrap().push((now - ts) as f64);
+                let produced = m.timestamp().to_millis().unwrap_or(now);
+                lat.lock().unwrap().push((now, ts, produced));
             }
         }
-    });
+    }
     let status = Arc::clone(&service.status);
     let before = status.consumed.load(Ordering::Relaxed);
     let stages_before = stage_sums(&service);
@@ -403,14 +433,16 @@ async fn main() {
         })
     };
     let t = Instant::now();
+    let cpu_before = cpu_secs();
     let p2 = produce::produce_dir(&config, &input2, Format::Avro, produce::Pace::Rate(rate))
         .await
         .unwrap();
     let offered_secs = t.elapsed().as_secs_f64();
     offered_total.store(p2.total(), Ordering::Relaxed);
+    let cores_busy = (cpu_secs() - cpu_before) / offered_secs;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
-    reader_task.await.unwrap();
+    reader_task.join().unwrap();
     sampler.abort();
     let series = lag.lock().unwrap().clone();
     let max_lag = series.iter().map(|s| s.1).max().unwrap_or(0);
@@ -423,8 +455,13 @@ async fn main() {
         "consumer lag during the offered run (records offered - consumed): max {max_lag}; {}",
         shown.join(" ")
     );
-    let mut l = latencies.lock().unwrap().clone();
-    l.sort_by(f64::total_cmp);
+    let samples = latencies.lock().unwrap().clone();
+    let sorted = |f: &dyn Fn(&(i64, i64, i64)) -> i64| {
+        let mut v: Vec<f64> = samples.iter().map(|s| f(s) as f64).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let l = sorted(&|(now, ts, _)| now - ts);
     println!(
         "latency at {rate:.0} records/s offered ({} records over {offered_secs:.0} s), input produced -> output received, {} outputs: p50 {:.0} ms, p99 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms",
         p2.total(),
@@ -434,6 +471,49 @@ async fn main() {
         percentile(&l, 0.999),
         l.last().copied().unwrap_or(f64::NAN)
     );
+    // Where the latency is: input timestamp -> the output's produce call (the service's consumer
+    // fetch, its queue and the processing), then the output's produce call -> received (producer
+    // linger, broker, the subscriber's fetch).
+    let (service_side, delivery_side) = (
+        sorted(&|(_, ts, produced)| produced - ts),
+        sorted(&|(now, _, produced)| now - produced),
+    );
+    println!(
+        "CPU during the offered run: {cores_busy:.2} cores busy (this process: service, broker when mock, load driver and subscriber) of {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "latency split: input -> output produced p50 {:.0} / p99 {:.0} ms; output produced -> received p50 {:.0} / p99 {:.0} ms",
+        percentile(&service_side, 0.5),
+        percentile(&service_side, 0.99),
+        percentile(&delivery_side, 0.5),
+        percentile(&delivery_side, 0.99),
+    );
+    if let Some(first) = samples.iter().map(|s| s.0).min() {
+        let mut by_second: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+        for (now, ts, _) in &samples {
+            by_second
+                .entry((now - first) / 500)
+                .or_default()
+                .push((now - ts) as f64);
+        }
+        let series: Vec<String> = by_second
+            .into_iter()
+            .map(|(half, mut v)| {
+                v.sort_by(f64::total_cmp);
+                format!(
+                    "{:.1}s:{}/{:.0}",
+                    half as f64 / 2.0,
+                    v.len(),
+                    percentile(&v, 0.99)
+                )
+            })
+            .collect();
+        println!(
+            "latency p99 per half second (received at: outputs/p99 ms): {}",
+            series.join(" ")
+        );
+    }
     println!(
         "stage time during the offered run: {}",
         stage_split(&service, &stages_before)

@@ -59,6 +59,15 @@ const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
 /// then stops fetching the partition once its own queue is full).
 const BUFFER_CAP: usize = 4096;
 
+/// Most records a task processes before it lets the runtime's other tasks run (the consumer's,
+/// the producer's delivery futures, other partitions).
+const BATCH_RECORDS: usize = 1024;
+
+/// Longest a task processes before it lets the runtime's other tasks run: a tokio task is not
+/// preempted, so a long batch on a worker delays every task queued behind it, and that delay is
+/// end-to-end latency.
+const BATCH_TIME: Duration = Duration::from_millis(2);
+
 /// Changed state entries encoded per step while the partition is idle (about a millisecond).
 const STAGE_CHUNK: usize = 256;
 
@@ -391,10 +400,12 @@ impl Task {
             })
     }
 
-    /// Processes records while the merge allows, up to a batch.
+    /// Processes records while the merge allows, up to a batch of [`BATCH_RECORDS`] or
+    /// [`BATCH_TIME`], whichever comes first.
     fn process_batch(&mut self) -> usize {
+        let started = Instant::now();
         let mut n = 0;
-        while n < 1024 {
+        while n < BATCH_RECORDS && (n % 16 != 0 || started.elapsed() < BATCH_TIME) {
             let Some(i) = self.next_input() else { break };
             let Some(b) = self.inputs[i].buf.pop_front() else {
                 break;
