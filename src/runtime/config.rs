@@ -51,6 +51,15 @@ pub struct RuntimeConfig {
     pub idle_wall_clock_lateness_ms: Option<u64>,
     /// Graceful shutdown must finish (drain, checkpoint, commit) within this long.
     pub shutdown_timeout_ms: u64,
+    /// At-least-once (the default: outputs carry deterministic ids, a crash re-emits at most what
+    /// came after the last checkpoint) or exactly-once (Kafka transactions: each partition's
+    /// outputs, internal facts, changelog records and input offsets of one checkpoint interval
+    /// commit together or not at all; see README, "Delivery guarantee").
+    pub processing_guarantee: ProcessingGuarantee,
+    /// Exactly-once: each partition's producer has the transactional id
+    /// `<prefix>-<partition>`, so the partition's next owner fences the previous one. Default:
+    /// the group id. Every deployment sharing a cluster needs its own.
+    pub transactional_id_prefix: Option<String>,
     /// Confluent-compatible Schema Registry; without it the ids in `schemas/` are used.
     pub schema_registry: Option<SchemaRegistryConfig>,
     /// HTTP listen address for `/metrics` and health; `None` disables the server.
@@ -66,6 +75,19 @@ pub struct RuntimeConfig {
     pub api: crate::api::ApiConfig,
     /// The transport-free core's settings (partitions must equal the input topics' count).
     pub core: CoreConfig,
+}
+
+/// What a crash may do to the outputs (`processing_guarantee`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingGuarantee {
+    /// Outputs after the last checkpoint may be emitted again, byte-identical.
+    #[default]
+    AtLeastOnce,
+    /// Kafka transactions per partition and checkpoint: a `read_committed` subscriber sees each
+    /// output once. Outputs become visible at the checkpoint that commits them (every
+    /// `checkpoint_interval_ms`).
+    ExactlyOnce,
 }
 
 /// Schema Registry access.
@@ -285,6 +307,8 @@ impl Default for RuntimeConfig {
             max_task_idle_ms: 200,
             idle_wall_clock_lateness_ms: None,
             shutdown_timeout_ms: 30_000,
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            transactional_id_prefix: None,
             schema_registry: None,
             http_listen: Some("127.0.0.1:9464".into()),
             model_dir: None,
@@ -343,6 +367,26 @@ impl RuntimeConfig {
                 "core.partitions ({}) must equal topics.partitions ({}): replay and the service hash keys the same way",
                 self.core.partitions, self.topics.partitions
             ));
+        }
+        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            let txn_timeout = self
+                .producer_properties()
+                .get("transaction.timeout.ms")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(60_000);
+            if self.checkpoint_interval_ms >= txn_timeout {
+                problems.push(format!(
+                    "exactly-once: checkpoint_interval_ms ({}) must be below transaction.timeout.ms ({txn_timeout}): a checkpoint commits the partition's transaction",
+                    self.checkpoint_interval_ms
+                ));
+            }
+            if self
+                .transactional_id_prefix
+                .as_deref()
+                .is_some_and(|p| p.trim().is_empty())
+            {
+                problems.push("transactional_id_prefix must not be empty".into());
+            }
         }
         self.api.validate(&mut problems);
         if self.api.enabled && self.http_listen.as_deref().is_none_or(str::is_empty) {
@@ -414,6 +458,24 @@ impl RuntimeConfig {
         p.entry("statistics.interval.ms".into())
             .or_insert_with(|| "15000".into());
         p
+    }
+
+    /// The transactional producer of partition `p` (exactly-once): the producer properties with
+    /// its transactional id. An infinite `message.timeout.ms` (our at-least-once default) does
+    /// not fit a transaction: unless configured explicitly, librdkafka then derives it from
+    /// `transaction.timeout.ms`.
+    pub fn transactional_producer_properties(&self, p: i32) -> BTreeMap<String, String> {
+        let mut props = self.producer_properties();
+        let explicit = |k: &str| self.kafka.contains_key(k) || self.producer.contains_key(k);
+        if !explicit("message.timeout.ms") {
+            props.remove("message.timeout.ms");
+        }
+        let prefix = self
+            .transactional_id_prefix
+            .as_deref()
+            .unwrap_or(&self.group_id);
+        props.insert("transactional.id".into(), format!("{prefix}-{p}"));
+        props
     }
 
     /// Producer properties: pass-through first, then the delivery guarantees.
@@ -492,6 +554,43 @@ mod tests {
         c.kafka.insert("enable.auto.commit".into(), "true".into());
         let p = c.validate().unwrap_err();
         assert_eq!(p.len(), 4, "{p:?}");
+    }
+
+    #[test]
+    fn exactly_once_from_the_environment_with_its_transactional_ids() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CLAIMWATCH_PROCESSING_GUARANTEE", "exactly_once");
+            jail.set_env("CLAIMWATCH_GROUP_ID", "billing");
+            let c = RuntimeConfig::load(RuntimeConfig::figment(None)).map_err(|e| e.to_string())?;
+            assert_eq!(c.processing_guarantee, ProcessingGuarantee::ExactlyOnce);
+            let p = c.transactional_producer_properties(3);
+            assert_eq!(p["transactional.id"], "billing-3");
+            assert_eq!(p["enable.idempotence"], "true");
+            // The at-least-once default (infinite) does not fit a transaction.
+            assert!(!p.contains_key("message.timeout.ms"));
+            assert_eq!(c.producer_properties()["message.timeout.ms"], "0");
+            Ok(())
+        });
+        let mut c = RuntimeConfig {
+            processing_guarantee: ProcessingGuarantee::ExactlyOnce,
+            transactional_id_prefix: Some("cw-prod".into()),
+            ..RuntimeConfig::default()
+        };
+        c.producer
+            .insert("message.timeout.ms".into(), "30000".into());
+        let p = c.transactional_producer_properties(0);
+        assert_eq!(p["transactional.id"], "cw-prod-0");
+        assert_eq!(p["message.timeout.ms"], "30000", "explicit settings stay");
+        c.validate().unwrap();
+        // A checkpoint commits the transaction: it must come before the broker aborts it.
+        c.checkpoint_interval_ms = 60_000;
+        c.transactional_id_prefix = Some(" ".into());
+        let problems = c.validate().unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("transaction.timeout.ms"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -70,6 +70,9 @@ const BATCH_TIME: Duration = Duration::from_millis(2);
 
 /// Changed state entries encoded per step while the partition is idle (about a millisecond).
 const STAGE_CHUNK: usize = 256;
+
+/// Exactly-once: how long the blocking transaction calls (init, offsets, commit, abort) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Messages to a running task.
 pub(crate) enum Control {
@@ -208,6 +211,10 @@ enum TaskError {
     State(#[from] crate::state::StateError),
     #[error("commit: {0}")]
     Commit(KafkaError),
+    #[error("transaction: {0}")]
+    Transaction(KafkaError),
+    #[error("the consumer has no group metadata for the transaction's offsets")]
+    NoGroupMetadata,
 }
 
 pub(crate) struct Task {
@@ -234,6 +241,10 @@ pub(crate) struct Task {
     topic_metrics: Vec<crate::metrics::TopicMetrics>,
     /// The checkpoint job in flight, if any.
     in_flight: Option<tokio::task::JoinHandle<Result<(), TaskError>>>,
+    /// Exactly-once: the partition's transactional producer (created when the task starts), and
+    /// whether its transaction is open.
+    txn: Option<FutureProducer>,
+    txn_open: bool,
 }
 
 impl Task {
@@ -276,7 +287,75 @@ impl Task {
             failed_enqueue: None,
             topic_metrics,
             in_flight: None,
+            txn: None,
+            txn_open: false,
         }
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.shared.config.processing_guarantee == super::config::ProcessingGuarantee::ExactlyOnce
+    }
+
+    /// The producer of this task's records: its own transactional one, else the service's.
+    fn producer(&self) -> &FutureProducer {
+        self.txn.as_ref().unwrap_or(&self.shared.producer)
+    }
+
+    /// Exactly-once: creates the partition's transactional producer and registers its id with
+    /// the coordinator (which fences a previous owner of the partition), retrying while the
+    /// broker is unavailable. False if the task was stopped meanwhile.
+    async fn init_transactions(&mut self) -> bool {
+        let props = self
+            .shared
+            .config
+            .transactional_producer_properties(self.id());
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let producer = super::config::client_config(&props).create::<FutureProducer>();
+            let r = match producer {
+                Ok(p) => {
+                    let init = p.clone();
+                    match tokio::task::spawn_blocking(move || init.init_transactions(TXN_TIMEOUT))
+                        .await
+                    {
+                        Ok(Ok(())) => Ok(p),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match r {
+                Ok(p) => {
+                    tracing::info!(partition = self.id(), "transactional producer ready");
+                    self.txn = Some(p);
+                    self.txn_open = false;
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(partition = self.id(), error = %e, "initialising the transactional producer failed; retrying");
+                }
+            }
+            tokio::select! {
+                c = self.control.recv() => {
+                    if !self.control_or_end(c).await {
+                        return false;
+                    }
+                }
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Exactly-once: opens the partition's transaction before its first record since the last
+    /// commit.
+    fn ensure_transaction(&mut self) -> Result<(), KafkaError> {
+        if let (Some(p), false) = (&self.txn, self.txn_open) {
+            p.begin_transaction()?;
+            self.txn_open = true;
+        }
+        Ok(())
     }
 
     fn id(&self) -> i32 {
@@ -285,6 +364,9 @@ impl Task {
 
     /// Runs until stopped.
     pub(crate) async fn run(mut self) {
+        if self.exactly_once() && !self.init_transactions().await {
+            return;
+        }
         let every = Duration::from_millis(self.shared.config.checkpoint_interval_ms);
         let mut next_checkpoint = tokio::time::Instant::now() + every;
         loop {
@@ -676,6 +758,11 @@ impl Task {
         partition: Option<i32>,
         headers: Option<OwnedHeaders>,
     ) {
+        if let Err(e) = self.ensure_transaction() {
+            tracing::error!(topic, error = %e, "could not open the transaction");
+            self.failed_enqueue = Some(e);
+            return;
+        }
         let mut attempt = 0u32;
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
@@ -688,7 +775,7 @@ impl Task {
             if let Some(h) = headers.clone() {
                 record = record.headers(h);
             }
-            match self.shared.producer.send_result(record) {
+            match self.producer().send_result(record) {
                 Ok(f) => {
                     self.pending.push(f);
                     return;
@@ -886,6 +973,11 @@ impl Task {
         if self.unsaved == 0 && self.pending.is_empty() {
             return Ok(());
         }
+        let exactly_once = self.txn.is_some();
+        if exactly_once {
+            // The offsets go into the transaction even when nothing was produced.
+            self.ensure_transaction().map_err(TaskError::Transaction)?;
+        }
         let snapshot_started = Instant::now();
         let prepared =
             tokio::task::block_in_place(|| self.partition.prepare_checkpoint(&BTreeMap::new()))?;
@@ -908,9 +1000,15 @@ impl Task {
             changes,
             mode,
             started: Instant::now(),
+            producer: self.producer().clone(),
+            exactly_once,
         };
         let handle = tokio::spawn(job.run());
-        if matches!(mode, CommitMode::Sync) {
+        if exactly_once {
+            // The next records belong to the next transaction, which opens after this commit.
+            handle.await.map_err(|_| TaskError::Cancelled)??;
+            self.txn_open = false;
+        } else if matches!(mode, CommitMode::Sync) {
             handle.await.map_err(|_| TaskError::Cancelled)??;
         } else {
             self.in_flight = Some(handle);
@@ -940,6 +1038,9 @@ impl Task {
         }
         self.pending.clear();
         self.unsaved = 0;
+        if self.txn.is_some() {
+            self.abort_transaction().await;
+        }
         let id = self.id();
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -977,6 +1078,30 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Exactly-once, after a failure: aborts the open transaction (its records are never seen
+    /// by `read_committed` readers). A producer in a fatal state (fenced by a newer owner of the
+    /// partition, or its epoch lost) is replaced by a new one.
+    async fn abort_transaction(&mut self) {
+        let Some(p) = self.txn.clone() else { return };
+        let aborted = if self.txn_open {
+            tokio::task::spawn_blocking(move || p.abort_transaction(TXN_TIMEOUT))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        } else {
+            Ok(())
+        };
+        self.txn_open = false;
+        if let Err(e) = aborted {
+            tracing::warn!(partition = self.id(), error = %e, "aborting the transaction failed; a new transactional producer replaces this one");
+            self.txn = None;
+            // Retries until it succeeds or the task is stopped (then the stop ends the task).
+            self.init_transactions().await;
+        }
+    }
+}
+
 /// The part of a checkpoint that waits: see [`Task::checkpoint`].
 struct CheckpointJob {
     shared: Arc<Shared>,
@@ -988,6 +1113,12 @@ struct CheckpointJob {
     changes: Vec<StateChange>,
     mode: CommitMode,
     started: Instant,
+    /// The producer of the partition's records (the transactional one with exactly-once).
+    producer: FutureProducer,
+    /// Exactly-once: the changelog and the offsets go into the transaction, which commits
+    /// before the state is written to disk (so disk never holds state that a commit did not
+    /// make visible).
+    exactly_once: bool,
 }
 
 async fn settle(futures: Vec<DeliveryFuture>) -> Result<(), TaskError> {
@@ -1012,16 +1143,25 @@ impl CheckpointJob {
             changes,
             mode,
             started,
+            producer,
+            exactly_once,
         } = self;
         // 1. Every output up to the snapshot is acknowledged.
         let waiting = Instant::now();
         settle(outputs).await?;
         let mut delivered = waiting.elapsed();
-        // 2. State and offsets on disk, atomically.
+        // 2. State and offsets on disk, atomically (exactly-once: after the commit, step 4).
         let record = prepared.record().clone();
-        let stats = tokio::task::spawn_blocking(move || prepared.write())
-            .await
-            .map_err(|_| TaskError::Cancelled)??;
+        let mut prepared = Some(prepared);
+        let mut stats = None;
+        if !exactly_once {
+            let p = prepared.take().expect("not yet written");
+            stats = Some(
+                tokio::task::spawn_blocking(move || p.write())
+                    .await
+                    .map_err(|_| TaskError::Cancelled)??,
+            );
+        }
         // 3. The same entries, then the marker, on the changelog.
         let mut acks = Vec::with_capacity(changes.len() + 1);
         for c in &changes {
@@ -1029,6 +1169,7 @@ impl CheckpointJob {
             acks.push(
                 enqueue(
                     &shared,
+                    &producer,
                     &topic,
                     c.key.as_bytes(),
                     c.value.as_deref(),
@@ -1042,6 +1183,7 @@ impl CheckpointJob {
         acks.push(
             enqueue(
                 &shared,
+                &producer,
                 &topic,
                 CHECKPOINT_MARKER_KEY,
                 Some(&marker),
@@ -1061,11 +1203,36 @@ impl CheckpointJob {
             tpl.add_partition_offset(topic, partition, Offset::Offset(*offset))
                 .map_err(TaskError::Commit)?;
         }
-        if tpl.count() > 0 {
+        if exactly_once {
+            // The offsets join the transaction, which then commits: outputs, internal facts,
+            // changelog and offsets become visible together.
+            let group = consumer.group_metadata().ok_or(TaskError::NoGroupMetadata);
+            let txn = producer.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let group = group?;
+                if tpl.count() > 0 {
+                    txn.send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+                        .map_err(TaskError::Transaction)?;
+                }
+                txn.commit_transaction(TXN_TIMEOUT)
+                    .map_err(TaskError::Transaction)
+            })
+            .await
+            .map_err(|_| TaskError::Cancelled)?;
+            shared.metrics.commit(r.is_ok());
+            r?;
+            let p = prepared.take().expect("written after the commit");
+            stats = Some(
+                tokio::task::spawn_blocking(move || p.write())
+                    .await
+                    .map_err(|_| TaskError::Cancelled)??,
+            );
+        } else if tpl.count() > 0 {
             let r = consumer.commit(&tpl, mode);
             shared.metrics.commit(r.is_ok());
             r.map_err(TaskError::Commit)?;
         }
+        let stats = stats.expect("state written");
         let status = &shared.status;
         status.checkpoints.fetch_add(1, Ordering::Relaxed);
         status
@@ -1092,6 +1259,7 @@ impl CheckpointJob {
 /// Queues one record on the producer, waiting while its queue is full.
 async fn enqueue(
     shared: &Shared,
+    producer: &FutureProducer,
     topic: &str,
     key: &[u8],
     payload: Option<&[u8]>,
@@ -1104,7 +1272,7 @@ async fn enqueue(
         if let Some(p) = payload {
             record = record.payload(p);
         }
-        match shared.producer.send_result(record) {
+        match producer.send_result(record) {
             Ok(f) => return Ok(f),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 tokio::time::sleep(Duration::from_millis(1)).await;
