@@ -32,10 +32,8 @@ fn write_config(config: &RuntimeConfig, path: &Path) {
             ProcessingGuarantee::AtLeastOnce => "at_least_once",
             ProcessingGuarantee::ExactlyOnce => "exactly_once",
         },
-        // Exactly-once on Tansu: with `read_committed` the service stalled after a crash in 3 of
-        // 11 runs (some outputs never came; suspected: Tansu does not end the crashed producer's
-        // open transaction when its successor registers the same transactional id), and 4 of 4
-        // converged reading uncommitted. Tansu shows aborted records to either level anyway.
+        // Exactly-once on Tansu: see `exactly_once_crashes_and_converges` for why the service
+        // reads uncommitted there.
         match config.processing_guarantee {
             ProcessingGuarantee::AtLeastOnce => "",
             ProcessingGuarantee::ExactlyOnce => "\"isolation.level\" = \"read_uncommitted\"\n",
@@ -73,7 +71,10 @@ fn spawn(config_file: &Path, log: &Path) -> Instance {
         Command::new(env!("CARGO_BIN_EXE_claimwatch"))
             .args(["run", "--config"])
             .arg(config_file)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("FAILOVER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("CLAIMWATCH_HTTP_LISTEN", "")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -133,22 +134,37 @@ fn ids(events: &[OutputEvent]) -> BTreeSet<String> {
 /// Waits until every claim's final lifecycle and every final readmission record equal replay's;
 /// returns (lifecycle records read, distinct output ids).
 fn converge(broker: &Broker, want: &Expected, logs: &Path) -> (usize, usize) {
+    converge_at(broker, want, logs, "read_committed")
+}
+
+/// [`converge`], reading at an `isolation.level`.
+fn converge_at(broker: &Broker, want: &Expected, logs: &Path, isolation: &str) -> (usize, usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let got = read_outputs(
+        let got = read_outputs_at(
             &broker.bootstrap,
             "claimwatch.claim-lifecycle",
             Duration::from_millis(1500),
+            isolation,
         );
         let finals = final_lifecycle(&got);
         if finals == want.lifecycle {
-            let readmissions = final_readmissions(&read_outputs(
+            let readmissions = final_readmissions(&read_outputs_at(
                 &broker.bootstrap,
                 "claimwatch.readmissions",
                 Duration::from_secs(2),
+                isolation,
             ));
-            assert_eq!(readmissions, want.readmissions);
-            return (got.len(), ids(&got).len());
+            // A readmission's last update can trail the claims: it waits for the paid amounts
+            // that come through the internal encounter-cost topic.
+            if readmissions == want.readmissions {
+                return (got.len(), ids(&got).len());
+            }
+            if std::time::Instant::now() > deadline {
+                assert_eq!(readmissions, want.readmissions, "final readmission records");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
         }
         if std::time::Instant::now() > deadline {
             let missing = want
@@ -178,6 +194,37 @@ fn converge(broker: &Broker, want: &Expected, logs: &Path) -> (usize, usize) {
                         p.display(),
                         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                     );
+                }
+            }
+            let mut by_partition = std::collections::BTreeMap::<i32, usize>::new();
+            for k in want.lifecycle.keys().filter(|k| !finals.contains_key(*k)) {
+                *by_partition
+                    .entry(claimwatch::core::partition_for(k, PARTITIONS))
+                    .or_default() += 1;
+            }
+            eprintln!("missing claims by partition: {by_partition:?}");
+            let uncommitted = final_lifecycle(&read_outputs_at(
+                &broker.bootstrap,
+                "claimwatch.claim-lifecycle",
+                Duration::from_millis(1500),
+                "read_uncommitted",
+            ));
+            eprintln!(
+                "read uncommitted instead: {} of {} claims missing, equal to replay: {}",
+                want.lifecycle
+                    .keys()
+                    .filter(|k| !uncommitted.contains_key(*k))
+                    .count(),
+                want.lifecycle.len(),
+                uncommitted == want.lifecycle
+            );
+            if let Ok(keep) = std::env::var("FAILOVER_KEEP") {
+                for entry in std::fs::read_dir(logs).unwrap() {
+                    let p = entry.unwrap().path();
+                    if p.extension().is_some_and(|e| e == "log") {
+                        let _ = std::fs::create_dir_all(&keep);
+                        let _ = std::fs::copy(&p, Path::new(&keep).join(p.file_name().unwrap()));
+                    }
                 }
             }
             if let Some((k, v)) = want
@@ -332,9 +379,17 @@ fn broker_outage_of_20_seconds_mid_stream_is_survived() {
 
 /// Exactly-once (Kafka transactions per partition): crashes mid-stream, each restart resumes from
 /// the last committed transaction (its state from the local store or, when the store is behind
-/// the committed offsets, from the changelog), and the outputs converge to replay's. Tansu does
-/// not hide aborted records from `read_committed` readers, so the duplicates printed include the
-/// aborted transactions' records; on Kafka a `read_committed` subscriber would not see them.
+/// the committed offsets, from the changelog), and the outputs converge to replay's.
+///
+/// Read uncommitted, by the service and by this test, because of two things Tansu does: it shows
+/// aborted records to `read_committed` readers too (so the duplicates printed include aborted
+/// transactions' records), and after a producer is killed with a transaction open, the partitions
+/// that transaction touched sometimes keep their last stable offset at its first record even
+/// after the successor registered the same transactional id and committed its own transactions
+/// (on Kafka the successor's registration aborts the open transaction): a `read_committed`
+/// reader then stops there for good. Seen in 5 of 14 runs; in the last one the same topic read
+/// uncommitted held every record and equalled replay, read committed missed 117 claims of the
+/// two partitions whose transactions were open at the kill.
 #[test]
 fn exactly_once_crashes_and_converges() {
     let (broker, dir, config, want, records) = setup(200, 41);
@@ -351,7 +406,7 @@ fn exactly_once_crashes_and_converges() {
     }
     producer.join().unwrap();
     let mut p = spawn(&cfg_file, &dir.path().join("eos-final.log"));
-    let (read, distinct) = converge(&broker, &want, dir.path());
+    let (read, distinct) = converge_at(&broker, &want, dir.path(), "read_uncommitted");
     println!(
         "exactly-once after two crashes: {read} lifecycle records, {distinct} distinct, {} duplicates (aborted transactions included: Tansu shows them)",
         read - distinct

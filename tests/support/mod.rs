@@ -130,10 +130,21 @@ pub fn read_topic(
     topic: &str,
     quiet: Duration,
 ) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
+    read_topic_at(bootstrap, topic, quiet, "read_committed")
+}
+
+/// [`read_topic`] at an `isolation.level`.
+pub fn read_topic_at(
+    bootstrap: &str,
+    topic: &str,
+    quiet: Duration,
+    isolation: &str,
+) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "claimwatch-test-reader")
         .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
         .create()
         .expect("reader");
     let md = consumer
@@ -170,8 +181,18 @@ pub fn read_topic(
 
 /// Decoded outputs of a claimwatch output topic, in per-partition offset order.
 pub fn read_outputs(bootstrap: &str, topic: &str, quiet: Duration) -> Vec<OutputEvent> {
+    read_outputs_at(bootstrap, topic, quiet, "read_committed")
+}
+
+/// [`read_outputs`] at an `isolation.level`.
+pub fn read_outputs_at(
+    bootstrap: &str,
+    topic: &str,
+    quiet: Duration,
+    isolation: &str,
+) -> Vec<OutputEvent> {
     let codec = AvroCodec::new();
-    read_topic(bootstrap, topic, quiet)
+    read_topic_at(bootstrap, topic, quiet, isolation)
         .into_iter()
         .map(|(_, _, _, v)| wire::decode_output(&codec, topic, &v).expect("our own output decodes"))
         .collect()
