@@ -1039,7 +1039,7 @@ impl Task {
         self.pending.clear();
         self.unsaved = 0;
         if self.txn.is_some() {
-            self.abort_transaction().await;
+            self.reset_transactions().await;
         }
         let id = self.id();
         loop {
@@ -1079,26 +1079,17 @@ impl Task {
 }
 
 impl Task {
-    /// Exactly-once, after a failure: aborts the open transaction (its records are never seen
-    /// by `read_committed` readers). A producer in a fatal state (fenced by a newer owner of the
-    /// partition, or its epoch lost) is replaced by a new one.
-    async fn abort_transaction(&mut self) {
-        let Some(p) = self.txn.clone() else { return };
-        let aborted = if self.txn_open {
-            tokio::task::spawn_blocking(move || p.abort_transaction(TXN_TIMEOUT))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        } else {
-            Ok(())
-        };
+    /// Exactly-once, after a failure: replaces the partition's transactional producer. The new
+    /// one registers the same transactional id, which aborts whatever the old one left open (its
+    /// records are never seen by `read_committed` readers) and fences it, whether the old one
+    /// failed on a delivery, on the commit, or was itself fenced by another producer of that id.
+    async fn reset_transactions(&mut self) {
+        let Some(old) = self.txn.take() else { return };
         self.txn_open = false;
-        if let Err(e) = aborted {
-            tracing::warn!(partition = self.id(), error = %e, "aborting the transaction failed; a new transactional producer replaces this one");
-            self.txn = None;
-            // Retries until it succeeds or the task is stopped (then the stop ends the task).
-            self.init_transactions().await;
-        }
+        // Its queued records are refused once the new producer has registered.
+        tokio::task::spawn_blocking(move || drop(old)).await.ok();
+        // Retries until it succeeds or the task is stopped (then the stop ends the task).
+        self.init_transactions().await;
     }
 }
 
