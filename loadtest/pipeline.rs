@@ -53,6 +53,9 @@ struct Args {
     /// The service's `checkpoint_interval_ms`.
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
+    /// Run the service with `processing_guarantee = exactly_once` (Kafka transactions).
+    #[arg(long)]
+    exactly_once: bool,
     /// Extra librdkafka consumer property of the service, KEY=VALUE (repeatable).
     #[arg(long = "consumer", value_name = "KEY=VALUE")]
     consumer: Vec<String>,
@@ -294,6 +297,9 @@ async fn main() {
     }
     if let Some(ms) = a.max_task_idle_ms {
         config.max_task_idle_ms = ms;
+    }
+    if a.exactly_once {
+        config.processing_guarantee = claimwatch::runtime::config::ProcessingGuarantee::ExactlyOnce;
     }
     config.consumer.extend(key_values(&a.consumer));
     config.producer.extend(key_values(&a.producer));
