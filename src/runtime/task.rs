@@ -22,6 +22,12 @@
 //! a crash the partition resumes from its checkpoint and re-emits at most what came after it, with
 //! the same output ids and versions. If an acknowledgement fails, the task rewinds to its last
 //! checkpoint (state reloaded from sled, queues seeked back) and retries after a pause.
+//!
+//! **Exactly-once** (`processing_guarantee = exactly_once`): the task has its own transactional
+//! producer, everything it produces between two checkpoints is one transaction, and a checkpoint
+//! is 1, then 3, then the offsets into the transaction and its commit, then 2 (sled after the
+//! commit, so disk never holds state a commit did not make visible). The task waits for it. A
+//! failure replaces the producer (its registration aborts the open transaction) and rewinds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
