@@ -10,7 +10,7 @@
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use claimwatch::codec::Format;
 use claimwatch::replay::{self, ReplayOptions};
@@ -70,21 +70,7 @@ async fn transactions_on_the_mock_cluster_equal_replay_without_repeats() {
     let status = std::sync::Arc::clone(&service.status);
     let total = producer.await.unwrap().total();
     assert_eq!(total, records);
-    // Every input processed, and quiet for 3 s (internal facts included).
-    let mut last = (0, Instant::now());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let c = status.consumed.load(Ordering::Relaxed);
-        let all = c + status.rekeyed.load(Ordering::Relaxed);
-        if all != last.0 {
-            last = (all, Instant::now());
-        }
-        if c >= total && last.1.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "consumed {c} of {total}");
-    }
+    run_until_quiet(&service, total).await;
     assert_eq!(status.recoveries.load(Ordering::Relaxed), 0);
     assert!(
         status.checkpoints.load(Ordering::Relaxed) > 8,

@@ -16,29 +16,6 @@ use support::*;
 
 const PARTITIONS: u32 = 4;
 
-async fn run_until_quiet(service: &Service, inputs: u64) {
-    let status = std::sync::Arc::clone(&service.status);
-    let mut last = (0, std::time::Instant::now());
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let c = status.consumed.load(Ordering::Relaxed);
-        // Quiet means no input and no internal repartition record (paid amounts, payer facts
-        // still on their way to another partition) for 3 s.
-        let all = c + status.rekeyed.load(Ordering::Relaxed);
-        if all != last.0 {
-            last = (all, std::time::Instant::now());
-        }
-        if c >= inputs && last.1.elapsed() > Duration::from_secs(3) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "service consumed {c} of {inputs} inputs in 240 s"
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_on_tansu_equals_replay() {
     let broker = Broker::start();

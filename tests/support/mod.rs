@@ -363,3 +363,28 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Waits until the service has consumed `inputs` input records and nothing (inputs or internal
+/// repartition records) has arrived for 3 s; fails after 240 s.
+pub async fn run_until_quiet(service: &claimwatch::runtime::Service, inputs: u64) {
+    let status = std::sync::Arc::clone(&service.status);
+    let mut last = (0, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let c = status.consumed.load(std::sync::atomic::Ordering::Relaxed);
+        // Quiet means no input and no internal repartition record (paid amounts, payer facts
+        // still on their way to another partition) for 3 s.
+        let all = c + status.rekeyed.load(std::sync::atomic::Ordering::Relaxed);
+        if all != last.0 {
+            last = (all, Instant::now());
+        }
+        if c >= inputs && last.1.elapsed() > Duration::from_secs(3) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service consumed {c} of {inputs} inputs in 240 s"
+        );
+    }
+}
