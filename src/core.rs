@@ -301,13 +301,17 @@ impl Engine {
 
     /// An engine scoring with the given models (`Models::none()`: transparent fallback only).
     pub fn with_models(config: CoreConfig, refdata: Arc<RefData>, models: Models) -> Self {
+        let cost = models
+            .cost
+            .clone()
+            .unwrap_or_else(|| Arc::new(CostModel::embedded()));
         Self {
             reconciler: Reconciler::new(Arc::clone(&refdata), &config),
             detector: Detector::new(Arc::clone(&refdata), &config),
             scorer: Scorer::new(Arc::clone(&refdata), &config, models),
             monitor: Monitor::new(&config.monitor),
             caregaps: CareGaps::new(Arc::clone(&refdata), &config),
-            memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, CostModel::embedded()),
+            memberrisk: MemberRisk::new(Arc::clone(&refdata), &config, cost),
             cashflow: CashForecaster::new(&config.cash_forecast),
             providers: ProviderKpis::new(&config.provider_kpis),
             utilization: config.utilization.clone(),

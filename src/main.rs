@@ -65,8 +65,8 @@ enum Command {
         /// Override the number of partitions.
         #[arg(long)]
         partitions: Option<u32>,
-        /// Score with the models of this directory (`denial.json`, `readmission.json` from
-        /// `claimwatch train`) instead of the compiled-in defaults.
+        /// Score with the models of this directory (`denial.json`, `readmission.json`,
+        /// `cost.json` from `claimwatch train`) instead of the compiled-in defaults.
         #[arg(long)]
         models: Option<PathBuf>,
     },

@@ -161,7 +161,7 @@ fn member_risk_on_a_generated_population() {
     let examples = build_examples(&refdata, &g.encounters, &costs, &cuts, opts.horizon_days);
     let fitted = fit(&examples, &opts).unwrap();
     let eval_from = examples.len() - fitted.metrics.examples as usize;
-    let shipped = evaluate(model, &examples[eval_from..]);
+    let shipped = evaluate(&model, &examples[eval_from..]);
     eprintln!("{} examples over {} cuts", examples.len(), cuts.len());
     for (name, m) in [("shipped", &shipped), ("fitted here", &fitted.metrics)] {
         eprintln!(

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::features::cost_features;
@@ -38,7 +39,8 @@ pub struct RiskState {
 #[derive(Debug, Clone)]
 pub struct MemberRisk {
     refdata: Arc<RefData>,
-    model: Arc<CostModel>,
+    /// Shared by every clone (the partitions' engines), so a reloaded model reaches them all.
+    model: Arc<ArcSwap<CostModel>>,
     enabled: bool,
     top_percent: f64,
     min_members: u64,
@@ -47,11 +49,11 @@ pub struct MemberRisk {
 }
 
 impl MemberRisk {
-    pub fn new(refdata: Arc<RefData>, config: &CoreConfig, model: CostModel) -> Self {
+    pub fn new(refdata: Arc<RefData>, config: &CoreConfig, model: Arc<CostModel>) -> Self {
         let c = &config.member_risk;
         Self {
             refdata,
-            model: Arc::new(model),
+            model: Arc::new(ArcSwap::new(model)),
             enabled: c.enabled,
             top_percent: c.top_percent,
             min_members: u64::from(c.min_members),
@@ -64,8 +66,16 @@ impl MemberRisk {
         self.enabled
     }
 
-    pub fn model(&self) -> &CostModel {
-        &self.model
+    /// The model in use.
+    pub fn model(&self) -> Arc<CostModel> {
+        self.model.load_full()
+    }
+
+    /// Replaces the model for every clone of this flow; a refresh already running finishes with
+    /// the model it loaded. Predictions change from the next refresh of each member: records
+    /// already sent are not recomputed.
+    pub fn swap_model(&self, model: Arc<CostModel>) {
+        self.model.store(model);
     }
 
     /// Recomputes `key`'s prediction as of `at` from its member state (`None`: the member left
@@ -98,6 +108,7 @@ impl MemberRisk {
                         .unwrap_or(0);
                     let total = sketches.get(SKETCH_KEY).map_or(0, |s| s.total);
                     out.push(OutputEvent::MemberRisk(self.record(
+                        &self.model.load(),
                         key,
                         old.version + 1,
                         MemberRiskAction::Exited,
@@ -131,7 +142,8 @@ impl MemberRisk {
             |e| member.costs.get(e).copied(),
             cut,
         );
-        let p = self.model.predict(&x);
+        let model = self.model.load();
+        let p = model.predict(&x);
         let bucket = bucket_of(p.cents);
         let old = old.unwrap_or_default();
         let (threshold, total) = sketches.update(SKETCH_KEY, |s| {
@@ -161,8 +173,9 @@ impl MemberRisk {
             } else {
                 MemberRiskAction::Exited
             };
-            let drivers = self.model.drivers(&x, &p, self.drivers);
+            let drivers = model.drivers(&x, &p, self.drivers);
             out.push(OutputEvent::MemberRisk(self.record(
+                &model,
                 key,
                 version,
                 action,
@@ -179,6 +192,7 @@ impl MemberRisk {
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
+        model: &CostModel,
         key: &str,
         version: i64,
         action: MemberRiskAction,
@@ -203,11 +217,11 @@ impl MemberRisk {
             as_of_date: day_of(at),
             paid_12m_cents,
             predicted_cents,
-            horizon_days: self.model.horizon_days,
+            horizon_days: model.horizon_days,
             threshold_cents,
             top_percent: self.top_percent,
             population_members: total as i64,
-            model_version: self.model.version.clone(),
+            model_version: model.version.clone(),
             drivers,
         }
     }

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -257,7 +258,7 @@ fn members_enter_and_leave_the_top_percent() {
     let mut config = CoreConfig::default();
     config.member_risk.top_percent = 10.0;
     config.member_risk.min_members = 10;
-    let flow = MemberRisk::new(RefData::shared(), &config, paid_model());
+    let flow = MemberRisk::new(RefData::shared(), &config, Arc::new(paid_model()));
     let mut states: Table<RiskState> = Table::new("member_risk", b'k');
     let mut sketch: Table<Sketch> = Table::new("risk_sketch", b'u');
     let mut out = Vec::new();
@@ -324,6 +325,68 @@ fn members_enter_and_leave_the_top_percent() {
     assert!(out.is_empty() && states.get("M0").is_none());
 }
 
+/// A model swapped in (the service's hot reload) reaches every clone of the flow and predicts
+/// from the next refresh of each member; records say which model made them.
+#[test]
+fn a_swapped_model_predicts_from_the_next_refresh_in_every_clone() {
+    let mut config = CoreConfig::default();
+    config.member_risk.top_percent = 10.0;
+    config.member_risk.min_members = 10;
+    let flow = MemberRisk::new(RefData::shared(), &config, Arc::new(paid_model()));
+    let partition_copy = flow.clone();
+    let mut states: Table<RiskState> = Table::new("member_risk", b'k');
+    let mut sketch: Table<Sketch> = Table::new("risk_sketch", b'u');
+    let mut out = Vec::new();
+    let at = t("2024-04-01");
+    for i in 0..10 {
+        let paid = if i == 9 {
+            10_000_000
+        } else {
+            100_000 * (i + 1)
+        };
+        let m = member_with_paid(&format!("M{i}"), paid);
+        flow.refresh(
+            &mut states,
+            &mut sketch,
+            &format!("M{i}"),
+            Some(&m),
+            at,
+            &mut out,
+        );
+    }
+    let entered: Vec<_> = member_risk_records(&out);
+    assert_eq!(entered.len(), 1);
+    assert_eq!(entered[0].model_version, "test");
+    // A model that predicts nothing for anyone.
+    let mut flat = paid_model();
+    flat.version = "cost-ridge-flat".into();
+    for f in &mut flat.features {
+        f.coefficient = 0.0;
+    }
+    flow.swap_model(Arc::new(flat));
+    assert_eq!(partition_copy.model().version, "cost-ridge-flat");
+    out.clear();
+    let big = member_with_paid("M9", 10_000_000);
+    partition_copy.refresh(&mut states, &mut sketch, "M9", Some(&big), at, &mut out);
+    let exited = member_risk_records(&out);
+    assert_eq!(exited.len(), 1, "M9's prediction fell below the others'");
+    assert_eq!(exited[0].action, MemberRiskAction::Exited);
+    assert_eq!(exited[0].predicted_cents, 0);
+    assert_eq!(exited[0].model_version, "cost-ridge-flat");
+    assert_eq!(states.get("M9").unwrap().predicted_cents, 0);
+    // Members not refreshed since keep the prediction of the model that made it.
+    assert_eq!(states.get("M8").unwrap().predicted_cents, 900_000);
+}
+
+fn member_risk_records(out: &[OutputEvent]) -> Vec<crate::model::MemberRiskEvent> {
+    out.iter()
+        .filter_map(|o| match o {
+            OutputEvent::MemberRisk(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn pseudonymised_records_carry_no_member_id() {
     let mut config = CoreConfig::default();
@@ -331,7 +394,7 @@ fn pseudonymised_records_carry_no_member_id() {
     config.deidentify.pseudonym_secret = Some(crate::config::Secret(
         "a-test-secret-of-32-bytes-000000".into(),
     ));
-    let flow = MemberRisk::new(RefData::shared(), &config, paid_model());
+    let flow = MemberRisk::new(RefData::shared(), &config, Arc::new(paid_model()));
     let (mut states, mut sketch) = (
         Table::new("member_risk", b'k'),
         Table::new("risk_sketch", b'u'),
@@ -443,7 +506,7 @@ fn the_fit_recovers_a_linear_cost_and_beats_carrying_forward() {
 fn records_round_trip_in_avro_and_json() {
     let mut config = CoreConfig::default();
     config.member_risk.min_members = 1;
-    let flow = MemberRisk::new(RefData::shared(), &config, CostModel::embedded());
+    let flow = MemberRisk::new(RefData::shared(), &config, Arc::new(CostModel::embedded()));
     let (mut states, mut sketch) = (
         Table::new("member_risk", b'k'),
         Table::new("risk_sketch", b'u'),

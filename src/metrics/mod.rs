@@ -724,7 +724,7 @@ impl Metrics {
     }
 
     /// A changed model file was loaded (`loaded`) or refused.
-    pub fn model_reload(&self, kind: crate::score::ModelKind, loaded: bool) {
+    pub fn model_reload(&self, kind: crate::score::reload::Artifact, loaded: bool) {
         self.kpi.monitor.reload(kind, loaded);
     }
 }

@@ -17,6 +17,7 @@ use super::labels::MODELS;
 use super::{counter_vec, float_gauge_vec, gauge_vec, MetricsError};
 use crate::score::model::ModelKind;
 use crate::score::monitor::{merge_snapshots, ModelSnapshot, RELIABILITY_BINS};
+use crate::score::reload::Artifact;
 
 /// The `bin` label of the reliability gauges.
 pub const RELIABILITY_BIN_LABELS: [&str; RELIABILITY_BINS] = [
@@ -37,7 +38,8 @@ pub(crate) struct ModelMetrics {
     window_labels: [IntGauge; 2],
     drift_scores: [IntGauge; 2],
     /// [model][loaded, refused]
-    reloads: [[IntCounter; 2]; 2],
+    /// By [`Artifact`] (denial, readmission, cost) and outcome (loaded, refused).
+    reloads: [[IntCounter; 2]; 3],
 }
 
 impl ModelMetrics {
@@ -81,7 +83,7 @@ impl ModelMetrics {
         let reloads = counter_vec(
             r,
             "claimwatch_model_reloads_total",
-            "Model files found changed in the model directory, by model and outcome (loaded, refused: malformed, the previous model keeps scoring).",
+            "Model files found changed in the model directory, by model (denial, readmission, cost) and outcome (loaded, refused: malformed, the previous model keeps scoring).",
             &["model", "outcome"],
         )?;
         for (m, kind) in MODELS.iter().zip(KINDS) {
@@ -97,10 +99,10 @@ impl ModelMetrics {
             partitions: Mutex::new(BTreeMap::new()),
             window_labels: std::array::from_fn(|i| labels.with_label_values(&[MODELS[i]])),
             drift_scores: std::array::from_fn(|i| scores.with_label_values(&[MODELS[i]])),
-            reloads: std::array::from_fn(|i| {
+            reloads: Artifact::ALL.map(|a| {
                 [
-                    reloads.with_label_values(&[MODELS[i], "loaded"]),
-                    reloads.with_label_values(&[MODELS[i], "refused"]),
+                    reloads.with_label_values(&[a.as_str(), "loaded"]),
+                    reloads.with_label_values(&[a.as_str(), "refused"]),
                 ]
             }),
             auc,
@@ -126,12 +128,8 @@ impl ModelMetrics {
             .remove(&partition);
     }
 
-    pub(crate) fn reload(&self, kind: ModelKind, loaded: bool) {
-        let m = match kind {
-            ModelKind::Denial => 0,
-            ModelKind::Readmission => 1,
-        };
-        self.reloads[m][usize::from(!loaded)].inc();
+    pub(crate) fn reload(&self, kind: Artifact, loaded: bool) {
+        self.reloads[kind as usize][usize::from(!loaded)].inc();
     }
 
     /// Sets the gauges from the partitions' windows (models no partition reported keep what

@@ -841,7 +841,7 @@ fn model_monitoring_gauges_merge_the_partitions_windows() {
         value(&s, "claimwatch_model_auc_ratio", &[("model", "denial")]),
         Some(1.0)
     );
-    m.model_reload(crate::score::ModelKind::Denial, false);
+    m.model_reload(crate::score::reload::Artifact::Denial, false);
     let s = scrape(&m);
     assert_eq!(
         value(

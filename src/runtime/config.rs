@@ -64,9 +64,10 @@ pub struct RuntimeConfig {
     pub schema_registry: Option<SchemaRegistryConfig>,
     /// HTTP listen address for `/metrics` and health; `None` disables the server.
     pub http_listen: Option<String>,
-    /// Directory of the risk models (`denial.json`, `readmission.json`, as `claimwatch train
-    /// --out` writes them). `None`: the models compiled into the binary. A model absent from the
-    /// directory is scored by its transparent fallback.
+    /// Directory of the models (`denial.json`, `readmission.json`, `cost.json`, as `claimwatch
+    /// train --out` writes them). `None`: the models compiled into the binary. A risk model absent
+    /// from the directory is scored by its transparent fallback; an absent `cost.json` leaves the
+    /// compiled-in cost model.
     pub model_dir: Option<PathBuf>,
     /// How often the model directory is checked for new artifacts (hot reload, see
     /// `score::reload`); 0 disables the reload.

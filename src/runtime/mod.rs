@@ -547,6 +547,7 @@ impl Service {
                     dir = %dir.display(),
                     denial = models.denial.as_ref().map_or("fallback", |m| m.version.as_str()),
                     readmission = models.readmission.as_ref().map_or("fallback", |m| m.version.as_str()),
+                    cost = models.cost.as_ref().map_or("compiled-in", |m| m.version.as_str()),
                     "models loaded"
                 );
                 let e = Engine::with_models(config.core.clone(), RefData::shared(), models);
@@ -671,6 +672,7 @@ impl Service {
             tokio::spawn(watch_models(
                 w,
                 shared.engine.scorer.clone(),
+                shared.engine.memberrisk.clone(),
                 Arc::clone(&metrics),
                 every,
                 stopped.clone(),
@@ -751,6 +753,7 @@ impl Service {
 async fn watch_models(
     mut watcher: crate::score::reload::ModelWatcher,
     scorer: crate::score::Scorer,
+    member_risk: crate::memberrisk::MemberRisk,
     metrics: Arc<crate::metrics::Metrics>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -765,8 +768,9 @@ async fn watch_models(
             _ = stop.changed() => return,
         }
         let s = scorer.clone();
+        let m = member_risk.clone();
         let polled = tokio::task::spawn_blocking(move || {
-            let outcomes = watcher.poll(&s);
+            let outcomes = watcher.poll(&s, &m);
             (watcher, outcomes)
         })
         .await;
@@ -897,6 +901,7 @@ mod tests {
         let task = tokio::spawn(watch_models(
             watcher,
             engine.scorer.clone(),
+            engine.memberrisk.clone(),
             Arc::clone(&metrics),
             Duration::from_millis(20),
             stopped,

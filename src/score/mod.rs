@@ -67,11 +67,14 @@ pub use model::{LogisticModel, ModelKind};
 const EMBEDDED_DENIAL: &str = include_str!("models/denial.json");
 const EMBEDDED_READMISSION: &str = include_str!("models/readmission.json");
 
-/// The models in use; `None` means the transparent fallback.
+/// The models in use; `None` means the transparent fallback for a risk score, and the model
+/// compiled into the binary for the cost model (which has no fallback).
 #[derive(Clone, Debug, Default)]
 pub struct Models {
     pub denial: Option<Arc<LogisticModel>>,
     pub readmission: Option<Arc<LogisticModel>>,
+    /// The high-cost member model (`cost.json`, `memberrisk`).
+    pub cost: Option<Arc<crate::memberrisk::CostModel>>,
 }
 
 impl Models {
@@ -94,6 +97,7 @@ impl Models {
         Self {
             denial: load(EMBEDDED_DENIAL, ModelKind::Denial),
             readmission: load(EMBEDDED_READMISSION, ModelKind::Readmission),
+            cost: Some(Arc::new(crate::memberrisk::CostModel::embedded())),
         }
     }
 
@@ -102,7 +106,9 @@ impl Models {
         Self::default()
     }
 
-    /// Loads `denial.json` and `readmission.json` from a directory (either may be absent).
+    /// Loads `denial.json`, `readmission.json` and `cost.json` from a directory (any may be
+    /// absent: a risk score then uses its transparent fallback, the cost model the compiled-in
+    /// one).
     pub fn load_dir(dir: &std::path::Path) -> Result<Self, String> {
         let load = |kind: ModelKind| -> Result<Option<Arc<LogisticModel>>, String> {
             let path = dir.join(format!("{}.json", kind.as_str()));
@@ -122,9 +128,20 @@ impl Models {
             }
             Ok(Some(Arc::new(m)))
         };
+        let path = dir.join("cost.json");
+        let cost = if path.exists() {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let m = crate::memberrisk::CostModel::parse(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Arc::new(m))
+        } else {
+            None
+        };
         Ok(Self {
             denial: load(ModelKind::Denial)?,
             readmission: load(ModelKind::Readmission)?,
+            cost,
         })
     }
 }

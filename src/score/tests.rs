@@ -568,7 +568,10 @@ fn a_reloaded_model_scores_the_next_event_and_a_corrupt_one_is_refused() {
         );
     };
     apply(&mut p, "C1", &mut out);
-    assert!(watcher.poll(&engine.scorer).is_empty(), "nothing changed");
+    assert!(
+        watcher.poll(&engine.scorer, &engine.memberrisk).is_empty(),
+        "nothing changed"
+    );
 
     // A new version: different coefficients, written in place.
     let mut v2 = LogisticModel::clone(&shipped);
@@ -576,9 +579,9 @@ fn a_reloaded_model_scores_the_next_event_and_a_corrupt_one_is_refused() {
     v2.intercept += 1.0;
     std::fs::write(&path, serde_json::to_string_pretty(&v2).unwrap()).unwrap();
     assert_eq!(
-        watcher.poll(&engine.scorer),
+        watcher.poll(&engine.scorer, &engine.memberrisk),
         vec![ReloadOutcome::Loaded {
-            kind: ModelKind::Denial,
+            kind: reload::Artifact::Denial,
             version: v2.version.clone()
         }]
     );
@@ -586,16 +589,16 @@ fn a_reloaded_model_scores_the_next_event_and_a_corrupt_one_is_refused() {
 
     // A corrupt file, then one of the wrong kind: refused, v2 keeps scoring.
     std::fs::write(&path, "{\"format\": 1, \"kind\": \"denial\", trunc").unwrap();
-    let refused = watcher.poll(&engine.scorer);
+    let refused = watcher.poll(&engine.scorer, &engine.memberrisk);
     assert!(
-        matches!(&refused[..], [ReloadOutcome::Refused { kind: ModelKind::Denial, reason }] if reason.contains("denial.json")),
+        matches!(&refused[..], [ReloadOutcome::Refused { kind: reload::Artifact::Denial, reason }] if reason.contains("denial.json")),
         "{refused:?}"
     );
     apply(&mut p, "C3", &mut out);
     let readmit = Models::embedded().readmission.unwrap();
     std::fs::write(&path, serde_json::to_string(readmit.as_ref()).unwrap()).unwrap();
     assert!(matches!(
-        &watcher.poll(&engine.scorer)[..],
+        &watcher.poll(&engine.scorer, &engine.memberrisk)[..],
         [ReloadOutcome::Refused { .. }]
     ));
     apply(&mut p, "C4", &mut out);
@@ -608,6 +611,62 @@ fn a_reloaded_model_scores_the_next_event_and_a_corrupt_one_is_refused() {
     assert_eq!(v[2].1, v2.version, "a corrupt file does not stop scoring");
     assert_eq!(v[3].1, v2.version);
     assert_eq!(v[2].2, v[1].2);
+}
+
+/// `cost.json` in the model directory: loaded at start instead of the compiled-in model,
+/// reloaded when it changes, refused (the model in use kept) when malformed.
+#[test]
+fn the_cost_model_is_loaded_and_reloaded_from_the_model_directory() {
+    use crate::memberrisk::CostModel;
+    use reload::{Artifact, ModelWatcher, ReloadOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cost.json");
+    let mut v1 = CostModel::embedded();
+    v1.version = "cost-ridge-20990101-a".into();
+    std::fs::write(&path, serde_json::to_string(&v1).unwrap()).unwrap();
+    let (mut watcher, models) = ModelWatcher::start(dir.path()).unwrap();
+    assert!(models.denial.is_none() && models.readmission.is_none());
+    let engine = Engine::with_models(config(), RefData::shared(), models);
+    assert_eq!(engine.memberrisk.model().version, v1.version);
+    assert!(watcher.poll(&engine.scorer, &engine.memberrisk).is_empty());
+
+    let mut v2 = v1.clone();
+    v2.version = "cost-ridge-20990102-b".into();
+    v2.intercept += 100.0;
+    std::fs::write(&path, serde_json::to_string(&v2).unwrap()).unwrap();
+    assert_eq!(
+        watcher.poll(&engine.scorer, &engine.memberrisk),
+        vec![ReloadOutcome::Loaded {
+            kind: Artifact::Cost,
+            version: v2.version.clone()
+        }]
+    );
+    assert_eq!(engine.memberrisk.model().version, v2.version);
+    assert_eq!(engine.memberrisk.model().intercept, v2.intercept);
+
+    // A file with the wrong features (a denial model) and a truncated one: refused.
+    let denial = Models::embedded().denial.unwrap();
+    std::fs::write(&path, serde_json::to_string(denial.as_ref()).unwrap()).unwrap();
+    let refused = watcher.poll(&engine.scorer, &engine.memberrisk);
+    assert!(
+        matches!(&refused[..], [ReloadOutcome::Refused { kind: Artifact::Cost, reason }] if reason.contains("cost.json")),
+        "{refused:?}"
+    );
+    std::fs::write(&path, "{\"format\": 1, trunc").unwrap();
+    assert!(matches!(
+        &watcher.poll(&engine.scorer, &engine.memberrisk)[..],
+        [ReloadOutcome::Refused {
+            kind: Artifact::Cost,
+            ..
+        }]
+    ));
+    assert_eq!(engine.memberrisk.model().version, v2.version, "kept");
+    // A malformed cost.json at start is an error, as for the other models; and `load_dir`
+    // (replay's `--models`) reads it too.
+    assert!(ModelWatcher::start(dir.path()).is_err());
+    std::fs::write(&path, serde_json::to_string(&v1).unwrap()).unwrap();
+    let loaded = Models::load_dir(dir.path()).unwrap();
+    assert_eq!(loaded.cost.unwrap().version, v1.version);
 }
 
 /// Open and close tags of an HTML text balance (void elements and `/>` aside): a cheap
