@@ -17,6 +17,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+/// The allocator of the `claimwatch` binary, so the service in this process runs as deployed.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,6 +11,11 @@ use claimwatch::config::CoreConfig;
 use claimwatch::replay::{self, ReplayOptions};
 use claimwatch::runtime::{self, RuntimeConfig};
 
+/// mimalloc rather than glibc's malloc: the core allocates many small, short-lived strings and
+/// vectors per event (BENCHMARKS.md: +7-17 % core throughput on the core bench).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "claimwatch",

@@ -19,6 +19,10 @@ use claimwatch::config::CoreConfig;
 use claimwatch::model::{ClaimAck, ClaimSubmitted, Encounter, InputEvent, Remittance};
 use claimwatch::state::StateDb;
 
+/// The allocator of the `claimwatch` binary, so the figures are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 use common::{drive, engine, engine_without_analytics, events, open, MEMBERS};
 
