@@ -60,6 +60,11 @@ struct Args {
     /// Run the service with `processing_guarantee = exactly_once` (Kafka transactions).
     #[arg(long)]
     exactly_once: bool,
+    /// Turn off the population analytics (readmission summary and ROI, care gaps, high-cost
+    /// members, cash forecast, provider KPIs, utilization forecast), as `core/hot_only_without_analytics`
+    /// does: the pipeline of claim lifecycle, readmissions, risk scores and payer monitors.
+    #[arg(long)]
+    without_analytics: bool,
     /// Extra librdkafka consumer property of the service, KEY=VALUE (repeatable).
     #[arg(long = "consumer", value_name = "KEY=VALUE")]
     consumer: Vec<String>,
@@ -304,6 +309,15 @@ async fn main() {
     }
     if a.exactly_once {
         config.processing_guarantee = claimwatch::runtime::config::ProcessingGuarantee::ExactlyOnce;
+    }
+    if a.without_analytics {
+        let c = &mut config.core;
+        c.population.enabled = false;
+        c.care_gaps.enabled = false;
+        c.member_risk.enabled = false;
+        c.cash_forecast.enabled = false;
+        c.provider_kpis.enabled = false;
+        c.utilization.enabled = false;
     }
     config.consumer.extend(key_values(&a.consumer));
     config.producer.extend(key_values(&a.producer));

@@ -185,7 +185,9 @@ fn flush_at(
     let last_day = day as EpochDay;
     let event_time = start_of_day(last_day + 1);
     for key in sorted_keys(table) {
-        let kpi = table.update(&key, |e| {
+        // Read first: most keys do not change on a given day, and an update would mark them
+        // dirty (a state write and a changelog record at the next checkpoint) for nothing.
+        let changed = table.get(&key).and_then(|e| {
             // Emitted when a window's sums changed (not merely because the windows moved on a
             // day with nothing entering or leaving them).
             let sums: Vec<ProviderCounts> = cfg
@@ -200,19 +202,25 @@ fn flush_at(
             if e.version == 0 && sums.iter().all(ProviderCounts::is_zero) {
                 return None; // nothing in any window yet
             }
+            Some((sums, fp))
+        });
+        let Some((sums, fp)) = changed else {
+            continue;
+        };
+        let version = table.update(&key, |e| {
             e.version += 1;
             e.emitted = fp;
-            let windows = cfg
-                .windows
-                .iter()
-                .zip(&sums)
-                .map(|(&w, c)| window_of(c, w, last_day, cfg.min_expected))
-                .collect();
-            Some(record(&key, e.version, event_time, windows))
+            e.version
         });
-        if let Some(k) = kpi {
-            out.push(OutputEvent::ProviderKpi(k));
-        }
+        let windows = cfg
+            .windows
+            .iter()
+            .zip(&sums)
+            .map(|(&w, c)| window_of(c, w, last_day, cfg.min_expected))
+            .collect();
+        out.push(OutputEvent::ProviderKpi(record(
+            &key, version, event_time, windows,
+        )));
     }
 }
 
