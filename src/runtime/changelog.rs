@@ -45,6 +45,22 @@ pub enum RestoreError {
     Marker(#[from] crate::state::StateError),
 }
 
+/// The restore reader's client context: an end of partition is how the reader knows a changelog
+/// is done, not an error (librdkafka's default context logs every one at ERROR); other client
+/// errors are logged as the service's consumer logs them.
+struct RestoreContext;
+
+impl rdkafka::ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if super::is_partition_eof(&error) {
+            return;
+        }
+        tracing::warn!(error = %error, reason, "kafka client error (changelog restore)");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RestoreContext {}
+
 /// Reads the changelogs of `partition` to their ends.
 pub fn restore(
     config: &RuntimeConfig,
@@ -60,7 +76,8 @@ pub fn restore(
     props.insert("max.partition.fetch.bytes".into(), (16 << 20).to_string());
     props.insert("queued.max.messages.kbytes".into(), (256 << 10).to_string());
     props.insert("fetch.wait.max.ms".into(), "10".into());
-    let consumer: BaseConsumer = client_config(&props).create()?;
+    let consumer: BaseConsumer<RestoreContext> =
+        client_config(&props).create_with_context(RestoreContext)?;
     let mut tpl = TopicPartitionList::new();
     let topics: Vec<(String, u8)> = TABLES
         .iter()

@@ -110,6 +110,16 @@ struct TaskHandle {
     join: tokio::task::JoinHandle<()>,
 }
 
+/// An end-of-partition event, which a consumer with `enable.partition.eof` also receives as a
+/// global error: expected, never logged.
+pub(crate) fn is_partition_eof(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::PartitionEOF(_)
+            | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+    )
+}
+
 /// The consumer's context: runs rebalances (restore on assign, checkpoint on revoke).
 pub(crate) struct Ctx {
     shared: Arc<Shared>,
@@ -124,11 +134,7 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error,
-            KafkaError::PartitionEOF(_)
-                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
-        ) {
+        if is_partition_eof(&error) {
             return;
         }
         // Transport errors (broker down, all brokers down) are retried by librdkafka.
