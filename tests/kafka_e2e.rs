@@ -63,7 +63,9 @@ async fn service_on_tansu_equals_replay() {
         );
     }
     // Every processing stage is timed (the Grafana panel "p99 per stage" reads these).
-    for stage in ["decode", "core", "encode", "produce", "deliver", "snapshot"] {
+    for stage in [
+        "decode", "core", "encode", "produce", "deliver", "snapshot", "write", "commit",
+    ] {
         let count = scrape
             .samples
             .iter()

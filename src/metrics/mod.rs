@@ -74,16 +74,24 @@ pub enum Stage {
     /// The part of a checkpoint that holds the partition task: serialising the dirty state and
     /// the changelog records (the rest runs beside the task).
     Snapshot,
+    /// Writing a checkpoint's state and offsets to sled (beside the task).
+    Write,
+    /// Committing a checkpoint's input offsets: to the consumer group (at least once), or with
+    /// the Kafka transaction that holds its outputs (exactly once: `send_offsets_to_transaction`
+    /// and `commit_transaction`, which the partition task waits for).
+    Commit,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 8] = [
         Self::Decode,
         Self::Core,
         Self::Encode,
         Self::Produce,
         Self::Deliver,
         Self::Snapshot,
+        Self::Write,
+        Self::Commit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +102,8 @@ impl Stage {
             Self::Produce => "produce",
             Self::Deliver => "deliver",
             Self::Snapshot => "snapshot",
+            Self::Write => "write",
+            Self::Commit => "commit",
         }
     }
 }

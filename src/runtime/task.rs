@@ -1151,13 +1151,19 @@ impl CheckpointJob {
         let record = prepared.record().clone();
         let mut prepared = Some(prepared);
         let mut stats = None;
+        let write = |p: crate::core::PreparedCheckpoint| async {
+            let writing = Instant::now();
+            let r = tokio::task::spawn_blocking(move || p.write())
+                .await
+                .map_err(|_| TaskError::Cancelled)??;
+            shared
+                .metrics
+                .observe_stage(crate::metrics::Stage::Write, writing.elapsed());
+            Ok::<_, TaskError>(r)
+        };
         if !exactly_once {
             let p = prepared.take().expect("not yet written");
-            stats = Some(
-                tokio::task::spawn_blocking(move || p.write())
-                    .await
-                    .map_err(|_| TaskError::Cancelled)??,
-            );
+            stats = Some(write(p).await?);
         }
         // 3. The same entries, then the marker, on the changelog.
         let mut acks = Vec::with_capacity(changes.len() + 1);
@@ -1205,6 +1211,7 @@ impl CheckpointJob {
             // changelog and offsets become visible together.
             let group = consumer.group_metadata().ok_or(TaskError::NoGroupMetadata);
             let txn = producer.clone();
+            let committing = Instant::now();
             let r = tokio::task::spawn_blocking(move || {
                 let group = group?;
                 if tpl.count() > 0 {
@@ -1216,16 +1223,19 @@ impl CheckpointJob {
             })
             .await
             .map_err(|_| TaskError::Cancelled)?;
+            shared
+                .metrics
+                .observe_stage(crate::metrics::Stage::Commit, committing.elapsed());
             shared.metrics.commit(r.is_ok());
             r?;
             let p = prepared.take().expect("written after the commit");
-            stats = Some(
-                tokio::task::spawn_blocking(move || p.write())
-                    .await
-                    .map_err(|_| TaskError::Cancelled)??,
-            );
+            stats = Some(write(p).await?);
         } else if tpl.count() > 0 {
+            let committing = Instant::now();
             let r = consumer.commit(&tpl, mode);
+            shared
+                .metrics
+                .observe_stage(crate::metrics::Stage::Commit, committing.elapsed());
             shared.metrics.commit(r.is_ok());
             r.map_err(TaskError::Commit)?;
         }
