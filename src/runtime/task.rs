@@ -26,8 +26,10 @@
 //! **Exactly-once** (`processing_guarantee = exactly_once`): the task has its own transactional
 //! producer, everything it produces between two checkpoints is one transaction, and a checkpoint
 //! is 1, then 3, then the offsets into the transaction and its commit, then 2 (sled after the
-//! commit, so disk never holds state a commit did not make visible). The task waits for it. A
-//! failure replaces the producer (its registration aborts the open transaction) and rewinds.
+//! commit, so disk never holds state a commit did not make visible). The task waits for the
+//! commit; the sled write runs beside it, and the next checkpoint (or a recovery) waits for that
+//! write first. A failure replaces the producer (its registration aborts the open transaction)
+//! and rewinds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -1009,12 +1011,24 @@ impl Task {
             producer: self.producer().clone(),
             exactly_once,
         };
-        let handle = tokio::spawn(job.run());
         if exactly_once {
-            // The next records belong to the next transaction, which opens after this commit.
-            handle.await.map_err(|_| TaskError::Cancelled)??;
+            // The next records belong to the next transaction, which opens after this commit;
+            // the sled write that follows the commit runs beside the task (waited for here only
+            // on revocation and shutdown).
+            let tail = tokio::spawn(job.run())
+                .await
+                .map_err(|_| TaskError::Cancelled)??;
             self.txn_open = false;
-        } else if matches!(mode, CommitMode::Sync) {
+            match (mode, tail) {
+                (CommitMode::Sync, Some(write)) => {
+                    write.await.map_err(|_| TaskError::Cancelled)??;
+                }
+                (_, tail) => self.in_flight = tail,
+            }
+            return Ok(());
+        }
+        let handle = tokio::spawn(async move { job.run().await.map(|_| ()) });
+        if matches!(mode, CommitMode::Sync) {
             handle.await.map_err(|_| TaskError::Cancelled)??;
         } else {
             self.in_flight = Some(handle);
@@ -1040,7 +1054,16 @@ impl Task {
         self.shared.metrics.recovery();
         tracing::error!(partition = self.id(), error = %e, "checkpoint failed; rewinding to the last durable checkpoint");
         if let Some(job) = self.in_flight.take() {
-            job.abort();
+            if self.txn.is_some() {
+                // Exactly-once: only the sled write of a committed transaction can be in flight.
+                // Let it finish, so the state reopened below is the committed one (reopening an
+                // older one would process the committed inputs again, in a new transaction).
+                if let Ok(Err(e)) = job.await {
+                    tracing::error!(partition = self.id(), error = %e, "state write after a commit failed; the reopened state is older than that commit");
+                }
+            } else {
+                job.abort();
+            }
         }
         self.pending.clear();
         self.unsaved = 0;
@@ -1129,8 +1152,13 @@ async fn settle(futures: Vec<DeliveryFuture>) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// What a checkpoint job leaves running when it returns: with exactly-once, the sled write that
+/// follows the transaction's commit (the task goes on meanwhile; the next checkpoint waits for
+/// it before anything else).
+type WriteTail = Option<tokio::task::JoinHandle<Result<(), TaskError>>>;
+
 impl CheckpointJob {
-    async fn run(self) -> Result<(), TaskError> {
+    async fn run(self) -> Result<WriteTail, TaskError> {
         let CheckpointJob {
             shared,
             consumer,
@@ -1151,19 +1179,9 @@ impl CheckpointJob {
         let record = prepared.record().clone();
         let mut prepared = Some(prepared);
         let mut stats = None;
-        let write = |p: crate::core::PreparedCheckpoint| async {
-            let writing = Instant::now();
-            let r = tokio::task::spawn_blocking(move || p.write())
-                .await
-                .map_err(|_| TaskError::Cancelled)??;
-            shared
-                .metrics
-                .observe_stage(crate::metrics::Stage::Write, writing.elapsed());
-            Ok::<_, TaskError>(r)
-        };
         if !exactly_once {
             let p = prepared.take().expect("not yet written");
-            stats = Some(write(p).await?);
+            stats = Some(write_state(&shared, p).await?);
         }
         // 3. The same entries, then the marker, on the changelog.
         let mut acks = Vec::with_capacity(changes.len() + 1);
@@ -1228,8 +1246,16 @@ impl CheckpointJob {
                 .observe_stage(crate::metrics::Stage::Commit, committing.elapsed());
             shared.metrics.commit(r.is_ok());
             r?;
+            // Disk follows the commit, beside the task: a crash before this write completes
+            // leaves the store behind the committed offsets, and the partition is then restored
+            // from the (committed) changelog.
             let p = prepared.take().expect("written after the commit");
-            stats = Some(write(p).await?);
+            let records = changes.len();
+            return Ok(Some(tokio::spawn(async move {
+                let stats = write_state(&shared, p).await?;
+                checkpoint_done(&shared, partition, records, started, stats);
+                Ok(())
+            })));
         } else if tpl.count() > 0 {
             let committing = Instant::now();
             let r = consumer.commit(&tpl, mode);
@@ -1240,27 +1266,53 @@ impl CheckpointJob {
             r.map_err(TaskError::Commit)?;
         }
         let stats = stats.expect("state written");
-        let status = &shared.status;
-        status.checkpoints.fetch_add(1, Ordering::Relaxed);
-        status
-            .changelog_records
-            .fetch_add(changes.len() as u64, Ordering::Relaxed);
-        shared
-            .metrics
-            .checkpoint_done(started.elapsed(), stats.bytes);
-        shared
-            .metrics
-            .set_state_disk_bytes(tokio::task::block_in_place(|| shared.db.size_on_disk()));
-        tracing::debug!(
-            partition,
-            written = stats.written,
-            removed = stats.removed,
-            bytes = stats.bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "checkpoint"
-        );
-        Ok(())
+        checkpoint_done(&shared, partition, changes.len(), started, stats);
+        Ok(None)
     }
+}
+
+/// Writes a checkpoint's state and offsets to sled (the `write` stage).
+async fn write_state(
+    shared: &Shared,
+    p: crate::core::PreparedCheckpoint,
+) -> Result<crate::state::CheckpointStats, TaskError> {
+    let writing = Instant::now();
+    let stats = tokio::task::spawn_blocking(move || p.write())
+        .await
+        .map_err(|_| TaskError::Cancelled)??;
+    shared
+        .metrics
+        .observe_stage(crate::metrics::Stage::Write, writing.elapsed());
+    Ok(stats)
+}
+
+/// Counts and logs a completed checkpoint.
+fn checkpoint_done(
+    shared: &Shared,
+    partition: i32,
+    changelog_records: usize,
+    started: Instant,
+    stats: crate::state::CheckpointStats,
+) {
+    let status = &shared.status;
+    status.checkpoints.fetch_add(1, Ordering::Relaxed);
+    status
+        .changelog_records
+        .fetch_add(changelog_records as u64, Ordering::Relaxed);
+    shared
+        .metrics
+        .checkpoint_done(started.elapsed(), stats.bytes);
+    shared
+        .metrics
+        .set_state_disk_bytes(tokio::task::block_in_place(|| shared.db.size_on_disk()));
+    tracing::debug!(
+        partition,
+        written = stats.written,
+        removed = stats.removed,
+        bytes = stats.bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "checkpoint"
+    );
 }
 
 /// Queues one record on the producer, waiting while its queue is full.
