@@ -339,13 +339,7 @@ async fn main() {
         config.processing_guarantee = claimwatch::runtime::config::ProcessingGuarantee::ExactlyOnce;
     }
     if a.without_analytics {
-        let c = &mut config.core;
-        c.population.enabled = false;
-        c.care_gaps.enabled = false;
-        c.member_risk.enabled = false;
-        c.cash_forecast.enabled = false;
-        c.provider_kpis.enabled = false;
-        c.utilization.enabled = false;
+        config.core.disable_analytics();
     }
     config.consumer.extend(key_values(&a.consumer));
     config.producer.extend(key_values(&a.producer));

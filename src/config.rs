@@ -588,6 +588,19 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
+    /// Turns off the population analytics (readmission summary and ROI, care gaps, high-cost
+    /// members, cash forecast, provider KPIs, utilization forecast), keeping the claim lifecycle,
+    /// readmissions, risk scores and payer monitors: what the benchmarks compare the full
+    /// pipeline with.
+    pub fn disable_analytics(&mut self) {
+        self.population.enabled = false;
+        self.care_gaps.enabled = false;
+        self.member_risk.enabled = false;
+        self.cash_forecast.enabled = false;
+        self.provider_kpis.enabled = false;
+        self.utilization.enabled = false;
+    }
+
     /// Every problem, not just the first.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();

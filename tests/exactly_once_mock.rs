@@ -78,14 +78,7 @@ async fn transactions_on_the_mock_cluster_equal_replay_without_repeats() {
     );
     // The transaction commits are timed as the `commit` stage.
     let scrape = claimwatch::metrics::exposition::parse(&service.metrics.render()).unwrap();
-    let commits = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.name == "claimwatch_pipeline_processing_duration_seconds_count"
-                && s.labels.iter().any(|(k, v)| k == "stage" && v == "commit")
-        })
-        .map(|s| s.value);
+    let commits = stage_count(&scrape, "commit");
     assert!(
         commits.is_some_and(|c| c >= 8.0),
         "commit stage: {commits:?}"

@@ -66,14 +66,7 @@ async fn service_on_tansu_equals_replay() {
     for stage in [
         "decode", "core", "encode", "produce", "deliver", "snapshot", "write", "commit",
     ] {
-        let count = scrape
-            .samples
-            .iter()
-            .find(|s| {
-                s.name == "claimwatch_pipeline_processing_duration_seconds_count"
-                    && s.labels.iter().any(|(k, v)| k == "stage" && v == stage)
-            })
-            .map(|s| s.value);
+        let count = stage_count(&scrape, stage);
         assert!(
             count.is_some_and(|c| c > 0.0),
             "stage {stage} not observed: {count:?}"

@@ -388,3 +388,15 @@ pub async fn run_until_quiet(service: &claimwatch::runtime::Service, inputs: u64
         );
     }
 }
+
+/// Observations of one stage of `claimwatch_pipeline_processing_duration_seconds` in a scrape.
+pub fn stage_count(scrape: &claimwatch::metrics::exposition::Scrape, stage: &str) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.name == "claimwatch_pipeline_processing_duration_seconds_count"
+                && s.labels.iter().any(|(k, v)| k == "stage" && v == stage)
+        })
+        .map(|s| s.value)
+}

@@ -68,12 +68,7 @@ pub fn config(checkpoint_every_events: u64) -> CoreConfig {
 #[allow(dead_code)] // used by some of the bench targets that include this module
 pub fn engine_without_analytics(checkpoint_every_events: u64) -> Engine {
     let mut c = config(checkpoint_every_events);
-    c.population.enabled = false;
-    c.care_gaps.enabled = false;
-    c.member_risk.enabled = false;
-    c.cash_forecast.enabled = false;
-    c.provider_kpis.enabled = false;
-    c.utilization.enabled = false;
+    c.disable_analytics();
     Engine::new(c, RefData::shared())
 }
 
