@@ -17,7 +17,8 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-/// The allocator of the `claimwatch` binary, so the service in this process runs as deployed.
+/// The allocator of the `claimwatch` binary, so the service in this process runs as deployed
+/// (with its heap on small pages, as `main` sets: `claimwatch::memory`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -297,6 +298,7 @@ fn print_stages(service: &Service, inputs: u64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
+    let pages = claimwatch::memory::prefer_small_pages();
     let a = args();
     // The service's logs on stderr, filtered by `RUST_LOG` as in the binary (default: warnings).
     let _ = tracing_subscriber::fmt()
@@ -371,7 +373,10 @@ async fn main() {
         }
     }
     let broker_name = if a.tansu { "Tansu" } else { "mock cluster" };
-    println!("broker: {broker_name}, {} partitions", a.partitions);
+    println!(
+        "broker: {broker_name}, {} partitions; transparent huge pages: {pages:?}",
+        a.partitions
+    );
 
     // The same input for both runs.
     let input = dir.path().join("input");

@@ -49,6 +49,7 @@ pub mod enrolment;
 pub mod error;
 pub mod generate;
 pub mod memberrisk;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod monitor;

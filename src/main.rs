@@ -12,7 +12,8 @@ use claimwatch::replay::{self, ReplayOptions};
 use claimwatch::runtime::{self, RuntimeConfig};
 
 /// mimalloc rather than glibc's malloc: the core allocates many small, short-lived strings and
-/// vectors per event (BENCHMARKS.md: +7-17 % core throughput on the core bench).
+/// vectors per event (BENCHMARKS.md: +7-17 % core throughput on the core bench, 1.5-1.8x on the
+/// pipeline). `main` turns transparent huge pages off for its heap (`claimwatch::memory`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -823,8 +824,10 @@ fn train_cost(
 }
 
 fn main() -> ExitCode {
+    let pages = claimwatch::memory::prefer_small_pages();
     let cli = Cli::parse();
     init_logging(cli.log_json);
+    tracing::debug!(?pages, "transparent huge pages");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -166,6 +166,7 @@ fn bench(c: &mut Criterion) {
 criterion_group!(benches, bench);
 
 fn main() {
+    claimwatch::memory::prefer_small_pages();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
