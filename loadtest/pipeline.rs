@@ -467,21 +467,34 @@ async fn main() {
     let before = status.consumed.load(Ordering::Relaxed);
     let stages_before = stage_sums(&service);
     let offered_total = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
-    // Consumer lag over time: records offered so far minus records the service consumed.
-    let lag = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
+    // The offered run's producer, connected before the clock starts: its first connection, the
+    // idempotent producer's id and the input topics' metadata are not pipeline latency (on Tansu
+    // they held the first second's records back: ~10,000 records offered and not on the broker).
+    let offered_producer = warm_producer(&config, a.partitions).await;
+    // Consumer lag over time: records offered so far minus records the service consumed; and
+    // how many of the offered records the broker holds (the input partitions' high watermarks),
+    // which tells a service that falls behind from a load producer that has not delivered yet.
+    let lag = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64, u64)>::new()));
+    let watermarks = InputWatermarks::new(&config, a.partitions);
+    let on_broker_before = watermarks.sum();
     let sampler = {
         let (status, lag) = (Arc::clone(&status), Arc::clone(&lag));
         let offered_total = Arc::clone(&offered_total);
-        tokio::spawn(async move {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
             let started = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut next = Duration::from_millis(500);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(next.saturating_sub(started.elapsed()));
+                next += Duration::from_millis(500);
                 let consumed = status.consumed.load(Ordering::Relaxed) - before;
                 let offered = ((started.elapsed().as_secs_f64() * rate) as u64)
                     .min(offered_total.load(Ordering::Relaxed));
+                let on_broker = watermarks.sum().saturating_sub(on_broker_before);
                 lag.lock().unwrap().push((
                     started.elapsed().as_secs_f64(),
                     offered.saturating_sub(consumed),
+                    offered.saturating_sub(on_broker),
                 ));
             }
         })
@@ -491,26 +504,41 @@ async fn main() {
     // a broker can hold records back) are left out of the latency.
     let offered_from_ms = chrono::Utc::now().timestamp_millis();
     let cpu_before = cpu_secs();
-    let p2 = produce::produce_dir(&config, &input2, Format::Avro, produce::Pace::Rate(rate))
-        .await
-        .unwrap();
+    let p2 = produce::produce_dir_with(
+        &offered_producer,
+        &config,
+        &input2,
+        Format::Avro,
+        produce::Pace::Rate(rate),
+    )
+    .await
+    .unwrap();
     let offered_secs = t.elapsed().as_secs_f64();
     offered_total.store(p2.total(), Ordering::Relaxed);
     let cores_busy = (cpu_secs() - cpu_before) / offered_secs;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     reader_task.join().unwrap();
-    sampler.abort();
+    let _ = sampler.join();
     let series = lag.lock().unwrap().clone();
     let max_lag = series.iter().map(|s| s.1).max().unwrap_or(0);
     let shown: Vec<String> = series
         .iter()
         .step_by((series.len() / 12).max(1))
-        .map(|(t, l)| format!("{t:.1}s:{l}"))
+        .map(|(t, l, _)| format!("{t:.1}s:{l}"))
         .collect();
     println!(
         "consumer lag during the offered run (records offered - consumed): max {max_lag}; {}",
         shown.join(" ")
+    );
+    let unsent: Vec<String> = series
+        .iter()
+        .step_by((series.len() / 12).max(1))
+        .map(|(t, _, u)| format!("{t:.1}s:{u}"))
+        .collect();
+    println!(
+        "of which not yet on the broker (records offered - input high watermarks): {}",
+        unsent.join(" ")
     );
     let all_samples = latencies.lock().unwrap().clone();
     let samples: Vec<(i64, i64, i64)> = all_samples
@@ -673,4 +701,77 @@ async fn main() {
         load.as_secs_f64(),
         durable.as_secs_f64()
     );
+}
+
+/// The summed high watermarks of the input topics' partitions, read with a client of its own.
+/// Tansu's can be one record batch short of the real end (tests/support): good enough to tell
+/// thousands of records apart.
+struct InputWatermarks {
+    client: rdkafka::consumer::BaseConsumer,
+    partitions: Vec<(String, i32)>,
+}
+
+impl InputWatermarks {
+    fn new(config: &RuntimeConfig, partitions: u32) -> Self {
+        let mut props = config.consumer_properties();
+        props.insert("group.id".into(), "loadtest-watermarks".into());
+        let client = claimwatch::runtime::config::client_config(&props)
+            .create()
+            .unwrap();
+        let partitions = claimwatch::model::InputStream::ALL
+            .iter()
+            .flat_map(|s| {
+                let t = config.topics.input(*s).to_owned();
+                (0..partitions as i32).map(move |p| (t.clone(), p))
+            })
+            .collect();
+        Self { client, partitions }
+    }
+
+    fn sum(&self) -> u64 {
+        self.partitions
+            .iter()
+            .filter_map(|(t, p)| {
+                self.client
+                    .fetch_watermarks(t, *p, Duration::from_secs(2))
+                    .ok()
+            })
+            .map(|(_, high)| high.max(0) as u64)
+            .sum()
+    }
+}
+
+/// A producer with the service's settings that has delivered to every partition of the
+/// pass-through topic (done with by now) and fetched the input topics' metadata.
+async fn warm_producer(config: &RuntimeConfig, partitions: u32) -> FutureProducer {
+    let producer: FutureProducer =
+        claimwatch::runtime::config::client_config(&config.producer_properties())
+            .create()
+            .unwrap();
+    for p in 0..partitions as i32 {
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to("loadtest.passthrough")
+                    .partition(p)
+                    .payload(b"warm-up"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+    }
+    let inputs: Vec<String> = claimwatch::model::InputStream::ALL
+        .iter()
+        .map(|s| config.topics.input(*s).to_owned())
+        .collect();
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || {
+        for t in &inputs {
+            p.client()
+                .fetch_metadata(Some(t), Duration::from_secs(10))
+                .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    producer
 }

@@ -51,6 +51,19 @@ pub async fn produce_dir(
     pace: Pace,
 ) -> anyhow::Result<Produced> {
     let producer: FutureProducer = client_config(&config.producer_properties()).create()?;
+    produce_dir_with(&producer, config, dir, format, pace).await
+}
+
+/// [`produce_dir`] with a producer of the caller's, e.g. one already connected (the load test
+/// warms its producer up, so that a broker's first connection and producer id do not count as
+/// pipeline latency).
+pub async fn produce_dir_with(
+    producer: &FutureProducer,
+    config: &RuntimeConfig,
+    dir: &Path,
+    format: Format,
+    pace: Pace,
+) -> anyhow::Result<Produced> {
     let codec = AvroCodec::new();
     let mut readers = Vec::new();
     for s in InputStream::ALL {
@@ -144,6 +157,7 @@ pub async fn produce_dir(
     for f in pending.drain(..) {
         f.await?.map_err(|(e, _)| e)?;
     }
+    let producer = producer.clone();
     tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30))).await??;
     Ok(produced)
 }
