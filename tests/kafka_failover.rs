@@ -327,6 +327,20 @@ fn two_instances_one_killed_mid_stream_then_restarted() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // librdkafka's statistics go to the metrics from the service's consumer only; an auxiliary
+    // client (the raw X12 consumer, the restore reader) with statistics on and the default
+    // context logged a ~10 KB "Client stats" line at INFO every 15 s.
+    assert!(
+        !b_log.contains("Client stats"),
+        "an auxiliary client logged its statistics:\n{}",
+        b_log
+            .lines()
+            .filter(|l| l.contains("Client stats"))
+            .take(1)
+            .map(|l| &l[..l.len().min(300)])
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let (read2, distinct2) = converge(&broker, &want, dir.path());
     println!("after the restart: {read2} records, {distinct2} distinct");
     assert!(stop(&mut a).success(), "SIGTERM exits 0");

@@ -68,7 +68,7 @@ pub fn restore(
     timeout: Duration,
 ) -> Result<Restored, RestoreError> {
     let started = Instant::now();
-    let mut props = config.consumer_properties();
+    let mut props = config.auxiliary_consumer_properties();
     // A plain assigned reader: no group membership, no commits.
     props.insert("group.id".into(), format!("{}-restore", config.group_id));
     props.insert("enable.partition.eof".into(), "true".into());

@@ -431,6 +431,17 @@ impl RuntimeConfig {
             .unwrap_or(self.output_format)
     }
 
+    /// Properties of the service's auxiliary consumers (the raw X12 consumer, the changelog
+    /// restore reader, the read API's endpoint reader, topic administration): the consumer
+    /// properties without librdkafka statistics, which only the service's own consumer turns into
+    /// metrics (`claimwatch_kafka_consumer_lag_records`). With statistics on, a client with the
+    /// default context logs each report (~10 KB) at INFO.
+    pub fn auxiliary_consumer_properties(&self) -> BTreeMap<String, String> {
+        let mut p = self.consumer_properties();
+        p.insert("statistics.interval.ms".into(), "0".into());
+        p
+    }
+
     /// Consumer properties: pass-through first, then ours.
     pub fn consumer_properties(&self) -> BTreeMap<String, String> {
         let mut p = self.kafka.clone();
@@ -544,6 +555,22 @@ mod tests {
             assert_eq!(c.producer_properties()["enable.idempotence"], "true");
             Ok(())
         });
+    }
+
+    /// Statistics feed the metrics from the service's consumer; the auxiliary consumers keep
+    /// every other setting (security included) but report none, even when asked for globally.
+    #[test]
+    fn auxiliary_consumers_have_no_statistics() {
+        let mut c = RuntimeConfig::default();
+        c.kafka
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        assert_eq!(c.consumer_properties()["statistics.interval.ms"], "15000");
+        c.kafka
+            .insert("statistics.interval.ms".into(), "5000".into());
+        let aux = c.auxiliary_consumer_properties();
+        assert_eq!(aux["statistics.interval.ms"], "0");
+        assert_eq!(aux["security.protocol"], "SASL_SSL");
+        assert_eq!(c.consumer_properties()["statistics.interval.ms"], "5000");
     }
 
     #[test]

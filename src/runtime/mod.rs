@@ -627,7 +627,7 @@ impl Service {
                         let dir = Arc::new(crate::api::routing::Directory::new(me.clone()));
                         let stop_flag = Arc::new(AtomicBool::new(false));
                         let reader = crate::api::routing::read(
-                            shared.config.consumer_properties(),
+                            shared.config.auxiliary_consumer_properties(),
                             shared.config.topics.api_endpoints.clone(),
                             Arc::clone(&dir),
                             Arc::clone(&stop_flag),

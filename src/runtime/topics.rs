@@ -73,7 +73,7 @@ pub fn all(config: &RuntimeConfig) -> Vec<TopicSpec> {
 
 /// Partition counts of the topics that exist.
 pub fn describe(config: &RuntimeConfig) -> Result<BTreeMap<String, usize>, TopicError> {
-    let consumer: BaseConsumer = client_config(&config.consumer_properties()).create()?;
+    let consumer: BaseConsumer = client_config(&config.auxiliary_consumer_properties()).create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(15))?;
     Ok(md
         .topics()
@@ -127,7 +127,7 @@ pub async fn create(config: &RuntimeConfig) -> Result<Vec<String>, TopicError> {
             reason: e.to_string(),
         })??;
     let admin: AdminClient<DefaultClientContext> =
-        client_config(&config.consumer_properties()).create()?;
+        client_config(&config.auxiliary_consumer_properties()).create()?;
     let specs: Vec<TopicSpec> = all(config)
         .into_iter()
         .filter(|s| !have.contains_key(&s.name))

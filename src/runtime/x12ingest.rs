@@ -189,7 +189,7 @@ pub async fn run_raw_consumer(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let publisher = X12Publisher::new(&config, Format::Avro)?;
-    let mut props = config.consumer_properties();
+    let mut props = config.auxiliary_consumer_properties();
     // Its own group: the raw topic is not co-partitioned with the keyed inputs.
     props.insert("group.id".into(), format!("{}.x12-raw", config.group_id));
     props.insert("enable.partition.eof".into(), "false".into());

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Soak: `claimwatch run` against a Tansu broker for a long simulated period, fed at a fixed rate,
+# with the service's RSS, consumed records and state entries sampled over time. Answers "does the
+# service's memory level off once its state retention turns over?", which a benchmark of a few
+# seconds cannot. Not part of CI (it runs for minutes to hours); see BENCHMARKS.md "Soak".
+#
+#   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S]
+#
+# Defaults: 20,000 members over 1,460 simulated days (about 1.2 million input records), produced
+# at 4,000 records/s (about five minutes), sampled every 10 s. Everything it starts is stopped on
+# exit; the working directory (logs, state, samples.tsv) is printed and kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+members=20000 days=1460 rate=4000 interval=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --members) members="$2"; shift 2 ;;
+    --days) days="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
+    --interval) interval="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+# Sum of a metric's samples (every label set) in a /metrics scrape.
+metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }' "$2"; }
+
+cargo build --release --quiet
+bin="$PWD/target/release/claimwatch"
+tansu=$(bash tests/support/install-tansu.sh)
+work=$(mktemp -d -t claimwatch-soak.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+port=$(free_port)
+"$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
+pids+=($!)
+wait_port "$port"
+brokers="127.0.0.1:$port"
+
+"$bin" topics create --brokers "$brokers" >"$work/topics.log" 2>&1
+"$bin" generate --members "$members" --days "$days" --format avro --out "$work/input" >"$work/generate.log" 2>&1
+total=$(grep -o 'generated [0-9]* claims, [0-9]* encounters, [0-9]* acknowledgments, [0-9]* remittances, [0-9]* enrolment' "$work/generate.log" |
+  grep -o '[0-9]\+' | awk '{ s += $1 } END { print s }')
+echo "soak: $members members over $days days, $total input records at $rate/s; work directory $work"
+
+http_port=$(free_port)
+CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "$bin" run --brokers "$brokers" --group claimwatch-soak \
+  --state-dir "$work/state" >"$work/service.log" 2>&1 &
+service=$!
+pids+=("$service")
+wait_port "$http_port"
+
+started=$(date +%s)
+"$bin" produce --input "$work/input" --brokers "$brokers" --rate "$rate" >"$work/produce.log" 2>&1 &
+producer=$!
+pids+=("$producer")
+
+printf 'seconds\trss_mib\tconsumed\tstate_entries\n' >"$work/samples.tsv"
+printf '%8s %9s %12s %14s\n' seconds "RSS MiB" consumed "state entries"
+last_consumed=-1 still=0
+while kill -0 "$service" 2>/dev/null; do
+  sleep "$interval"
+  curl -sf "http://127.0.0.1:$http_port/metrics" >"$work/metrics.txt" || continue
+  rss_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service/status")
+  consumed=$(metric_sum claimwatch_pipeline_consumed_records_total "$work/metrics.txt")
+  entries=$(metric_sum claimwatch_state_entries "$work/metrics.txt")
+  t=$(($(date +%s) - started))
+  printf '%s\t%s\t%s\t%s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" >>"$work/samples.tsv"
+  printf '%8s %9s %12s %14s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries"
+  # Done when the producer has finished and the service has consumed nothing new for 3 samples.
+  if ! kill -0 "$producer" 2>/dev/null && [ "$consumed" = "$last_consumed" ]; then
+    still=$((still + 1))
+    [ "$still" -ge 3 ] && break
+  else
+    still=0
+  fi
+  last_consumed=$consumed
+done
+wait "$producer" || { echo "soak: the producer failed, see $work/produce.log" >&2; exit 1; }
+
+kill -TERM "$service"
+code=0
+wait "$service" || code=$?
+echo "soak: service stopped with exit code $code (SIGTERM)"
+errors=$(grep -c ' ERROR ' "$work/service.log" || true)
+echo "soak: $errors ERROR lines in the service log"
+# The RSS over the run: at a quarter, half, three quarters and the end of the samples, and the peak.
+awk -F'\t' 'NR > 1 { n++; r[n] = $2; if ($2 > peak) peak = $2 }
+  END { if (n == 0) exit; printf "soak: RSS MiB at 1/4 %d, 1/2 %d, 3/4 %d, end %d; peak %d\n",
+        r[int(n / 4) + 1], r[int(n / 2) + 1], r[int(3 * n / 4) + 1], r[n], peak }' "$work/samples.tsv"
+[ "$code" -eq 0 ] && [ "$errors" -eq 0 ]
