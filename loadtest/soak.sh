@@ -4,21 +4,25 @@
 # service's memory level off once its state retention turns over?", which a benchmark of a few
 # seconds cannot. Not part of CI (it runs for minutes to hours); see BENCHMARKS.md "Soak".
 #
-#   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S]
+#   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--brokers HOST:PORT]
 #
+# With --brokers it runs against that cluster (whose claimwatch topics must be empty: it creates
+# the missing ones) instead of starting Tansu. On Tansu the soak is bound by the broker, not by
+# the service: see BENCHMARKS.md "Soak".
 # Defaults: 20,000 members over 1,460 simulated days (about 1.2 million input records), produced
 # at 4,000 records/s (about five minutes), sampled every 10 s. Everything it starts is stopped on
 # exit; the working directory (logs, state, samples.tsv) is printed and kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-members=20000 days=1460 rate=4000 interval=10
+members=20000 days=1460 rate=4000 interval=10 brokers=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) members="$2"; shift 2 ;;
     --days) days="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
+    --brokers) brokers="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -37,18 +41,20 @@ metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END 
 
 cargo build --release --quiet
 bin="$PWD/target/release/claimwatch"
-tansu=$(bash tests/support/install-tansu.sh)
 work=$(mktemp -d -t claimwatch-soak.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-port=$(free_port)
-"$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-pids+=($!)
-wait_port "$port"
-brokers="127.0.0.1:$port"
+if [ -z "$brokers" ]; then
+  tansu=$(bash tests/support/install-tansu.sh)
+  port=$(free_port)
+  "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port"
+  brokers="127.0.0.1:$port"
+fi
 
 "$bin" topics create --brokers "$brokers" >"$work/topics.log" 2>&1
 "$bin" generate --members "$members" --days "$days" --format avro --out "$work/input" >"$work/generate.log" 2>&1
@@ -90,6 +96,9 @@ while kill -0 "$service" 2>/dev/null; do
   last_consumed=$consumed
 done
 wait "$producer" || { echo "soak: the producer failed, see $work/produce.log" >&2; exit 1; }
+# Everything produced must have been consumed: a lag left when consumption stopped is a stall.
+lag=$(metric_sum claimwatch_kafka_consumer_lag_records "$work/metrics.txt")
+echo "soak: consumer lag when consumption stopped: $lag records"
 
 kill -TERM "$service"
 code=0
@@ -101,4 +110,4 @@ echo "soak: $errors ERROR lines in the service log"
 awk -F'\t' 'NR > 1 { n++; r[n] = $2; if ($2 > peak) peak = $2 }
   END { if (n == 0) exit; printf "soak: RSS MiB at 1/4 %d, 1/2 %d, 3/4 %d, end %d; peak %d\n",
         r[int(n / 4) + 1], r[int(n / 2) + 1], r[int(3 * n / 4) + 1], r[n], peak }' "$work/samples.tsv"
-[ "$code" -eq 0 ] && [ "$errors" -eq 0 ]
+[ "$code" -eq 0 ] && [ "$errors" -eq 0 ] && [ "$lag" -eq 0 ]
