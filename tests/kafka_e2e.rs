@@ -522,7 +522,13 @@ async fn raw_x12_messages_are_parsed_in_stream() {
     // What the same files give through `x12 parse` + `replay`.
     let parsed_dir = dir.path().join("parsed");
     claimwatch::x12::files::parse_files(&files, &parsed_dir).unwrap();
-    let config = config(&broker, "raw-x12", &dir.path().join("state"), PARTITIONS);
+    let mut config = config(&broker, "raw-x12", &dir.path().join("state"), PARTITIONS);
+    let http = free_http_addr();
+    config.http_listen = Some(http.clone());
+    // Statistics often enough to see the raw X12 consumer's lag within the test.
+    config
+        .consumer
+        .insert("statistics.interval.ms".into(), "500".into());
     let replay_out = dir.path().join("replay");
     replay::run(&ReplayOptions {
         input: parsed_dir,
@@ -557,6 +563,31 @@ async fn raw_x12_messages_are_parsed_in_stream() {
 
     let service = Service::start(config.clone()).await.unwrap();
     run_until_quiet(&service, expected_events).await;
+    // The raw X12 consumer's partitions have a lag series (its own client, its own group).
+    let mut raw_lag_series = 0;
+    for _ in 0..40 {
+        let addr = http.clone();
+        let (_, body) = tokio::task::spawn_blocking(move || http_get(&addr, "/metrics"))
+            .await
+            .unwrap();
+        let scrape = claimwatch::metrics::exposition::parse(&body).unwrap();
+        raw_lag_series = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.name == "claimwatch_kafka_consumer_lag_records"
+                    && s.labels.iter().any(|(k, v)| k == "topic" && v == "x12.raw")
+            })
+            .count();
+        if raw_lag_series > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        raw_lag_series > 0,
+        "no lag series for x12.raw in the scrape"
+    );
     service.shutdown().await;
     let b = broker.bootstrap.clone();
     let (lifecycle, dead) = tokio::task::spawn_blocking(move || {

@@ -327,9 +327,9 @@ fn two_instances_one_killed_mid_stream_then_restarted() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    // librdkafka's statistics go to the metrics from the service's consumer only; an auxiliary
-    // client (the raw X12 consumer, the restore reader) with statistics on and the default
-    // context logged a ~10 KB "Client stats" line at INFO every 15 s.
+    // librdkafka's statistics go to the metrics (the service's and the raw X12 consumer's); a
+    // client with statistics on and the default context (the raw X12 consumer did) logs a
+    // ~10 KB "Client stats" line at INFO every 15 s.
     assert!(
         !b_log.contains("Client stats"),
         "an auxiliary client logged its statistics:\n{}",

@@ -28,6 +28,18 @@ impl Metrics {
         if client != "consumer" {
             return;
         }
+        self.set_lag(stats, &self.lag_series);
+    }
+
+    /// The raw X12 consumer's statistics (its own group on `x12.raw`): its partitions' lag only,
+    /// tracked apart from the service consumer's series, so neither report removes the other's.
+    pub fn observe_raw_x12_stats(&self, stats: &Statistics) {
+        self.set_lag(stats, &self.raw_lag_series);
+    }
+
+    /// Sets the lag of every partition in `stats` and removes the series that `series` (this
+    /// client's last report) had and this report does not.
+    fn set_lag(&self, stats: &Statistics, series: &std::sync::Mutex<Vec<(String, i32)>>) {
         let mut now: Vec<(String, i32)> = Vec::new();
         let mut b = itoa::Buffer::new();
         for (name, topic) in &stats.topics {
@@ -45,7 +57,7 @@ impl Metrics {
         }
         now.sort_unstable();
         now.dedup();
-        let mut series = self.lag_series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut series = series.lock().unwrap_or_else(|e| e.into_inner());
         for (t, id) in series.iter() {
             if now
                 .binary_search_by(|(t2, id2)| (t2.as_str(), *id2).cmp(&(t.as_str(), *id)))

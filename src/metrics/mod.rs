@@ -152,6 +152,8 @@ pub struct Metrics {
     // Kafka.
     pub(crate) consumer_lag: IntGaugeVec,
     pub(crate) lag_series: Mutex<Vec<(String, i32)>>,
+    /// The same for the raw X12 consumer.
+    pub(crate) raw_lag_series: Mutex<Vec<(String, i32)>>,
     pub(crate) client_queue_messages: IntGaugeVec,
     pub(crate) client_queue_bytes: IntGaugeVec,
     rebalances: [IntCounter; 3],
@@ -523,6 +525,7 @@ impl Metrics {
             reasons: Bounded::new(32, 64),
             consumer_lag,
             lag_series: Mutex::new(Vec::new()),
+            raw_lag_series: Mutex::new(Vec::new()),
             client_queue_messages,
             client_queue_bytes,
             rebalances,

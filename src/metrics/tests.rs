@@ -503,6 +503,70 @@ fn consumer_lag_follows_the_assignment() {
     assert_eq!(value(&scrape(&m), lag, &[("partition", "0")]), Some(3.0));
 }
 
+/// The raw X12 consumer's lag sits beside the service consumer's: each client's report replaces
+/// only its own series.
+#[test]
+fn the_raw_x12_consumers_lag_is_kept_apart_from_the_service_consumers() {
+    use rdkafka::statistics::{Partition, Statistics, Topic};
+    let m = Metrics::new().unwrap();
+    m.register_inputs(["ehr.claims", "x12.raw"]);
+    let stats = |topic: &str, parts: &[(i32, i64)]| {
+        let mut t = Topic {
+            topic: topic.into(),
+            ..Topic::default()
+        };
+        for (id, lag) in parts {
+            t.partitions.insert(
+                *id,
+                Partition {
+                    partition: *id,
+                    desired: true,
+                    consumer_lag: *lag,
+                    ..Partition::default()
+                },
+            );
+        }
+        let mut s = Statistics {
+            client_type: "consumer".into(),
+            ..Statistics::default()
+        };
+        s.topics.insert(topic.into(), t);
+        s
+    };
+    let lag = "claimwatch_kafka_consumer_lag_records";
+    m.observe_librdkafka_stats(&stats("ehr.claims", &[(0, 10)]));
+    m.observe_raw_x12_stats(&stats("x12.raw", &[(0, 7), (1, 8)]));
+    m.observe_librdkafka_stats(&stats("ehr.claims", &[(0, 11)]));
+    let s = scrape(&m);
+    assert_eq!(
+        value(&s, lag, &[("topic", "ehr.claims"), ("partition", "0")]),
+        Some(11.0)
+    );
+    assert_eq!(
+        value(&s, lag, &[("topic", "x12.raw"), ("partition", "0")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        value(&s, lag, &[("topic", "x12.raw"), ("partition", "1")]),
+        Some(8.0)
+    );
+    // The raw consumer loses partition 1; the service consumer's series stay.
+    m.observe_raw_x12_stats(&stats("x12.raw", &[(0, 2)]));
+    let s = scrape(&m);
+    assert_eq!(
+        value(&s, lag, &[("topic", "x12.raw"), ("partition", "1")]),
+        None
+    );
+    assert_eq!(
+        value(&s, lag, &[("topic", "x12.raw"), ("partition", "0")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&s, lag, &[("topic", "ehr.claims"), ("partition", "0")]),
+        Some(11.0)
+    );
+}
+
 #[test]
 fn runtime_hooks_show_in_the_scrape() {
     let m = Metrics::new().unwrap();

@@ -431,11 +431,11 @@ impl RuntimeConfig {
             .unwrap_or(self.output_format)
     }
 
-    /// Properties of the service's auxiliary consumers (the raw X12 consumer, the changelog
-    /// restore reader, the read API's endpoint reader, topic administration): the consumer
-    /// properties without librdkafka statistics, which only the service's own consumer turns into
-    /// metrics (`claimwatch_kafka_consumer_lag_records`). With statistics on, a client with the
-    /// default context logs each report (~10 KB) at INFO.
+    /// Properties of the service's auxiliary consumers (the changelog restore reader, the read
+    /// API's endpoint reader, topic administration): the consumer properties without librdkafka
+    /// statistics, which only the service's consumer and the raw X12 consumer turn into metrics
+    /// (`claimwatch_kafka_consumer_lag_records`). With statistics on, a client with the default
+    /// context logs each report (~10 KB) at INFO.
     pub fn auxiliary_consumer_properties(&self) -> BTreeMap<String, String> {
         let mut p = self.consumer_properties();
         p.insert("statistics.interval.ms".into(), "0".into());

@@ -592,8 +592,10 @@ impl Service {
         let sh = Arc::clone(&shared);
         let x12 = if raw_x12 {
             let (cfg, st, stop_rx) = (shared.config.clone(), Arc::clone(&status), stopped.clone());
+            let m = Arc::clone(&shared.metrics);
+            m.register_inputs([shared.config.topics.raw_x12.as_str()]);
             Some(tokio::spawn(async move {
-                if let Err(e) = x12ingest::run_raw_consumer(cfg, st, stop_rx).await {
+                if let Err(e) = x12ingest::run_raw_consumer(cfg, st, m, stop_rx).await {
                     tracing::error!(error = %e, "raw X12 consumer stopped");
                 }
             }))

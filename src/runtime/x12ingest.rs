@@ -186,10 +186,12 @@ pub async fn publish_files(
 pub async fn run_raw_consumer(
     config: RuntimeConfig,
     status: Arc<Status>,
+    metrics: Arc<crate::metrics::Metrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let publisher = X12Publisher::new(&config, Format::Avro)?;
-    let mut props = config.auxiliary_consumer_properties();
+    // With statistics, for its partitions' lag (`claimwatch_kafka_consumer_lag_records`).
+    let mut props = config.consumer_properties();
     // Its own group: the raw topic is not co-partitioned with the keyed inputs.
     props.insert("group.id".into(), format!("{}.x12-raw", config.group_id));
     props.insert("enable.partition.eof".into(), "false".into());
@@ -197,7 +199,8 @@ pub async fn run_raw_consumer(
         "partition.assignment.strategy".into(),
         "cooperative-sticky".into(),
     );
-    let consumer: StreamConsumer = client_config(&props).create()?;
+    let consumer: RawConsumer =
+        client_config(&props).create_with_context(RawContext { metrics })?;
     let topic = config.topics.raw_x12.clone();
     consumer.subscribe(&[&topic])?;
     let mut stream = consumer.stream();
@@ -245,8 +248,32 @@ pub async fn run_raw_consumer(
     Ok(())
 }
 
+/// The raw X12 consumer's client context: its statistics go to the lag metric (librdkafka's
+/// default context would log each report at INFO), client errors are warnings as for the
+/// service's consumer.
+struct RawContext {
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl rdkafka::ClientContext for RawContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.observe_raw_x12_stats(&statistics);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if super::is_partition_eof(&error) {
+            return;
+        }
+        tracing::warn!(error = %error, reason, "kafka client error (raw X12 consumer)");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RawContext {}
+
+type RawConsumer = StreamConsumer<RawContext>;
+
 async fn commit(
-    consumer: &StreamConsumer,
+    consumer: &RawConsumer,
     topic: &str,
     pending: &mut Vec<DeliveryFuture>,
     next: &mut BTreeMap<i32, i64>,
