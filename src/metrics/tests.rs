@@ -452,34 +452,38 @@ fn readmissions_count_by_cohort_and_action() {
     assert_eq!(counted, f64::from(detected));
 }
 
+/// A consumer's statistics report: one topic, each partition wanted with the given lag, and a
+/// queue of 5 messages.
+fn lag_stats(topic: &str, parts: &[(i32, i64)]) -> rdkafka::Statistics {
+    use rdkafka::statistics::{Partition, Statistics, Topic};
+    let mut t = Topic {
+        topic: topic.into(),
+        ..Topic::default()
+    };
+    for (p, lag) in parts {
+        t.partitions.insert(
+            *p,
+            Partition {
+                partition: *p,
+                desired: true,
+                consumer_lag: *lag,
+                ..Partition::default()
+            },
+        );
+    }
+    let mut s = Statistics {
+        client_type: "consumer".into(),
+        msg_cnt: 5,
+        ..Statistics::default()
+    };
+    s.topics.insert(topic.into(), t);
+    s
+}
+
 #[test]
 fn consumer_lag_follows_the_assignment() {
-    use rdkafka::statistics::{Partition, Statistics, Topic};
     let m = Metrics::new().unwrap();
-    let stats = |parts: &[(i32, i64)]| {
-        let mut t = Topic {
-            topic: "ehr.claims".into(),
-            ..Topic::default()
-        };
-        for (p, lag) in parts {
-            t.partitions.insert(
-                *p,
-                Partition {
-                    partition: *p,
-                    desired: true,
-                    consumer_lag: *lag,
-                    ..Partition::default()
-                },
-            );
-        }
-        let mut s = Statistics {
-            client_type: "consumer".into(),
-            msg_cnt: 5,
-            ..Statistics::default()
-        };
-        s.topics.insert("ehr.claims".into(), t);
-        s
-    };
+    let stats = |parts: &[(i32, i64)]| lag_stats("ehr.claims", parts);
     m.observe_librdkafka_stats(&stats(&[(0, 10), (1, 20), (-1, 99)]));
     let s = scrape(&m);
     let lag = "claimwatch_kafka_consumer_lag_records";
@@ -507,32 +511,9 @@ fn consumer_lag_follows_the_assignment() {
 /// only its own series.
 #[test]
 fn the_raw_x12_consumers_lag_is_kept_apart_from_the_service_consumers() {
-    use rdkafka::statistics::{Partition, Statistics, Topic};
     let m = Metrics::new().unwrap();
     m.register_inputs(["ehr.claims", "x12.raw"]);
-    let stats = |topic: &str, parts: &[(i32, i64)]| {
-        let mut t = Topic {
-            topic: topic.into(),
-            ..Topic::default()
-        };
-        for (id, lag) in parts {
-            t.partitions.insert(
-                *id,
-                Partition {
-                    partition: *id,
-                    desired: true,
-                    consumer_lag: *lag,
-                    ..Partition::default()
-                },
-            );
-        }
-        let mut s = Statistics {
-            client_type: "consumer".into(),
-            ..Statistics::default()
-        };
-        s.topics.insert(topic.into(), t);
-        s
-    };
+    let stats = lag_stats;
     let lag = "claimwatch_kafka_consumer_lag_records";
     m.observe_librdkafka_stats(&stats("ehr.claims", &[(0, 10)]));
     m.observe_raw_x12_stats(&stats("x12.raw", &[(0, 7), (1, 8)]));
