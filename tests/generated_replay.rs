@@ -89,7 +89,9 @@ impl Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // Under Cargo's target/tmp: a static is never dropped, so a TempDir in /tmp would
+        // outlive every test run.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let g = generate(&GenerateConfig {
             members: 3000,
             seed: 7,
