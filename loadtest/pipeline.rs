@@ -522,23 +522,22 @@ async fn main() {
     let _ = sampler.join();
     let series = lag.lock().unwrap().clone();
     let max_lag = series.iter().map(|s| s.1).max().unwrap_or(0);
-    let shown: Vec<String> = series
-        .iter()
-        .step_by((series.len() / 12).max(1))
-        .map(|(t, l, _)| format!("{t:.1}s:{l}"))
-        .collect();
+    // About twelve samples of one column of the series, as `0.5s:N 1.0s:N ...`.
+    let sampled = |column: fn(&(f64, u64, u64)) -> u64| -> String {
+        series
+            .iter()
+            .step_by((series.len() / 12).max(1))
+            .map(|s| format!("{:.1}s:{}", s.0, column(s)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
         "consumer lag during the offered run (records offered - consumed): max {max_lag}; {}",
-        shown.join(" ")
+        sampled(|s| s.1)
     );
-    let unsent: Vec<String> = series
-        .iter()
-        .step_by((series.len() / 12).max(1))
-        .map(|(t, _, u)| format!("{t:.1}s:{u}"))
-        .collect();
     println!(
         "of which not yet on the broker (records offered - input high watermarks): {}",
-        unsent.join(" ")
+        sampled(|s| s.2)
     );
     let all_samples = latencies.lock().unwrap().clone();
     let samples: Vec<(i64, i64, i64)> = all_samples
