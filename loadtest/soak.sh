@@ -4,18 +4,23 @@
 # service's memory level off once its state retention turns over?", which a benchmark of a few
 # seconds cannot. Not part of CI (it runs for minutes to hours); see BENCHMARKS.md "Soak".
 #
-#   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--brokers HOST:PORT]
+#   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--partitions P]
+#                         [--brokers HOST:PORT | --mock]
 #
+# --partitions sets the keyed topics' partition count (`topics.partitions` and `core.partitions`,
+# default 4): Tansu answers fetches across many partitions slowly, and a service with fewer
+# partitions per topic asks it for fewer.
 # With --brokers it runs against that cluster (whose claimwatch topics must be empty: it creates
-# the missing ones) instead of starting Tansu. On Tansu the soak is bound by the broker, not by
-# the service: see BENCHMARKS.md "Soak".
+# the missing ones) instead of starting Tansu; with --mock against librdkafka's mock cluster in a
+# process of its own (`loadtest/examples/mock_broker.rs`). Tansu's memory storage slows down as
+# its partitions grow, and a soak on it ends up bound by the broker: see BENCHMARKS.md "Soak".
 # Defaults: 20,000 members over 1,460 simulated days (about 1.2 million input records), produced
 # at 4,000 records/s (about five minutes), sampled every 10 s. Everything it starts is stopped on
 # exit; the working directory (logs, state, samples.tsv) is printed and kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-members=20000 days=1460 rate=4000 interval=10 brokers=""
+members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) members="$2"; shift 2 ;;
@@ -23,6 +28,8 @@ while [ $# -gt 0 ]; do
     --rate) rate="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --brokers) brokers="$2"; shift 2 ;;
+    --partitions) partitions="$2"; shift 2 ;;
+    --mock) mock=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +46,9 @@ wait_port() {
 # Sum of a metric's samples (every label set) in a /metrics scrape.
 metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }' "$2"; }
 
+# Both `topics create` and `run` read these (the configuration check requires them equal).
+export CLAIMWATCH_TOPICS__PARTITIONS="$partitions" CLAIMWATCH_CORE__PARTITIONS="$partitions"
+
 cargo build --release --quiet
 bin="$PWD/target/release/claimwatch"
 work=$(mktemp -d -t claimwatch-soak.XXXXXX)
@@ -46,7 +56,18 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-if [ -z "$brokers" ]; then
+if [ "$mock" = 1 ]; then
+  cargo build --release --quiet --example mock_broker
+  "$PWD/target/release/examples/mock_broker" >"$work/mock.out" 2>"$work/mock.log" &
+  pids+=($!)
+  # Creating the topics takes the mock ~0.5 s each.
+  for _ in $(seq 1 600); do
+    brokers=$(sed -n 's/^bootstrap=//p' "$work/mock.out")
+    [ -n "$brokers" ] && break
+    sleep 0.1
+  done
+  [ -n "$brokers" ] || { echo "soak: the mock broker did not start, see $work/mock.log" >&2; exit 1; }
+elif [ -z "$brokers" ]; then
   tansu=$(bash tests/support/install-tansu.sh)
   port=$(free_port)
   "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
@@ -56,11 +77,12 @@ if [ -z "$brokers" ]; then
   brokers="127.0.0.1:$port"
 fi
 
-"$bin" topics create --brokers "$brokers" >"$work/topics.log" 2>&1
+# The mock broker created its topics itself (its admin API does not).
+[ "$mock" = 1 ] || "$bin" topics create --brokers "$brokers" >"$work/topics.log" 2>&1
 "$bin" generate --members "$members" --days "$days" --format avro --out "$work/input" >"$work/generate.log" 2>&1
 total=$(grep -o 'generated [0-9]* claims, [0-9]* encounters, [0-9]* acknowledgments, [0-9]* remittances, [0-9]* enrolment' "$work/generate.log" |
   grep -o '[0-9]\+' | awk '{ s += $1 } END { print s }')
-echo "soak: $members members over $days days, $total input records at $rate/s; work directory $work"
+echo "soak: $members members over $days days, $total input records at $rate/s, $partitions partitions per keyed topic; work directory $work"
 
 http_port=$(free_port)
 CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "$bin" run --brokers "$brokers" --group claimwatch-soak \

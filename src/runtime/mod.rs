@@ -21,6 +21,7 @@
 //!   revocation the task checkpoints and commits before the partition is released.
 //! - **Delivery.** At least once with deterministic output ids: see [`task`].
 
+pub mod background;
 pub mod changelog;
 pub mod config;
 pub mod demo;

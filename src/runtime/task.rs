@@ -1271,15 +1271,20 @@ impl CheckpointJob {
     }
 }
 
-/// Writes a checkpoint's state and offsets to sled (the `write` stage).
+/// Writes a checkpoint's state and offsets to sled (the `write` stage), beside the task and at a
+/// lower CPU priority ([`super::background`]).
 async fn write_state(
     shared: &Shared,
     p: crate::core::PreparedCheckpoint,
 ) -> Result<crate::state::CheckpointStats, TaskError> {
     let writing = Instant::now();
-    let stats = tokio::task::spawn_blocking(move || p.write())
+    // On a thread of its own at a lower priority: the tasks' records go first.
+    let stats = super::background::run_lowered("claimwatch-write", move || p.write())
         .await
-        .map_err(|_| TaskError::Cancelled)??;
+        .map_err(|e| {
+            crate::state::StateError::Io(format!("cannot start the state writer thread: {e}"))
+        })?
+        .ok_or(TaskError::Cancelled)??;
     shared
         .metrics
         .observe_stage(crate::metrics::Stage::Write, writing.elapsed());
