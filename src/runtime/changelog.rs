@@ -52,10 +52,7 @@ struct RestoreContext;
 
 impl rdkafka::ClientContext for RestoreContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if super::is_partition_eof(&error) {
-            return;
-        }
-        tracing::warn!(error = %error, reason, "kafka client error (changelog restore)");
+        super::log_client_error("changelog restore", &error, reason);
     }
 }
 

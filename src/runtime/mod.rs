@@ -111,14 +111,19 @@ struct TaskHandle {
     join: tokio::task::JoinHandle<()>,
 }
 
-/// An end-of-partition event, which a consumer with `enable.partition.eof` also receives as a
-/// global error: expected, never logged.
-pub(crate) fn is_partition_eof(error: &KafkaError) -> bool {
-    matches!(
+/// Logs an error a Kafka client reports through its context, naming the client. Transport errors
+/// (broker down, all brokers down) are retried by librdkafka, so they are warnings; an
+/// end-of-partition event, which a consumer with `enable.partition.eof` also receives as a global
+/// error, is expected and never logged.
+pub(crate) fn log_client_error(client: &'static str, error: &KafkaError, reason: &str) {
+    if matches!(
         error,
         KafkaError::PartitionEOF(_)
             | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
-    )
+    ) {
+        return;
+    }
+    tracing::warn!(error = %error, reason, client, "kafka client error");
 }
 
 /// The consumer's context: runs rebalances (restore on assign, checkpoint on revoke).
@@ -135,11 +140,7 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if is_partition_eof(&error) {
-            return;
-        }
-        // Transport errors (broker down, all brokers down) are retried by librdkafka.
-        tracing::warn!(error = %error, reason, "kafka client error");
+        log_client_error("service consumer", &error, reason);
     }
 }
 

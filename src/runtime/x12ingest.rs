@@ -261,10 +261,7 @@ impl rdkafka::ClientContext for RawContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if super::is_partition_eof(&error) {
-            return;
-        }
-        tracing::warn!(error = %error, reason, "kafka client error (raw X12 consumer)");
+        super::log_client_error("raw X12 consumer", &error, reason);
     }
 }
 
