@@ -5,11 +5,12 @@
 # seconds cannot. Not part of CI (it runs for minutes to hours); see BENCHMARKS.md "Soak".
 #
 #   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--partitions P]
-#                         [--brokers HOST:PORT | --mock]
+#                         [--state-cache-mib M] [--brokers HOST:PORT | --mock]
 #
 # --partitions sets the keyed topics' partition count (`topics.partitions` and `core.partitions`,
 # default 4): Tansu answers fetches across many partitions slowly, and a service with fewer
-# partitions per topic asks it for fewer.
+# partitions per topic asks it for fewer. --state-cache-mib caps sled's page cache
+# (`state_cache_mib`, default 256), which fills as the store grows on disk and counts in RSS.
 # With --brokers it runs against that cluster (whose claimwatch topics must be empty: it creates
 # the missing ones) instead of starting Tansu; with --mock against librdkafka's mock cluster in a
 # process of its own (`loadtest/examples/mock_broker.rs`). Tansu's memory storage slows down as
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0
+members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0 cache=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) members="$2"; shift 2 ;;
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --brokers) brokers="$2"; shift 2 ;;
     --partitions) partitions="$2"; shift 2 ;;
     --mock) mock=1; shift ;;
+    --state-cache-mib) cache="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +50,7 @@ metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END 
 
 # Both `topics create` and `run` read these (the configuration check requires them equal).
 export CLAIMWATCH_TOPICS__PARTITIONS="$partitions" CLAIMWATCH_CORE__PARTITIONS="$partitions"
+[ -z "$cache" ] || export CLAIMWATCH_STATE_CACHE_MIB="$cache"
 
 cargo build --release --quiet
 bin="$PWD/target/release/claimwatch"
@@ -82,7 +85,7 @@ fi
 "$bin" generate --members "$members" --days "$days" --format avro --out "$work/input" >"$work/generate.log" 2>&1
 total=$(grep -o 'generated [0-9]* claims, [0-9]* encounters, [0-9]* acknowledgments, [0-9]* remittances, [0-9]* enrolment' "$work/generate.log" |
   grep -o '[0-9]\+' | awk '{ s += $1 } END { print s }')
-echo "soak: $members members over $days days, $total input records at $rate/s, $partitions partitions per keyed topic; work directory $work"
+echo "soak: $members members over $days days, $total input records at $rate/s, $partitions partitions per keyed topic, sled cache ${cache:-256} MiB; work directory $work"
 
 http_port=$(free_port)
 CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "$bin" run --brokers "$brokers" --group claimwatch-soak \

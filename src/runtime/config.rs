@@ -28,6 +28,9 @@ pub struct RuntimeConfig {
     pub group_id: String,
     /// Directory of the durable state (sled); one per instance.
     pub state_dir: PathBuf,
+    /// Cap of sled's page cache, MiB. Part of the process's memory: it fills as the store grows
+    /// on disk (the hot view in `dashmap` is separate and holds every live entry regardless).
+    pub state_cache_mib: u64,
     pub topics: Topics,
     /// Output payload formats, per output topic name (default Avro). Inputs are recognised per
     /// record: a Confluent-framed Avro datum (first byte 0) or a JSON object.
@@ -296,6 +299,7 @@ impl Default for RuntimeConfig {
             brokers: "localhost:9092".into(),
             group_id: "claimwatch".into(),
             state_dir: PathBuf::from("claimwatch-state"),
+            state_cache_mib: crate::state::DEFAULT_CACHE_BYTES >> 20,
             topics: Topics::default(),
             output_formats: BTreeMap::new(),
             output_format: Format::Avro,
@@ -392,6 +396,9 @@ impl RuntimeConfig {
         self.api.validate(&mut problems);
         if self.api.enabled && self.http_listen.as_deref().is_none_or(str::is_empty) {
             problems.push("api.enabled needs http_listen".into());
+        }
+        if self.state_cache_mib == 0 {
+            problems.push("state_cache_mib must be > 0".into());
         }
         if self.checkpoint_interval_ms == 0 {
             problems.push("checkpoint_interval_ms must be > 0".into());
@@ -580,8 +587,24 @@ mod tests {
         c.topics.remits = c.topics.claims.clone();
         c.core.partitions = 8;
         c.kafka.insert("enable.auto.commit".into(), "true".into());
+        c.state_cache_mib = 0;
         let p = c.validate().unwrap_err();
-        assert_eq!(p.len(), 4, "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(p.iter().any(|m| m.contains("state_cache_mib")), "{p:?}");
+    }
+
+    #[test]
+    fn state_cache_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CLAIMWATCH_STATE_CACHE_MIB", "64");
+            let c = RuntimeConfig::load(RuntimeConfig::figment(None)).map_err(|e| e.to_string())?;
+            assert_eq!(c.state_cache_mib, 64);
+            assert_eq!(
+                RuntimeConfig::default().state_cache_mib << 20,
+                crate::state::DEFAULT_CACHE_BYTES
+            );
+            Ok(())
+        });
     }
 
     #[test]

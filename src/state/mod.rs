@@ -31,6 +31,9 @@ pub const STATE_FORMAT_VERSION: u32 = 3;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
+/// sled's page cache unless configured (`state_cache_mib`): 256 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Errors of the state layer. Disk errors are external (retry); a corrupt entry is internal.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -125,11 +128,17 @@ impl StateDb {
     /// partition reopened after a rebalance, a test restart) can still hold it while its flusher
     /// thread stops, so a lock conflict is retried for up to two seconds before it is reported.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`StateDb::open`] with sled's page cache capped at `cache_bytes` (part of the process's
+    /// RSS: it fills as the store grows on disk).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StateError> {
         let mut attempts = 0;
         loop {
             match sled::Config::new()
                 .path(dir)
-                .cache_capacity(256 * 1024 * 1024)
+                .cache_capacity(cache_bytes)
                 .open()
             {
                 Ok(db) => return Ok(Self { db }),
