@@ -56,7 +56,8 @@ cargo build --release --quiet
 bin="$PWD/target/release/claimwatch"
 work=$(mktemp -d -t claimwatch-soak.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# Newest first: the producer and the service stop before the broker they talk to.
+cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 if [ "$mock" = 1 ]; then
