@@ -44,7 +44,12 @@
 //! are often exported in bulk with one timestamp).
 //!
 //! **Not done.** Members' enrolment state has no retention (one entry per member ever seen,
-//! holding its claims' paid amounts).
+//! holding its claims' paid amounts and its last contribution for every month it was enrolled),
+//! and the `pmpm` sums keep every month. Both grow with the length of the stream: on the soak
+//! (20,000 members, `cargo run --release --example state_sizes DIR` on its state) the `enrolment`
+//! table held 11 MB encoded after 4 simulated years, 25 MB after 10 and 48 MB after 20 (mean entry
+//! 558, 1,264 and 2,416 bytes), and the hot view holds the decoded values. Retention would drop
+//! paid claims and sent months older than the PMPM window plus a margin for late claims.
 
 use std::collections::BTreeMap;
 
