@@ -52,7 +52,7 @@ metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END 
 export CLAIMWATCH_TOPICS__PARTITIONS="$partitions" CLAIMWATCH_CORE__PARTITIONS="$partitions"
 [ -z "$cache" ] || export CLAIMWATCH_STATE_CACHE_MIB="$cache"
 
-cargo build --release --quiet
+cargo build --release --quiet --bin claimwatch --example state_sizes
 bin="$PWD/target/release/claimwatch"
 work=$(mktemp -d -t claimwatch-soak.XXXXXX)
 pids=()
@@ -136,4 +136,7 @@ echo "soak: $errors ERROR lines in the service log"
 awk -F'\t' 'NR > 1 { n++; r[n] = $2; if ($2 > peak) peak = $2 }
   END { if (n == 0) exit; printf "soak: RSS MiB at 1/4 %d, 1/2 %d, 3/4 %d, end %d; peak %d\n",
         r[int(n / 4) + 1], r[int(n / 2) + 1], r[int(3 * n / 4) + 1], r[n], peak }' "$work/samples.tsv"
+# Which tables the state's bytes are in (a table whose mean entry grows with the simulated
+# period has no retention): compare two soaks of different --days.
+"$PWD/target/release/examples/state_sizes" "$work/state" | sed 's/^/soak: /' || true
 [ "$code" -eq 0 ] && [ "$errors" -eq 0 ] && [ "$lag" -eq 0 ]

@@ -36,7 +36,10 @@ fn main() {
             e.2 = e.2.max(v.len() as u64);
         }
     }
-    println!("{:<22} {:>9} {:>12} {:>10} {:>10}", "table", "entries", "bytes", "mean", "largest");
+    println!(
+        "{:<22} {:>9} {:>12} {:>10} {:>10}",
+        "table", "entries", "bytes", "mean", "largest"
+    );
     for (prefix, (n, bytes, max)) in sizes {
         let name = names.get(&prefix).copied().unwrap_or("(checkpoint/other)");
         println!(
