@@ -340,6 +340,11 @@ impl RuntimeConfig {
         )
     }
 
+    /// `state_cache_mib` in bytes (saturating).
+    pub fn state_cache_bytes(&self) -> u64 {
+        self.state_cache_mib.saturating_mul(1 << 20)
+    }
+
     /// Loads the layered configuration and validates it.
     pub fn load(figment: Figment) -> Result<Self, String> {
         let c: RuntimeConfig = figment.extract().map_err(|e| {
@@ -599,8 +604,9 @@ mod tests {
             jail.set_env("CLAIMWATCH_STATE_CACHE_MIB", "64");
             let c = RuntimeConfig::load(RuntimeConfig::figment(None)).map_err(|e| e.to_string())?;
             assert_eq!(c.state_cache_mib, 64);
+            assert_eq!(c.state_cache_bytes(), 64 << 20);
             assert_eq!(
-                RuntimeConfig::default().state_cache_mib << 20,
+                RuntimeConfig::default().state_cache_bytes(),
                 crate::state::DEFAULT_CACHE_BYTES
             );
             Ok(())

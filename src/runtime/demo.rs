@@ -156,7 +156,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     );
 
     let engine = Engine::new(config.core.clone(), RefData::shared());
-    let db = StateDb::open(&state)?;
+    let db = StateDb::open_with_cache(&state, config.state_cache_bytes())?;
     let mut partitions = Vec::new();
     for p in 0..opts.partitions as i32 {
         partitions.push(Partition::open(p, db.partition(p)?, &engine)?);

@@ -515,7 +515,7 @@ impl Service {
         .map_err(|e| StartError::Config(e.to_string()))??;
         let raw_x12 = have.contains_key(&config.topics.raw_x12);
         std::fs::create_dir_all(&config.state_dir).map_err(crate::Error::from)?;
-        let db = StateDb::open_with_cache(&config.state_dir, config.state_cache_mib << 20)
+        let db = StateDb::open_with_cache(&config.state_dir, config.state_cache_bytes())
             .map_err(crate::Error::from)?;
         let (codec, registry) = match &config.schema_registry {
             Some(registry) => {
