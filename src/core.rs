@@ -355,6 +355,9 @@ pub struct PartitionStats {
     pub care_gap_members_expired: u64,
     /// Cash facts applied on the payer flow.
     pub cash_facts: u64,
+    /// Paid amounts dropped on the member flow because their service month was closed for the
+    /// member (`enrolment` module doc).
+    pub pmpm_paid_dropped: u64,
     /// Index stays that left the members' state with the look-back, and their outcomes (the
     /// replay summary adds them to the stays still in state).
     pub readmissions_aged_out: crate::readmit::AgedOut,
@@ -884,9 +887,16 @@ impl Partition {
     /// Applies a claim's paid amount to its member (the member must hash to this partition).
     pub fn apply_member_paid(&mut self, p: &crate::model::MemberPaid) {
         let out = &mut self.pending_rekeyed;
-        self.enrol.members.update(&p.member_id, |st| {
-            enrolment::apply_paid(st, p) && enrolment::refresh(st, p.event_time, out)
+        let outcome = self.enrol.members.update(&p.member_id, |st| {
+            let outcome = enrolment::apply_paid(st, p);
+            if outcome == enrolment::PaidOutcome::Applied {
+                enrolment::refresh(st, p.event_time, out);
+            }
+            outcome
         });
+        if outcome == enrolment::PaidOutcome::Closed {
+            self.stats.pmpm_paid_dropped += 1;
+        }
     }
 
     /// Applies a PMPM fact to the sums (population flow); marks the `all` summary changed when
@@ -1549,6 +1559,8 @@ impl Partition {
             self.members.remove(key);
             self.prov_members.remove(key);
             self.stats.members_expired += 1;
+            // The scoring entry may outlive the member (its scored stays' guard).
+            self.reschedule_member(engine, key);
         }
         self.refresh_member_risk(engine, key, due, out);
         if self.members.get(key).is_none() {

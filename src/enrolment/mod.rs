@@ -43,13 +43,27 @@
 //! **Time.** Enrolment records do not move the partition's watermark (they fire no timer and
 //! are often exported in bulk with one timestamp).
 //!
-//! **Not done.** Members' enrolment state has no retention (one entry per member ever seen,
-//! holding its claims' paid amounts and its last contribution for every month it was enrolled),
-//! and the `pmpm` sums keep every month. Both grow with the length of the stream: on the soak
-//! (20,000 members, `cargo run --release --example state_sizes DIR` on its state) the `enrolment`
-//! table held 11 MB encoded after 4 simulated years, 25 MB after 10 and 48 MB after 20 (mean entry
-//! 558, 1,264 and 2,416 bytes), and the hot view holds the decoded values. Retention would drop
-//! paid claims and sent months older than the PMPM window plus a margin for late claims.
+//! **Retention (closed months).** A member's paid claims are kept for the months that can still
+//! enter a PMPM window: a service month closes for the member once it lies [`CLOSED_AFTER_MONTHS`]
+//! (24) months before the month of the member's *paid clock*, the latest `event_time` of the
+//! paid amounts applied to it (the 12-month window plus 12 months of run-out: claims are filed
+//! within a year of service under most payers' timely-filing limits and paid within weeks).
+//! When a month closes, its claims leave the member's state and its paid amounts leave the
+//! contribution the member holds as sent, so they stay in the `pmpm` sums as they stand and are
+//! never taken back. A paid amount that arrives later for a closed month (a reversal two years
+//! on) is dropped and counted (`claimwatch_pmpm_paid_dropped_total`): a change of eligibility for
+//! a closed month no longer moves its paid amounts either. Enrolment records do not move the
+//! paid clock (eligibility files are exported in bulk with today's timestamp, also for old
+//! spans). Spans are kept (few per member; their member-month differences stay exact), so a
+//! member's entry is bounded by its spans and about 25 months of claims, whatever the stream's
+//! length. Measured on the soak (20,000 members, `cargo run --release --example state_sizes DIR`):
+//! before retention the `enrolment` table held 11 MB after 4 simulated years, 25 MB after 10 and
+//! 48 MB after 20 (mean entry 558, 1,264 and 2,416 bytes); BENCHMARKS.md has the figures with it.
+//!
+//! **Not done.** A member's entry stays once the member is gone (one entry per member ever seen,
+//! with its spans and last ~25 months of claims): its paid clock only moves with its own claims,
+//! and no timer visits it. The `pmpm` sums keep every month (one entry of three integers per
+//! month of history).
 
 use std::collections::BTreeMap;
 
@@ -67,6 +81,9 @@ mod tests;
 pub const MEMBER_MONTH_DAY: u32 = 15;
 /// Months in the PMPM window.
 pub const WINDOW_MONTHS: i32 = 12;
+/// A member's service month closes this many months before the month of its paid clock (the
+/// window plus 12 months of run-out; see the module doc).
+pub const CLOSED_AFTER_MONTHS: i32 = WINDOW_MONTHS + 12;
 /// The key of the PMPM sums in the `pmpm` table.
 pub const PMPM_KEY: &str = "pmpm";
 
@@ -136,11 +153,32 @@ pub struct PaidClaim {
 pub struct EnrolmentState {
     pub spans: Vec<SpanRec>,
     pub claims: Vec<PaidClaim>,
-    /// The contribution standing in the PMPM sums (`sign` +1, `event_time` 0), if any.
+    /// The contribution standing in the PMPM sums (`sign` +1, `event_time` 0), if any, without
+    /// the paid amounts of closed months.
     pub sent: Option<PmpmFact>,
+    /// The latest `event_time` of the paid amounts applied (0: none yet): the clock that closes
+    /// months (see the module doc).
+    pub paid_clock: EpochMillis,
 }
 
 impl EnrolmentState {
+    /// The latest closed service month (`YYYYMM`), if any month is closed.
+    pub fn closed_through(&self) -> Option<i32> {
+        (self.paid_clock > 0).then(|| {
+            let mut m = month_of(day_of(self.paid_clock));
+            for _ in 0..CLOSED_AFTER_MONTHS {
+                m = prev_month(m);
+            }
+            m
+        })
+    }
+
+    /// Whether a paid amount of a claim served on `service_date` falls in a closed month.
+    pub fn is_closed(&self, service_date: EpochDay) -> bool {
+        self.closed_through()
+            .is_some_and(|c| month_of(service_date) <= c)
+    }
+
     /// The covered days: the non-cancelled spans merged, sorted (`None` end: open).
     pub fn coverage(&self) -> Vec<(EpochDay, Option<EpochDay>)> {
         let mut spans: Vec<(EpochDay, Option<EpochDay>)> = self
@@ -202,9 +240,24 @@ pub fn apply_enrollment(st: &mut EnrolmentState, e: &MemberEnrollment) -> bool {
     true
 }
 
+/// What [`apply_paid`] did with a paid amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaidOutcome {
+    /// Applied: the claim is new or its amount changed (refresh the contribution).
+    Applied,
+    /// A duplicate, or older than the record held.
+    Unchanged,
+    /// Its service month is closed for the member (see the module doc): dropped.
+    Closed,
+}
+
 /// Applies a claim's paid amount. A record older than the one held is ignored (same time: the
-/// later arrival wins, the claim flow sends one claim's records in order).
-pub fn apply_paid(st: &mut EnrolmentState, p: &MemberPaid) -> bool {
+/// later arrival wins, the claim flow sends one claim's records in order); one for a closed
+/// month is dropped. An applied record moves the member's paid clock.
+pub fn apply_paid(st: &mut EnrolmentState, p: &MemberPaid) -> PaidOutcome {
+    if st.is_closed(p.service_date) {
+        return PaidOutcome::Closed;
+    }
     let rec = PaidClaim {
         claim_id: p.claim_id.clone(),
         service_date: p.service_date,
@@ -214,13 +267,14 @@ pub fn apply_paid(st: &mut EnrolmentState, p: &MemberPaid) -> bool {
     match st.claims.iter_mut().find(|c| c.claim_id == p.claim_id) {
         Some(c) => {
             if p.event_time < c.event_time || *c == rec {
-                return false;
+                return PaidOutcome::Unchanged;
             }
             *c = rec;
         }
         None => st.claims.push(rec),
     }
-    true
+    st.paid_clock = st.paid_clock.max(p.event_time);
+    PaidOutcome::Applied
 }
 
 /// The member's contribution to the PMPM sums (`sign` +1, `event_time` 0); `None` when empty.
@@ -287,27 +341,45 @@ fn fact_of_sums(
 }
 
 /// Recomputes the member's contribution and sends the difference (old content -1, new +1,
-/// stamped `event_time`). Returns true when anything was sent.
+/// stamped `event_time`), then lets the closed months go: their claims leave the state and their
+/// paid amounts the contribution held as sent (they stay in the sums). Returns true when anything
+/// was sent.
 pub fn refresh(st: &mut EnrolmentState, event_time: EpochMillis, out: &mut Vec<Rekeyed>) -> bool {
     let now = contribution(st);
-    if now == st.sent {
-        return false;
+    let changed = now != st.sent;
+    if changed {
+        if let Some(old) = st.sent.take() {
+            out.push(Rekeyed::Pmpm(PmpmFact {
+                sign: -1,
+                event_time,
+                ..old
+            }));
+        }
+        if let Some(new) = &now {
+            out.push(Rekeyed::Pmpm(PmpmFact {
+                event_time,
+                ..new.clone()
+            }));
+        }
+        st.sent = now;
     }
-    if let Some(old) = st.sent.take() {
-        out.push(Rekeyed::Pmpm(PmpmFact {
-            sign: -1,
-            event_time,
-            ..old
-        }));
+    close_months(st);
+    changed
+}
+
+/// Drops the claims of closed months and their paid amounts from the contribution held as sent,
+/// so that the contribution recomputed from what is left still equals it.
+fn close_months(st: &mut EnrolmentState) {
+    let Some(closed) = st.closed_through() else {
+        return;
+    };
+    st.claims.retain(|c| month_of(c.service_date) > closed);
+    if let Some(sent) = &mut st.sent {
+        sent.paid.retain(|p| p.month > closed);
+        if sent.member_months.is_empty() && sent.paid.is_empty() {
+            st.sent = None;
+        }
     }
-    if let Some(new) = &now {
-        out.push(Rekeyed::Pmpm(PmpmFact {
-            event_time,
-            ..new.clone()
-        }));
-    }
-    st.sent = now;
-    true
 }
 
 /// The sums of one month.

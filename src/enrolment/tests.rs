@@ -9,6 +9,7 @@ use crate::codec::{AvroCodec, SchemaKind};
 use crate::config::CoreConfig;
 use crate::core::{partition_for, Engine, Partition};
 use crate::model::fixtures::{ack, claim, d, enrollment, remit, t};
+use crate::model::start_of_day as start_of;
 use crate::model::{validate, AdjustmentGroup::CO, InputEvent, MaintenanceType::*};
 use crate::refdata::RefData;
 use crate::state::{PartitionStore, StateDb};
@@ -34,7 +35,7 @@ fn run(records: &[Either]) -> (EnrolmentState, PmpmAgg) {
                 }
             }
             Either::P(p) => {
-                if apply_paid(&mut st, p) {
+                if apply_paid(&mut st, p) == PaidOutcome::Applied {
                     refresh(&mut st, p.event_time, &mut out);
                 }
             }
@@ -192,23 +193,32 @@ fn duplicates_and_older_paid_amounts_change_nothing() {
     let mut st = EnrolmentState::default();
     assert!(apply_enrollment(&mut st, &add));
     assert!(!apply_enrollment(&mut st, &add));
-    assert!(apply_paid(
-        &mut st,
-        &paid("M1", "C1", "2024-01-10", 5_000, "2024-02-20")
-    ));
-    assert!(!apply_paid(
-        &mut st,
-        &paid("M1", "C1", "2024-01-10", 9_000, "2024-02-10")
-    ));
-    assert!(
+    let first = paid("M1", "C1", "2024-01-10", 5_000, "2024-02-20");
+    assert_eq!(apply_paid(&mut st, &first), PaidOutcome::Applied);
+    assert_eq!(apply_paid(&mut st, &first), PaidOutcome::Unchanged);
+    assert_eq!(
+        apply_paid(
+            &mut st,
+            &paid("M1", "C1", "2024-01-10", 9_000, "2024-02-10")
+        ),
+        PaidOutcome::Unchanged
+    );
+    assert_eq!(
         apply_paid(&mut st, &paid("M1", "C1", "2024-01-10", 0, "2024-03-01")),
+        PaidOutcome::Applied,
         "reversal"
     );
     assert_eq!(st.claims[0].paid_cents, 0);
 }
 
-/// Brute force: member months and paid amounts per month straight from the records.
+/// Brute force over 2023-2025 (see [`brute_in`]).
 fn brute(records: &[Either]) -> BTreeMap<i32, (i64, i64, i64)> {
+    brute_in(records, 202_301, 202_512)
+}
+
+/// Brute force: member months (months `from..=to`) and paid amounts per month straight from the
+/// records.
+fn brute_in(records: &[Either], from: i32, to: i32) -> BTreeMap<i32, (i64, i64, i64)> {
     let mut spans: BTreeMap<(String, String), &MemberEnrollment> = BTreeMap::new();
     let mut claims: BTreeMap<(String, String), &MemberPaid> = BTreeMap::new();
     for r in records {
@@ -240,8 +250,8 @@ fn brute(records: &[Either]) -> BTreeMap<i32, (i64, i64, i64)> {
     };
     let members: std::collections::BTreeSet<&str> = spans.keys().map(|(m, _)| m.as_str()).collect();
     let mut out: BTreeMap<i32, (i64, i64, i64)> = BTreeMap::new();
-    let mut m = 202_301;
-    while m <= 202_512 {
+    let mut m = from;
+    while m <= to {
         let n = members
             .iter()
             .filter(|x| covers(x, day_in_month(m, MEMBER_MONTH_DAY)))
@@ -319,7 +329,7 @@ fn member_facts(records: &[Either]) -> Vec<Rekeyed> {
         let st = states.entry(member).or_default();
         let changed = match r {
             Either::E(e) => apply_enrollment(st, e),
-            Either::P(p) => apply_paid(st, p),
+            Either::P(p) => apply_paid(st, p) == PaidOutcome::Applied,
         };
         if changed {
             refresh(st, at, &mut facts);
@@ -354,6 +364,206 @@ fn the_sums_equal_a_brute_force_count_in_any_arrival_order() {
                 .collect();
             assert_eq!(got, expected);
         }
+    }
+}
+
+/// The month sums as (member months, eligible, unenrolled) per month through `until`, zero
+/// months left out: what [`brute_in`] gives.
+fn sums(agg: &PmpmAgg, until: i32) -> BTreeMap<i32, (i64, i64, i64)> {
+    agg.month_rows(until)
+        .into_iter()
+        .map(|(m, mm, e, u)| (m, (mm, e, u)))
+        .filter(|(_, v)| *v != (0, 0, 0))
+        .collect()
+}
+
+/// Eight years of one member's monthly claims in event-time order: a month closes 24 months
+/// before the month of the latest paid amount, its claims leave the state and the sums keep
+/// them; a reversal for a closed month is dropped, one for an open month is applied; an
+/// enrolment record, whatever its time, closes nothing.
+#[test]
+fn closed_months_leave_the_member_and_stay_in_the_sums() {
+    let mut records = vec![Either::E(enrollment(
+        "M1",
+        "S1",
+        Add,
+        "2015-01-01",
+        None,
+        "2014-12-01",
+    ))];
+    let mut m = 201_501;
+    let mut k = 0;
+    while m <= 202_212 {
+        records.push(Either::P(MemberPaid {
+            member_id: "M1".into(),
+            claim_id: format!("C{k}"),
+            service_date: day_in_month(m, 10),
+            paid_cents: 10_000 + k,
+            event_time: start_of(day_in_month(m, 10) + 30),
+        }));
+        m = next_month(m);
+        k += 1;
+    }
+    let mut st = EnrolmentState::default();
+    let mut facts = Vec::new();
+    let mut most = 0;
+    for r in &records {
+        match r {
+            Either::E(e) => {
+                assert!(apply_enrollment(&mut st, e));
+                refresh(&mut st, e.event_time, &mut facts);
+            }
+            Either::P(p) => {
+                assert_eq!(apply_paid(&mut st, p), PaidOutcome::Applied);
+                refresh(&mut st, p.event_time, &mut facts);
+            }
+        }
+        // What the member holds as sent is what it would send now.
+        assert_eq!(contribution(&st), st.sent);
+        most = most.max(st.claims.len());
+    }
+    // The clock is in January 2023 (December's claim paid on the 9th): January 2021 and before
+    // are closed. A month's claim is paid in the next month, so 23 open months hold claims.
+    assert_eq!(st.closed_through(), Some(202_101));
+    assert_eq!(most, 23, "the open months' claims, at most");
+    assert_eq!(st.claims.len(), 23);
+    assert!(st
+        .claims
+        .iter()
+        .all(|c| month_of(c.service_date) >= 202_102));
+    let mut agg = PmpmAgg::default();
+    for f in &facts {
+        if let Rekeyed::Pmpm(f) = f {
+            agg.add(f);
+        }
+    }
+    assert_eq!(sums(&agg, 202_212), brute_in(&records, 201_501, 202_212));
+
+    // A reversal of a claim of a closed month: dropped, nothing sent.
+    let late = paid("M1", "C0", "2015-01-10", 0, "2023-01-20");
+    let before = st.clone();
+    assert_eq!(apply_paid(&mut st, &late), PaidOutcome::Closed);
+    assert_eq!(st, before);
+    // Of an open month: applied and taken back from the sums.
+    let open = paid("M1", "C95", "2022-12-10", 0, "2023-01-20");
+    assert_eq!(apply_paid(&mut st, &open), PaidOutcome::Applied);
+    let mut more = Vec::new();
+    assert!(refresh(&mut st, open.event_time, &mut more));
+    for f in &more {
+        if let Rekeyed::Pmpm(f) = f {
+            agg.add(f);
+        }
+    }
+    let after = sums(&agg, 202_212);
+    assert_eq!(after[&202_212], (1, 0, 0));
+    assert_eq!(
+        after[&201_501],
+        (1, 10_000, 0),
+        "the closed month as it stood"
+    );
+
+    // An enrolment record sent in 2030 does not move the paid clock.
+    let export = enrollment("M1", "S2", Add, "2023-06-01", None, "2030-01-01");
+    assert!(apply_enrollment(&mut st, &export));
+    refresh(&mut st, export.event_time, &mut more);
+    assert_eq!(st.closed_through(), Some(202_101));
+}
+
+/// Random records of six years, arriving out of order by up to 180 days: the sums equal the
+/// brute-force count (no paid amount comes late enough to meet a closed month), while each
+/// member keeps only its open months' claims.
+#[test]
+fn late_records_within_the_run_out_give_the_brute_force_sums() {
+    let mut rng = ChaCha8Rng::seed_from_u64(24);
+    for _ in 0..20 {
+        let mut records = Vec::new();
+        for m in 0..6 {
+            let member = format!("M{m}");
+            for s in 0..rng.gen_range(1..3) {
+                let start = d("2016-01-01") + rng.gen_range(0..800);
+                let end = rng.gen_bool(0.5).then(|| start + rng.gen_range(200..1500));
+                let mut e = enrollment(
+                    &member,
+                    &format!("S{s}"),
+                    Add,
+                    "2016-01-01",
+                    None,
+                    "2015-12-01",
+                );
+                e.event_time = start_of(start - 30);
+                e.coverage_start_date = start;
+                e.coverage_end_date = end;
+                records.push(Either::E(e));
+            }
+            for c in 0..rng.gen_range(20..60) {
+                let service = d("2016-01-01") + rng.gen_range(0..2190);
+                let mut at = start_of(service + rng.gen_range(5..60));
+                for _ in 0..rng.gen_range(1..3) {
+                    records.push(Either::P(MemberPaid {
+                        member_id: member.clone(),
+                        claim_id: format!("C{m}-{c}"),
+                        service_date: service,
+                        paid_cents: rng.gen_range(0..200_000),
+                        event_time: at,
+                    }));
+                    at += rng.gen_range(30..340) * 86_400_000;
+                }
+            }
+        }
+        // Arrival: event time plus up to 180 days of delay.
+        let mut arrival: Vec<(i64, Either)> = records
+            .iter()
+            .map(|r| {
+                let at = match r {
+                    Either::E(e) => e.event_time,
+                    Either::P(p) => p.event_time,
+                };
+                (at + rng.gen_range(0..180) * 86_400_000, r.clone())
+            })
+            .collect();
+        arrival.sort_by_key(|(at, _)| *at);
+        let mut states: BTreeMap<String, EnrolmentState> = BTreeMap::new();
+        let mut agg = PmpmAgg::default();
+        for (_, r) in &arrival {
+            let mut out = Vec::new();
+            let (member, at) = match r {
+                Either::E(e) => (&e.member_id, e.event_time),
+                Either::P(p) => (&p.member_id, p.event_time),
+            };
+            let st = states.entry(member.clone()).or_default();
+            let applied = match r {
+                Either::E(e) => apply_enrollment(st, e),
+                Either::P(p) => {
+                    let outcome = apply_paid(st, p);
+                    assert_ne!(outcome, PaidOutcome::Closed);
+                    outcome == PaidOutcome::Applied
+                }
+            };
+            if applied {
+                refresh(st, at, &mut out);
+            }
+            for f in &out {
+                if let Rekeyed::Pmpm(f) = f {
+                    agg.add(f);
+                }
+            }
+            let closed = st.closed_through().unwrap_or(0);
+            assert!(st.claims.iter().all(|c| month_of(c.service_date) > closed));
+        }
+        assert_eq!(sums(&agg, 202_312), brute_in(&records, 201_501, 202_312));
+        let claims: std::collections::BTreeSet<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                Either::P(p) => Some(p.claim_id.as_str()),
+                Either::E(_) => None,
+            })
+            .collect();
+        let held: usize = states.values().map(|st| st.claims.len()).sum();
+        assert!(
+            held < claims.len() / 2,
+            "closed months left: {held} of {}",
+            claims.len()
+        );
     }
 }
 

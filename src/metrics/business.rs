@@ -159,6 +159,8 @@ pub(crate) struct Kpi {
     monitor_alerts: Vec<IntCounter>,
     /// Payer facts dropped as older than the monitor retention, by granularity x payer category.
     monitor_dropped: Vec<IntCounter>,
+    /// Paid amounts dropped by the PMPM flow for a closed service month.
+    pmpm_paid_dropped: IntCounter,
 
     model_info: IntGaugeVec,
     model_versions: RwLock<[Option<String>; 2]>,
@@ -339,6 +341,11 @@ impl Kpi {
                     .map(|p| alerts_vec.with_label_values(&[rule.as_str(), p]))
             })
             .collect();
+        let pmpm_paid_dropped = counter(
+            r,
+            "claimwatch_pmpm_paid_dropped_total",
+            "Paid amounts dropped by the PMPM flow because their service month was closed for the member (more than 24 months before the member's latest paid amount).",
+        )?;
         let monitor_dropped = Granularity::ALL
             .iter()
             .flat_map(|g| {
@@ -430,6 +437,7 @@ impl Kpi {
             }),
             monitor_alerts,
             monitor_dropped,
+            pmpm_paid_dropped,
             model_info,
             model_versions: RwLock::new([None, None]),
             model_fallback: resolve(&MODELS, |m| fallback.with_label_values(&[m])),
@@ -482,6 +490,12 @@ impl Kpi {
                 }
             }
         }
+    }
+
+    /// Counts paid amounts the PMPM flow dropped for a closed month (the increase of
+    /// [`crate::core::PartitionStats::pmpm_paid_dropped`] since the last call).
+    pub(crate) fn pmpm_paid_dropped(&self, n: u64) {
+        self.pmpm_paid_dropped.inc_by(n);
     }
 
     fn claim(&self, u: &ClaimLifecycleUpdate) {

@@ -683,6 +683,12 @@ impl Metrics {
         self.kpi.monitor_facts_dropped(dropped);
     }
 
+    /// Counts paid amounts the PMPM flow dropped for a closed month (see
+    /// [`crate::core::PartitionStats::pmpm_paid_dropped`]; pass the increase since last call).
+    pub fn observe_pmpm_paid_dropped(&self, n: u64) {
+        self.kpi.pmpm_paid_dropped(n);
+    }
+
     pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {
         let mut b = itoa::Buffer::new();
         let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {

@@ -534,8 +534,13 @@ impl Task {
             }
             Ok(Body::Rekeyed(r)) => {
                 let before = self.partition.stats().monitor_facts_dropped;
+                let paid_dropped = self.partition.stats().pmpm_paid_dropped;
                 self.partition.apply_rekeyed(engine, &r, &mut self.out);
                 self.partition.take_rekeyed(&mut self.costs);
+                let n = self.partition.stats().pmpm_paid_dropped - paid_dropped;
+                if n > 0 {
+                    shared.metrics.observe_pmpm_paid_dropped(n);
+                }
                 let after = self.partition.stats().monitor_facts_dropped;
                 if after != before {
                     let mut delta = [[0u64; 6]; 2];

@@ -19,7 +19,9 @@
 //!   outcome is final (front-door rejection, or first adjudication: denied by CAS group + CARC
 //!   category as in `reconcile`).
 //! - `pending_stays` keyed by member id: scored stays awaiting the close of their readmission
-//!   window (a member timer, event time), and the stays already scored (one score per stay).
+//!   window (a member timer, event time), and the stays already scored (one score per stay),
+//!   each kept [`SCORED_GUARD_DAYS`] after its discharge; a member timer removes the entry when
+//!   the last has gone and nothing is pending, also after the member left the detector's state.
 //!
 //! **Training.** When a label matures the core appends a [`TrainingExample`] (the stored
 //! features + label) to the partition's training store, drained by the caller (`replay` writes
@@ -198,6 +200,12 @@ pub struct MaturedStay {
     pub probability: f64,
     pub tier: RiskTier,
 }
+
+/// Days a scored stay stays in [`PendingStays::scored`] after its discharge, so that a late or
+/// re-sent discharge of it is not scored twice: longer than the member look-back (365 days),
+/// after which the stay has left the detector too. When the last one leaves and no stay is
+/// pending, a member timer removes the entry.
+pub const SCORED_GUARD_DAYS: i32 = 400;
 
 /// Scoring state of one member.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -729,7 +737,7 @@ impl Scorer {
         if let Some(a) = alert {
             out.push(OutputEvent::HighRiskAlert(a));
         }
-        let keep_from = discharge - 400;
+        let keep_from = discharge - SCORED_GUARD_DAYS;
         t.stays.update(member_id, |p| {
             p.scored.retain(|(_, d)| *d >= keep_from);
             p.scored.push((e.encounter_id.clone(), discharge));
@@ -744,13 +752,21 @@ impl Scorer {
         });
     }
 
-    /// When the member's earliest pending readmission window closes (event time).
+    /// When the member's earliest pending readmission window closes (event time); without a
+    /// pending stay, when its last scored stay leaves the re-scoring guard
+    /// ([`SCORED_GUARD_DAYS`]) and the member's entry can go.
     pub fn next_due(&self, t: &ScoreTables, member_id: &str) -> Option<EpochMillis> {
         t.stays.get(member_id).and_then(|p| {
             p.pending
                 .iter()
                 .map(|s| self.window_close(s.discharge_date))
                 .min()
+                .or_else(|| {
+                    p.scored
+                        .iter()
+                        .map(|(_, d)| start_of_day(d + SCORED_GUARD_DAYS + 1))
+                        .max()
+                })
         })
     }
 
@@ -825,7 +841,7 @@ impl Scorer {
             }
         }
         let now_day = day_of(now);
-        p.scored.retain(|(_, d)| *d >= now_day - 400);
+        p.scored.retain(|(_, d)| *d >= now_day - SCORED_GUARD_DAYS);
         if p.pending.is_empty() && p.scored.is_empty() {
             t.stays.remove(member_id);
         } else {

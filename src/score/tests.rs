@@ -260,6 +260,55 @@ fn one_score_and_one_alert_per_stay() {
     assert!(alerts[0].intervention_cost_cents > 0 && !alerts[0].intervention_source.is_empty());
 }
 
+/// A scored stay's guard against re-scoring outlives the member's state; once the last scored
+/// stay is past [`SCORED_GUARD_DAYS`] a member timer removes the entry, and until then a re-sent
+/// discharge is not scored again.
+#[test]
+fn the_scored_stays_leave_with_their_guard() {
+    let engine = Engine::with_models(config(), RefData::shared(), Models::embedded());
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &engine).unwrap();
+    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let s = stay("M1", "E1", "F1", "2024-03-01", "2024-03-09", "01", "I5023");
+    p.apply(
+        &engine,
+        &InputEvent::Encounter(s.clone()),
+        "in",
+        0,
+        &mut out,
+        &mut costs,
+    );
+    assert_eq!(risk(&out).len(), 1);
+    let discharge = crate::model::day_of(t("2024-03-09"));
+    // Past the look-back the member has left state; the guard is still there.
+    p.advance_to(&engine, t("2025-03-20"), &mut out, &mut costs);
+    assert!(
+        p.members().get("M1").is_none(),
+        "the member left with its look-back"
+    );
+    let scored = p.score_tables().stays.get("M1").map(|e| e.scored.clone());
+    assert_eq!(scored, Some(vec![("E1".to_owned(), discharge)]));
+    let mut again = s.clone();
+    again.event_id = "enc-E1-resent".into();
+    again.event_time = t("2025-03-21");
+    out.clear();
+    p.apply(
+        &engine,
+        &InputEvent::Encounter(again),
+        "in",
+        1,
+        &mut out,
+        &mut costs,
+    );
+    assert!(risk(&out).is_empty(), "not scored twice");
+    // The guard's last day, then the day after it.
+    let last = start_of_day(discharge + SCORED_GUARD_DAYS);
+    p.advance_to(&engine, last, &mut out, &mut costs);
+    assert!(p.score_tables().stays.get("M1").is_some());
+    p.advance_to(&engine, last + 86_400_000, &mut out, &mut costs);
+    assert!(p.score_tables().stays.get("M1").is_none());
+    assert!(p.members().get("M1").is_none());
+}
+
 /// The shipped models on a population they were not trained on (another seed), through the
 /// core exactly as replay runs it: discrimination and calibration floors, and determinism.
 #[test]

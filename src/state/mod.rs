@@ -25,9 +25,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// watermark, and claim records keep their input offset (read API history). 3: claim records
 /// keep their service date and PWK attachments, the `enrolment` / `pmpm` tables exist, the
 /// scoring history counts submissions with an attachment, and the provider and cash flows keep a
-/// watermark over their sources. Older state is refused and must be rebuilt from the inputs (see
+/// watermark over their sources. 4: a member's `enrolment` entry keeps its paid clock (PMPM
+/// retention). Older state is refused and must be rebuilt from the inputs (see
 /// the README's upgrade note).
-pub const STATE_FORMAT_VERSION: u32 = 3;
+pub const STATE_FORMAT_VERSION: u32 = 4;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
