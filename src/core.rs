@@ -353,6 +353,9 @@ pub struct PartitionStats {
     pub care_gap_timers: u64,
     /// Members' care-gap state that left after its retention.
     pub care_gap_members_expired: u64,
+    /// Vaccine doses dropped because they could count only for seasons already settled for the
+    /// member (`caregaps` module doc).
+    pub care_gap_doses_dropped: u64,
     /// Cash facts applied on the payer flow.
     pub cash_facts: u64,
     /// Paid amounts dropped on the member flow because their service month was closed for the
@@ -962,8 +965,12 @@ impl Partition {
         let key = dose.member_id.as_str();
         let now = self.checkpoint.watermark;
         let caregaps = &engine.caregaps;
-        self.care_gaps
+        let applied = self
+            .care_gaps
             .update(key, |st| caregaps.on_dose(st, key, dose, now, out));
+        if !applied {
+            self.stats.care_gap_doses_dropped += 1;
+        }
         self.reschedule_care_gap(engine, key);
     }
 

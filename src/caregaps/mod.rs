@@ -15,6 +15,16 @@
 //! season window with no dose, NOT_APPLICABLE when the member dies. A dose known before the gap
 //! would open means the gap never opens.
 //!
+//! **Settled seasons (retention).** A season is *settled* for a member once its window ended
+//! [`SETTLED_AFTER_DAYS`] (365) days before the member's evaluation clock (the latest watermark
+//! its rules were evaluated at): its gap record (closed or expired by then) and the seasonal doses
+//! that can count only for settled seasons leave the member's state, and settled seasons are not
+//! evaluated again. A dose that arrives later for a settled season is dropped and counted
+//! (`claimwatch_care_gap_doses_dropped_total`): its claim came more than a year after the season
+//! (beyond payers' usual timely-filing limits), so an EXPIRED gap of that season stays expired.
+//! Lifetime (`ONCE`) gaps and their doses are kept. So a member's entry holds its conditions, its
+//! lifetime doses and about two seasons, however long the member stays.
+//!
 //! **Timers** are derived from state like the other member timers: the earliest of the next due
 //! date after the last evaluation, the end of an open gap's season, and the retention deadline.
 //!
@@ -37,6 +47,9 @@ use crate::refdata::{ImmunizationRule, ImmunizationSchedule, RefData};
 
 #[cfg(test)]
 mod tests;
+
+/// Days after a season's window ends before the season is settled (see the module doc).
+pub const SETTLED_AFTER_DAYS: i32 = 365;
 
 /// A dose seen on a claim.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,6 +97,20 @@ pub struct GapMemberState {
     pub gaps: Vec<GapRecord>,
     /// The time up to which the rules were evaluated (a due date after it is the next timer).
     pub evaluated_through: EpochMillis,
+    /// Seasons whose window ends on or before this day are settled (see the module doc).
+    pub settled_before: Option<EpochDay>,
+    /// The gaps of settled seasons, counted by (vaccine, age band when opened, last action), so
+    /// the replay summary still counts every gap ever opened.
+    pub settled: Vec<SettledGaps>,
+}
+
+/// Gaps of settled seasons with the same vaccine, age band and last action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettledGaps {
+    pub vaccine: String,
+    pub age_band: String,
+    pub status: CareGapAction,
+    pub gaps: u64,
 }
 
 impl GapMemberState {
@@ -99,6 +126,12 @@ impl GapMemberState {
             })
             .map(|(_, w, _)| w)
             .sum()
+    }
+
+    /// The age band of the member when `gap` opened (`unknown` without a birth date).
+    pub fn age_band_of(&self, gap: &GapRecord) -> &'static str {
+        self.birth_date
+            .map_or("unknown", |b| age_band(age_at(b, day_of(gap.opened_at))))
     }
 
     /// The first known dose (by date) counting for `vaccine` within `[from, to)` days.
@@ -182,6 +215,20 @@ pub fn season(schedule: ImmunizationSchedule, year: i32) -> Option<Season> {
         end: ymd(year + 1, end) + 1,
         label: format!("{year}-{:02}", (year + 1).rem_euclid(100)),
     })
+}
+
+/// The start of the earliest season of a seasonal `schedule` whose window ends after `boundary`
+/// (a dose given before it counts only for seasons settled at `boundary`); `None` for a lifetime
+/// schedule.
+pub fn first_open_season_start(
+    schedule: ImmunizationSchedule,
+    boundary: EpochDay,
+) -> Option<EpochDay> {
+    let y = date(boundary).year();
+    (y - 1..=y + 1)
+        .filter_map(|y| season(schedule, y))
+        .find(|s| s.end > boundary)
+        .map(|s| s.start)
 }
 
 /// The season a day's doses count for, if any.
@@ -307,7 +354,8 @@ impl CareGaps {
         self.evaluate(st, key, now, out);
     }
 
-    /// Applies a dose from a claim, then evaluates the rules at `now`.
+    /// Applies a dose from a claim, then evaluates the rules at `now`. Returns false when the
+    /// dose was dropped: it can count only for settled seasons.
     pub fn on_dose(
         &self,
         st: &mut GapMemberState,
@@ -315,7 +363,10 @@ impl CareGaps {
         dose: &VaccineDose,
         now: EpochMillis,
         out: &mut Vec<OutputEvent>,
-    ) {
+    ) -> bool {
+        if self.settled_dose(st, &dose.vaccine, dose.administered_date) {
+            return false;
+        }
         st.last_seen = st.last_seen.max(dose.event_time);
         let rec = DoseRecord {
             vaccine: dose.vaccine.clone(),
@@ -343,6 +394,57 @@ impl CareGaps {
             ))
         });
         self.evaluate(st, key, now.max(st.evaluated_through), out);
+        true
+    }
+
+    /// Whether a dose of `vaccine` given on `day` can count only for settled seasons (false for
+    /// lifetime vaccines and unknown ones).
+    fn settled_dose(&self, st: &GapMemberState, vaccine: &str, day: EpochDay) -> bool {
+        let Some(boundary) = st.settled_before else {
+            return false;
+        };
+        self.rules
+            .iter()
+            .find(|r| r.vaccine == vaccine)
+            .and_then(|r| first_open_season_start(r.schedule, boundary))
+            .is_some_and(|keep_from| day < keep_from)
+    }
+
+    /// Moves the member's settled boundary to [`SETTLED_AFTER_DAYS`] before its evaluation clock
+    /// and lets the settled seasons' gap records and doses go.
+    fn settle(&self, st: &mut GapMemberState) {
+        let boundary = day_of(st.evaluated_through) - SETTLED_AFTER_DAYS;
+        if st.settled_before.is_some_and(|b| b >= boundary) {
+            return;
+        }
+        st.settled_before = Some(boundary);
+        let end = start_of_day(boundary);
+        let (settled, kept): (Vec<GapRecord>, Vec<GapRecord>) = std::mem::take(&mut st.gaps)
+            .into_iter()
+            .partition(|g| g.season_end.is_some_and(|e| e <= end));
+        st.gaps = kept;
+        for g in &settled {
+            let band = st.age_band_of(g);
+            match st
+                .settled
+                .iter_mut()
+                .find(|t| t.vaccine == g.vaccine && t.age_band == band && t.status == g.status)
+            {
+                Some(t) => t.gaps += 1,
+                None => st.settled.push(SettledGaps {
+                    vaccine: g.vaccine.clone(),
+                    age_band: band.to_owned(),
+                    status: g.status,
+                    gaps: 1,
+                }),
+            }
+        }
+        for rule in &self.rules {
+            if let Some(keep_from) = first_open_season_start(rule.schedule, boundary) {
+                st.doses
+                    .retain(|d| d.vaccine != rule.vaccine || d.administered_date >= keep_from);
+            }
+        }
     }
 
     fn eligibility(
@@ -401,16 +503,21 @@ impl CareGaps {
             return;
         };
         let known_day = day_of(known_at);
+        let settled = st.settled_before;
         for rule in &self.rules {
             match rule.schedule {
                 ImmunizationSchedule::Seasonal { .. } => {
-                    let first = date(known_day).year() - 1;
+                    let mut first = date(known_day).year() - 1;
+                    if let Some(b) = settled {
+                        first = first.max(date(b).year() - 1);
+                    }
                     let last = date(day_of(now)).year();
                     for y in first..=last {
                         let Some(s) = season(rule.schedule, y) else {
                             continue;
                         };
                         if s.end <= known_day
+                            || settled.is_some_and(|b| s.end <= b)
                             || start_of_day(s.due) > now
                             || self.history_start.is_some_and(|h| s.start < h)
                         {
@@ -433,6 +540,7 @@ impl CareGaps {
                 }
             }
         }
+        self.settle(st);
     }
 
     /// The transitions of one gap.

@@ -418,6 +418,121 @@ fn history_start_skips_seasons_whose_doses_cannot_be_seen() {
     );
 }
 
+/// Six seasons of a member who visits every year and gets a flu shot every other season: the
+/// events are those of every season, while the state keeps only the unsettled seasons' gaps and
+/// doses and counts the settled ones; a dose for a settled season is dropped and counted, one a
+/// few months late still closes its expired gap.
+#[test]
+fn settled_seasons_leave_the_state_and_are_counted() {
+    let e = engine();
+    let mut events = Vec::new();
+    for y in 2018..2024 {
+        events.push(visit(
+            "A",
+            &format!("A{y}"),
+            &format!("{y}-06-10"),
+            "1950-01-01",
+        ));
+        if y % 2 == 0 {
+            events.push(InputEvent::Claim(vaccine_claim(
+                &format!("F{y}"),
+                "A",
+                "90686",
+                &format!("{y}-10-20"),
+                5,
+            )));
+        }
+    }
+    let (mut p, gaps) = run(&e, &events, t("2024-06-01"));
+    let flu = last_actions(&gaps);
+    for y in 2018..2024 {
+        let id = format!("A:INFLUENZA:{y}-{:02}", (y + 1) % 100);
+        // The shot (Oct 20) comes after the due date (Oct 1): opened, then closed.
+        let want = if y % 2 == 0 {
+            CareGapAction::Closed
+        } else {
+            CareGapAction::Expired
+        };
+        assert_eq!(flu.get(&id).copied(), Some(want), "{id}");
+    }
+    assert_eq!(flu.get("A:PNEUMOCOCCAL:ONCE"), Some(&CareGapAction::Opened));
+    let st = p.care_gaps().get("A").unwrap().clone();
+    // Last evaluated when the 2023-24 season ended (2024-04-01, its timer): seasons ending by
+    // 2023-04-02 are settled, the 2022-23 one (ended 2023-04-01) among them.
+    assert_eq!(st.evaluated_through, start_of_day(d("2024-04-01")));
+    assert_eq!(
+        st.settled_before,
+        Some(d("2024-04-01") - SETTLED_AFTER_DAYS)
+    );
+    let seasons: Vec<&str> = st.gaps.iter().map(|g| g.season.as_str()).collect();
+    assert_eq!(seasons, ["ONCE", "2023-24"]);
+    assert!(
+        st.doses.is_empty(),
+        "the 2022 dose counted only for a settled season"
+    );
+    let tally = |status, gaps| SettledGaps {
+        vaccine: "INFLUENZA".into(),
+        age_band: "65-74".into(),
+        status,
+        gaps,
+    };
+    assert_eq!(
+        st.settled,
+        [
+            tally(CareGapAction::Closed, 3),
+            tally(CareGapAction::Expired, 2)
+        ]
+    );
+    let summary = crate::replay::Summary::compute(
+        &e,
+        std::slice::from_ref(&p),
+        BTreeMap::new(),
+        0,
+        &BTreeMap::new(),
+        &crate::replay::OutputTally::default(),
+    );
+    let counts = &summary.care_gaps.by_vaccine["INFLUENZA"];
+    assert_eq!(
+        (counts.opened, counts.closed, counts.expired, counts.open),
+        (6, 3, 3, 0),
+        "settled or not, every gap counts"
+    );
+
+    // A dose of the settled 2021-22 season: dropped. One of 2023-24, given in March and billed in
+    // May: closes that season's expired gap.
+    let (mut out, mut costs) = (Vec::new(), Vec::new());
+    let old = vaccine_claim("F2021", "A", "90686", "2021-11-02", 940);
+    p.apply(
+        &e,
+        &InputEvent::Claim(old),
+        "ehr.claims",
+        100,
+        &mut out,
+        &mut costs,
+    );
+    let late = vaccine_claim("F2024", "A", "90686", "2024-03-20", 72);
+    p.apply(
+        &e,
+        &InputEvent::Claim(late),
+        "ehr.claims",
+        101,
+        &mut out,
+        &mut costs,
+    );
+    for r in costs.drain(..) {
+        p.apply_rekeyed(&e, &r, &mut out);
+    }
+    let closed: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            OutputEvent::CareGap(g) => Some((g.season.as_str(), g.action)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, [("2023-24", CareGapAction::Closed)]);
+    assert_eq!(p.stats().care_gap_doses_dropped, 1);
+}
+
 #[test]
 fn state_leaves_after_retention_and_timers_survive_a_restart() {
     let e = engine();

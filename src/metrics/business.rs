@@ -161,6 +161,8 @@ pub(crate) struct Kpi {
     monitor_dropped: Vec<IntCounter>,
     /// Paid amounts dropped by the PMPM flow for a closed service month.
     pmpm_paid_dropped: IntCounter,
+    /// Vaccine doses dropped by the care-gap flow for a settled season.
+    care_gap_doses_dropped: IntCounter,
 
     model_info: IntGaugeVec,
     model_versions: RwLock<[Option<String>; 2]>,
@@ -346,6 +348,11 @@ impl Kpi {
             "claimwatch_pmpm_paid_dropped_total",
             "Paid amounts dropped by the PMPM flow because their service month was closed for the member (more than 24 months before the member's latest paid amount).",
         )?;
+        let care_gap_doses_dropped = counter(
+            r,
+            "claimwatch_care_gap_doses_dropped_total",
+            "Vaccine doses dropped by the care-gap flow because they could count only for seasons settled for the member (ended more than 365 days before its evaluation clock).",
+        )?;
         let monitor_dropped = Granularity::ALL
             .iter()
             .flat_map(|g| {
@@ -438,6 +445,7 @@ impl Kpi {
             monitor_alerts,
             monitor_dropped,
             pmpm_paid_dropped,
+            care_gap_doses_dropped,
             model_info,
             model_versions: RwLock::new([None, None]),
             model_fallback: resolve(&MODELS, |m| fallback.with_label_values(&[m])),
@@ -492,10 +500,11 @@ impl Kpi {
         }
     }
 
-    /// Counts paid amounts the PMPM flow dropped for a closed month (the increase of
-    /// [`crate::core::PartitionStats::pmpm_paid_dropped`] since the last call).
-    pub(crate) fn pmpm_paid_dropped(&self, n: u64) {
-        self.pmpm_paid_dropped.inc_by(n);
+    /// Counts re-keyed records dropped as too late for their member's retention (the increases
+    /// since the last call).
+    pub(crate) fn late_drops(&self, pmpm_paid: u64, care_gap_doses: u64) {
+        self.pmpm_paid_dropped.inc_by(pmpm_paid);
+        self.care_gap_doses_dropped.inc_by(care_gap_doses);
     }
 
     fn claim(&self, u: &ClaimLifecycleUpdate) {

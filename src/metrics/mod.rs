@@ -683,10 +683,13 @@ impl Metrics {
         self.kpi.monitor_facts_dropped(dropped);
     }
 
-    /// Counts paid amounts the PMPM flow dropped for a closed month (see
-    /// [`crate::core::PartitionStats::pmpm_paid_dropped`]; pass the increase since last call).
-    pub fn observe_pmpm_paid_dropped(&self, n: u64) {
-        self.kpi.pmpm_paid_dropped(n);
+    /// Counts re-keyed records dropped as too late for their member's retention: PMPM paid
+    /// amounts for a closed month and vaccine doses for a settled season (see
+    /// [`crate::core::PartitionStats::pmpm_paid_dropped`] and
+    /// [`crate::core::PartitionStats::care_gap_doses_dropped`]; pass the increases since the last
+    /// call).
+    pub fn observe_late_drops(&self, pmpm_paid: u64, care_gap_doses: u64) {
+        self.kpi.late_drops(pmpm_paid, care_gap_doses);
     }
 
     pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {

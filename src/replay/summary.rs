@@ -87,25 +87,29 @@ impl CareGapFigures {
         for entry in partition.care_gaps().iter() {
             let st = entry.value();
             self.known_members += u64::from(st.known_at.is_some());
-            for g in &st.gaps {
-                let band = st.birth_date.map_or("unknown", |b| {
-                    crate::caregaps::age_band(crate::caregaps::age_at(
-                        b,
-                        crate::model::day_of(g.opened_at),
-                    ))
-                });
+            // The gaps in state, then those of settled seasons (counted in state).
+            let gaps = st
+                .gaps
+                .iter()
+                .map(|g| (g.vaccine.as_str(), st.age_band_of(g), g.status, 1))
+                .chain(
+                    st.settled
+                        .iter()
+                        .map(|t| (t.vaccine.as_str(), t.age_band.as_str(), t.status, t.gaps)),
+                );
+            for (vaccine, band, status, n) in gaps {
                 for c in [
-                    self.by_vaccine.entry(g.vaccine.clone()).or_default(),
+                    self.by_vaccine.entry(vaccine.to_owned()).or_default(),
                     self.by_vaccine_and_age_band
-                        .entry(format!("{} {band}", g.vaccine))
+                        .entry(format!("{vaccine} {band}"))
                         .or_default(),
                 ] {
-                    c.opened += 1;
-                    match g.status {
-                        A::Opened => c.open += 1,
-                        A::Closed => c.closed += 1,
-                        A::Expired => c.expired += 1,
-                        A::NotApplicable => c.not_applicable += 1,
+                    c.opened += n;
+                    match status {
+                        A::Opened => c.open += n,
+                        A::Closed => c.closed += n,
+                        A::Expired => c.expired += n,
+                        A::NotApplicable => c.not_applicable += n,
                     }
                 }
             }

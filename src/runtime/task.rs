@@ -534,12 +534,14 @@ impl Task {
             }
             Ok(Body::Rekeyed(r)) => {
                 let before = self.partition.stats().monitor_facts_dropped;
-                let paid_dropped = self.partition.stats().pmpm_paid_dropped;
+                let late = late_drops(self.partition.stats());
                 self.partition.apply_rekeyed(engine, &r, &mut self.out);
                 self.partition.take_rekeyed(&mut self.costs);
-                let n = self.partition.stats().pmpm_paid_dropped - paid_dropped;
-                if n > 0 {
-                    shared.metrics.observe_pmpm_paid_dropped(n);
+                let now = late_drops(self.partition.stats());
+                if now != late {
+                    shared
+                        .metrics
+                        .observe_late_drops(now.0 - late.0, now.1 - late.1);
                 }
                 let after = self.partition.stats().monitor_facts_dropped;
                 if after != before {
@@ -1352,4 +1354,10 @@ async fn enqueue(
             }
         }
     }
+}
+
+/// The re-keyed records dropped as too late for their member's retention so far: (PMPM paid
+/// amounts for a closed month, vaccine doses for a settled season).
+fn late_drops(s: &crate::core::PartitionStats) -> (u64, u64) {
+    (s.pmpm_paid_dropped, s.care_gap_doses_dropped)
 }
