@@ -58,7 +58,8 @@
 //! member's entry is bounded by its spans and about 25 months of claims, whatever the stream's
 //! length. Measured on the soak (20,000 members, `cargo run --release --example state_sizes DIR`):
 //! before retention the `enrolment` table held 11 MB after 4 simulated years, 25 MB after 10 and
-//! 48 MB after 20 (mean entry 558, 1,264 and 2,416 bytes); BENCHMARKS.md has the figures with it.
+//! 48 MB after 20 (mean entry 558, 1,264 and 2,416 bytes); with it, 6.8 MB after 10 (mean 337
+//! bytes, largest 1,233). BENCHMARKS.md, "Soak", has the runs.
 //!
 //! **Not done.** A member's entry stays once the member is gone (one entry per member ever seen,
 //! with its spans and last ~25 months of claims): its paid clock only moves with its own claims,
