@@ -5,12 +5,14 @@
 # seconds cannot. Not part of CI (it runs for minutes to hours); see BENCHMARKS.md "Soak".
 #
 #   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--partitions P]
-#                         [--state-cache-mib M] [--brokers HOST:PORT | --mock]
+#                         [--state-cache-mib M] [--count-heap] [--brokers HOST:PORT | --mock]
 #
 # --partitions sets the keyed topics' partition count (`topics.partitions` and `core.partitions`,
 # default 4): Tansu answers fetches across many partitions slowly, and a service with fewer
 # partitions per topic asks it for fewer. --state-cache-mib caps sled's page cache
 # (`state_cache_mib`, default 256), which fills as the store grows on disk and counts in RSS.
+# --count-heap runs the service with CLAIMWATCH_COUNT_HEAP=1 and samples the bytes live on its
+# heap (`claimwatch_heap_live_bytes`) beside the RSS; it costs the service some throughput.
 # With --brokers it runs against that cluster (whose claimwatch topics must be empty: it creates
 # the missing ones) instead of starting Tansu; with --mock against librdkafka's mock cluster in a
 # process of its own (`loadtest/examples/mock_broker.rs`). Tansu's memory storage slows down as
@@ -21,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0 cache=""
+members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0 cache="" heap=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) members="$2"; shift 2 ;;
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
     --partitions) partitions="$2"; shift 2 ;;
     --mock) mock=1; shift ;;
     --state-cache-mib) cache="$2"; shift 2 ;;
+    --count-heap) heap=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -51,6 +54,7 @@ metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END 
 # Both `topics create` and `run` read these (the configuration check requires them equal).
 export CLAIMWATCH_TOPICS__PARTITIONS="$partitions" CLAIMWATCH_CORE__PARTITIONS="$partitions"
 [ -z "$cache" ] || export CLAIMWATCH_STATE_CACHE_MIB="$cache"
+[ "$heap" = 0 ] || export CLAIMWATCH_COUNT_HEAP=1
 
 cargo build --release --quiet --bin claimwatch --example state_sizes
 bin="$PWD/target/release/claimwatch"
@@ -100,8 +104,8 @@ started=$(date +%s)
 producer=$!
 pids+=("$producer")
 
-printf 'seconds\trss_mib\tconsumed\tstate_entries\n' >"$work/samples.tsv"
-printf '%8s %9s %12s %14s\n' seconds "RSS MiB" consumed "state entries"
+printf 'seconds\trss_mib\tconsumed\tstate_entries\theap_mib\n' >"$work/samples.tsv"
+printf '%8s %9s %12s %14s %9s\n' seconds "RSS MiB" consumed "state entries" "heap MiB"
 last_consumed=-1 still=0
 while kill -0 "$service" 2>/dev/null; do
   sleep "$interval"
@@ -109,9 +113,11 @@ while kill -0 "$service" 2>/dev/null; do
   rss_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service/status")
   consumed=$(metric_sum claimwatch_pipeline_consumed_records_total "$work/metrics.txt")
   entries=$(metric_sum claimwatch_state_entries "$work/metrics.txt")
+  heap_mib=-
+  [ "$heap" = 0 ] || heap_mib=$(($(metric_sum claimwatch_heap_live_bytes "$work/metrics.txt") / 1048576))
   t=$(($(date +%s) - started))
-  printf '%s\t%s\t%s\t%s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" >>"$work/samples.tsv"
-  printf '%8s %9s %12s %14s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" "$heap_mib" >>"$work/samples.tsv"
+  printf '%8s %9s %12s %14s %9s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" "$heap_mib"
   # Done when the producer has finished and the service has consumed nothing new for 3 samples.
   if ! kill -0 "$producer" 2>/dev/null && [ "$consumed" = "$last_consumed" ]; then
     still=$((still + 1))

@@ -13,9 +13,11 @@ use claimwatch::runtime::{self, RuntimeConfig};
 
 /// mimalloc rather than glibc's malloc: the core allocates many small, short-lived strings and
 /// vectors per event (BENCHMARKS.md: +7-17 % core throughput on the core bench, 1.5-1.8x on the
-/// pipeline). `main` turns transparent huge pages off for its heap (`claimwatch::memory`).
+/// pipeline). `main` turns transparent huge pages off for its heap (`claimwatch::memory`), and
+/// counts the live heap bytes when `CLAIMWATCH_COUNT_HEAP=1`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: claimwatch::memory::CountingAlloc<mimalloc::MiMalloc> =
+    claimwatch::memory::CountingAlloc(mimalloc::MiMalloc);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -824,6 +826,9 @@ fn train_cost(
 }
 
 fn main() -> ExitCode {
+    if std::env::var("CLAIMWATCH_COUNT_HEAP").is_ok_and(|v| v.trim() == "1") {
+        claimwatch::memory::count_heap();
+    }
     let pages = claimwatch::memory::prefer_small_pages();
     let cli = Cli::parse();
     init_logging(cli.log_json);

@@ -174,6 +174,8 @@ pub struct Metrics {
     state_disk: IntGauge,
     restores: [IntCounter; 2],
     restored_entries: IntCounter,
+    /// Live heap bytes, registered only when the binary counts them (`memory::count_heap`).
+    heap_live: Option<IntGauge>,
 
     // Business KPIs (see `business.rs`).
     pub(crate) kpi: business::Kpi,
@@ -496,6 +498,15 @@ impl Metrics {
             "claimwatch_state_disk_bytes",
             "Size of the sled state directory on disk.",
         )?;
+        let heap_live = crate::memory::live_heap_bytes()
+            .map(|_| {
+                int_gauge(
+                    &r,
+                    "claimwatch_heap_live_bytes",
+                    "Bytes live on the heap through the global allocator (allocated minus freed since start); only with CLAIMWATCH_COUNT_HEAP=1.",
+                )
+            })
+            .transpose()?;
         let restore = counter_vec(
             &r,
             "claimwatch_state_restores_total",
@@ -544,6 +555,7 @@ impl Metrics {
             state_disk,
             restores,
             restored_entries,
+            heap_live,
             kpi,
             registry: r,
         })
@@ -567,6 +579,9 @@ impl Metrics {
     }
 
     fn refresh(&self) {
+        if let (Some(gauge), Some(bytes)) = (&self.heap_live, crate::memory::live_heap_bytes()) {
+            gauge.set(bytes);
+        }
         let w = self.watermark_ms.load(Ordering::Relaxed);
         if w != i64::MIN {
             self.watermark.set(w as f64 / 1000.0);
