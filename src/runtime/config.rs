@@ -336,7 +336,8 @@ impl RuntimeConfig {
         f.merge(
             Env::prefixed("CLAIMWATCH_")
                 .split("__")
-                .ignore(&["log_json"]),
+                // Read by `main` before the configuration: logging and heap counting.
+                .ignore(&["log_json", "count_heap"]),
         )
     }
 
@@ -602,6 +603,9 @@ mod tests {
     fn state_cache_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CLAIMWATCH_STATE_CACHE_MIB", "64");
+            // Variables `main` reads itself are not configuration keys (else: unknown field).
+            jail.set_env("CLAIMWATCH_COUNT_HEAP", "1");
+            jail.set_env("CLAIMWATCH_LOG_JSON", "true");
             let c = RuntimeConfig::load(RuntimeConfig::figment(None)).map_err(|e| e.to_string())?;
             assert_eq!(c.state_cache_mib, 64);
             assert_eq!(c.state_cache_bytes(), 64 << 20);
