@@ -419,10 +419,15 @@ impl CareGaps {
         }
         st.settled_before = Some(boundary);
         let end = start_of_day(boundary);
-        let (settled, kept): (Vec<GapRecord>, Vec<GapRecord>) = std::mem::take(&mut st.gaps)
-            .into_iter()
-            .partition(|g| g.season_end.is_some_and(|e| e <= end));
-        st.gaps = kept;
+        let settles = |g: &GapRecord| g.season_end.is_some_and(|e| e <= end);
+        // The boundary moves with every evaluated day; the gaps are rebuilt only when one settles.
+        let settled: Vec<GapRecord> = if st.gaps.iter().any(settles) {
+            let (settled, kept) = std::mem::take(&mut st.gaps).into_iter().partition(settles);
+            st.gaps = kept;
+            settled
+        } else {
+            Vec::new()
+        };
         for g in &settled {
             let band = st.age_band_of(g);
             match st

@@ -502,23 +502,11 @@ fn settled_seasons_leave_the_state_and_are_counted() {
     // May: closes that season's expired gap.
     let (mut out, mut costs) = (Vec::new(), Vec::new());
     let old = vaccine_claim("F2021", "A", "90686", "2021-11-02", 940);
-    p.apply(
-        &e,
-        &InputEvent::Claim(old),
-        "ehr.claims",
-        100,
-        &mut out,
-        &mut costs,
-    );
     let late = vaccine_claim("F2024", "A", "90686", "2024-03-20", 72);
-    p.apply(
-        &e,
-        &InputEvent::Claim(late),
-        "ehr.claims",
-        101,
-        &mut out,
-        &mut costs,
-    );
+    for (offset, c) in [(100, old), (101, late)] {
+        let claim = InputEvent::Claim(c);
+        p.apply(&e, &claim, "ehr.claims", offset, &mut out, &mut costs);
+    }
     for r in costs.drain(..) {
         p.apply_rekeyed(&e, &r, &mut out);
     }
