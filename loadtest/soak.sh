@@ -5,14 +5,21 @@
 # seconds cannot. Not part of CI (it runs for minutes to hours); see BENCHMARKS.md "Soak".
 #
 #   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--partitions P]
-#                         [--state-cache-mib M] [--count-heap] [--brokers HOST:PORT | --mock]
+#                         [--state-cache-mib M] [--count-heap] [--heaptrack]
+#                         [--brokers HOST:PORT | --mock]
 #
 # --partitions sets the keyed topics' partition count (`topics.partitions` and `core.partitions`,
 # default 4): Tansu answers fetches across many partitions slowly, and a service with fewer
 # partitions per topic asks it for fewer. --state-cache-mib caps sled's page cache
 # (`state_cache_mib`, default 256), which fills as the store grows on disk and counts in RSS.
-# --count-heap runs the service with CLAIMWATCH_COUNT_HEAP=1 and samples the bytes live on its
-# heap (`claimwatch_heap_live_bytes`) beside the RSS; it costs the service some throughput.
+# --count-heap runs the service with CLAIMWATCH_COUNT_HEAP=1 and samples, beside the RSS, the bytes
+# live on its Rust heap (`claimwatch_heap_live_bytes`), what mimalloc holds committed for it
+# (`claimwatch_heap_committed_bytes`) and glibc's C heap, librdkafka's (`claimwatch_c_heap_live_bytes`,
+# `claimwatch_c_heap_held_bytes`); it costs the service some throughput.
+# --heaptrack builds the service with the system allocator (`--features system-alloc`) and runs
+# it under heaptrack (Debian's `heaptrack` package), then prints the call sites holding the most
+# heap at its peak (`heaptrack_print`; the full trace is kept as heaptrack.zst in the working
+# directory). Much slower: use it on short runs (e.g. --days 365).
 # With --brokers it runs against that cluster (whose claimwatch topics must be empty: it creates
 # the missing ones) instead of starting Tansu; with --mock against librdkafka's mock cluster in a
 # process of its own (`loadtest/examples/mock_broker.rs`). Tansu's memory storage slows down as
@@ -23,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0 cache="" heap=0
+members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0 cache="" heap=0 heaptrack=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) members="$2"; shift 2 ;;
@@ -35,6 +42,7 @@ while [ $# -gt 0 ]; do
     --mock) mock=1; shift ;;
     --state-cache-mib) cache="$2"; shift 2 ;;
     --count-heap) heap=1; shift ;;
+    --heaptrack) heaptrack=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -56,7 +64,9 @@ export CLAIMWATCH_TOPICS__PARTITIONS="$partitions" CLAIMWATCH_CORE__PARTITIONS="
 [ -z "$cache" ] || export CLAIMWATCH_STATE_CACHE_MIB="$cache"
 [ "$heap" = 0 ] || export CLAIMWATCH_COUNT_HEAP=1
 
-cargo build --release --quiet --bin claimwatch --example state_sizes
+features=()
+[ "$heaptrack" = 0 ] || features=(--features system-alloc)
+cargo build --release --quiet --bin claimwatch --example state_sizes "${features[@]}"
 bin="$PWD/target/release/claimwatch"
 work=$(mktemp -d -t claimwatch-soak.XXXXXX)
 pids=()
@@ -93,7 +103,15 @@ total=$(grep -o 'generated [0-9]* claims, [0-9]* encounters, [0-9]* acknowledgme
 echo "soak: $members members over $days days, $total input records at $rate/s, $partitions partitions per keyed topic, sled cache ${cache:-256} MiB; work directory $work"
 
 http_port=$(free_port)
-CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "$bin" run --brokers "$brokers" --group claimwatch-soak \
+preload=()
+if [ "$heaptrack" = 1 ]; then
+  # What the `heaptrack` script does, with the service itself as the process this script watches.
+  mkfifo "$work/heaptrack.pipe"
+  /usr/lib/heaptrack/libexec/heaptrack_interpret <"$work/heaptrack.pipe" | zstd -q -c >"$work/heaptrack.zst" &
+  interpreter=$!
+  preload=(env LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so DUMP_HEAPTRACK_OUTPUT="$work/heaptrack.pipe")
+fi
+CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "${preload[@]}" "$bin" run --brokers "$brokers" --group claimwatch-soak \
   --state-dir "$work/state" >"$work/service.log" 2>&1 &
 service=$!
 pids+=("$service")
@@ -104,8 +122,8 @@ started=$(date +%s)
 producer=$!
 pids+=("$producer")
 
-printf 'seconds\trss_mib\tconsumed\tstate_entries\theap_mib\n' >"$work/samples.tsv"
-printf '%8s %9s %12s %14s %9s\n' seconds "RSS MiB" consumed "state entries" "heap MiB"
+printf 'seconds\trss_mib\tconsumed\tstate_entries\theap_mib\tcommitted_mib\tc_live_mib\tc_held_mib\n' >"$work/samples.tsv"
+printf '%8s %9s %12s %14s %9s %9s %9s %9s\n' seconds "RSS MiB" consumed "state entries" "heap MiB" "mi commit" "C live" "C held"
 last_consumed=-1 still=0
 while kill -0 "$service" 2>/dev/null; do
   sleep "$interval"
@@ -113,11 +131,17 @@ while kill -0 "$service" 2>/dev/null; do
   rss_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service/status")
   consumed=$(metric_sum claimwatch_pipeline_consumed_records_total "$work/metrics.txt")
   entries=$(metric_sum claimwatch_state_entries "$work/metrics.txt")
-  heap_mib=-
-  [ "$heap" = 0 ] || heap_mib=$(($(metric_sum claimwatch_heap_live_bytes "$work/metrics.txt") / 1048576))
+  heap_mib=- commit_mib=- c_live_mib=- c_held_mib=-
+  if [ "$heap" = 1 ]; then
+    mib() { echo $(($(metric_sum "$1" "$work/metrics.txt") / 1048576)); }
+    heap_mib=$(mib claimwatch_heap_live_bytes) commit_mib=$(mib claimwatch_heap_committed_bytes)
+    c_live_mib=$(mib claimwatch_c_heap_live_bytes) c_held_mib=$(mib claimwatch_c_heap_held_bytes)
+  fi
   t=$(($(date +%s) - started))
-  printf '%s\t%s\t%s\t%s\t%s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" "$heap_mib" >>"$work/samples.tsv"
-  printf '%8s %9s %12s %14s %9s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" "$heap_mib"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" "$heap_mib" \
+    "$commit_mib" "$c_live_mib" "$c_held_mib" >>"$work/samples.tsv"
+  printf '%8s %9s %12s %14s %9s %9s %9s %9s\n' "$t" $((rss_kib / 1024)) "$consumed" "$entries" "$heap_mib" \
+    "$commit_mib" "$c_live_mib" "$c_held_mib"
   # Done when the producer has finished and the service has consumed nothing new for 3 samples.
   if ! kill -0 "$producer" 2>/dev/null && [ "$consumed" = "$last_consumed" ]; then
     still=$((still + 1))
@@ -145,4 +169,14 @@ awk -F'\t' 'NR > 1 { n++; r[n] = $2; if ($2 > peak) peak = $2 }
 # Which tables the state's bytes are in (a table whose mean entry grows with the simulated
 # period has no retention): compare two soaks of different --days.
 "$PWD/target/release/examples/state_sizes" "$work/state" | sed 's/^/soak: /' || true
+if [ "$heaptrack" = 1 ]; then
+  wait "$interpreter" || true
+  # The heap at its peak by call site (text), and as flame-graph stacks (peak bytes per stack).
+  heaptrack_print -f "$work/heaptrack.zst" -p -a 0 -T 0 -n 25 -s 3 >"$work/heaptrack.txt" 2>&1 || true
+  heaptrack_print -f "$work/heaptrack.zst" -p 0 -a 0 -T 0 --flamegraph-cost-type peak \
+    -F "$work/heaptrack-peak.stacks" >/dev/null 2>&1 || true
+  grep -E '^(total runtime|calls to allocation|peak heap memory|peak RSS|total memory leaked)' "$work/heaptrack.txt" |
+    sed 's/^/soak: heaptrack: /'
+  echo "soak: heaptrack: call sites by peak heap in $work/heaptrack.txt, stacks in $work/heaptrack-peak.stacks"
+fi
 [ "$code" -eq 0 ] && [ "$errors" -eq 0 ] && [ "$lag" -eq 0 ]

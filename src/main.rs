@@ -15,9 +15,16 @@ use claimwatch::runtime::{self, RuntimeConfig};
 /// vectors per event (BENCHMARKS.md: +7-17 % core throughput on the core bench, 1.5-1.8x on the
 /// pipeline). `main` turns transparent huge pages off for its heap (`claimwatch::memory`), and
 /// counts the live heap bytes when `CLAIMWATCH_COUNT_HEAP=1`.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: claimwatch::memory::CountingAlloc<mimalloc::MiMalloc> =
     claimwatch::memory::CountingAlloc(mimalloc::MiMalloc);
+
+/// The diagnostic build (`--features system-alloc`): glibc's malloc, which heap profilers hook.
+#[cfg(feature = "system-alloc")]
+#[global_allocator]
+static GLOBAL: claimwatch::memory::CountingAlloc<std::alloc::System> =
+    claimwatch::memory::CountingAlloc(std::alloc::System);
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,4 +1,4 @@
-//! The process's memory: small pages for the heap.
+//! The process's memory: small pages for the heap, and the heap's figures for diagnostics.
 //!
 //! The binary and the benches allocate through mimalloc (see `main.rs`). mimalloc v3 maps its
 //! arenas aligned to 2 MiB, so on a kernel whose transparent huge pages are `always` (the default
@@ -17,7 +17,14 @@
 //! `CLAIMWATCH_COUNT_HEAP=1` to turn it on: against the RSS it tells a growing heap (a leak, or
 //! state) from memory the allocator keeps after it was freed. Off, it costs one relaxed atomic load
 //! per allocation; on, one shared atomic add, measurable on a busy many-threaded process, so it is
-//! a diagnostic, not a default.
+//! a diagnostic, not a default. With it, the metrics also export what mimalloc holds committed
+//! ([`allocator_committed_bytes`]) and glibc's C heap, which librdkafka allocates from
+//! ([`c_heap`]), so a soak can put a creeping RSS on the Rust heap, the C heap or the allocator's
+//! retention (BENCHMARKS.md, "Soak").
+//!
+//! Heap profilers that hook `malloc` (heaptrack) do not see mimalloc's allocations: the
+//! `system-alloc` feature builds the binary on glibc's malloc for them
+//! (`loadtest/soak.sh --heaptrack`).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -78,6 +85,56 @@ pub fn live_heap_bytes() -> Option<i64> {
     COUNTING
         .load(Ordering::Relaxed)
         .then(|| LIVE.load(Ordering::Relaxed))
+}
+
+/// Bytes mimalloc holds as committed (read/write mappings it reserved and has not purged): the
+/// live Rust heap plus what mimalloc keeps after it was freed. Against [`live_heap_bytes`] it tells
+/// a growing heap from allocator retention. Zero when mimalloc is not the global allocator.
+pub fn allocator_committed_bytes() -> u64 {
+    let mut commit: usize = 0;
+    // SAFETY: every out-parameter is nullable; the one passed points at a live usize.
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut commit,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+    }
+    commit as u64
+}
+
+/// The C heap (glibc's malloc): what librdkafka, and any other C code, allocates. The Rust heap
+/// does not go through it (see `main.rs`), so it is the part of the RSS that
+/// [`live_heap_bytes`] cannot see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CHeap {
+    /// Bytes in chunks handed out and not freed (small chunks and mmapped large ones).
+    pub live: u64,
+    /// Bytes glibc holds from the kernel: the arenas (free chunks included) and the mmapped chunks.
+    pub held: u64,
+}
+
+/// The C heap's figures from `mallinfo2` (summed over glibc's arenas; it takes each arena's lock,
+/// so read it at scrape rate, not per record). `None` where the C library is not glibc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn c_heap() -> Option<CHeap> {
+    // SAFETY: mallinfo2 takes no arguments and returns a plain struct.
+    let m = unsafe { libc::mallinfo2() };
+    Some(CHeap {
+        live: (m.uordblks + m.hblkhd) as u64,
+        held: (m.arena + m.hblkhd) as u64,
+    })
+}
+
+/// See the glibc version: other C libraries have no `mallinfo2`.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn c_heap() -> Option<CHeap> {
+    None
 }
 
 /// What [`prefer_small_pages`] did.
@@ -147,6 +204,36 @@ mod tests {
             a.dealloc(p, Layout::from_size_align(3000, 8).unwrap());
             assert_eq!(live_heap_bytes(), Some(base));
         }
+    }
+
+    /// glibc's figures follow a C allocation: 64 MiB from `malloc` (above the mmap threshold, so
+    /// its own chunk) shows in both figures until it is freed. Other tests' threads may allocate
+    /// or free C memory meanwhile (librdkafka), so the checks leave them 32 MiB of room.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn the_c_heap_figures_follow_malloc() {
+        const SIZE: usize = 64 << 20;
+        let before = c_heap().unwrap();
+        assert!(before.held >= before.live);
+        // SAFETY: a plain malloc/free pair; the block is written so its pages are real.
+        let during = unsafe {
+            let p = libc::malloc(SIZE) as *mut u8;
+            assert!(!p.is_null());
+            p.write_bytes(1, SIZE);
+            let during = c_heap().unwrap();
+            libc::free(p as *mut libc::c_void);
+            during
+        };
+        assert!(
+            during.live >= before.live + (SIZE as u64) / 2,
+            "{before:?} -> {during:?}"
+        );
+        assert!(during.held >= during.live);
+        let after = c_heap().unwrap();
+        assert!(
+            after.live + (SIZE as u64) / 2 <= during.live,
+            "freed: {during:?} -> {after:?}"
+        );
     }
 
     /// The process setting is what the kernel reports back (`PR_GET_THP_DISABLE`), so this

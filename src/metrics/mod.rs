@@ -174,8 +174,8 @@ pub struct Metrics {
     state_disk: IntGauge,
     restores: [IntCounter; 2],
     restored_entries: IntCounter,
-    /// Live heap bytes, registered only when the binary counts them (`memory::count_heap`).
-    heap_live: Option<IntGauge>,
+    /// Heap figures, registered only when the binary counts them (`memory::count_heap`).
+    heap: Option<HeapGauges>,
 
     // Business KPIs (see `business.rs`).
     pub(crate) kpi: business::Kpi,
@@ -268,6 +268,54 @@ pub(crate) fn int_gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge
     let m = IntGauge::new(name, help)?;
     r.register(Box::new(m.clone()))?;
     Ok(m)
+}
+
+/// The heap diagnostics (`CLAIMWATCH_COUNT_HEAP=1`): the Rust heap's live bytes, what its
+/// allocator holds, and glibc's heap (librdkafka's), so a creeping RSS can be put on one of them.
+struct HeapGauges {
+    live: IntGauge,
+    committed: IntGauge,
+    c_live: IntGauge,
+    c_held: IntGauge,
+}
+
+impl HeapGauges {
+    fn new(r: &Registry) -> Result<Self, MetricsError> {
+        Ok(Self {
+            live: int_gauge(
+                r,
+                "claimwatch_heap_live_bytes",
+                "Bytes live on the heap through the global allocator (allocated minus freed since start); only with CLAIMWATCH_COUNT_HEAP=1.",
+            )?,
+            committed: int_gauge(
+                r,
+                "claimwatch_heap_committed_bytes",
+                "Bytes mimalloc holds committed: the live heap plus memory kept after it was freed; only with CLAIMWATCH_COUNT_HEAP=1.",
+            )?,
+            c_live: int_gauge(
+                r,
+                "claimwatch_c_heap_live_bytes",
+                "Bytes allocated and not freed on the C heap (glibc malloc: librdkafka); only with CLAIMWATCH_COUNT_HEAP=1 on glibc.",
+            )?,
+            c_held: int_gauge(
+                r,
+                "claimwatch_c_heap_held_bytes",
+                "Bytes the C heap holds from the kernel, free chunks included; only with CLAIMWATCH_COUNT_HEAP=1 on glibc.",
+            )?,
+        })
+    }
+
+    fn refresh(&self) {
+        if let Some(bytes) = crate::memory::live_heap_bytes() {
+            self.live.set(bytes);
+        }
+        self.committed
+            .set(crate::memory::allocator_committed_bytes() as i64);
+        if let Some(c) = crate::memory::c_heap() {
+            self.c_live.set(c.live as i64);
+            self.c_held.set(c.held as i64);
+        }
+    }
 }
 
 pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> Result<Gauge, MetricsError> {
@@ -498,14 +546,8 @@ impl Metrics {
             "claimwatch_state_disk_bytes",
             "Size of the sled state directory on disk.",
         )?;
-        let heap_live = crate::memory::live_heap_bytes()
-            .map(|_| {
-                int_gauge(
-                    &r,
-                    "claimwatch_heap_live_bytes",
-                    "Bytes live on the heap through the global allocator (allocated minus freed since start); only with CLAIMWATCH_COUNT_HEAP=1.",
-                )
-            })
+        let heap = crate::memory::live_heap_bytes()
+            .map(|_| HeapGauges::new(&r))
             .transpose()?;
         let restore = counter_vec(
             &r,
@@ -555,7 +597,7 @@ impl Metrics {
             state_disk,
             restores,
             restored_entries,
-            heap_live,
+            heap,
             kpi,
             registry: r,
         })
@@ -579,8 +621,8 @@ impl Metrics {
     }
 
     fn refresh(&self) {
-        if let (Some(gauge), Some(bytes)) = (&self.heap_live, crate::memory::live_heap_bytes()) {
-            gauge.set(bytes);
+        if let Some(heap) = &self.heap {
+            heap.refresh();
         }
         let w = self.watermark_ms.load(Ordering::Relaxed);
         if w != i64::MIN {
