@@ -18,6 +18,10 @@ use crate::codec::Format;
 use crate::config::CoreConfig;
 use crate::model::InputStream;
 
+/// The service consumer's default `queued.max.messages.kbytes`: the records librdkafka fetches
+/// ahead, per partition queue (see [`RuntimeConfig::consumer_properties`]).
+pub const QUEUED_MAX_KBYTES: u32 = 4096;
+
 /// Everything `claimwatch run` needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -479,6 +483,14 @@ impl RuntimeConfig {
         // up to 100 empty fetches per second per broker connection while the inputs are idle.
         p.entry("fetch.wait.max.ms".into())
             .or_insert_with(|| "10".into());
+        // The pre-fetch queue of each partition. The service reads every partition through a
+        // queue of its own (`split_partition_queue`), and then librdkafka applies this bound per
+        // partition, not per consumer: its default of 64 MiB let a catching-up instance with 14
+        // consumed topics of 4 partitions hold gigabytes of fetched records (a heap profile of a
+        // lagging soak found 210 MB of them, BENCHMARKS.md). 4 MiB is a few seconds of a
+        // partition's records at the pipeline's rate, so fetching keeps ahead of processing.
+        p.entry("queued.max.messages.kbytes".into())
+            .or_insert_with(|| QUEUED_MAX_KBYTES.to_string());
         // Consumer lag per partition for the metrics.
         p.entry("statistics.interval.ms".into())
             .or_insert_with(|| "15000".into());
@@ -584,6 +596,28 @@ mod tests {
         assert_eq!(aux["statistics.interval.ms"], "0");
         assert_eq!(aux["security.protocol"], "SASL_SSL");
         assert_eq!(c.consumer_properties()["statistics.interval.ms"], "5000");
+    }
+
+    /// The pre-fetch bound is ours unless the operator sets it, in `[kafka]` or `[consumer]`.
+    #[test]
+    fn the_prefetch_queue_is_bounded_unless_configured() {
+        let mut c = RuntimeConfig::default();
+        assert_eq!(
+            c.consumer_properties()["queued.max.messages.kbytes"],
+            "4096"
+        );
+        c.kafka
+            .insert("queued.max.messages.kbytes".into(), "1024".into());
+        assert_eq!(
+            c.consumer_properties()["queued.max.messages.kbytes"],
+            "1024"
+        );
+        c.consumer
+            .insert("queued.max.messages.kbytes".into(), "65536".into());
+        assert_eq!(
+            c.consumer_properties()["queued.max.messages.kbytes"],
+            "65536"
+        );
     }
 
     #[test]
