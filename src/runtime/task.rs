@@ -67,6 +67,20 @@ const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
 /// then stops fetching the partition once its own queue is full).
 const BUFFER_CAP: usize = 4096;
 
+/// Capacity an input buffer keeps when a checkpoint trims it ([`trim_buffer`]).
+const BUFFER_KEEP: usize = 256;
+
+/// Shrinks an input buffer to what it holds (at least [`BUFFER_KEEP`]) when it has more than
+/// twice that in capacity. A `VecDeque` never shrinks by itself, and a full one holds
+/// [`BUFFER_CAP`] decoded records of ~470 bytes: the 14 inputs of a partition kept up to 27 MB
+/// after their first backlog, idle or not. Called at every checkpoint (once a second).
+fn trim_buffer<T>(buf: &mut VecDeque<T>) {
+    let keep = buf.len().max(BUFFER_KEEP);
+    if buf.capacity() > 2 * keep {
+        buf.shrink_to(keep);
+    }
+}
+
 /// Most records a task processes before it lets the runtime's other tasks run (the consumer's,
 /// the producer's delivery futures, other partitions).
 const BATCH_RECORDS: usize = 1024;
@@ -428,6 +442,13 @@ impl Task {
                     self.push(i, rec);
                 }
             }
+        }
+    }
+
+    /// Gives back the input buffers' capacity that a burst left behind (see [`trim_buffer`]).
+    fn trim_buffers(&mut self) {
+        for input in &mut self.inputs {
+            trim_buffer(&mut input.buf);
         }
     }
 
@@ -979,6 +1000,7 @@ impl Task {
     /// checkpoint first waits for the previous one. With [`CommitMode::Sync`] it also waits for
     /// its own job (revocation, shutdown).
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), TaskError> {
+        self.trim_buffers();
         if let Some(job) = self.in_flight.take() {
             job.await.map_err(|_| TaskError::Cancelled)??;
         }
@@ -1360,4 +1382,32 @@ async fn enqueue(
 /// amounts for a closed month, vaccine doses for a settled season).
 fn late_drops(s: &crate::core::PartitionStats) -> (u64, u64) {
     (s.pmpm_paid_dropped, s.care_gap_doses_dropped)
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    /// A burst's capacity goes back once the buffer drained, not while it still holds records.
+    #[test]
+    fn a_drained_buffer_gives_its_capacity_back() {
+        let mut buf: VecDeque<u64> = (0..BUFFER_CAP as u64).collect();
+        assert!(buf.capacity() >= BUFFER_CAP);
+        trim_buffer(&mut buf);
+        assert!(buf.capacity() >= BUFFER_CAP, "full: nothing to give back");
+        buf.drain(..BUFFER_CAP - 3000);
+        trim_buffer(&mut buf);
+        assert!(buf.capacity() >= BUFFER_CAP, "3000 of 4096 held: kept");
+        buf.drain(..2990);
+        trim_buffer(&mut buf);
+        assert!(buf.capacity() < 2 * BUFFER_KEEP, "{}", buf.capacity());
+        assert_eq!(
+            buf.iter().copied().collect::<Vec<_>>(),
+            (4086..4096).collect::<Vec<u64>>()
+        );
+        // Small buffers are left alone (no reallocation at every checkpoint).
+        let before = buf.capacity();
+        trim_buffer(&mut buf);
+        assert_eq!(buf.capacity(), before);
+    }
 }
