@@ -489,6 +489,9 @@ impl RuntimeConfig {
         // consumed topics of 4 partitions hold gigabytes of fetched records (a heap profile of a
         // lagging soak found 210 MB of them, BENCHMARKS.md). 4 MiB is a few seconds of a
         // partition's records at the pipeline's rate, so fetching keeps ahead of processing.
+        // The auxiliary consumers that read through one queue (the raw X12 reader, the read
+        // API's reader) get it as their whole pre-fetch, which their low rates leave idle; the
+        // changelog restore sets its own.
         p.entry("queued.max.messages.kbytes".into())
             .or_insert_with(|| QUEUED_MAX_KBYTES.to_string());
         // Consumer lag per partition for the metrics.
