@@ -6,6 +6,7 @@
 #
 #   bash loadtest/soak.sh [--members N] [--days D] [--rate R] [--interval S] [--partitions P]
 #                         [--state-cache-mib M] [--count-heap] [--heaptrack]
+#                         [--stall-at S --stall-for D]
 #                         [--brokers HOST:PORT | --mock]
 #
 # --partitions sets the keyed topics' partition count (`topics.partitions` and `core.partitions`,
@@ -19,7 +20,12 @@
 # --heaptrack builds the service with the system allocator (`--features system-alloc`) and runs
 # it under heaptrack (Debian's `heaptrack` package), then prints the call sites holding the most
 # heap at its peak (`heaptrack_print`; the full trace is kept as heaptrack.zst in the working
-# directory). Much slower: use it on short runs (e.g. --days 365).
+# directory). Much slower: use it on short runs (e.g. --days 365). With --heaptrack the service is
+# stopped with SIGKILL once it is idle, so that what heaptrack reports as "leaked" is the heap the
+# idle service holds (state, caches, tables), printed by call site in heaptrack-idle.txt.
+# --stall-at S --stall-for D freezes the service (SIGSTOP, then SIGCONT) for D seconds, S seconds
+# after the producer started: the backlog it comes back to is what a service sees after an outage
+# or a long pause (its consumer group session expires meanwhile, so it also rejoins the group).
 # With --brokers it runs against that cluster (whose claimwatch topics must be empty: it creates
 # the missing ones) instead of starting Tansu; with --mock against librdkafka's mock cluster in a
 # process of its own (`loadtest/examples/mock_broker.rs`). Tansu's memory storage slows down as
@@ -31,6 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 members=20000 days=1460 rate=4000 interval=10 brokers="" partitions=4 mock=0 cache="" heap=0 heaptrack=0
+stall_at="" stall_for=60
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) members="$2"; shift 2 ;;
@@ -43,6 +50,8 @@ while [ $# -gt 0 ]; do
     --state-cache-mib) cache="$2"; shift 2 ;;
     --count-heap) heap=1; shift ;;
     --heaptrack) heaptrack=1; shift ;;
+    --stall-at) stall_at="$2"; shift 2 ;;
+    --stall-for) stall_for="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -71,7 +80,7 @@ bin="$PWD/target/release/claimwatch"
 work=$(mktemp -d -t claimwatch-soak.XXXXXX)
 pids=()
 # Newest first: the producer and the service stop before the broker they talk to.
-cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; }
+cleanup() { [ -z "${service:-}" ] || kill -CONT "$service" 2>/dev/null || true; for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 if [ "$mock" = 1 ]; then
@@ -121,6 +130,11 @@ started=$(date +%s)
 "$bin" produce --input "$work/input" --brokers "$brokers" --rate "$rate" >"$work/produce.log" 2>&1 &
 producer=$!
 pids+=("$producer")
+if [ -n "$stall_at" ]; then
+  (sleep "$stall_at" && kill -STOP "$service" && echo "soak: service stopped (SIGSTOP) for $stall_for s" &&
+    sleep "$stall_for" && kill -CONT "$service" && echo "soak: service continued (SIGCONT)") &
+  pids+=($!)
+fi
 
 printf 'seconds\trss_mib\tconsumed\tstate_entries\theap_mib\tcommitted_mib\tc_live_mib\tc_held_mib\n' >"$work/samples.tsv"
 printf '%8s %9s %12s %14s %9s %9s %9s %9s\n' seconds "RSS MiB" consumed "state entries" "heap MiB" "mi commit" "C live" "C held"
@@ -156,10 +170,17 @@ wait "$producer" || { echo "soak: the producer failed, see $work/produce.log" >&
 lag=$(metric_sum claimwatch_kafka_consumer_lag_records "$work/metrics.txt")
 echo "soak: consumer lag when consumption stopped: $lag records"
 
-kill -TERM "$service"
 code=0
-wait "$service" || code=$?
-echo "soak: service stopped with exit code $code (SIGTERM)"
+if [ "$heaptrack" = 1 ]; then
+  # SIGKILL: a graceful exit would free the state before heaptrack could see it.
+  kill -KILL "$service"
+  wait "$service" || true
+  echo "soak: service killed (SIGKILL) while idle: heaptrack's \"leaked\" is the idle heap"
+else
+  kill -TERM "$service"
+  wait "$service" || code=$?
+  echo "soak: service stopped with exit code $code (SIGTERM)"
+fi
 errors=$(grep -c ' ERROR ' "$work/service.log" || true)
 echo "soak: $errors ERROR lines in the service log"
 # The RSS over the run: at a quarter, half, three quarters and the end of the samples, and the peak.
@@ -175,8 +196,13 @@ if [ "$heaptrack" = 1 ]; then
   heaptrack_print -f "$work/heaptrack.zst" -p -a 0 -T 0 -n 25 -s 3 >"$work/heaptrack.txt" 2>&1 || true
   heaptrack_print -f "$work/heaptrack.zst" -p 0 -a 0 -T 0 --flamegraph-cost-type peak \
     -F "$work/heaptrack-peak.stacks" >/dev/null 2>&1 || true
+  # The heap still held when the idle service was killed, by call site.
+  heaptrack_print -f "$work/heaptrack.zst" -p 0 -a 0 -T 0 -l -n 40 -s 3 >"$work/heaptrack-idle.txt" 2>&1 || true
+  heaptrack_print -f "$work/heaptrack.zst" -p 0 -a 0 -T 0 -l --flamegraph-cost-type leaked \
+    -F "$work/heaptrack-idle.stacks" >/dev/null 2>&1 || true
   grep -E '^(total runtime|calls to allocation|peak heap memory|peak RSS|total memory leaked)' "$work/heaptrack.txt" |
     sed 's/^/soak: heaptrack: /'
   echo "soak: heaptrack: call sites by peak heap in $work/heaptrack.txt, stacks in $work/heaptrack-peak.stacks"
+  echo "soak: heaptrack: the idle heap by call site in $work/heaptrack-idle.txt, stacks in $work/heaptrack-idle.stacks"
 fi
 [ "$code" -eq 0 ] && [ "$errors" -eq 0 ] && [ "$lag" -eq 0 ]

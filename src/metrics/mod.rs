@@ -174,6 +174,8 @@ pub struct Metrics {
     state_disk: IntGauge,
     restores: [IntCounter; 2],
     restored_entries: IntCounter,
+    c_heap_trim: Histogram,
+    c_heap_trim_free: IntGauge,
     /// Heap figures, registered only when the binary counts them (`memory::count_heap`).
     heap: Option<HeapGauges>,
 
@@ -546,6 +548,17 @@ impl Metrics {
             "claimwatch_state_disk_bytes",
             "Size of the sled state directory on disk.",
         )?;
+        let c_heap_trim = histogram(
+            &r,
+            "claimwatch_c_heap_trim_duration_seconds",
+            "Time of each trim of glibc's heap (malloc_trim when its arenas hold more than c_heap_trim_mib free); the count is the number of trims.",
+            &CHECKPOINT_BUCKETS,
+        )?;
+        let c_heap_trim_free = int_gauge(
+            &r,
+            "claimwatch_c_heap_trim_free_bytes",
+            "Free bytes glibc's arenas held at the last trim, whose whole pages the trim gave back to the kernel.",
+        )?;
         let heap = crate::memory::live_heap_bytes()
             .map(|_| HeapGauges::new(&r))
             .transpose()?;
@@ -597,6 +610,8 @@ impl Metrics {
             state_disk,
             restores,
             restored_entries,
+            c_heap_trim,
+            c_heap_trim_free,
             heap,
             kpi,
             registry: r,
@@ -800,6 +815,13 @@ impl Metrics {
         snapshot: [Option<crate::score::monitor::ModelSnapshot>; 2],
     ) {
         self.kpi.monitor.set_partition(partition, snapshot);
+    }
+
+    /// glibc's heap was trimmed (`memory::trim_c_heap`): it held `free` bytes free; the trim
+    /// took `took`.
+    pub fn c_heap_trimmed(&self, free: u64, took: std::time::Duration) {
+        self.c_heap_trim.observe(took.as_secs_f64());
+        self.c_heap_trim_free.set(free as i64);
     }
 
     /// A changed model file was loaded (`loaded`) or refused.

@@ -22,6 +22,9 @@ use crate::model::InputStream;
 /// ahead, per partition queue (see [`RuntimeConfig::consumer_properties`]).
 pub const QUEUED_MAX_KBYTES: u32 = 4096;
 
+/// How often the service looks at glibc's free memory (`c_heap_trim_mib`).
+pub const C_HEAP_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Everything `claimwatch run` needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -79,6 +82,10 @@ pub struct RuntimeConfig {
     /// How often the model directory is checked for new artifacts (hot reload, see
     /// `score::reload`); 0 disables the reload.
     pub model_reload_interval_ms: u64,
+    /// Every [`C_HEAP_TRIM_INTERVAL`], give glibc's free pages back to the kernel when its arenas
+    /// hold more than this many MiB free (`memory::trim_c_heap`: librdkafka's pre-fetched records
+    /// freed after a lag stay resident otherwise); 0 disables the trim. glibc only.
+    pub c_heap_trim_mib: u64,
     /// The authenticated read API on the `http_listen` server (off by default).
     pub api: crate::api::ApiConfig,
     /// The transport-free core's settings (partitions must equal the input topics' count).
@@ -323,6 +330,7 @@ impl Default for RuntimeConfig {
             model_dir: None,
             // A new model is picked up within seconds of being written; two stat calls a poll.
             model_reload_interval_ms: 10_000,
+            c_heap_trim_mib: 64,
             api: crate::api::ApiConfig::default(),
             core: CoreConfig::default(),
         }

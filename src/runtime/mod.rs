@@ -397,6 +397,7 @@ pub struct Service {
     x12: Option<tokio::task::JoinHandle<()>>,
     http: Option<tokio::task::JoinHandle<()>>,
     reload: Option<tokio::task::JoinHandle<()>>,
+    trim: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The partitions served here (read API).
@@ -689,6 +690,15 @@ impl Service {
                 stopped.clone(),
             ))
         });
+        let trim_mib = shared.config.c_heap_trim_mib;
+        let trim =
+            (trim_mib > 0 && cfg!(all(target_os = "linux", target_env = "gnu"))).then(|| {
+                tokio::spawn(trim_c_heap(
+                    trim_mib << 20,
+                    Arc::clone(&metrics),
+                    stopped.clone(),
+                ))
+            });
         let main = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -705,6 +715,7 @@ impl Service {
             x12,
             http,
             reload,
+            trim,
             stop,
             metrics,
             served,
@@ -735,6 +746,9 @@ impl Service {
         if let Some(reload) = self.reload {
             let _ = reload.await;
         }
+        if let Some(trim) = self.trim {
+            let _ = trim.await;
+        }
         if let Some(e) = self.endpoints {
             // The publisher saw the stop and wrote its tombstone.
             let _ = e.publisher.await;
@@ -756,6 +770,38 @@ impl Service {
         })
         .await
         .ok();
+    }
+}
+
+/// Every [`config::C_HEAP_TRIM_INTERVAL`], gives glibc's free pages back to the kernel when its
+/// arenas hold more than `min_free` bytes free (`memory::trim_c_heap`), on a thread of lowered
+/// priority so the walk over the arenas does not hold a runtime thread; times each trim.
+async fn trim_c_heap(
+    min_free: u64,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(config::C_HEAP_TRIM_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.changed() => return,
+        }
+        let started = Instant::now();
+        let trimmed =
+            background::run_lowered("c-heap-trim", move || crate::memory::trim_c_heap(min_free))
+                .await;
+        if let Ok(Some(Some(free))) = trimmed {
+            let took = started.elapsed();
+            metrics.c_heap_trimmed(free, took);
+            tracing::debug!(
+                free_mib = free >> 20,
+                took_ms = took.as_millis() as u64,
+                "C heap trimmed"
+            );
+        }
     }
 }
 
