@@ -329,6 +329,8 @@ enum TimerOwner {
     Window,
     /// A member's care gaps (due dates, season ends, retention).
     CareGap,
+    /// A departed member's enrolment entry (retirement, see `enrolment::retire_at`).
+    Enrolment,
 }
 
 /// Counters of one partition, for summaries and metrics.
@@ -361,6 +363,11 @@ pub struct PartitionStats {
     /// Paid amounts dropped on the member flow because their service month was closed for the
     /// member (`enrolment` module doc).
     pub pmpm_paid_dropped: u64,
+    /// Enrolment records dropped because they reached a member without an entry and describe a
+    /// span that ended in a month closed at the watermark (see `enrolment`, "Departed members").
+    pub enrolment_dropped: u64,
+    /// Departed members' enrolment entries that left the state.
+    pub enrolment_retired: u64,
     /// Index stays that left the members' state with the look-back, and their outcomes (the
     /// replay summary adds them to the stays still in state).
     pub readmissions_aged_out: crate::readmit::AgedOut,
@@ -385,7 +392,7 @@ pub struct Partition {
     /// watermark, not the partition's.
     window_timers: BTreeMap<(EpochMillis, TimerOwner, u64), Vec<String>>,
     /// When each key's timer is due, per owner; looked up by `&str`.
-    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 4],
+    scheduled: [HashMap<String, EpochMillis, ahash::RandomState>; 5],
     checkpoint: Checkpoint,
     since_checkpoint: u64,
     stats: PartitionStats,
@@ -541,6 +548,7 @@ impl Partition {
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
+                HashMap::with_hasher(ahash::RandomState::new()),
             ],
             checkpoint,
             since_checkpoint: 0,
@@ -592,6 +600,15 @@ impl Partition {
             .collect();
         for (key, due) in dues {
             p.schedule(TimerOwner::CareGap, &key, Some(due));
+        }
+        let dues: Vec<(String, EpochMillis)> = p
+            .enrol
+            .members
+            .iter()
+            .filter_map(|e| enrolment::retire_at(e.value()).map(|due| (e.key().clone(), due)))
+            .collect();
+        for (key, due) in dues {
+            p.schedule(TimerOwner::Enrolment, &key, Some(due));
         }
         p
     }
@@ -876,19 +893,63 @@ impl Partition {
         self.since_checkpoint += 1;
         self.note_offset(source, offset);
         let at = e.event_time;
+        if enrolment::enrollment_too_late(e, self.checkpoint.watermark)
+            && self.enrol.members.get(&e.member_id).is_none()
+        {
+            self.stats.enrolment_dropped += 1;
+            return;
+        }
         let applied = self.enrol.members.update(&e.member_id, |st| {
             enrolment::apply_enrollment(st, e) && {
                 enrolment::refresh(st, at, costs);
                 true
             }
         });
-        if !applied {
+        if applied {
+            self.reschedule_enrolment(&e.member_id);
+        } else {
             self.stats.duplicates += 1;
+        }
+    }
+
+    /// Schedules the retirement of a member's enrolment entry, or cancels it (an open span).
+    fn reschedule_enrolment(&mut self, key: &str) {
+        let due = self
+            .enrol
+            .members
+            .get(key)
+            .and_then(|st| enrolment::retire_at(&st));
+        self.schedule(TimerOwner::Enrolment, key, due);
+    }
+
+    /// A departed member's retirement is due: the entry leaves the state (its contribution stays
+    /// in the sums), unless a record since moved it.
+    fn fire_enrolment(&mut self, key: &str, due: EpochMillis) {
+        let Some(next) = self
+            .enrol
+            .members
+            .get(key)
+            .map(|st| enrolment::retire_at(&st))
+        else {
+            return;
+        };
+        if next.is_some_and(|n| n <= due) {
+            self.enrol.members.remove(key);
+            self.stats.enrolment_retired += 1;
+        } else {
+            self.reschedule_enrolment(key);
         }
     }
 
     /// Applies a claim's paid amount to its member (the member must hash to this partition).
     pub fn apply_member_paid(&mut self, p: &crate::model::MemberPaid) {
+        if enrolment::closed_at(self.checkpoint.watermark, p.service_date)
+            && self.enrol.members.get(&p.member_id).is_none()
+        {
+            // The member's entry was retired (or never held this month): see the module doc.
+            self.stats.pmpm_paid_dropped += 1;
+            return;
+        }
         let out = &mut self.pending_rekeyed;
         let outcome = self.enrol.members.update(&p.member_id, |st| {
             let outcome = enrolment::apply_paid(st, p);
@@ -897,8 +958,10 @@ impl Partition {
             }
             outcome
         });
-        if outcome == enrolment::PaidOutcome::Closed {
-            self.stats.pmpm_paid_dropped += 1;
+        match outcome {
+            enrolment::PaidOutcome::Closed => self.stats.pmpm_paid_dropped += 1,
+            enrolment::PaidOutcome::Applied => self.reschedule_enrolment(&p.member_id),
+            enrolment::PaidOutcome::Unchanged => {}
         }
     }
 
@@ -1459,6 +1522,7 @@ impl Partition {
                     TimerOwner::Member => self.fire_member(engine, &key, due, out),
                     TimerOwner::Window => {}
                     TimerOwner::CareGap => self.fire_care_gap(engine, &key, due, out),
+                    TimerOwner::Enrolment => self.fire_enrolment(&key, due),
                 }
             }
         }

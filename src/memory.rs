@@ -137,29 +137,76 @@ pub fn c_heap() -> Option<CHeap> {
     None
 }
 
-/// Hands the C heap's free pages back to the kernel (`malloc_trim(0)`) when glibc's arenas hold
-/// more than `min_free` bytes in free chunks. glibc returns memory by itself only from the top of
-/// an arena; records librdkafka fetched ahead during a lag, freed in any order once the service
-/// caught up, leave free chunks inside its threads' arenas that stay resident (up to the
-/// pre-fetch bound, 4 MiB per partition). `malloc_trim` releases the whole pages inside them
-/// (`MADV_DONTNEED`). It takes each arena's lock while it walks its free chunks, so call it at a
-/// slow cadence, off the partition tasks' threads. `Some(free bytes found)` when it trimmed.
+/// Bytes in free chunks of glibc's arenas (`mallinfo2().fordblks`), resident or not: what
+/// [`trim_c_heap`] can give back. `None` where the C library is not glibc.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn trim_c_heap(min_free: u64) -> Option<u64> {
+pub fn c_heap_free() -> Option<u64> {
     // SAFETY: mallinfo2 takes no arguments and returns a plain struct.
-    let free = unsafe { libc::mallinfo2() }.fordblks as u64;
-    if free <= min_free {
-        return None;
-    }
-    // SAFETY: malloc_trim only releases pages of free chunks; no pointer of ours is involved.
-    unsafe { libc::malloc_trim(0) };
-    Some(free)
+    Some(unsafe { libc::mallinfo2() }.fordblks as u64)
 }
 
-/// See the glibc version: other C libraries are left alone.
+/// See the glibc version.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn trim_c_heap(_min_free: u64) -> Option<u64> {
+pub fn c_heap_free() -> Option<u64> {
     None
+}
+
+/// Hands the whole pages inside the C heap's free chunks back to the kernel (`malloc_trim(0)`,
+/// `MADV_DONTNEED`). glibc returns memory by itself only from the top of an arena; records
+/// librdkafka fetched ahead during a lag, freed in any order once the service caught up, leave
+/// free chunks inside its threads' arenas that stay resident. It takes each arena's lock while it
+/// walks the arena's free chunks (tens of milliseconds for ~100 MiB of them), so [`TrimPolicy`]
+/// decides when, and it runs off the partition tasks' threads. A no-op where the C library is not
+/// glibc.
+pub fn trim_c_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases pages of free chunks; no pointer of ours is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// When to trim the C heap ([`trim_c_heap`]), from its free bytes ([`c_heap_free`]) sampled at a
+/// slow cadence: when they exceed `min_free` and have grown by more than a quarter of it since their
+/// lowest point after the last trim (memory freed since), or, still over `min_free`, once
+/// [`TrimPolicy::REPEAT`] has passed (pages reused and freed again leave the free bytes level).
+/// A trim does not lower the free bytes (the chunks stay free, their pages released), so a
+/// threshold alone would trim at every sample after a lag.
+#[derive(Debug, Clone)]
+pub struct TrimPolicy {
+    min_free: u64,
+    low: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl TrimPolicy {
+    /// The longest a C heap holding more than `min_free` free bytes goes without a trim.
+    pub const REPEAT: std::time::Duration = std::time::Duration::from_secs(120);
+
+    pub fn new(min_free: u64) -> Self {
+        Self {
+            min_free,
+            low: 0,
+            last: None,
+        }
+    }
+
+    /// Whether to trim now, `free` being the free bytes sampled at `now`; a `true` counts as the
+    /// trim done.
+    pub fn due(&mut self, free: u64, now: std::time::Instant) -> bool {
+        self.low = self.low.min(free);
+        let grew = free.saturating_sub(self.low) > self.min_free / 4;
+        let stale = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Self::REPEAT);
+        if free > self.min_free && (grew || stale) {
+            self.low = free;
+            self.last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What [`prefer_small_pages`] did.
@@ -261,6 +308,43 @@ mod tests {
         );
     }
 
+    /// The policy trims when the free bytes pass the threshold, not again while they stay level
+    /// (a trim leaves them as they were), again once they grew by a quarter of the threshold above their
+    /// lowest point, and again after `REPEAT` while still over the threshold.
+    #[test]
+    fn the_trim_policy_trims_once_per_growth_of_the_free_bytes() {
+        const MIB: u64 = 1 << 20;
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        let mut p = TrimPolicy::new(64 * MIB);
+        assert!(!p.due(10 * MIB, at(0)), "under the threshold");
+        assert!(!p.due(60 * MIB, at(10)));
+        assert!(p.due(100 * MIB, at(20)), "over it: trim");
+        assert!(
+            !p.due(100 * MIB, at(30)),
+            "level after the trim: nothing new"
+        );
+        assert!(
+            !p.due(110 * MIB, at(40)),
+            "grew by less than a quarter of the threshold"
+        );
+        assert!(!p.due(80 * MIB, at(50)), "reused");
+        assert!(
+            p.due(110 * MIB, at(60)),
+            "grew by 30 MiB from its low of 80"
+        );
+        assert!(!p.due(110 * MIB, at(70)));
+        let later = 60 + TrimPolicy::REPEAT.as_secs();
+        assert!(
+            p.due(110 * MIB, at(later)),
+            "REPEAT passed, still over the threshold"
+        );
+        assert!(
+            !p.due(50 * MIB, at(2 * later)),
+            "under the threshold: never"
+        );
+    }
+
     /// Resident bytes of this process (`/proc/self/statm`).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn rss_bytes() -> u64 {
@@ -272,9 +356,8 @@ mod tests {
 
     /// What the trim is for: 64 MiB of small C chunks freed in the middle of an arena (every
     /// chunk but each 64th, and the last, so the arena's top stays in use) stay resident until
-    /// `trim_c_heap` releases them. The threshold is honoured: with more free than found, nothing
-    /// is trimmed. Other tests' threads share the process's RSS, so the check leaves them half of
-    /// the 64 MiB.
+    /// `trim_c_heap` releases them; `c_heap_free` counts them. Other tests' threads share the
+    /// process's RSS, so the check leaves them half of the 64 MiB.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn the_c_heap_trim_gives_fragmented_free_memory_back() {
@@ -282,11 +365,6 @@ mod tests {
         const CHUNKS: usize = 4096;
         // Run on a thread of its own: a fresh thread gets an arena that other tests use less.
         std::thread::spawn(|| {
-            assert_eq!(
-                trim_c_heap(u64::MAX),
-                None,
-                "nothing is over an infinite threshold"
-            );
             // SAFETY: plain malloc/free pairs; the blocks are written so their pages are real.
             let kept: Vec<*mut libc::c_void> = unsafe {
                 let all: Vec<*mut libc::c_void> = (0..CHUNKS)
@@ -307,8 +385,9 @@ mod tests {
                 }
                 kept
             };
+            let found = c_heap_free().unwrap();
             let before = rss_bytes();
-            let found = trim_c_heap(16 << 20).expect("60 MiB are free in the arena");
+            trim_c_heap();
             let after = rss_bytes();
             assert!(found >= 48 << 20, "free chunks found: {found}");
             assert!(

@@ -61,18 +61,30 @@
 //! 48 MB after 20 (mean entry 558, 1,264 and 2,416 bytes); with it, 6.8 MB after 10 (mean 337
 //! bytes, largest 1,233). BENCHMARKS.md, "Soak", has the runs.
 //!
-//! **Not done.** A member's entry stays once the member is gone (one entry per member ever seen,
-//! with its spans and last ~25 months of claims): its paid clock only moves with its own claims,
-//! and no timer visits it. The `pmpm` sums keep every month (one entry of three integers per
-//! month of history).
+//! **Departed members.** A member whose spans have all ended (or were cancelled) leaves the
+//! state once every month of its coverage and of its claims is closed on the partition's
+//! watermark (the event time of its claims and encounters): a timer per such member fires at the
+//! first day of the month [`CLOSED_AFTER_MONTHS`] months after the later of its last covered day
+//! and its last claim's service date ([`retire_at`]); a record that reopens coverage first moves
+//! or cancels it. The member's contribution stays in the `pmpm` sums, as closed months' paid
+//! amounts do. Without it a churning population left one entry per member ever seen. Records that
+//! reach a member without an entry after its months closed are dropped and counted, so a retired
+//! member cannot be counted twice: an enrolment record of a span that ended in a closed month
+//! (`claimwatch_pmpm_enrollment_dropped_total`; a full eligibility file re-sending old, ended
+//! spans is the usual case) and a paid amount for a closed service month
+//! (`claimwatch_pmpm_paid_dropped_total`). Both rules use the watermark, so replay and the
+//! service agree as long as each partition sees its records in the same order.
+//!
+//! **Not done.** The `pmpm` sums keep every month (one entry of three integers per month of
+//! history).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    day_of, EpochDay, EpochMillis, MaintenanceType, MemberEnrollment, MemberPaid, MonthDelta,
-    MonthPaid, PayerCategory, PmpmFact, PmpmMonth, PopulationKpis, Rekeyed,
+    day_of, start_of_day, EpochDay, EpochMillis, MaintenanceType, MemberEnrollment, MemberPaid,
+    MonthDelta, MonthPaid, PayerCategory, PmpmFact, PmpmMonth, PopulationKpis, Rekeyed,
 };
 
 #[cfg(test)]
@@ -165,13 +177,7 @@ pub struct EnrolmentState {
 impl EnrolmentState {
     /// The latest closed service month (`YYYYMM`), if any month is closed.
     pub fn closed_through(&self) -> Option<i32> {
-        (self.paid_clock > 0).then(|| {
-            let mut m = month_of(day_of(self.paid_clock));
-            for _ in 0..CLOSED_AFTER_MONTHS {
-                m = prev_month(m);
-            }
-            m
-        })
+        (self.paid_clock > 0).then(|| closed_through_at(self.paid_clock))
     }
 
     /// Whether a paid amount of a claim served on `service_date` falls in a closed month.
@@ -204,6 +210,53 @@ impl EnrolmentState {
         }
         out
     }
+}
+
+/// The latest month (`YYYYMM`) closed at `clock`: [`CLOSED_AFTER_MONTHS`] months before its
+/// month.
+pub fn closed_through_at(clock: EpochMillis) -> i32 {
+    let mut m = month_of(day_of(clock));
+    for _ in 0..CLOSED_AFTER_MONTHS {
+        m = prev_month(m);
+    }
+    m
+}
+
+/// Whether `day`'s month is closed at the partition's `watermark` (0 or less: no time yet).
+pub fn closed_at(watermark: EpochMillis, day: EpochDay) -> bool {
+    watermark > 0 && month_of(day) <= closed_through_at(watermark)
+}
+
+/// When a departed member's entry leaves the state (see the module doc, "Departed members"): the
+/// first instant at which every month of its coverage and of its claims is closed, measured on the
+/// partition's watermark. `None` while a span is open-ended (the member is still covered).
+pub fn retire_at(st: &EnrolmentState) -> Option<EpochMillis> {
+    let open = st
+        .spans
+        .iter()
+        .any(|s| s.maintenance_type != MaintenanceType::Cancel && s.end.is_none());
+    if open {
+        return None;
+    }
+    let last = st
+        .spans
+        .iter()
+        .map(|s| s.end.unwrap_or(s.start).max(s.start))
+        .chain(st.claims.iter().map(|c| c.service_date))
+        .max()?;
+    let mut m = month_of(last);
+    for _ in 0..CLOSED_AFTER_MONTHS {
+        m = next_month(m);
+    }
+    Some(start_of_day(day_in_month(m, 1)))
+}
+
+/// Whether an enrolment record reaches a member without an entry too late: it describes a span
+/// that ended in a month already closed at the partition's `watermark` (the member's entry may
+/// have been retired; applying it would count its member months a second time).
+pub fn enrollment_too_late(e: &MemberEnrollment, watermark: EpochMillis) -> bool {
+    e.coverage_end_date
+        .is_some_and(|end| closed_at(watermark, end))
 }
 
 /// Whether `day` lies in one of the merged `coverage` intervals.

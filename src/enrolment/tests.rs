@@ -883,3 +883,127 @@ fn paid_claims_reach_the_pmpm_and_state_survives_a_restart() {
     drive(&engine, &mut hot, &all);
     assert_eq!(pmpm_of(&hot), agg);
 }
+
+#[test]
+fn a_departed_member_is_retired_when_its_last_month_closes() {
+    let span = |end: Option<&str>, cancel: bool| SpanRec {
+        span_id: "S1".into(),
+        event_time: t("2024-01-01"),
+        event_id: "e".into(),
+        maintenance_type: if cancel { Cancel } else { Add },
+        payer_id: "P".into(),
+        payer_category: PayerCategory::Commercial,
+        start: d("2024-01-01"),
+        end: end.map(d),
+    };
+    let mut st = EnrolmentState {
+        spans: vec![span(None, false)],
+        ..Default::default()
+    };
+    assert_eq!(retire_at(&st), None, "still covered");
+    st.spans = vec![span(Some("2024-06-30"), false)];
+    assert_eq!(retire_at(&st), Some(start_of(d("2026-06-01"))));
+    // A later claim's service date keeps the member until its month closes too.
+    st.claims.push(PaidClaim {
+        claim_id: "C1".into(),
+        service_date: d("2024-09-10"),
+        paid_cents: 100,
+        event_time: t("2024-10-01"),
+    });
+    assert_eq!(retire_at(&st), Some(start_of(d("2026-09-01"))));
+    // A cancelled open-ended span is no coverage: dated by its start.
+    st.claims.clear();
+    st.spans = vec![span(None, true)];
+    assert_eq!(retire_at(&st), Some(start_of(d("2026-01-01"))));
+    assert!(
+        !closed_at(0, d("2000-01-01")),
+        "no watermark yet: nothing is closed"
+    );
+    assert!(closed_at(t("2026-06-01"), d("2024-06-30")));
+    assert!(!closed_at(t("2026-05-31"), d("2024-06-30")));
+}
+
+/// A member who left: its entry goes once its months closed on the partition's watermark (also
+/// after a restart, from the rebuilt timers); the sums keep its contribution; records about its
+/// closed months that arrive later are dropped and counted instead of counting it twice; a
+/// member who comes back starts again.
+#[test]
+fn a_departed_member_leaves_the_state_and_is_not_counted_twice() {
+    let engine = Engine::new(CoreConfig::default(), RefData::shared());
+    let db = StateDb::temporary().unwrap();
+    let open = || Partition::open(0, db.partition(0).unwrap(), &engine).unwrap();
+    let mut parts = vec![open()];
+    let enrol = |m: &str, typ, start: &str, end: Option<&str>, sent: &str| {
+        (
+            InputEvent::Enrollment(enrollment(m, "S1", typ, start, end, sent)),
+            "ehr.enrollment",
+        )
+    };
+    let claim_at = |id: &str, day: &str| (InputEvent::Claim(claim(id, day)), "ehr.claims");
+    // M0001 (the fixtures' claims) is covered to 2024-06-30 and has a paid claim served
+    // 2024-03-03; M0003 is covered to 2025-12-31; M0004 stays covered.
+    drive(
+        &engine,
+        &mut parts,
+        &[
+            enrol("M0001", Add, "2024-01-01", Some("2024-06-30"), "2023-12-01"),
+            enrol("M0003", Add, "2024-01-01", Some("2025-12-31"), "2023-12-01"),
+            enrol("M0004", Add, "2024-01-01", None, "2023-12-01"),
+            claim_at("C1", "2024-03-05"),
+            (
+                InputEvent::Remit(remit("C1", "2024-03-20", "1", 45_000, &[])),
+                "x12.835",
+            ),
+        ],
+    );
+    let sums = pmpm_of(&parts);
+    assert_eq!(
+        sums.months.get(&202_403).map(|m| m.eligible_paid_cents),
+        Some(45_000)
+    );
+    // The watermark reaches 2026-06-01: M0001's last month (2024-06) closes.
+    drive(&engine, &mut parts, &[claim_at("C2", "2026-05-31")]);
+    assert!(parts[0].enrolment().get("M0001").is_some(), "not yet due");
+    drive(&engine, &mut parts, &[claim_at("C3", "2026-06-02")]);
+    assert!(parts[0].enrolment().get("M0001").is_none(), "retired");
+    assert!(parts[0].enrolment().get("M0003").is_some());
+    assert!(parts[0].enrolment().get("M0004").is_some());
+    assert_eq!(parts[0].stats().enrolment_retired, 1);
+    assert_eq!(pmpm_of(&parts), sums, "its contribution stays in the sums");
+    // A full eligibility file re-sends the old span, and a reversal of the 2024 claim arrives:
+    // both are about closed months of a member no longer in state.
+    drive(
+        &engine,
+        &mut parts,
+        &[enrol(
+            "M0001",
+            Add,
+            "2024-01-01",
+            Some("2024-06-30"),
+            "2026-06-03",
+        )],
+    );
+    parts[0].apply_member_paid(&paid("M0001", "C1", "2024-03-03", 0, "2026-06-04"));
+    assert!(parts[0].enrolment().get("M0001").is_none());
+    assert_eq!(parts[0].stats().enrolment_dropped, 1);
+    assert_eq!(parts[0].stats().pmpm_paid_dropped, 1);
+    assert_eq!(pmpm_of(&parts), sums, "not counted twice");
+    // The member comes back: a new open span is applied (and keeps it in state).
+    drive(
+        &engine,
+        &mut parts,
+        &[enrol("M0001", Add, "2026-07-01", None, "2026-06-05")],
+    );
+    assert!(parts[0].enrolment().get("M0001").is_some());
+    // After a restart the rebuilt timers retire M0003 once its last month (2025-12) closes.
+    parts[0].checkpoint(&BTreeMap::new()).unwrap();
+    drop(parts);
+    let mut parts = vec![open()];
+    drive(&engine, &mut parts, &[claim_at("C4", "2027-12-02")]);
+    assert!(
+        parts[0].enrolment().get("M0003").is_none(),
+        "retired after the restart"
+    );
+    assert!(parts[0].enrolment().get("M0004").is_some(), "still covered");
+    assert!(parts[0].enrolment().get("M0001").is_some(), "covered again");
+}

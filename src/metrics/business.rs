@@ -161,6 +161,7 @@ pub(crate) struct Kpi {
     monitor_dropped: Vec<IntCounter>,
     /// Paid amounts dropped by the PMPM flow for a closed service month.
     pmpm_paid_dropped: IntCounter,
+    pub(crate) enrollment_dropped: IntCounter,
     /// Vaccine doses dropped by the care-gap flow for a settled season.
     care_gap_doses_dropped: IntCounter,
 
@@ -346,7 +347,12 @@ impl Kpi {
         let pmpm_paid_dropped = counter(
             r,
             "claimwatch_pmpm_paid_dropped_total",
-            "Paid amounts dropped by the PMPM flow because their service month was closed for the member (more than 24 months before the member's latest paid amount).",
+            "Paid amounts dropped by the PMPM flow because their service month was closed for the member (more than 24 months before the member's latest paid amount, or, for a member no longer in state, before the partition's watermark).",
+        )?;
+        let enrollment_dropped = counter(
+            r,
+            "claimwatch_pmpm_enrollment_dropped_total",
+            "Enrolment records dropped because they reached a member no longer in state and describe a span that ended in a month closed at the partition's watermark (more than 24 months before it).",
         )?;
         let care_gap_doses_dropped = counter(
             r,
@@ -445,6 +451,7 @@ impl Kpi {
             monitor_alerts,
             monitor_dropped,
             pmpm_paid_dropped,
+            enrollment_dropped,
             care_gap_doses_dropped,
             model_info,
             model_versions: RwLock::new([None, None]),

@@ -764,6 +764,12 @@ impl Metrics {
         self.kpi.late_drops(pmpm_paid, care_gap_doses);
     }
 
+    /// Counts enrolment records dropped because they reached a departed member after its months
+    /// closed (see [`crate::core::PartitionStats::enrolment_dropped`]; the increase).
+    pub fn observe_enrollment_dropped(&self, n: u64) {
+        self.kpi.enrollment_dropped.inc_by(n);
+    }
+
     pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {
         let mut b = itoa::Buffer::new();
         let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {

@@ -82,9 +82,10 @@ pub struct RuntimeConfig {
     /// How often the model directory is checked for new artifacts (hot reload, see
     /// `score::reload`); 0 disables the reload.
     pub model_reload_interval_ms: u64,
-    /// Every [`C_HEAP_TRIM_INTERVAL`], give glibc's free pages back to the kernel when its arenas
-    /// hold more than this many MiB free (`memory::trim_c_heap`: librdkafka's pre-fetched records
-    /// freed after a lag stay resident otherwise); 0 disables the trim. glibc only.
+    /// Every [`C_HEAP_TRIM_INTERVAL`], look at glibc's free bytes and give their pages back to the
+    /// kernel when they exceed this many MiB (`memory::trim_c_heap`, when
+    /// `memory::TrimPolicy` says so: librdkafka's pre-fetched records freed after a lag stay
+    /// resident otherwise); 0 disables the trim. glibc only.
     pub c_heap_trim_mib: u64,
     /// The authenticated read API on the `http_listen` server (off by default).
     pub api: crate::api::ApiConfig,

@@ -773,14 +773,15 @@ impl Service {
     }
 }
 
-/// Every [`config::C_HEAP_TRIM_INTERVAL`], gives glibc's free pages back to the kernel when its
-/// arenas hold more than `min_free` bytes free (`memory::trim_c_heap`), on a thread of lowered
-/// priority so the walk over the arenas does not hold a runtime thread; times each trim.
+/// Every [`config::C_HEAP_TRIM_INTERVAL`], samples glibc's free bytes and trims its heap when
+/// [`crate::memory::TrimPolicy`] says so (`memory::trim_c_heap`), on a thread of lowered priority
+/// so the walk over the arenas does not hold a runtime thread; times each trim.
 async fn trim_c_heap(
     min_free: u64,
     metrics: Arc<crate::metrics::Metrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut policy = crate::memory::TrimPolicy::new(min_free);
     let mut tick = tokio::time::interval(config::C_HEAP_TRIM_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -789,11 +790,17 @@ async fn trim_c_heap(
             _ = tick.tick() => {},
             _ = stop.changed() => return,
         }
+        let Some(free) = crate::memory::c_heap_free() else {
+            return;
+        };
+        if !policy.due(free, Instant::now()) {
+            continue;
+        }
         let started = Instant::now();
-        let trimmed =
-            background::run_lowered("c-heap-trim", move || crate::memory::trim_c_heap(min_free))
-                .await;
-        if let Ok(Some(Some(free))) = trimmed {
+        if background::run_lowered("c-heap-trim", crate::memory::trim_c_heap)
+            .await
+            .is_ok()
+        {
             let took = started.elapsed();
             metrics.c_heap_trimmed(free, took);
             tracing::debug!(

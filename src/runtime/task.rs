@@ -544,6 +544,7 @@ impl Task {
         let core_started = Instant::now();
         match rec.body {
             Ok(Body::Event(event)) => {
+                let late = self.partition.stats().enrolment_dropped;
                 self.partition.apply(
                     engine,
                     &event,
@@ -552,6 +553,10 @@ impl Task {
                     &mut self.out,
                     &mut self.costs,
                 );
+                let now = self.partition.stats().enrolment_dropped;
+                if now != late {
+                    shared.metrics.observe_enrollment_dropped(now - late);
+                }
             }
             Ok(Body::Rekeyed(r)) => {
                 let before = self.partition.stats().monitor_facts_dropped;
