@@ -1,8 +1,9 @@
 //! Entries and encoded bytes per state table in a stopped service's state directory (sled), for
 //! telling which table's values grow over a soak, and the heap the state takes once decoded into
 //! the hot view (what a partition's restore from disk allocates: values, keys, hash tables, the
-//! timer index), against which the service's `claimwatch_heap_live_bytes` can be set:
-//! `cargo run --release --example state_sizes DIR`.
+//! timer index), against which the service's `claimwatch_heap_live_bytes` can be set, and the
+//! bytes one decoded value of the two largest tables takes (its inline size plus its own heap, no
+//! key or table): `cargo run --release --example state_sizes DIR`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -68,8 +69,41 @@ fn main() {
         entries += n;
         encoded += bytes;
     }
+    count_heap();
+    value_bytes::<claimwatch::reconcile::ClaimState>(&db, "claims");
+    value_bytes::<claimwatch::enrolment::EnrolmentState>(&db, "enrolment");
     drop(db);
     decoded(Path::new(&dir), &partitions, entries, encoded);
+}
+
+/// Decodes every value of `table` (all partitions) into a vector and prints the mean bytes one
+/// takes: its inline size plus the heap it owns.
+fn value_bytes<V: serde::de::DeserializeOwned>(db: &sled::Db, table: &str) {
+    let Some(&(_, prefix)) = claimwatch::core::TABLES.iter().find(|(t, _)| *t == table) else {
+        return;
+    };
+    let before = live_heap_bytes().unwrap_or(0);
+    let mut values: Vec<V> = Vec::new();
+    for name in db.tree_names() {
+        let Ok(tree) = db.open_tree(&name) else {
+            continue;
+        };
+        for (_, v) in tree.scan_prefix([prefix]).flatten() {
+            if let Ok((value, _)) =
+                bincode::serde::decode_from_slice::<V, _>(&v, bincode::config::standard())
+            {
+                values.push(value);
+            }
+        }
+    }
+    values.shrink_to_fit();
+    let bytes = live_heap_bytes().unwrap_or(0) - before;
+    println!(
+        "decoded {table} values: {} of {} bytes each (inline {} + own heap)",
+        values.len(),
+        bytes / values.len().max(1) as i64,
+        std::mem::size_of::<V>()
+    );
 }
 
 /// Opens every partition as the service does after a restart and counts the heap it takes.
@@ -83,6 +117,7 @@ fn decoded(dir: &Path, partitions: &[i32], entries: u64, encoded: u64) {
     };
     let engine = Engine::new(Default::default(), RefData::shared());
     count_heap();
+    let base = live_heap_bytes().unwrap_or(0);
     let mut open = Vec::new();
     for &p in partitions {
         let before = live_heap_bytes().unwrap_or(0);
@@ -99,7 +134,7 @@ fn decoded(dir: &Path, partitions: &[i32], entries: u64, encoded: u64) {
             Err(e) => eprintln!("state_sizes: partition {p}: {e}"),
         }
     }
-    let total = live_heap_bytes().unwrap_or(0);
+    let total = live_heap_bytes().unwrap_or(0) - base;
     println!(
         "decoded: {entries} entries, {} MiB encoded, {} MiB on the heap ({} bytes per entry; sled's reads included)",
         encoded >> 20,

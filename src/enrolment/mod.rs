@@ -80,6 +80,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
@@ -142,11 +143,11 @@ pub fn format_month(m: i32) -> String {
 /// One coverage span as its latest record describes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpanRec {
-    pub span_id: String,
+    pub span_id: CompactString,
     pub event_time: EpochMillis,
-    pub event_id: String,
+    pub event_id: CompactString,
     pub maintenance_type: MaintenanceType,
-    pub payer_id: String,
+    pub payer_id: CompactString,
     pub payer_category: PayerCategory,
     pub start: EpochDay,
     pub end: Option<EpochDay>,
@@ -155,7 +156,7 @@ pub struct SpanRec {
 /// One claim of the member: paid to date, service date.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PaidClaim {
-    pub claim_id: String,
+    pub claim_id: CompactString,
     pub service_date: EpochDay,
     pub paid_cents: i64,
     pub event_time: EpochMillis,
@@ -270,11 +271,11 @@ fn covered(coverage: &[(EpochDay, Option<EpochDay>)], day: EpochDay) -> bool {
 /// record in force.
 pub fn apply_enrollment(st: &mut EnrolmentState, e: &MemberEnrollment) -> bool {
     let rec = SpanRec {
-        span_id: e.span_id.clone(),
+        span_id: e.span_id.as_str().into(),
         event_time: e.event_time,
-        event_id: e.event_id.clone(),
+        event_id: e.event_id.as_str().into(),
         maintenance_type: e.maintenance_type,
-        payer_id: e.payer_id.clone(),
+        payer_id: e.payer_id.as_str().into(),
         payer_category: e.payer_category,
         start: e.coverage_start_date,
         end: e.coverage_end_date,
@@ -313,7 +314,7 @@ pub fn apply_paid(st: &mut EnrolmentState, p: &MemberPaid) -> PaidOutcome {
         return PaidOutcome::Closed;
     }
     let rec = PaidClaim {
-        claim_id: p.claim_id.clone(),
+        claim_id: p.claim_id.as_str().into(),
         service_date: p.service_date,
         paid_cents: p.paid_cents,
         event_time: p.event_time,

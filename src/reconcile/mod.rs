@@ -38,6 +38,7 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -90,12 +91,12 @@ pub struct SubmissionRec {
     pub submitted_date: EpochDay,
     /// Service (from) date: the PMPM's incurred month (`enrolment` module).
     pub service_date: EpochDay,
-    pub member_id: String,
-    pub payer_id: String,
+    pub member_id: CompactString,
+    pub payer_id: CompactString,
     pub payer_category: PayerCategory,
-    pub provider_id: String,
-    pub department: String,
-    pub encounter_id: Option<String>,
+    pub provider_id: CompactString,
+    pub department: CompactString,
+    pub encounter_id: Option<CompactString>,
     pub billed_cents: i64,
     pub expected_cents: Option<i64>,
     /// Offset of the record in its input topic partition (-1 unknown); the topic is the claims
@@ -109,9 +110,9 @@ pub struct AckRec {
     pub id: u64,
     pub event_time: EpochMillis,
     pub ack_date: EpochDay,
-    pub category: String,
-    pub code: String,
-    pub payer_claim_control_number: Option<String>,
+    pub category: CompactString,
+    pub code: CompactString,
+    pub payer_claim_control_number: Option<CompactString>,
     /// Offset in the 277CA topic's partition of this claim (-1 unknown).
     pub offset: i64,
 }
@@ -122,13 +123,13 @@ pub struct RemitRec {
     pub id: u64,
     pub event_time: EpochMillis,
     pub payment_date: EpochDay,
-    pub status: String,
+    pub status: CompactString,
     pub paid_cents: i64,
     pub patient_cents: i64,
-    pub payer_claim_control_number: Option<String>,
+    pub payer_claim_control_number: Option<CompactString>,
     /// (group, CARC, cents) of every claim- and line-level CAS triplet.
-    pub adjustments: Vec<(AdjustmentGroup, String, i64)>,
-    pub remarks: Vec<String>,
+    pub adjustments: Vec<(AdjustmentGroup, CompactString, i64)>,
+    pub remarks: Vec<CompactString>,
     pub has_findings: bool,
     /// Offset in the 835 topic's partition of this claim (-1 unknown).
     pub offset: i64,
@@ -293,12 +294,12 @@ impl Reconciler {
                 frequency: c.frequency,
                 submitted_date: c.submitted_date,
                 service_date: c.service_date,
-                member_id: c.member_id.clone(),
-                payer_id: c.payer_id.clone(),
+                member_id: c.member_id.as_str().into(),
+                payer_id: c.payer_id.as_str().into(),
                 payer_category: c.payer_category,
-                provider_id: c.provider_id.clone(),
-                department: c.department.clone(),
-                encounter_id: c.encounter_id.clone(),
+                provider_id: c.provider_id.as_str().into(),
+                department: c.department.as_str().into(),
+                encounter_id: c.encounter_id.as_deref().map(CompactString::from),
                 billed_cents: c.billed_cents,
                 expected_cents: c.expected_cents,
                 offset,
@@ -309,9 +310,14 @@ impl Reconciler {
                     id,
                     event_time: a.event_time,
                     ack_date: a.ack_date,
-                    category: primary.map(|s| s.category.clone()).unwrap_or_default(),
-                    code: primary.map(|s| s.code.clone()).unwrap_or_default(),
-                    payer_claim_control_number: a.payer_claim_control_number.clone(),
+                    category: primary
+                        .map(|s| s.category.as_str().into())
+                        .unwrap_or_default(),
+                    code: primary.map(|s| s.code.as_str().into()).unwrap_or_default(),
+                    payer_claim_control_number: a
+                        .payer_claim_control_number
+                        .as_deref()
+                        .map(CompactString::from),
                     offset,
                 })
             }
@@ -319,19 +325,22 @@ impl Reconciler {
                 id,
                 event_time: r.event_time,
                 payment_date: r.payment_date,
-                status: r.claim_status.clone(),
+                status: r.claim_status.as_str().into(),
                 paid_cents: r.paid_cents,
                 patient_cents: r.patient_responsibility_cents,
-                payer_claim_control_number: r.payer_claim_control_number.clone(),
+                payer_claim_control_number: r
+                    .payer_claim_control_number
+                    .as_deref()
+                    .map(CompactString::from),
                 adjustments: r
                     .all_adjustments()
-                    .map(|a| (a.group, a.reason.clone(), a.amount_cents))
+                    .map(|a| (a.group, a.reason.as_str().into(), a.amount_cents))
                     .collect(),
                 remarks: r
                     .remarks
                     .iter()
                     .chain(r.lines.iter().flat_map(|l| l.remarks.iter()))
-                    .cloned()
+                    .map(|m| m.as_str().into())
                     .collect(),
                 has_findings: !r.findings.is_empty(),
                 offset,
@@ -853,15 +862,16 @@ impl Reconciler {
             cause: UpdateCause::Submission,
             status,
             previous_status: None,
-            member_id: current.map(|c| c.member_id.clone()),
-            payer_id: current.map(|c| c.payer_id.clone()),
+            member_id: current.map(|c| c.member_id.to_string()),
+            payer_id: current.map(|c| c.payer_id.to_string()),
             payer_category: current.map(|c| c.payer_category),
-            provider_id: current.map(|c| c.provider_id.clone()),
-            department: current.map(|c| c.department.clone()),
-            encounter_id: current.and_then(|c| c.encounter_id.clone()),
+            provider_id: current.map(|c| c.provider_id.to_string()),
+            department: current.map(|c| c.department.to_string()),
+            encounter_id: current.and_then(|c| c.encounter_id.as_ref().map(|e| e.to_string())),
             payer_claim_control_number: primary
-                .and_then(|r| r.payer_claim_control_number.clone())
-                .or_else(|| latest_ack.and_then(|a| a.payer_claim_control_number.clone())),
+                .and_then(|r| r.payer_claim_control_number.as_ref())
+                .or_else(|| latest_ack.and_then(|a| a.payer_claim_control_number.as_ref()))
+                .map(|n| n.to_string()),
             submitted_date: current.map(|c| c.submitted_date),
             billed_cents: current.map_or(0, |c| c.billed_cents),
             expected_cents: expected,
