@@ -72,8 +72,10 @@
 //! member cannot be counted twice: an enrolment record of a span that ended in a closed month
 //! (`claimwatch_pmpm_enrollment_dropped_total`; a full eligibility file re-sending old, ended
 //! spans is the usual case) and a paid amount for a closed service month
-//! (`claimwatch_pmpm_paid_dropped_total`). Both rules use the watermark, so replay and the
-//! service agree as long as each partition sees its records in the same order.
+//! (`claimwatch_pmpm_paid_dropped_total`). Both rules use the partition's watermark, which the
+//! service reaches a little later than replay for re-keyed paid amounts (they travel through an
+//! internal topic), so the two agree except for a record about a month that closes within that
+//! delay: a paid amount ~24 months after its service month.
 //!
 //! **Not done.** The `pmpm` sums keep every month (one entry of three integers per month of
 //! history).
