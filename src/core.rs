@@ -373,6 +373,21 @@ pub struct PartitionStats {
     pub readmissions_aged_out: crate::readmit::AgedOut,
 }
 
+impl PartitionStats {
+    /// Entries that left the state by retention so far, by table (`TABLES` names): expired
+    /// claims, members whose look-back emptied, care-gap histories, retired enrolment entries and
+    /// payer monitor windows.
+    pub fn expired(&self) -> [(&'static str, u64); 5] {
+        [
+            ("claims", self.claims_expired),
+            ("members", self.members_expired),
+            ("care_gaps", self.care_gap_members_expired),
+            ("enrolment", self.enrolment_retired),
+            ("payer_windows", self.monitor_windows_expired),
+        ]
+    }
+}
+
 /// The state and timers of one partition.
 pub struct Partition {
     id: i32,
@@ -1927,6 +1942,18 @@ mod tests {
     }
 
     /// `claimwatch_state_entries` reports each table under its own name: every table once.
+    #[test]
+    fn retention_counts_are_named_after_tables() {
+        let stats = PartitionStats {
+            enrolment_retired: 7,
+            ..Default::default()
+        };
+        for (name, _) in stats.expired() {
+            assert!(TABLES.iter().any(|(t, _)| *t == name), "{name}");
+        }
+        assert!(stats.expired().contains(&("enrolment", 7)));
+    }
+
     #[test]
     fn table_sizes_name_every_table_once() {
         let e = engine();

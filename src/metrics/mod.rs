@@ -171,6 +171,7 @@ pub struct Metrics {
     checkpoint_last_success: Gauge,
     recoveries: IntCounter,
     state_entries: IntGaugeVec,
+    state_expired: IntCounterVec,
     state_disk: IntGauge,
     restores: [IntCounter; 2],
     restored_entries: IntCounter,
@@ -543,6 +544,16 @@ impl Metrics {
             "Keys held in the hot state, by store (claims, members) and partition.",
             &["store", "partition"],
         )?;
+        let state_expired = counter_vec(
+            &r,
+            "claimwatch_state_expired_total",
+            "State entries that left the hot state and the store by retention, by store (claims expired, members whose look-back emptied, care-gap histories, retired enrolment entries, payer monitor windows).",
+            &["store"],
+        )?;
+        // Every store with retention exports its series from the start, at 0.
+        for (store, _) in crate::core::PartitionStats::default().expired() {
+            state_expired.with_label_values(&[store]);
+        }
         let state_disk = int_gauge(
             &r,
             "claimwatch_state_disk_bytes",
@@ -607,6 +618,7 @@ impl Metrics {
             checkpoint_last_success,
             recoveries,
             state_entries,
+            state_expired,
             state_disk,
             restores,
             restored_entries,
@@ -768,6 +780,16 @@ impl Metrics {
     /// closed (see [`crate::core::PartitionStats::enrolment_dropped`]; the increase).
     pub fn observe_enrollment_dropped(&self, n: u64) {
         self.kpi.enrollment_dropped.inc_by(n);
+    }
+
+    /// Counts `n` entries of `store` that left the state by retention.
+    pub fn state_expired(&self, store: &str, n: u64) {
+        let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {
+            store
+        } else {
+            labels::OTHER
+        };
+        self.state_expired.with_label_values(&[store]).inc_by(n);
     }
 
     pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {

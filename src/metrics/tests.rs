@@ -563,6 +563,9 @@ fn runtime_hooks_show_in_the_scrape() {
     m.set_assigned_partitions(2);
     m.set_state_entries("claims", 1, 42);
     m.set_state_entries("bogus", 1, 1);
+    m.state_expired("enrolment", 3);
+    m.state_expired("enrolment", 2);
+    m.state_expired("bogus", 1);
     m.restored(RestoreSource::Changelog, 9);
     m.set_model_quality("denial", 0.71, 0.03, 0.08);
     let s = scrape(&m);
@@ -621,6 +624,18 @@ fn runtime_hooks_show_in_the_scrape() {
     );
     assert_eq!(
         value(&s, "claimwatch_state_entries", &[("store", "other")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "claimwatch_state_expired_total",
+            &[("store", "enrolment")]
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        value(&s, "claimwatch_state_expired_total", &[("store", "other")]),
         Some(1.0)
     );
     assert_eq!(

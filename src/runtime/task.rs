@@ -256,6 +256,8 @@ pub(crate) struct Task {
     buf: Vec<u8>,
     /// Records handled since the last checkpoint.
     unsaved: u64,
+    /// The partition's retention counts (`PartitionStats::expired`) last reported.
+    expired_reported: [u64; 5],
     idle_since: Option<Instant>,
     /// An output that could not even be queued; the next checkpoint fails with it.
     failed_enqueue: Option<KafkaError>,
@@ -305,6 +307,7 @@ impl Task {
             provider: Vec::new(),
             buf: Vec::with_capacity(4096),
             unsaved: 0,
+            expired_reported: [0; 5],
             idle_since: None,
             failed_enqueue: None,
             topic_metrics,
@@ -1071,11 +1074,25 @@ impl Task {
     }
 
     /// Keys held in each of the partition's tables (`claimwatch_state_entries`), at each
-    /// checkpoint: `len` of a table is a sum over its shards, cheap at this rate.
-    fn report_state_entries(&self) {
+    /// checkpoint: `len` of a table is a sum over its shards, cheap at this rate; and the entries
+    /// that left by retention since the last report (`claimwatch_state_expired_total`).
+    fn report_state_entries(&mut self) {
         let (p, m) = (&self.partition, &self.shared.metrics);
         for (table, n) in p.table_sizes() {
             m.set_state_entries(table, self.id(), n);
+        }
+        for ((table, now), last) in p
+            .stats()
+            .expired()
+            .into_iter()
+            .zip(self.expired_reported.iter_mut())
+        {
+            // A partition reopened after a failed checkpoint counts from zero again.
+            let new = if now >= *last { now - *last } else { now };
+            if new > 0 {
+                m.state_expired(table, new);
+            }
+            *last = now;
         }
     }
 
