@@ -562,7 +562,7 @@ impl Metrics {
         let c_heap_trim = histogram(
             &r,
             "claimwatch_c_heap_trim_duration_seconds",
-            "Time of each trim of glibc's heap (malloc_trim when its arenas hold more than c_heap_trim_mib free); the count is the number of trims.",
+            "Time of each trim of glibc's heap (malloc_trim once its free bytes passed c_heap_trim_mib and grew since the last trim); the count is the number of trims.",
             &CHECKPOINT_BUCKETS,
         )?;
         let c_heap_trim_free = int_gauge(
@@ -784,21 +784,14 @@ impl Metrics {
 
     /// Counts `n` entries of `store` that left the state by retention.
     pub fn state_expired(&self, store: &str, n: u64) {
-        let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {
-            store
-        } else {
-            labels::OTHER
-        };
-        self.state_expired.with_label_values(&[store]).inc_by(n);
+        self.state_expired
+            .with_label_values(&[store_label(store)])
+            .inc_by(n);
     }
 
     pub fn set_state_entries(&self, store: &str, partition: i32, entries: usize) {
         let mut b = itoa::Buffer::new();
-        let store = if crate::core::TABLES.iter().any(|(t, _)| *t == store) {
-            store
-        } else {
-            labels::OTHER
-        };
+        let store = store_label(store);
         self.state_entries
             .with_label_values(&[store, b.format(partition)])
             .set(entries as i64);
@@ -855,6 +848,15 @@ impl Metrics {
     /// A changed model file was loaded (`loaded`) or refused.
     pub fn model_reload(&self, kind: crate::score::reload::Artifact, loaded: bool) {
         self.kpi.monitor.reload(kind, loaded);
+    }
+}
+
+/// A `store` label: a table name of `core::TABLES`, else `other`.
+fn store_label(store: &str) -> &str {
+    if crate::core::TABLES.iter().any(|(t, _)| *t == store) {
+        store
+    } else {
+        labels::OTHER
     }
 }
 

@@ -258,6 +258,8 @@ pub(crate) struct Task {
     unsaved: u64,
     /// The partition's retention counts (`PartitionStats::expired`) last reported.
     expired_reported: [u64; 5],
+    /// `PartitionStats::enrolment_dropped` last reported.
+    enrolment_dropped_reported: u64,
     idle_since: Option<Instant>,
     /// An output that could not even be queued; the next checkpoint fails with it.
     failed_enqueue: Option<KafkaError>,
@@ -308,6 +310,7 @@ impl Task {
             buf: Vec::with_capacity(4096),
             unsaved: 0,
             expired_reported: [0; 5],
+            enrolment_dropped_reported: 0,
             idle_since: None,
             failed_enqueue: None,
             topic_metrics,
@@ -547,7 +550,6 @@ impl Task {
         let core_started = Instant::now();
         match rec.body {
             Ok(Body::Event(event)) => {
-                let late = self.partition.stats().enrolment_dropped;
                 self.partition.apply(
                     engine,
                     &event,
@@ -556,10 +558,6 @@ impl Task {
                     &mut self.out,
                     &mut self.costs,
                 );
-                let now = self.partition.stats().enrolment_dropped;
-                if now != late {
-                    shared.metrics.observe_enrollment_dropped(now - late);
-                }
             }
             Ok(Body::Rekeyed(r)) => {
                 let before = self.partition.stats().monitor_facts_dropped;
@@ -1074,8 +1072,9 @@ impl Task {
     }
 
     /// Keys held in each of the partition's tables (`claimwatch_state_entries`), at each
-    /// checkpoint: `len` of a table is a sum over its shards, cheap at this rate; and the entries
-    /// that left by retention since the last report (`claimwatch_state_expired_total`).
+    /// checkpoint: `len` of a table is a sum over its shards, cheap at this rate; and, since the
+    /// last report, the entries that left by retention (`claimwatch_state_expired_total`) and the
+    /// enrolment records dropped as too late (`claimwatch_pmpm_enrollment_dropped_total`).
     fn report_state_entries(&mut self) {
         let (p, m) = (&self.partition, &self.shared.metrics);
         for (table, n) in p.table_sizes() {
@@ -1087,12 +1086,17 @@ impl Task {
             .into_iter()
             .zip(self.expired_reported.iter_mut())
         {
-            // A partition reopened after a failed checkpoint counts from zero again.
-            let new = if now >= *last { now - *last } else { now };
+            let new = advance(last, now);
             if new > 0 {
                 m.state_expired(table, new);
             }
-            *last = now;
+        }
+        let dropped = advance(
+            &mut self.enrolment_dropped_reported,
+            p.stats().enrolment_dropped,
+        );
+        if dropped > 0 {
+            m.observe_enrollment_dropped(dropped);
         }
     }
 
@@ -1406,9 +1410,29 @@ fn late_drops(s: &crate::core::PartitionStats) -> (u64, u64) {
     (s.pmpm_paid_dropped, s.care_gap_doses_dropped)
 }
 
+/// The increase of a partition counter since `last`, which it then becomes. A partition reopened
+/// after a failed checkpoint counts from zero again: a counter below `last` has restarted.
+fn advance(last: &mut u64, now: u64) -> u64 {
+    let new = if now >= *last { now - *last } else { now };
+    *last = now;
+    new
+}
+
 #[cfg(test)]
 mod buffer_tests {
     use super::*;
+
+    /// Counter deltas: the increase since the last report, and a restarted counter (a reopened
+    /// partition) counts from zero.
+    #[test]
+    fn counters_report_their_increase_and_survive_a_restart() {
+        let mut last = 0;
+        assert_eq!(advance(&mut last, 5), 5);
+        assert_eq!(advance(&mut last, 5), 0);
+        assert_eq!(advance(&mut last, 8), 3);
+        assert_eq!(advance(&mut last, 2), 2, "restarted from zero");
+        assert_eq!(last, 2);
+    }
 
     /// A burst's capacity goes back once the buffer drained, not while it still holds records.
     #[test]
