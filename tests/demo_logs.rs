@@ -27,6 +27,20 @@ fn demo_matches_replay_and_logs_no_identifiers() {
         stdout.contains("summary matches `claimwatch replay` on the same input: yes"),
         "{stdout}"
     );
+    // The live figures, read from the service's metrics, end with every claim in a status.
+    let live = stdout
+        .lines()
+        .find(|l| l.starts_with("live figures at the end"))
+        .unwrap_or_else(|| panic!("no live figures:\n{stdout}"));
+    for part in [
+        "claims: ",
+        "PAID ",
+        "denial rate ",
+        "adjudications",
+        "readmissions ",
+    ] {
+        assert!(live.contains(part), "{part} missing: {live}");
+    }
     let mut ids = std::collections::BTreeSet::new();
     for (file, fields) in [
         ("ehr.claims.jsonl", &["claim_id", "member_id"][..]),

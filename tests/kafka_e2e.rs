@@ -64,7 +64,15 @@ async fn service_on_tansu_equals_replay() {
     }
     // Every processing stage is timed (the Grafana panel "p99 per stage" reads these).
     for stage in [
-        "decode", "core", "encode", "produce", "deliver", "snapshot", "write", "commit",
+        "decode",
+        "core",
+        "encode",
+        "produce",
+        "deliver",
+        "snapshot",
+        "changelog",
+        "write",
+        "commit",
     ] {
         let count = stage_count(&scrape, stage);
         assert!(

@@ -74,6 +74,9 @@ pub enum Stage {
     /// The part of a checkpoint that holds the partition task: serialising the dirty state and
     /// the changelog records (the rest runs beside the task).
     Snapshot,
+    /// Handing a checkpoint's changelog records and its marker to the producer (beside the task,
+    /// yielding the runtime's threads to the partition tasks between slices).
+    Changelog,
     /// Writing a checkpoint's state and offsets to sled (beside the task).
     Write,
     /// Committing a checkpoint's input offsets: to the consumer group (at least once), or with
@@ -83,13 +86,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Self::Decode,
         Self::Core,
         Self::Encode,
         Self::Produce,
         Self::Deliver,
         Self::Snapshot,
+        Self::Changelog,
         Self::Write,
         Self::Commit,
     ];
@@ -102,6 +106,7 @@ impl Stage {
             Self::Produce => "produce",
             Self::Deliver => "deliver",
             Self::Snapshot => "snapshot",
+            Self::Changelog => "changelog",
             Self::Write => "write",
             Self::Commit => "commit",
         }
