@@ -164,6 +164,7 @@ pub(crate) struct Kpi {
     pub(crate) enrollment_dropped: IntCounter,
     /// Vaccine doses dropped by the care-gap flow for a settled season.
     care_gap_doses_dropped: IntCounter,
+    costs_dropped: IntCounter,
 
     model_info: IntGaugeVec,
     model_versions: RwLock<[Option<String>; 2]>,
@@ -354,6 +355,11 @@ impl Kpi {
             "claimwatch_pmpm_enrollment_dropped_total",
             "Enrolment records dropped because they reached a member no longer in state and describe a span that ended in a month closed at the partition's watermark (more than 24 months before it).",
         )?;
+        let costs_dropped = counter(
+            r,
+            "claimwatch_readmissions_costs_dropped_total",
+            "Encounter paid amounts (re-keyed from the claim flow) dropped because they reached a member no longer in state and their event time is more than member_lookback_days before the partition's watermark: the stays they belong to have left the look-back, so no readmission record or cost figure takes them. Non-zero mostly in a backfill in which a partition runs ahead of the claim partitions by more than the look-back.",
+        )?;
         let care_gap_doses_dropped = counter(
             r,
             "claimwatch_care_gap_doses_dropped_total",
@@ -453,6 +459,7 @@ impl Kpi {
             pmpm_paid_dropped,
             enrollment_dropped,
             care_gap_doses_dropped,
+            costs_dropped,
             model_info,
             model_versions: RwLock::new([None, None]),
             model_fallback: resolve(&MODELS, |m| fallback.with_label_values(&[m])),
@@ -509,9 +516,10 @@ impl Kpi {
 
     /// Counts re-keyed records dropped as too late for their member's retention (the increases
     /// since the last call).
-    pub(crate) fn late_drops(&self, pmpm_paid: u64, care_gap_doses: u64) {
+    pub(crate) fn late_drops(&self, pmpm_paid: u64, care_gap_doses: u64, costs: u64) {
         self.pmpm_paid_dropped.inc_by(pmpm_paid);
         self.care_gap_doses_dropped.inc_by(care_gap_doses);
+        self.costs_dropped.inc_by(costs);
     }
 
     fn claim(&self, u: &ClaimLifecycleUpdate) {

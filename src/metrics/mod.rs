@@ -773,12 +773,12 @@ impl Metrics {
     }
 
     /// Counts re-keyed records dropped as too late for their member's retention: PMPM paid
-    /// amounts for a closed month and vaccine doses for a settled season (see
-    /// [`crate::core::PartitionStats::pmpm_paid_dropped`] and
-    /// [`crate::core::PartitionStats::care_gap_doses_dropped`]; pass the increases since the last
-    /// call).
-    pub fn observe_late_drops(&self, pmpm_paid: u64, care_gap_doses: u64) {
-        self.kpi.late_drops(pmpm_paid, care_gap_doses);
+    /// amounts for a closed month, vaccine doses for a settled season and encounter costs of
+    /// stays that left the look-back (see [`crate::core::PartitionStats::pmpm_paid_dropped`],
+    /// [`crate::core::PartitionStats::care_gap_doses_dropped`] and
+    /// [`crate::core::PartitionStats::stale_costs`]; pass the increases since the last call).
+    pub fn observe_late_drops(&self, pmpm_paid: u64, care_gap_doses: u64, costs: u64) {
+        self.kpi.late_drops(pmpm_paid, care_gap_doses, costs);
     }
 
     /// Counts enrolment records dropped because they reached a departed member after its months

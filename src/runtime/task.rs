@@ -566,9 +566,11 @@ impl Task {
                 self.partition.take_rekeyed(&mut self.costs);
                 let now = late_drops(self.partition.stats());
                 if now != late {
-                    shared
-                        .metrics
-                        .observe_late_drops(now.0 - late.0, now.1 - late.1);
+                    shared.metrics.observe_late_drops(
+                        now.0 - late.0,
+                        now.1 - late.1,
+                        now.2 - late.2,
+                    );
                 }
                 let after = self.partition.stats().monitor_facts_dropped;
                 if after != before {
@@ -1239,6 +1241,7 @@ impl CheckpointJob {
             stats = Some(write_state(&shared, p).await?);
         }
         // 3. The same entries, then the marker, on the changelog.
+        let handing = Instant::now();
         let mut acks = Vec::with_capacity(changes.len() + 1);
         for c in &changes {
             let topic = shared.config.topics.changelog(c.table);
@@ -1267,6 +1270,9 @@ impl CheckpointJob {
             )
             .await?,
         );
+        shared
+            .metrics
+            .observe_stage(crate::metrics::Stage::Changelog, handing.elapsed());
         let waiting = Instant::now();
         settle(acks).await?;
         delivered += waiting.elapsed();
@@ -1405,9 +1411,10 @@ async fn enqueue(
 }
 
 /// The re-keyed records dropped as too late for their member's retention so far: (PMPM paid
-/// amounts for a closed month, vaccine doses for a settled season).
-fn late_drops(s: &crate::core::PartitionStats) -> (u64, u64) {
-    (s.pmpm_paid_dropped, s.care_gap_doses_dropped)
+/// amounts for a closed month, vaccine doses for a settled season, encounter costs of stays that
+/// left the look-back).
+fn late_drops(s: &crate::core::PartitionStats) -> (u64, u64, u64) {
+    (s.pmpm_paid_dropped, s.care_gap_doses_dropped, s.stale_costs)
 }
 
 /// The increase of a partition counter since `last`, which it then becomes. A partition reopened
