@@ -3,6 +3,8 @@
 //! the warm-up has a frozen forecast, and the forecast error over the generated data is reported
 //! and stays within a documented bound.
 
+#[path = "support/fixture_dir.rs"]
+mod fixture_dir;
 #[path = "support/replayed.rs"]
 mod replayed;
 use replayed::Fixture;

@@ -11,6 +11,9 @@ use claimwatch::generate::{generate, write::write_population, GenerateConfig, Ge
 use claimwatch::model::{ClaimLifecycleUpdate, ClaimStatus, ReadmissionAction, ReadmissionEvent};
 use claimwatch::replay::{run, ReplayOptions};
 
+#[path = "support/fixture_dir.rs"]
+mod fixture_dir;
+
 fn replay(input: &Path, out: &Path, partitions: u32) {
     let config = CoreConfig {
         partitions,
@@ -89,9 +92,8 @@ impl Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        // Under Cargo's target/tmp: a static is never dropped, so a TempDir in /tmp would
-        // outlive every test run.
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        // A static is never dropped: see `fixture_dir`.
+        let dir = fixture_dir::tempdir();
         let g = generate(&GenerateConfig {
             members: 3000,
             seed: 7,

@@ -4,6 +4,8 @@
 //! encounter and claim lies inside its member's span, and bad enrolment records are
 //! dead-lettered.
 
+#[path = "support/fixture_dir.rs"]
+mod fixture_dir;
 #[path = "support/replayed.rs"]
 mod replayed;
 use replayed::{lines, Fixture};

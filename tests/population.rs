@@ -3,6 +3,8 @@
 //! agree with the generator's true probabilities, and the aggregate does not depend on the order
 //! the facts arrive in.
 
+#[path = "support/fixture_dir.rs"]
+mod fixture_dir;
 #[path = "support/replayed.rs"]
 mod replayed;
 use replayed::{lines, Fixture};

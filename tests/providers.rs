@@ -4,6 +4,8 @@
 //! count from the final lifecycles, and the generator's effects show (or, where it has none, do
 //! not show) in the risk-adjusted comparison and the denial rates.
 
+#[path = "support/fixture_dir.rs"]
+mod fixture_dir;
 #[path = "support/replayed.rs"]
 mod replayed;
 use replayed::{lines, Fixture};

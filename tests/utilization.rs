@@ -3,6 +3,8 @@
 //! (the winning record of each encounter, as the detector decides), and the prediction intervals
 //! cover about their nominal share of what then happened.
 
+#[path = "support/fixture_dir.rs"]
+mod fixture_dir;
 #[path = "support/replayed.rs"]
 mod replayed;
 use replayed::{lines, Fixture};

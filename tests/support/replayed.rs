@@ -20,11 +20,10 @@ impl Fixture {
     /// Generates `members` with `seed`, writes them as JSON to `<dir>/in` and replays them with
     /// `config` into `<dir>/out`.
     ///
-    /// The directory is under Cargo's `target/tmp`, not the system's: the tests keep their
-    /// fixture in a `static`, which is never dropped, so a `TempDir` in `/tmp` outlived every
-    /// test run (six such directories, ~700 MB, per `cargo test`).
+    /// The directory comes from [`crate::fixture_dir::tempdir`]: the tests keep their fixture in
+    /// a `static`, which is never dropped.
     pub fn replay(members: usize, seed: u64, config: CoreConfig) -> Self {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = crate::fixture_dir::tempdir();
         let g = generate(&GenerateConfig {
             members,
             seed,
