@@ -6,6 +6,8 @@
 //! - `core/hot_only_without_analytics`: `hot_only` with the population analytics of issue 8 off
 //!   (readmission summary and ROI, care gaps, high-cost members, cash forecast, provider KPIs).
 //! - `codec/avro_decode` and `codec/avro_decode_encode`: Confluent-framed Avro records/s.
+//! - `allocator/*`: alloc + dealloc pairs through mimalloc and through the binary's heap-counting
+//!   wrapper, counting off (the default) and on.
 //! - Memory per open claim and per tracked member: `loadtest/benches/memory.rs`.
 //!
 //! Run: `cargo bench --bench core` (figures in BENCHMARKS.md).
@@ -19,9 +21,11 @@ use claimwatch::config::CoreConfig;
 use claimwatch::model::{ClaimAck, ClaimSubmitted, Encounter, InputEvent, Remittance};
 use claimwatch::state::StateDb;
 
-/// The allocator of the `claimwatch` binary, so the figures are the service's.
+/// The allocator of the `claimwatch` binary (mimalloc behind the heap-counting wrapper, counting
+/// off), so the figures are the service's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: claimwatch::memory::CountingAlloc<mimalloc::MiMalloc> =
+    claimwatch::memory::CountingAlloc(mimalloc::MiMalloc);
 
 mod common;
 use common::{drive, engine, engine_without_analytics, events, open, MEMBERS};
@@ -163,7 +167,44 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// What the binary's heap-counting wrapper costs: alloc + dealloc pairs of 16, 64, 256 and 4,096
+/// bytes through mimalloc itself, through `CountingAlloc<MiMalloc>` with counting off (the
+/// default), and with counting on (`CLAIMWATCH_COUNT_HEAP=1`; last, as it cannot be switched off).
+fn allocator(c: &mut Criterion) {
+    use std::alloc::{GlobalAlloc, Layout};
+    const PAIRS: usize = 1000;
+    let layouts: Vec<Layout> = [16, 64, 256, 4096]
+        .iter()
+        .map(|s| Layout::from_size_align(*s, 8).expect("a valid layout"))
+        .collect();
+    fn pairs<A: GlobalAlloc>(a: &A, layouts: &[Layout]) {
+        for _ in 0..PAIRS {
+            for l in layouts {
+                // SAFETY: a non-zero size; the pointer is freed once with its own layout.
+                unsafe {
+                    let p = a.alloc(*l);
+                    if !p.is_null() {
+                        criterion::black_box(p);
+                        a.dealloc(p, *l);
+                    }
+                }
+            }
+        }
+    }
+    let raw = mimalloc::MiMalloc;
+    let wrapped = claimwatch::memory::CountingAlloc(mimalloc::MiMalloc);
+    let mut g = c.benchmark_group("allocator");
+    g.throughput(Throughput::Elements((PAIRS * layouts.len()) as u64));
+    g.bench_function("mimalloc", |b| b.iter(|| pairs(&raw, &layouts)));
+    g.bench_function("counting_off", |b| b.iter(|| pairs(&wrapped, &layouts)));
+    g.bench_function("counting_on", |b| {
+        claimwatch::memory::count_heap();
+        b.iter(|| pairs(&wrapped, &layouts))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, allocator);
 
 fn main() {
     claimwatch::memory::prefer_small_pages();
