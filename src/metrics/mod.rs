@@ -148,6 +148,7 @@ pub struct Metrics {
     stage_duration: [Histogram; Stage::ALL.len()],
     e2e_latency: [Histogram; OUTPUT_TOPICS.len()],
     dead_letters: IntCounterVec,
+    duplicates: IntCounter,
     pub(crate) watermark_ms: AtomicI64,
     watermark: Gauge,
     service_ready: IntGauge,
@@ -446,6 +447,11 @@ impl Metrics {
             "Input records refused and dead-lettered, by reason code and source topic.",
             &["reason", "topic"],
         )?;
+        let duplicates = counter(
+            &r,
+            "claimwatch_pipeline_duplicates_total",
+            "Input records recognised as a repeat of one already applied (the same claim, acknowledgment, remittance or enrolment record sent again) and ignored: nothing changes and nothing is emitted. Counted at each checkpoint.",
+        )?;
         let watermark = gauge(
             &r,
             "claimwatch_pipeline_watermark_timestamp_seconds",
@@ -600,6 +606,7 @@ impl Metrics {
             stage_duration,
             e2e_latency,
             dead_letters,
+            duplicates,
             watermark_ms: AtomicI64::new(i64::MIN),
             watermark,
             service_ready,
@@ -779,6 +786,12 @@ impl Metrics {
     /// [`crate::core::PartitionStats::stale_costs`]; pass the increases since the last call).
     pub fn observe_late_drops(&self, pmpm_paid: u64, care_gap_doses: u64, costs: u64) {
         self.kpi.late_drops(pmpm_paid, care_gap_doses, costs);
+    }
+
+    /// Counts input records ignored as repeats ([`crate::core::PartitionStats::duplicates`]; the
+    /// increase).
+    pub fn observe_duplicates(&self, n: u64) {
+        self.duplicates.inc_by(n);
     }
 
     /// Counts enrolment records dropped because they reached a departed member after its months

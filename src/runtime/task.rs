@@ -260,6 +260,8 @@ pub(crate) struct Task {
     expired_reported: [u64; 5],
     /// `PartitionStats::enrolment_dropped` last reported.
     enrolment_dropped_reported: u64,
+    /// `PartitionStats::duplicates` last reported.
+    duplicates_reported: u64,
     idle_since: Option<Instant>,
     /// An output that could not even be queued; the next checkpoint fails with it.
     failed_enqueue: Option<KafkaError>,
@@ -311,6 +313,7 @@ impl Task {
             unsaved: 0,
             expired_reported: [0; 5],
             enrolment_dropped_reported: 0,
+            duplicates_reported: 0,
             idle_since: None,
             failed_enqueue: None,
             topic_metrics,
@@ -1075,8 +1078,9 @@ impl Task {
 
     /// Keys held in each of the partition's tables (`claimwatch_state_entries`), at each
     /// checkpoint: `len` of a table is a sum over its shards, cheap at this rate; and, since the
-    /// last report, the entries that left by retention (`claimwatch_state_expired_total`) and the
-    /// enrolment records dropped as too late (`claimwatch_pmpm_enrollment_dropped_total`).
+    /// last report, the entries that left by retention (`claimwatch_state_expired_total`), the
+    /// enrolment records dropped as too late (`claimwatch_pmpm_enrollment_dropped_total`) and the
+    /// input records ignored as repeats (`claimwatch_pipeline_duplicates_total`).
     fn report_state_entries(&mut self) {
         let (p, m) = (&self.partition, &self.shared.metrics);
         for (table, n) in p.table_sizes() {
@@ -1099,6 +1103,10 @@ impl Task {
         );
         if dropped > 0 {
             m.observe_enrollment_dropped(dropped);
+        }
+        let repeats = advance(&mut self.duplicates_reported, p.stats().duplicates);
+        if repeats > 0 {
+            m.observe_duplicates(repeats);
         }
     }
 
