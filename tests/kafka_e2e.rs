@@ -70,12 +70,9 @@ async fn service_on_tansu_equals_replay() {
         );
     }
     // The generated input re-sends ~0.5 % of its records: they are counted as duplicates.
-    let repeats: f64 = scrape
-        .samples
-        .iter()
-        .filter(|s| s.name == "claimwatch_pipeline_duplicates_total")
-        .map(|s| s.value)
-        .sum();
+    let repeats = scrape
+        .sum("claimwatch_pipeline_duplicates_total", &[])
+        .unwrap_or(0.0);
     assert!(repeats > 0.0, "duplicates not counted: {repeats}");
     // Every processing stage is timed (the Grafana panel "p99 per stage" reads these).
     for stage in [

@@ -41,6 +41,22 @@ impl Scrape {
         None
     }
 
+    /// The sum of the samples of `name` that have `labels` (over the labels not given), or `None`
+    /// when no sample matches.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut found = None;
+        for x in &self.samples {
+            if x.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| x.labels.iter().any(|(k2, v2)| k2 == k && v2 == v))
+            {
+                *found.get_or_insert(0.0) += x.value;
+            }
+        }
+        found
+    }
+
     /// Every name a PromQL query may use: family names and the sample names of histograms.
     pub fn names(&self) -> std::collections::BTreeSet<&str> {
         let mut out: std::collections::BTreeSet<&str> =

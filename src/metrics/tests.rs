@@ -26,21 +26,6 @@ fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|x| x.value)
 }
 
-/// The sum of the samples of `name` that have `labels` (over the labels not given), or `None`.
-fn sum(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for x in &s.samples {
-        if x.name == name
-            && labels
-                .iter()
-                .all(|(k, v)| x.labels.iter().any(|(k2, v2)| k2 == k && v2 == v))
-        {
-            *found.get_or_insert(0.0) += x.value;
-        }
-    }
-    found
-}
-
 /// Label names any claimwatch metric may use: all bounded (see `labels.rs`).
 const ALLOWED_LABELS: [&str; 17] = [
     "topic",
@@ -104,12 +89,7 @@ fn scrape_of_a_generated_population_parses_and_follows_the_naming_rules() {
         }
     }
     // The business KPIs moved.
-    let claims: f64 = s
-        .samples
-        .iter()
-        .filter(|x| x.name == "claimwatch_claims_by_status")
-        .map(|x| x.value)
-        .sum();
+    let claims = s.sum("claimwatch_claims_by_status", &[]).unwrap_or(0.0);
     assert!(claims > 50.0, "{claims}");
     let produced = value(
         &s,
@@ -743,11 +723,7 @@ fn status_gauge_and_ar_aging_match_the_final_claims() {
     for st in ClaimStatus::ALL {
         let want = last.values().filter(|u| u.status == st).count() as f64;
         assert_eq!(
-            sum(
-                &s,
-                "claimwatch_claims_by_status",
-                &[("status", st.as_str())]
-            ),
+            s.sum("claimwatch_claims_by_status", &[("status", st.as_str())]),
             Some(want),
             "{st:?}"
         );
@@ -758,12 +734,12 @@ fn status_gauge_and_ar_aging_match_the_final_claims() {
                 .filter(|u| u.status == st)
                 .filter(|u| u.department.as_deref().unwrap_or(labels::UNKNOWN) == d)
                 .count() as f64;
-            let got = sum(
-                &s,
-                "claimwatch_claims_by_status",
-                &[("status", st.as_str()), ("department", d)],
-            )
-            .unwrap_or(0.0);
+            let got = s
+                .sum(
+                    "claimwatch_claims_by_status",
+                    &[("status", st.as_str()), ("department", d)],
+                )
+                .unwrap_or(0.0);
             assert_eq!(got, want, "{st:?} {d}");
         }
     }
@@ -970,13 +946,13 @@ fn kpis_needing_the_submission_do_not_depend_on_arrival_order() {
         }
         let repeats = per_claim.map(|c| f64::from(c.values().map(|k| k - 1).sum::<u32>()));
         let s = scrape(&m);
-        let total = |f: &str| sum(&s, f, &[]).unwrap_or(0.0);
-        let unknown = sum(
-            &s,
-            "claimwatch_revenue_denials_total",
-            &[("department", labels::UNKNOWN)],
-        )
-        .unwrap_or(0.0);
+        let total = |f: &str| s.sum(f, &[]).unwrap_or(0.0);
+        let unknown = s
+            .sum(
+                "claimwatch_revenue_denials_total",
+                &[("department", labels::UNKNOWN)],
+            )
+            .unwrap_or(0.0);
         (once.map(total), repeated.map(total), repeats, unknown, late)
     };
     let (once0, rep0, repeats, unknown0, late0) = measure(0);

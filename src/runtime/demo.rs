@@ -144,15 +144,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         bar.set_position(consumed.min(total));
         bar.set_message(msg.clone());
         if opts.progress && last_figures.elapsed() > Duration::from_secs(1) {
-            figures.set_message(LiveFigures::read(service.metrics.registry()).render());
+            figures.set_message(LiveFigures::read(&service.metrics).render());
             last_figures = Instant::now();
         }
         if !opts.progress && last_print.elapsed() > Duration::from_secs(2) {
             println!("consumed {consumed}/{total}  {msg}");
-            println!(
-                "  {}",
-                LiveFigures::read(service.metrics.registry()).render()
-            );
+            println!("  {}", LiveFigures::read(&service.metrics).render());
             last_print = Instant::now();
         }
         // Inputs plus the internal repartition records: done once everything is in and quiet.
@@ -170,7 +167,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64() - 2.0;
     println!(
         "live figures at the end (from the service's metrics): {}",
-        LiveFigures::read(service.metrics.registry()).render()
+        LiveFigures::read(&service.metrics).render()
     );
     let (tally, counts) = service.take_tally().unwrap_or_default();
     let consumed = status.consumed.load(Ordering::Relaxed);
@@ -261,68 +258,35 @@ struct LiveFigures {
 }
 
 impl LiveFigures {
-    fn read(registry: &prometheus::Registry) -> Self {
-        Self::from_families(&registry.gather())
-    }
-
-    fn from_families(families: &[prometheus::proto::MetricFamily]) -> Self {
+    /// Reads the figures from a scrape of `metrics` (the text `/metrics` serves), or none if it
+    /// does not parse.
+    fn read(metrics: &crate::metrics::Metrics) -> Self {
         use crate::model::ClaimStatus;
-        let label = |m: &prometheus::proto::Metric, name: &str| -> String {
-            m.get_label()
-                .iter()
-                .find(|l| l.name() == name)
-                .map(|l| l.value().to_owned())
-                .unwrap_or_default()
+        let Ok(scrape) = crate::metrics::exposition::parse(&metrics.render()) else {
+            return Self::default();
         };
-        // A metric is a counter or a gauge; the other part reads 0.
-        let value = |m: &prometheus::proto::Metric| -> f64 {
-            m.get_counter().get_value() + m.get_gauge().get_value()
+        let sum = |name: &str, labels: &[(&str, &str)]| scrape.sum(name, labels).unwrap_or(0.0);
+        let by_status = ClaimStatus::ALL
+            .iter()
+            .map(|s| {
+                let n = sum("claimwatch_claims_by_status", &[("status", s.as_str())]);
+                (s.as_str(), n)
+            })
+            .filter(|(_, n)| *n != 0.0)
+            .collect();
+        const EVENTS: &str = "claimwatch_readmissions_events_total";
+        let net = |planned: &str| {
+            sum(EVENTS, &[("action", "DETECTED"), ("planned", planned)])
+                - sum(EVENTS, &[("action", "RETRACTED"), ("planned", planned)])
         };
-        fn metrics<'a>(
-            families: &'a [prometheus::proto::MetricFamily],
-            name: &'a str,
-        ) -> impl Iterator<Item = &'a prometheus::proto::Metric> {
-            families
-                .iter()
-                .filter(move |f| f.name() == name)
-                .flat_map(|f| f.get_metric().iter())
-        }
-        let mut by_status = Vec::new();
-        for s in ClaimStatus::ALL {
-            let n: f64 = metrics(families, "claimwatch_claims_by_status")
-                .filter(|m| label(m, "status") == s.as_str())
-                .map(value)
-                .sum();
-            if n != 0.0 {
-                by_status.push((s.as_str(), n));
-            }
-        }
-        let mut f = LiveFigures {
+        const ADJUDICATIONS: &str = "claimwatch_claims_adjudications_total";
+        LiveFigures {
             by_status,
-            ..Default::default()
-        };
-        for m in metrics(families, "claimwatch_claims_adjudications_total") {
-            f.adjudicated += value(m);
-            if label(m, "outcome") == ClaimStatus::Denied.as_str() {
-                f.denied += value(m);
-            }
+            adjudicated: sum(ADJUDICATIONS, &[]),
+            denied: sum(ADJUDICATIONS, &[("outcome", ClaimStatus::Denied.as_str())]),
+            readmissions: (net("false"), net("true")),
+            high_risk_alerts: sum("claimwatch_care_high_risk_alerts_total", &[]),
         }
-        for m in metrics(families, "claimwatch_readmissions_events_total") {
-            let sign = match label(m, "action").as_str() {
-                "DETECTED" => 1.0,
-                "RETRACTED" => -1.0,
-                _ => 0.0,
-            };
-            if label(m, "planned") == "true" {
-                f.readmissions.1 += sign * value(m);
-            } else {
-                f.readmissions.0 += sign * value(m);
-            }
-        }
-        f.high_risk_alerts = metrics(families, "claimwatch_care_high_risk_alerts_total")
-            .map(value)
-            .sum();
-        f
     }
 
     fn render(&self) -> String {
@@ -511,7 +475,7 @@ mod tests {
                 _ => {}
             }
         }
-        let f = LiveFigures::read(m.registry());
+        let f = LiveFigures::read(&m);
         let mut expected: Vec<(&str, f64)> = Vec::new();
         for s in crate::model::ClaimStatus::ALL {
             let n = latest.values().filter(|v| **v == s.as_str()).count();
@@ -543,7 +507,7 @@ mod tests {
         );
         assert!(line.contains(" % of "), "{line}");
         // Before any output: nothing yet, and no division by zero.
-        let empty = LiveFigures::read(crate::metrics::Metrics::new().unwrap().registry()).render();
+        let empty = LiveFigures::read(&crate::metrics::Metrics::new().unwrap()).render();
         assert!(
             empty.contains("claims: none yet") && empty.contains("denial rate -"),
             "{empty}"
