@@ -466,7 +466,25 @@ fn manifests_and_compose_file_validate() {
         "prometheus.io/scrape",
         "9464",
         "volumeClaimTemplates",
+        // Else Kubernetes sets CLAIMWATCH_PORT & co. from the Service named claimwatch.
+        "enableServiceLinks: false",
     ] {
         assert!(sts.contains(needle), "statefulset.yaml lacks {needle}");
     }
+    // Each pod is scraped once: through its own annotations, or through the one Service the
+    // ServiceMonitor selects, which carries no scrape annotation of its own.
+    let services = read("deploy/k8s/service.yaml");
+    assert!(
+        !services.contains("prometheus.io/scrape"),
+        "a Service is annotated for scraping too"
+    );
+    let monitor = read("deploy/k8s-operator/servicemonitor.yaml");
+    assert!(monitor.contains("app.kubernetes.io/component: metrics"));
+    assert_eq!(
+        services
+            .matches("app.kubernetes.io/component: metrics")
+            .count(),
+        1,
+        "exactly one Service is selected by the ServiceMonitor"
+    );
 }

@@ -552,7 +552,7 @@ impl Metrics {
         let state_entries = gauge_vec(
             &r,
             "claimwatch_state_entries",
-            "Keys held in the hot state, by store (claims, members) and partition.",
+            "Keys held in the hot state, by store (each state table: claims, members, score_history, ...) and partition.",
             &["store", "partition"],
         )?;
         let state_expired = counter_vec(

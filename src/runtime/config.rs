@@ -338,6 +338,37 @@ impl Default for RuntimeConfig {
     }
 }
 
+const ENV_PREFIX: &str = "CLAIMWATCH_";
+
+/// `CLAIMWATCH_*` variables that are not configuration keys: `main` reads them itself, before the
+/// configuration (JSON logs, heap counting, the audit log's file).
+const READ_BY_MAIN: &[&str] = &["log_json", "count_heap", "audit_log"];
+
+/// Whether `key` (a `CLAIMWATCH_` variable's name without the prefix, lowercase, `__` made `.`)
+/// sets a configuration key: its first part is a top-level key. Only those reach the
+/// configuration, which refuses unknown fields below the top level (a misspelt
+/// `CLAIMWATCH_TOPICS__REMITZ` is an error). Other `CLAIMWATCH_` variables are not ours to refuse:
+/// Kubernetes, for one, sets `CLAIMWATCH_PORT`, `CLAIMWATCH_SERVICE_HOST`, ... in every pod of a
+/// namespace with a Service named `claimwatch`, and refusing them kept the pods from starting.
+fn is_config_key(top_level: &[String], key: &str) -> bool {
+    let first = key.split('.').next().unwrap_or(key);
+    !READ_BY_MAIN.contains(&key) && top_level.iter().any(|k| k.eq_ignore_ascii_case(first))
+}
+
+/// The client property maps a `CLAIMWATCH_<MAP>__<PROPERTY>` variable can set; see
+/// [`RuntimeConfig::client_properties_from_env`].
+const CLIENT_MAPS: [&str; 3] = ["kafka", "consumer", "producer"];
+
+/// `(map, librdkafka property)` set by a variable named `key` (without the prefix), if any:
+/// `KAFKA__SASL_PASSWORD` sets `sasl.password` of `[kafka]`.
+fn client_property(key: &str) -> Option<(&'static str, String)> {
+    let (map, property) = key.split_once("__")?;
+    let map = CLIENT_MAPS
+        .into_iter()
+        .find(|m| m.eq_ignore_ascii_case(map))?;
+    (!property.is_empty()).then(|| (map, property.to_ascii_lowercase().replace('_', ".")))
+}
+
 impl RuntimeConfig {
     /// Defaults, then `file` (TOML), then `CLAIMWATCH_*` variables. Flags are merged by the caller
     /// with [`RuntimeConfig::figment`].
@@ -346,12 +377,78 @@ impl RuntimeConfig {
         if let Some(path) = file {
             f = f.merge(Toml::file_exact(path));
         }
+        let keys = Self::top_level_keys();
         f.merge(
-            Env::prefixed("CLAIMWATCH_")
+            Env::prefixed(ENV_PREFIX)
                 .split("__")
-                // Read by `main` before the configuration: logging and heap counting.
-                .ignore(&["log_json", "count_heap"]),
+                .filter(move |k| is_config_key(&keys, k.as_str()))
+                // Set by `client_properties_from_env`: property names have dots.
+                .filter(|k| {
+                    let first = k.as_str().split('.').next().unwrap_or_default();
+                    !CLIENT_MAPS.iter().any(|m| m.eq_ignore_ascii_case(first))
+                }),
         )
+    }
+
+    /// Sets librdkafka properties from `CLAIMWATCH_KAFKA__<P>`, `CLAIMWATCH_CONSUMER__<P>` and
+    /// `CLAIMWATCH_PRODUCER__<P>` variables, `<P>` being the property's name with `_` for `.`
+    /// (`CLAIMWATCH_KAFKA__SASL_PASSWORD` sets `sasl.password`; librdkafka's string properties
+    /// have no `_` in their names). A variable name cannot hold the dots, and a secret (a SASL
+    /// password, a key's passphrase) is best passed this way: from a Kubernetes Secret, never in
+    /// a file or on the command line. Overrides the file; `-X` flags override these.
+    pub fn client_properties_from_env(&mut self) {
+        let mut vars: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        vars.sort();
+        for (k, v) in vars {
+            let Some(rest) = k
+                .get(..ENV_PREFIX.len())
+                .filter(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+                .map(|_| &k[ENV_PREFIX.len()..])
+            else {
+                continue;
+            };
+            if let Some((map, property)) = client_property(rest) {
+                let map = match map {
+                    "kafka" => &mut self.kafka,
+                    "consumer" => &mut self.consumer,
+                    _ => &mut self.producer,
+                };
+                map.insert(property, v.trim().to_owned());
+            }
+        }
+    }
+
+    /// The configuration's top-level keys (`brokers`, `topics`, `core`, ...), as serialised.
+    fn top_level_keys() -> Vec<String> {
+        match serde_json::to_value(RuntimeConfig::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `CLAIMWATCH_*` variables in the environment that set no configuration key and that `main`
+    /// does not read either: left out of the configuration (a typo among them is worth a warning;
+    /// names only, never values).
+    pub fn ignored_env_vars() -> Vec<String> {
+        let keys = Self::top_level_keys();
+        let mut v: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| {
+                k.get(..ENV_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+            })
+            .filter(|k| {
+                let rest = &k[ENV_PREFIX.len()..];
+                let key = rest.replace("__", ".").to_ascii_lowercase();
+                !is_config_key(&keys, &key)
+                    && !READ_BY_MAIN.contains(&key.as_str())
+                    && client_property(rest).is_none()
+            })
+            .collect();
+        v.sort();
+        v
     }
 
     /// `state_cache_mib` in bytes (saturating).
@@ -361,12 +458,13 @@ impl RuntimeConfig {
 
     /// Loads the layered configuration and validates it.
     pub fn load(figment: Figment) -> Result<Self, String> {
-        let c: RuntimeConfig = figment.extract().map_err(|e| {
+        let mut c: RuntimeConfig = figment.extract().map_err(|e| {
             e.into_iter()
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
+        c.client_properties_from_env();
         c.validate().map_err(|p| p.join("; "))?;
         Ok(c)
     }
@@ -594,6 +692,30 @@ mod tests {
         });
     }
 
+    /// librdkafka properties (dotted names) from variables: secrets come this way from a
+    /// Kubernetes Secret. A misspelt key below the top level is still refused.
+    #[test]
+    fn client_properties_and_misspelt_keys_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cw.toml", "[kafka]\n\"sasl.password\" = \"from-file\"\n")?;
+            jail.set_env("CLAIMWATCH_KAFKA__SASL_PASSWORD", "s3cret");
+            jail.set_env("CLAIMWATCH_KAFKA__SECURITY_PROTOCOL", "SASL_SSL");
+            jail.set_env("CLAIMWATCH_CONSUMER__FETCH_WAIT_MAX_MS", "25");
+            jail.set_env("CLAIMWATCH_PRODUCER__LINGER_MS", "2");
+            let c = RuntimeConfig::load(RuntimeConfig::figment(Some(Path::new("cw.toml"))))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.kafka["sasl.password"], "s3cret");
+            assert_eq!(c.consumer_properties()["security.protocol"], "SASL_SSL");
+            assert_eq!(c.consumer_properties()["fetch.wait.max.ms"], "25");
+            assert_eq!(c.producer_properties()["linger.ms"], "2");
+            assert!(RuntimeConfig::ignored_env_vars().is_empty());
+            jail.set_env("CLAIMWATCH_TOPICS__REMITZ", "prod.835");
+            let e = RuntimeConfig::load(RuntimeConfig::figment(None)).unwrap_err();
+            assert!(e.contains("remitz"), "{e}");
+            Ok(())
+        });
+    }
+
     /// Statistics feed the metrics from the service's consumer; the auxiliary consumers keep
     /// every other setting (security included) but report none, even when asked for globally.
     #[test]
@@ -652,7 +774,20 @@ mod tests {
             // Variables `main` reads itself are not configuration keys (else: unknown field).
             jail.set_env("CLAIMWATCH_COUNT_HEAP", "1");
             jail.set_env("CLAIMWATCH_LOG_JSON", "true");
+            jail.set_env("CLAIMWATCH_AUDIT_LOG", "/var/log/claimwatch/audit.jsonl");
+            // What Kubernetes sets for a Service named `claimwatch`: not configuration keys.
+            jail.set_env("CLAIMWATCH_PORT", "tcp://10.0.0.7:9464");
+            jail.set_env("CLAIMWATCH_SERVICE_HOST", "10.0.0.7");
+            jail.set_env("CLAIMWATCH_PORT_9464_TCP_ADDR", "10.0.0.7");
             let c = RuntimeConfig::load(RuntimeConfig::figment(None)).map_err(|e| e.to_string())?;
+            assert_eq!(
+                RuntimeConfig::ignored_env_vars(),
+                [
+                    "CLAIMWATCH_PORT",
+                    "CLAIMWATCH_PORT_9464_TCP_ADDR",
+                    "CLAIMWATCH_SERVICE_HOST"
+                ]
+            );
             assert_eq!(c.state_cache_mib, 64);
             assert_eq!(c.state_cache_bytes(), 64 << 20);
             assert_eq!(
