@@ -3,7 +3,8 @@
 //!    client settings, no processing;
 //! 2. the full pipeline (`claimwatch run`'s code) on the same records;
 //! 3. end-to-end latency (input produced -> output received by a subscriber) at a fixed offered
-//!    rate of half the pipeline's maximum, with the consumer lag sampled every second;
+//!    rate of half the pipeline's maximum (or `--offered-rate N`), with the consumer lag sampled
+//!    every second;
 //! 4. restore of 1,000,000 state entries from a changelog topic;
 //!
 //! It also reports the process's peak RSS.
@@ -72,6 +73,10 @@ struct Args {
     /// Extra librdkafka producer property of the service, KEY=VALUE (repeatable).
     #[arg(long = "producer", value_name = "KEY=VALUE")]
     producer: Vec<String>,
+    /// Offer the latency run this many records/s instead of half the measured maximum: compares
+    /// two builds' latency at the same load (each build's own half-maximum differs run to run).
+    #[arg(long)]
+    offered_rate: Option<f64>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -420,8 +425,8 @@ async fn main() {
     println!("CPU during the pipeline run: {pipe_cores:.2} cores busy (service and broker)");
     print_stages(&service, total);
 
-    // Latency at half the pipeline's maximum, on a second population.
-    let rate = pipe / 2.0;
+    // Latency at half the pipeline's maximum (or the rate asked for), on a second population.
+    let rate = a.offered_rate.unwrap_or(pipe / 2.0);
     let input2 = dir.path().join("input2");
     claimwatch::generate::write::generate_to_dir(a.members / 2, 8, &input2, Format::Avro).unwrap();
     let mut props = config.consumer_properties();
