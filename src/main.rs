@@ -42,7 +42,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write a calibrated synthetic population: the four input streams plus ground truth.
+    /// Write a calibrated synthetic population: the five input streams plus ground truth.
     Generate {
         #[arg(long, default_value_t = 1000)]
         members: usize,
@@ -71,8 +71,9 @@ enum Command {
         /// Durable state directory (sled); enables checkpoints and resuming.
         #[arg(long)]
         state: Option<PathBuf>,
-        /// Stop after this many input records (after a checkpoint); run again to resume.
-        #[arg(long)]
+        /// Stop after this many input records (after a checkpoint); run again to resume. Needs
+        /// --state (there is nothing to resume from without it).
+        #[arg(long, requires = "state", value_parser = clap::value_parser!(u64).range(1..))]
         stop_after: Option<u64>,
         /// Core configuration file (JSON); unknown fields are refused.
         #[arg(long)]
@@ -81,7 +82,9 @@ enum Command {
         #[arg(long)]
         partitions: Option<u32>,
         /// Score with the models of this directory (`denial.json`, `readmission.json`,
-        /// `cost.json` from `claimwatch train`) instead of the compiled-in defaults.
+        /// `cost.json` from `claimwatch train`) instead of the compiled-in defaults. A risk model
+        /// whose file is absent scores with the transparent fallback (a warning says so), as the
+        /// service's `model_dir` does; an absent `cost.json` keeps the compiled-in cost model.
         #[arg(long)]
         models: Option<PathBuf>,
     },
@@ -246,6 +249,11 @@ impl KafkaArgs {
             f = f.merge(Serialized::default("output_format", o));
         }
         let mut c: RuntimeConfig = f.extract().context("configuration")?;
+        c.client_properties_from_env();
+        let ignored = RuntimeConfig::ignored_env_vars();
+        if !ignored.is_empty() {
+            tracing::warn!(variables = ?ignored, "CLAIMWATCH_ variables that set no configuration key are ignored");
+        }
         for kv in &self.kafka {
             let (k, v) = kv
                 .split_once('=')
@@ -499,9 +507,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let models = match &models {
                 Some(dir) => {
-                    claimwatch::score::reload::ModelWatcher::start(dir)
+                    let m = claimwatch::score::reload::ModelWatcher::start(dir)
                         .map_err(anyhow::Error::msg)?
-                        .1
+                        .1;
+                    // As the service treats its model_dir (README, Models): said, not silent.
+                    for (file, absent) in [
+                        ("denial.json", m.denial.is_none()),
+                        ("readmission.json", m.readmission.is_none()),
+                    ] {
+                        if absent {
+                            tracing::warn!(
+                                dir = %dir.display(),
+                                "no {file} in the models directory: that risk model scores with the transparent fallback, not the compiled-in model"
+                            );
+                        }
+                    }
+                    m
                 }
                 None => claimwatch::score::Models::embedded(),
             };
@@ -838,13 +859,46 @@ fn main() -> ExitCode {
     }
     let pages = claimwatch::memory::prefer_small_pages();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
+        quit_on_closed_stdout();
+    }
     init_logging(cli.log_json);
     tracing::debug!(?pages, "transparent huge pages");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text its parent's message
+/// already includes (many error types print their source in their own message too).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// The one-shot commands (generate, replay, x12, report, ...) end quietly when their output is
+/// piped into a reader that stops early (`| head`), as command-line tools do, instead of
+/// panicking on the failed print: the default action of SIGPIPE, which Rust programs ignore.
+/// Not for the service and the demo, whose stdout may carry the audit log: a closed pipe must not
+/// stop them.
+fn quit_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restores a signal's default disposition before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

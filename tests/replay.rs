@@ -146,28 +146,61 @@ fn stopping_anywhere_and_resuming_gives_the_same_output() {
     fs::create_dir_all(&input).unwrap();
     write_inputs(&input, Format::Json);
     let whole = tmp.path().join("whole");
-    run(&opts(
+    let all = run(&opts(
         &input,
         &whole,
         Some(&tmp.path().join("whole-state")),
         None,
     ))
-    .unwrap();
+    .unwrap()
+    .summary;
     let expected = outputs(&whole);
     for stop in [1u64, 13, 50, 99] {
         let out = tmp.path().join(format!("out{stop}"));
         let state = tmp.path().join(format!("state{stop}"));
         let mut rounds = 0;
-        loop {
+        let last = loop {
             rounds += 1;
             let r = run(&opts(&input, &out, Some(&state), Some(stop))).unwrap();
             if !r.stopped_early {
-                break;
+                break r.summary;
             }
             assert!(rounds < 500, "replay does not make progress");
-        }
+        };
         assert_eq!(outputs(&out), expected, "stopping every {stop} records");
+        // The last piece's summary counts the whole replay's inputs and outputs.
+        assert_eq!(
+            last.input_records, all.input_records,
+            "stopping every {stop}"
+        );
+        assert_eq!(last.outputs, all.outputs, "stopping every {stop}");
+        assert_eq!(last.dead_letters, all.dead_letters);
+        // Once finished, the same state has nothing left to read: said, and nothing rewritten.
+        let e = run(&opts(&input, &out, Some(&state), None)).unwrap_err();
+        assert!(e.to_string().contains("nothing to replay"), "{e}");
+        assert_eq!(outputs(&out), expected);
     }
+}
+
+/// A mistyped or empty input directory is refused before anything in the output directory is
+/// touched: an earlier replay's outputs stay as they were.
+#[test]
+fn a_wrong_input_directory_leaves_earlier_outputs_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir_all(&input).unwrap();
+    write_inputs(&input, Format::Json);
+    let out = tmp.path().join("out");
+    run(&opts(&input, &out, None, None)).unwrap();
+    let before = outputs(&out);
+    assert!(before.iter().any(|(_, b)| !b.is_empty()));
+    let missing = run(&opts(&tmp.path().join("ni"), &out, None, None)).unwrap_err();
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+    let empty = tmp.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let none = run(&opts(&empty, &out, None, None)).unwrap_err();
+    assert!(none.to_string().contains("no input stream files"), "{none}");
+    assert_eq!(outputs(&out), before);
 }
 
 #[test]
@@ -207,4 +240,21 @@ fn bad_records_go_to_the_dead_letter_file_and_the_rest_flows() {
         !rows[2]["message"].as_str().unwrap().contains("M0001"),
         "no member id in the reason"
     );
+}
+
+/// A byte-order mark at the start of a JSON-lines file (some editors and exports write one) is
+/// not a bad first record.
+#[test]
+fn a_byte_order_mark_is_not_a_dead_letter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir_all(&input).unwrap();
+    write_inputs(&input, Format::Json);
+    let path = files::stream_path(&input, InputStream::Claims, Format::Json);
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(fs::read(&path).unwrap());
+    fs::write(&path, bytes).unwrap();
+    let r = run(&opts(&input, &tmp.path().join("out"), None, None)).unwrap();
+    assert_eq!(r.summary.dead_letters, 0);
+    assert_eq!(r.summary.claims.claims, 40);
 }

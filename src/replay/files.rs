@@ -70,6 +70,8 @@ enum Source {
                 serde_avro_fast::de::read::ReaderRead<BufReader<File>>,
             >,
         >,
+        /// The file, for messages about it.
+        PathBuf,
     ),
     Done,
 }
@@ -87,6 +89,13 @@ impl StreamReader {
     pub fn open(dir: &Path, stream: InputStream) -> io::Result<Option<Self>> {
         let jsonl = stream_path(dir, stream, Format::Json);
         let avro = stream_path(dir, stream, Format::Avro);
+        if jsonl.exists() && avro.exists() {
+            tracing::warn!(
+                json = %jsonl.display(),
+                avro = %avro.display(),
+                "both formats of one input stream: reading the JSON lines, not the Avro file"
+            );
+        }
         let source = if jsonl.exists() {
             Source::Json(BufReader::with_capacity(1 << 20, File::open(jsonl)?).split(b'\n'))
         } else if avro.exists() {
@@ -99,7 +108,7 @@ impl StreamReader {
                     format!("{}: {e}", avro.display()),
                 )
             })?;
-            Source::Avro(Box::new(reader))
+            Source::Avro(Box::new(reader), avro)
         } else {
             return Ok(None);
         };
@@ -109,6 +118,11 @@ impl StreamReader {
             offset: 0,
             last_time: i64::MIN,
         }))
+    }
+
+    /// The stream this reader reads.
+    pub fn stream(&self) -> InputStream {
+        self.stream
     }
 
     fn finish(&mut self, event: Result<InputEvent, DecodeError>, raw: Vec<u8>) -> RawRecord {
@@ -138,6 +152,11 @@ impl Iterator for StreamReader {
                     Ok(l) => l,
                     Err(e) => return Some(Err(e)),
                 };
+                // A byte-order mark some editors and exports put at the start of a file.
+                let line = match line.strip_prefix(b"\xEF\xBB\xBF") {
+                    Some(rest) if self.offset == 0 => rest.to_vec(),
+                    _ => line,
+                };
                 if line.iter().all(u8::is_ascii_whitespace) {
                     // Blank lines are not records but keep line numbering.
                     self.offset += 1;
@@ -147,7 +166,7 @@ impl Iterator for StreamReader {
                 let raw = if event.is_err() { line } else { Vec::new() };
                 return Some(Ok(self.finish(event, raw)));
             },
-            Source::Avro(reader) => {
+            Source::Avro(reader, path) => {
                 let decoded: Result<Option<InputEvent>, DecodeError> = match self.stream {
                     InputStream::Claims => reader
                         .deserialize_next::<ClaimSubmitted>()
@@ -173,8 +192,19 @@ impl Iterator for StreamReader {
                         Some(Ok(self.finish(checked, Vec::new())))
                     }
                     Err(e) => {
-                        // A corrupt container block: the rest of the file cannot be framed. Report it
-                        // once, with its position, and stop reading this file.
+                        // A corrupt or truncated container block: the rest of the file cannot be
+                        // framed. Report it once, with its position, and stop reading this file.
+                        let read = self.offset;
+                        tracing::warn!(
+                            file = %path.display(),
+                            records_read = read,
+                            error = %e,
+                            "Avro file unreadable from here on (truncated or corrupt); the rest of it is not read"
+                        );
+                        let e = DecodeError::Avro(format!(
+                            "{}: unreadable after {read} records, the rest of the file is not read (truncated or corrupt): {e}",
+                            path.display()
+                        ));
                         self.source = Source::Done;
                         Some(Ok(self.finish(Err(e), Vec::new())))
                     }

@@ -87,27 +87,49 @@ struct Sinks {
 
 impl Sinks {
     /// Opens the output files, truncated to `positions` (a resume) or emptied (a fresh run).
+    /// On a resume the counts start at the records the kept part of each file holds, so the
+    /// summary covers the whole replay.
     fn open(dir: &Path, positions: Option<&BTreeMap<String, u64>>) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        let at = |path: &Path, e: io::Error| {
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        };
+        fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
         let mut files = BTreeMap::new();
+        let mut counts = BTreeMap::new();
         for topic in OUTPUT_FILES {
             let path = dir.join(format!("{topic}.jsonl"));
             let len = positions.and_then(|p| p.get(topic).copied()).unwrap_or(0);
             let file = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .write(true)
                 .truncate(false)
-                .open(&path)?;
-            file.set_len(len)?;
+                .open(&path)
+                .map_err(|e| at(&path, e))?;
+            file.set_len(len).map_err(|e| at(&path, e))?;
             let mut file = file;
-            use std::io::Seek;
-            file.seek(io::SeekFrom::Start(len))?;
+            use std::io::{Read, Seek};
+            if len > 0 {
+                let mut lines = 0u64;
+                let mut buf = vec![0u8; 1 << 16];
+                let mut kept = (&mut file).take(len);
+                loop {
+                    let n = kept.read(&mut buf).map_err(|e| at(&path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+                }
+                counts.insert(topic, lines);
+            }
+            file.seek(io::SeekFrom::Start(len))
+                .map_err(|e| at(&path, e))?;
             files.insert(topic, (BufWriter::with_capacity(1 << 20, file), len));
         }
         Ok(Self {
             dir: dir.to_owned(),
             files,
-            counts: BTreeMap::new(),
+            counts,
             buf: Vec::with_capacity(4096),
         })
     }
@@ -188,8 +210,15 @@ pub fn run_with_models(
         return Err(Error::Internal("partition checkpoints disagree (interrupted checkpoint): delete the state directory and replay again".into()));
     }
     let resuming = !resume_offsets.is_empty();
-    let mut sinks = Sinks::open(&opts.out, resuming.then_some(&resume_sinks))?;
 
+    // The input first: nothing in the output directory is touched unless there is something to
+    // replay (a mistyped --input must not empty an earlier replay's outputs).
+    if !opts.input.is_dir() {
+        return Err(Error::Config(format!(
+            "input directory {} does not exist (or is not a directory)",
+            opts.input.display()
+        )));
+    }
     let mut readers: Vec<StreamReader> = Vec::new();
     for stream in InputStream::ALL {
         if let Some(r) = StreamReader::open(&opts.input, stream)? {
@@ -198,7 +227,7 @@ pub fn run_with_models(
     }
     if readers.is_empty() {
         return Err(Error::Config(format!(
-            "no input stream files in {}",
+            "no input stream files in {} (expected ehr.claims.jsonl, x12.835.avro, ...: see README, Replay)",
             opts.input.display()
         )));
     }
@@ -206,10 +235,33 @@ pub fn run_with_models(
     for r in &mut readers {
         heads.push(next_unread(r, &resume_offsets)?);
     }
+    if resuming && heads.iter().all(Option::is_none) {
+        return Err(Error::Config(format!(
+            "nothing to replay: the state in {} has already read every record of {} (a finished \
+             replay, or the state of another input); use a new --state directory to replay from the start",
+            opts.state.as_deref().unwrap_or(Path::new("?")).display(),
+            opts.input.display()
+        )));
+    }
+    let mut sinks = Sinks::open(&opts.out, resuming.then_some(&resume_sinks))?;
 
     let mut read_this_run = 0u64;
-    let mut records_per_stream: BTreeMap<String, u64> = BTreeMap::new();
-    let mut dead_letters = 0u64;
+    // A resume counts what the earlier pieces read and dead-lettered too.
+    let mut records_per_stream: BTreeMap<String, u64> = readers
+        .iter()
+        .filter_map(|r| {
+            let name = r.stream().name();
+            Some((
+                name.to_owned(),
+                u64::try_from(*resume_offsets.get(name)?).ok()?,
+            ))
+        })
+        .collect();
+    let mut dead_letters = sinks
+        .counts
+        .get("claimwatch.dead-letter")
+        .copied()
+        .unwrap_or(0);
     let (mut out, mut costs) = (Vec::with_capacity(16), Vec::with_capacity(4));
     let mut stopped_early = false;
     let mut tally = OutputTally::default();
@@ -296,7 +348,7 @@ pub fn run_with_models(
         }
         read_this_run += 1;
         let stop = opts.stop_after.is_some_and(|s| read_this_run >= s);
-        if db.is_some() && (read_this_run % checkpoint_every == 0 || stop) {
+        if db.is_some() && (read_this_run.is_multiple_of(checkpoint_every) || stop) {
             checkpoint_all(&mut partitions, &mut sinks)?;
         }
         if stop {
