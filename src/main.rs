@@ -44,7 +44,9 @@ struct Cli {
 enum Command {
     /// Write a calibrated synthetic population: the five input streams plus ground truth.
     Generate {
-        #[arg(long, default_value_t = 1000)]
+        /// Members in the population (at least 1).
+        #[arg(long, default_value_t = 1000,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         members: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -52,9 +54,9 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = GenerateFormat::Json)]
         format: GenerateFormat,
-        /// Length of the simulated period in days, from 2024-01-01 (JSON and Avro; the cost model
-        /// needs more than a year: `--days 730`).
-        #[arg(long, default_value_t = 365)]
+        /// Length of the simulated period in days, from 2024-01-01, at least 1 (JSON and Avro; the
+        /// cost model needs more than a year: `--days 730`).
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i32).range(1..))]
         days: i32,
     },
     /// X12 EDI files: 837, 277CA and 835.
@@ -820,9 +822,23 @@ fn train(
         std::fs::write(&html_path, html)?;
         println!("{report}");
         println!("wrote {} and {}", path.display(), html_path.display());
+        // A model evaluated on this little is not to be trusted: said where it is written.
+        let m = &model.metrics;
+        if m.positives < MIN_EVAL_POSITIVES || m.auc_roc < 0.5 {
+            tracing::warn!(
+                model = kind.as_str(),
+                positives = m.positives,
+                examples = m.examples,
+                auc = m.auc_roc,
+                "the evaluation window has fewer than {MIN_EVAL_POSITIVES} positive labels or an AUC below 0.5: do not deploy this model (train on more members or days)"
+            );
+        }
     }
     Ok(())
 }
+
+/// Positive labels in a model's evaluation window below which its figures mean little.
+const MIN_EVAL_POSITIVES: u64 = 30;
 
 /// `claimwatch train --model cost`, after the replay: matured windows from the input's encounters
 /// and the replay's paid amounts, ridge fit, report (see `memberrisk::train`).
