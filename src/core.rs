@@ -333,8 +333,9 @@ enum TimerOwner {
     Enrolment,
 }
 
-/// Counters of one partition, for summaries and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counters of one partition, for summaries and metrics. Kept in every checkpoint
+/// ([`Checkpoint::counters`]): they count from the start of the partition's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionStats {
     pub events: u64,
     pub duplicates: u64,
@@ -374,6 +375,20 @@ pub struct PartitionStats {
 }
 
 impl PartitionStats {
+    /// The counters a checkpoint kept (none: zero). Unreadable counters are not a reason to
+    /// refuse the state they came with: they start again from zero, and a warning says so.
+    fn of_checkpoint(partition: i32, checkpoint: &Checkpoint) -> Self {
+        if checkpoint.counters.is_empty() {
+            return Self::default();
+        }
+        crate::state::decode_plain("partition counters", &checkpoint.counters).unwrap_or_else(
+            |e| {
+                tracing::warn!(partition, error = %e, "partition counters unreadable; they count from zero again");
+                Self::default()
+            },
+        )
+    }
+
     /// Entries that left the state by retention so far, by table (`TABLES` names): expired
     /// claims, members whose look-back emptied, care-gap histories, retired enrolment entries and
     /// payer monitor windows.
@@ -565,9 +580,9 @@ impl Partition {
                 HashMap::with_hasher(ahash::RandomState::new()),
                 HashMap::with_hasher(ahash::RandomState::new()),
             ],
+            stats: PartitionStats::of_checkpoint(id, &checkpoint),
             checkpoint,
             since_checkpoint: 0,
-            stats: PartitionStats::default(),
             claim_out: ClaimOutputs::default(),
             changes: None,
             score,
@@ -1896,12 +1911,13 @@ impl Partition {
         self.wait_for_restore_write()?;
         self.checkpoint.sinks = sinks.clone();
         self.checkpoint.sequence += 1;
+        self.stats.checkpoints += 1;
+        self.checkpoint.counters = crate::state::encode_plain(&self.stats);
         let (store, record) = (self.store.clone(), self.checkpoint.clone());
         let mut changes = self.changes.take();
         let commit = store.prepare(&mut self.tables_mut(), &record, changes.as_mut());
         self.changes = changes;
         self.since_checkpoint = 0;
-        self.stats.checkpoints += 1;
         Ok(PreparedCheckpoint {
             store,
             commit,

@@ -175,6 +175,13 @@ fn stopping_anywhere_and_resuming_gives_the_same_output() {
         );
         assert_eq!(last.outputs, all.outputs, "stopping every {stop}");
         assert_eq!(last.dead_letters, all.dead_letters);
+        assert_eq!(last.claims, all.claims, "stopping every {stop}");
+        assert_eq!(last.readmissions, all.readmissions, "stopping every {stop}");
+        assert_eq!(last.care_gaps, all.care_gaps, "stopping every {stop}");
+        assert_eq!(
+            last.duplicates_ignored, all.duplicates_ignored,
+            "stopping every {stop}"
+        );
         // Once finished, the same state has nothing left to read: said, and nothing rewritten.
         let e = run(&opts(&input, &out, Some(&state), None)).unwrap_err();
         assert!(e.to_string().contains("nothing to replay"), "{e}");
@@ -257,4 +264,38 @@ fn a_byte_order_mark_is_not_a_dead_letter() {
     let r = run(&opts(&input, &tmp.path().join("out"), None, None)).unwrap();
     assert_eq!(r.summary.dead_letters, 0);
     assert_eq!(r.summary.claims.claims, 40);
+}
+
+/// On a generated population (duplicates, late records, readmissions, care gaps), a replay
+/// stopped and resumed ends with the summary of one uninterrupted run: the counters behind it
+/// live in the checkpointed state, not in the process.
+#[test]
+fn a_resumed_replay_summarises_like_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    claimwatch::generate::write::generate_to_dir(300, 11, &input, Format::Json).unwrap();
+    let whole = run(&opts(&input, &tmp.path().join("whole"), None, None))
+        .unwrap()
+        .summary;
+    assert!(whole.duplicates_ignored > 0 && whole.readmissions.index_stays > 0);
+    let (out, state) = (tmp.path().join("out"), tmp.path().join("state"));
+    let mut pieces = 0;
+    let last = loop {
+        pieces += 1;
+        let r = run(&opts(&input, &out, Some(&state), Some(1_500))).unwrap();
+        if !r.stopped_early {
+            break r.summary;
+        }
+    };
+    assert!(pieces > 2);
+    assert_eq!(last.input_records, whole.input_records);
+    assert_eq!(last.outputs, whole.outputs);
+    assert_eq!(
+        format!("{:#?}", last.claims),
+        format!("{:#?}", whole.claims)
+    );
+    assert_eq!(last.readmissions, whole.readmissions);
+    assert_eq!(last.care_gaps, whole.care_gaps);
+    assert_eq!(last.duplicates_ignored, whole.duplicates_ignored);
+    assert_eq!(last.dead_letters, whole.dead_letters);
 }

@@ -140,7 +140,7 @@ pub struct MemberState {
 
 /// Index stays that left state with the look-back ([`Detector::prune_counting`]) and their final
 /// outcomes: the part of a stream's readmission figures no member state holds any more.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgedOut {
     pub index_stays: u64,
     pub unplanned_readmissions: u64,

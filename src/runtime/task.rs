@@ -296,7 +296,7 @@ impl Task {
                 last_time: i64::MIN,
             })
             .collect();
-        Self {
+        let mut task = Self {
             shared,
             consumer,
             partition,
@@ -320,7 +320,24 @@ impl Task {
             in_flight: None,
             txn: None,
             txn_open: false,
+        };
+        task.reported_from_state();
+        task
+    }
+
+    /// The partition's counters come back with its state (they count from the start of the
+    /// state): only what is counted from here on is new to the metrics.
+    fn reported_from_state(&mut self) {
+        let stats = self.partition.stats();
+        for ((_, now), last) in stats
+            .expired()
+            .into_iter()
+            .zip(self.expired_reported.iter_mut())
+        {
+            *last = now;
         }
+        self.enrolment_dropped_reported = stats.enrolment_dropped;
+        self.duplicates_reported = stats.duplicates;
     }
 
     fn exactly_once(&self) -> bool {
@@ -1149,6 +1166,7 @@ impl Task {
                     // The reopened state has new hot views: readers must follow.
                     self.shared.served.ready(id, crate::api::Views::of(&p));
                     self.partition = p;
+                    self.reported_from_state();
                     break;
                 }
                 Err(e) => tracing::error!(partition = id, error = %e, "reopening state failed"),
@@ -1425,8 +1443,8 @@ fn late_drops(s: &crate::core::PartitionStats) -> (u64, u64, u64) {
     (s.pmpm_paid_dropped, s.care_gap_doses_dropped, s.stale_costs)
 }
 
-/// The increase of a partition counter since `last`, which it then becomes. A partition reopened
-/// after a failed checkpoint counts from zero again: a counter below `last` has restarted.
+/// The increase of a partition counter since `last`, which it then becomes. A counter below
+/// `last` has restarted (from zero) and counts in full.
 fn advance(last: &mut u64, now: u64) -> u64 {
     let new = if now >= *last { now - *last } else { now };
     *last = now;

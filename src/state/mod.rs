@@ -28,7 +28,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// watermark over their sources. 4: a member's `enrolment` entry keeps its paid clock (PMPM
 /// retention) and its `care_gaps` entry its settled seasons' boundary. Older state is refused and must be rebuilt from the inputs (see
 /// the README's upgrade note).
-pub const STATE_FORMAT_VERSION: u32 = 4;
+pub const STATE_FORMAT_VERSION: u32 = 5;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
@@ -56,6 +56,20 @@ fn encode<V: Serialize>(v: &V) -> Vec<u8> {
     // Encoding plain data into a Vec cannot fail.
     bincode::serde::encode_to_vec(v, bincode::config::standard())
         .expect("bincode encoding of plain data")
+}
+
+/// Encodes plain data the way the state's values are encoded (for records other modules keep in
+/// a checkpoint, such as the core's counters).
+pub fn encode_plain<V: Serialize>(v: &V) -> Vec<u8> {
+    encode(v)
+}
+
+/// Decodes what [`encode_plain`] wrote; `what` names it in the error.
+pub fn decode_plain<V: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<V, StateError> {
+    decode(what, bytes)
 }
 
 fn decode<V: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<V, StateError> {
@@ -108,6 +122,10 @@ pub struct Checkpoint {
     pub cash_sources: Vec<i64>,
     /// Latest cash-fact event time from any source.
     pub cash_latest: Option<i64>,
+    /// The partition's counters as of this checkpoint (`core::PartitionStats`, encoded by the
+    /// core; empty: none yet), so that summaries and metrics count from the start of the state,
+    /// not of the process: a resumed replay or a restarted service keeps them.
+    pub counters: Vec<u8>,
 }
 
 /// The sled database holding every partition's tree.
