@@ -75,8 +75,10 @@ fn bom_crlf_indentation_multiple_envelopes() {
     assert!(o.findings.is_empty(), "{:?}", o.findings);
     assert_eq!(o.interchanges, 2);
     assert_eq!(r.len(), 2);
-    assert_eq!(r[0].event_id, "x12:835:SENDER:000000007:0001:1");
-    assert_eq!(r[1].event_id, "x12:835:SENDER:000000008:0001:1");
+    // The same claim payment in two interchanges (other control numbers, line
+    // breaks, indentation): one identity, so the core keeps it once.
+    assert!(r[0].event_id.starts_with("835:T1:C1:"), "{}", r[0].event_id);
+    assert_eq!(r[0].event_id, r[1].event_id);
 }
 
 #[test]
@@ -132,7 +134,7 @@ fn envelope_mismatches_are_located_findings_and_missing_se_drops_only_that_set()
         .iter()
         .any(|e| e.code == "missing_se" && e.interchange == "000000007"));
     assert_eq!(o.events.len(), 1);
-    assert_eq!(o.events[0].event_id(), "x12:835:SENDER:000000008:0001:1");
+    assert!(o.events[0].event_id().starts_with("835:T1:C1:"));
 }
 
 #[test]

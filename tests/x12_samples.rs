@@ -76,7 +76,10 @@ fn chs_835_values() {
     let r = remits(&o);
     assert_eq!(r.len(), 1);
     let c = r[0];
-    assert_eq!(c.event_id, "x12:835:SENDERID:000000001:0001:1");
+    // Content identity: trace, claim id, 16 hex digits of the loop's hash.
+    let (head, hash) = c.event_id.rsplit_once(':').unwrap();
+    assert_eq!(head, "835:CHK12345:PATIENTACCOUNT01");
+    assert!(hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(c.claim_id, "PATIENTACCOUNT01");
     assert_eq!(c.claim_status, "1");
     assert_eq!(c.charge_cents, 200_000);

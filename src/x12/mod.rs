@@ -152,35 +152,26 @@ pub(crate) struct Ctx<'s> {
     /// Byte offset of the current segment.
     pub seg_offset: usize,
     pub refdata: &'s RefData,
-    /// ISA06 interchange sender id (control numbers are unique per sender only).
-    pub isa06: String,
+    /// Byte offset of the open transaction set's ST and the end of the current
+    /// segment: the dead-letter range of a refused event ([`Ctx::refuse`]).
+    pub st_start: usize,
+    pub seg_end: usize,
 }
 
 impl Ctx<'_> {
-    /// Event id of the `ordinal`-th event of the current transaction set:
-    /// `x12:<set>:<ISA06 sender>:<ISA13>:<ST02>:<ordinal>`, stable across re-parses
-    /// of the same interchange (so a file parsed twice is deduplicated by the core).
-    pub fn event_id(&self, set: &str, ordinal: usize) -> String {
-        // Built by hand: this runs once per event, `format!` costs more than the copy.
-        let mut n = itoa::Buffer::new();
-        let ord = n.format(ordinal);
-        let parts = [
-            "x12:",
-            set,
-            ":",
-            &self.isa06,
-            ":",
-            &self.isa13,
-            ":",
-            &self.st02,
-            ":",
-            ord,
-        ];
-        let mut id = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        for p in parts {
-            id.push_str(p);
-        }
-        id
+    /// Records the refusal of one event (a claim-level loop whose content cannot be
+    /// read, e.g. an unreadable required amount): it is not emitted, and the
+    /// transaction set goes to the dead-letter output with `message`, located at
+    /// segment `segment` (the other events of the set still flow).
+    pub fn refuse(&mut self, code: &str, segment: usize, message: String) {
+        self.summary.errors.push(X12Error {
+            source_name: self.source.to_string(),
+            interchange: self.isa13.clone(),
+            segment,
+            code: code.to_string(),
+            message,
+            range: self.st_start..self.seg_end.max(self.st_start),
+        });
     }
 
     pub fn finding(&mut self, code: &str, message: String) {
@@ -262,6 +253,97 @@ impl Tx {
             Tx::Other => {}
         }
     }
+}
+
+/// Content identity of one claim-level loop (an 835 CLP loop, an 837 CLM loop, a
+/// 277CA claim HL): a stable hash of the context values that go into the event
+/// (payer, trace, ...) and of the loop's segments as tokenized, with the
+/// interchange's separators normalised (and trailing empty elements dropped), so
+/// the same content written with other separators or line breaks hashes the same.
+///
+/// Event ids are built from it rather than from the envelope (ISA13/ST02), because
+/// the envelope says nothing about the content: a payment re-sent in a new
+/// interchange or transaction set is the same payment (the core ignores it as a
+/// repeat), and a different payment under reused control numbers is a new one.
+/// XXH3 is specified byte for byte, so ids are the same on every run and platform.
+pub(crate) struct ContentHash {
+    h: xxhash_rust::xxh3::Xxh3Default,
+    buf: Vec<u8>,
+}
+
+impl ContentHash {
+    pub(crate) fn new(set: &str) -> Self {
+        let mut h = Self {
+            h: xxhash_rust::xxh3::Xxh3Default::new(),
+            buf: Vec::new(),
+        };
+        h.field(set);
+        h
+    }
+
+    /// A context value, length-prefixed (values cannot run into each other).
+    pub(crate) fn field(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        self.h.update(&(v.len() as u64).to_le_bytes());
+        self.h.update(v);
+    }
+
+    /// One segment of the loop.
+    pub(crate) fn segment(&mut self, seg: &Segment<'_>) {
+        let sep = seg.sep;
+        let mut raw = seg.raw;
+        while let [rest @ .., last] = raw {
+            if *last != sep.element {
+                break;
+            }
+            raw = rest;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.extend(raw.iter().map(|&b| {
+            if b == sep.element {
+                0x1D
+            } else if b == sep.component {
+                0x1F
+            } else if sep.repetition != 0 && b == sep.repetition {
+                0x1E
+            } else {
+                b
+            }
+        }));
+        self.bytes(&buf);
+        self.buf = buf;
+    }
+
+    /// 16 hex digits.
+    pub(crate) fn hex(&self) -> String {
+        format!("{:016x}", self.h.digest())
+    }
+}
+
+/// `<set>:<part>:...:<hash>`: the readable parts (trace, claim id, ...) are cut
+/// to `max` bytes each (at a character boundary) so the id stays within the model's 80-byte key
+/// limit (`model::validate`); the hash covers them in full.
+pub(crate) fn content_event_id(set: &str, parts: &[(&str, usize)], hash: &ContentHash) -> String {
+    let mut id = String::with_capacity(80);
+    id.push_str(set);
+    for (p, max) in parts {
+        id.push(':');
+        let mut room = *max;
+        for c in p.chars().filter(|c| !c.is_control()) {
+            if c.len_utf8() > room {
+                break;
+            }
+            room -= c.len_utf8();
+            id.push(c);
+        }
+    }
+    id.push(':');
+    id.push_str(&hash.hex());
+    id
 }
 
 /// Interchange date/time as ms since epoch (date `CCYYMMDD` or `YYMMDD`, time
@@ -355,7 +437,8 @@ fn run(
         seg_no: 0,
         seg_offset: 0,
         refdata: &refdata,
-        isa06: String::new(),
+        st_start: 0,
+        seg_end: 0,
     };
     // Byte offsets of the open ISA and ST, for dead-letter ranges.
     let mut isa_start = 0usize;
@@ -381,6 +464,7 @@ fn run(
         }
         ctx.seg_no += 1;
         ctx.seg_offset = seg.offset;
+        ctx.seg_end = seg.offset + seg.raw.len();
         ctx.summary.segments += 1;
         if tx.is_some() {
             st_segs += 1;
@@ -412,7 +496,6 @@ fn run(
                 gs_count = 0;
                 ctx.summary.interchanges += 1;
                 set_str(&mut ctx.isa13, seg.el(13).trim());
-                set_str(&mut ctx.isa06, seg.el(6).trim());
                 isa_time = datetime_ms(seg.el(9), seg.el(10)).unwrap_or(0);
                 ctx.event_time = isa_time;
                 if seg.len() != 16 {
@@ -514,6 +597,7 @@ fn run(
                 st_count += 1;
                 st_segs = 1;
                 st_start = seg.offset;
+                ctx.st_start = seg.offset;
                 ctx.summary.transactions += 1;
                 set_str(&mut ctx.st02, seg.el(2));
                 let version = if seg.el(3).is_empty() {
@@ -557,18 +641,27 @@ fn run(
                     let range = st_start..seg.offset + seg.raw.len();
                     // Every event leaves the parser valid; an invalid one is a
                     // dead letter naming its transaction set.
-                    let mut rejected: Vec<(String, String)> = Vec::new();
+                    // (The event id holds the claim id: the message names the
+                    // event by its position in the set instead.)
+                    let mut rejected: Vec<(usize, String)> = Vec::new();
                     {
-                        let mut checked = |e: InputEvent| match validate(&e) {
-                            Ok(()) => emit(e),
-                            Err(v) => rejected.push((e.event_id().to_string(), v.to_string())),
+                        let mut n = 0usize;
+                        let mut checked = |e: InputEvent| {
+                            n += 1;
+                            match validate(&e) {
+                                Ok(()) => emit(e),
+                                Err(v) => rejected.push((n, v.to_string())),
+                            }
                         };
                         t.finish(&mut ctx, &mut checked);
                     }
-                    for (id, why) in rejected {
+                    for (n, why) in rejected {
                         ctx.error(
                             "invalid_event",
-                            format!("{id} is not a valid event and was not emitted: {why}"),
+                            format!(
+                                "event {n} of transaction set {} is not a valid event and was not emitted: {why}",
+                                ctx.st02
+                            ),
                             range.clone(),
                         );
                     }

@@ -18,9 +18,16 @@
 //! read the same way, except that its TRN02 is the inquiry's trace number, so the
 //! patient control number is taken from REF*EJ (TRN02 only as a fallback, with a
 //! finding).
+//!
+//! Identity: `277:<claim id>:<hash>`, the hash covering the payer, the claim's
+//! final statuses (inherited rejections included), its acknowledgment date and
+//! every segment of the claim-level HL up to the next HL or SE (the HL segment
+//! itself is positional and left out; [`super::ContentHash`]). The same status for
+//! the same claim re-sent in another file or envelope is a repeat the core
+//! ignores; any other status, date or reference is a new acknowledgment.
 
 use super::tokenizer::{component, parse_cents, parse_date, Segment};
-use super::Ctx;
+use super::{content_event_id, ContentHash, Ctx};
 use crate::model::{ClaimAck, ClaimStatusCode, InputEvent};
 use crate::refdata::AckClass;
 
@@ -55,6 +62,7 @@ struct Hl {
 
 struct Pending {
     ack: ClaimAck,
+    hash: ContentHash,
     hl: usize,
     trn: Option<String>,
     ej: Option<String>,
@@ -71,7 +79,6 @@ pub(crate) struct Tx277 {
     current_hl: Option<usize>,
     claim: Option<Pending>,
     in_service_line: bool,
-    ordinal: usize,
 }
 
 impl Tx277 {
@@ -86,6 +93,8 @@ impl Tx277 {
         let Some(p) = self.claim.take() else {
             return;
         };
+        let label = Self::label(&self.hls, p.hl);
+        let mut hash = p.hash;
         let mut c = p.ack;
         c.claim_id = match (p.ej, p.trn) {
             (Some(ej), _) => ej,
@@ -94,8 +103,7 @@ impl Tx277 {
                     ctx.finding(
                         "claim_id_from_trn",
                         format!(
-                            "{}: 277 X212 claim without REF*EJ; TRN02 (the inquiry trace) used as claim id",
-                            c.event_id
+                            "{label}: 277 X212 claim without REF*EJ; TRN02 (the inquiry trace) used as claim id"
                         ),
                     );
                 }
@@ -106,7 +114,7 @@ impl Tx277 {
         if !p.has_status {
             ctx.finding(
                 "missing_stc",
-                format!("{}: claim-level HL without STC", c.event_id),
+                format!("{label}: claim-level HL without STC"),
             );
         }
         // Rejections of the ancestors, nearest first, ahead of the claim's own.
@@ -133,7 +141,21 @@ impl Tx277 {
             inherited.append(&mut c.statuses);
             c.statuses = inherited;
         }
+        hash.field(c.payer_id.as_deref().unwrap_or(""));
+        let mut day = itoa::Buffer::new();
+        hash.field(day.format(c.ack_date));
+        for s in &c.statuses {
+            hash.field(&s.category);
+            hash.field(&s.code);
+            hash.field(s.entity.as_deref().unwrap_or(""));
+        }
+        c.event_id = content_event_id("277", &[(&c.claim_id, 40)], &hash);
         emit(InputEvent::Ack(c));
+    }
+
+    /// Names a claim in findings without its id (PHI): `claim HL <HL01>`.
+    fn label(hls: &[Hl], hl: usize) -> String {
+        format!("claim HL {}", hls.get(hl).map_or("?", |h| h.id.as_str()))
     }
 
     pub(crate) fn segment_inner(
@@ -142,6 +164,11 @@ impl Tx277 {
         seg: &Segment<'_>,
         emit: &mut dyn FnMut(InputEvent),
     ) {
+        if seg.id() != b"HL" {
+            if let Some(c) = self.claim.as_mut() {
+                c.hash.segment(seg);
+            }
+        }
         match seg.id() {
             b"BHT" => self.bht_date = parse_date(seg.el(4)),
             b"HL" => {
@@ -161,10 +188,13 @@ impl Tx277 {
                 let claim_level =
                     level == "PT" || level == "23" || (level == "22" && seg.el(4) != "1");
                 if claim_level {
-                    self.ordinal += 1;
+                    let mut hash = ContentHash::new("277");
+                    hash.field(if self.x212 { "X212" } else { "X214" });
                     self.claim = Some(Pending {
+                        hash,
                         ack: ClaimAck {
-                            event_id: ctx.event_id("277", self.ordinal),
+                            // Set from the content when the claim ends (`flush`).
+                            event_id: String::new(),
                             event_time: ctx.event_time,
                             claim_id: String::new(),
                             payer_id: self.payer_id.clone(),
@@ -192,7 +222,10 @@ impl Tx277 {
                         if c.trn.is_some() {
                             ctx.finding(
                                 "duplicate_trn",
-                                format!("{}: second TRN*2 in one claim; ignored", c.ack.event_id),
+                                format!(
+                                    "{}: second TRN*2 in one claim; ignored",
+                                    Self::label(&self.hls, c.hl)
+                                ),
                             );
                         } else {
                             c.trn = seg.opt(2).map(str::to_string);
@@ -255,7 +288,10 @@ impl Tx277 {
                                 Some(d) => c.ack.ack_date = d,
                                 None => ctx.finding(
                                     "bad_date",
-                                    format!("{}: STC02 {d:?} is not a date", c.ack.event_id),
+                                    format!(
+                                        "{}: STC02 {d:?} is not a date",
+                                        Self::label(&self.hls, c.hl)
+                                    ),
                                 ),
                             }
                         }

@@ -15,9 +15,19 @@
 //! next LX or HL. Diagnoses: HI principal (ABK/BK) first, then other (ABF/BF) and
 //! external cause (ABN/BN); admitting (ABJ) and reason-for-visit (APR) codes are
 //! not claim diagnoses and are skipped; HI*DR is the DRG.
+//!
+//! Identity: `837:<CLM01>:<frequency>:<hash>`, the hash covering what the claim
+//! event takes from outside its loop (claim type, BHT04 date, billing provider,
+//! subscriber, payer, SBR09) and every segment from CLM to the next HL or SE
+//! ([`super::ContentHash`]). The same claim re-sent in another file or envelope
+//! is a repeat the core ignores; a replacement (7) or void (8) differs in CLM05-3
+//! at least, so it is always a new event.
+//!
+//! Amounts: an unreadable or missing CLM02 (billed) or line charge (SV102, SV203)
+//! refuses the claim (dead letter `bad_amount`), never a claim billed at 0.
 
 use super::tokenizer::{component, parse_cents, parse_date, Segment};
-use super::Ctx;
+use super::{content_event_id, ContentHash, Ctx};
 use crate::model::{
     ClaimAttachment, ClaimFrequency, ClaimLine, ClaimSubmitted, ClaimType, InputEvent,
     PayerCategory,
@@ -39,6 +49,26 @@ pub(crate) struct Tx837 {
     in_cob: bool,
     /// A CLM has been read since the last HL (2300 and below).
     in_claim: bool,
+    /// SBR09 of the subscriber loop (part of the claim's identity).
+    sbr09: String,
+    /// Content hash of the open claim loop (the last claim).
+    open: Option<ContentHash>,
+    /// Per claim: why it is refused (segment number, reason), if it is.
+    refused: Vec<Option<(usize, String)>>,
+}
+
+/// A required amount of a claim: missing or unreadable refuses the claim.
+fn required(ctx: &Ctx<'_>, s: &str, what: &str, refusal: &mut Option<(usize, String)>) -> i64 {
+    let v = parse_cents(s);
+    if v.is_none() && refusal.is_none() {
+        let why = if s.is_empty() {
+            format!("{what} is missing")
+        } else {
+            format!("{what} {s:?} is not a decimal amount")
+        };
+        *refusal = Some((ctx.seg_no, why));
+    }
+    v.unwrap_or(0)
 }
 
 /// Segments of the 005010X222A2 and 005010X223A3 guides.
@@ -132,11 +162,34 @@ impl Tx837 {
             line_no: 0,
             in_cob: false,
             in_claim: false,
+            sbr09: String::new(),
+            open: None,
+            refused: Vec::new(),
+        }
+    }
+
+    /// Ends the open claim loop: its content gives the claim's event id.
+    fn close_loop(&mut self) {
+        if let (Some(h), Some(c)) = (self.open.take(), self.claims.last_mut()) {
+            let freq = match c.frequency {
+                ClaimFrequency::Original => "1",
+                ClaimFrequency::Replacement => "7",
+                ClaimFrequency::Void => "8",
+            };
+            c.event_id = content_event_id("837", &[(&c.claim_id, 30), (freq, 2)], &h);
         }
     }
 
     pub(crate) fn segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) {
         let csep = seg.sep.component;
+        match seg.id() {
+            b"CLM" | b"HL" => self.close_loop(),
+            _ => {
+                if let Some(h) = self.open.as_mut() {
+                    h.segment(seg);
+                }
+            }
+        }
         if self.in_cob {
             // 2320 / 2330A-G: another payer's data; only LX or HL end the loop.
             match seg.id() {
@@ -156,6 +209,8 @@ impl Tx837 {
             b"SBR" => {
                 if !self.in_claim {
                     self.payer_category = category(seg.el(9));
+                    self.sbr09.clear();
+                    self.sbr09.push_str(seg.el(9));
                 } else {
                     // SBR after CLM in the same HL: the 2320 other-subscriber loop.
                     self.in_cob = true;
@@ -180,16 +235,31 @@ impl Tx837 {
             b"CLM" => {
                 self.in_claim = true;
                 self.line_no = 0;
-                let billed = parse_cents(seg.el(2)).unwrap_or_else(|| {
-                    ctx.finding("bad_amount", format!("CLM02 {:?}", seg.el(2)));
-                    0
-                });
+                let mut refusal = None;
+                let billed = required(ctx, seg.el(2), "CLM02", &mut refusal);
+                self.refused.push(refusal);
                 let c5 = seg.el(5);
                 let pos = component(c5, csep, 1);
                 let freq = component(c5, csep, 3);
-                let ord = self.claims.len() + 1;
+                let mut h = ContentHash::new("837");
+                h.field(match self.claim_type {
+                    ClaimType::Institutional => "I",
+                    ClaimType::Professional => "P",
+                });
+                let mut day = itoa::Buffer::new();
+                h.field(match self.bht_date {
+                    Some(d) => day.format(d),
+                    None => "",
+                });
+                h.field(&self.billing_npi);
+                h.field(&self.member_id);
+                h.field(&self.payer_id);
+                h.field(&self.sbr09);
+                h.segment(seg);
+                self.open = Some(h);
                 self.claims.push(ClaimSubmitted {
-                    event_id: ctx.event_id("837", ord),
+                    // Set when the loop ends (`close_loop`).
+                    event_id: String::new(),
                     event_time: ctx.event_time,
                     claim_id: seg.el(1).to_string(),
                     member_id: self.member_id.clone(),
@@ -293,7 +363,12 @@ impl Tx837 {
                     .filter(|m| !m.is_empty())
                     .map(str::to_string)
                     .collect();
-                let charge_cents = parse_cents(charge).unwrap_or(0);
+                let what = if inst { "SV203" } else { "SV102" };
+                let mut refusal = None;
+                let charge_cents = required(ctx, charge, what, &mut refusal);
+                if let (Some(r @ None), true) = (self.refused.last_mut(), self.in_claim) {
+                    *r = refusal;
+                }
                 let line_number = if self.line_no > 0 {
                     self.line_no
                 } else {
@@ -322,8 +397,26 @@ impl Tx837 {
         }
     }
 
-    pub(crate) fn finish(self, ctx: &mut Ctx<'_>, emit: &mut dyn FnMut(InputEvent)) {
-        for (mut c, (start, end)) in self.claims.into_iter().zip(self.claim_dates) {
+    pub(crate) fn finish(mut self, ctx: &mut Ctx<'_>, emit: &mut dyn FnMut(InputEvent)) {
+        self.close_loop();
+        let claims = self
+            .claims
+            .into_iter()
+            .zip(self.claim_dates)
+            .zip(self.refused);
+        for (k, ((mut c, (start, end)), refused)) in claims.enumerate() {
+            if let Some((segment, why)) = refused {
+                ctx.refuse(
+                    "bad_amount",
+                    segment,
+                    format!(
+                        "claim {} of transaction set {}: {why}; the claim was not emitted",
+                        k + 1,
+                        ctx.st02
+                    ),
+                );
+                continue;
+            }
             let line_min = c.lines.iter().filter_map(|l| l.service_date).min();
             let line_max = c.lines.iter().filter_map(|l| l.service_date).max();
             c.service_date = start.or(line_min).unwrap_or(c.submitted_date);
@@ -333,7 +426,14 @@ impl Tx837 {
                 None
             });
             if c.claim_id.is_empty() {
-                ctx.finding("missing_claim_id", format!("{}: CLM01 empty", c.event_id));
+                ctx.finding(
+                    "missing_claim_id",
+                    format!(
+                        "claim {} of transaction set {}: CLM01 empty",
+                        k + 1,
+                        ctx.st02
+                    ),
+                );
             }
             emit(InputEvent::Claim(c));
         }
