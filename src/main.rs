@@ -459,11 +459,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 s.dead_letters,
                 out.display()
             );
+            for kept in &s.kept {
+                println!(
+                    "kept {} (no events of its stream in these files)",
+                    kept.display()
+                );
+            }
             if s.dead_letters > 0 {
                 tracing::warn!(
                     dead_letters = s.dead_letters,
                     file = claimwatch::x12::files::DEAD_LETTER_FILE,
                     "some transaction sets could not be parsed"
+                );
+            }
+            if events == 0 {
+                tracing::warn!(
+                    files = s.files,
+                    "no claim, acknowledgment or remittance in these files: are they X12 837, 277CA or 835?"
                 );
             }
             Ok(())

@@ -201,3 +201,46 @@ fn malformed_transaction_is_dead_lettered_and_the_rest_replays() {
     assert_eq!(summary["input_records"]["x12.835"], expected_remits);
     assert_eq!(summary["dead_letters"], 0);
 }
+
+/// Parsing one kind of file at a time into the same directory accumulates the streams: a run
+/// replaces only the stream files it gave events for (it emptied the others before), and says
+/// which it kept.
+#[test]
+fn parsing_file_by_file_into_one_directory_keeps_the_other_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let g = generate(&GenerateConfig {
+        members: 60,
+        seed: 5,
+        ..GenerateConfig::default()
+    });
+    write_population_x12(&g, d).unwrap();
+    let out = d.join("parsed");
+    let out_s = out.to_str().unwrap();
+    for file in X12_FILES {
+        let path = d.join(file);
+        claimwatch(&["x12", "parse", path.to_str().unwrap(), "--out", out_s]);
+    }
+    assert_eq!(lines(&out.join("ehr.claims.jsonl")), g.claims.len());
+    assert_eq!(lines(&out.join("x12.277ca.jsonl")), g.acks.len());
+    assert_eq!(lines(&out.join("x12.835.jsonl")), g.remits.len());
+    // Again, the 835 alone: its stream is replaced, the other two kept and named.
+    let stdout = claimwatch(&[
+        "x12",
+        "parse",
+        d.join("remits.835").to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
+    assert!(
+        stdout.contains("kept") && stdout.contains("ehr.claims.jsonl"),
+        "{stdout}"
+    );
+    assert_eq!(lines(&out.join("ehr.claims.jsonl")), g.claims.len());
+    assert_eq!(lines(&out.join("x12.835.jsonl")), g.remits.len());
+    assert!(std::fs::read_dir(&out).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".partial")));
+}

@@ -73,6 +73,9 @@ pub struct RunSummary {
     pub events: BTreeMap<&'static str, u64>,
     pub findings: usize,
     pub dead_letters: usize,
+    /// Stream files already in the output directory that this run gave no events for, left as
+    /// they were.
+    pub kept: Vec<PathBuf>,
 }
 
 fn codes(
@@ -103,17 +106,30 @@ fn unique_report_path(out: &Path, input: &Path, used: &mut BTreeMap<String, u32>
     }
 }
 
-/// Parses `inputs` into stream files in `out` (created if needed; the three X12
-/// stream files and the dead-letter file are replaced).
+/// Where a stream's events are written until the run ends.
+fn pending_path(out: &Path, stream: InputStream) -> PathBuf {
+    let mut p = stream_path(out, stream, Format::Json).into_os_string();
+    p.push(".partial");
+    PathBuf::from(p)
+}
+
+/// Parses `inputs` into stream files in `out` (created if needed). A stream file is replaced only
+/// when the inputs gave events of that stream, once every input is read: parsing the 277CA files
+/// into a directory that holds an earlier parse's claims, or a generated population, leaves those
+/// alone (`RunSummary::kept` names them). The dead-letter file is this run's.
 pub fn parse_files(inputs: &[PathBuf], out: &Path) -> io::Result<RunSummary> {
-    fs::create_dir_all(out)?;
+    let at =
+        |path: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    fs::create_dir_all(out).map_err(|e| at(out, e))?;
     let refdata = RefData::shared();
     let mut writers: BTreeMap<InputStream, BufWriter<File>> = BTreeMap::new();
     for stream in [InputStream::Claims, InputStream::Acks, InputStream::Remits] {
-        let f = File::create(stream_path(out, stream, Format::Json))?;
+        let path = pending_path(out, stream);
+        let f = File::create(&path).map_err(|e| at(&path, e))?;
         writers.insert(stream, BufWriter::with_capacity(1 << 20, f));
     }
-    let mut dead = BufWriter::new(File::create(out.join(DEAD_LETTER_FILE))?);
+    let dead_path = out.join(DEAD_LETTER_FILE);
+    let mut dead = BufWriter::new(File::create(&dead_path).map_err(|e| at(&dead_path, e))?);
     let mut summary = RunSummary::default();
     let mut used_names = BTreeMap::new();
     let mut line = Vec::with_capacity(4096);
@@ -242,9 +258,20 @@ pub fn parse_files(inputs: &[PathBuf], out: &Path) -> io::Result<RunSummary> {
             serde_json::to_vec_pretty(&report).map_err(io::Error::other)?,
         )?;
     }
-    for (_, mut w) in writers {
-        w.flush()?;
-    }
     dead.flush()?;
+    for (stream, mut w) in writers {
+        w.flush()?;
+        drop(w);
+        let pending = pending_path(out, stream);
+        let path = stream_path(out, stream, Format::Json);
+        if summary.events.get(stream.name()).copied().unwrap_or(0) > 0 {
+            fs::rename(&pending, &path).map_err(|e| at(&path, e))?;
+        } else {
+            fs::remove_file(&pending).map_err(|e| at(&pending, e))?;
+            if path.exists() {
+                summary.kept.push(path);
+            }
+        }
+    }
     Ok(summary)
 }
