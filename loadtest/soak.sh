@@ -68,8 +68,10 @@ wait_port() {
 # Sum of a metric's samples (every label set) in a /metrics scrape.
 metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }' "$2"; }
 
-# Both `topics create` and `run` read these (the configuration check requires them equal).
+# Both `topics create` and `run` read these (the configuration check requires them equal; the
+# group names the internal and changelog topics, README "Configuration").
 export CLAIMWATCH_TOPICS__PARTITIONS="$partitions" CLAIMWATCH_CORE__PARTITIONS="$partitions"
+export CLAIMWATCH_GROUP_ID=claimwatch-soak
 [ -z "$cache" ] || export CLAIMWATCH_STATE_CACHE_MIB="$cache"
 [ "$heap" = 0 ] || export CLAIMWATCH_COUNT_HEAP=1
 
@@ -120,7 +122,7 @@ if [ "$heaptrack" = 1 ]; then
   interpreter=$!
   preload=(env LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so DUMP_HEAPTRACK_OUTPUT="$work/heaptrack.pipe")
 fi
-CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "${preload[@]}" "$bin" run --brokers "$brokers" --group claimwatch-soak \
+CLAIMWATCH_HTTP_LISTEN="127.0.0.1:$http_port" "${preload[@]}" "$bin" run --brokers "$brokers" \
   --state-dir "$work/state" >"$work/service.log" 2>&1 &
 service=$!
 pids+=("$service")

@@ -252,6 +252,7 @@ impl KafkaArgs {
         }
         let mut c: RuntimeConfig = f.extract().context("configuration")?;
         c.client_properties_from_env();
+        c.topics.scope_to_group(&c.group_id);
         let ignored = RuntimeConfig::ignored_env_vars();
         if !ignored.is_empty() {
             tracing::warn!(variables = ?ignored, "CLAIMWATCH_ variables that set no configuration key are ignored");
@@ -599,7 +600,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("running; SIGTERM or Ctrl-C stops after a final checkpoint");
                 until_signal().await;
                 tracing::info!("stopping");
-                service.shutdown().await;
+                let stopped = service.shutdown().await;
+                if !stopped.unclean.is_empty() {
+                    // Nothing is lost (offsets stay at the last checkpoint), but the stop was not
+                    // clean: an orchestrator or operator should see it.
+                    anyhow::bail!(
+                        "stopped without a final checkpoint of partitions {:?} (failed, or not within shutdown_timeout_ms): the next owner re-processes their records since the last one",
+                        stopped.unclean
+                    );
+                }
                 anyhow::Ok(())
             })
         }

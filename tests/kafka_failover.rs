@@ -261,6 +261,9 @@ fn setup(members: usize, seed: u64) -> (Broker, tempfile::TempDir, RuntimeConfig
     let input = dir.path().join("input");
     claimwatch::generate::write::generate_to_dir(members, seed, &input, Format::Json).unwrap();
     let mut config = config(&broker, "failover", &dir.path().join("unused"), PARTITIONS);
+    // The instances (the binary) load their configuration, which names the internal and
+    // changelog topics after the group: the topics created here must be theirs.
+    config.topics.scope_to_group(&config.group_id);
     // A look-back longer than the input, as in `kafka_e2e`: the inputs are in the topics before
     // the instances start, and a partition that reads them faster than paid amounts come back
     // through Tansu would otherwise see index stays leave the look-back first (README, *What is

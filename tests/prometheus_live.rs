@@ -522,7 +522,17 @@ async fn prometheus_evaluates_every_dashboard_query_and_alert_rule() {
             },
         );
         std::thread::sleep(Duration::from_secs(3));
-        let failures = check(&prom);
+        let mut failures = check(&prom);
+        // Idle now: the last-success time keeps up with the checkpoint ticks (it stood still
+        // before, and ClaimwatchCheckpointStale paged on any quiet feed).
+        std::thread::sleep(Duration::from_secs(6));
+        let q = "time() - max(claimwatch_checkpoint_last_success_timestamp_seconds)";
+        let age = prom.value(q);
+        if !age.is_some_and(|a| a < 5.0) {
+            failures.push(format!(
+                "idle for 9 s, the last checkpoint success is {age:?} s old: an idle partition reads as stale"
+            ));
+        }
         (prom, failures)
     })
     .await

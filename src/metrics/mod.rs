@@ -763,6 +763,11 @@ impl Metrics {
         self.checkpoint_last_success.set(now_ms() as f64 / 1000.0);
     }
 
+    /// A checkpoint tick with nothing new to save: the durable state is current.
+    pub fn checkpoint_current(&self) {
+        self.checkpoint_last_success.set(now_ms() as f64 / 1000.0);
+    }
+
     /// A failed checkpoint (the task will rewind: call [`Metrics::recovery`] too if it does).
     pub fn checkpoint_failed(&self) {
         self.checkpoint_err.inc();

@@ -225,7 +225,60 @@ impl Default for Topics {
     }
 }
 
+/// The consumer group whose internal and changelog topics keep their default names.
+pub const DEFAULT_GROUP: &str = "claimwatch";
+
 impl Topics {
+    /// The internal topics (repartition, read-API endpoints), by their fields.
+    fn internal_mut(&mut self) -> [&mut String; 10] {
+        [
+            &mut self.encounter_cost,
+            &mut self.payer_facts,
+            &mut self.population_facts,
+            &mut self.vaccine_doses,
+            &mut self.cash_facts,
+            &mut self.provider_facts,
+            &mut self.member_paid,
+            &mut self.pmpm_facts,
+            &mut self.utilization_facts,
+            &mut self.api_endpoints,
+        ]
+    }
+
+    /// Gives the internal and changelog topics that still have their default names the names
+    /// of `group`'s own: `claimwatch.<group>.internal.*` and `claimwatch.<group>.changelog.*`
+    /// (characters a topic name cannot hold become `_`); [`DEFAULT_GROUP`] keeps the defaults.
+    /// These topics belong to one deployment, as a Kafka Streams application's belong to its
+    /// application id: a second group on the same cluster (a staging deployment, a replay from
+    /// scratch under a new group) read and wrote the first one's, double-counting its internal
+    /// facts and mixing its changelogs. A name set explicitly is left as it is.
+    pub fn scope_to_group(&mut self, group: &str) {
+        if group == DEFAULT_GROUP {
+            return;
+        }
+        let g: String = group
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut defaults = Topics::default();
+        for (topic, default) in self.internal_mut().into_iter().zip(defaults.internal_mut()) {
+            if *topic == *default {
+                if let Some(rest) = default.strip_prefix("claimwatch.") {
+                    *topic = format!("claimwatch.{g}.{rest}");
+                }
+            }
+        }
+        if self.changelog_prefix == defaults.changelog_prefix {
+            self.changelog_prefix = format!("claimwatch.{g}.changelog.");
+        }
+    }
+
     /// The topic an input stream is read from.
     pub fn input(&self, stream: InputStream) -> &str {
         match stream {
@@ -309,7 +362,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             brokers: "localhost:9092".into(),
-            group_id: "claimwatch".into(),
+            group_id: DEFAULT_GROUP.into(),
             state_dir: PathBuf::from("claimwatch-state"),
             state_cache_mib: crate::state::DEFAULT_CACHE_BYTES >> 20,
             topics: Topics::default(),
@@ -465,6 +518,7 @@ impl RuntimeConfig {
                 .join("; ")
         })?;
         c.client_properties_from_env();
+        c.topics.scope_to_group(&c.group_id);
         c.validate().map_err(|p| p.join("; "))?;
         Ok(c)
     }
@@ -712,6 +766,41 @@ mod tests {
             jail.set_env("CLAIMWATCH_TOPICS__REMITZ", "prod.835");
             let e = RuntimeConfig::load(RuntimeConfig::figment(None)).unwrap_err();
             assert!(e.contains("remitz"), "{e}");
+            Ok(())
+        });
+    }
+
+    /// A group other than the default gets internal and changelog topics of its own; explicit
+    /// names and the shared input and output topics stay as they are.
+    #[test]
+    fn internal_topics_belong_to_their_group() {
+        let mut t = Topics::default();
+        t.scope_to_group(DEFAULT_GROUP);
+        assert_eq!(t.encounter_cost, "claimwatch.internal.encounter-cost");
+        let mut t = Topics {
+            payer_facts: "mine.payer-facts".into(),
+            ..Topics::default()
+        };
+        t.scope_to_group("billing staging");
+        assert_eq!(
+            t.encounter_cost,
+            "claimwatch.billing_staging.internal.encounter-cost"
+        );
+        assert_eq!(
+            t.api_endpoints,
+            "claimwatch.billing_staging.internal.api-endpoints"
+        );
+        assert_eq!(
+            t.changelog("claims"),
+            "claimwatch.billing_staging.changelog.claims"
+        );
+        assert_eq!(t.payer_facts, "mine.payer-facts");
+        assert_eq!(t.claim_lifecycle, "claimwatch.claim-lifecycle");
+        assert_eq!(t.claims, "ehr.claims");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CLAIMWATCH_GROUP_ID", "g9");
+            let c = RuntimeConfig::load(RuntimeConfig::figment(None)).map_err(|e| e.to_string())?;
+            assert_eq!(c.topics.cash_facts, "claimwatch.g9.internal.cash-facts");
             Ok(())
         });
     }

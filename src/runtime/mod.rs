@@ -166,7 +166,9 @@ impl ConsumerContext for Ctx {
                 self.shared
                     .metrics
                     .rebalance(crate::metrics::Rebalance::Revoke);
-                tokio::task::block_in_place(|| self.stop_tasks(None));
+                tokio::task::block_in_place(|| {
+                    self.stop_tasks(None);
+                });
                 if let Err(e) = base.unassign() {
                     tracing::error!(error = %e, "unassign failed");
                 }
@@ -276,6 +278,8 @@ impl Ctx {
         status.ready.store(true, Ordering::SeqCst);
         self.shared.metrics.set_assigned_partitions(tasks.len());
         self.shared.metrics.set_ready(true);
+        // The partitions' state is as durable as their checkpoints: current until new records.
+        self.shared.metrics.checkpoint_current();
         tracing::info!(
             partitions = ?tasks.keys().collect::<std::collections::BTreeSet<_>>(),
             ms = started.elapsed().as_millis() as u64,
@@ -345,7 +349,9 @@ impl Ctx {
     }
 
     /// Stops tasks (all, or `only`), each after a final checkpoint and synchronous commit.
-    fn stop_tasks(&self, only: Option<&[i32]>) {
+    /// Returns the partitions that did not stop cleanly (their final checkpoint failed or did not
+    /// finish within `shutdown_timeout_ms`): the next owner re-processes their uncommitted work.
+    fn stop_tasks(&self, only: Option<&[i32]>) -> Vec<i32> {
         let handles: Vec<(i32, TaskHandle)> = {
             let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
             let keys: Vec<i32> = tasks
@@ -358,7 +364,7 @@ impl Ctx {
                 .collect()
         };
         if handles.is_empty() {
-            return;
+            return Vec::new();
         }
         self.shared.status.ready.store(false, Ordering::SeqCst);
         let deadline =
@@ -370,12 +376,23 @@ impl Ctx {
                 waits.push((*p, rx));
             }
         }
+        let mut unclean: Vec<i32> = handles
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| !waits.iter().any(|(w, _)| w == p))
+            .collect();
         for (p, rx) in waits {
             let left = deadline.saturating_duration_since(Instant::now());
-            if rx.recv_timeout(left).is_err() {
-                tracing::error!(partition = p, "partition did not stop in time; its uncommitted work will be re-processed by the next owner");
+            match rx.recv_timeout(left) {
+                Ok(true) => {}
+                Ok(false) => unclean.push(p),
+                Err(_) => {
+                    tracing::error!(partition = p, "partition did not stop in time; its uncommitted work will be re-processed by the next owner");
+                    unclean.push(p);
+                }
             }
         }
+        unclean.sort_unstable();
         for (p, h) in handles {
             self.shared.served.remove(p);
             h.join.abort();
@@ -385,6 +402,7 @@ impl Ctx {
         self.shared.status.assigned.store(left, Ordering::SeqCst);
         self.shared.metrics.set_assigned_partitions(left);
         self.shared.metrics.set_ready(false);
+        unclean
     }
 }
 
@@ -734,7 +752,9 @@ impl Service {
     }
 
     /// Stops fetching, checkpoints and commits every partition, leaves the group.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(self) -> Stopped {
+        let deadline =
+            Instant::now() + Duration::from_millis(self.ctx_tasks.config.shutdown_timeout_ms);
         let _ = self.stop.send(true);
         let _ = self.main.await;
         if let Some(x12) = self.x12 {
@@ -756,21 +776,42 @@ impl Service {
             let _ = tokio::task::spawn_blocking(move || e.reader.join()).await;
         }
         let consumer = self.consumer;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Leaving the group can wait on an unreachable coordinator: bounded by the deadline (what
+        // is left of it after the partitions' final checkpoints, at least a second).
         tokio::task::spawn_blocking(move || {
-            consumer.context().stop_tasks(None);
+            let unclean = consumer.context().stop_tasks(None);
+            let _ = tx.send(unclean);
             consumer.unsubscribe();
             drop(consumer);
-        })
-        .await
-        .ok();
+        });
+        let unclean = rx.await.unwrap_or_default();
         let producer = self.ctx_tasks.producer.clone();
-        tokio::task::spawn_blocking(move || {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let flushed = tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
-            let _ = producer.flush(Duration::from_secs(10));
+            producer.flush(left).is_ok()
         })
         .await
-        .ok();
+        .unwrap_or(false);
+        if !flushed {
+            tracing::warn!("the producer still held records at the deadline (outputs after the last checkpoint; the next owner produces them again)");
+        }
+        if unclean.is_empty() {
+            tracing::info!("stopped: every partition checkpointed and committed");
+        }
+        Stopped { unclean }
     }
+}
+
+/// How [`Service::shutdown`] ended.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    /// Partitions whose final checkpoint failed or did not finish in time: the next owner
+    /// re-processes what they handled since their last checkpoint.
+    pub unclean: Vec<i32>,
 }
 
 /// Every [`config::C_HEAP_TRIM_INTERVAL`], samples glibc's free bytes and trims its heap when

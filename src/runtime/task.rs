@@ -99,7 +99,8 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages to a running task.
 pub(crate) enum Control {
     /// Checkpoint, commit synchronously and end; the sender learns when it is done.
-    Stop(std::sync::mpsc::Sender<()>),
+    /// Final checkpoint and synchronous commit, then stop; answers whether they succeeded.
+    Stop(std::sync::mpsc::Sender<bool>),
     /// A record that arrived on the consumer's main queue (fetched before its partition queue was
     /// split off); merged into the input's buffer by offset.
     Stray {
@@ -938,9 +939,9 @@ impl Task {
         match c {
             Control::Stop(done) => {
                 let mut attempts = 0;
-                loop {
+                let clean = loop {
                     match self.checkpoint(CommitMode::Sync).await {
-                        Ok(()) => break,
+                        Ok(()) => break true,
                         Err(e) if attempts < 3 => {
                             attempts += 1;
                             tracing::warn!(partition = self.id(), error = %e, "final checkpoint failed; retrying");
@@ -950,14 +951,14 @@ impl Task {
                             // Nothing is lost: the offsets were not committed past the last good
                             // checkpoint, so the next owner re-processes from there.
                             tracing::error!(partition = self.id(), error = %e, "final checkpoint failed; the next owner resumes from the previous one");
-                            break;
+                            break false;
                         }
                     }
-                }
+                };
                 if let Ok(mut s) = self.shared.status.partition_stats.lock() {
                     s.insert(self.id(), self.partition.stats().clone());
                 }
-                let _ = done.send(());
+                let _ = done.send(clean);
                 true
             }
             Control::Stray { topic, message } => {
@@ -1036,6 +1037,9 @@ impl Task {
             return Err(TaskError::Delivery(e));
         }
         if self.unsaved == 0 && self.pending.is_empty() {
+            // Nothing new since the last checkpoint: the durable state is current, which is what
+            // the last-success time tells (an idle partition is not a stale one).
+            self.shared.metrics.checkpoint_current();
             return Ok(());
         }
         let exactly_once = self.txn.is_some();
@@ -1344,13 +1348,30 @@ impl CheckpointJob {
                 Ok(())
             })));
         } else if tpl.count() > 0 {
+            // Synchronous, on a blocking thread beside the task: the group coordinator's answer
+            // is what gets counted. An asynchronous commit's answer never reaches the context's
+            // commit callback with rdkafka 0.39 (fede1024/rust-rdkafka#856), so refused commits
+            // used to be counted as successes.
             let committing = Instant::now();
-            let r = consumer.commit(&tpl, mode);
+            let c = Arc::clone(&consumer);
+            let r = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+                .await
+                .map_err(|_| TaskError::Cancelled)?;
             shared
                 .metrics
                 .observe_stage(crate::metrics::Stage::Commit, committing.elapsed());
             shared.metrics.commit(r.is_ok());
-            r.map_err(TaskError::Commit)?;
+            match (r, mode) {
+                (Ok(()), _) => {}
+                // A final checkpoint (revocation, shutdown) must commit.
+                (Err(e), CommitMode::Sync) => return Err(TaskError::Commit(e)),
+                // A routine one loses nothing when the coordinator refuses (a rebalance in
+                // between, the coordinator unreachable): state and outputs are durable and the
+                // next checkpoint commits later offsets; no rewind.
+                (Err(e), CommitMode::Async) => {
+                    tracing::warn!(partition, error = %e, "offset commit refused; the next checkpoint commits again");
+                }
+            }
         }
         let stats = stats.expect("state written");
         checkpoint_done(&shared, partition, changes.len(), started, stats);
