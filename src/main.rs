@@ -595,7 +595,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { kafka } => {
             let config = kafka.load()?;
-            tokio_runtime()?.block_on(async move {
+            let rt = tokio_runtime()?;
+            let result = rt.block_on(async move {
                 let service = runtime::Service::start(config).await?;
                 tracing::info!("running; SIGTERM or Ctrl-C stops after a final checkpoint");
                 until_signal().await;
@@ -610,7 +611,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
                 anyhow::Ok(())
-            })
+            });
+            // Leaving the consumer group can still be waiting on an unreachable coordinator:
+            // the process does not wait for it beyond this.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }
         Command::Topics { command } => match command {
             TopicsCommand::Create { kafka } => {

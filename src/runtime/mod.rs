@@ -352,6 +352,13 @@ impl Ctx {
     /// Returns the partitions that did not stop cleanly (their final checkpoint failed or did not
     /// finish within `shutdown_timeout_ms`): the next owner re-processes their uncommitted work.
     fn stop_tasks(&self, only: Option<&[i32]>) -> Vec<i32> {
+        let deadline =
+            Instant::now() + Duration::from_millis(self.shared.config.shutdown_timeout_ms);
+        self.stop_tasks_by(only, deadline)
+    }
+
+    /// [`Ctx::stop_tasks`] with the deadline given (the service's shutdown started earlier).
+    fn stop_tasks_by(&self, only: Option<&[i32]>, deadline: Instant) -> Vec<i32> {
         let handles: Vec<(i32, TaskHandle)> = {
             let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
             let keys: Vec<i32> = tasks
@@ -367,8 +374,6 @@ impl Ctx {
             return Vec::new();
         }
         self.shared.status.ready.store(false, Ordering::SeqCst);
-        let deadline =
-            Instant::now() + Duration::from_millis(self.shared.config.shutdown_timeout_ms);
         let mut waits = Vec::new();
         for (p, h) in &handles {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -780,7 +785,7 @@ impl Service {
         // Leaving the group can wait on an unreachable coordinator: bounded by the deadline (what
         // is left of it after the partitions' final checkpoints, at least a second).
         tokio::task::spawn_blocking(move || {
-            let unclean = consumer.context().stop_tasks(None);
+            let unclean = consumer.context().stop_tasks_by(None, deadline);
             let _ = tx.send(unclean);
             consumer.unsubscribe();
             drop(consumer);
