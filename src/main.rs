@@ -371,7 +371,10 @@ fn init_logging(json: bool) {
             .with_filter(filter)
             .boxed()
     } else {
+        // Colours for a terminal only: a log file or a collector gets plain text.
+        use std::io::IsTerminal;
         fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .with_filter(not_audit)
             .with_filter(filter)
@@ -648,6 +651,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(s)) => runtime::produce::Pace::EventTime { speedup: s },
                 (None, None) => runtime::produce::Pace::Unlimited,
             };
+            // The brokers answer and the input topics exist, or a clear error now: the producer
+            // itself retries an unreachable broker (or waits on a missing topic) indefinitely.
+            let have = runtime::topics::describe(&config)
+                .with_context(|| format!("cannot reach the brokers {} (15 s)", config.brokers))?;
+            let missing: Vec<&str> = claimwatch::model::InputStream::ALL
+                .iter()
+                .map(|s| config.topics.input(*s))
+                .filter(|t| !have.contains_key(*t))
+                .collect();
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "input topics missing on {}: {} (run `claimwatch topics create`)",
+                    config.brokers,
+                    missing.join(", ")
+                );
+            }
             let started = std::time::Instant::now();
             let produced = tokio_runtime()?
                 .block_on(runtime::produce::produce_dir(&config, &input, format, pace))?;
