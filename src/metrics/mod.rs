@@ -128,6 +128,8 @@ pub enum RestoreSource {
     Local,
     /// Rebuilt from the changelog topics.
     Changelog,
+    /// Neither: no local checkpoint and no committed offsets (a partition's first start).
+    Empty,
 }
 
 /// Pre-resolved counters of one consumed topic, kept by a partition task.
@@ -179,7 +181,7 @@ pub struct Metrics {
     state_entries: IntGaugeVec,
     state_expired: IntCounterVec,
     state_disk: IntGauge,
-    restores: [IntCounter; 2],
+    restores: [IntCounter; 3],
     restored_entries: IntCounter,
     c_heap_trim: Histogram,
     c_heap_trim_free: IntGauge,
@@ -587,10 +589,12 @@ impl Metrics {
         let restore = counter_vec(
             &r,
             "claimwatch_state_restores_total",
-            "Partition state opened on assignment, by source (local, changelog).",
+            "Partition state opened on assignment, by source (local, changelog, empty).",
             &["source"],
         )?;
-        let restores = resolve(&["local", "changelog"], |s| restore.with_label_values(&[s]));
+        let restores = resolve(&["local", "changelog", "empty"], |s| {
+            restore.with_label_values(&[s])
+        });
         let restored_entries = counter(
             &r,
             "claimwatch_state_restored_entries_total",

@@ -339,10 +339,24 @@ impl Ctx {
             );
             partition
         } else {
-            shared
-                .metrics
-                .restored(crate::metrics::RestoreSource::Local, 0);
-            Partition::open(p, store, &shared.engine)?
+            let source = if local.is_some() {
+                crate::metrics::RestoreSource::Local
+            } else {
+                crate::metrics::RestoreSource::Empty
+            };
+            shared.metrics.restored(source, 0);
+            let partition = Partition::open(p, store, &shared.engine)?;
+            tracing::info!(
+                partition = p,
+                source = if local.is_some() {
+                    "local store"
+                } else {
+                    "empty (first start)"
+                },
+                watermark_ms = partition.watermark(),
+                "partition state opened"
+            );
+            partition
         };
         partition.capture_changes();
         Ok(partition)
