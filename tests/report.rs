@@ -129,6 +129,9 @@ fn report_renders_in_headless_chromium() {
     assert!(said.contains("written to"), "{said}");
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.contains("<h2>Key figures</h2>"));
+    // The header names the data period; sections covering another span say theirs.
+    assert!(html.contains("<strong>Data period "), "header period");
+    assert!(html.matches("<p class=\"period\">").count() >= 5);
     assert!(!html.contains("<script"), "no JavaScript");
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),

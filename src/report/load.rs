@@ -99,13 +99,23 @@ fn supersede<T>(map: &mut HashMap<String, (i64, T)>, key: &str, version: i64, re
     }
 }
 
+/// Widens `range` to hold `t`.
+fn widen(range: &mut Option<(EpochMillis, EpochMillis)>, t: EpochMillis) {
+    *range = Some(match *range {
+        Some((a, b)) => (a.min(t), b.max(t)),
+        None => (t, t),
+    });
+}
+
 /// Folds the claim lifecycle: the latest update per claim plus what the claim's history says
 /// (first adjudication, ever rejected, ever acknowledged).
 fn fold_claims(dir: &Path, o: &mut Outputs) -> Result<bool, LoadError> {
     let mut claims: HashMap<String, (i64, ClaimView)> = HashMap::new();
     let mut as_of: EpochMillis = i64::MIN;
+    let mut period = o.period;
     let present = for_each_line::<ClaimLifecycleUpdate>(dir, topics::CLAIM_LIFECYCLE, |u| {
         as_of = as_of.max(u.event_time);
+        widen(&mut period, u.event_time);
         let (key, _) = split_output_id(&u.output_id);
         let prev = claims.get(key).map(|(_, c)| c.clone());
         let mut view = ClaimView::from_update(&u);
@@ -128,13 +138,16 @@ fn fold_claims(dir: &Path, o: &mut Outputs) -> Result<bool, LoadError> {
     });
     o.claims = v;
     o.as_of = (as_of != i64::MIN).then_some(as_of);
+    o.period = period;
     Ok(present)
 }
 
 /// Folds the readmissions: latest version per (member, index stay); a retraction removes it.
 fn fold_readmissions(dir: &Path, o: &mut Outputs) -> Result<bool, LoadError> {
     let mut map: HashMap<String, (i64, Option<ReadmissionEvent>)> = HashMap::new();
+    let period = &mut o.period;
     let present = for_each_line::<ReadmissionEvent>(dir, topics::READMISSIONS, |e| {
+        widen(period, e.event_time);
         let (key, _) = split_output_id(&e.output_id);
         let key = key.to_owned();
         let version = e.version;
@@ -195,16 +208,42 @@ fn fold_payer_kpis(dir: &Path, o: &mut Outputs) -> Result<bool, LoadError> {
     Ok(present)
 }
 
+/// Keeps every version of the department records of `claimwatch.provider-kpis` (the folded
+/// topic keeps only the latest, whose window ends on a different day for each department).
+/// Records of another version's shape are skipped here (the folded topic still has them).
+fn fold_department_history(dir: &Path, o: &mut Outputs) -> Result<(), LoadError> {
+    let mut map: BTreeMap<String, Vec<crate::model::ProviderKpi>> = BTreeMap::new();
+    for_each_line::<serde_json::Value>(dir, topics::PROVIDER_KPIS, |v| {
+        if v.get("level").and_then(|l| l.as_str()) != Some("DEPARTMENT") {
+            return;
+        }
+        if let Ok(k) = serde_json::from_value::<crate::model::ProviderKpi>(v) {
+            map.entry(k.key.clone()).or_default().push(k);
+        }
+    })?;
+    for v in map.values_mut() {
+        // Oldest first; a redelivered version once.
+        v.sort_by_key(|k| k.version);
+        v.dedup_by_key(|k| k.version);
+    }
+    o.department_history = map;
+    Ok(())
+}
+
 /// Folds a topic this version has no typed view of (the analytics topics still being added):
 /// records as JSON, keyed by `output_id` without its trailing `:<version>`, later versions
 /// superseding earlier ones, `"action": "RETRACTED"` removing.
 pub fn fold_generic(dir: &Path, topic: &str) -> Result<Option<FoldedTopic>, LoadError> {
     let mut seq = 0i64;
     let mut lines = 0u64;
+    let mut event_range = None;
     let mut map: HashMap<String, (i64, Option<serde_json::Value>)> = HashMap::new();
     let present = for_each_line::<serde_json::Value>(dir, topic, |r| {
         seq += 1;
         lines += 1;
+        if let Some(t) = r.get("event_time").and_then(serde_json::Value::as_i64) {
+            widen(&mut event_range, t);
+        }
         let id = r
             .get("output_id")
             .and_then(|v| v.as_str())
@@ -228,7 +267,11 @@ pub fn fold_generic(dir: &Path, topic: &str) -> Result<Option<FoldedTopic>, Load
             records.insert(k, r);
         }
     }
-    Ok(Some(FoldedTopic { lines, records }))
+    Ok(Some(FoldedTopic {
+        lines,
+        records,
+        event_range,
+    }))
 }
 
 /// Loads a replay output directory.
@@ -247,12 +290,18 @@ pub fn load_dir(dir: &Path) -> Result<Outputs, LoadError> {
     mark(&mut o, topics::READMISSIONS, p);
     if let Some(v) = fold_last::<DenialRiskScore>(dir, topics::DENIAL_RISK, |r| r.claim_id.clone())?
     {
+        for r in &v {
+            widen(&mut o.period, r.event_time);
+        }
         o.denial_risk = v;
         mark(&mut o, topics::DENIAL_RISK, true);
     }
     if let Some(v) =
         fold_last::<ReadmissionRiskScore>(dir, topics::READMISSION_RISK, |r| r.output_id.clone())?
     {
+        for r in &v {
+            widen(&mut o.period, r.event_time);
+        }
         o.readmission_risk = v;
         mark(&mut o, topics::READMISSION_RISK, true);
     }
@@ -280,6 +329,16 @@ pub fn load_dir(dir: &Path) -> Result<Outputs, LoadError> {
             mark(&mut o, t, true);
         }
     }
+    // Care gaps are event-driven too (an encounter, a claim's dose, a due date reached).
+    if let Some((a, b)) = o
+        .analytics
+        .get(topics::CARE_GAPS)
+        .and_then(|f| f.event_range)
+    {
+        widen(&mut o.period, a);
+        widen(&mut o.period, b);
+    }
+    fold_department_history(dir, &mut o)?;
     let summary_path = dir.join("replay-summary.json");
     match std::fs::read(&summary_path) {
         Ok(bytes) => {
@@ -326,6 +385,19 @@ impl ClaimView {
             ever_rejected: u.status == ClaimStatus::Rejected,
             acknowledged: u.ack_count > 0,
             denial_category: u.denial_category.clone(),
+            denied_cents: if matches!(u.status, ClaimStatus::Denied | ClaimStatus::PartiallyPaid) {
+                u.adjustments_by_category
+                    .iter()
+                    .filter(|a| {
+                        a.amount_cents > 0
+                            && crate::refdata::CarcCategory::from_name(&a.code)
+                                .is_some_and(crate::refdata::CarcCategory::is_denial)
+                    })
+                    .map(|a| a.amount_cents)
+                    .sum()
+            } else {
+                0
+            },
         }
     }
 }

@@ -21,6 +21,7 @@ mod sections;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 
 use serde::Deserialize;
 
@@ -80,6 +81,10 @@ pub struct ClaimView {
     pub ever_rejected: bool,
     pub acknowledged: bool,
     pub denial_category: Option<String>,
+    /// Denial-category adjustments (positive amounts) of the latest version, cents: what the
+    /// claim's effective adjudication denies now. 0 unless the latest status is DENIED or
+    /// PARTIALLY_PAID (a claim later paid in full, reversed, voided or forwarded denies nothing).
+    pub denied_cents: i64,
 }
 
 /// A topic read as JSON: its latest record per key.
@@ -88,6 +93,8 @@ pub struct FoldedTopic {
     /// Lines in the file (all versions).
     pub lines: u64,
     pub records: BTreeMap<String, serde_json::Value>,
+    /// First and last `event_time` over every line (all versions), when the records carry one.
+    pub event_range: Option<(EpochMillis, EpochMillis)>,
 }
 
 /// The parts of `replay-summary.json` the report shows (figures computed from the replay's final
@@ -120,6 +127,12 @@ pub struct Outputs {
     pub claims: Vec<ClaimView>,
     /// Latest lifecycle event time: the "as of" of the A/R aging.
     pub as_of: Option<EpochMillis>,
+    /// First and last event time over the event-driven outputs (claim lifecycle, risk scores,
+    /// readmissions, care gaps): the data period of the page.
+    pub period: Option<(EpochMillis, EpochMillis)>,
+    /// Every version of every department's provider KPI record, oldest first (the section picks
+    /// the version whose window ends at a common date).
+    pub department_history: BTreeMap<String, Vec<crate::model::ProviderKpi>>,
     /// Current (not retracted) readmissions.
     pub readmissions: Vec<ReadmissionEvent>,
     /// Latest score per claim.
@@ -141,6 +154,15 @@ pub struct Outputs {
 pub struct Kpis {
     pub claims: u64,
     pub adjudicated: u64,
+    /// The counts behind the rates, so that the page rounds once from the exact ratio: claims
+    /// first denied, finally denied, with a first-pass outcome and paid on it, acknowledged and
+    /// rejected at the front door.
+    pub initial_denied: u64,
+    pub final_denied: u64,
+    pub first_pass_outcomes: u64,
+    pub first_pass_paid: u64,
+    pub acknowledged: u64,
+    pub front_door_rejected: u64,
     /// Share of adjudicated claims whose first adjudication was a denial.
     pub initial_denial_rate: f64,
     /// Share of adjudicated claims denied in their latest state.
@@ -150,8 +172,19 @@ pub struct Kpis {
     /// Share of acknowledged claims rejected at the front door at least once.
     pub front_door_rejection_rate: f64,
     pub paid_cents: i64,
-    /// Denial-category adjustments over the daily payer KPI windows, cents.
+    /// Denial-category adjustments over the daily payer KPI windows, cents: every adjudication
+    /// counts (a claim denied twice counts twice, a denial later overturned still counts).
     pub denied_cents: i64,
+    /// Denial-category adjustments of the claims' latest state ([`ClaimView::denied_cents`]),
+    /// and how many claims carry some. A claim's denial is capped at its billed amount: the
+    /// adjustments of a resubmitted claim can hold more than one adjudication's denials.
+    pub denied_current_cents: i64,
+    pub denied_current_claims: u64,
+    /// Claims whose denial adjustments exceeded their billed amount (capped).
+    pub denied_capped_claims: u64,
+    /// Of those claims, the expected (contracted) payment not received: sum of
+    /// max(expected - paid, 0), cents. Comparable with the paid amounts (billed charges are not).
+    pub denied_expected_unpaid_cents: i64,
     /// Current unplanned readmissions on the readmissions topic.
     pub unplanned_readmissions: u64,
     /// Index stays and rate from the replay summary, when there is one.
@@ -163,12 +196,24 @@ pub struct Kpis {
     pub payer_alerts: u64,
 }
 
-/// `n / d` rounded to 4 decimals as `replay-summary.json` rounds, 0 when `d` is 0.
+/// `n / d` rounded to 4 decimals as `replay-summary.json` rounds, 0 when `d` is 0. For
+/// comparing with the summary only: the page shows [`exact`] ratios, rounded once when printed
+/// (a ratio rounded here and again to one decimal of a percent can land a tenth off:
+/// 123 / 1528 = 8.0497 % became 0.0805 and then 8.1 %).
 pub fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 {
         0.0
     } else {
         (n as f64 / d as f64 * 10_000.0).round() / 10_000.0
+    }
+}
+
+/// `n / d` unrounded, 0 when `d` is 0.
+pub fn exact(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
     }
 }
 
@@ -181,6 +226,13 @@ impl Kpis {
         let (mut init, mut fin, mut acked, mut rej, mut fp, mut fp_all) = (0, 0, 0, 0, 0, 0);
         for c in &o.claims {
             k.paid_cents += c.paid_cents;
+            if c.denied_cents > 0 {
+                k.denied_current_cents += c.denied_cents.min(c.billed_cents.max(0));
+                k.denied_current_claims += 1;
+                k.denied_capped_claims += u64::from(c.denied_cents > c.billed_cents);
+                k.denied_expected_unpaid_cents +=
+                    c.expected_cents.map_or(0, |e| (e - c.paid_cents).max(0));
+            }
             if c.remit_count > 0 {
                 k.adjudicated += 1;
                 init += u64::from(c.first_adjudication == Some(ClaimStatus::Denied));
@@ -195,6 +247,9 @@ impl Kpis {
                 fp += u64::from(p);
             }
         }
+        (k.initial_denied, k.final_denied) = (init, fin);
+        (k.first_pass_paid, k.first_pass_outcomes) = (fp, fp_all);
+        (k.front_door_rejected, k.acknowledged) = (rej, acked);
         k.initial_denial_rate = ratio(init, k.adjudicated);
         k.final_denial_rate = ratio(fin, k.adjudicated);
         k.front_door_rejection_rate = ratio(rej, acked);
@@ -254,7 +309,25 @@ table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:
 th{background:#f4f4f4;text-align:left}td.l{text-align:left}td.w{text-align:left;white-space:normal}\n\
 .charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}\n\
 .na{color:#8a5a00;background:#fff7e6;border:1px solid #f0d9a8;border-radius:6px;padding:8px 12px}\n\
-nav a{margin-right:1em}small,.note{color:#666}\n";
+nav a{margin-right:1em}small,.note{color:#666}\n\
+.period{color:#1f4e79;font-size:.9em;margin:-.4em 0 .6em 0}\n\
+table.compact{font-size:.88em}table.compact th,table.compact td{padding:3px 7px}\n\
+dl.terms{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;font-size:.9em;color:#444}dl.terms dt{font-weight:bold}dl.terms dd{margin:0}\n";
+
+/// The terms the page uses, defined once (each section's notes say more).
+const TERMS: &[(&str, &str)] = &[
+    ("FPY", "first-pass yield: claims paid on their first adjudication, with no earlier rejection or denial"),
+    ("front-door rejection", "the payer's acknowledgement (277CA) refused the claim before adjudication"),
+    ("adjudication", "one 835 remittance decision on a claim; a resubmitted claim can be adjudicated several times"),
+    ("HRRP", "CMS Hospital Readmissions Reduction Program: its condition cohorts (AMI, HF, pneumonia, COPD, CABG, hip/knee replacement)"),
+    ("CCSR", "AHRQ Clinical Classifications Software Refined: diagnosis groups by body system (CIR circulatory, RSP respiratory, ...)"),
+    ("LOS", "length of stay of an inpatient stay, days"),
+    ("PMPM", "paid per member per month: paid amount / member months of enrolment"),
+    ("O/E", "observed / expected readmissions; expected = sum of the calibrated risk probabilities"),
+    ("ROI", "return on investment: net savings / programme cost"),
+    ("tiers", "LOW / MEDIUM / HIGH bands of a model's calibrated probability"),
+    ("WAPE", "weighted absolute percentage error: sum |actual - forecast| / sum actual"),
+];
 
 /// The page for `o`. Pure: the same outputs give the same bytes.
 pub fn render(o: &Outputs) -> Result<String, ReportError> {
@@ -263,18 +336,19 @@ pub fn render(o: &Outputs) -> Result<String, ReportError> {
     s.push_str("<title>claimwatch executive report</title>\n<style>\n");
     s.push_str(CSS);
     s.push_str("</style>\n</head>\n<body>\n<h1>claimwatch executive report</h1>\n");
-    let as_of = o
-        .as_of
-        .map(|t| crate::model::format_day(crate::model::day_of(t)))
-        .unwrap_or_else(|| "-".into());
+    let day = |t: EpochMillis| crate::model::format_day(crate::model::day_of(t));
+    let period = match o.period {
+        Some((a, b)) => format!("Data period {} to {} (event time)", day(a), day(b)),
+        None => "Data period unknown (no event-driven output)".into(),
+    };
     let inputs: u64 = o
         .summary
         .as_ref()
         .map(|s| s.input_records.values().sum())
         .unwrap_or(0);
     s.push_str(&format!(
-        "<p class=\"sub\">Event time up to {} &middot; {} input records &middot; {} output topics read &middot; aggregates only (no member or claim identifiers)</p>\n",
-        esc(&as_of),
+        "<p class=\"sub\"><strong>{}</strong> &middot; {} input records &middot; {} output topics read &middot; aggregates only (no member or claim identifiers)</p>\n",
+        esc(&period),
         if inputs > 0 { inputs.to_string() } else { "-".into() },
         o.present.len()
     ));
@@ -282,7 +356,11 @@ pub fn render(o: &Outputs) -> Result<String, ReportError> {
     for sec in SECTIONS {
         s.push_str(&format!("<a href=\"#{}\">{}</a>", sec.id, esc(sec.title)));
     }
-    s.push_str("</nav>\n");
+    s.push_str("</nav>\n<dl class=\"terms\">\n");
+    for (t, d) in TERMS {
+        let _ = writeln!(s, "<dt>{}</dt><dd>{}</dd>", esc(t), esc(d));
+    }
+    s.push_str("</dl>\n");
     for sec in SECTIONS {
         s.push_str(&format!(
             "<section id=\"{}\">\n<h2>{}</h2>\n",

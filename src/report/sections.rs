@@ -5,10 +5,11 @@ use std::fmt::Write;
 
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::model::{ClaimStatus, Granularity, RiskTier};
 
-use super::{esc, ratio, topics, Kpis, Outputs, ReportError};
+use super::{esc, exact, topics, Kpis, Outputs, ReportError};
 
 mod analytics;
 mod utilization;
@@ -104,22 +105,29 @@ const ORANGE: RGBColor = RGBColor(255, 127, 14);
 const GREEN: RGBColor = RGBColor(44, 160, 44);
 const RED: RGBColor = RGBColor(214, 39, 40);
 
+/// A share as a percent with one decimal, rounded once from `x` (pass the exact ratio, not one
+/// already rounded).
 fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
 }
 
+/// The day of an event time, `YYYY-MM-DD`.
+fn day(t: crate::model::EpochMillis) -> String {
+    crate::model::format_day(crate::model::day_of(t))
+}
+
+/// The span a section's figures cover, under its heading.
+fn period_line(s: &mut String, text: &str) {
+    let _ = writeln!(s, "<p class=\"period\">{}</p>", esc(text));
+}
+
 fn dollars(cents: i64) -> String {
-    let neg = cents < 0;
     let whole = (cents.unsigned_abs() + 50) / 100;
-    let digits = whole.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    format!("{}${out}", if neg { "-" } else { "" })
+    format!(
+        "{}${}",
+        if cents < 0 { "-" } else { "" },
+        thousands(whole as i64)
+    )
 }
 
 fn chart_err(chart: &str) -> impl Fn(String) -> ReportError + '_ {
@@ -129,9 +137,62 @@ fn chart_err(chart: &str) -> impl Fn(String) -> ReportError + '_ {
     }
 }
 
+/// What a bar chart's values are, read from its axis description: a percent when it has `%`,
+/// dollars when it has `$` or `dollars`, else a count (integer ticks, no decimals).
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Count,
+    Percent,
+    Dollars,
+}
+
+impl Kind {
+    fn of(axis: &str) -> Self {
+        if axis.contains('%') {
+            Kind::Percent
+        } else if axis.contains('$') || axis.contains("dollars") {
+            Kind::Dollars
+        } else {
+            Kind::Count
+        }
+    }
+
+    /// The value printed at the end of a bar.
+    fn value(self, v: f64) -> String {
+        match self {
+            Kind::Count => thousands(v.round() as i64),
+            Kind::Percent => format!("{v:.1} %"),
+            Kind::Dollars => dollars((v * 100.0).round() as i64),
+        }
+    }
+
+    /// An axis tick.
+    fn tick(self, v: f64) -> String {
+        match self {
+            Kind::Percent if v.fract().abs() > 1e-9 => format!("{v:.1}"),
+            Kind::Dollars | Kind::Percent => thousands(v.round() as i64),
+            Kind::Count => thousands(v.round() as i64),
+        }
+    }
+}
+
+/// An integer with thousands separators.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    format!("{}{out}", if n < 0 { "-" } else { "" })
+}
+
 /// A bar chart: one bar per label, `axis` on the value axis, each bar coloured by
-/// `colors[i % len]`. Vertical bars when the labels fit under them, else horizontal bars with the
-/// labels on the left (rotated labels do not place well in plotters' SVG output).
+/// `colors[i % len]`, its value printed at its end (so that a bar too small to see, 40 against
+/// 12,995, still reads). Vertical bars when the labels fit under them, else horizontal bars with
+/// the labels on the left (rotated labels do not place well in plotters' SVG output).
 fn bar_svg(
     caption: &str,
     labels: &[String],
@@ -142,12 +203,26 @@ fn bar_svg(
 ) -> Result<String, ReportError> {
     let err = chart_err(caption);
     let n = labels.len().max(1);
-    let top = values.iter().copied().fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    let kind = Kind::of(axis);
+    let max = values.iter().copied().fold(0.0f64, f64::max);
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
     // About 7 pixels per character at 12 px; a vertical bar's slot must hold its label.
     let slot = size.0.saturating_sub(90) / n as u32;
     let horizontal = longest * 7 + 8 > slot;
+    // Room past the longest bar for its value.
+    let top = if max > 0.0 {
+        max * if horizontal { 1.3 } else { 1.15 }
+    } else {
+        1.0
+    };
+    // Counts get integer ticks: no more ticks than whole units.
+    let ticks = match kind {
+        Kind::Count => (top.floor() as usize).clamp(1, 10),
+        _ => 10,
+    };
+    // A bar with a value is at least this long, so that it shows (its printed value is exact).
+    let visible = |v: f64| if v > 0.0 { v.max(top * 0.006) } else { v };
+    let value_style = TextStyle::from(("sans-serif", 11).into_font()).color(&BLACK);
     let bar = |i: usize| colors[i % colors.len()].filled();
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
@@ -178,6 +253,8 @@ fn bar_svg(
                     }
                     _ => String::new(),
                 })
+                .x_labels(ticks)
+                .x_label_formatter(&|v| kind.tick(*v))
                 .x_desc(axis)
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
@@ -186,12 +263,22 @@ fn bar_svg(
                     let mut r = Rectangle::new(
                         [
                             (0.0, SegmentValue::Exact(n - 1 - i)),
-                            (*v, SegmentValue::Exact(n - i)),
+                            (visible(*v), SegmentValue::Exact(n - i)),
                         ],
                         bar(i),
                     );
                     r.set_margin(3, 3, 0, 0);
                     r
+                }))
+                .map_err(|e| err(e.to_string()))?;
+            let style = value_style.pos(Pos::new(HPos::Left, VPos::Center));
+            chart
+                .draw_series(values.iter().enumerate().map(|(i, v)| {
+                    Text::new(
+                        format!(" {}", kind.value(*v)),
+                        (visible(*v), SegmentValue::CenterOf(n - 1 - i)),
+                        style.clone(),
+                    )
                 }))
                 .map_err(|e| err(e.to_string()))?;
         } else {
@@ -207,6 +294,8 @@ fn bar_svg(
                 .x_labels(n)
                 .x_label_style(("sans-serif", 12))
                 .x_label_formatter(&label)
+                .y_labels(ticks)
+                .y_label_formatter(&|v| kind.tick(*v))
                 .y_desc(axis)
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
@@ -215,7 +304,7 @@ fn bar_svg(
                     let mut r = Rectangle::new(
                         [
                             (SegmentValue::Exact(i), 0.0),
-                            (SegmentValue::Exact(i + 1), *v),
+                            (SegmentValue::Exact(i + 1), visible(*v)),
                         ],
                         bar(i),
                     );
@@ -223,10 +312,38 @@ fn bar_svg(
                     r
                 }))
                 .map_err(|e| err(e.to_string()))?;
+            let style = value_style.pos(Pos::new(HPos::Center, VPos::Bottom));
+            chart
+                .draw_series(values.iter().enumerate().map(|(i, v)| {
+                    Text::new(
+                        kind.value(*v),
+                        (SegmentValue::CenterOf(i), visible(*v)),
+                        style.clone(),
+                    )
+                }))
+                .map_err(|e| err(e.to_string()))?;
         }
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(buf)
+}
+
+/// A bar chart as the sections draw it, for the tests.
+#[cfg(test)]
+pub(super) fn bar_svg_for_test(labels: &[String], values: &[f64], axis: &str) -> String {
+    bar_svg("test", labels, values, axis, &[BLUE], (420, 320)).unwrap()
+}
+
+/// The PMPM months kept and left out, for the tests.
+#[cfg(test)]
+pub(super) fn pmpm_months_for_test(
+    months: &[crate::model::PmpmMonth],
+) -> (
+    Vec<&crate::model::PmpmMonth>,
+    Vec<&crate::model::PmpmMonth>,
+    f64,
+) {
+    analytics::pmpm_months(months)
 }
 
 fn head(s: &mut String, cells: &[&str]) {
@@ -256,26 +373,56 @@ fn tile(s: &mut String, value: &str, label: &str) {
 
 fn kpi_tiles(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
     let k = Kpis::compute(o);
+    if let Some((a, b)) = o.period {
+        period_line(
+            s,
+            &format!(
+                "claims submitted or adjudicated {} to {}; each claim as of its latest update",
+                day(a),
+                day(b)
+            ),
+        );
+    }
     s.push_str("<div class=\"tiles\">\n");
     tile(s, &k.claims.to_string(), "claims");
-    tile(s, &pct(k.initial_denial_rate), "initial denial rate");
-    tile(s, &pct(k.final_denial_rate), "final denial rate");
-    tile(s, &pct(k.first_pass_yield), "first-pass yield");
     tile(
         s,
-        &pct(k.front_door_rejection_rate),
+        &pct(exact(k.initial_denied, k.adjudicated)),
+        "initial denial rate",
+    );
+    tile(
+        s,
+        &pct(exact(k.final_denied, k.adjudicated)),
+        "final denial rate",
+    );
+    tile(
+        s,
+        &pct(exact(k.first_pass_paid, k.first_pass_outcomes)),
+        "first-pass yield (FPY)",
+    );
+    tile(
+        s,
+        &pct(exact(k.front_door_rejected, k.acknowledged)),
         "front-door rejection rate",
     );
+    tile(s, &dollars(k.paid_cents), "paid to date");
     tile(
         s,
-        &dollars(k.denied_cents),
-        "denied dollars, every adjudication incl. later overturned (payer KPI daily windows)",
+        &dollars(k.denied_expected_unpaid_cents),
+        &format!(
+            "denied now, at expected payment: expected - paid of the {} claims whose latest status is DENIED or PARTIALLY_PAID",
+            k.denied_current_claims
+        ),
     );
-    tile(s, &dollars(k.paid_cents), "paid to date");
-    match (k.readmission_rate, k.index_stays) {
-        (Some(r), Some(n)) => tile(
+    tile(
+        s,
+        &dollars(k.denied_current_cents),
+        "denied now, at billed charges: those claims' denial adjustments in their latest version",
+    );
+    match (&o.summary, k.index_stays) {
+        (Some(sm), Some(n)) => tile(
             s,
-            &pct(r),
+            &pct(exact(sm.readmissions.unplanned_readmissions, n)),
             &format!("30-day unplanned readmission rate ({n} index stays)"),
         ),
         _ => tile(s, "-", "readmission rate (needs replay-summary.json)"),
@@ -300,8 +447,18 @@ fn kpi_tiles(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
     let _ = writeln!(
         s,
         "<p class=\"note\">Rates over the {} adjudicated claims (initial: the first 835's outcome; final: the latest state). \
+         FPY (first-pass yield): claims paid on their first adjudication with no earlier rejection or denial, of the claims with a first outcome. \
+         Front-door rejection: the payer's clearinghouse acknowledgement (277CA) refused the claim before adjudication, of the acknowledged claims. \
+         Denied now: the denial-category adjustments (authorization, eligibility, medical necessity, ...; not contractual or patient share) \
+         of each claim's latest adjudication, so a denial later overturned or paid on resubmission no longer counts; \
+         adjustments are billed charges, so compare the expected-payment figure, not them, with paid to date \
+         (a claim's denial is capped at its billed amount: {} claims held the adjustments of more than one adjudication). \
+         All denial adjustments, incl. overturned (every adjudication of every claim, from the payer KPI daily windows): {}. \
          Readmission rate: unplanned readmissions / index stays from the replay summary. {} dead-lettered input records.</p>",
-        k.adjudicated, o.dead_letters
+        k.adjudicated,
+        k.denied_capped_claims,
+        dollars(k.denied_cents),
+        o.dead_letters
     );
     Ok(())
 }
@@ -360,24 +517,41 @@ fn payer_benchmarks(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repo
         s.push_str("<p class=\"na\">No daily payer KPI window has closed yet.</p>\n");
         return Ok(());
     }
+    let (first, last) = o
+        .payer_kpis
+        .iter()
+        .filter(|w| w.granularity == Granularity::Daily)
+        .fold((i64::MAX, i64::MIN), |(a, b), w| {
+            (a.min(w.window_start), b.max(w.window_end))
+        });
+    period_line(
+        s,
+        &format!(
+            "daily windows {} to {} (window start to the last window's end)",
+            day(first),
+            day(last - 1)
+        ),
+    );
     s.push_str("<table>\n");
     head(
         s,
         &[
             "payer",
             "category",
-            "adjudicated",
-            "denial rate",
-            "first-pass yield",
-            "denied dollars",
+            "adjudications",
+            "denied per adjudication",
+            "first-pass yield (first adjudications)",
+            "denial adjustments",
             "paid dollars",
             "median days to payment",
         ],
     );
     let (mut labels, mut rates, mut fpys) = (Vec::new(), Vec::new(), Vec::new());
+    let mut total = PayerRow::default();
+    let n = |x: i64| x.max(0) as u64;
     for (payer, r) in rows.iter_mut() {
-        let dr = ratio(r.denied as u64, r.adjudicated.max(0) as u64);
-        let fpy = ratio(r.first_pass_paid as u64, r.first_adjudicated.max(0) as u64);
+        let dr = exact(n(r.denied), n(r.adjudicated));
+        let fpy = exact(n(r.first_pass_paid), n(r.first_adjudicated));
         let med = weighted_median(&mut r.medians);
         row(
             s,
@@ -395,18 +569,49 @@ fn payer_benchmarks(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repo
         labels.push((*payer).to_owned());
         rates.push(dr * 100.0);
         fpys.push(fpy * 100.0);
+        total.adjudicated += r.adjudicated;
+        total.denied += r.denied;
+        total.first_adjudicated += r.first_adjudicated;
+        total.first_pass_paid += r.first_pass_paid;
+        total.denied_cents += r.denied_cents;
+        total.paid_cents += r.paid_cents;
+        total.medians.extend(r.medians.iter().copied());
     }
+    let med = weighted_median(&mut total.medians);
+    row(
+        s,
+        "all payers",
+        &[
+            String::new(),
+            total.adjudicated.to_string(),
+            pct(exact(n(total.denied), n(total.adjudicated))),
+            pct(exact(n(total.first_pass_paid), n(total.first_adjudicated))),
+            dollars(total.denied_cents),
+            dollars(total.paid_cents),
+            med.map_or("-".into(), |m| format!("{m:.0}")),
+        ],
+    );
     s.push_str("</table>\n");
-    s.push_str(
-        "<p class=\"note\">Sums over the latest version of every daily window. Median days to payment: \
-         the median of the daily windows' medians, weighted by their paid adjudications.</p>\n",
+    let k = Kpis::compute(o);
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">Per adjudication, not per claim: every 835 adjudication of a claim counts (a claim \
+         denied, resubmitted and denied again is two denied adjudications), so the denial rate here and its \
+         denial adjustments (billed charges, incl. denials later overturned) are not the claim-level figures of \
+         Key figures ({} claims adjudicated, {} final denial rate, {} denied now at billed charges). Sums over the latest version of every daily window; paid dollars: the \
+         claim's paid to date at each adjudication (near, not equal to, Key figures' paid to date). \
+         First-pass yield: paid on the claim's first adjudication, of the first adjudications. Median days to \
+         payment: the median of the daily windows' medians, weighted by their paid adjudications.</p>",
+        k.adjudicated,
+        pct(exact(k.final_denied, k.adjudicated)),
+        dollars(k.denied_current_cents)
     );
     s.push_str("<div class=\"charts\">\n");
     s.push_str(&bar_svg(
-        "Denial rate by payer (%)",
+        "Denied per adjudication by payer (%)",
         &labels,
         &rates,
-        "denied / adjudicated, %",
+        "denied / adjudications, %",
         &[RED],
         (560, 360),
     )?);
@@ -468,7 +673,7 @@ fn risk_tiers(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportErro
         if n == 0 {
             "-".to_owned()
         } else {
-            format!("{:.3}", sum / n as f64)
+            pct(sum / n as f64)
         }
     };
     for i in 0..3 {
@@ -483,7 +688,13 @@ fn risk_tiers(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportErro
             ],
         );
     }
-    s.push_str("</table>\n<div class=\"charts\">\n");
+    s.push_str("</table>\n");
+    s.push_str(
+        "<p class=\"note\">Tiers: the models' risk bands. LOW, MEDIUM and HIGH are cut-offs on the \
+         calibrated probability (of a denial for a claim, at its latest submission; of an unplanned \
+         30-day readmission for a stay, at discharge); the probabilities are shown as percents.</p>\n",
+    );
+    s.push_str("<div class=\"charts\">\n");
     let colors = [GREEN, ORANGE, RED];
     if o.present.contains(topics::DENIAL_RISK) {
         s.push_str(&bar_svg(
@@ -569,7 +780,7 @@ fn readmissions(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportEr
             &[
                 m.map_or("-".into(), |m| m.0.to_string()),
                 m.map_or("-".into(), |m| m.1.to_string()),
-                m.map_or("-".into(), |m| pct(ratio(m.1, m.0))),
+                m.map_or("-".into(), |m| pct(exact(m.1, m.0))),
                 a.map_or(0, |a| a.unplanned).to_string(),
                 a.map_or(0, |a| a.planned).to_string(),
                 dollars(a.map_or(0, |a| a.paid_cents)),
@@ -577,7 +788,7 @@ fn readmissions(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportEr
         );
         if let Some(m) = m {
             labels.push(k.clone());
-            rates.push(ratio(m.1, m.0) * 100.0);
+            rates.push(exact(m.1, m.0) * 100.0);
         }
     }
     s.push_str("</table>\n<p class=\"note\">Matured index stays and their rate come from the replay summary (30-day window closed); \
@@ -638,6 +849,15 @@ fn readmissions(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportEr
 }
 
 fn lifecycle(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
+    if let Some(t) = o.as_of {
+        period_line(
+            s,
+            &format!(
+                "each claim's latest status; A/R aged as of {} (the latest lifecycle event)",
+                day(t)
+            ),
+        );
+    }
     let mut by_status: BTreeMap<ClaimStatus, (u64, i64)> = BTreeMap::new();
     for c in &o.claims {
         let e = by_status.entry(c.status).or_default();
@@ -651,7 +871,7 @@ fn lifecycle(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
         row(
             s,
             st.as_str(),
-            &[n.to_string(), pct(ratio(*n, total)), dollars(*billed)],
+            &[n.to_string(), pct(exact(*n, total)), dollars(*billed)],
         );
     }
     s.push_str("</table>\n");
@@ -805,6 +1025,23 @@ fn high_cost_members(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), R
     let Some(f) = o.analytics.get(sec.topics[0]) else {
         return Ok(());
     };
+    if f.records.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p class=\"na\">Not available: <code>{}</code> has no record{}, so there is no top-N % list, horizon \
+             or threshold to show. Members are flagged only once a partition's sketch holds \
+             <code>member_risk.min_members</code> members with a stay in the last 12 months (200 by default); with \
+             a small population (or more partitions) none reaches it, or the high-cost flow is turned off \
+             (<code>member_risk.enabled</code>).</p>",
+            esc(sec.topics[0]),
+            if f.lines > 0 {
+                " current (all retracted)"
+            } else {
+                ""
+            }
+        );
+        return Ok(());
+    }
     let num = |r: &serde_json::Value, k: &str| r.get(k).and_then(serde_json::Value::as_f64);
     let flagged: Vec<&serde_json::Value> = f
         .records
@@ -920,7 +1157,8 @@ struct CashWeek {
     actual: i64,
     /// Sum over payers of |actual - forecast|.
     abs_err: i64,
-    /// Some payer's record of the week is of the week in progress.
+    /// The week holds the last event time of the data, or is later (by the calendar, not by the
+    /// records' `complete` flag: a payer whose receipts stop never completes its last week).
     in_progress: bool,
 }
 
@@ -939,12 +1177,20 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
         s.push_str("<p class=\"na\">No payer week has been emitted yet.</p>\n");
         return Ok(());
     }
+    // The last day of the data: weeks up to the one holding it are complete by the calendar.
+    let last_day = o
+        .period
+        .map(|(_, b)| crate::model::day_of(b))
+        .or_else(|| f.event_range.map(|(_, b)| crate::model::day_of(b)));
     let mut weeks: BTreeMap<i32, CashWeek> = BTreeMap::new();
     for r in &recs {
         let w = weeks.entry(r.week_start).or_default();
         w.label.clone_from(&r.iso_week);
         w.actual += r.actual_cents;
-        w.in_progress |= !r.complete;
+        w.in_progress = match last_day {
+            Some(d) => r.week_start + 7 > d,
+            None => w.in_progress || !r.complete,
+        };
         if let Some(fc) = r.forecast_cents {
             w.payers += 1;
             w.forecast += fc;
@@ -956,13 +1202,29 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
         .values()
         .filter(|w| !w.in_progress && w.payers > 0)
         .collect();
-    let (abs_err, actual, forecast) = measured.iter().fold((0i64, 0i64, 0i64), |a, w| {
-        (
-            a.0 + w.abs_err,
-            a.1 + w.actual_forecast_payers,
-            a.2 + w.forecast,
-        )
-    });
+    let (abs_err, actual, forecast, total_abs_err) =
+        measured.iter().fold((0i64, 0i64, 0i64, 0i64), |a, w| {
+            (
+                a.0 + w.abs_err,
+                a.1 + w.actual_forecast_payers,
+                a.2 + w.forecast,
+                a.3 + (w.actual_forecast_payers - w.forecast).abs(),
+            )
+        });
+    if let (Some(a), Some(b)) = (measured.first(), measured.last()) {
+        period_line(
+            s,
+            &format!(
+                "completed ISO weeks {} to {}{}",
+                a.label,
+                b.label,
+                last_day.map_or(String::new(), |d| format!(
+                    "; weeks from the one holding {} on are in progress",
+                    crate::model::format_day(d)
+                ))
+            ),
+        );
+    }
     s.push_str("<div class=\"tiles\">\n");
     tile(s, &measured.len().to_string(), "weeks with a forecast");
     tile(
@@ -973,6 +1235,15 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
             "-".into()
         },
         "payer-week error (WAPE)",
+    );
+    tile(
+        s,
+        &if actual != 0 {
+            pct(total_abs_err as f64 / actual as f64)
+        } else {
+            "-".into()
+        },
+        "total cash per week error (WAPE, payers summed)",
     );
     tile(
         s,
@@ -1032,8 +1303,10 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
          Forecast: each payer's expected cash from its open claims (expected amount x probability \
          of payment from the denial model), placed by its observed days-to-payment distribution, \
          frozen at the start of the week. Actual: 835 payments dated in the week (reversals \
-         negative). WAPE: the sum of the payers' absolute errors over their actual receipts, \
-         completed weeks.</p>\n",
+         negative). WAPE (weighted absolute percentage error): the sum of the payers' absolute errors \
+         over their actual receipts, completed weeks; the total-cash WAPE sums the payers first, so \
+         errors of opposite sign cancel as they do in the cash position. A week is in progress when \
+         it holds the last event time of the data, or is later.</p>\n",
     );
     // The current forward forecast: the latest record of each payer carries it; payers whose
     // latest record is more than a week older than the newest are left out (their forecast is
@@ -1087,7 +1360,8 @@ fn cash_line_svg(series: &[(&str, i64, i64)]) -> Result<String, ReportError> {
         .iter()
         .map(|(_, f, a)| (*f).max(*a) as f64 / 100.0)
         .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    // Headroom above the lines for the legend, so that it covers none of them.
+    let top = if top > 0.0 { top * 1.35 } else { 1.0 };
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (760, 360)).into_drawing_area();
@@ -1106,7 +1380,7 @@ fn cash_line_svg(series: &[(&str, i64, i64)]) -> Result<String, ReportError> {
             .x_labels(8)
             .x_label_style(("sans-serif", 12))
             .x_label_formatter(&label)
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| thousands(v.round() as i64))
             .y_desc("$")
             .draw()
             .map_err(|e| err(e.to_string()))?;
@@ -1128,13 +1402,36 @@ fn cash_line_svg(series: &[(&str, i64, i64)]) -> Result<String, ReportError> {
         }
         chart
             .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()
             .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(buf)
+}
+
+/// The last day on which some department gained encounters: a version whose shortest window
+/// holds more encounters than the version before it had an encounter discharged since. The
+/// provider flow goes on emitting after the encounter feed ends (claim adjudications), over
+/// windows that empty of encounters; figures compared across departments are taken at this day.
+fn encounter_data_end(
+    hist: &BTreeMap<String, Vec<crate::model::ProviderKpi>>,
+) -> Option<crate::model::EpochDay> {
+    let mut end = None;
+    for v in hist.values() {
+        let mut prev = 0i64;
+        for k in v {
+            if let Some(w) = k.windows.iter().min_by_key(|w| w.days) {
+                if w.encounters > prev {
+                    end = end.max(Some(w.last_day));
+                }
+                prev = w.encounters;
+            }
+        }
+    }
+    end
 }
 
 fn oe_cell(w: &crate::model::ProviderWindow) -> String {
@@ -1156,41 +1453,85 @@ fn providers(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportErr
         .filter_map(|v| serde_json::from_value(v.clone()).ok())
         .collect();
     let longest = |k: &crate::model::ProviderKpi| k.windows.iter().max_by_key(|w| w.days).cloned();
-    let depts: Vec<_> = records
-        .iter()
-        .filter(|k| k.level == "DEPARTMENT")
-        .filter_map(|k| longest(k).map(|w| (k, w)))
-        .collect();
+    let data_end = encounter_data_end(&o.department_history);
+    // Each department at the common date: its latest version whose window ends on or before the
+    // last day with encounters (the versions after it carry claim facts only, over windows
+    // emptying of encounters). Without the history, the latest record of each department.
+    let depts: Vec<(&crate::model::ProviderKpi, crate::model::ProviderWindow)> = match data_end {
+        Some(end) => o
+            .department_history
+            .values()
+            .filter_map(|v| {
+                v.iter()
+                    .rev()
+                    .filter_map(|k| longest(k).map(|w| (k, w)))
+                    .find(|(_, w)| w.last_day <= end)
+            })
+            .collect(),
+        None => records
+            .iter()
+            .filter(|k| k.level == "DEPARTMENT")
+            .filter_map(|k| longest(k).map(|w| (k, w)))
+            .collect(),
+    };
     let Some(days) = depts.first().map(|(_, w)| w.days) else {
         s.push_str("<p class=\"na\">No department record on the topic.</p>\n");
         return Ok(());
     };
-    let _ = writeln!(
-        s,
-        "<p class=\"note\">Latest record per department, {days}-day window ending on the day \
-         shown (the provider flow's day of the partition that owns the key). O/E: observed / \
-         expected readmissions (expected = sum of the calibrated probabilities of the index stays \
-         matured in the window), with its 95 % exact Poisson interval; flagged only when the \
-         interval excludes 1 and enough readmissions are expected.</p>"
-    );
-    s.push_str("<table>\n");
+    let when = |w: &crate::model::ProviderWindow| {
+        format!(
+            "{} to {}",
+            crate::model::format_day(w.first_day),
+            crate::model::format_day(w.last_day)
+        )
+    };
+    match data_end {
+        Some(end) => {
+            let behind = depts.iter().filter(|(_, w)| w.last_day < end).count();
+            period_line(
+                s,
+                &format!(
+                    "{days}-day windows ending {} (the last day with encounters), or earlier where marked *",
+                    crate::model::format_day(end)
+                ),
+            );
+            let _ = writeln!(
+                s,
+                "<p class=\"note\">Each department at the same date: its record whose {days}-day window ends on the last day \
+                 any department had an encounter ({}). Later records hold claim adjudications only, over windows that \
+                 empty of encounters, and are left out. A department's record is written only on days its figures change, so {} \
+                 of the {} rows (marked *) show the window of the department's last change before that day.</p>",
+                crate::model::format_day(end),
+                behind,
+                depts.len()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "<p class=\"note\">Latest record per department; its {days}-day window ends on the day shown, which differs by department.</p>"
+            );
+        }
+    }
+    let mark = |w: &crate::model::ProviderWindow| {
+        if data_end.is_some_and(|e| w.last_day < e) {
+            format!("{} *", when(w))
+        } else {
+            when(w)
+        }
+    };
+    let n = |x: i64| x.max(0) as u64;
+    s.push_str("<h3>Workload and cost</h3>\n<table class=\"compact\">\n");
     head(
         s,
         &[
             "department",
-            "window ends",
+            "window",
             "encounters",
             "per week",
-            "avg LOS",
-            "paid / encounter",
-            "high-risk share",
-            "index stays",
-            "readmissions",
-            "expected",
-            "O/E [95 % CI]",
-            "flag",
-            "denial rate",
-            "first-pass yield",
+            "inpatient stays",
+            "avg LOS (days)",
+            "paid / paid encounter",
         ],
     );
     for (k, w) in &depts {
@@ -1198,24 +1539,72 @@ fn providers(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportErr
             s,
             &k.name,
             &[
-                crate::model::format_day(w.last_day),
+                mark(w),
                 w.encounters.to_string(),
                 format!("{:.1}", w.encounters_per_week),
-                format!("{:.1}", w.average_los_days),
+                w.inpatient_stays.to_string(),
+                if w.inpatient_stays > 0 {
+                    format!("{:.1}", w.average_los_days)
+                } else {
+                    "-".into()
+                },
                 w.cost_per_encounter_cents
                     .map_or_else(|| "-".into(), dollars),
-                pct(w.high_risk_share),
+            ],
+        );
+    }
+    s.push_str("</table>\n<h3>Readmissions and claims</h3>\n<table class=\"compact\">\n");
+    head(
+        s,
+        &[
+            "department",
+            "index stays",
+            "high-risk share",
+            "readmissions",
+            "expected",
+            "O/E [95 % CI]",
+            "flag",
+            "denial rate (adjudications)",
+            "FPY",
+        ],
+    );
+    for (k, w) in &depts {
+        row(
+            s,
+            &k.name,
+            &[
                 w.index_stays.to_string(),
+                if w.index_stays > 0 {
+                    pct(exact(n(w.high_risk_stays), n(w.index_stays)))
+                } else {
+                    "-".into()
+                },
                 w.readmissions.to_string(),
                 format!("{:.1}", w.expected_readmissions),
                 oe_cell(w),
                 w.flag.clone().unwrap_or_else(|| "-".into()),
-                pct(w.denial_rate),
-                w.first_pass_yield.map_or_else(|| "-".into(), pct),
+                if w.adjudicated > 0 {
+                    pct(exact(n(w.denied), n(w.adjudicated)))
+                } else {
+                    "-".into()
+                },
+                if w.first_adjudications > 0 {
+                    pct(exact(n(w.first_pass_paid), n(w.first_adjudications)))
+                } else {
+                    "-".into()
+                },
             ],
         );
     }
     s.push_str("</table>\n");
+    s.push_str(
+        "<p class=\"note\">LOS: length of stay of the inpatient stays. Index stays: inpatient discharges whose 30-day \
+         readmission window closed in the window; high-risk share: of those scored HIGH at discharge. O/E: observed / \
+         expected readmissions (expected = sum of the calibrated probabilities of those index stays), with its 95 % \
+         exact Poisson interval; flagged only when the interval excludes 1 and enough readmissions are expected. \
+         Denial rate: denied / adjudications of the department's claims in the window; FPY (first-pass yield): paid \
+         on the first adjudication / first adjudications.</p>\n",
+    );
     let flagged: Vec<_> = records
         .iter()
         .filter(|k| k.level == "PROVIDER")

@@ -96,19 +96,18 @@ fn report_of_a_replay_matches_the_replay_summary() {
     ] {
         assert!(html.contains(&format!("<h2>{h}</h2>")), "heading {h}");
     }
-    // The tiles show the summary's numbers.
+    // The tiles show the summary's numbers, rounded once from the exact counts.
+    let once = |n: u64, d: u64| format!("{:.1} %", n as f64 * 100.0 / d as f64);
+    assert!(html.contains("Data period "), "the header names the period");
     for (value, label) in [
         (c.claims.to_string(), "claims"),
+        (once(k.initial_denied, k.adjudicated), "initial denial rate"),
         (
-            format!("{:.1} %", c.initial_denial_rate * 100.0),
-            "initial denial rate",
-        ),
-        (
-            format!("{:.1} %", c.first_pass_yield * 100.0),
+            once(k.first_pass_paid, k.first_pass_outcomes),
             "first-pass yield",
         ),
         (
-            format!("{:.1} %", r.readmission_rate * 100.0),
+            once(r.unplanned_readmissions, r.index_stays),
             "30-day unplanned readmission rate",
         ),
     ] {
@@ -137,9 +136,8 @@ fn report_of_a_replay_matches_the_replay_summary() {
     let k = all.kpis.as_ref().unwrap();
     assert!(k.cost_pmpm_cents.is_some_and(|c| c > 0));
     assert!(html.contains(&format!(
-        "<div class=\"l\">cost per member per month ({} to {})",
+        "<div class=\"l\">cost per member per month ({} to ",
         k.pmpm_first_month.as_deref().unwrap(),
-        k.pmpm_last_month.as_deref().unwrap()
     )));
     assert!(html.contains("<h3>Cost per member per month by service month"));
     for (value, label) in [
@@ -394,4 +392,185 @@ fn outputs_read_from_kafka_match_the_replay_directory() {
     assert!(html.contains(
         "<div class=\"v\">-</div><div class=\"l\">readmission rate (needs replay-summary.json)"
     ));
+}
+
+/// One lifecycle line of claim `id` (no real identifiers): `status` with `adjustments` (CARC
+/// category, cents) in that version.
+fn lifecycle_line(id: &str, version: i64, status: &str, adjustments: &[(&str, i64)]) -> String {
+    let adj: Vec<serde_json::Value> = adjustments
+        .iter()
+        .map(|(c, a)| serde_json::json!({"code": c, "amount_cents": a}))
+        .collect();
+    let remits = i32::from(matches!(status, "DENIED" | "PAID" | "PARTIALLY_PAID")) * version as i32;
+    serde_json::json!({
+        "output_id": format!("{id}:{version}"), "claim_id": id, "version": version,
+        "event_time": 1_704_352_568_823i64 + version * 86_400_000, "cause": "REMITTANCE",
+        "status": status, "previous_status": null, "member_id": "M-X", "payer_id": "P-A",
+        "payer_category": "COMMERCIAL", "provider_id": null, "department": null,
+        "encounter_id": null, "payer_claim_control_number": null, "submitted_date": 19726,
+        "billed_cents": 100_000, "expected_cents": 40_000,
+        "paid_to_date_cents": if status == "PAID" { 40_000 } else if status == "PARTIALLY_PAID" { 10_000 } else { 0 },
+        "patient_responsibility_cents": 0, "variance_cents": null,
+        "adjustments_by_group": [], "adjustments_by_category": adj, "denial_category": null,
+        "carc_codes": [], "rarc_codes": [], "ack_status": null, "days_to_ack": null,
+        "days_to_first_payment": null, "days_to_final": null, "first_pass_paid": null,
+        "ack_count": 1, "remit_count": remits, "submission_count": 1, "alerts": []
+    })
+    .to_string()
+}
+
+/// Issue: "denied dollars" summed every adjudication's denial adjustments (a claim denied twice
+/// counted twice, an overturned denial still counted) and stood next to paid to date. The
+/// headline is now the claims' latest state, at expected payment and at billed charges; the gross
+/// figure is labelled as such.
+#[test]
+fn denied_dollars_are_the_latest_state_of_each_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        // Denied, then paid on resubmission: denies nothing now.
+        lifecycle_line("C-A", 1, "DENIED", &[("AUTHORIZATION", 100_000)]),
+        lifecycle_line("C-A", 2, "PAID", &[("CONTRACTUAL", 60_000)]),
+        // Denied twice: counts once, at its latest adjudication.
+        lifecycle_line("C-B", 1, "DENIED", &[("ELIGIBILITY", 100_000)]),
+        lifecycle_line("C-B", 2, "DENIED", &[("ELIGIBILITY", 100_000)]),
+        // Partly paid: its denial adjustments, not the contractual one.
+        lifecycle_line(
+            "C-C",
+            1,
+            "PARTIALLY_PAID",
+            &[("MEDICAL_NECESSITY", 30_000), ("CONTRACTUAL", 45_000)],
+        ),
+        // Adjustments of two adjudications on one claim: capped at the billed amount.
+        lifecycle_line(
+            "C-D",
+            1,
+            "DENIED",
+            &[("AUTHORIZATION", 100_000), ("MEDICAL_NECESSITY", 100_000)],
+        ),
+    ];
+    std::fs::write(
+        dir.path().join("claimwatch.claim-lifecycle.jsonl"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    let mut kpis = String::new();
+    for (i, payer) in ["P-A", "P-B"].iter().enumerate() {
+        kpis.push_str(&serde_json::to_string(&kpi_window(payer, 1, 2 + i as i64)).unwrap());
+        kpis.push('\n');
+    }
+    std::fs::write(dir.path().join("claimwatch.payer-kpis.jsonl"), kpis).unwrap();
+    let o = load_dir(dir.path()).unwrap();
+    let k = Kpis::compute(&o);
+    assert_eq!(k.denied_current_claims, 3);
+    assert_eq!(k.denied_current_cents, 100_000 + 30_000 + 100_000);
+    assert_eq!(k.denied_capped_claims, 1);
+    // Expected 40,000 each; the partly paid one got 10,000.
+    assert_eq!(k.denied_expected_unpaid_cents, 40_000 + 30_000 + 40_000);
+    assert_eq!(k.denied_cents, 5 * 5_000, "the gross figure is kept");
+    let html = render(&o).unwrap();
+    assert!(html.contains(
+        "<div class=\"v\">$1,100</div><div class=\"l\">denied now, at expected payment: expected - paid of the 3 claims whose latest status is DENIED or PARTIALLY_PAID"
+    ));
+    assert!(html
+        .contains("<div class=\"v\">$2,300</div><div class=\"l\">denied now, at billed charges"));
+    assert!(html.contains("All denial adjustments, incl. overturned"));
+    assert!(!html.contains("denied dollars, every adjudication"));
+    // The payer table counts adjudications, says so and has a total row.
+    assert!(html.contains("<th>adjudications</th>"));
+    assert!(html.contains("<tr><th>all payers</th><td></td><td>20</td><td>25.0 %</td>"));
+    assert!(html.contains("Per adjudication, not per claim"));
+    assert!(
+        !html.contains("C-A") && !html.contains("M-X"),
+        "no identifiers"
+    );
+}
+
+/// Issue: rates were rounded twice (to 4 decimals, then to one decimal of a percent):
+/// 123/1528 = 8.0497 % showed 8.1 %, 773/923 = 83.749 % showed 83.8 %.
+#[test]
+fn rates_are_rounded_once_from_the_exact_ratio() {
+    let claim = |paid_first: bool| ClaimView {
+        status: crate::model::ClaimStatus::Paid,
+        payer_id: None,
+        submitted_date: None,
+        billed_cents: 0,
+        expected_cents: None,
+        paid_cents: 0,
+        remit_count: 1,
+        first_pass_paid: Some(paid_first),
+        days_to_first_payment: None,
+        first_adjudication: Some(crate::model::ClaimStatus::Paid),
+        ever_rejected: false,
+        acknowledged: false,
+        denial_category: None,
+        denied_cents: 0,
+    };
+    let mut o = Outputs::default();
+    o.present.insert(topics::CLAIM_LIFECYCLE.into());
+    o.present.insert(topics::PAYER_KPIS.into());
+    o.claims = (0..1528).map(|i| claim(i < 123)).collect();
+    let mut w = kpi_window("P-A", 1, 773);
+    w.adjudicated = 923;
+    o.payer_kpis = vec![w];
+    let html = render(&o).unwrap();
+    assert!(html.contains("<div class=\"v\">8.0 %</div><div class=\"l\">first-pass yield"));
+    assert!(
+        html.contains("<td>83.7 %</td>"),
+        "773 / 923 per adjudication"
+    );
+    assert!(!html.contains("83.8 %") && !html.contains("8.1 %"));
+}
+
+/// Issue: an empty member-risk topic gave "0 members in the top 0 %", "next 0 days", "$0".
+#[test]
+fn high_cost_members_without_records_are_not_available() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("claimwatch.member-risk.jsonl"), "").unwrap();
+    let html = render(&load_dir(dir.path()).unwrap()).unwrap();
+    assert!(html.contains(
+        "<p class=\"na\">Not available: <code>claimwatch.member-risk</code> has no record"
+    ));
+    assert!(!html.contains("top 0 %") && !html.contains("next 0 days"));
+}
+
+/// Issue: the count axes read "12000.0" and a bar of 40 against 12,995 could not be seen.
+#[test]
+fn count_charts_have_integer_ticks_and_labelled_bars() {
+    let labels: Vec<String> = ["LOW", "MEDIUM", "HIGH"].map(String::from).to_vec();
+    let svg = sections::bar_svg_for_test(&labels, &[10_594.0, 2_361.0, 40.0], "claims");
+    // plotters writes each text on its own line.
+    assert!(!svg.contains(".0\n"), "integer ticks only");
+    for v in ["\n10,594\n", "\n2,361\n", "\n40\n", "\n12,000\n"] {
+        assert!(svg.contains(v), "value label {v}");
+    }
+    let pct = sections::bar_svg_for_test(&labels, &[10.25, 0.5, 3.0], "denied, %");
+    assert!(pct.contains("10.2 %") || pct.contains("10.3 %"));
+}
+
+fn pmpm_month(month: &str, member_months: i64, paid_cents: i64) -> crate::model::PmpmMonth {
+    crate::model::PmpmMonth {
+        month: month.into(),
+        member_months,
+        paid_cents,
+        paid_without_eligibility_cents: 0,
+        cost_pmpm_cents: Some(paid_cents / member_months),
+    }
+}
+
+/// Issue: the month after enrolment ended (3 member months, PMPM $5,131) sat in the PMPM table
+/// and its headline.
+#[test]
+fn pmpm_leaves_out_months_with_too_few_member_months() {
+    let months = vec![
+        pmpm_month("2025-11", 1962, 19_558_100),
+        pmpm_month("2025-12", 1913, 15_839_000),
+        pmpm_month("2026-01", 3, 1_539_200),
+    ];
+    let (kept, out, cut) = sections::pmpm_months_for_test(&months);
+    assert_eq!(
+        kept.iter().map(|m| m.month.as_str()).collect::<Vec<_>>(),
+        ["2025-11", "2025-12"]
+    );
+    assert_eq!(out.len(), 1);
+    assert!((cut - 19.13).abs() < 0.01, "1 % of the median month: {cut}");
 }

@@ -62,6 +62,11 @@ fn tier(t: RiskTier) -> &'static str {
     }
 }
 
+/// `n / d` unrounded for counts carried as `i64` (0 when `d` is not positive).
+fn exact_i(n: i64, d: i64) -> f64 {
+    crate::report::exact(n.max(0) as u64, d.max(0) as u64)
+}
+
 fn opt_ratio(x: Option<f64>) -> String {
     x.filter(|v| v.is_finite())
         .map_or_else(|| "-".into(), |v| format!("{v:.2}"))
@@ -77,11 +82,18 @@ pub(super) fn readmission_summary(
     with_records::<ReadmissionSummary>(sec, o, s, |records, s| {
         let all = records.iter().find(|r| r.group == "all");
         if let Some(a) = all {
+            super::period_line(
+                s,
+                &format!(
+                    "index stays matured (30 days after discharge passed) by {}",
+                    super::day(a.event_time)
+                ),
+            );
             s.push_str("<div class=\"tiles\">\n");
             tile(s, &a.index_stays.to_string(), "matured index stays");
             tile(
                 s,
-                &pct(a.readmission_rate),
+                &pct(exact_i(a.readmissions, a.index_stays)),
                 "30-day unplanned readmission rate",
             );
             if let Some(k) = &a.kpis {
@@ -127,7 +139,7 @@ pub(super) fn readmission_summary(
             vec![
                 r.index_stays.to_string(),
                 r.readmissions.to_string(),
-                pct(r.readmission_rate),
+                pct(exact_i(r.readmissions, r.index_stays)),
                 format!("{:.1}", r.expected_readmissions),
                 opt_ratio(
                     (r.expected_readmissions > 0.0)
@@ -331,6 +343,16 @@ pub(super) fn intervention_roi(
 /// `claimwatch.care-gaps`: programme tracking by vaccine and season and by age band, open gaps by
 /// outreach priority. Counts only: no member appears.
 pub(super) fn care_gaps(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError> {
+    if let Some((a, b)) = o.analytics.get(sec.topics[0]).and_then(|f| f.event_range) {
+        super::period_line(
+            s,
+            &format!(
+                "gap events {} to {}; each gap under its latest action",
+                super::day(a),
+                super::day(b)
+            ),
+        );
+    }
     with_records::<CareGapEvent>(sec, o, s, |records, s| {
         // Gaps by their current action (every gap starts OPENED).
         #[derive(Default)]
@@ -451,20 +473,72 @@ pub(super) fn care_gaps(sec: &Section, o: &Outputs, s: &mut String) -> Result<()
         s.push_str(
             "<p class=\"note\">Each gap counted once under its current action. Rules: CDC adult immunization \
              schedule (src/refdata/data/immunization_rules.csv); priority from the member's latest readmission risk \
-             or age and conditions. No member is listed here: outreach lists come from the topic.</p>\n",
+             or age and conditions. No member is listed here: outreach lists come from the topic. \
+             These counts are the topic's and can exceed the care-gap figures of replay-summary.json: the summary \
+             counts the gaps still in state at the end, and a member's care-gap state is dropped \
+             <code>care_gaps.retention_days</code> (730) days after the member's last event, with its gaps; the \
+             topic keeps them (a gap open when its member was dropped stays OPENED here, no longer followed).</p>\n",
         );
         Ok(())
     })
 }
 
-/// The PMPM tiles of the `all` summary (`enrolment` module), when it has member months.
-fn pmpm_tiles(k: &crate::model::PopulationKpis, s: &mut String) {
-    let Some(cost) = k.cost_pmpm_cents else {
-        return;
+/// Months with fewer member months than this share of the median month are left out of the
+/// PMPM: a handful of members enrolled (the month after enrolment data ends, say) gives a PMPM
+/// of noise (3 member months, $5,131) that would pull the headline.
+const PMPM_MIN_SHARE_OF_MEDIAN: f64 = 0.01;
+
+/// The months counted in the PMPM and those left out, with the cut-off in member months.
+pub(super) fn pmpm_months(
+    months: &[crate::model::PmpmMonth],
+) -> (
+    Vec<&crate::model::PmpmMonth>,
+    Vec<&crate::model::PmpmMonth>,
+    f64,
+) {
+    let mut mm: Vec<i64> = months
+        .iter()
+        .map(|m| m.member_months)
+        .filter(|n| *n > 0)
+        .collect();
+    mm.sort_unstable();
+    let median = match mm.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => mm[n / 2] as f64,
+        n => (mm[n / 2 - 1] + mm[n / 2]) as f64 / 2.0,
     };
-    let period = match (&k.pmpm_first_month, &k.pmpm_last_month) {
-        (Some(a), Some(b)) => format!(" ({a} to {b})"),
-        _ => String::new(),
+    let cut = median * PMPM_MIN_SHARE_OF_MEDIAN;
+    let (kept, out) = months
+        .iter()
+        .partition(|m| m.member_months > 0 && m.member_months as f64 >= cut);
+    (kept, out, cut)
+}
+
+/// The PMPM tiles of the `all` summary (`enrolment` module), when it has member months: over the
+/// months with enough member months ([`pmpm_months`]).
+fn pmpm_tiles(k: &crate::model::PopulationKpis, s: &mut String) {
+    if k.cost_pmpm_cents.is_none() {
+        return;
+    }
+    let (kept, _, _) = pmpm_months(k.pmpm_months.as_deref().unwrap_or(&[]));
+    let (cost, member_months, period) = if kept.is_empty() {
+        // A record without its months: the window's own figures.
+        (
+            k.cost_pmpm_cents.unwrap_or(0),
+            k.member_months.unwrap_or(0),
+            match (&k.pmpm_first_month, &k.pmpm_last_month) {
+                (Some(a), Some(b)) => format!(" ({a} to {b})"),
+                _ => String::new(),
+            },
+        )
+    } else {
+        let paid: i64 = kept.iter().map(|m| m.paid_cents).sum();
+        let mm: i64 = kept.iter().map(|m| m.member_months).sum();
+        (
+            (paid as f64 / mm as f64).round() as i64,
+            mm,
+            format!(" ({} to {})", kept[0].month, kept[kept.len() - 1].month),
+        )
     };
     tile(
         s,
@@ -473,7 +547,7 @@ fn pmpm_tiles(k: &crate::model::PopulationKpis, s: &mut String) {
     );
     tile(
         s,
-        &k.member_months.unwrap_or(0).to_string(),
+        &member_months.to_string(),
         "member months (enrolled on the 15th)",
     );
     if let Some(out) = k.paid_without_eligibility_cents.filter(|c| *c != 0) {
@@ -481,12 +555,30 @@ fn pmpm_tiles(k: &crate::model::PopulationKpis, s: &mut String) {
     }
 }
 
-/// The PMPM by incurred month.
+/// The PMPM by incurred month; months with too few member months marked and not counted.
 fn pmpm_table(k: &crate::model::PopulationKpis, s: &mut String) {
     let Some(months) = k.pmpm_months.as_ref().filter(|m| !m.is_empty()) else {
         return;
     };
-    s.push_str("<h3>Cost per member per month by service month</h3>\n<table>\n");
+    let (kept, out, cut) = pmpm_months(months);
+    s.push_str("<h3>Cost per member per month by service month</h3>\n");
+    if let (Some(a), Some(b)) = (kept.first(), kept.last()) {
+        let _ = writeln!(
+            s,
+            "<p class=\"period\">service months {} to {}{}</p>",
+            esc(&a.month),
+            esc(&b.month),
+            if out.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} month(s) with too few member months left out)",
+                    out.len()
+                )
+            }
+        );
+    }
+    s.push_str("<table>\n");
     head(
         s,
         &[
@@ -498,16 +590,38 @@ fn pmpm_table(k: &crate::model::PopulationKpis, s: &mut String) {
         ],
     );
     for m in months {
+        let left_out = out.iter().any(|o| std::ptr::eq(*o, m));
         row(
             s,
-            &m.month,
+            &if left_out {
+                format!("{} (left out)", m.month)
+            } else {
+                m.month.clone()
+            },
             &[
                 m.member_months.to_string(),
                 dollars(m.paid_cents),
-                m.cost_pmpm_cents.map_or_else(|| "-".into(), dollars),
+                if left_out {
+                    "-".into()
+                } else {
+                    m.cost_pmpm_cents.map_or_else(|| "-".into(), dollars)
+                },
                 dollars(m.paid_without_eligibility_cents),
             ],
         );
     }
-    s.push_str("</table>\n<p class=\"note\">Paid to date by the claims' service month; the latest months are not completed for claims incurred but not yet paid.</p>\n");
+    s.push_str("</table>\n<p class=\"note\">PMPM (paid per member per month): paid to date by the claims' service month / member months (members enrolled on the 15th). The latest months are not complete for claims incurred but not yet paid.");
+    if !out.is_empty() {
+        let _ = write!(
+            s,
+            " Left out of the PMPM and its headline: {} (fewer than {:.0} member months, 1 % of the median month; typically a month after the enrolment data ends).",
+            esc(&out
+                .iter()
+                .map(|m| format!("{} with {} member months", m.month, m.member_months))
+                .collect::<Vec<_>>()
+                .join(", ")),
+            cut.ceil()
+        );
+    }
+    s.push_str("</p>\n");
 }

@@ -51,6 +51,18 @@ pub fn utilization(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repor
         s.push_str("<p class=\"na\">No facility week has closed yet.</p>\n");
         return Ok(());
     }
+    if let (Some(a), Some(b)) = (
+        recs.iter().min_by_key(|r| r.week_start),
+        recs.iter().max_by_key(|r| r.week_start),
+    ) {
+        super::period_line(
+            s,
+            &format!(
+                "closed ISO weeks {} to {}; the next weeks' forecasts as of each line's latest closed week",
+                a.iso_week, b.iso_week
+            ),
+        );
+    }
     // Accuracy over the latest version of every key and week.
     let mut acc: BTreeMap<(String, i32), Acc> = BTreeMap::new();
     let mut fac: BTreeMap<&str, BTreeMap<i32, FacWeek>> = BTreeMap::new();
@@ -238,14 +250,12 @@ pub fn utilization(_: &Section, o: &Outputs, s: &mut String) -> Result<(), Repor
             &r.key,
             &[
                 r.iso_week.clone(),
-                format!(
-                    "{actual} {}",
-                    if m == "ED_VISITS" {
-                        "ED visits"
-                    } else {
-                        "admissions"
-                    }
-                ),
+                match (m, actual) {
+                    ("ED_VISITS", 1) => "1 ED visit".to_owned(),
+                    ("ED_VISITS", n) => format!("{n} ED visits"),
+                    (_, 1) => "1 admission".to_owned(),
+                    (_, n) => format!("{n} admissions"),
+                },
                 f.map_or("-".into(), |w| format!("{:.1}", w.mean)),
                 f.map_or("-".into(), |w| format!("{}-{}", w.low80, w.high80)),
                 f.map_or("-".into(), |w| format!("{}-{}", w.low95, w.high95)),
@@ -292,7 +302,8 @@ fn facility_svg(facility: &str, weeks: &[FacWeek]) -> Result<String, ReportError
                 .max(w.fc_ed_visits.unwrap_or(0.0))
         })
         .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.2 } else { 1.0 };
+    // Headroom above the lines for the legend (four rows), so that it covers none of them.
+    let top = if top > 0.0 { top * 1.6 } else { 1.0 };
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (560, 320)).into_drawing_area();
@@ -311,6 +322,7 @@ fn facility_svg(facility: &str, weeks: &[FacWeek]) -> Result<String, ReportError
             .x_labels(6)
             .x_label_style(("sans-serif", 11))
             .x_label_formatter(&label)
+            .y_labels((top.floor() as usize).clamp(1, 10))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("per week")
             .draw()
