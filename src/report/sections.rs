@@ -1227,22 +1227,17 @@ fn cash_forecast(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportE
     }
     s.push_str("<div class=\"tiles\">\n");
     tile(s, &measured.len().to_string(), "weeks with a forecast");
-    tile(
-        s,
-        &if actual != 0 {
-            pct(abs_err as f64 / actual as f64)
+    let wape = |err: i64| {
+        if actual != 0 {
+            pct(err as f64 / actual as f64)
         } else {
             "-".into()
-        },
-        "payer-week error (WAPE)",
-    );
+        }
+    };
+    tile(s, &wape(abs_err), "payer-week error (WAPE)");
     tile(
         s,
-        &if actual != 0 {
-            pct(total_abs_err as f64 / actual as f64)
-        } else {
-            "-".into()
-        },
+        &wape(total_abs_err),
         "total cash per week error (WAPE, payers summed)",
     );
     tile(

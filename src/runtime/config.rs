@@ -408,6 +408,13 @@ fn is_config_key(top_level: &[String], key: &str) -> bool {
     !READ_BY_MAIN.contains(&key) && top_level.iter().any(|k| k.eq_ignore_ascii_case(first))
 }
 
+/// A variable's name after `CLAIMWATCH_` (any case), if it has the prefix.
+fn without_prefix(name: &str) -> Option<&str> {
+    name.get(..ENV_PREFIX.len())
+        .filter(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+        .map(|_| &name[ENV_PREFIX.len()..])
+}
+
 /// The client property maps a `CLAIMWATCH_<MAP>__<PROPERTY>` variable can set; see
 /// [`RuntimeConfig::client_properties_from_env`].
 const CLIENT_MAPS: [&str; 3] = ["kafka", "consumer", "producer"];
@@ -455,14 +462,7 @@ impl RuntimeConfig {
             .collect();
         vars.sort();
         for (k, v) in vars {
-            let Some(rest) = k
-                .get(..ENV_PREFIX.len())
-                .filter(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
-                .map(|_| &k[ENV_PREFIX.len()..])
-            else {
-                continue;
-            };
-            if let Some((map, property)) = client_property(rest) {
+            if let Some((map, property)) = without_prefix(&k).and_then(client_property) {
                 let map = match map {
                     "kafka" => &mut self.kafka,
                     "consumer" => &mut self.consumer,
@@ -489,11 +489,9 @@ impl RuntimeConfig {
         let mut v: Vec<String> = std::env::vars_os()
             .filter_map(|(k, _)| k.into_string().ok())
             .filter(|k| {
-                k.get(..ENV_PREFIX.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
-            })
-            .filter(|k| {
-                let rest = &k[ENV_PREFIX.len()..];
+                let Some(rest) = without_prefix(k) else {
+                    return false;
+                };
                 let key = rest.replace("__", ".").to_ascii_lowercase();
                 !is_config_key(&keys, &key)
                     && !READ_BY_MAIN.contains(&key.as_str())
