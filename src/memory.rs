@@ -289,7 +289,8 @@ mod tests {
         assert!(before.held >= before.live);
         // SAFETY: a plain malloc/free pair; the block is written so its pages are real.
         let during = unsafe {
-            let p = libc::malloc(SIZE) as *mut u8;
+            // black_box: an optimised build may otherwise elide the pair.
+            let p = std::hint::black_box(libc::malloc(SIZE)) as *mut u8;
             assert!(!p.is_null());
             p.write_bytes(1, SIZE);
             let during = c_heap().unwrap();

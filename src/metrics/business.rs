@@ -19,7 +19,8 @@
 //! claim's state as it stands, so each is observed once whatever the order. A denial is counted
 //! in `claimwatch_revenue_denials_total` at the later of the denying remittance and the first
 //! submission; denials of claims whose submission never arrives are in
-//! `claimwatch_claims_adjudications_total` only.
+//! `claimwatch_claims_adjudications_total` only, and so are denials that an appeal overturned
+//! before the first submission arrived (the claim's state then no longer shows them).
 //!
 //! Delivery is at least once, so after a crash a few outputs are observed twice: the counters can
 //! over-count by the outputs re-emitted since the last checkpoint.

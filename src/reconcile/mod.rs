@@ -10,7 +10,12 @@
 //! **Order independence.** The view is a pure function of the *set* of records (sorted by their
 //! business dates), never of arrival order: a 277CA or 835 may arrive before the claim, a duplicate
 //! changes nothing, a replacement (frequency 7) supersedes the submission it replaces and makes
-//! older acknowledgments stale, a void (8) ends the claim, a reversal (CLP02 22) retracts the
+//! older acknowledgments stale (and, once it is adjudicated, the earlier adjudications: an appeal
+//! paid in full is `PAID`, with only its own adjustments; until then the latest adjudication
+//! stands and the missing-remit timer runs from the replacement). An 835 answers the submissions
+//! dated on or before its payment date, and a replacement when its CLP09 says 7, so the rule
+//! holds when remittances arrive first;
+//! a void (8) ends the claim, a reversal (CLP02 22) retracts the
 //! adjudication it names and a later 835 re-adjudicates. Whatever the arrival order, the final
 //! state is the same (property-tested).
 //!
@@ -18,7 +23,8 @@
 //! from CLP02 alone: a claim "processed as primary" with a CO-197 and nothing paid is denied.
 //!
 //! **Timers** (event time): no acknowledgment `ack_timeout_days` after submission raises
-//! `MISSING_ACK`, no remittance after `remit_timeout_days` raises `MISSING_REMIT`. The core owns the
+//! `MISSING_ACK`, no remittance after `remit_timeout_days` raises `MISSING_REMIT` (both counted
+//! from the submission in force, so an unanswered replacement raises them too). The core owns the
 //! timer index; this module says when the next timer of a claim is due ([`Reconciler::next_timer`])
 //! and what firing it does ([`Reconciler::fire_timer`]).
 //!
@@ -133,11 +139,18 @@ pub struct RemitRec {
     pub has_findings: bool,
     /// Offset in the 835 topic's partition of this claim (-1 unknown).
     pub offset: i64,
+    /// The 835 adjudicates a replacement claim (CLP09 frequency code 7).
+    pub replacement: bool,
 }
 
 impl RemitRec {
     fn is_reversal(&self) -> bool {
         self.status == "22"
+    }
+
+    /// Processed as secondary or tertiary (CLP02 2, 3, 20, 21).
+    fn is_secondary(&self) -> bool {
+        matches!(self.status.as_str(), "2" | "3" | "20" | "21")
     }
 }
 
@@ -174,6 +187,52 @@ impl ClaimState {
         self.submissions
             .iter()
             .max_by_key(|r| (r.submitted_date, r.event_time, r.id))
+    }
+
+    /// Non-void submissions dated on or before `day`, less one: the submission in force that
+    /// day, counted from 0 (the first).
+    fn submission_index(&self, day: EpochDay) -> usize {
+        self.submissions
+            .iter()
+            .filter(|s| s.frequency != ClaimFrequency::Void && s.submitted_date <= day)
+            .count()
+            .saturating_sub(1)
+    }
+
+    /// Which submission each remittance answers (by `id`), counted from 0: the submission in force
+    /// on its payment date, and at least the replacement adjudications made up to it when the 835
+    /// says it adjudicates a replacement (CLP09 = 7), counting the primary ones (CLP02 not 2, 3, 20,
+    /// 21 or 22) in business order. The frequency code keeps the rule when remittances arrive
+    /// before the submissions they answer.
+    fn generations(&self) -> SmallVec<[(u64, usize); 8]> {
+        let mut order: SmallVec<[&RemitRec; 8]> = self.remits.iter().collect();
+        order.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
+        let mut replacements = 0;
+        order
+            .iter()
+            .map(|r| {
+                if r.replacement && !r.is_reversal() && !r.is_secondary() {
+                    replacements += 1;
+                }
+                let by_date = self.submission_index(r.payment_date);
+                let by_code = if r.replacement {
+                    replacements.max(1)
+                } else {
+                    0
+                };
+                (r.id, by_date.max(by_code))
+            })
+            .collect()
+    }
+
+    /// Whether a remittance (an adjudication or a reversal) answers the submission in force.
+    fn answered(&self) -> bool {
+        let Some(cur) = self.current_submission() else {
+            return !self.remits.is_empty();
+        };
+        let current = self.submission_index(cur.submitted_date);
+        current == 0 && !self.remits.is_empty()
+            || self.generations().iter().any(|(_, g)| *g >= current)
     }
 
     /// Acknowledgments that speak about the submission in force (older ones are stale).
@@ -344,6 +403,7 @@ impl Reconciler {
                     .collect(),
                 has_findings: !r.findings.is_empty(),
                 offset,
+                replacement: r.frequency.as_deref() == Some("7"),
             }),
         }
         state.last_event_time = state.last_event_time.max(event_time);
@@ -492,7 +552,7 @@ impl Reconciler {
             ClaimTimer::Expire,
         ));
         if let Some(cur) = state.current_submission() {
-            if cur.frequency != ClaimFrequency::Void && state.remits.is_empty() {
+            if cur.frequency != ClaimFrequency::Void && !state.answered() {
                 if state.ack_timer_fired_for != Some(cur.event_time)
                     && state.relevant_acks().next().is_none()
                 {
@@ -691,12 +751,32 @@ impl Reconciler {
                 active.push(r);
             }
         }
+        // A resubmission supersedes the earlier adjudications once it is adjudicated itself:
+        // an appeal paid in full is paid, not partially paid with the first denial's
+        // adjustments. Until then the latest adjudication stands.
+        if active.len() > 1 {
+            let all = state.generations();
+            let generation = |r: &RemitRec| {
+                all.iter()
+                    .find(|(id, _)| *id == r.id)
+                    .map_or(0, |(_, g)| *g)
+            };
+            let generations: SmallVec<[usize; 8]> = active.iter().map(|r| generation(r)).collect();
+            let top = generations.iter().copied().max().unwrap_or(0);
+            if generations.iter().any(|g| *g < top) {
+                let mut i = 0;
+                active.retain(|_| {
+                    i += 1;
+                    generations[i - 1] == top
+                });
+            }
+        }
         let paid_to_date: i64 = state.remits.iter().map(|r| r.paid_cents).sum();
         // The primary adjudication: the latest in force that is not a secondary/tertiary one.
         let primary = active
             .iter()
             .rev()
-            .find(|r| !matches!(r.status.as_str(), "2" | "3" | "20" | "21"))
+            .find(|r| !r.is_secondary())
             .or(active.last())
             .copied();
         let patient = primary.map_or(0, |r| r.patient_cents);
@@ -839,11 +919,12 @@ impl Reconciler {
 
         let mut alerts = Vec::new();
         if let Some(cur) = current {
-            let no_ack = state.relevant_acks().next().is_none() && state.remits.is_empty();
+            let answered = state.answered();
+            let no_ack = state.relevant_acks().next().is_none() && !answered;
             if no_ack && state.ack_timer_fired_for == Some(cur.event_time) {
                 alerts.push(ClaimAlert::MissingAck);
             }
-            if state.remits.is_empty() && state.remit_timer_fired_for == Some(cur.event_time) {
+            if !answered && state.remit_timer_fired_for == Some(cur.event_time) {
                 alerts.push(ClaimAlert::MissingRemit);
             }
         } else {

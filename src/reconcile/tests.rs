@@ -560,3 +560,155 @@ proptest! {
         prop_assert_eq!(r.view(&a, "C1"), r.view(&b, "C1"));
     }
 }
+
+/// A denial, then an appeal: a replacement adjudicated and paid in full.
+fn appeal_inputs() -> (ClaimSubmitted, Remittance, ClaimSubmitted, Remittance) {
+    let c = claim("C1", "2024-03-01");
+    let denied = remit("C1", "2024-03-25", "1", 0, &[(CO, "197", 100_000)]);
+    let mut rep: ClaimSubmitted = claim("C1", "2024-04-10");
+    rep.event_id = "clm-C1-2".into();
+    rep.frequency = ClaimFrequency::Replacement;
+    let mut paid = remit(
+        "C1",
+        "2024-05-02",
+        "1",
+        50_000,
+        &[(CO, "45", 40_000), (PR, "2", 10_000)],
+    );
+    paid.event_id = "rmt-C1-2".into();
+    (c, denied, rep, paid)
+}
+
+#[test]
+fn an_appeal_paid_in_full_is_paid_without_the_first_denial() {
+    let (c, denied, rep, paid) = appeal_inputs();
+    let u = last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&denied)]);
+    assert_eq!(u.status, ClaimStatus::Denied);
+    assert_eq!(u.denial_category.as_deref(), Some("AUTHORIZATION"));
+    // Resubmitted, not adjudicated yet: the denial stands.
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&denied),
+        ClaimInput::Submitted(&rep),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Denied);
+    let (_, updates) = run(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&denied),
+        ClaimInput::Submitted(&rep),
+        ClaimInput::Remit(&paid),
+    ]);
+    let u = updates.last().unwrap();
+    assert_eq!(u.status, ClaimStatus::Paid, "not PARTIALLY_PAID");
+    assert_eq!(u.previous_status, Some(ClaimStatus::Denied));
+    assert_eq!(u.denial_category, None);
+    assert!(
+        u.adjustments_by_category
+            .iter()
+            .all(|a| a.code != "AUTHORIZATION"),
+        "the first adjudication's denial is superseded: {:?}",
+        u.adjustments_by_category
+    );
+    assert_eq!(u.carc_codes, vec!["CO-45", "PR-2"]);
+    assert_eq!(u.paid_to_date_cents, 50_000);
+    assert_eq!(u.first_pass_paid, Some(false));
+    assert_eq!(u.remit_count, 2);
+}
+
+#[test]
+fn the_paid_appeal_reports_no_denied_dollars_to_the_payer_flow() {
+    let (c, denied, rep, paid) = appeal_inputs();
+    let r = reconciler();
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in [
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&denied),
+        ClaimInput::Submitted(&rep),
+    ] {
+        r.apply(&mut state, "C1", i, &mut out);
+    }
+    out.costs.clear();
+    r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
+    let adjudicated: Vec<PayerFact> = facts(&out)
+        .into_iter()
+        .filter(|f| f.kind == FactKind::Adjudicated)
+        .collect();
+    assert_eq!(adjudicated.len(), 1);
+    let f = &adjudicated[0];
+    assert_eq!(f.outcome, Some(FactOutcome::Paid));
+    assert!(!f.first_adjudication);
+    assert_eq!(f.denied_cents, 0, "the first denial was counted already");
+    assert!(f.denied_by_category.is_empty());
+}
+
+#[test]
+fn an_unanswered_appeal_raises_missing_remit_from_the_resubmission() {
+    let (c, denied, rep, paid) = appeal_inputs();
+    let r = reconciler();
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in [
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&denied),
+        ClaimInput::Submitted(&rep),
+    ] {
+        r.apply(&mut state, "C1", i, &mut out);
+    }
+    let pending = r.pending_timers(&state);
+    assert!(
+        pending.contains(&(t("2024-04-10") + 45 * DAY_MS, ClaimTimer::MissingRemit)),
+        "{pending:?}"
+    );
+    out.events.clear();
+    let due = t("2024-04-10") + 45 * DAY_MS;
+    assert!(r.fire_timer(&mut state, "C1", ClaimTimer::MissingRemit, due, &mut out));
+    let u = match out.events.pop() {
+        Some(OutputEvent::ClaimLifecycle(u)) => *u,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(u.status, ClaimStatus::Denied, "the denial stands meanwhile");
+    assert!(
+        u.alerts.contains(&ClaimAlert::MissingRemit),
+        "{:?}",
+        u.alerts
+    );
+    // The appeal's answer clears it.
+    r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
+    let u = match out.events.pop() {
+        Some(OutputEvent::ClaimLifecycle(u)) => *u,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert!(!u.alerts.contains(&ClaimAlert::MissingRemit));
+    assert_eq!(r.next_timer(&state).1, ClaimTimer::Expire);
+}
+
+#[test]
+fn an_appeal_whose_remittances_come_first_is_paid_by_its_835_frequency() {
+    let (c, denied, rep, mut paid) = appeal_inputs();
+    paid.frequency = Some("7".into());
+    // Both 835s before any submission: the CLP09 = 7 adjudication supersedes the denial.
+    let (_, updates) = run(&[
+        ClaimInput::Remit(&denied),
+        ClaimInput::Remit(&paid),
+        ClaimInput::Submitted(&c),
+        ClaimInput::Submitted(&rep),
+    ]);
+    let statuses: Vec<ClaimStatus> = updates.iter().map(|u| u.status).collect();
+    assert!(
+        !statuses.contains(&ClaimStatus::PartiallyPaid),
+        "never partially paid on the way: {statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&ClaimStatus::Paid));
+    assert_eq!(updates.last().unwrap().denial_category, None);
+    // Without the frequency code, the dates decide once the replacement is known.
+    let (_, denied, rep, paid) = appeal_inputs();
+    let u = last(&[
+        ClaimInput::Remit(&denied),
+        ClaimInput::Remit(&paid),
+        ClaimInput::Submitted(&c),
+        ClaimInput::Submitted(&rep),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Paid);
+}

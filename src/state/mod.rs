@@ -26,9 +26,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// keep their service date and PWK attachments, the `enrolment` / `pmpm` tables exist, the
 /// scoring history counts submissions with an attachment, and the provider and cash flows keep a
 /// watermark over their sources. 4: a member's `enrolment` entry keeps its paid clock (PMPM
-/// retention) and its `care_gaps` entry its settled seasons' boundary. Older state is refused and must be rebuilt from the inputs (see
-/// the README's upgrade note).
-pub const STATE_FORMAT_VERSION: u32 = 5;
+/// retention) and its `care_gaps` entry its settled seasons' boundary. 5: the checkpoint keeps
+/// the partition's counters. 6: a claim's 835 records keep whether they adjudicate a replacement
+/// (CLP09 = 7). Older state is refused and must be rebuilt from the inputs (see the README's
+/// upgrade note).
+pub const STATE_FORMAT_VERSION: u32 = 6;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
