@@ -20,6 +20,10 @@ pub struct CoreConfig {
     pub closed_claim_retention_days: u32,
     /// Any claim leaves state this many days after its last event.
     pub open_claim_retention_days: u32,
+    /// A claim that left state by retention keeps its output version this many days longer (a
+    /// few dozen bytes), so a record for it arriving later (a recoupment, a late corrected claim)
+    /// continues its versions instead of re-using `<claim>:1`, ... 0 keeps no version.
+    pub claim_version_retention_days: u32,
     /// Member stays older than this (by discharge, against the watermark) leave state.
     pub member_lookback_days: u32,
     /// Readmission window after the index discharge.
@@ -557,6 +561,11 @@ fn default_open_claim_retention_days() -> u32 {
     // Timely-filing limits rarely exceed a year; past that an open claim is abandoned.
     400
 }
+fn default_claim_version_retention_days() -> u32 {
+    // Payers recoup overpayments up to a year or more after payment (audits), and providers
+    // correct claims within their timely-filing windows (often a year).
+    400
+}
 fn default_member_lookback_days() -> u32 {
     // 12 months of prior utilisation (HOSPITAL: admissions in the prior 12 months).
     365
@@ -570,6 +579,7 @@ impl Default for CoreConfig {
             remit_timeout_days: default_remit_timeout_days(),
             closed_claim_retention_days: default_closed_claim_retention_days(),
             open_claim_retention_days: default_open_claim_retention_days(),
+            claim_version_retention_days: default_claim_version_retention_days(),
             member_lookback_days: default_member_lookback_days(),
             // CMS: unplanned readmission 1-30 days after the index discharge.
             readmission_window_days: 30,

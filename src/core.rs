@@ -1577,6 +1577,7 @@ impl Partition {
             self.reschedule_claim(engine, key);
             return;
         }
+        let retired = self.claims.get(key).is_some_and(|st| st.is_retired());
         let claim_out = &mut self.claim_out;
         let keep = self.claims.update(key, |st| {
             reconciler.fire_timer(st, key, timer.1, due, claim_out)
@@ -1590,9 +1591,17 @@ impl Partition {
         costs.append(&mut self.claim_out.costs);
         if keep {
             self.reschedule_claim(engine, key);
+        } else if retired {
+            // The retired claim's version is forgotten.
+            self.claims.remove(key);
         } else {
             debug_assert_eq!(timer.1, ClaimTimer::Expire);
-            self.claims.remove(key);
+            if reconciler.keeps_versions() {
+                self.claims.update(key, |st| *st = st.retired());
+                self.reschedule_claim(engine, key);
+            } else {
+                self.claims.remove(key);
+            }
             self.score.claims.remove(key);
             self.cash.claims.remove(key);
             self.stats.claims_expired += 1;
@@ -1993,6 +2002,94 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Lifecycle updates as (output id, version, previous status, status).
+    fn ids(out: &[OutputEvent]) -> Vec<(String, i64, Option<ClaimStatus>, ClaimStatus)> {
+        out.iter()
+            .filter_map(|o| match o {
+                OutputEvent::ClaimLifecycle(u) => {
+                    Some((u.output_id.clone(), u.version, u.previous_status, u.status))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A claim paid, retired by retention, then reversed a year later.
+    fn late_reversal(engine: &Engine) -> (Partition, Vec<OutputEvent>) {
+        let mut p = Partition::open(0, PartitionStore::hot_only(0), engine).unwrap();
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        let events = [
+            InputEvent::Claim(claim("C1", "2024-03-01")),
+            InputEvent::Remit(remit(
+                "C1",
+                "2024-03-20",
+                "1",
+                60_000,
+                &[(CO, "45", 40_000)],
+            )),
+        ];
+        for (i, e) in events.iter().enumerate() {
+            p.apply(engine, e, "ehr.claims", i as i64, &mut out, &mut costs);
+        }
+        // 130 days later (past the 120 days of a closed claim) the claim has left state.
+        p.advance_to(engine, t("2024-03-20") + 130 * DAY_MS, &mut out, &mut costs);
+        let mut rev = remit("C1", "2025-03-20", "22", -60_000, &[(CO, "45", -40_000)]);
+        rev.event_id = "rmt-C1-rev".into();
+        out.clear();
+        p.apply(
+            engine,
+            &InputEvent::Remit(rev),
+            "x12.835",
+            9,
+            &mut out,
+            &mut costs,
+        );
+        (p, out)
+    }
+
+    #[test]
+    fn a_claim_back_after_retention_continues_its_versions() {
+        let engine = engine();
+        let (mut p, out) = late_reversal(&engine);
+        let seen = ids(&out);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let (id, version, previous, status) = &seen[0];
+        assert!(
+            *version > 2 && *id == format!("C1:{version}"),
+            "the first lifecycle used C1:1 and C1:2; the returning one must not repeat them: {seen:?}"
+        );
+        assert_eq!(*previous, Some(ClaimStatus::Paid));
+        assert_eq!(*status, ClaimStatus::Reversed);
+        assert_eq!(p.stats().claims_expired, 1);
+        // The version itself is forgotten after claim_version_retention_days more.
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        p.advance_to(
+            &engine,
+            t("2025-03-20") + 1000 * DAY_MS,
+            &mut out,
+            &mut costs,
+        );
+        assert_eq!(p.claims().len(), 0);
+        assert_eq!(
+            p.stats().claims_expired,
+            2,
+            "the returned claim expired too"
+        );
+    }
+
+    #[test]
+    fn without_version_retention_a_returning_claim_starts_again() {
+        let cfg = CoreConfig {
+            claim_version_retention_days: 0,
+            ..CoreConfig::default()
+        };
+        let engine = Engine::new(cfg, RefData::shared());
+        let (p, out) = late_reversal(&engine);
+        assert_eq!(ids(&out)[0].0, "C1:1");
+        assert_eq!(ids(&out)[0].2, None);
+        assert_eq!(p.claims().len(), 1);
     }
 
     #[test]

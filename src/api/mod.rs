@@ -490,7 +490,11 @@ async fn get_claim(
         }
     };
     // Clone under the shard's read lock, build the view without it.
-    let state = views.claims.get(&key).map(|e| e.value().clone());
+    let state = views
+        .claims
+        .get(&key)
+        .map(|e| e.value().clone())
+        .filter(|st| !st.is_retired());
     let Some(state) = state else {
         s.audit(
             &principal.subject,

@@ -176,6 +176,25 @@ pub struct ClaimState {
 }
 
 impl ClaimState {
+    /// What is kept of a claim that left state by retention: its output version and last
+    /// status, so a record for it arriving later continues its versions (and its status
+    /// transitions) instead of starting again at 1.
+    pub fn retired(&self) -> Self {
+        Self {
+            version: self.version,
+            last_status: self.last_status,
+            last_fingerprint: self.last_fingerprint,
+            last_event_time: self.last_event_time,
+            ..Self::default()
+        }
+    }
+
+    /// A claim that left state by retention (see [`ClaimState::retired`]): no record at all,
+    /// which a claim in state always has.
+    pub fn is_retired(&self) -> bool {
+        self.submissions.is_empty() && self.acks.is_empty() && self.remits.is_empty()
+    }
+
     fn contains(&self, id: u64) -> bool {
         self.submissions.iter().any(|r| r.id == id)
             || self.acks.iter().any(|r| r.id == id)
@@ -299,6 +318,7 @@ pub struct Reconciler {
     remit_timeout_ms: i64,
     closed_retention_ms: i64,
     open_retention_ms: i64,
+    version_retention_ms: i64,
     /// Derive payer facts for the payer monitors.
     payer_facts: bool,
 }
@@ -311,6 +331,7 @@ impl Reconciler {
             remit_timeout_ms: i64::from(cfg.remit_timeout_days) * DAY_MS,
             closed_retention_ms: i64::from(cfg.closed_claim_retention_days) * DAY_MS,
             open_retention_ms: i64::from(cfg.open_claim_retention_days) * DAY_MS,
+            version_retention_ms: i64::from(cfg.claim_version_retention_days) * DAY_MS,
             payer_facts: cfg.monitor.enabled,
         }
     }
@@ -538,14 +559,23 @@ impl Reconciler {
             .unwrap_or((EpochMillis::MAX, ClaimTimer::Expire))
     }
 
-    /// Every timer of the claim not fired yet, with its due time (the expiry always included).
+    /// Whether a claim leaving state keeps its version (`claim_version_retention_days` > 0).
+    pub fn keeps_versions(&self) -> bool {
+        self.version_retention_ms > 0
+    }
+
+    /// Every timer of the claim not fired yet, with its due time (the expiry always included; a
+    /// retired claim's is when its version is forgotten).
     pub fn pending_timers(&self, state: &ClaimState) -> SmallVec<[(EpochMillis, ClaimTimer); 3]> {
         let status = state.last_status;
-        let retention = if status.is_some_and(ClaimStatus::is_closed) {
+        let mut retention = if status.is_some_and(ClaimStatus::is_closed) {
             self.closed_retention_ms
         } else {
             self.open_retention_ms
         };
+        if state.is_retired() {
+            retention = retention.saturating_add(self.version_retention_ms);
+        }
         let mut timers = SmallVec::new();
         timers.push((
             state.last_event_time.saturating_add(retention),

@@ -177,7 +177,8 @@ pub struct Kpis {
     pub denied_cents: i64,
     /// Denial-category adjustments of the claims' latest state ([`ClaimView::denied_cents`]),
     /// and how many claims carry some. A claim's denial is capped at its billed amount: the
-    /// adjustments of a resubmitted claim can hold more than one adjudication's denials.
+    /// adjudications in force of a primary and a secondary payer can add up past it (an
+    /// appeal's adjudication supersedes the earlier ones, see `reconcile`).
     pub denied_current_cents: i64,
     pub denied_current_claims: u64,
     /// Claims whose denial adjustments exceeded their billed amount (capped).

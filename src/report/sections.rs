@@ -452,7 +452,7 @@ fn kpi_tiles(_: &Section, o: &Outputs, s: &mut String) -> Result<(), ReportError
          Denied now: the denial-category adjustments (authorization, eligibility, medical necessity, ...; not contractual or patient share) \
          of each claim's latest adjudication, so a denial later overturned or paid on resubmission no longer counts; \
          adjustments are billed charges, so compare the expected-payment figure, not them, with paid to date \
-         (a claim's denial is capped at its billed amount: {} claims held the adjustments of more than one adjudication). \
+         (a claim's denial is capped at its billed amount, which the adjudications in force of more than one payer can exceed: {} claims capped). \
          All denial adjustments, incl. overturned (every adjudication of every claim, from the payer KPI daily windows): {}. \
          Readmission rate: unplanned readmissions / index stays from the replay summary. {} dead-lettered input records.</p>",
         k.adjudicated,
