@@ -753,10 +753,13 @@ impl Reconciler {
         let current = state.current_submission();
         let first_submitted = state.submissions.iter().map(|s| s.submitted_date).min();
 
-        // Acknowledgments about the submission in force; the latest decides.
-        let latest_ack = state
-            .relevant_acks()
-            .max_by_key(|a| (a.ack_date, a.event_time, a.id));
+        // Acknowledgments about the submission in force; the latest decides, but a receipt
+        // (A0/A1, the first stage) never overrides a later stage's answer (an A1 that arrives
+        // after the A2 of the same submission leaves the claim accepted).
+        let latest_ack = state.relevant_acks().max_by_key(|a| {
+            let later_stage = self.refdata.ack_class(&a.category) != AckClass::Received;
+            (later_stage, a.ack_date, a.event_time, a.id)
+        });
         let first_ack_date = state.relevant_acks().map(|a| a.ack_date).min();
         let ever_rejected = state
             .acks

@@ -68,6 +68,30 @@ fn a1_is_received_not_accepted_and_a2_is_accepted() {
 }
 
 #[test]
+fn a_receipt_arriving_after_the_acceptance_does_not_undo_it() {
+    let c = claim("C1", "2024-03-01");
+    let a2 = ack("C1", "2024-03-02", "A2", "20");
+    // The clearinghouse's receipt of the same day (or a later one) processed after the payer's
+    // acceptance.
+    for day in ["2024-03-02", "2024-03-04"] {
+        let mut a1 = ack("C1", day, "A1", "19");
+        a1.event_time = a2.event_time + 3_600_000 + t(day) - t("2024-03-02");
+        let (_, updates) = run(&[
+            ClaimInput::Submitted(&c),
+            ClaimInput::Ack(&a2),
+            ClaimInput::Ack(&a1),
+        ]);
+        let u = updates.last().unwrap();
+        assert_eq!(u.status, ClaimStatus::Accepted, "receipt on {day}");
+        assert_eq!(u.ack_status.as_deref(), Some("A2:20"));
+        assert!(
+            updates.iter().all(|u| u.status != ClaimStatus::Received),
+            "never back to RECEIVED"
+        );
+    }
+}
+
+#[test]
 fn rejection_codes_reject_and_r_codes_request_information() {
     let c = claim("C1", "2024-03-01");
     for cat in ["A3", "A6", "A7", "A8"] {
