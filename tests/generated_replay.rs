@@ -9,6 +9,7 @@ use claimwatch::codec::Format;
 use claimwatch::config::CoreConfig;
 use claimwatch::generate::{generate, write::write_population, GenerateConfig, Generated};
 use claimwatch::model::{ClaimLifecycleUpdate, ClaimStatus, ReadmissionAction, ReadmissionEvent};
+use claimwatch::refdata::CarcCategory;
 use claimwatch::replay::{run, ReplayOptions};
 
 #[path = "support/fixture_dir.rs"]
@@ -52,7 +53,8 @@ fn standing(out: &Path) -> BTreeMap<String, String> {
 
 struct Lifecycle {
     last: BTreeMap<String, ClaimLifecycleUpdate>,
-    first_adjudication: BTreeMap<String, ClaimStatus>,
+    /// Each claim's first adjudication: its status and CARCs.
+    first_adjudication: BTreeMap<String, (ClaimStatus, Vec<String>)>,
     ever_rejected: BTreeSet<String>,
 }
 
@@ -64,7 +66,8 @@ fn lifecycle(out: &Path) -> Lifecycle {
     };
     for u in lines::<ClaimLifecycleUpdate>(&out.join("claimwatch.claim-lifecycle.jsonl")) {
         if u.remit_count > 0 && !l.first_adjudication.contains_key(&u.claim_id) {
-            l.first_adjudication.insert(u.claim_id.clone(), u.status);
+            l.first_adjudication
+                .insert(u.claim_id.clone(), (u.status, u.carc_codes.clone()));
         }
         if u.status == ClaimStatus::Rejected {
             l.ever_rejected.insert(u.claim_id.clone());
@@ -145,7 +148,7 @@ fn claim_outcomes_agree_with_the_ground_truth() {
                 t.claim_id
             );
         }
-        let Some(first) = l.first_adjudication.get(&t.claim_id) else {
+        let Some((first, first_carcs)) = l.first_adjudication.get(&t.claim_id) else {
             continue;
         };
         if t.denied {
@@ -156,9 +159,10 @@ fn claim_outcomes_agree_with_the_ground_truth() {
                 t.claim_id,
                 t.carc
             );
-            let last = &l.last[&t.claim_id];
+            // The first adjudication carries the denial's CARC (a later appeal's adjudication
+            // supersedes it in the claim's latest state).
             assert!(
-                last.carc_codes
+                first_carcs
                     .iter()
                     .any(|c| c.ends_with(&format!("-{}", t.carc.as_deref().unwrap()))),
                 "{} carries its CARC",
@@ -173,6 +177,35 @@ fn claim_outcomes_agree_with_the_ground_truth() {
     assert!(
         checked_denied > 100 && checked_paid > 1000,
         "{checked_denied} denied, {checked_paid} paid checked"
+    );
+    // An appeal's adjudication supersedes the first: an appeal paid in full is PAID, and no
+    // claim's latest state carries the denials of more than one adjudication.
+    let (mut appeals_paid, mut appeals_partial) = (0, 0);
+    for u in l.last.values() {
+        let denied: i64 = u
+            .adjustments_by_category
+            .iter()
+            .filter(|a| CarcCategory::from_name(&a.code).is_some_and(CarcCategory::is_denial))
+            .map(|a| a.amount_cents)
+            .sum();
+        assert!(
+            denied <= u.billed_cents,
+            "{}: denials of {denied} cents on {} billed",
+            u.claim_id,
+            u.billed_cents
+        );
+        let appealed = u.submission_count > 1
+            && l.first_adjudication
+                .get(&u.claim_id)
+                .is_some_and(|(s, _)| *s == ClaimStatus::Denied);
+        if appealed {
+            appeals_paid += usize::from(u.status == ClaimStatus::Paid);
+            appeals_partial += usize::from(u.status == ClaimStatus::PartiallyPaid);
+        }
+    }
+    assert!(
+        appeals_paid > 100 && appeals_partial * 10 < appeals_paid,
+        "appeals after a denial: {appeals_paid} paid, {appeals_partial} partially paid"
     );
 }
 
