@@ -784,35 +784,54 @@ impl Reconciler {
                 active.push(r);
             }
         }
-        // A resubmission supersedes the earlier adjudications once it is adjudicated itself:
-        // an appeal paid in full is paid, not partially paid with the first denial's
-        // adjustments. Until then the latest adjudication stands.
-        if active.len() > 1 {
+        // A resubmission supersedes the earlier adjudications once it is answered itself (an
+        // adjudication or a reversal): an appeal paid in full is paid, not partially paid with
+        // the first denial's adjustments, and an appeal's payment reversed leaves the claim
+        // reversed, not back at the first denial. Until then the latest adjudication stands.
+        let mut reversed_in_force = remits.iter().any(|r| r.is_reversal());
+        if state.remits.len() > 1 {
             let all = state.generations();
             let generation = |r: &RemitRec| {
                 all.iter()
                     .find(|(id, _)| *id == r.id)
                     .map_or(0, |(_, g)| *g)
             };
-            let generations: SmallVec<[usize; 8]> = active.iter().map(|r| generation(r)).collect();
-            let top = generations.iter().copied().max().unwrap_or(0);
-            if generations.iter().any(|g| *g < top) {
-                let mut i = 0;
-                active.retain(|_| {
-                    i += 1;
-                    generations[i - 1] == top
-                });
-            }
+            // A secondary payer's 835 does not answer a resubmission on its own.
+            let top = remits
+                .iter()
+                .filter(|r| !r.is_secondary())
+                .map(|r| generation(r))
+                .max()
+                .unwrap_or(0);
+            active.retain(|r| generation(r) >= top);
+            reversed_in_force = remits
+                .iter()
+                .any(|r| r.is_reversal() && generation(r) >= top);
         }
         let paid_to_date: i64 = state.remits.iter().map(|r| r.paid_cents).sum();
         // The primary adjudication: the latest in force that is not a secondary/tertiary one.
-        let primary = active
+        // With only secondary ones left after a reversal, the primary's was reversed; a
+        // secondary's 835 alone (no primary received) stands for the claim.
+        let primary = active.iter().rev().find(|r| !r.is_secondary()).copied();
+        let primary = match primary {
+            Some(p) => Some(p),
+            None if reversed_in_force => None,
+            None => active.last().copied(),
+        };
+        // The patient's share after the other payers: what secondary and tertiary payers paid
+        // (a Medigap plan paying the coinsurance) is no longer the patient's.
+        let others_paid: i64 = active
             .iter()
-            .rev()
-            .find(|r| !r.is_secondary())
-            .or(active.last())
-            .copied();
-        let patient = primary.map_or(0, |r| r.patient_cents);
+            .filter(|r| r.is_secondary())
+            .map(|r| r.paid_cents)
+            .sum();
+        let patient = primary.map_or(0, |r| {
+            if r.is_secondary() {
+                r.patient_cents
+            } else {
+                (r.patient_cents - others_paid.max(0)).max(0)
+            }
+        });
 
         // Small linear maps: a claim has a handful of distinct codes, and this runs on every event.
         let mut by_group: Codes = SmallVec::new();
@@ -823,6 +842,18 @@ impl Reconciler {
         for r in &active {
             for (group, carc, amount) in &r.adjustments {
                 let category = self.refdata.adjustment_category(*group, carc);
+                // OA-23 on a secondary's 835 restates the prior payer's adjudication, which is
+                // counted already: listed among the codes, not added to the amounts.
+                let restated = r.is_secondary() && *group == AdjustmentGroup::OA && carc == "23";
+                if restated {
+                    if !carc_pairs
+                        .iter()
+                        .any(|(g, c)| g == group && *c == carc.as_str())
+                    {
+                        carc_pairs.push((*group, carc));
+                    }
+                    continue;
+                }
                 add(&mut by_group, group.as_str(), *amount);
                 add(&mut by_category, category.as_str(), *amount);
                 if category.is_denial() {

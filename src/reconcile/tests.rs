@@ -736,3 +736,88 @@ fn an_appeal_whose_remittances_come_first_is_paid_by_its_835_frequency() {
     ]);
     assert_eq!(u.status, ClaimStatus::Paid);
 }
+
+#[test]
+fn a_paid_appeal_reversed_is_reversed_not_back_at_the_first_denial() {
+    let (c, denied, rep, mut paid) = appeal_inputs();
+    paid.frequency = Some("7".into());
+    paid.payer_claim_control_number = Some("PCN2".into());
+    let mut rev = remit("C1", "2024-06-01", "22", -50_000, &[(CO, "45", -40_000)]);
+    rev.payer_claim_control_number = Some("PCN2".into());
+    rev.frequency = Some("7".into());
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&denied),
+        ClaimInput::Submitted(&rep),
+        ClaimInput::Remit(&paid),
+        ClaimInput::Remit(&rev),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Reversed);
+    assert_eq!(u.denial_category, None);
+    assert_eq!(u.paid_to_date_cents, 0);
+}
+
+/// A primary payer paying 80 % and a secondary (Medigap, CLP02 2) paying the coinsurance.
+fn primary_and_secondary() -> (ClaimSubmitted, Remittance, Remittance) {
+    let mut c = claim("C1", "2024-03-01");
+    c.expected_cents = Some(50_000);
+    let primary = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        40_000,
+        &[(CO, "45", 50_000), (PR, "2", 10_000)],
+    );
+    let mut secondary = remit("C1", "2024-04-05", "2", 10_000, &[(OA, "23", 90_000)]);
+    secondary.payer_claim_control_number = Some("SEC1".into());
+    secondary.patient_responsibility_cents = 0;
+    (c, primary, secondary)
+}
+
+#[test]
+fn a_secondary_payment_of_the_coinsurance_is_no_longer_the_patients_share() {
+    let (c, primary, secondary) = primary_and_secondary();
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&primary),
+        ClaimInput::Remit(&secondary),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert_eq!(u.paid_to_date_cents, 50_000);
+    assert_eq!(u.patient_responsibility_cents, 0);
+    assert_eq!(
+        u.variance_cents,
+        Some(0),
+        "paid as expected, not over by the coinsurance"
+    );
+    // OA-23 restates the primary's adjudication: listed, not added to the amounts.
+    assert!(u.carc_codes.contains(&"OA-23".to_owned()));
+    assert!(
+        u.adjustments_by_group.iter().all(|a| a.code != "OA"),
+        "{:?}",
+        u.adjustments_by_group
+    );
+}
+
+#[test]
+fn the_primary_reversed_with_a_secondary_in_force_is_reversed() {
+    let (c, primary, secondary) = primary_and_secondary();
+    let rev = remit(
+        "C1",
+        "2024-04-20",
+        "22",
+        -40_000,
+        &[(CO, "45", -50_000), (PR, "2", -10_000)],
+    );
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&primary),
+        ClaimInput::Remit(&secondary),
+        ClaimInput::Remit(&rev),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Reversed);
+    // A secondary's 835 alone, with no primary received, still stands for the claim.
+    let (c, _, secondary) = primary_and_secondary();
+    let u = last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&secondary)]);
+    assert_eq!(u.status, ClaimStatus::Paid);
+}
