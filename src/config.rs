@@ -20,8 +20,8 @@ pub struct CoreConfig {
     pub closed_claim_retention_days: u32,
     /// Any claim leaves state this many days after its last event.
     pub open_claim_retention_days: u32,
-    /// A claim that left state by retention keeps its output version this many days longer (a
-    /// few dozen bytes), so a record for it arriving later (a recoupment, a late corrected claim)
+    /// A claim that left state by retention keeps its output version this many days longer (~240
+    /// heap bytes), so a record for it arriving later (a recoupment, a late corrected claim)
     /// continues its versions instead of re-using `<claim>:1`, ... 0 keeps no version.
     pub claim_version_retention_days: u32,
     /// Member stays older than this (by discharge, against the watermark) leave state.

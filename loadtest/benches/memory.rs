@@ -1,4 +1,5 @@
-//! Heap bytes per open claim and per tracked member, counted by a wrapping global allocator
+//! Heap bytes per open claim, per retired claim (one that left state by retention but keeps its
+//! output version) and per tracked member, counted by a wrapping global allocator
 //! (kept out of the throughput benchmarks, where counting every allocation would slow them).
 //!
 //! Run: `cargo bench --bench memory`.
@@ -9,7 +10,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use claimwatch::model::{InputEvent, DAY_MS};
 
 mod common;
-use common::{drive, engine, events, open};
+use claimwatch::core::Engine;
+use claimwatch::refdata::RefData;
+use common::{config, drive, engine, events, open};
 
 /// Counts live heap bytes, to measure state memory.
 struct Counting;
@@ -61,6 +64,39 @@ fn measure(label: &str, evs: &[InputEvent], claims: bool) {
     );
 }
 
+/// Heap bytes per claim that left state by retention and keeps its version: the claims are
+/// loaded, every one is retired (past `open_claim_retention_days`), and the heap is compared with
+/// the same run keeping no version (`claim_version_retention_days = 0`).
+fn measure_retired(evs: &[InputEvent]) {
+    let end = evs.last().map_or(0, |e| e.event_time()) + 401 * DAY_MS;
+    let heap = |version_days: u32| {
+        let mut c = config(u64::MAX);
+        c.claim_version_retention_days = version_days;
+        let engine = Engine::new(c, RefData::shared());
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut parts = open(&engine, None);
+        drive(&engine, &mut parts, evs);
+        let (mut out, mut costs) = (Vec::new(), Vec::new());
+        for p in &mut parts {
+            p.advance_to(&engine, end, &mut out, &mut costs);
+        }
+        drop((out, costs));
+        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        let retired: usize = parts.iter().map(|p| p.claims().len()).sum();
+        (bytes, retired, parts)
+    };
+    let (kept, retired, a) = heap(400);
+    drop(a);
+    let (none, left, b) = heap(0);
+    drop(b);
+    assert_eq!(left, 0, "without version retention no claim stays");
+    println!(
+        "memory: {:.0} heap bytes per retired claim ({retired} retired claims keeping their version, {:.1} MiB)",
+        (kept - none) as f64 / retired.max(1) as f64,
+        (kept - none) as f64 / (1024.0 * 1024.0)
+    );
+}
+
 fn main() {
     let all = events();
     // The first 90 days: no claim has reached its retention period yet, so every claim seen is
@@ -82,5 +118,6 @@ fn main() {
         .cloned()
         .collect();
     measure("open claim", &claims, true);
+    measure_retired(&claims);
     measure("tracked member", &members, false);
 }
