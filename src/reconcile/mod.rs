@@ -139,8 +139,9 @@ pub struct RemitRec {
     pub has_findings: bool,
     /// Offset in the 835 topic's partition of this claim (-1 unknown).
     pub offset: i64,
-    /// The 835 adjudicates a replacement claim (CLP09 frequency code 7).
-    pub replacement: bool,
+    /// The claim frequency code the 835 gives for the claim it adjudicates (CLP09: 1 original,
+    /// 7 replacement, ...), when present and numeric.
+    pub frequency: Option<u8>,
 }
 
 impl RemitRec {
@@ -208,38 +209,62 @@ impl ClaimState {
             .max_by_key(|r| (r.submitted_date, r.event_time, r.id))
     }
 
-    /// Non-void submissions dated on or before `day`, less one: the submission in force that
-    /// day, counted from 0 (the first).
+    /// The submissions that start a new adjudication of the claim dated on or before `day`, less
+    /// one, counted from 0: the first submission and the replacements (frequency 7). A rebill
+    /// with frequency 1 is the same claim again (a payer denies it as a duplicate), not a new
+    /// round.
     fn submission_index(&self, day: EpochDay) -> usize {
+        let first = self
+            .submissions
+            .iter()
+            .filter(|s| s.frequency != ClaimFrequency::Void)
+            .map(|s| (s.submitted_date, s.event_time, s.id))
+            .min();
         self.submissions
             .iter()
-            .filter(|s| s.frequency != ClaimFrequency::Void && s.submitted_date <= day)
+            .filter(|s| {
+                s.frequency != ClaimFrequency::Void
+                    && s.submitted_date <= day
+                    && (s.frequency == ClaimFrequency::Replacement
+                        || Some((s.submitted_date, s.event_time, s.id)) == first)
+            })
             .count()
             .saturating_sub(1)
     }
 
-    /// Which submission each remittance answers (by `id`), counted from 0: the submission in force
-    /// on its payment date, and at least the replacement adjudications made up to it when the 835
-    /// says it adjudicates a replacement (CLP09 = 7), counting the primary ones (CLP02 not 2, 3, 20,
-    /// 21 or 22) in business order. The frequency code keeps the rule when remittances arrive
-    /// before the submissions they answer.
+    /// Which submission each remittance answers (by `id`), counted from 0 (see
+    /// [`ClaimState::submission_index`]): an 835 whose CLP09 says 1 answers the first; one that
+    /// says 7 answers a replacement (at least the first), by its payment date when the
+    /// replacements are known, else (remittances before the claims) by the primary replacement
+    /// adjudications (CLP02 not 2, 3, 20, 21 or 22) up to it in business order; without a CLP09,
+    /// the submission in force on its payment date.
     fn generations(&self) -> SmallVec<[(u64, usize); 8]> {
         let mut order: SmallVec<[&RemitRec; 8]> = self.remits.iter().collect();
         order.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
-        let mut replacements = 0;
+        let replacements_known = self
+            .submissions
+            .iter()
+            .any(|s| s.frequency == ClaimFrequency::Replacement);
+        let mut replacement_835s = 0;
         order
             .iter()
             .map(|r| {
-                if r.replacement && !r.is_reversal() && !r.is_secondary() {
-                    replacements += 1;
-                }
                 let by_date = self.submission_index(r.payment_date);
-                let by_code = if r.replacement {
-                    replacements.max(1)
-                } else {
-                    0
+                let generation = match r.frequency {
+                    Some(1) => 0,
+                    Some(7) => {
+                        if !r.is_reversal() && !r.is_secondary() {
+                            replacement_835s += 1;
+                        }
+                        if replacements_known {
+                            by_date.max(1)
+                        } else {
+                            replacement_835s.max(1)
+                        }
+                    }
+                    _ => by_date,
                 };
-                (r.id, by_date.max(by_code))
+                (r.id, generation)
             })
             .collect()
     }
@@ -424,7 +449,7 @@ impl Reconciler {
                     .collect(),
                 has_findings: !r.findings.is_empty(),
                 offset,
-                replacement: r.frequency.as_deref() == Some("7"),
+                frequency: r.frequency.as_deref().and_then(|f| f.trim().parse().ok()),
             }),
         }
         state.last_event_time = state.last_event_time.max(event_time);
@@ -753,13 +778,31 @@ impl Reconciler {
         let current = state.current_submission();
         let first_submitted = state.submissions.iter().map(|s| s.submitted_date).min();
 
-        // Acknowledgments about the submission in force; the latest decides, but a receipt
-        // (A0/A1, the first stage) never overrides a later stage's answer (an A1 that arrives
-        // after the A2 of the same submission leaves the claim accepted).
-        let latest_ack = state.relevant_acks().max_by_key(|a| {
-            let later_stage = self.refdata.ack_class(&a.category) != AckClass::Received;
-            (later_stage, a.ack_date, a.event_time, a.id)
-        });
+        // Acknowledgments about the submission in force; the latest decides, but a receipt (A0/A1,
+        // the first stage) does not override an acceptance or a pending / information answer
+        // (an A1 processed after the payer's A2 leaves the claim accepted). A rejection and a
+        // receipt compare by date: a resubmission's receipt follows the rejection it answers.
+        let ack_key = |a: &&AckRec| (a.ack_date, a.event_time, a.id);
+        let latest_ack = match state.relevant_acks().max_by_key(ack_key) {
+            Some(a)
+                if self.refdata.ack_class(&a.category) == AckClass::Received
+                    && state.relevant_acks().any(|b| {
+                        matches!(
+                            self.refdata.ack_class(&b.category),
+                            AckClass::Accepted
+                                | AckClass::Finalized
+                                | AckClass::Pending
+                                | AckClass::InfoRequested
+                        )
+                    }) =>
+            {
+                state
+                    .relevant_acks()
+                    .filter(|b| self.refdata.ack_class(&b.category) != AckClass::Received)
+                    .max_by_key(ack_key)
+            }
+            other => other,
+        };
         let first_ack_date = state.relevant_acks().map(|a| a.ack_date).min();
         let ever_rejected = state
             .acks
@@ -767,28 +810,46 @@ impl Reconciler {
             .any(|a| self.refdata.ack_class(&a.category) == AckClass::Rejected);
 
         // Remittances in business order; a reversal retracts the adjudication it names (same payer
-        // claim control number) or, failing that, the latest one still in force.
+        // claim control number) or, failing that, the latest primary one of the same amount, the
+        // latest primary one, the latest one still in force. The reversals that retracted a
+        // primary adjudication (or found nothing to retract) are kept: with no primary left in
+        // force, the claim is reversed.
         let mut remits: SmallVec<[&RemitRec; 8]> = state.remits.iter().collect();
         remits.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
         let mut active: SmallVec<[&RemitRec; 8]> = SmallVec::new();
+        let mut primary_reversals: SmallVec<[&RemitRec; 2]> = SmallVec::new();
         for r in &remits {
             if r.is_reversal() {
                 let named = active.iter().rposition(|a| {
                     a.payer_claim_control_number.is_some()
                         && a.payer_claim_control_number == r.payer_claim_control_number
                 });
-                if let Some(pos) = named.or_else(|| active.len().checked_sub(1)) {
-                    active.remove(pos);
+                let pos = named
+                    .or_else(|| {
+                        active
+                            .iter()
+                            .rposition(|a| !a.is_secondary() && a.paid_cents == -r.paid_cents)
+                    })
+                    .or_else(|| active.iter().rposition(|a| !a.is_secondary()))
+                    .or_else(|| active.len().checked_sub(1));
+                match pos {
+                    Some(pos) => {
+                        if !active.remove(pos).is_secondary() {
+                            primary_reversals.push(r);
+                        }
+                    }
+                    None => primary_reversals.push(r),
                 }
             } else {
                 active.push(r);
             }
         }
-        // A resubmission supersedes the earlier adjudications once it is answered itself (an
-        // adjudication or a reversal): an appeal paid in full is paid, not partially paid with
-        // the first denial's adjustments, and an appeal's payment reversed leaves the claim
-        // reversed, not back at the first denial. Until then the latest adjudication stands.
-        let mut reversed_in_force = remits.iter().any(|r| r.is_reversal());
+        // A resubmission supersedes the earlier adjudications once it is answered itself (a
+        // primary adjudication or the reversal of one): an appeal paid in full is paid, not
+        // partially paid with the first denial's adjustments, and an appeal's payment reversed
+        // leaves the claim reversed, not back at the first denial. Until then the latest
+        // adjudication stands. A secondary payer's 835 does not answer a resubmission on its own.
+        let mut reversed_in_force = !primary_reversals.is_empty();
         if state.remits.len() > 1 {
             let all = state.generations();
             let generation = |r: &RemitRec| {
@@ -796,17 +857,15 @@ impl Reconciler {
                     .find(|(id, _)| *id == r.id)
                     .map_or(0, |(_, g)| *g)
             };
-            // A secondary payer's 835 does not answer a resubmission on its own.
             let top = remits
                 .iter()
-                .filter(|r| !r.is_secondary())
+                .filter(|r| !r.is_secondary() && !r.is_reversal())
+                .chain(primary_reversals.iter())
                 .map(|r| generation(r))
                 .max()
                 .unwrap_or(0);
             active.retain(|r| generation(r) >= top);
-            reversed_in_force = remits
-                .iter()
-                .any(|r| r.is_reversal() && generation(r) >= top);
+            reversed_in_force = primary_reversals.iter().any(|r| generation(r) >= top);
         }
         let paid_to_date: i64 = state.remits.iter().map(|r| r.paid_cents).sum();
         // The primary adjudication: the latest in force that is not a secondary/tertiary one.

@@ -600,6 +600,8 @@ fn appeal_inputs() -> (ClaimSubmitted, Remittance, ClaimSubmitted, Remittance) {
         &[(CO, "45", 40_000), (PR, "2", 10_000)],
     );
     paid.event_id = "rmt-C1-2".into();
+    // The 835 gives the replacement's frequency code (CLP09 = 7).
+    paid.frequency = Some("7".into());
     (c, denied, rep, paid)
 }
 
@@ -727,7 +729,8 @@ fn an_appeal_whose_remittances_come_first_is_paid_by_its_835_frequency() {
     assert_eq!(statuses.last(), Some(&ClaimStatus::Paid));
     assert_eq!(updates.last().unwrap().denial_category, None);
     // Without the frequency code, the dates decide once the replacement is known.
-    let (_, denied, rep, paid) = appeal_inputs();
+    let (_, denied, rep, mut paid) = appeal_inputs();
+    paid.frequency = None;
     let u = last(&[
         ClaimInput::Remit(&denied),
         ClaimInput::Remit(&paid),
@@ -820,4 +823,130 @@ fn the_primary_reversed_with_a_secondary_in_force_is_reversed() {
     let (c, _, secondary) = primary_and_secondary();
     let u = last(&[ClaimInput::Submitted(&c), ClaimInput::Remit(&secondary)]);
     assert_eq!(u.status, ClaimStatus::Paid);
+}
+
+#[test]
+fn a_secondary_reversing_itself_without_a_primary_stays_paid() {
+    let (c, _, secondary) = primary_and_secondary();
+    let mut rev = remit("C1", "2024-04-10", "22", -10_000, &[(OA, "23", -90_000)]);
+    rev.payer_claim_control_number = Some("SEC1".into());
+    let mut again = remit("C1", "2024-04-12", "2", 9_000, &[(OA, "23", 90_000)]);
+    again.payer_claim_control_number = Some("SEC1".into());
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&secondary),
+        ClaimInput::Remit(&rev),
+        ClaimInput::Remit(&again),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Paid, "no primary was reversed");
+    assert_eq!(u.paid_to_date_cents, 9_000);
+}
+
+#[test]
+fn a_reversal_without_a_control_number_retracts_the_primary_of_its_amount() {
+    let (c, mut primary, mut secondary) = primary_and_secondary();
+    primary.payer_claim_control_number = None;
+    secondary.payer_claim_control_number = None;
+    let mut rev = remit("C1", "2024-04-20", "22", -40_000, &[(CO, "45", -50_000)]);
+    rev.payer_claim_control_number = None;
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&primary),
+        ClaimInput::Remit(&secondary),
+        ClaimInput::Remit(&rev),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Reversed);
+}
+
+#[test]
+fn a_rejections_resubmission_receipt_is_received() {
+    let c = claim("C1", "2024-03-10");
+    let rej = ack("C1", "2024-03-11", "A3", "21");
+    let mut rep: ClaimSubmitted = claim("C1", "2024-03-11");
+    rep.event_id = "clm-C1-2".into();
+    rep.frequency = ClaimFrequency::Replacement;
+    rep.event_time = rej.event_time + 3_600_000;
+    let mut a1 = ack("C1", "2024-03-12", "A1", "19");
+    a1.event_id = "ack-C1-a1".into();
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Ack(&rej),
+        ClaimInput::Submitted(&rep),
+        ClaimInput::Ack(&a1),
+    ]);
+    assert_eq!(u.status, ClaimStatus::Received);
+}
+
+#[test]
+fn two_primary_835s_of_one_replacement_add_up() {
+    let (c, denied, rep, _) = appeal_inputs();
+    let mut part_a = remit("C1", "2024-05-02", "1", 0, &[(CO, "50", 40_000)]);
+    part_a.frequency = Some("7".into());
+    part_a.payer_claim_control_number = Some("PCN-A".into());
+    let mut part_b = remit("C1", "2024-05-03", "1", 50_000, &[(CO, "45", 10_000)]);
+    part_b.frequency = Some("7".into());
+    part_b.payer_claim_control_number = Some("PCN-B".into());
+    let u = last(&[
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&denied),
+        ClaimInput::Submitted(&rep),
+        ClaimInput::Remit(&part_a),
+        ClaimInput::Remit(&part_b),
+    ]);
+    assert_eq!(u.status, ClaimStatus::PartiallyPaid);
+    assert_eq!(u.denial_category.as_deref(), Some("MEDICAL_NECESSITY"));
+    assert!(
+        u.carc_codes.iter().all(|c| c != "CO-197"),
+        "{:?}",
+        u.carc_codes
+    );
+}
+
+#[test]
+fn a_rebill_of_a_paid_claim_is_not_a_new_round() {
+    let c = claim("C1", "2024-03-01");
+    let paid = remit("C1", "2024-04-15", "1", 50_000, &[(CO, "45", 50_000)]);
+    let mut rebill = claim("C1", "2024-04-20");
+    rebill.event_id = "clm-C1-rebill".into();
+    let r = reconciler();
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in [
+        ClaimInput::Submitted(&c),
+        ClaimInput::Remit(&paid),
+        ClaimInput::Submitted(&rebill),
+    ] {
+        r.apply(&mut state, "C1", i, &mut out);
+    }
+    assert_eq!(
+        r.next_timer(&state).1,
+        ClaimTimer::Expire,
+        "no MISSING_ACK / MISSING_REMIT on a paid claim: {:?}",
+        r.pending_timers(&state)
+    );
+}
+
+#[test]
+fn an_835_for_the_original_does_not_answer_the_replacement() {
+    let c = claim("C1", "2024-03-01");
+    let mut rep: ClaimSubmitted = claim("C1", "2024-03-05");
+    rep.event_id = "clm-C1-2".into();
+    rep.frequency = ClaimFrequency::Replacement;
+    // CLP09 = 1: it adjudicates the original, though dated after the replacement.
+    let original = remit("C1", "2024-03-20", "1", 50_000, &[(CO, "45", 50_000)]);
+    let r = reconciler();
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in [
+        ClaimInput::Submitted(&c),
+        ClaimInput::Submitted(&rep),
+        ClaimInput::Remit(&original),
+    ] {
+        r.apply(&mut state, "C1", i, &mut out);
+    }
+    let pending = r.pending_timers(&state);
+    assert!(
+        pending.contains(&(t("2024-03-05") + 45 * DAY_MS, ClaimTimer::MissingRemit)),
+        "the replacement still waits for its 835: {pending:?}"
+    );
 }

@@ -27,8 +27,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// scoring history counts submissions with an attachment, and the provider and cash flows keep a
 /// watermark over their sources. 4: a member's `enrolment` entry keeps its paid clock (PMPM
 /// retention) and its `care_gaps` entry its settled seasons' boundary. 5: the checkpoint keeps
-/// the partition's counters. 6: a claim's 835 records keep whether they adjudicate a replacement
-/// (CLP09 = 7). Older state is refused and must be rebuilt from the inputs (see the README's
+/// the partition's counters. 6: a claim's 835 records keep the claim frequency code they give
+/// (CLP09). Older state is refused and must be rebuilt from the inputs (see the README's
 /// upgrade note).
 pub const STATE_FORMAT_VERSION: u32 = 6;
 
