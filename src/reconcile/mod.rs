@@ -176,6 +176,15 @@ pub struct ClaimState {
     pub reported_paid_cents: Option<i64>,
 }
 
+/// The round of adjudication in force on `day`, counted from 0, given the rounds' start dates.
+fn round_on(starts: &[EpochDay], day: EpochDay) -> usize {
+    starts
+        .iter()
+        .filter(|d| **d <= day)
+        .count()
+        .saturating_sub(1)
+}
+
 impl ClaimState {
     /// What is kept of a claim that left state by retention: its output version and last
     /// status, so a record for it arriving later continues its versions (and its status
@@ -209,11 +218,10 @@ impl ClaimState {
             .max_by_key(|r| (r.submitted_date, r.event_time, r.id))
     }
 
-    /// The submissions that start a new adjudication of the claim dated on or before `day`, less
-    /// one, counted from 0: the first submission and the replacements (frequency 7). A rebill
-    /// with frequency 1 is the same claim again (a payer denies it as a duplicate), not a new
-    /// round.
-    fn submission_index(&self, day: EpochDay) -> usize {
+    /// The dates of the submissions that start a new round of adjudication: the first submission
+    /// and the replacements (frequency 7). A rebill with frequency 1 is the same claim again (a
+    /// payer denies it as a duplicate), not a new round.
+    fn round_starts(&self) -> SmallVec<[EpochDay; 4]> {
         let first = self
             .submissions
             .iter()
@@ -224,21 +232,21 @@ impl ClaimState {
             .iter()
             .filter(|s| {
                 s.frequency != ClaimFrequency::Void
-                    && s.submitted_date <= day
                     && (s.frequency == ClaimFrequency::Replacement
                         || Some((s.submitted_date, s.event_time, s.id)) == first)
             })
-            .count()
-            .saturating_sub(1)
+            .map(|s| s.submitted_date)
+            .collect()
     }
 
     /// Which submission each remittance answers (by `id`), counted from 0 (see
-    /// [`ClaimState::submission_index`]): an 835 whose CLP09 says 1 answers the first; one that
-    /// says 7 answers a replacement (at least the first), by its payment date when the
-    /// replacements are known, else (remittances before the claims) by the primary replacement
-    /// adjudications (CLP02 not 2, 3, 20, 21 or 22) up to it in business order; without a CLP09,
-    /// the submission in force on its payment date.
+    /// [`ClaimState::round_starts`]): an 835 whose CLP09 says 1 answers the first; one that says 7
+    /// answers a replacement (at least the first), by its payment date when the replacements are
+    /// known, else (remittances before the claims) by the primary replacement adjudications (CLP02
+    /// not 2, 3, 20, 21 or 22) up to it in business order; without a CLP09, the round in force on
+    /// its payment date.
     fn generations(&self) -> SmallVec<[(u64, usize); 8]> {
+        let starts = self.round_starts();
         let mut order: SmallVec<[&RemitRec; 8]> = self.remits.iter().collect();
         order.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
         let replacements_known = self
@@ -249,7 +257,7 @@ impl ClaimState {
         order
             .iter()
             .map(|r| {
-                let by_date = self.submission_index(r.payment_date);
+                let by_date = round_on(&starts, r.payment_date);
                 let generation = match r.frequency {
                     Some(1) => 0,
                     Some(7) => {
@@ -269,14 +277,14 @@ impl ClaimState {
             .collect()
     }
 
-    /// Whether a remittance (an adjudication or a reversal) answers the submission in force.
-    fn answered(&self) -> bool {
+    /// Whether a remittance (an adjudication or a reversal) answers the submission in force,
+    /// given the remittances' [`ClaimState::generations`].
+    fn answered(&self, generations: &[(u64, usize)]) -> bool {
         let Some(cur) = self.current_submission() else {
             return !self.remits.is_empty();
         };
-        let current = self.submission_index(cur.submitted_date);
-        current == 0 && !self.remits.is_empty()
-            || self.generations().iter().any(|(_, g)| *g >= current)
+        let current = round_on(&self.round_starts(), cur.submitted_date);
+        current == 0 && !self.remits.is_empty() || generations.iter().any(|(_, g)| *g >= current)
     }
 
     /// Acknowledgments that speak about the submission in force (older ones are stale).
@@ -607,7 +615,7 @@ impl Reconciler {
             ClaimTimer::Expire,
         ));
         if let Some(cur) = state.current_submission() {
-            if cur.frequency != ClaimFrequency::Void && !state.answered() {
+            if cur.frequency != ClaimFrequency::Void && !state.answered(&state.generations()) {
                 if state.ack_timer_fired_for != Some(cur.event_time)
                     && state.relevant_acks().next().is_none()
                 {
@@ -850,8 +858,8 @@ impl Reconciler {
         // leaves the claim reversed, not back at the first denial. Until then the latest
         // adjudication stands. A secondary payer's 835 does not answer a resubmission on its own.
         let mut reversed_in_force = !primary_reversals.is_empty();
+        let all = state.generations();
         if state.remits.len() > 1 {
-            let all = state.generations();
             let generation = |r: &RemitRec| {
                 all.iter()
                     .find(|(id, _)| *id == r.id)
@@ -1042,7 +1050,7 @@ impl Reconciler {
 
         let mut alerts = Vec::new();
         if let Some(cur) = current {
-            let answered = state.answered();
+            let answered = state.answered(&all);
             let no_ack = state.relevant_acks().next().is_none() && !answered;
             if no_ack && state.ack_timer_fired_for == Some(cur.event_time) {
                 alerts.push(ClaimAlert::MissingAck);

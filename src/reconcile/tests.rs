@@ -30,6 +30,17 @@ fn run(inputs: &[ClaimInput<'_>]) -> (ClaimState, Vec<ClaimLifecycleUpdate>) {
     (state, updates)
 }
 
+/// Applies inputs in order, returning the reconciler, the state and the outputs, to go on with.
+fn applied(inputs: &[ClaimInput<'_>]) -> (Reconciler, ClaimState, ClaimOutputs) {
+    let r = reconciler();
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    for i in inputs {
+        r.apply(&mut state, "C1", *i, &mut out);
+    }
+    (r, state, out)
+}
+
 fn last(inputs: &[ClaimInput<'_>]) -> ClaimLifecycleUpdate {
     run(inputs).1.pop().expect("at least one update")
 }
@@ -644,16 +655,11 @@ fn an_appeal_paid_in_full_is_paid_without_the_first_denial() {
 #[test]
 fn the_paid_appeal_reports_no_denied_dollars_to_the_payer_flow() {
     let (c, denied, rep, paid) = appeal_inputs();
-    let r = reconciler();
-    let mut state = ClaimState::default();
-    let mut out = ClaimOutputs::default();
-    for i in [
+    let (r, mut state, mut out) = applied(&[
         ClaimInput::Submitted(&c),
         ClaimInput::Remit(&denied),
         ClaimInput::Submitted(&rep),
-    ] {
-        r.apply(&mut state, "C1", i, &mut out);
-    }
+    ]);
     out.costs.clear();
     r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
     let adjudicated: Vec<PayerFact> = facts(&out)
@@ -671,16 +677,11 @@ fn the_paid_appeal_reports_no_denied_dollars_to_the_payer_flow() {
 #[test]
 fn an_unanswered_appeal_raises_missing_remit_from_the_resubmission() {
     let (c, denied, rep, paid) = appeal_inputs();
-    let r = reconciler();
-    let mut state = ClaimState::default();
-    let mut out = ClaimOutputs::default();
-    for i in [
+    let (r, mut state, mut out) = applied(&[
         ClaimInput::Submitted(&c),
         ClaimInput::Remit(&denied),
         ClaimInput::Submitted(&rep),
-    ] {
-        r.apply(&mut state, "C1", i, &mut out);
-    }
+    ]);
     let pending = r.pending_timers(&state);
     assert!(
         pending.contains(&(t("2024-04-10") + 45 * DAY_MS, ClaimTimer::MissingRemit)),
@@ -908,16 +909,11 @@ fn a_rebill_of_a_paid_claim_is_not_a_new_round() {
     let paid = remit("C1", "2024-04-15", "1", 50_000, &[(CO, "45", 50_000)]);
     let mut rebill = claim("C1", "2024-04-20");
     rebill.event_id = "clm-C1-rebill".into();
-    let r = reconciler();
-    let mut state = ClaimState::default();
-    let mut out = ClaimOutputs::default();
-    for i in [
+    let (r, state, _) = applied(&[
         ClaimInput::Submitted(&c),
         ClaimInput::Remit(&paid),
         ClaimInput::Submitted(&rebill),
-    ] {
-        r.apply(&mut state, "C1", i, &mut out);
-    }
+    ]);
     assert_eq!(
         r.next_timer(&state).1,
         ClaimTimer::Expire,
@@ -934,16 +930,11 @@ fn an_835_for_the_original_does_not_answer_the_replacement() {
     rep.frequency = ClaimFrequency::Replacement;
     // CLP09 = 1: it adjudicates the original, though dated after the replacement.
     let original = remit("C1", "2024-03-20", "1", 50_000, &[(CO, "45", 50_000)]);
-    let r = reconciler();
-    let mut state = ClaimState::default();
-    let mut out = ClaimOutputs::default();
-    for i in [
+    let (r, state, _) = applied(&[
         ClaimInput::Submitted(&c),
         ClaimInput::Submitted(&rep),
         ClaimInput::Remit(&original),
-    ] {
-        r.apply(&mut state, "C1", i, &mut out);
-    }
+    ]);
     let pending = r.pending_timers(&state);
     assert!(
         pending.contains(&(t("2024-03-05") + 45 * DAY_MS, ClaimTimer::MissingRemit)),
