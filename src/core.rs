@@ -162,6 +162,11 @@ impl UtilTables {
 struct CashTables {
     claims: Table<CashClaim>,
     payers: Table<CashPayer>,
+    /// The latest day every payer with a flow day was moved to (not persisted; `None` after a
+    /// restore, so the first move looks at every payer). Flow days never go back and the
+    /// watermark never does, so a move to a day not after it finds no payer behind: the scan
+    /// of every payer per cash fact is skipped.
+    advanced_to: Option<crate::model::EpochDay>,
 }
 
 impl CashTables {
@@ -174,7 +179,11 @@ impl CashTables {
             claims = claims.without_dirty_tracking();
             payers = payers.without_dirty_tracking();
         }
-        Self { claims, payers }
+        Self {
+            claims,
+            payers,
+            advanced_to: None,
+        }
     }
 }
 
@@ -1187,6 +1196,9 @@ impl Partition {
         day: crate::model::EpochDay,
         out: &mut Vec<OutputEvent>,
     ) {
+        if self.cash.advanced_to.is_some_and(|d| day <= d) {
+            return;
+        }
         let behind = |p: &CashPayer| p.flow_day.is_some_and(|d| d < day);
         let mut keys: Vec<String> = self
             .cash
@@ -1202,6 +1214,7 @@ impl Partition {
                 .payers
                 .update(&key, |p| cf.advance_to(p, day, out));
         }
+        self.cash.advanced_to = Some(day);
     }
 
     /// The end of a replay: every payer's cash flow moves to the day of the latest cash fact,
@@ -1750,6 +1763,27 @@ impl Partition {
                 // Not in `timers_fired`: when window timers fire depends on how facts from
                 // several partitions interleave, which differs between Kafka and replay.
                 self.fire_window(engine, &key, due, out);
+            }
+        }
+    }
+
+    /// The end of a replay's input: emits every payer-monitor window not emitted yet (their
+    /// grace has not passed), oldest first, so the data's last hours and day are reported. The
+    /// service does not call it: its windows close as its watermark passes them.
+    pub fn close_payer_windows(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+        if !engine.monitor.enabled() {
+            return;
+        }
+        let mut open: Vec<(EpochMillis, String)> = self
+            .windows
+            .iter()
+            .filter(|e| e.value().version == 0)
+            .map(|e| (e.value().start, e.key().clone()))
+            .collect();
+        open.sort();
+        for (_, key) in open {
+            if engine.monitor.close(&mut self.windows, &key, out) {
+                self.reschedule_window(engine, &key);
             }
         }
     }

@@ -552,6 +552,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     state,
                     config,
                     stop_after,
+                    close_open_windows: true,
                 },
                 models,
             )?;
@@ -798,6 +799,7 @@ fn train(
         state: None,
         config: config.clone(),
         stop_after: None,
+        close_open_windows: true,
     })?;
     let truth_path = input.join("truth.json");
     let truth = if truth_path.exists() {

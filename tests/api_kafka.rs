@@ -186,6 +186,7 @@ async fn every_claim_is_answerable_from_both_instances_and_after_failover() {
         state: None,
         config: base.core.clone(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let expected: BTreeMap<String, String> =

@@ -37,6 +37,7 @@ fn replay(input: &Path, out: &Path, partitions: u32) -> BTreeMap<String, CareGap
         state: None,
         config,
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let mut last = BTreeMap::new();

@@ -92,6 +92,7 @@ async fn transactions_on_the_mock_cluster_equal_replay_without_repeats() {
         state: None,
         config: config.core.clone(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let b = config.brokers.clone();

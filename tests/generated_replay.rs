@@ -26,6 +26,7 @@ fn replay(input: &Path, out: &Path, partitions: u32) {
         state: None,
         config,
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
 }

@@ -113,6 +113,7 @@ async fn service_on_tansu_equals_replay() {
         state: None,
         config: config.core.clone(),
         stop_after: None,
+        close_open_windows: false,
     })
     .unwrap();
 
@@ -522,6 +523,7 @@ async fn bad_input_goes_to_the_dead_letter_topic_and_good_input_flows() {
         state: None,
         config: config.core.clone(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let (got, _) = by_key(&lifecycle);
@@ -556,6 +558,7 @@ async fn raw_x12_messages_are_parsed_in_stream() {
         state: None,
         config: config.core.clone(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let want = final_lifecycle(&replay_outputs(&replay_out, "claimwatch.claim-lifecycle"));

@@ -121,6 +121,7 @@ fn replay_expected(input: &Path, out: &Path, config: &RuntimeConfig) -> Expected
         state: None,
         config: config.core.clone(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let lifecycle = replay_outputs(out, "claimwatch.claim-lifecycle");

@@ -18,12 +18,17 @@ use claimwatch::refdata::{AckClass, CarcCategory, RefData};
 use claimwatch::replay::{run, ReplayOptions};
 
 fn replay(input: &Path, out: &Path) {
+    replay_closing(input, out, true);
+}
+
+fn replay_closing(input: &Path, out: &Path, close_open_windows: bool) {
     run(&ReplayOptions {
         input: input.into(),
         out: out.into(),
         state: None,
         config: CoreConfig::default(),
         stop_after: None,
+        close_open_windows,
     })
     .unwrap();
 }
@@ -272,8 +277,16 @@ fn final_windows_equal_a_brute_force_batch_and_replay_is_deterministic() {
             "{key:?}"
         );
     }
-    // Exactly the windows whose end + grace the payer flow's final watermark in the owning
-    // partition has passed were emitted.
+    // Every window with facts was emitted: those still open at the end of the input by the
+    // replay's close.
+    let emitted: BTreeSet<&Key> = got.keys().collect();
+    assert_eq!(emitted, want.keys().collect(), "emitted windows");
+    // Without the close, exactly the windows whose end + grace the payer flow's final watermark
+    // in the owning partition has passed were emitted (what the service emits), and their final
+    // versions are the same.
+    let out_c = dir.path().join("c");
+    replay_closing(&input, &out_c, false);
+    let timed = final_versions(&out_c);
     let config = CoreConfig::default();
     let expected: BTreeSet<&Key> = want
         .keys()
@@ -286,8 +299,17 @@ fn final_windows_equal_a_brute_force_batch_and_replay_is_deterministic() {
             start + g.millis() + grace <= watermarks[p]
         })
         .collect();
-    let emitted: BTreeSet<&Key> = got.keys().collect();
-    assert_eq!(emitted, expected, "emitted windows");
+    let emitted: BTreeSet<&Key> = timed.keys().collect();
+    assert_eq!(emitted, expected, "windows emitted by their timers");
+    assert!(
+        expected.len() < want.len(),
+        "some windows are still open at the end: {} of {}",
+        want.len() - expected.len(),
+        want.len()
+    );
+    for (key, k) in &timed {
+        assert_eq!(Some(k), got.get(key), "{key:?} differs with the close");
+    }
     // The population has denials, first-pass misses and a drift baseline.
     assert!(got
         .values()

@@ -195,6 +195,7 @@ fn pmpm_does_not_depend_on_the_enrolment_arrival_order() {
         state: None,
         config: config(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let (a, b) = (last_kpis(&f.out()), last_kpis(&out));
@@ -272,6 +273,7 @@ fn bad_enrolment_records_go_to_the_dead_letter_file() {
         state: None,
         config: config(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     let dl: Vec<DeadLetter> = lines(&out.join("claimwatch.dead-letter.jsonl"));

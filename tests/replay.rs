@@ -80,6 +80,7 @@ fn opts(input: &Path, out: &Path, state: Option<&Path>, stop_after: Option<u64>)
         state: state.map(Into::into),
         config,
         stop_after,
+        close_open_windows: true,
     }
 }
 

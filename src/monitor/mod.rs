@@ -18,6 +18,9 @@
 //!   nothing);
 //! - a fact that arrives after that but before `end + retention` updates the window and emits a
 //!   **correction** (version + 1) at once;
+//! - at the end of a replay's input the windows still open are emitted as they stand
+//!   ([`crate::core::Partition::close_payer_windows`]): the last hours and day of the data are
+//!   reported, and a fact that reaches one of them later is a correction;
 //! - at `end + retention` the window leaves state; a fact for such a window is dropped and
 //!   counted ([`crate::core::PartitionStats::monitor_facts_dropped`]).
 //!
@@ -121,7 +124,9 @@ impl Monitor {
         if watermark >= end.saturating_add(self.retention_ms) {
             return Applied::Dropped;
         }
+        let mut emitted = false;
         windows.update(key, |w| {
+            emitted = w.version > 0;
             if w.payer_id.is_empty() {
                 w.payer_id.push_str(&fact.payer_id);
                 w.granularity = g;
@@ -135,7 +140,9 @@ impl Monitor {
             }
             w.agg.add(fact);
         });
-        if watermark >= end + self.grace_ms(g) {
+        // An emitted window is corrected at once. Before its grace has passed that happens
+        // only to a window closed at the end of a replay's input ([`Monitor::close`]).
+        if emitted || watermark >= end + self.grace_ms(g) {
             self.emit(windows, key, out);
             Applied::Emitted
         } else {
@@ -158,6 +165,23 @@ impl Monitor {
             }
             WindowTimer::Expire => false,
         }
+    }
+
+    /// Emits version 1 of window `key` if it has not been emitted: the end of a replay's input,
+    /// where the windows whose grace has not passed would otherwise never be reported. Returns
+    /// whether it emitted. A fact that reaches such a window later (a replay resumed on more
+    /// input) emits a correction at once, as for any emitted window.
+    pub fn close(
+        &self,
+        windows: &mut Table<WindowState>,
+        key: &str,
+        out: &mut Vec<OutputEvent>,
+    ) -> bool {
+        if windows.get(key).is_none_or(|w| w.version > 0) {
+            return false;
+        }
+        self.emit(windows, key, out);
+        true
     }
 
     /// The payer's daily windows among the `baseline_days` days before `start`.

@@ -165,6 +165,71 @@ fn very_late_fact_emits_exactly_one_correction_and_too_late_is_dropped() {
     assert_eq!(dropped[1][PayerCategory::Commercial as usize], 1);
 }
 
+/// The end of a replay's input closes the windows whose grace has not passed; a fact that reaches
+/// one later (a replay resumed on more input) is a correction at once, not lost to its timer.
+#[test]
+fn closing_at_the_end_emits_open_windows_and_a_later_fact_corrects_them() {
+    let e = engine();
+    let mut p = Partition::open(0, PartitionStore::hot_only(0), &e).unwrap();
+    let mut out = Vec::new();
+    let day = midnight("2024-03-01");
+    feed(
+        &mut p,
+        &e,
+        adjudicated("P1", day + 10 * HOUR, FactOutcome::Paid, None),
+        &mut out,
+    );
+    feed(
+        &mut p,
+        &e,
+        adjudicated(
+            "P1",
+            day + 10 * HOUR + 60_000,
+            FactOutcome::Denied,
+            Some("CODING"),
+        ),
+        &mut out,
+    );
+    assert!(out.is_empty(), "nothing has passed its grace");
+    p.close_payer_windows(&e, &mut out);
+    let daily = kpis(&out, Granularity::Daily);
+    let hourly = kpis(&out, Granularity::Hourly);
+    assert_eq!(daily.len(), 1, "{out:?}");
+    assert_eq!(hourly.len(), 1);
+    assert_eq!(
+        (daily[0].version, daily[0].adjudicated, daily[0].denied),
+        (1, 2, 1)
+    );
+    assert_eq!(daily[0].output_id, format!("P1:DAILY:{day}:1"));
+    // Closing again emits nothing.
+    out.clear();
+    p.close_payer_windows(&e, &mut out);
+    assert!(out.is_empty());
+    // A later fact of the same day, within its grace: version 2 at once.
+    feed(
+        &mut p,
+        &e,
+        adjudicated("P1", day + 11 * HOUR, FactOutcome::Paid, None),
+        &mut out,
+    );
+    let daily = kpis(&out, Granularity::Daily);
+    assert_eq!(daily.len(), 1, "{out:?}");
+    assert_eq!(
+        (daily[0].version, daily[0].adjudicated, daily[0].late_facts),
+        (2, 3, 1)
+    );
+    // Its hour had not been closed: it waits for its grace as usual.
+    assert!(kpis(&out, Granularity::Hourly).is_empty());
+    out.clear();
+    p.advance_payer_flow_to(&e, day + 3 * DAY_MS, &mut out);
+    let hourly = kpis(&out, Granularity::Hourly);
+    assert_eq!(hourly.len(), 1, "the 11:00 window closes on its timer");
+    assert!(
+        kpis(&out, Granularity::Daily).is_empty(),
+        "no third version"
+    );
+}
+
 /// 28 normal days of 100 adjudications with ~10 % denials spread over two categories, then `last`.
 fn history(p: &mut Partition, e: &Engine, payer: &str, start: i64, out: &mut Vec<OutputEvent>) {
     for d in 0..28 {

@@ -41,6 +41,10 @@ pub struct ReplayOptions {
     pub config: CoreConfig,
     /// Stop (after a checkpoint) once this many records have been read in this run.
     pub stop_after: Option<u64>,
+    /// At the end of the input, emit the payer-monitor windows still open (their grace not
+    /// passed), so the data's last hours and day are reported. The CLI does; the service leaves
+    /// them open until its watermark passes them, so a comparison with the service turns it off.
+    pub close_open_windows: bool,
 }
 
 /// How a replay ended.
@@ -361,6 +365,9 @@ pub fn run_with_models(
         for p in &mut partitions {
             p.flush_population(&engine, &mut out);
             p.close_cash(&engine, &mut out);
+            if opts.close_open_windows {
+                p.close_payer_windows(&engine, &mut out);
+            }
             p.close_providers(&engine, &mut out);
             p.finish_utilization(&engine, &mut out);
         }

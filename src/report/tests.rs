@@ -15,6 +15,7 @@ fn replay_population(dir: &Path, members: usize) -> Summary {
         state: None,
         config: crate::config::CoreConfig::default(),
         stop_after: None,
+        close_open_windows: true,
     })
     .unwrap();
     report.summary

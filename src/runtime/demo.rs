@@ -212,6 +212,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         state: None,
         config: config.core.clone(),
         stop_after: None,
+        close_open_windows: true,
     })?
     .summary;
     let (expected, differences): (Vec<String>, Vec<String>) = compare(&summary, &replayed)

@@ -37,6 +37,7 @@ impl Fixture {
             state: None,
             config,
             stop_after: None,
+            close_open_windows: true,
         })
         .unwrap();
         Fixture { dir, g }
