@@ -214,6 +214,72 @@ fn receiver_level_rejection_propagates_to_claims() {
     assert_eq!(acks[1].statuses[0].code, "24");
 }
 
+/// Loop 2200D repeats under one patient HL: every claim is its own acknowledgment with its own
+/// statuses and references, and a service line of the first does not hide the second's STC.
+#[test]
+fn two_claims_under_one_patient_are_two_acknowledgments() {
+    let f = [
+        ISA,
+        "GS*HN*S*R*20260121*1400*9*X*005010X214~",
+        "ST*277*0001*005010X214~",
+        "BHT*0085*08*1*20260121*1400*TH~",
+        "HL*1**20*1~",
+        "NM1*PR*2*PAYER*****PI*P9~",
+        "HL*2*1*21*1~",
+        "NM1*41*2*SUB*****46*X~",
+        "STC*A6:24:41*20260121*U~",
+        "HL*3*2*19*1~",
+        "NM1*85*2*PROV*****XX*1~",
+        "HL*4*3*PT~",
+        "NM1*QC*1*P~",
+        "TRN*2*CLAIM-A~",
+        "STC*A2:20*20260121*WQ*125~",
+        "REF*1K*PCN-A~",
+        "SVC*HC:99213*125*0****1~",
+        "STC*A2:20*20260121~",
+        "TRN*2*CLAIM-B~",
+        "STC*A7:21:85*20260122*U*200~",
+        "REF*D9*TRACE-B~",
+        "SE*20*0001~",
+        "GE*1*9~",
+        "IEA*1*000000007~",
+    ]
+    .concat();
+    let o = parse(f.as_bytes(), "t");
+    assert!(o.findings.is_empty(), "{:?}", o.findings);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let acks: Vec<_> = o
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Ack(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    let status = |a: &claimwatch::model::ClaimAck| -> Vec<String> {
+        a.statuses
+            .iter()
+            .map(|s| format!("{}:{}", s.category, s.code))
+            .collect()
+    };
+    assert_eq!(acks[0].claim_id, "CLAIM-A");
+    assert_eq!(status(acks[0]), ["A6:24", "A2:20"]);
+    assert_eq!(acks[0].payer_claim_control_number.as_deref(), Some("PCN-A"));
+    assert_eq!(acks[0].clearinghouse_trace, None);
+    assert_eq!(acks[0].billed_cents, Some(12_500));
+    // The second claim inherits the same levels' rejection and keeps its own status and date.
+    assert_eq!(acks[1].claim_id, "CLAIM-B");
+    assert_eq!(status(acks[1]), ["A6:24", "A7:21"]);
+    assert_eq!(acks[1].clearinghouse_trace.as_deref(), Some("TRACE-B"));
+    assert_eq!(acks[1].payer_claim_control_number, None);
+    assert_eq!(acks[1].billed_cents, Some(20_000));
+    assert_ne!(acks[0].ack_date, acks[1].ack_date);
+    assert_ne!(acks[0].event_id, acks[1].event_id);
+    assert_eq!(acks[0].payer_id.as_deref(), Some("P9"));
+    assert_eq!(acks[1].payer_id.as_deref(), Some("P9"));
+}
+
 #[test]
 fn unknown_and_misplaced_segments_are_located_findings() {
     let body = [

@@ -3,7 +3,8 @@
 //! HL levels (by HL03, linked by HL02 parent ids): 20 information source (NM1*PR →
 //! payer id), 21 information receiver, 19 billing provider, PT patient/claim
 //! (2200D: TRN*2 = patient control number, STC, REF*1K, REF*D9), then service lines
-//! (SVC with its own STC/REF/DTP, 2220D). Every STC carries up to three status
+//! (SVC with its own STC/REF/DTP, 2220D). Loop 2200D repeats under one patient HL: each
+//! TRN*2 after the first starts the next claim. Every STC carries up to three status
 //! composites (STC01, STC10, STC11: category : status code : entity).
 //!
 //! A rejection (a category whose class in `refdata` is REJECTED: A3, A6, A7, A8) at
@@ -153,6 +154,33 @@ impl Tx277 {
         emit(InputEvent::Ack(c));
     }
 
+    /// Starts a claim (loop 2200D/2200E) under claim-level HL `hl`.
+    fn open_claim(&mut self, ctx: &Ctx<'_>, hl: usize) {
+        let mut hash = ContentHash::new("277");
+        hash.field(if self.x212 { "X212" } else { "X214" });
+        self.claim = Some(Pending {
+            hash,
+            ack: ClaimAck {
+                // Set from the content when the claim ends (`flush`).
+                event_id: String::new(),
+                event_time: ctx.event_time,
+                claim_id: String::new(),
+                payer_id: self.payer_id.clone(),
+                payer_claim_control_number: None,
+                clearinghouse_trace: None,
+                ack_date: self
+                    .bht_date
+                    .unwrap_or_else(|| crate::model::day_of(ctx.event_time)),
+                statuses: Vec::new(),
+                billed_cents: None,
+            },
+            hl,
+            trn: None,
+            ej: None,
+            has_status: false,
+        });
+    }
+
     /// Names a claim in findings without its id (PHI): `claim HL <HL01>`.
     fn label(hls: &[Hl], hl: usize) -> String {
         format!("claim HL {}", hls.get(hl).map_or("?", |h| h.id.as_str()))
@@ -164,6 +192,20 @@ impl Tx277 {
         seg: &Segment<'_>,
         emit: &mut dyn FnMut(InputEvent),
     ) {
+        // The claim loop (2200D, 2200E in X212) repeats under one patient HL: a second TRN*2
+        // there ends the claim before it and starts the next, which inherits the same levels.
+        if seg.id() == b"TRN" && seg.el(1) == "2" {
+            if let Some(hl) = self
+                .claim
+                .as_ref()
+                .filter(|c| c.trn.is_some())
+                .map(|c| c.hl)
+            {
+                self.flush(ctx, emit);
+                self.in_service_line = false;
+                self.open_claim(ctx, hl);
+            }
+        }
         if seg.id() != b"HL" {
             if let Some(c) = self.claim.as_mut() {
                 c.hash.segment(seg);
@@ -188,29 +230,7 @@ impl Tx277 {
                 let claim_level =
                     level == "PT" || level == "23" || (level == "22" && seg.el(4) != "1");
                 if claim_level {
-                    let mut hash = ContentHash::new("277");
-                    hash.field(if self.x212 { "X212" } else { "X214" });
-                    self.claim = Some(Pending {
-                        hash,
-                        ack: ClaimAck {
-                            // Set from the content when the claim ends (`flush`).
-                            event_id: String::new(),
-                            event_time: ctx.event_time,
-                            claim_id: String::new(),
-                            payer_id: self.payer_id.clone(),
-                            payer_claim_control_number: None,
-                            clearinghouse_trace: None,
-                            ack_date: self
-                                .bht_date
-                                .unwrap_or_else(|| crate::model::day_of(ctx.event_time)),
-                            statuses: Vec::new(),
-                            billed_cents: None,
-                        },
-                        hl,
-                        trn: None,
-                        ej: None,
-                        has_status: false,
-                    });
+                    self.open_claim(ctx, hl);
                 }
             }
             b"NM1" if self.current_level == "20" && seg.el(1) == "PR" => {
@@ -219,17 +239,7 @@ impl Tx277 {
             b"TRN" => {
                 if let Some(c) = self.claim.as_mut() {
                     if seg.el(1) == "2" {
-                        if c.trn.is_some() {
-                            ctx.finding(
-                                "duplicate_trn",
-                                format!(
-                                    "{}: second TRN*2 in one claim; ignored",
-                                    Self::label(&self.hls, c.hl)
-                                ),
-                            );
-                        } else {
-                            c.trn = seg.opt(2).map(str::to_string);
-                        }
+                        c.trn = seg.opt(2).map(str::to_string);
                     }
                 }
             }
