@@ -145,6 +145,19 @@ pub struct RemitRec {
 }
 
 impl RemitRec {
+    /// The business order of 835s: payment date, then arrival time; within one 835 (the same
+    /// date and time) a reversal comes before the other claims, as the 835 guide sends a
+    /// reversal before the corrected claim, so the reversal retracts the earlier adjudication
+    /// and not the correction beside it.
+    fn business_order(&self) -> (EpochDay, EpochMillis, bool, u64) {
+        (
+            self.payment_date,
+            self.event_time,
+            !self.is_reversal(),
+            self.id,
+        )
+    }
+
     fn is_reversal(&self) -> bool {
         self.status == "22"
     }
@@ -248,7 +261,7 @@ impl ClaimState {
     fn generations(&self) -> SmallVec<[(u64, usize); 8]> {
         let starts = self.round_starts();
         let mut order: SmallVec<[&RemitRec; 8]> = self.remits.iter().collect();
-        order.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
+        order.sort_by_key(|r| r.business_order());
         let replacements_known = self
             .submissions
             .iter()
@@ -823,7 +836,7 @@ impl Reconciler {
         // primary adjudication (or found nothing to retract) are kept: with no primary left in
         // force, the claim is reversed.
         let mut remits: SmallVec<[&RemitRec; 8]> = state.remits.iter().collect();
-        remits.sort_by_key(|r| (r.payment_date, r.event_time, r.id));
+        remits.sort_by_key(|r| r.business_order());
         let mut active: SmallVec<[&RemitRec; 8]> = SmallVec::new();
         let mut primary_reversals: SmallVec<[&RemitRec; 2]> = SmallVec::new();
         for r in &remits {
@@ -1130,7 +1143,7 @@ impl Reconciler {
             .remits
             .iter()
             .filter(|r| !r.is_reversal())
-            .min_by_key(|r| (r.payment_date, r.event_time, r.id));
+            .min_by_key(|r| r.business_order());
         first.is_some_and(|r| {
             r.paid_cents <= 0
                 && r.patient_cents <= 0

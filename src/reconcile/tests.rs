@@ -941,3 +941,63 @@ fn an_835_for_the_original_does_not_answer_the_replacement() {
         "the replacement still waits for its 835: {pending:?}"
     );
 }
+
+/// An 835 sends a reversal and the corrected claim together (same payment date and time, the
+/// reversal first): whatever their ids and arrival order, the reversal retracts the earlier
+/// adjudication and the correction stands.
+#[test]
+fn a_reversal_and_its_correction_in_one_835_leave_the_correction_in_force() {
+    let c = claim("C1", "2024-03-01");
+    let paid = remit(
+        "C1",
+        "2024-03-25",
+        "1",
+        50_000,
+        &[(CO, "45", 40_000), (PR, "2", 10_000)],
+    );
+    for ids in [
+        ("a", "b"),
+        ("b", "a"),
+        ("x1", "y2"),
+        ("y2", "x1"),
+        ("q", "r"),
+        ("r", "q"),
+    ] {
+        let mut rev = remit(
+            "C1",
+            "2024-04-05",
+            "22",
+            -50_000,
+            &[(CO, "45", -40_000), (PR, "2", -10_000)],
+        );
+        rev.event_id = format!("rev-{}", ids.0);
+        let mut again = remit(
+            "C1",
+            "2024-04-05",
+            "1",
+            45_000,
+            &[(CO, "45", 45_000), (PR, "2", 10_000)],
+        );
+        again.event_id = format!("again-{}", ids.1);
+        for order in [[&rev, &again], [&again, &rev]] {
+            let u = last(&[
+                ClaimInput::Submitted(&c),
+                ClaimInput::Remit(&paid),
+                ClaimInput::Remit(order[0]),
+                ClaimInput::Remit(order[1]),
+            ]);
+            assert_eq!(u.status, ClaimStatus::Paid, "{ids:?}");
+            assert_eq!(u.paid_to_date_cents, 45_000, "{ids:?}");
+            let co: i64 = u
+                .adjustments_by_group
+                .iter()
+                .filter(|a| a.code == "CO")
+                .map(|a| a.amount_cents)
+                .sum();
+            assert_eq!(
+                co, 45_000,
+                "the correction's CO-45, not the original's: {ids:?}"
+            );
+        }
+    }
+}
