@@ -163,7 +163,8 @@ fn batch(f: &Fixture) -> (BTreeMap<String, Totals>, BTreeMap<String, BatchStay>)
                     .is_some()
                     || refdata.dx_body_system(&r.readmit_principal_dx) == dx;
                 t.preventable = i64::from(preventable);
-                if let Some(p) = paid.get(&r.readmit_encounter_id) {
+                // Paid claims only: a denied readmission claim ($0) is no cost observation.
+                if let Some(p) = paid.get(&r.readmit_encounter_id).filter(|p| **p > 0) {
                     t.readmission_paid_cents = *p;
                     t.readmissions_with_paid = 1;
                     if preventable {

@@ -116,12 +116,22 @@ impl std::fmt::Debug for Encounter {
 pub mod disposition {
     /// Discharged/transferred to a short-term general hospital for inpatient care.
     pub const TRANSFER_ACUTE: &str = "02";
+    /// Every discharge status that transfers the patient to another acute inpatient hospital
+    /// (NUBC UB-04 FL17): 02 short-term general hospital, 05 designated cancer center or
+    /// children's hospital, 66 critical access hospital, and the same with a planned acute
+    /// readmission (82, 85, 94). Such a stay is not an index stay: the episode's last stay is.
+    pub const TRANSFERS_ACUTE: [&str; 6] = [TRANSFER_ACUTE, "05", "66", "82", "85", "94"];
     /// Left against medical advice.
     pub const LEFT_AMA: &str = "07";
     /// Expired.
     pub const EXPIRED: &str = "20";
     /// Expired at home / in a facility / place unknown (hospice claims).
     pub const EXPIRED_HOSPICE: [&str; 3] = ["40", "41", "42"];
+
+    /// The patient was transferred to another acute inpatient hospital ([`TRANSFERS_ACUTE`]).
+    pub fn is_transfer_acute(code: &str) -> bool {
+        TRANSFERS_ACUTE.contains(&code)
+    }
 
     /// The patient died during the stay.
     pub fn is_expired(code: &str) -> bool {

@@ -45,7 +45,10 @@ impl GroupAgg {
         self.readmissions += b(f.readmitted);
         self.planned += b(f.planned);
         self.preventable += b(f.preventable);
-        if let Some(p) = f.readmission_paid_cents {
+        // Paid claims only: a denied readmission claim ($0 paid so far) is no cost observation,
+        // and counting it would pull the average cost per readmission (and the ROI's savings)
+        // down. Its retraction (the same fact, sign -1) skips it alike.
+        if let Some(p) = f.readmission_paid_cents.filter(|p| *p > 0) {
             self.readmission_paid_cents += s * p;
             self.readmissions_with_paid += s;
             if f.preventable {

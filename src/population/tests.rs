@@ -359,3 +359,24 @@ fn what_if_reads_the_latest_records_and_refuses_unknown_interventions() {
         Err(roi::WhatIfError::Empty(_))
     ));
 }
+
+/// A readmission whose claim was denied ($0 paid so far) is no cost observation: the average cost
+/// per readmission (and the ROI's savings) come from paid claims only, and taking the fact back
+/// leaves the sums as they were.
+#[test]
+fn a_denied_readmission_claim_is_not_a_paid_readmission() {
+    let mut g = GroupAgg::default();
+    g.add(&fact(1, 10, "CIR", RiskTier::High, true, Some(500_000)));
+    g.add(&fact(1, 11, "CIR", RiskTier::High, true, Some(0)));
+    assert_eq!(g.readmissions, 2);
+    assert_eq!(
+        (g.readmission_paid_cents, g.readmissions_with_paid),
+        (500_000, 1)
+    );
+    g.add(&fact(-1, 11, "CIR", RiskTier::High, true, Some(0)));
+    g.add(&fact(1, 12, "CIR", RiskTier::High, true, Some(700_000)));
+    assert_eq!(
+        (g.readmission_paid_cents, g.readmissions_with_paid),
+        (1_200_000, 2)
+    );
+}

@@ -14,7 +14,8 @@
 //!   discharge day itself (day 0 is never a readmission). The last stay of the episode is the
 //!   candidate index stay.
 //! - *Index eligibility*: the candidate was discharged alive (not 20/40/41/42), not against medical
-//!   advice (07), not transferred out to an acute hospital (02) without the receiving stay in the
+//!   advice (07), not transferred out to an acute hospital (02, 05, 66, 82, 85, 94:
+//!   [`crate::model::encounter::disposition::TRANSFERS_ACUTE`]) without the receiving stay in the
 //!   chain, and its principal diagnosis is not excluded (medical treatment of cancer, primary
 //!   psychiatric, rehabilitation; see [`RefData::index_exclusion`]).
 //! - *Readmission*: the first episode admitted 1..=30 days after the index discharge. Only that first
@@ -342,7 +343,7 @@ impl Detector {
         let disp = s.disposition.as_deref().unwrap_or("");
         !(disposition::is_expired(disp)
             || disp == disposition::LEFT_AMA
-            || disp == disposition::TRANSFER_ACUTE)
+            || disposition::is_transfer_acute(disp))
             && self.refdata.index_exclusion(&s.principal_dx).is_none()
     }
 

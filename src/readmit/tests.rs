@@ -69,6 +69,13 @@ fn exclusions_expired_ama_transfer_out_and_excluded_diagnoses() {
         ("20", "I5023"),
         ("07", "I5023"),
         ("02", "I5023"),
+        // The other transfers to an acute hospital: cancer center or children's hospital,
+        // critical access hospital, and the same with a planned readmission.
+        ("05", "I5023"),
+        ("66", "I5023"),
+        ("82", "I5023"),
+        ("85", "I5023"),
+        ("94", "I5023"),
         ("01", "F329"),
     ] {
         let a = stay("M1", "E1", "F1", "2024-01-01", "2024-01-05", disp, dx);

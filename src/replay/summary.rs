@@ -163,7 +163,11 @@ pub struct ReadmissionFigures {
     pub matured_index_stays: u64,
     pub unplanned_readmissions: u64,
     pub planned_readmissions: u64,
-    /// Unplanned readmissions / matured index stays.
+    /// Unplanned readmissions of the matured index stays (those of stays whose window is still
+    /// open are in `unplanned_readmissions` only).
+    pub matured_unplanned_readmissions: u64,
+    /// Matured unplanned readmissions / matured index stays: a stay whose 30-day window is still
+    /// open is in neither (as on the readmission-summary topic).
     pub readmission_rate: f64,
     pub by_hrrp_cohort: BTreeMap<String, (u64, u64)>,
 }
@@ -273,6 +277,7 @@ impl Summary {
                     }
                     if matured {
                         r.matured_index_stays += 1;
+                        r.matured_unplanned_readmissions += u64::from(unplanned);
                         if let Some(c) = cohort {
                             let e = r.by_hrrp_cohort.entry(c).or_default();
                             e.0 += 1;
@@ -299,13 +304,14 @@ impl Summary {
         r.index_stays += a.index_stays;
         r.matured_index_stays += a.index_stays;
         r.unplanned_readmissions += a.unplanned_readmissions;
+        r.matured_unplanned_readmissions += a.unplanned_readmissions;
         r.planned_readmissions += a.planned_readmissions;
         for (c, (n, re)) in &a.by_hrrp_cohort {
             let e = r.by_hrrp_cohort.entry(c.clone()).or_default();
             e.0 += n;
             e.1 += re;
         }
-        r.readmission_rate = ratio(r.unplanned_readmissions, r.index_stays);
+        r.readmission_rate = ratio(r.matured_unplanned_readmissions, r.matured_index_stays);
     }
 
     /// A human-readable rendering.
@@ -348,13 +354,15 @@ impl Summary {
             c.paid_cents as f64 / 100.0
         ));
         o.push_str(&format!(
-            "readmissions ({} members and {} acute stays still in state, i.e. within member_lookback_days of the last event; index stays include those that left it): {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} %\n",
+            "readmissions ({} members and {} acute stays still in state, i.e. within member_lookback_days of the last event; index stays include those that left it): {} index stays, {} unplanned + {} planned readmissions, 30-day unplanned rate {:.1} % ({} of {} index stays whose window closed)\n",
             r.members,
             r.acute_inpatient_stays,
             r.index_stays,
             r.unplanned_readmissions,
             r.planned_readmissions,
-            r.readmission_rate * 100.0
+            r.readmission_rate * 100.0,
+            r.matured_unplanned_readmissions,
+            r.matured_index_stays
         ));
         for (k, (n, re)) in &r.by_hrrp_cohort {
             o.push_str(&format!(
@@ -447,6 +455,8 @@ mod tests {
         assert_eq!(r.acute_inpatient_stays, 2);
         assert_eq!(r.matured_index_stays, 3);
         assert_eq!(r.by_hrrp_cohort.get("HF"), Some(&(1, 1)));
-        assert_eq!(r.readmission_rate, 0.25);
+        // The readmission of a matured stay over the three matured stays (E3's window is open).
+        assert_eq!(r.matured_unplanned_readmissions, 1);
+        assert_eq!(r.readmission_rate, 0.3333);
     }
 }
