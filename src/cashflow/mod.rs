@@ -125,6 +125,7 @@ pub fn content(
     let mut receipts: Vec<CashReceipt> = state
         .remits
         .iter()
+        .filter(|r| !r.is_predetermination())
         .map(|r| CashReceipt {
             payment_date: r.payment_date,
             paid_cents: r.paid_cents,

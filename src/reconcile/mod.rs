@@ -166,6 +166,13 @@ impl RemitRec {
     fn is_secondary(&self) -> bool {
         matches!(self.status.as_str(), "2" | "3" | "20" | "21")
     }
+
+    /// CLP02 25: a predetermination, pricing only, no payment. It is kept with the claim's
+    /// records (its history shows it, a repeat is recognised) but it does not adjudicate the
+    /// claim: the status, the amounts, the timers and the payer facts leave it out.
+    pub fn is_predetermination(&self) -> bool {
+        self.status == "25"
+    }
 }
 
 /// The durable state of one claim.
@@ -218,6 +225,16 @@ impl ClaimState {
         self.submissions.is_empty() && self.acks.is_empty() && self.remits.is_empty()
     }
 
+    /// The 835s that adjudicate or reverse the claim (every one but predeterminations).
+    fn adjudications(&self) -> impl Iterator<Item = &RemitRec> {
+        self.remits.iter().filter(|r| !r.is_predetermination())
+    }
+
+    /// An 835 adjudicated (or reversed) the claim.
+    pub fn has_adjudication(&self) -> bool {
+        self.adjudications().next().is_some()
+    }
+
     fn contains(&self, id: u64) -> bool {
         self.submissions.iter().any(|r| r.id == id)
             || self.acks.iter().any(|r| r.id == id)
@@ -260,7 +277,7 @@ impl ClaimState {
     /// its payment date.
     fn generations(&self) -> SmallVec<[(u64, usize); 8]> {
         let starts = self.round_starts();
-        let mut order: SmallVec<[&RemitRec; 8]> = self.remits.iter().collect();
+        let mut order: SmallVec<[&RemitRec; 8]> = self.adjudications().collect();
         order.sort_by_key(|r| r.business_order());
         let replacements_known = self
             .submissions
@@ -294,10 +311,10 @@ impl ClaimState {
     /// given the remittances' [`ClaimState::generations`].
     fn answered(&self, generations: &[(u64, usize)]) -> bool {
         let Some(cur) = self.current_submission() else {
-            return !self.remits.is_empty();
+            return self.has_adjudication();
         };
         let current = round_on(&self.round_starts(), cur.submitted_date);
-        current == 0 && !self.remits.is_empty() || generations.iter().any(|(_, g)| *g >= current)
+        current == 0 && self.has_adjudication() || generations.iter().any(|(_, g)| *g >= current)
     }
 
     /// Acknowledgments that speak about the submission in force (older ones are stale).
@@ -764,7 +781,7 @@ impl Reconciler {
         state.last_status = Some(view.status);
         if let (Some(enc), Some(member)) = (&view.encounter_id, &view.member_id) {
             if state.reported_paid_cents != Some(view.paid_to_date_cents)
-                && !state.remits.is_empty()
+                && state.has_adjudication()
             {
                 state.reported_paid_cents = Some(view.paid_to_date_cents);
                 out.costs.push(Rekeyed::Cost(EncounterCost {
@@ -779,7 +796,7 @@ impl Reconciler {
         // The member's PMPM (`enrolment` module): every claim once it has a remittance, on each
         // emission (absolute amounts: a repeat changes nothing downstream).
         if let (Some(member), Some(sub)) = (&view.member_id, state.current_submission()) {
-            if !state.remits.is_empty() {
+            if state.has_adjudication() {
                 out.costs.push(Rekeyed::MemberPaid(MemberPaid {
                     member_id: member.clone(),
                     claim_id: claim_id.to_owned(),
@@ -835,7 +852,7 @@ impl Reconciler {
         // latest primary one, the latest one still in force. The reversals that retracted a
         // primary adjudication (or found nothing to retract) are kept: with no primary left in
         // force, the claim is reversed.
-        let mut remits: SmallVec<[&RemitRec; 8]> = state.remits.iter().collect();
+        let mut remits: SmallVec<[&RemitRec; 8]> = state.adjudications().collect();
         remits.sort_by_key(|r| r.business_order());
         let mut active: SmallVec<[&RemitRec; 8]> = SmallVec::new();
         let mut primary_reversals: SmallVec<[&RemitRec; 2]> = SmallVec::new();
@@ -872,7 +889,7 @@ impl Reconciler {
         // adjudication stands. A secondary payer's 835 does not answer a resubmission on its own.
         let mut reversed_in_force = !primary_reversals.is_empty();
         let all = state.generations();
-        if state.remits.len() > 1 {
+        if remits.len() > 1 {
             let generation = |r: &RemitRec| {
                 all.iter()
                     .find(|(id, _)| *id == r.id)
@@ -888,7 +905,7 @@ impl Reconciler {
             active.retain(|r| generation(r) >= top);
             reversed_in_force = primary_reversals.iter().any(|r| generation(r) >= top);
         }
-        let paid_to_date: i64 = state.remits.iter().map(|r| r.paid_cents).sum();
+        let paid_to_date: i64 = remits.iter().map(|r| r.paid_cents).sum();
         // The primary adjudication: the latest in force that is not a secondary/tertiary one.
         // With only secondary ones left after a reversal, the primary's was reversed; a
         // secondary's 835 alone (no primary received) stands for the claim.
@@ -978,7 +995,7 @@ impl Reconciler {
 
         let status = if current.is_some_and(|c| c.frequency == ClaimFrequency::Void) {
             ClaimStatus::Voided
-        } else if !state.remits.is_empty() {
+        } else if !remits.is_empty() {
             match primary {
                 None => ClaimStatus::Reversed,
                 Some(p) if p.status == "23" => ClaimStatus::Forwarded,
@@ -1102,7 +1119,7 @@ impl Reconciler {
             expected_cents: expected,
             paid_to_date_cents: paid_to_date,
             patient_responsibility_cents: patient,
-            variance_cents: match (expected, state.remits.is_empty()) {
+            variance_cents: match (expected, remits.is_empty()) {
                 (Some(e), false) => Some(paid_to_date + patient - e),
                 _ => None,
             },
@@ -1140,8 +1157,7 @@ impl Reconciler {
     /// any 835.
     pub fn first_adjudication_denied(&self, state: &ClaimState) -> bool {
         let first = state
-            .remits
-            .iter()
+            .adjudications()
             .filter(|r| !r.is_reversal())
             .min_by_key(|r| r.business_order());
         first.is_some_and(|r| {

@@ -1001,3 +1001,45 @@ fn a_reversal_and_its_correction_in_one_835_leave_the_correction_in_force() {
         }
     }
 }
+
+/// CLP02 25 is a predetermination (pricing only, no payment): it does not adjudicate the claim.
+/// The status stays as the acknowledgments left it, no adjudication reaches the payer flow, the
+/// missing-remit timer still runs, and the real adjudication later is the first one.
+#[test]
+fn a_predetermination_does_not_adjudicate_the_claim() {
+    let r = reconciler();
+    let c = claim("C1", "2024-03-01");
+    let a = ack("C1", "2024-03-02", "A2", "20");
+    let predet = remit(
+        "C1",
+        "2024-03-10",
+        "25",
+        0,
+        &[(CO, "45", 30_000), (CO, "101", 70_000)],
+    );
+    let mut state = ClaimState::default();
+    let mut out = ClaimOutputs::default();
+    r.apply(&mut state, "C1", ClaimInput::Submitted(&c), &mut out);
+    r.apply(&mut state, "C1", ClaimInput::Ack(&a), &mut out);
+    out.costs.clear();
+    r.apply(&mut state, "C1", ClaimInput::Remit(&predet), &mut out);
+    let u = r.view(&state, "C1");
+    assert_eq!(u.status, ClaimStatus::Accepted);
+    assert_eq!(u.paid_to_date_cents, 0);
+    assert_eq!(u.variance_cents, None);
+    assert!(u.adjustments_by_group.is_empty());
+    assert!(facts(&out).is_empty(), "no adjudication fact");
+    assert_eq!(r.next_timer(&state).1, ClaimTimer::MissingRemit);
+    // A repeat of it is recognised.
+    assert!(!r.apply(&mut state, "C1", ClaimInput::Remit(&predet), &mut out));
+    // The claim's own adjudication is its first.
+    let paid = remit("C1", "2024-04-01", "1", 50_000, &[(CO, "45", 50_000)]);
+    r.apply(&mut state, "C1", ClaimInput::Remit(&paid), &mut out);
+    let f = facts(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].first_adjudication && f[0].first_pass_paid);
+    let u = r.view(&state, "C1");
+    assert_eq!(u.status, ClaimStatus::Paid);
+    assert_eq!(u.paid_to_date_cents, 50_000);
+    assert_eq!(r.next_timer(&state).1, ClaimTimer::Expire);
+}

@@ -574,7 +574,7 @@ impl Scorer {
         let first = state
             .remits
             .iter()
-            .filter(|r| r.status != "22" && r.payment_date >= from_day)
+            .filter(|r| r.status != "22" && !r.is_predetermination() && r.payment_date >= from_day)
             .min_by_key(|r| (r.payment_date, r.event_time, r.id))?;
         Some(
             first.paid_cents <= 0
