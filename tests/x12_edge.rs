@@ -388,6 +388,14 @@ fn parse_interchange_for_the_raw_topic() {
     assert_eq!(o.errors.len(), 1);
     assert_eq!(o.errors[0].raw(b"not x12 at all"), b"not x12 at all");
 
+    // Complete but for the IEA: the claim flows and nothing goes to the dead letters (the
+    // missing IEA is a finding).
+    let no_iea = &msg[..msg.find("IEA*").unwrap()];
+    let o = parse_interchange(no_iea.as_bytes(), "x12.raw/0/8");
+    assert_eq!(o.events.len(), 1);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.findings.iter().any(|f| f.code == "missing_iea"));
+
     // Truncated: no SE/GE/IEA. The error's range is the whole interchange.
     let cut = &msg[..msg.find("SE*").unwrap()];
     let o = parse_interchange(cut.as_bytes(), "x12.raw/0/7");

@@ -156,6 +156,9 @@ pub(crate) struct Ctx<'s> {
     /// segment: the dead-letter range of a refused event ([`Ctx::refuse`]).
     pub st_start: usize,
     pub seg_end: usize,
+    /// Transaction sets dropped for a missing SE so far (an interchange that lost none is
+    /// complete without its IEA).
+    pub lost_sets: usize,
 }
 
 impl Ctx<'_> {
@@ -184,6 +187,9 @@ impl Ctx<'_> {
         });
     }
     pub fn error(&mut self, code: &str, message: String, range: std::ops::Range<usize>) {
+        if code == "missing_se" {
+            self.lost_sets += 1;
+        }
         self.summary.errors.push(X12Error {
             source_name: self.source.to_string(),
             interchange: self.isa13.clone(),
@@ -192,6 +198,21 @@ impl Ctx<'_> {
             message,
             range,
         });
+    }
+}
+
+/// An interchange without its IEA: an error (the whole interchange to the dead letters) when one
+/// of its transaction sets was lost with it, as in a truncated file; a finding when every set
+/// closed with its SE and its events flowed (a dead letter would repeat them).
+fn missing_iea(ctx: &mut Ctx<'_>, lost_before: usize, what: &str, range: std::ops::Range<usize>) {
+    let message = format!("interchange {} {what}", ctx.isa13);
+    if ctx.lost_sets > lost_before {
+        ctx.error("missing_iea", message, range);
+    } else {
+        ctx.finding(
+            "missing_iea",
+            format!("{message}; every transaction set in it was complete and its events flowed"),
+        );
     }
 }
 
@@ -439,11 +460,14 @@ fn run(
         refdata: &refdata,
         st_start: 0,
         seg_end: 0,
+        lost_sets: 0,
     };
     // Byte offsets of the open ISA and ST, for dead-letter ranges.
     let mut isa_start = 0usize;
     let mut st_start = 0usize;
     let mut in_isa = false;
+    // Sets lost before the open interchange began (see `Ctx::lost_sets`).
+    let mut lost_before_isa = 0usize;
     let mut in_gs = false;
     let mut gs06 = String::new();
     let mut gs_count = 0usize; // GS groups in this interchange
@@ -484,12 +508,14 @@ fn run(
                     drop(t);
                 }
                 if in_isa {
-                    ctx.error(
-                        "missing_iea",
-                        format!("interchange {} has no IEA", ctx.isa13),
+                    missing_iea(
+                        &mut ctx,
+                        lost_before_isa,
+                        "has no IEA",
                         isa_start..seg.offset,
                     );
                 }
+                lost_before_isa = ctx.lost_sets;
                 isa_start = seg.offset;
                 in_isa = true;
                 in_gs = false;
@@ -702,9 +728,10 @@ fn run(
         );
     }
     if in_isa {
-        ctx.error(
-            "missing_iea",
-            format!("interchange {} has no IEA at end of file", ctx.isa13),
+        missing_iea(
+            &mut ctx,
+            lost_before_isa,
+            "has no IEA at end of file",
             isa_start..bytes.len(),
         );
     }
