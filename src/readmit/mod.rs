@@ -18,8 +18,10 @@
 //!   [`crate::model::encounter::disposition::TRANSFERS_ACUTE`]) without the receiving stay in the
 //!   chain, and its principal diagnosis is not excluded (medical treatment of cancer, primary
 //!   psychiatric, rehabilitation; see [`RefData::index_exclusion`]).
-//! - *Readmission*: the first episode admitted 1..=30 days after the index discharge. Only that first
-//!   readmission is considered; if it is planned (CMS planned readmission algorithm subset,
+//! - *Readmission*: the first episode admitted 1..=30 days after the index discharge, reported
+//!   from its admission record on (an admission not yet discharged is a readmission, never an
+//!   index stay; its discharge record may change its diagnosis and planned status: `UPDATED`).
+//!   Only that first readmission is considered; if it is planned (CMS planned readmission algorithm subset,
 //!   [`RefData::planned_readmission`]) it is reported with `planned = true` and the index has no
 //!   unplanned readmission (CMS: a planned readmission ends the window's outcome). A readmission
 //!   stay is itself a candidate index stay for later readmissions.
@@ -99,6 +101,15 @@ impl StayRec {
             && self.class == EncounterClass::Inpatient
             && self.acute_facility
             && self.discharge_date.is_some()
+    }
+
+    /// An acute inpatient admission not discharged yet: it can be a readmission (the patient is
+    /// back in hospital now), not an index stay.
+    pub fn is_open_acute_admission(&self) -> bool {
+        !self.cancelled
+            && self.class == EncounterClass::Inpatient
+            && self.acute_facility
+            && self.discharge_date.is_none()
     }
 
     fn discharge(&self) -> EpochDay {
@@ -288,7 +299,13 @@ impl Detector {
 
     /// The index stays of a member and their outcomes: a pure function of the stays.
     pub fn decide<'a>(&self, stays: &'a [StayRec]) -> Vec<IndexDecision<'a>> {
-        let mut acute: Vec<&StayRec> = stays.iter().filter(|s| s.is_acute_inpatient()).collect();
+        // Open admissions take part as readmissions: a readmission is an admission, reported
+        // when the patient is admitted, not weeks later at the discharge (which may change its
+        // diagnosis and so its planned status: an update).
+        let mut acute: Vec<&StayRec> = stays
+            .iter()
+            .filter(|s| s.is_acute_inpatient() || s.is_open_acute_admission())
+            .collect();
         acute.sort_by(|a, b| {
             (a.admit_date, a.discharge(), &a.encounter_id).cmp(&(
                 b.admit_date,
@@ -307,7 +324,7 @@ impl Detector {
         let mut decisions = Vec::new();
         for (i, ep) in episodes.iter().enumerate() {
             let cand = ep[ep.len() - 1];
-            if !self.eligible_index(cand) {
+            if cand.discharge_date.is_none() || !self.eligible_index(cand) {
                 continue;
             }
             let discharge = cand.discharge();

@@ -300,3 +300,35 @@ fn pruning_counts_the_index_stays_that_leave_with_their_outcomes() {
         before as u64
     );
 }
+
+/// A readmission is an admission: it is reported when the patient is admitted, not at the
+/// readmission's discharge, and the discharge record (final diagnosis) updates it. An open
+/// admission is never an index stay.
+#[test]
+fn an_open_admission_is_a_readmission_at_once_and_its_discharge_updates_it() {
+    let a = stay("M1", "E1", "F1", "2024-01-01", "2024-01-03", "01", "I5023");
+    let mut adm = stay("M1", "E2", "F1", "2024-01-25", "2024-02-20", "01", "R079");
+    adm.event_type = EncounterEventType::Admission;
+    adm.discharge_date = None;
+    adm.discharge_disposition = None;
+    adm.event_time = t("2024-01-25");
+    let (state, evs) = run(&[a.clone(), adm.clone()]);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].action, ReadmissionAction::Detected);
+    assert_eq!(evs[0].readmit_encounter_id, "E2");
+    assert_eq!(evs[0].days_between, 22);
+    assert_eq!(evs[0].readmit_principal_dx, "R079");
+    // The open stay is no index stay: only E1 is.
+    let d = detector();
+    let decisions = d.decide(&state.stays);
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].index.encounter_id, "E1");
+    // Discharged 26 days later with the final diagnosis: the same readmission, updated.
+    let mut dis = stay("M1", "E2", "F1", "2024-01-25", "2024-02-20", "01", "I5023");
+    dis.event_time = t("2024-02-20");
+    let (_, evs) = run(&[a, adm, dis]);
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert_eq!(evs[1].action, ReadmissionAction::Updated);
+    assert_eq!(evs[1].readmit_principal_dx, "I5023");
+    assert_eq!(evs[1].days_between, 22);
+}
