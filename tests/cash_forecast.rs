@@ -54,7 +54,8 @@ fn batch_receipts(g: &Generated) -> BTreeMap<String, (i64, i64)> {
     let mut seen = BTreeSet::new();
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for r in &g.remits {
-        if !seen.insert(r.event_id.as_str()) {
+        // A secondary or tertiary payer's 835 is not the claim's (primary) payer's cash.
+        if !seen.insert(r.event_id.as_str()) || is_secondary(&r.claim_status) {
             continue;
         }
         let p = payer[r.claim_id.as_str()];
@@ -65,6 +66,11 @@ fn batch_receipts(g: &Generated) -> BTreeMap<String, (i64, i64)> {
         e.1 += 1;
     }
     out
+}
+
+/// CLP02 2, 3, 20, 21: processed as secondary or tertiary.
+fn is_secondary(clp02: &str) -> bool {
+    matches!(clp02, "2" | "3" | "20" | "21")
 }
 
 #[test]
@@ -82,6 +88,7 @@ fn actual_receipts_equal_the_835_payments_per_payer_and_week() {
     let remits: i64 =
         f.g.remits
             .iter()
+            .filter(|r| !is_secondary(&r.claim_status))
             .map(|r| (r.event_id.as_str(), r.paid_cents))
             .collect::<BTreeMap<_, _>>()
             .values()
@@ -94,6 +101,10 @@ fn actual_receipts_equal_the_835_payments_per_payer_and_week() {
     assert!(
         f.g.remits.iter().any(|r| r.paid_cents < 0),
         "reversals exercised"
+    );
+    assert!(
+        f.g.remits.iter().any(|r| is_secondary(&r.claim_status)),
+        "secondary payers exercised"
     );
     for (key, (cents, n)) in &batch {
         let r = latest

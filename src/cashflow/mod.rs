@@ -125,7 +125,10 @@ pub fn content(
     let mut receipts: Vec<CashReceipt> = state
         .remits
         .iter()
-        .filter(|r| !r.is_predetermination())
+        // The claim's payer is its primary: what a secondary or tertiary payer paid is that
+        // payer's cash, not the primary's (its payer is not kept with the claim's 835s, so it is
+        // not counted for it either; README).
+        .filter(|r| !r.is_predetermination() && !r.is_secondary())
         .map(|r| CashReceipt {
             payment_date: r.payment_date,
             paid_cents: r.paid_cents,

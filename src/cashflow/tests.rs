@@ -380,6 +380,28 @@ fn a_claim_sends_only_the_difference_of_its_content() {
     assert!(p.open.is_empty());
     assert_eq!((p.paid, p.adjudicated, dist::total(&p.days)), (1, 1, 1));
     assert_eq!(p.weeks[&week_start(d("2024-03-21"))].actual_cents, 55_000);
+    // A secondary payer's 835 (CLP02 2, a Medigap plan paying the coinsurance) is that payer's
+    // cash, not the primary's: the claim's receipts stay the primary's.
+    let mut secondary = remit("C1", "2024-04-02", "2", 9_000, &[(CO, "45", 1_000)]);
+    secondary.payer_id = "P-MEDIGAP".into();
+    secondary.payer_claim_control_number = Some("PCN-2".into());
+    part.apply(
+        &engine,
+        &InputEvent::Remit(secondary),
+        "x12.835",
+        1,
+        &mut out,
+        &mut re,
+    );
+    for r in &re {
+        if let Rekeyed::Cash(f) = r {
+            assert!(
+                f.receipts.iter().all(|r| r.paid_cents == 55_000),
+                "{:?}",
+                f.receipts
+            );
+        }
+    }
 }
 
 #[test]

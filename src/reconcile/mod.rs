@@ -163,7 +163,7 @@ impl RemitRec {
     }
 
     /// Processed as secondary or tertiary (CLP02 2, 3, 20, 21).
-    fn is_secondary(&self) -> bool {
+    pub fn is_secondary(&self) -> bool {
         matches!(self.status.as_str(), "2" | "3" | "20" | "21")
     }
 
