@@ -29,7 +29,8 @@
 //! date after the last evaluation, the end of an open gap's season, and the retention deadline.
 //!
 //! **Outreach priority**: the latest readmission risk score of the member when there is one (tier
-//! and `round(100 p)`); otherwise a points score: age at the due date 75+ → 40, 65-74 → 25,
+//! and `round(100 p)`); otherwise a points score: age when the gap opened (for a lifetime
+//! vaccine the due date can be years earlier) 75+ → 40, 65-74 → 25,
 //! 50-64 → 10, else 0, plus 15 per Charlson condition (at most 4 counted), capped at 100; HIGH at
 //! 55 or more, MEDIUM at 25 or more, else LOW.
 
