@@ -280,6 +280,42 @@ fn two_claims_under_one_patient_are_two_acknowledgments() {
     assert_eq!(acks[1].payer_id.as_deref(), Some("P9"));
 }
 
+/// Dead-letter reasons name a claim by its position among all the set's claims: a refused claim
+/// before an invalid one does not shift the count.
+#[test]
+fn an_invalid_claim_after_a_refused_one_is_named_by_its_own_position() {
+    let f = tx835(
+        ISA,
+        "000000007",
+        &[
+            "BPR*I*200*C*ACH************20260121",
+            "TRN*1*T1*1",
+            "N1*PR*PAYER*XV*P1",
+            "CLP*C1*1*150*100*50*MC*PCN1*11*1",
+            "CAS*CO*45*ABC",
+            "CLP**1*150*100*50*MC*PCN2*11*1",
+            "CAS*PR*1*50",
+            "CLP*C3*1*150*100*50*MC*PCN3*11*1",
+            "CAS*PR*1*50",
+        ],
+    );
+    let (r, o) = remits(f.as_bytes());
+    assert_eq!(r.len(), 1, "{:?}", o.errors);
+    assert_eq!(r[0].claim_id, "C3");
+    let messages: Vec<String> = o.errors.iter().map(|e| e.message.clone()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.starts_with("claim payment 1 ")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("claim 2 ") && m.contains("claim_id")),
+        "{messages:?}"
+    );
+}
+
 #[test]
 fn unknown_and_misplaced_segments_are_located_findings() {
     let body = [

@@ -159,14 +159,19 @@ pub(crate) struct Ctx<'s> {
     /// Transaction sets dropped for a missing SE so far (an interchange that lost none is
     /// complete without its IEA).
     pub lost_sets: usize,
+    /// Positions (1-based, among the set's claims) of the claims refused in the transaction
+    /// set being finished, so a later message can name a claim by its position among all.
+    pub refused_positions: Vec<usize>,
 }
 
 impl Ctx<'_> {
     /// Records the refusal of one event (a claim-level loop whose content cannot be
     /// read, e.g. an unreadable required amount): it is not emitted, and the
     /// transaction set goes to the dead-letter output with `message`, located at
-    /// segment `segment` (the other events of the set still flow).
-    pub fn refuse(&mut self, code: &str, segment: usize, message: String) {
+    /// segment `segment` (the other events of the set still flow). `position` is the claim's
+    /// (1-based) among the set's claims.
+    pub fn refuse(&mut self, code: &str, position: usize, segment: usize, message: String) {
+        self.refused_positions.push(position);
         self.summary.errors.push(X12Error {
             source_name: self.source.to_string(),
             interchange: self.isa13.clone(),
@@ -461,6 +466,7 @@ fn run(
         st_start: 0,
         seg_end: 0,
         lost_sets: 0,
+        refused_positions: Vec::new(),
     };
     // Byte offsets of the open ISA and ST, for dead-letter ranges.
     let mut isa_start = 0usize;
@@ -670,6 +676,7 @@ fn run(
                     // (The event id holds the claim id: the message names the
                     // event by its position in the set instead.)
                     let mut rejected: Vec<(usize, String)> = Vec::new();
+                    ctx.refused_positions.clear();
                     {
                         let mut n = 0usize;
                         let mut checked = |e: InputEvent| {
@@ -682,10 +689,16 @@ fn run(
                         t.finish(&mut ctx, &mut checked);
                     }
                     for (n, why) in rejected {
+                        // The n-th event emitted is the n-th claim not refused.
+                        let refused = &ctx.refused_positions;
+                        let position = (1..)
+                            .filter(|p| !refused.contains(p))
+                            .nth(n - 1)
+                            .unwrap_or(n);
                         ctx.error(
                             "invalid_event",
                             format!(
-                                "event {n} of transaction set {} is not a valid event and was not emitted: {why}",
+                                "claim {position} of transaction set {} is not a valid event and was not emitted: {why}",
                                 ctx.st02
                             ),
                             range.clone(),

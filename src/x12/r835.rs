@@ -573,6 +573,7 @@ impl Tx835 {
             if let Some((segment, why)) = refused {
                 ctx.refuse(
                     "bad_amount",
+                    k + 1,
                     segment,
                     format!(
                         "claim payment {} of transaction set {}: {why}; the claim payment was not emitted",

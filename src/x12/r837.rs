@@ -408,6 +408,7 @@ impl Tx837 {
             if let Some((segment, why)) = refused {
                 ctx.refuse(
                     "bad_amount",
+                    k + 1,
                     segment,
                     format!(
                         "claim {} of transaction set {}: {why}; the claim was not emitted",
