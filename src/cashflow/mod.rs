@@ -156,6 +156,11 @@ pub fn content(
         days_to_payment: view.days_to_first_payment,
         receipts,
         source_partition: 0,
+        paid_expected_cents: if adjudicated_paid == Some(true) {
+            view.expected_cents.unwrap_or(view.billed_cents)
+        } else {
+            0
+        },
     })
 }
 
@@ -238,6 +243,10 @@ pub struct CashPayer {
     pub weeks: BTreeMap<EpochDay, WeekEntry>,
     /// Fact parts dropped because their day or week had left state.
     pub dropped_facts: i64,
+    /// Over the claims adjudicated paid: their expected amounts, and what the payer paid on
+    /// them (its 835 payments), cents. Their ratio scales the forecast ([`paid_ratio`]).
+    pub paid_expected_cents: i64,
+    pub paid_received_cents: i64,
 }
 
 /// The cash forecast logic (stateless; state lives in [`CashClaim`]s and [`CashPayer`]s).
@@ -397,6 +406,10 @@ fn add(p: &mut CashPayer, f: &CashFact, cutoff: EpochDay) {
         p.adjudicated += s;
         if paid {
             p.paid += s;
+            if f.paid_expected_cents > 0 {
+                p.paid_expected_cents += s * f.paid_expected_cents;
+                p.paid_received_cents += s * f.receipts.iter().map(|r| r.paid_cents).sum::<i64>();
+            }
         }
     }
     if let Some(d) = f.days_to_payment {
@@ -415,6 +428,18 @@ fn add(p: &mut CashPayer, f: &CashFact, cutoff: EpochDay) {
     }
 }
 
+/// What the payer pays of a paid claim's expected amount: its payments over the expected
+/// amounts of its claims adjudicated paid (1 before any; at most 2). The expected amount is the
+/// contract's, the patient's share included, while the receipts are the payer's payment (CLP04):
+/// without this a payer is over-forecast by its patients' share.
+pub fn paid_ratio(p: &CashPayer) -> f64 {
+    if p.paid_expected_cents > 0 {
+        (p.paid_received_cents as f64 / p.paid_expected_cents as f64).clamp(0.0, 2.0)
+    } else {
+        1.0
+    }
+}
+
 /// paid / adjudicated, when anything was adjudicated.
 pub fn payment_rate(p: &CashPayer) -> Option<f64> {
     (p.adjudicated > 0).then(|| p.paid as f64 / p.adjudicated as f64)
@@ -423,12 +448,13 @@ pub fn payment_rate(p: &CashPayer) -> Option<f64> {
 /// The open claims placed as of day `t` on the days `from..to`.
 pub fn forecast(p: &CashPayer, t: EpochDay, from: EpochDay, to: EpochDay) -> dist::Placed {
     let rate = payment_rate(p).unwrap_or(0.0);
+    let share = paid_ratio(p);
     dist::place(
         &p.days,
         p.open.iter().map(|(s, o)| {
             (
                 *s,
-                o.scored_paid_cents as f64 + o.unscored_expected_cents as f64 * rate,
+                share * (o.scored_paid_cents as f64 + o.unscored_expected_cents as f64 * rate),
             )
         }),
         t,

@@ -130,6 +130,7 @@ fn fact(sign: i32, day: EpochDay) -> CashFact {
         days_to_payment: None,
         receipts: Vec::new(),
         source_partition: 0,
+        paid_expected_cents: 0,
     }
 }
 
@@ -494,4 +495,38 @@ fn a_slow_source_partition_holds_the_cash_flow_back() {
         "the slow partition's open claim is in the week's frozen forecast"
     );
     assert!(week.forecast_cents.is_some_and(|c| c > 0), "{week:?}");
+}
+
+/// The expected amount is the contract's (the patient's share included) and the receipts are the
+/// payer's payment: the forecast is scaled by what the payer paid of its paid claims' expected
+/// amounts, so a payer whose patients owe a quarter is not over-forecast by a third.
+#[test]
+fn the_forecast_is_scaled_by_the_payers_payment_ratio() {
+    let at = d("2024-06-03");
+    let mut facts = Vec::new();
+    for i in 0..10 {
+        let mut f = paid_fact(at - 60 + i, 7, &[(at - 53 + i, 7_500)]);
+        f.paid_expected_cents = 10_000;
+        facts.push(f);
+    }
+    facts.push(open_fact(at, at, 10_000, Some(1_000_000)));
+    let (p, cents) = aggregate(&facts, at);
+    assert_eq!(
+        (p.paid_expected_cents, p.paid_received_cents),
+        (100_000, 75_000)
+    );
+    assert!((paid_ratio(&p) - 0.75).abs() < 1e-12);
+    assert_eq!(cents.iter().sum::<i64>(), 7_500);
+    // Taking a paid claim back takes its part of the ratio back too.
+    let mut gone = take_back(&facts[0], at);
+    gone.paid_expected_cents = 10_000;
+    let (p, _) = aggregate(&[facts.clone(), vec![gone]].concat(), at);
+    assert_eq!(
+        (p.paid_expected_cents, p.paid_received_cents),
+        (90_000, 67_500)
+    );
+    // Without paid claims carrying their expected amount the forecast is not scaled.
+    let (_, cents) = aggregate(&[open_fact(at, at, 10_000, Some(1_000_000))], at);
+    assert_eq!(paid_ratio(&CashPayer::default()), 1.0);
+    assert!(cents.iter().sum::<i64>() <= 10_000);
 }

@@ -1150,11 +1150,15 @@ pub struct CashFact {
     pub adjudicated_paid: Option<bool>,
     /// Paid claim: days from first submission to first payment.
     pub days_to_payment: Option<i32>,
-    /// The claim's 835 payments.
+    /// The claim's primary payer's 835 payments.
     pub receipts: Vec<CashReceipt>,
     /// Partition of the claim flow that produced it (set by the core).
     #[serde(default)]
     pub source_partition: i32,
+    /// Claim adjudicated paid: its expected amount (expected, else billed), cents; 0 otherwise.
+    /// With the receipts it gives the payer's ratio of payment to expected amount.
+    #[serde(default)]
+    pub paid_expected_cents: i64,
 }
 
 impl std::fmt::Debug for CashFact {

@@ -28,9 +28,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// watermark over their sources. 4: a member's `enrolment` entry keeps its paid clock (PMPM
 /// retention) and its `care_gaps` entry its settled seasons' boundary. 5: the checkpoint keeps
 /// the partition's counters. 6: a claim's 835 records keep the claim frequency code they give
-/// (CLP09). Older state is refused and must be rebuilt from the inputs (see the README's
+/// (CLP09). 7: a payer's cash aggregate keeps the expected amounts and payments of its paid
+/// claims (the forecast's payment ratio). Older state is refused and must be rebuilt from the inputs (see the README's
 /// upgrade note).
-pub const STATE_FORMAT_VERSION: u32 = 6;
+pub const STATE_FORMAT_VERSION: u32 = 7;
 
 const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
