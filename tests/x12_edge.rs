@@ -431,6 +431,13 @@ fn parse_interchange_for_the_raw_topic() {
     assert_eq!(o.events.len(), 1);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert!(o.findings.iter().any(|f| f.code == "missing_iea"));
+    // An interchange without IEA and without any transaction set keeps nothing: a dead letter.
+    let bare = b"ISA*00*not really an interchange~";
+    let o = parse_interchange(bare, "x12.raw/0/9");
+    assert!(o.events.is_empty());
+    assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+    assert_eq!(o.errors[0].code, "missing_iea");
+    assert_eq!(o.errors[0].raw(bare), bare);
 
     // Truncated: no SE/GE/IEA. The error's range is the whole interchange.
     let cut = &msg[..msg.find("SE*").unwrap()];

@@ -206,12 +206,13 @@ impl Ctx<'_> {
     }
 }
 
-/// An interchange without its IEA: an error (the whole interchange to the dead letters) when one
-/// of its transaction sets was lost with it, as in a truncated file; a finding when every set
-/// closed with its SE and its events flowed (a dead letter would repeat them).
-fn missing_iea(ctx: &mut Ctx<'_>, lost_before: usize, what: &str, range: std::ops::Range<usize>) {
+/// An interchange without its IEA: a finding when it is `complete` (at least one transaction set,
+/// every one closed with its SE: its events flowed, and a dead letter would repeat them); else an
+/// error, the whole interchange to the dead letters (a truncated file, or no transaction set at
+/// all: nothing of it would be kept otherwise).
+fn missing_iea(ctx: &mut Ctx<'_>, complete: bool, what: &str, range: std::ops::Range<usize>) {
     let message = format!("interchange {} {what}", ctx.isa13);
-    if ctx.lost_sets > lost_before {
+    if !complete {
         ctx.error("missing_iea", message, range);
     } else {
         ctx.finding(
@@ -472,8 +473,10 @@ fn run(
     let mut isa_start = 0usize;
     let mut st_start = 0usize;
     let mut in_isa = false;
-    // Sets lost before the open interchange began (see `Ctx::lost_sets`).
+    // Sets lost before the open interchange began (see `Ctx::lost_sets`), and the sets it
+    // closed with their SE.
     let mut lost_before_isa = 0usize;
+    let mut sets_in_isa = 0usize;
     let mut in_gs = false;
     let mut gs06 = String::new();
     let mut gs_count = 0usize; // GS groups in this interchange
@@ -514,14 +517,11 @@ fn run(
                     drop(t);
                 }
                 if in_isa {
-                    missing_iea(
-                        &mut ctx,
-                        lost_before_isa,
-                        "has no IEA",
-                        isa_start..seg.offset,
-                    );
+                    let complete = ctx.lost_sets == lost_before_isa && sets_in_isa > 0;
+                    missing_iea(&mut ctx, complete, "has no IEA", isa_start..seg.offset);
                 }
                 lost_before_isa = ctx.lost_sets;
+                sets_in_isa = 0;
                 isa_start = seg.offset;
                 in_isa = true;
                 in_gs = false;
@@ -658,6 +658,7 @@ fn run(
             }
             b"SE" => match tx.take() {
                 Some(t) => {
+                    sets_in_isa += 1;
                     if seg.el(1).parse::<usize>().ok() != Some(st_segs) {
                         ctx.finding(
                             "se01_count",
@@ -741,9 +742,10 @@ fn run(
         );
     }
     if in_isa {
+        let complete = ctx.lost_sets == lost_before_isa && sets_in_isa > 0;
         missing_iea(
             &mut ctx,
-            lost_before_isa,
+            complete,
             "has no IEA at end of file",
             isa_start..bytes.len(),
         );
