@@ -381,6 +381,12 @@ fn order_dependent_note(service: &Summary, replay: &Summary) -> String {
              vs replay: {}",
             topics.join(", ")
         ));
+        if topics.iter().any(|t| t.starts_with("payer-kpis ")) {
+            note.push_str(
+                "\n    (replay also emits the payer windows still open at the end of its input; \
+                 the service's stay open until its watermark passes them)",
+            );
+        }
     }
     if !gaps.is_empty() {
         note.push_str(&format!(
