@@ -19,6 +19,17 @@ fn remits(b: &[u8]) -> (Vec<Remittance>, claimwatch::x12::ParseOutput) {
     (r, o)
 }
 
+/// The acknowledgments among a parse's events.
+fn acks(o: &claimwatch::x12::ParseOutput) -> Vec<&claimwatch::model::ClaimAck> {
+    o.events
+        .iter()
+        .filter_map(|e| match e {
+            InputEvent::Ack(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
 fn tx835(isa: &str, ctrl: &str, body: &[&str]) -> String {
     let mut segs = vec![
         isa.to_string(),
@@ -188,14 +199,7 @@ fn receiver_level_rejection_propagates_to_claims() {
     assert_eq!(o.findings.len(), 1, "{:?}", o.findings);
     assert_eq!(o.findings[0].code, "missing_stc");
     assert_eq!(o.findings[0].segment, 20);
-    let acks: Vec<_> = o
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            InputEvent::Ack(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let acks = acks(&o);
     assert_eq!(acks.len(), 2);
     assert_eq!(acks[0].claim_id, "CLAIM-A");
     assert_eq!(acks[0].payer_id.as_deref(), Some("P9"));
@@ -248,14 +252,7 @@ fn two_claims_under_one_patient_are_two_acknowledgments() {
     let o = parse(f.as_bytes(), "t");
     assert!(o.findings.is_empty(), "{:?}", o.findings);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
-    let acks: Vec<_> = o
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            InputEvent::Ack(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let acks = acks(&o);
     assert_eq!(acks.len(), 2, "{acks:?}");
     let status = |a: &claimwatch::model::ClaimAck| -> Vec<String> {
         a.statuses
