@@ -270,13 +270,9 @@ fn setup(members: usize, seed: u64) -> (Broker, tempfile::TempDir, RuntimeConfig
     // through Tansu would otherwise see index stays leave the look-back first (README, *What is
     // equal to replay*).
     config.core.member_lookback_days = 3650;
-    // Claim retentions longer than the input too: after a kill, a restarted partition whose
-    // inputs are fetched unevenly passes over an empty one after `max_task_idle_ms`, the others'
-    // event time runs ahead, and a claim could leave state by its retention before a record of it
-    // on the slower input is read (README, *What is equal to replay*; seen once in the EOS test:
-    // 1 of 678 claims ended with only its secondary payer's 835).
-    config.core.closed_claim_retention_days = 3650;
-    config.core.open_claim_retention_days = 3650;
+    // Claim retentions stay at their defaults: a restarted or moved partition waits for an input
+    // still catching up (`max_task_idle_catch_up_ms`), so event time does not run ahead of a
+    // slower input and retire claims before its records are read (`kafka_catch_up`).
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(topics::create(&config)).unwrap();
     let want = replay_expected(&input, &dir.path().join("replay"), &config);

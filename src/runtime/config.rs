@@ -55,6 +55,11 @@ pub struct RuntimeConfig {
     /// How long a partition task waits for a quiet input before processing the others without
     /// it (the Kafka Streams `max.task.idle.ms` trade-off: order across topics vs latency).
     pub max_task_idle_ms: u64,
+    /// The same wait for an input still catching up: one that has not reached its end since its
+    /// partition was assigned (after a start, a restart or a rebalance). Its backlog is waited
+    /// for, so a restart processes it in replay's order; the bound keeps a partition whose
+    /// leader is unreachable from stalling the others for longer.
+    pub max_task_idle_catch_up_ms: u64,
     /// When every input of a partition is idle, advance its event-time watermark to wall-clock
     /// time minus this lateness so timers (missing ack/remit) still fire. `None` (the default)
     /// keeps time purely event-driven, as replay does; set it for live feeds.
@@ -375,6 +380,7 @@ impl Default for RuntimeConfig {
             // sled flush and one produce round trip per partition.
             checkpoint_interval_ms: 1_000,
             max_task_idle_ms: 200,
+            max_task_idle_catch_up_ms: 10_000,
             idle_wall_clock_lateness_ms: None,
             shutdown_timeout_ms: 30_000,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,

@@ -5,7 +5,12 @@
 //! **Order.** Records are taken by `(event time, topic index, offset)` (replay's order) once every
 //! input has a buffered record or has reached its end; an input that stays empty for
 //! `max_task_idle_ms` while others have data is passed over (latency over strict order, like Kafka
-//! Streams' `max.task.idle.ms`). A bad record sorts at its input's last good event time.
+//! Streams' `max.task.idle.ms`). An input still catching up (it has not reached its end since the
+//! partition was assigned or rewound) is a backlog whose next fetch is on its way, not a quiet
+//! topic: it is waited for up to `max_task_idle_catch_up_ms`, so a restart replays its backlog in
+//! replay's order instead of letting the inputs fetched first run event time ahead (which fired
+//! retention timers before the slower input's records were read). A bad record sorts at its
+//! input's last good event time.
 //!
 //! **Checkpoint** (every `checkpoint_interval_ms`, on revocation and at shutdown), in this order:
 //! 1. await the broker's acknowledgement of every output produced so far (a failed dead-letter
@@ -148,6 +153,9 @@ struct Buffered {
 struct InputState {
     buf: VecDeque<Buffered>,
     eof: bool,
+    /// The input has reached its end at least once since the partition was assigned or rewound:
+    /// from then on it is live, and a quiet spell is passed over after `max_task_idle_ms`.
+    caught_up: bool,
     /// Event time of the last good record (bad ones sort there).
     last_time: i64,
 }
@@ -294,6 +302,7 @@ impl Task {
             .map(|_| InputState {
                 buf: VecDeque::new(),
                 eof: false,
+                caught_up: false,
                 last_time: i64::MIN,
             })
             .collect();
@@ -481,7 +490,10 @@ impl Task {
 
     fn on_queue_error(&mut self, i: usize, e: KafkaError) {
         match e {
-            KafkaError::PartitionEOF(_) => self.inputs[i].eof = true,
+            KafkaError::PartitionEOF(_) => {
+                self.inputs[i].eof = true;
+                self.inputs[i].caught_up = true;
+            }
             e => {
                 // Fetch errors are retried by librdkafka; report and keep going.
                 tracing::warn!(partition = self.id(), topic = %self.specs[i].topic, error = %e, "consume error");
@@ -513,6 +525,25 @@ impl Task {
         }
     }
 
+    /// How long the merge waits for the inputs that have nothing buffered and have not reached
+    /// their end: `max_task_idle_catch_up_ms` if one of them is still catching up, else
+    /// `max_task_idle_ms`.
+    fn idle_wait(&self) -> Duration {
+        let config = &self.shared.config;
+        let catching_up = self
+            .inputs
+            .iter()
+            .any(|i| i.buf.is_empty() && !i.eof && !i.caught_up);
+        let ms = if catching_up {
+            config
+                .max_task_idle_catch_up_ms
+                .max(config.max_task_idle_ms)
+        } else {
+            config.max_task_idle_ms
+        };
+        Duration::from_millis(ms)
+    }
+
     /// The input whose head comes first, if the merge may proceed.
     fn next_input(&mut self) -> Option<usize> {
         let all_ready = self.inputs.iter().all(|i| !i.buf.is_empty() || i.eof);
@@ -522,7 +553,7 @@ impl Task {
             return None;
         }
         if !all_ready {
-            let idle = Duration::from_millis(self.shared.config.max_task_idle_ms);
+            let idle = self.idle_wait();
             let since = *self.idle_since.get_or_insert_with(Instant::now);
             if since.elapsed() < idle {
                 return None;
@@ -868,11 +899,10 @@ impl Task {
 
     /// Waits for input, a control message or the next checkpoint. False when the task must end.
     async fn await_work(&mut self, next_checkpoint: tokio::time::Instant) -> bool {
-        let idle_deadline = self.idle_since.map(|s| {
-            tokio::time::Instant::from_std(
-                s + Duration::from_millis(self.shared.config.max_task_idle_ms),
-            )
-        });
+        let idle_wait = self.idle_wait();
+        let idle_deadline = self
+            .idle_since
+            .map(|s| tokio::time::Instant::from_std(s + idle_wait));
         let wake_at = match idle_deadline {
             Some(d) => d.min(next_checkpoint),
             None => next_checkpoint,
@@ -1179,6 +1209,7 @@ impl Task {
         for (i, spec) in self.specs.iter().enumerate() {
             self.inputs[i].buf.clear();
             self.inputs[i].eof = false;
+            self.inputs[i].caught_up = false;
             let offset = self
                 .partition
                 .offsets()
