@@ -15,11 +15,16 @@
 //! **Checkpoint** (every `checkpoint_interval_ms`, on revocation and at shutdown), in this order:
 //! 1. await the broker's acknowledgement of every output produced so far (a failed dead-letter
 //!    write stops here too);
-//! 2. write the dirty state, the input offsets and the watermark to sled in one atomic batch;
-//! 3. write the same entries to the changelog topics, then a checkpoint marker, and await them;
+//! 2. write the changed entries to the changelog topics and await them, then a checkpoint marker
+//!    (the input offsets and the watermark) and await it;
+//! 3. write the same entries, the input offsets and the watermark to sled in one atomic batch;
 //! 4. commit the input offsets to the consumer group.
 //!
-//! Step 2's encoding is the part that holds the partition (the rest runs beside it as a job), so
+//! The changelog before sled: a store reopened after a crash or a failed checkpoint holds no
+//! change the changelog lacks (its unsent entries would never be sent again), and the marker
+//! never reaches the changelog before the entries it stands for.
+//!
+//! The state's encoding is the part that holds the partition (the rest runs beside it as a job), so
 //! an idle task encodes changed entries ahead of time, a chunk at a time; the checkpoint then
 //! encodes only what changed again since.
 //!
@@ -30,7 +35,7 @@
 //!
 //! **Exactly-once** (`processing_guarantee = exactly_once`): the task has its own transactional
 //! producer, everything it produces between two checkpoints is one transaction, and a checkpoint
-//! is 1, then 3, then the offsets into the transaction and its commit, then 2 (sled after the
+//! is 1, then 2 (entries and marker in the transaction), then the offsets into the transaction and its commit, then 3 (sled after the
 //! commit, so disk never holds state a commit did not make visible). The task waits for the
 //! commit; the sled write runs beside it, and the next checkpoint (or a recovery) waits for that
 //! write first. A failure replaces the producer (its registration aborts the open transaction)
@@ -433,7 +438,9 @@ impl Task {
             if tokio::time::Instant::now() >= next_checkpoint {
                 next_checkpoint = tokio::time::Instant::now() + every;
                 if let Err(e) = self.checkpoint(CommitMode::Async).await {
-                    self.recover(e).await;
+                    if !self.recover(e).await {
+                        return;
+                    }
                     continue;
                 }
             }
@@ -557,6 +564,14 @@ impl Task {
             let since = *self.idle_since.get_or_insert_with(Instant::now);
             if since.elapsed() < idle {
                 return None;
+            }
+            // Passed over: an input that is still empty after the catch-up wait (its leader
+            // unreachable, say) is treated as live from here on, so the next gap costs
+            // `max_task_idle_ms`, not the catch-up wait again.
+            for input in self.inputs.iter_mut() {
+                if input.buf.is_empty() && !input.eof {
+                    input.caught_up = true;
+                }
             }
         } else {
             self.idle_since = None;
@@ -879,8 +894,11 @@ impl Task {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // The producer's own thread delivers; give it a moment. Blocking here is the
                     // backpressure: the task stops consuming while the producer is saturated.
+                    // `block_in_place` lets the runtime move its other tasks (the signal handler,
+                    // the HTTP server, the other partitions) off this worker meanwhile.
                     attempt += 1;
-                    std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(50))));
+                    let pause = Duration::from_micros(200 * u64::from(attempt.min(50)));
+                    tokio::task::block_in_place(|| std::thread::sleep(pause));
                 }
                 Err((e, _)) => {
                     // Not retriable at enqueue time (e.g. record too large): a failed delivery
@@ -968,21 +986,16 @@ impl Task {
     async fn handle_control(&mut self, c: Control) -> bool {
         match c {
             Control::Stop(done) => {
-                let mut attempts = 0;
-                let clean = loop {
-                    match self.checkpoint(CommitMode::Sync).await {
-                        Ok(()) => break true,
-                        Err(e) if attempts < 3 => {
-                            attempts += 1;
-                            tracing::warn!(partition = self.id(), error = %e, "final checkpoint failed; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                        Err(e) => {
-                            // Nothing is lost: the offsets were not committed past the last good
-                            // checkpoint, so the next owner re-processes from there.
-                            tracing::error!(partition = self.id(), error = %e, "final checkpoint failed; the next owner resumes from the previous one");
-                            break false;
-                        }
+                // One attempt. A failed checkpoint has already given up what it failed on (an
+                // output that was not delivered, a job whose writes did not all land): a second
+                // attempt would commit the offsets past it. The offsets stay at the last good
+                // checkpoint and the next owner processes again from there.
+                let clean = match self.checkpoint(CommitMode::Sync).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.shared.metrics.checkpoint_failed();
+                        tracing::error!(partition = self.id(), error = %e, "final checkpoint failed; the next owner resumes from the previous one");
+                        false
                     }
                 };
                 if let Ok(mut s) = self.shared.status.partition_stats.lock() {
@@ -1162,8 +1175,8 @@ impl Task {
     }
 
     /// After a failed checkpoint: drop what is not durable, reload the last checkpoint and read
-    /// again from its offsets.
-    async fn recover(&mut self, e: TaskError) {
+    /// again from its offsets. False when the task was stopped meanwhile.
+    async fn recover(&mut self, e: TaskError) -> bool {
         let status = &self.shared.status;
         status.recoveries.fetch_add(1, Ordering::Relaxed);
         self.shared.metrics.checkpoint_failed();
@@ -1215,13 +1228,29 @@ impl Task {
                 .offsets()
                 .get(&spec.topic)
                 .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            if let Err(e) = self
+            // Until the seek holds: without it the queue would go on from where it was, past
+            // records the reopened state never saw, and the next checkpoint would commit them.
+            let mut pause = Duration::from_secs(1);
+            while let Err(e) = self
                 .consumer
                 .seek(&spec.topic, id, offset, Duration::from_secs(10))
             {
-                tracing::error!(partition = id, topic = %spec.topic, error = %e, "seek failed");
+                tracing::error!(partition = id, topic = %spec.topic, error = %e, "seek failed; retrying");
+                while let Ok(c) = self.control.try_recv() {
+                    match c {
+                        Control::Stop(done) => {
+                            // Nothing after the reopened checkpoint was committed.
+                            let _ = done.send(false);
+                            return false;
+                        }
+                        Control::Stray { .. } => {}
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
             }
         }
+        true
     }
 }
 
@@ -1293,15 +1322,10 @@ impl CheckpointJob {
         let waiting = Instant::now();
         settle(outputs).await?;
         let mut delivered = waiting.elapsed();
-        // 2. State and offsets on disk, atomically (exactly-once: after the commit, step 4).
+        // 2. The changed entries on the changelog, then (once they are all acknowledged) the
+        // marker: a marker is never ahead of the entries it stands for.
         let record = prepared.record().clone();
         let mut prepared = Some(prepared);
-        let mut stats = None;
-        if !exactly_once {
-            let p = prepared.take().expect("not yet written");
-            stats = Some(write_state(&shared, p).await?);
-        }
-        // 3. The same entries, then the marker, on the changelog.
         let handing = Instant::now();
         let mut acks = Vec::with_capacity(changes.len() + 1);
         for c in &changes {
@@ -1318,6 +1342,16 @@ impl CheckpointJob {
                 .await?,
             );
         }
+        if !exactly_once {
+            // (Exactly-once: the transaction's commit makes entries and marker visible
+            // together.)
+            shared
+                .metrics
+                .observe_stage(crate::metrics::Stage::Changelog, handing.elapsed());
+            let waiting = Instant::now();
+            settle(std::mem::take(&mut acks)).await?;
+            delivered += waiting.elapsed();
+        }
         let marker = crate::state::encode_checkpoint(&record);
         let topic = shared.config.topics.changelog(crate::core::TABLES[0].0);
         acks.push(
@@ -1331,15 +1365,25 @@ impl CheckpointJob {
             )
             .await?,
         );
-        shared
-            .metrics
-            .observe_stage(crate::metrics::Stage::Changelog, handing.elapsed());
+        if exactly_once {
+            shared
+                .metrics
+                .observe_stage(crate::metrics::Stage::Changelog, handing.elapsed());
+        }
         let waiting = Instant::now();
         settle(acks).await?;
         delivered += waiting.elapsed();
         shared
             .metrics
             .observe_stage(crate::metrics::Stage::Deliver, delivered);
+        // 3. State and offsets on disk, atomically, after the changelog holds them: the local
+        // store is never ahead of the changelog, so a store reopened after a crash or a failed
+        // checkpoint has no change the changelog lacks (exactly-once: after the commit, step 4).
+        let mut stats = None;
+        if !exactly_once {
+            let p = prepared.take().expect("not yet written");
+            stats = Some(write_state(&shared, p).await?);
+        }
         // 4. The offsets, to the group.
         let mut tpl = TopicPartitionList::new();
         for (topic, offset) in &record.offsets {
