@@ -491,11 +491,25 @@ impl PmpmAgg {
 
     /// The PMPM figures of the window (see the module doc); `None` without any data.
     pub fn window(&self) -> Option<PmpmWindow> {
-        let until = month_of(day_of(self.flow_time));
-        let rows = self.month_rows(until);
-        let last = rows
+        // The paid clock: the latest service month with a paid amount (inside or outside
+        // eligibility). Enrolment records do not move it: an eligibility file stamped months
+        // ahead would otherwise end the window in months of member months and no claims.
+        let last_paid = self
+            .months
             .iter()
-            .rposition(|(_, mm, e, u)| *mm != 0 || *e != 0 || *u != 0)?;
+            .rev()
+            .find(|(_, s)| s.eligible_paid_cents != 0 || s.unenrolled_paid_cents != 0)
+            .map(|(m, _)| *m);
+        let until = last_paid.unwrap_or_else(|| month_of(day_of(self.flow_time)));
+        let rows = self.month_rows(until);
+        // A month at the edge with a handful of member months (coverage stretched past a plan
+        // year for a late discharge) does not end the window: it would push a full month out.
+        let mut mm: Vec<i64> = rows.iter().map(|r| r.1).filter(|n| *n > 0).collect();
+        mm.sort_unstable();
+        let cut = median(&mm) * PMPM_MIN_SHARE_OF_MEDIAN;
+        let last = rows.iter().rposition(|(_, mm, e, u)| {
+            (*mm != 0 || *e != 0 || *u != 0) && (*mm as f64 >= cut || cut == 0.0)
+        })?;
         let first = last.saturating_sub(WINDOW_MONTHS as usize - 1);
         let months: Vec<PmpmMonth> = rows[first..=last]
             .iter()
@@ -516,6 +530,20 @@ impl PmpmAgg {
                 .sum(),
             months,
         })
+    }
+}
+
+/// A month with fewer member months than this share of the median month neither ends the PMPM
+/// window nor (in the report) counts in its headline: a handful of members enrolled (the month
+/// after enrolment data ends, say) gives a PMPM of noise (3 member months, $5,131).
+pub const PMPM_MIN_SHARE_OF_MEDIAN: f64 = 0.01;
+
+/// The median of sorted values (0 for none).
+pub fn median(sorted: &[i64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2] as f64,
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0,
     }
 }
 

@@ -651,6 +651,130 @@ fn the_window_is_twelve_months_to_the_last_month_with_data() {
     assert_eq!(agg.window(), None);
 }
 
+/// One fact: `members` enrolled from `from` (open-ended unless `to`), `paid` cents in each of
+/// the listed months, stamped `at`.
+fn fact(members: i64, from: i32, to: Option<i32>, paid: &[i32], at: &str) -> PmpmFact {
+    let mut member_months = vec![MonthDelta {
+        month: from,
+        delta: members,
+    }];
+    if let Some(to) = to {
+        member_months.push(MonthDelta {
+            month: to,
+            delta: -members,
+        });
+    }
+    PmpmFact {
+        sign: 1,
+        event_time: t(at),
+        member_months,
+        paid: paid
+            .iter()
+            .map(|m| MonthPaid {
+                month: *m,
+                eligible_paid_cents: 10_000,
+                unenrolled_paid_cents: 0,
+            })
+            .collect(),
+    }
+}
+
+const MONTHS_2024: [i32; 12] = [
+    202_401, 202_402, 202_403, 202_404, 202_405, 202_406, 202_407, 202_408, 202_409, 202_410,
+    202_411, 202_412,
+];
+
+#[test]
+fn an_eligibility_record_stamped_later_does_not_move_the_window() {
+    // Open-ended spans; claims paid for service in 2024.
+    let mut agg = PmpmAgg::default();
+    apply_fact(
+        &mut agg,
+        &fact(1_000, 202_401, None, &MONTHS_2024, "2025-01-20"),
+    );
+    let before = agg.window().unwrap();
+    assert_eq!(before.months.last().unwrap().month, "2024-12");
+    // An eligibility file exported in September 2025 (a change of one member's details): its
+    // time is the export's, not a month the claims have reached.
+    apply_fact(&mut agg, &fact(0, 202_401, None, &[], "2025-09-01"));
+    let after = agg.window().unwrap();
+    assert_eq!(after.months.first().unwrap().month, "2024-01");
+    assert_eq!(after.months.last().unwrap().month, "2024-12");
+    assert_eq!(after, before);
+    assert_eq!(after.member_months, 12_000);
+}
+
+#[test]
+fn an_edge_month_with_a_handful_of_members_does_not_end_the_window() {
+    // 1,000 members through 2024, 5 of them (a late discharge) covered into January 2025, with
+    // a claim paid there: the window stays on the 12 full months.
+    let mut agg = PmpmAgg::default();
+    apply_fact(
+        &mut agg,
+        &fact(995, 202_401, Some(202_501), &MONTHS_2024, "2025-02-10"),
+    );
+    apply_fact(
+        &mut agg,
+        &fact(5, 202_401, Some(202_502), &[202_501], "2025-02-10"),
+    );
+    let w = agg.window().unwrap();
+    assert_eq!(w.months.first().unwrap().month, "2024-01");
+    assert_eq!(w.months.last().unwrap().month, "2024-12");
+    assert_eq!(w.member_months, 12_000);
+    assert_eq!(w.paid_cents, 12 * 10_000);
+}
+
+#[test]
+fn a_claim_moved_to_another_member_counts_once() {
+    let engine = Engine::new(CoreConfig::default(), RefData::shared());
+    let mut parts: Vec<Partition> = (0..2)
+        .map(|i| Partition::open(i, PartitionStore::hot_only(i), &engine).unwrap())
+        .collect();
+    let enrol = |m: &str| {
+        (
+            InputEvent::Enrollment(enrollment(
+                m,
+                "S1",
+                Add,
+                "2024-01-01",
+                Some("2024-12-31"),
+                "2023-12-01",
+            )),
+            "ehr.enrollment",
+        )
+    };
+    // Paid under M0001, then replaced with the right member, M0002 (same claim id).
+    let mut corrected = claim("C1", "2024-04-02");
+    corrected.event_id = "clm-C1-2".into();
+    corrected.member_id = "M0002".into();
+    corrected.frequency = crate::model::ClaimFrequency::Replacement;
+    corrected.service_date = d("2024-03-03");
+    corrected.lines[0].service_date = Some(d("2024-03-03"));
+    let events = vec![
+        enrol("M0001"),
+        enrol("M0002"),
+        (InputEvent::Claim(claim("C1", "2024-03-05")), "ehr.claims"),
+        (
+            InputEvent::Remit(remit(
+                "C1",
+                "2024-03-20",
+                "1",
+                45_000,
+                &[(CO, "45", 55_000)],
+            )),
+            "x12.835",
+        ),
+        (InputEvent::Claim(corrected), "ehr.claims"),
+    ];
+    drive(&engine, &mut parts, &events);
+    let agg = pmpm_of(&parts);
+    let paid: i64 = agg.months.values().map(|m| m.eligible_paid_cents).sum();
+    assert_eq!(paid, 45_000, "the payment counts for M0002 only");
+    let owner = partition_for("M0001", 2) as usize;
+    let old = parts[owner].enrolment().get("M0001").unwrap();
+    assert!(old.claims.iter().all(|c| c.paid_cents == 0), "{old:?}");
+}
+
 #[test]
 fn invalid_enrolment_records_are_refused() {
     let ok = enrollment(
@@ -858,12 +982,15 @@ fn paid_claims_reach_the_pmpm_and_state_survives_a_restart() {
         )],
     );
     let agg = pmpm_of(&parts);
+    assert_eq!(
+        agg.months.get(&202_403).map(|m| m.unenrolled_paid_cents),
+        Some(45_000)
+    );
+    // The window ends with the last month that has member months: March has none left.
     let w = agg.window().unwrap();
     assert_eq!(w.member_months, 1);
-    assert_eq!(
-        (w.paid_cents, w.paid_without_eligibility_cents),
-        (0, 45_000)
-    );
+    assert_eq!(w.months.last().unwrap().month, "2024-01");
+    assert_eq!((w.paid_cents, w.paid_without_eligibility_cents), (0, 0));
     // Hot-only partitions agree with durable ones.
     let mut hot: Vec<Partition> = (0..2)
         .map(|i| Partition::open(i, PartitionStore::hot_only(i), &engine).unwrap())

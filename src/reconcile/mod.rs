@@ -804,6 +804,21 @@ impl Reconciler {
                     paid_cents: view.paid_to_date_cents,
                     event_time,
                 }));
+                // A replacement that corrected the member id: the members the claim stood under
+                // before get 0 for it, or its payment would count for both.
+                for (i, old) in state.submissions.iter().enumerate() {
+                    let m = old.member_id.as_str();
+                    let seen = state.submissions[..i].iter().any(|s| s.member_id == m);
+                    if m != member.as_str() && !seen {
+                        out.costs.push(Rekeyed::MemberPaid(MemberPaid {
+                            member_id: m.to_owned(),
+                            claim_id: claim_id.to_owned(),
+                            service_date: old.service_date,
+                            paid_cents: 0,
+                            event_time,
+                        }));
+                    }
+                }
             }
         }
         out.events.push(OutputEvent::ClaimLifecycle(Box::new(view)));

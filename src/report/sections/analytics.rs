@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::{
     bar_svg, dollars, generic_aggregate, head, pct, row, tile, Section, BLUE, GREEN, ORANGE, RED,
 };
+use crate::enrolment::PMPM_MIN_SHARE_OF_MEDIAN;
 use crate::model::{CareGapAction, CareGapEvent, InterventionRoi, ReadmissionSummary, RiskTier};
 use crate::report::{esc, FoldedTopic, Outputs, ReportError};
 
@@ -483,11 +484,6 @@ pub(super) fn care_gaps(sec: &Section, o: &Outputs, s: &mut String) -> Result<()
     })
 }
 
-/// Months with fewer member months than this share of the median month are left out of the
-/// PMPM: a handful of members enrolled (the month after enrolment data ends, say) gives a PMPM
-/// of noise (3 member months, $5,131) that would pull the headline.
-const PMPM_MIN_SHARE_OF_MEDIAN: f64 = 0.01;
-
 /// The months counted in the PMPM and those left out, with the cut-off in member months.
 pub(super) fn pmpm_months(
     months: &[crate::model::PmpmMonth],
@@ -502,12 +498,7 @@ pub(super) fn pmpm_months(
         .filter(|n| *n > 0)
         .collect();
     mm.sort_unstable();
-    let median = match mm.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => mm[n / 2] as f64,
-        n => (mm[n / 2 - 1] + mm[n / 2]) as f64 / 2.0,
-    };
-    let cut = median * PMPM_MIN_SHARE_OF_MEDIAN;
+    let cut = crate::enrolment::median(&mm) * PMPM_MIN_SHARE_OF_MEDIAN;
     let (kept, out) = months
         .iter()
         .partition(|m| m.member_months > 0 && m.member_months as f64 >= cut);
