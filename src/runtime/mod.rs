@@ -636,8 +636,32 @@ impl Service {
             let m = Arc::clone(&shared.metrics);
             m.register_inputs([shared.config.topics.raw_x12.as_str()]);
             Some(tokio::spawn(async move {
-                if let Err(e) = x12ingest::run_raw_consumer(cfg, st, m, stop_rx).await {
-                    tracing::error!(error = %e, "raw X12 consumer stopped");
+                // Supervised: a failure (a message whose events or dead letter cannot be
+                // produced, a commit refused) ends the consumer without committing past the
+                // message; it starts again from the last commit after a pause.
+                let mut pause = Duration::from_secs(1);
+                loop {
+                    let r = x12ingest::run_raw_consumer(
+                        cfg.clone(),
+                        Arc::clone(&st),
+                        Arc::clone(&m),
+                        stop_rx.clone(),
+                    )
+                    .await;
+                    match r {
+                        Ok(()) => break,
+                        Err(e) => {
+                            st.delivery_errors.fetch_add(1, Ordering::Relaxed);
+                            m.delivery_error();
+                            tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "raw X12 consumer failed; starting again from its last commit");
+                        }
+                    }
+                    let mut stop = stop_rx.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(60));
                 }
             }))
         } else {
@@ -777,7 +801,12 @@ impl Service {
         let _ = self.stop.send(true);
         let _ = self.main.await;
         if let Some(x12) = self.x12 {
-            let _ = x12.await;
+            // Its final commit waits for its deliveries: bounded by the deadline, like the
+            // partitions' (what it has not committed is read again at the next start).
+            let x12_deadline = tokio::time::Instant::from_std(deadline);
+            if tokio::time::timeout_at(x12_deadline, x12).await.is_err() {
+                tracing::warn!("raw X12 consumer did not stop by the deadline; its last messages are read again at the next start");
+            }
         }
         if let Some(http) = self.http {
             let _ = http.await;

@@ -71,7 +71,7 @@ pub const CHECKPOINT_MARKER_KEY: &[u8] = b"\0checkpoint";
 pub const INPUT_TIMESTAMP_HEADER: &str = "claimwatch.input.timestamp";
 
 /// Largest original payload copied into a dead letter; longer ones are cut (and say so).
-const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
+pub(crate) const MAX_DEAD_LETTER_PAYLOAD: usize = 512 * 1024;
 
 /// Records buffered per input before the task stops pulling from it (backpressure: librdkafka
 /// then stops fetching the partition once its own queue is full).

@@ -17,11 +17,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::{client_config, RuntimeConfig};
+use super::task::MAX_DEAD_LETTER_PAYLOAD;
 use super::{wire, Status};
 use crate::codec::{AvroCodec, Format};
 use crate::core::partition_for;
@@ -69,7 +72,7 @@ impl X12Publisher {
         payload: &[u8],
         partition: Option<i32>,
         pending: &mut Vec<DeliveryFuture>,
-    ) {
+    ) -> Result<(), KafkaError> {
         loop {
             let mut r = FutureRecord::<[u8], [u8]>::to(topic)
                 .key(key)
@@ -80,9 +83,15 @@ impl X12Publisher {
             match self.producer.send_result(r) {
                 Ok(f) => {
                     pending.push(f);
-                    return;
+                    return Ok(());
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                // The producer's queue is full: its thread delivers meanwhile.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(2)).await
+                }
+                // Not retriable (a record over `message.max.bytes`, say): the caller must not
+                // commit past the message that caused it.
+                Err((e, _)) => return Err(e),
             }
         }
     }
@@ -95,7 +104,7 @@ impl X12Publisher {
         origin: Origin<'_>,
         pending: &mut Vec<DeliveryFuture>,
         report: &mut Published,
-    ) {
+    ) -> Result<(), KafkaError> {
         let Origin {
             source,
             partition,
@@ -112,21 +121,34 @@ impl X12Publisher {
             let topic = self.config.topics.input(event.stream()).to_owned();
             let p = partition_for(event.key(), n);
             self.send(&topic, event.key().as_bytes(), &buf, Some(p), pending)
-                .await;
+                .await?;
             *report.per_topic.entry(topic).or_default() += 1;
         }
         report.findings += parsed.findings.len() as u64;
         for e in &parsed.errors {
+            // A message without an ISA is dead-lettered whole: cut like the partition tasks'
+            // dead letters, so that it fits under the producer's `message.max.bytes`.
+            let raw = e.raw(input);
+            let mut payload = raw[..raw.len().min(MAX_DEAD_LETTER_PAYLOAD)].to_vec();
+            let cut = if raw.len() > MAX_DEAD_LETTER_PAYLOAD {
+                format!(
+                    " (payload of {} bytes cut to {MAX_DEAD_LETTER_PAYLOAD})",
+                    raw.len()
+                )
+            } else {
+                String::new()
+            };
+            payload.shrink_to_fit();
             let dl = OutputEvent::DeadLetter(DeadLetter {
                 source: source.to_owned(),
                 partition,
                 offset,
                 error_kind: format!("x12_{}", e.code),
                 message: format!(
-                    "{} (interchange {}, segment {})",
+                    "{} (interchange {}, segment {}){cut}",
                     e.message, e.interchange, e.segment
                 ),
-                payload: e.raw(input).to_vec(),
+                payload,
                 event_time: 0,
             });
             let topic = self.config.topics.dead_letter.clone();
@@ -138,9 +160,10 @@ impl X12Publisher {
                 continue;
             }
             self.send(&topic, source.as_bytes(), &buf, None, pending)
-                .await;
+                .await?;
             report.dead_letters += 1;
         }
+        Ok(())
     }
 }
 
@@ -176,7 +199,7 @@ pub async fn publish_files(
                 &mut pending,
                 &mut report,
             )
-            .await;
+            .await?;
         settle(&mut pending).await?;
     }
     Ok(report)
@@ -232,7 +255,7 @@ pub async fn run_raw_consumer(
                         &mut pending,
                         &mut report,
                     )
-                    .await;
+                    .await?;
                 status
                     .dead_letters
                     .fetch_add(report.dead_letters - before, Ordering::Relaxed);
