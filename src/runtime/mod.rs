@@ -201,8 +201,24 @@ impl Ctx {
         for p in &assigned {
             self.shared.served.restoring(*p);
         }
+        let mut failed = Vec::new();
         for p in assigned {
-            match self.open_partition(base, p) {
+            // A restore can fail on a passing broker fault (committed offsets or the changelog
+            // not answering in time): a few attempts before giving the partition up.
+            let mut attempt = 0u32;
+            let opened_partition = loop {
+                match self.open_partition(base, p) {
+                    Ok(partition) => break Ok(partition),
+                    Err(e) if attempt < 3 => {
+                        let pause = Duration::from_secs(1 << attempt);
+                        tracing::warn!(partition = p, error = %e, pause_ms = pause.as_millis() as u64, "restoring partition failed; trying again");
+                        std::thread::sleep(pause);
+                        attempt += 1;
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            match opened_partition {
                 Ok(partition) => {
                     for (topic, _) in &self.shared.inputs {
                         if tpl.find_partition(topic, p).is_none() {
@@ -221,7 +237,8 @@ impl Ctx {
                 Err(e) => {
                     // Without its state the partition cannot be processed correctly: leave it
                     // unassigned in this process and let the group move it (we stay not ready).
-                    tracing::error!(partition = p, error = %e, "restoring partition failed");
+                    tracing::error!(partition = p, error = %e, "restoring partition failed; the instance stays not ready");
+                    failed.push(p);
                     self.shared.served.remove(p);
                     for (topic, _) in &self.shared.inputs {
                         let _ = tpl.set_partition_offset(topic, p, Offset::Invalid);
@@ -275,9 +292,12 @@ impl Ctx {
             tasks.insert(p, TaskHandle { control: tx, join });
         }
         status.assigned.store(tasks.len(), Ordering::SeqCst);
-        status.ready.store(true, Ordering::SeqCst);
+        // Not ready while an assigned partition has no state (and so no task): its records wait
+        // until the next rebalance, and the operator must see it.
+        let ready = failed.is_empty();
+        status.ready.store(ready, Ordering::SeqCst);
         self.shared.metrics.set_assigned_partitions(tasks.len());
-        self.shared.metrics.set_ready(true);
+        self.shared.metrics.set_ready(ready);
         // The partitions' state is as durable as their checkpoints: current until new records.
         self.shared.metrics.checkpoint_current();
         tracing::info!(
