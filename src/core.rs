@@ -1294,11 +1294,22 @@ impl Partition {
         }
     }
 
-    /// The end of a replay: closes the utilization weeks up to the latest fact time of any member
-    /// partition (see [`utilization::aggregate::finish`]) and emits them.
-    pub fn finish_utilization(&mut self, engine: &Engine, out: &mut Vec<OutputEvent>) {
+    /// The latest utilization fact time this partition's flow has seen (the end of a replay takes
+    /// the latest over all partitions).
+    pub fn latest_utilization_fact(&self) -> Option<EpochMillis> {
+        utilization::aggregate::latest_fact(&self.util.keys)
+    }
+
+    /// The end of a replay: closes the utilization weeks up to `latest`, the latest fact time of
+    /// any partition (see [`utilization::aggregate::finish`]), and emits them.
+    pub fn finish_utilization(
+        &mut self,
+        engine: &Engine,
+        latest: EpochMillis,
+        out: &mut Vec<OutputEvent>,
+    ) {
         if engine.utilization.enabled {
-            utilization::aggregate::finish(&mut self.util.keys, &engine.utilization, out);
+            utilization::aggregate::finish(&mut self.util.keys, &engine.utilization, latest, out);
         }
     }
 

@@ -144,3 +144,53 @@ fn intervals_cover_about_their_share() {
         assert!((0.90..=1.0).contains(&c95), "h {h}: 95 % coverage {c95}");
     }
 }
+
+/// The end of a replay closes every key's weeks to the same day, whatever the partition count
+/// (each partition used to close its keys to the latest fact it had received itself, so some
+/// service lines stopped a week earlier than others).
+#[test]
+fn the_last_week_closed_does_not_depend_on_the_partition_count() {
+    use claimwatch::codec::Format;
+    use claimwatch::generate::{generate, write::write_population, GenerateConfig};
+    // Not the shared fixture: its directory is one per test binary.
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(&GenerateConfig {
+        members: 600,
+        seed: 5,
+        ..GenerateConfig::default()
+    });
+    let input = dir.path().join("in");
+    write_population(&g, &input, Format::Json).unwrap();
+    let weeks = |partitions: u32| -> BTreeMap<(String, i32), (i64, i64)> {
+        let out = dir.path().join(format!("out-{partitions}"));
+        claimwatch::replay::run(&claimwatch::replay::ReplayOptions {
+            input: input.clone(),
+            out: out.clone(),
+            state: None,
+            config: CoreConfig {
+                partitions,
+                ..CoreConfig::default()
+            },
+            stop_after: None,
+            close_open_windows: true,
+        })
+        .unwrap();
+        let mut last = BTreeMap::new();
+        for r in lines::<UtilizationForecast>(&out.join("claimwatch.utilization-forecast.jsonl")) {
+            last.insert((r.key.clone(), r.week_start), (r.admissions, r.ed_visits));
+        }
+        last
+    };
+    // The last week each key closed (the end of the replay closes them).
+    let last_closed = |m: &BTreeMap<(String, i32), (i64, i64)>| -> BTreeMap<String, i32> {
+        let mut last = BTreeMap::new();
+        for (key, week) in m.keys() {
+            last.insert(key.clone(), *week);
+        }
+        last
+    };
+    let one = last_closed(&weeks(1));
+    let four = last_closed(&weeks(4));
+    assert!(one.len() > 20, "{}", one.len());
+    assert_eq!(four, one);
+}

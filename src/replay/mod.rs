@@ -362,6 +362,10 @@ pub fn run_with_models(
     }
     if !stopped_early {
         // The end of the input: the population groups changed on the last day are emitted.
+        let latest_utilization = partitions
+            .iter()
+            .filter_map(|p| p.latest_utilization_fact())
+            .max();
         for p in &mut partitions {
             p.flush_population(&engine, &mut out);
             p.close_cash(&engine, &mut out);
@@ -369,7 +373,9 @@ pub fn run_with_models(
                 p.close_payer_windows(&engine, &mut out);
             }
             p.close_providers(&engine, &mut out);
-            p.finish_utilization(&engine, &mut out);
+            if let Some(t) = latest_utilization {
+                p.finish_utilization(&engine, t, &mut out);
+            }
         }
         for o in out.drain(..) {
             tally.observe(&o);

@@ -190,17 +190,26 @@ pub fn flush(
     }
 }
 
-/// The end of a replay: nothing more is on its way, so the flow's time is the latest fact time of
-/// any source (a partition without encounters would otherwise hold every week open). Closes the
-/// weeks up to its watermark and emits every week changed since its last emission.
-pub fn finish(table: &mut Table<UtilEntry>, cfg: &Utilization, out: &mut Vec<OutputEvent>) {
-    let latest = table
+/// The latest fact time this partition's flow has seen from any source (see [`finish`]).
+pub fn latest_fact(table: &Table<UtilEntry>) -> Option<EpochMillis> {
+    table
         .get(FLOW_KEY)
         .and_then(|e| e.sources.iter().copied().max())
-        .filter(|t| *t != i64::MIN);
-    if let Some(t) = latest {
-        advance(table, cfg, t, out);
-    }
+        .filter(|t| *t != i64::MIN)
+}
+
+/// The end of a replay: nothing more is on its way, so the flow's time is `latest`, the latest
+/// fact time of any source on any partition ([`latest_fact`] over all of them: one partition's
+/// own latest would close its keys' weeks to another day than the others', and the output would
+/// depend on the partition count). Closes the weeks up to its watermark and emits every week
+/// changed since its last emission.
+pub fn finish(
+    table: &mut Table<UtilEntry>,
+    cfg: &Utilization,
+    latest: EpochMillis,
+    out: &mut Vec<OutputEvent>,
+) {
+    advance(table, cfg, latest, out);
 }
 
 /// Closes the weeks of a key up to `last` (a Monday), oldest first, and drops the weeks no

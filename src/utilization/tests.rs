@@ -587,7 +587,8 @@ fn the_watermark_waits_for_every_source_partition() {
     assert!(records(&out).is_empty());
     // The end of a replay: the latest time (Monday noon of week 10, watermark Saturday of week 9)
     // closes weeks 4-8.
-    aggregate::finish(&mut table, &cfg, &mut out);
+    let latest = aggregate::latest_fact(&table).unwrap();
+    aggregate::finish(&mut table, &cfg, latest, &mut out);
     let recs = records(&out);
     assert_eq!(recs.first().unwrap().iso_week, "2024-W04");
     assert_eq!(recs.first().unwrap().admissions, 2);
