@@ -991,3 +991,43 @@ fn fit_from_examples_file() {
         );
     }
 }
+
+#[test]
+fn the_documentation_and_authorization_drivers_read_the_raw_share() {
+    let c = claim("C1", "2024-03-10");
+    let mut h = DenialHistory::default();
+    h.service.submitted = 15.0;
+    h.service.submitted_with_attachment = 15.0;
+    let f = features::denial_features(&c, "E/M", &h, 20.0);
+    // The model's input is shrunk toward 0 with 20 pseudo-claims...
+    assert!(
+        (f.numeric[10] - 15.0 / 35.0).abs() < 1e-9,
+        "{}",
+        f.numeric[10]
+    );
+    // ...the driver says what happened, and 15 of 15 makes documentation usual.
+    let text = explain_denial(10, 0.4, &f, &h);
+    assert!(
+        text.contains("15 of 15 recent claims") && text.contains("(100 %)"),
+        "{text}"
+    );
+    assert_eq!(
+        features::likely_denial_category(&c, &h),
+        Some("MISSING_INFORMATION")
+    );
+    // Authorization wins when the code family usually carries one and the claim has none.
+    h.family.submitted = 8.0;
+    h.family.submitted_with_auth = 6.0;
+    let f = features::denial_features(&c, "E/M", &h, 20.0);
+    let text = explain_denial(4, 0.4, &f, &h);
+    assert!(text.contains("6 of 8 recent claims (75 %)"), "{text}");
+    assert_eq!(
+        features::likely_denial_category(&c, &h),
+        Some("AUTHORIZATION")
+    );
+    // Four submissions are too few to make anything usual.
+    h.family = Default::default();
+    h.service.submitted = 4.0;
+    h.service.submitted_with_attachment = 4.0;
+    assert_eq!(features::likely_denial_category(&c, &h), None);
+}
