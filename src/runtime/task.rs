@@ -289,6 +289,17 @@ pub(crate) struct Task {
     txn_open: bool,
 }
 
+impl Drop for Task {
+    /// A task dropped with a checkpoint job still running (aborted past the stop deadline, its
+    /// partition about to move) aborts the job: left running, it could write changelog entries and
+    /// a marker after the next owner's, and commit older offsets.
+    fn drop(&mut self) {
+        if let Some(job) = self.in_flight.take() {
+            job.abort();
+        }
+    }
+}
+
 impl Task {
     pub(crate) fn new(
         shared: Arc<Shared>,
@@ -1073,8 +1084,12 @@ impl Task {
     /// its own job (revocation, shutdown).
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), TaskError> {
         self.trim_buffers();
-        if let Some(job) = self.in_flight.take() {
-            job.await.map_err(|_| TaskError::Cancelled)??;
+        // Awaited in place (not taken): a task aborted meanwhile (a stop past its deadline)
+        // aborts its job on drop instead of leaving it to write after the next owner.
+        if let Some(job) = self.in_flight.as_mut() {
+            let r = job.await;
+            self.in_flight = None;
+            r.map_err(|_| TaskError::Cancelled)??;
         }
         if let Some(e) = self.failed_enqueue.take() {
             return Err(TaskError::Delivery(e));
@@ -1131,11 +1146,13 @@ impl Task {
             }
             return Ok(());
         }
-        let handle = tokio::spawn(async move { job.run().await.map(|_| ()) });
+        let job = self
+            .in_flight
+            .insert(tokio::spawn(async move { job.run().await.map(|_| ()) }));
         if matches!(mode, CommitMode::Sync) {
-            handle.await.map_err(|_| TaskError::Cancelled)??;
-        } else {
-            self.in_flight = Some(handle);
+            let r = job.await;
+            self.in_flight = None;
+            r.map_err(|_| TaskError::Cancelled)??;
         }
         Ok(())
     }
