@@ -1076,7 +1076,7 @@ fn high_cost_members(sec: &Section, o: &Outputs, s: &mut String) -> Result<(), R
     tile(
         s,
         &dollars(paid as i64),
-        "paid in the 12 months before their flag (flagged members)",
+        "paid on stays in the 12 months before their flag (flagged members)",
     );
     tile(
         s,
