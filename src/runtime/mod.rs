@@ -81,6 +81,9 @@ pub struct Status {
     /// Partitions restored from the changelog (not from the local store).
     pub restored_from_changelog: AtomicU64,
     pub restored_entries: AtomicU64,
+    /// Assigned partitions given up after their restore failed 4 times (each leaves the instance
+    /// not ready until the next rebalance).
+    pub restore_failures: AtomicU64,
     /// True when assigned partitions are restored and running.
     pub ready: AtomicBool,
     /// Counters of each partition's core as its task last stopped (summaries).
@@ -239,6 +242,7 @@ impl Ctx {
                     // unassigned in this process and let the group move it (we stay not ready).
                     tracing::error!(partition = p, error = %e, "restoring partition failed; the instance stays not ready");
                     failed.push(p);
+                    status.restore_failures.fetch_add(1, Ordering::Relaxed);
                     self.shared.served.remove(p);
                     for (topic, _) in &self.shared.inputs {
                         let _ = tpl.set_partition_offset(topic, p, Offset::Invalid);

@@ -1,0 +1,64 @@
+//! A partition whose state cannot be restored leaves the instance not ready (README, "Health and
+//! metrics endpoints"): the restore is tried 4 times, then the partition waits for the next
+//! rebalance, and readiness must say so instead of reporting the instance ready without it.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use claimwatch::runtime::{topics, RuntimeConfig, Service};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_whose_partition_cannot_be_restored_is_not_ready() {
+    let mock = MockCluster::new(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig {
+        brokers: mock.bootstrap_servers(),
+        group_id: "restore-failure".into(),
+        state_dir: dir.path().join("state"),
+        http_listen: None,
+        ..RuntimeConfig::default()
+    };
+    config.topics.partitions = 1;
+    config.core.partitions = 1;
+    config
+        .consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    for spec in topics::all(&config) {
+        mock.create_topic(&spec.name, 1, 1).unwrap();
+    }
+    // Every attempt to read the group's committed offsets (the first step of a restore) is
+    // refused (more errors than the attempts take, librdkafka retrying some of them).
+    mock.request_errors(
+        RDKafkaApiKey::OffsetFetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED; 200],
+    );
+    let service = Service::start(config.clone()).await.unwrap();
+    let status = std::sync::Arc::clone(&service.status);
+    // Assignment, then the attempts (pauses of 1, 2 and 4 s between them): never ready.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while status.restore_failures.load(Ordering::SeqCst) == 0 {
+        assert!(
+            !status.ready.load(Ordering::SeqCst),
+            "ready without the partition's state"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the restore attempts never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Given up: still not ready, no task.
+    for _ in 0..20 {
+        assert!(
+            !status.ready.load(Ordering::SeqCst),
+            "ready without the partition's state"
+        );
+        assert_eq!(status.assigned.load(Ordering::SeqCst), 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    service.shutdown().await;
+}
