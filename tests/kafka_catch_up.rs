@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use claimwatch::codec::Format;
 use claimwatch::replay::{self, ReplayOptions};
-use claimwatch::runtime::{produce, topics, RuntimeConfig, Service};
+use claimwatch::runtime::{produce, topics, Service};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use support::*;
 
@@ -29,34 +29,22 @@ async fn differing_claims(catch_up_ms: u64) -> (usize, usize) {
     let input = dir.path().join("input");
     claimwatch::generate::write::generate_to_dir(150, 11, &input, Format::Json).unwrap();
     let group = format!("catch-up-{catch_up_ms}");
-    let mut config = RuntimeConfig {
-        brokers: mock.bootstrap_servers(),
-        group_id: group.clone(),
-        state_dir: dir.path().join("state"),
-        checkpoint_interval_ms: 500,
-        http_listen: None,
-        max_task_idle_ms: 200,
-        max_task_idle_catch_up_ms: catch_up_ms,
-        ..RuntimeConfig::default()
-    };
-    config.topics.partitions = PARTITIONS as i32;
-    config.core.partitions = PARTITIONS;
+    let mut config = mock_config(&mock, &group, &dir.path().join("state"), PARTITIONS);
+    config.checkpoint_interval_ms = 500;
+    config.max_task_idle_ms = 200;
+    config.max_task_idle_catch_up_ms = catch_up_ms;
     // Short retentions: a claim whose 835 is read more than 60 days of event time after its
     // other records has left state. In replay's order no remittance comes that late.
     config.core.closed_claim_retention_days = 60;
     config.core.open_claim_retention_days = 60;
-    config
-        .consumer
-        .insert("session.timeout.ms".into(), "6000".into());
     mock.coordinator(MockCoordinator::Group(group), 1).unwrap();
     for spec in topics::all(&config) {
-        mock.create_topic(&spec.name, PARTITIONS as i32, 1).unwrap();
+        let leader = if spec.name == config.topics.remits {
+            SLOW_BROKER
+        } else {
+            1
+        };
         for p in 0..PARTITIONS as i32 {
-            let leader = if spec.name == config.topics.remits {
-                SLOW_BROKER
-            } else {
-                1
-            };
             mock.partition_leader(&spec.name, p, Some(leader)).unwrap();
         }
     }

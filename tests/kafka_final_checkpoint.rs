@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use claimwatch::runtime::{topics, RuntimeConfig, Service};
+use claimwatch::runtime::Service;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -18,28 +18,14 @@ use support::*;
 async fn an_undeliverable_dead_letter_is_not_committed_at_shutdown() {
     let mock = MockCluster::new(1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig {
-        brokers: mock.bootstrap_servers(),
-        group_id: "final-checkpoint".into(),
-        state_dir: dir.path().join("state"),
-        // No routine checkpoint during the test: the stop's is the first.
-        checkpoint_interval_ms: 600_000,
-        http_listen: None,
-        ..RuntimeConfig::default()
-    };
-    config.topics.partitions = 1;
-    config.core.partitions = 1;
-    config
-        .consumer
-        .insert("session.timeout.ms".into(), "6000".into());
+    let mut config = mock_config(&mock, "final-checkpoint", &dir.path().join("state"), 1);
+    // No routine checkpoint during the test: the stop's is the first.
+    config.checkpoint_interval_ms = 600_000;
     // The service's producer refuses records over 4,000 bytes: the dead letter of a 6 KB
     // garbage record (it carries the original bytes) cannot be enqueued.
     config
         .producer
         .insert("message.max.bytes".into(), "4000".into());
-    for spec in topics::all(&config) {
-        mock.create_topic(&spec.name, 1, 1).unwrap();
-    }
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap_servers())
         .create()

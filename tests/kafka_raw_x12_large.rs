@@ -6,7 +6,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use claimwatch::runtime::{topics, RuntimeConfig, Service};
+use claimwatch::runtime::Service;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -16,21 +16,7 @@ use support::*;
 async fn a_huge_garbage_message_is_dead_lettered_cut_and_the_next_one_parsed() {
     let mock = MockCluster::new(1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig {
-        brokers: mock.bootstrap_servers(),
-        group_id: "raw-x12-large".into(),
-        state_dir: dir.path().join("state"),
-        http_listen: None,
-        ..RuntimeConfig::default()
-    };
-    config.topics.partitions = 2;
-    config.core.partitions = 2;
-    config
-        .consumer
-        .insert("session.timeout.ms".into(), "6000".into());
-    for spec in topics::all(&config) {
-        mock.create_topic(&spec.name, 2, 1).unwrap();
-    }
+    let config = mock_config(&mock, "raw-x12-large", &dir.path().join("state"), 2);
     let x12_dir = dir.path().join("x12");
     claimwatch::generate::write::generate_x12_to_dir(5, 3, &x12_dir).unwrap();
     let remits = std::fs::read(x12_dir.join("remits.835")).unwrap();

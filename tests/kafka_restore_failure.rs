@@ -7,29 +7,16 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use claimwatch::runtime::{topics, RuntimeConfig, Service};
+use claimwatch::runtime::Service;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_instance_whose_partition_cannot_be_restored_is_not_ready() {
     let mock = MockCluster::new(1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig {
-        brokers: mock.bootstrap_servers(),
-        group_id: "restore-failure".into(),
-        state_dir: dir.path().join("state"),
-        http_listen: None,
-        ..RuntimeConfig::default()
-    };
-    config.topics.partitions = 1;
-    config.core.partitions = 1;
-    config
-        .consumer
-        .insert("session.timeout.ms".into(), "6000".into());
-    for spec in topics::all(&config) {
-        mock.create_topic(&spec.name, 1, 1).unwrap();
-    }
+    let config = mock_config(&mock, "restore-failure", &dir.path().join("state"), 1);
     // Every attempt to read the group's committed offsets (the first step of a restore) is
     // refused (more errors than the attempts take, librdkafka retrying some of them).
     mock.request_errors(

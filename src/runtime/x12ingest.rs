@@ -129,7 +129,7 @@ impl X12Publisher {
             // A message without an ISA is dead-lettered whole: cut like the partition tasks'
             // dead letters, so that it fits under the producer's `message.max.bytes`.
             let raw = e.raw(input);
-            let mut payload = raw[..raw.len().min(MAX_DEAD_LETTER_PAYLOAD)].to_vec();
+            let payload = raw[..raw.len().min(MAX_DEAD_LETTER_PAYLOAD)].to_vec();
             let cut = if raw.len() > MAX_DEAD_LETTER_PAYLOAD {
                 format!(
                     " (payload of {} bytes cut to {MAX_DEAD_LETTER_PAYLOAD})",
@@ -138,7 +138,6 @@ impl X12Publisher {
             } else {
                 String::new()
             };
-            payload.shrink_to_fit();
             let dl = OutputEvent::DeadLetter(DeadLetter {
                 source: source.to_owned(),
                 partition,

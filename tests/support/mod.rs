@@ -124,6 +124,32 @@ pub fn config(broker: &Broker, group: &str, state_dir: &Path, partitions: u32) -
     c
 }
 
+/// The service's configuration on librdkafka's mock cluster (`partitions` per keyed flow, no HTTP
+/// listener, group joins of a few seconds), with every topic it uses created on the cluster.
+#[allow(dead_code)] // not every test binary runs on the mock cluster
+pub fn mock_config(
+    mock: &rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    group: &str,
+    state_dir: &Path,
+    partitions: u32,
+) -> RuntimeConfig {
+    let mut c = RuntimeConfig {
+        brokers: mock.bootstrap_servers(),
+        group_id: group.into(),
+        state_dir: state_dir.to_owned(),
+        http_listen: None,
+        ..RuntimeConfig::default()
+    };
+    c.topics.partitions = partitions as i32;
+    c.core.partitions = partitions;
+    c.consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    for spec in claimwatch::runtime::topics::all(&c) {
+        mock.create_topic(&spec.name, partitions as i32, 1).unwrap();
+    }
+    c
+}
+
 /// Reads every record of `topic` (all partitions) until nothing new arrives for `quiet`.
 pub fn read_topic(
     bootstrap: &str,
